@@ -1,0 +1,230 @@
+//! The command line: `attendd <command>`, parsed with clap and dispatched.
+//!
+//! Exit codes (`interfaces.md`): 0 success, 1 bad input or configuration
+//! (the message says what and where), 2 store or network failure.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+
+use crate::evaluate::{self, EvaluateError, Outcome};
+
+/// attendd: time and attendance for face-recognition terminals.
+#[derive(Debug, Parser)]
+#[command(name = "attendd", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify employee-days from CSV files, offline (no store, no network).
+    ///
+    /// Prints one record per employee and date in [--from, --to], sorted by
+    /// employee id then date: a table, or JSON lines with --json. Malformed
+    /// rows are reported on stderr with file and line; the good rows are
+    /// still evaluated and the exit code is 1.
+    Evaluate(EvaluateArgs),
+    /// Validate a daemon configuration (and the policy it names), or a
+    /// single policy file with --policy. Lists every problem with file, key
+    /// and reason; exits 1 when there is any.
+    CheckConfig(CheckConfigArgs),
+}
+
+/// `attendd evaluate`.
+#[derive(Debug, clap::Args)]
+pub struct EvaluateArgs {
+    /// Policy file (TOML), e.g. config/policies/seed-default.toml.
+    #[arg(long, value_name = "POLICY.toml")]
+    pub policy: PathBuf,
+    /// employees.csv: employee_id,name,team,supervisor[,shift][,alias].
+    #[arg(long, value_name = "FILE")]
+    pub employees: PathBuf,
+    /// punches.csv: employee_id,time[,device_id].
+    #[arg(long, value_name = "FILE")]
+    pub punches: PathBuf,
+    /// roster.csv: employee_id,date,shift (a shift id or `rest`).
+    #[arg(long, value_name = "FILE")]
+    pub roster: Option<PathBuf>,
+    /// leaves.csv: employee_id,start,end,kind,status.
+    #[arg(long, value_name = "FILE")]
+    pub leaves: Option<PathBuf>,
+    /// holidays.csv: date,kind (holiday or workday).
+    #[arg(long, value_name = "FILE")]
+    pub holidays: Option<PathBuf>,
+    /// First date, YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: NaiveDate,
+    /// Last date (inclusive), YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: NaiveDate,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// After the days, print each employee's monthly score per month.
+    #[arg(long)]
+    pub scores: bool,
+}
+
+/// `attendd check-config`.
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    /// Daemon configuration; default $ATTENDD_CONFIG, else /etc/attendd/attendd.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check this policy file alone instead of a daemon configuration.
+    #[arg(long, value_name = "POLICY.toml", conflicts_with = "config")]
+    pub policy: Option<PathBuf>,
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut err = io::stderr();
+    let code = match cli.command {
+        Command::Evaluate(a) => run_evaluate(a, &mut out, &mut err),
+        Command::CheckConfig(a) => run_check_config(a, &mut out, &mut err),
+    };
+    if let Err(e) = out.flush()
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        let _ = writeln!(err, "error: writing output: {e}");
+        return ExitCode::from(2);
+    }
+    code
+}
+
+fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    let req = evaluate::Request {
+        policy: a.policy,
+        employees: a.employees,
+        punches: a.punches,
+        roster: a.roster,
+        leaves: a.leaves,
+        holidays: a.holidays,
+        from: a.from,
+        to: a.to,
+        json: a.json,
+        scores: a.scores,
+    };
+    match evaluate::run(&req, out, err) {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::BadRows(n)) => {
+            let _ = writeln!(err, "error: {n} malformed row(s) skipped; the other rows were evaluated");
+            ExitCode::from(1)
+        }
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(EvaluateError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(EvaluateError::Output(e)) => {
+            let _ = writeln!(err, "error: writing output: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{}", prefix_lines("error: ", &e.to_string()));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn prefix_lines(prefix: &str, text: &str) -> String {
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    if let Some(p) = a.policy {
+        return match crate::policy::load(&p) {
+            Ok(pol) => {
+                let _ = writeln!(out, "{}: ok", p.display());
+                let _ = describe_policy(&pol, out);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                let _ = writeln!(err, "{}", prefix_lines("error: ", &e.to_string()));
+                ExitCode::from(1)
+            }
+        };
+    }
+    let path = crate::config::config_path(a.config.as_deref());
+    match crate::config::load(&path) {
+        Ok(c) => {
+            let _ = writeln!(out, "{}: ok", path.display());
+            let _ = writeln!(out, "policy: {}", c.policy_path.display());
+            let _ = describe_policy(&c.policy, out);
+            let _ = writeln!(out, "store: {}", redact(&c.store_url));
+            for m in &c.sources.mqtt {
+                let _ = writeln!(
+                    out,
+                    "source mqtt: {} topics {} decoder {} client_id {}",
+                    m.broker,
+                    m.topics.join(","),
+                    m.decoder,
+                    m.client_id
+                );
+            }
+            for s in &c.sources.serial {
+                let _ = writeln!(out, "source serial: {} {} baud decoder {}", s.path.display(), s.baud, s.decoder);
+            }
+            if let Some(h) = c.http_listen {
+                let _ = writeln!(out, "http: {h}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{}", prefix_lines("error: ", &e.to_string()));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Hides a password in a URL before printing it.
+fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((cred, host)) = rest.split_once('@')
+        && let Some((user, _)) = cred.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+fn describe_policy(p: &crate::domain::policy::Policy, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "policy {} version {} ({}), zone {}", p.id, p.version, p.name, p.tz)?;
+    for s in &p.shifts {
+        writeln!(
+            out,
+            "  shift {}: {}–{}{}",
+            s.id,
+            s.start.format("%H:%M"),
+            s.end.format("%H:%M"),
+            if s.overnight { " (next day)" } else { "" }
+        )?;
+    }
+    writeln!(
+        out,
+        "  grace: late {} min, early {} min; day cap {}",
+        p.lateness.grace_minutes,
+        p.earliness.grace_minutes,
+        p.absence.day_cap.map_or("none".into(), |c| c.to_string())
+    )?;
+    for c in &p.categories {
+        writeln!(
+            out,
+            "  category {} {} / {}: cap {}",
+            c.id,
+            c.zh,
+            c.en,
+            c.cap.map_or("none".into(), |c| c.to_string())
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,398 @@
+//! The engine's vocabulary: employees, punches, leave, roster rows, holiday
+//! calendars, and the verdict an employee-day receives.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::points::Points;
+
+/// An employee id as HR and the terminals spell it. Always text: terminals
+/// send ids with leading zeros (`0217`) or letters, so ids are never parsed
+/// as numbers.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EmployeeId(pub Arc<str>);
+
+impl EmployeeId {
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EmployeeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for EmployeeId {
+    fn from(s: &str) -> Self {
+        EmployeeId(Arc::from(s))
+    }
+}
+
+/// Index of a shift in [`crate::domain::policy::Policy::shifts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShiftIdx(pub u16);
+
+/// One person on the payroll, as employees.csv describes them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Employee {
+    /// HR's id for the person (the terminals' PIN or `customId`).
+    pub id: EmployeeId,
+    /// Display name.
+    pub name: String,
+    /// Team, used to route alerts and to scope supervisors.
+    pub team: String,
+    /// The supervisor who is told about absences.
+    pub supervisor: String,
+    /// The person's default shift, overriding the policy's default shift.
+    pub default_shift: Option<ShiftIdx>,
+    /// Card numbers and face-match names that identify the person.
+    pub aliases: Vec<String>,
+}
+
+/// One recognition event, already attributed to an employee.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Punch {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The terminal that saw it, when known.
+    pub device: Option<Arc<str>>,
+}
+
+/// Whether a leave request was approved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveStatus {
+    /// Approved: excuses the time it covers.
+    Approved,
+    /// Waiting for a decision: excuses nothing (坐席考勤管理制度 三2).
+    Pending,
+    /// Refused: excuses nothing.
+    Rejected,
+}
+
+/// A period of leave or field work (外出) for one employee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leave {
+    /// Start instant (inclusive).
+    pub start: DateTime<Utc>,
+    /// End instant (exclusive).
+    pub end: DateTime<Utc>,
+    /// `annual`, `sick`, `personal`, `field`, or a site's own kind.
+    pub kind: Arc<str>,
+    /// Approval state.
+    pub status: LeaveStatus,
+}
+
+impl Leave {
+    /// Field work (外出) is recorded as work done elsewhere, not as absence
+    /// (坐席考勤管理制度 四2).
+    pub fn is_field(&self) -> bool {
+        &*self.kind == "field"
+    }
+}
+
+/// What a roster row says about one employee-date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RosterEntry {
+    /// The employee works this shift, starting on that date.
+    Shift(ShiftIdx),
+    /// The employee is off that date.
+    Rest,
+}
+
+/// What the holiday calendar says about a date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HolidayKind {
+    /// A public holiday: no work unless rostered.
+    Holiday,
+    /// A make-up workday (调休): the default shift applies even on a weekend.
+    Workday,
+}
+
+/// A holiday calendar: public holidays and make-up workdays by date.
+pub type Holidays = BTreeMap<NaiveDate, HolidayKind>;
+
+/// An employee's roster rows by date.
+pub type Roster = HashMap<NaiveDate, RosterEntry>;
+
+/// The status an employee-day ends with (`interfaces.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Worked the shift within grace on both sides.
+    Present,
+    /// Late beyond grace but not converted to absence.
+    Late,
+    /// Left early beyond grace but not converted to absence.
+    EarlyLeave,
+    /// Both late and early.
+    LateAndEarly,
+    /// Counts as half a day of absence.
+    AbsentHalf,
+    /// Counts as a whole day of absence.
+    AbsentFull,
+    /// Approved leave covering the whole shift.
+    OnLeave,
+    /// Approved field work covering the whole shift.
+    Field,
+    /// Not a workday.
+    Rest,
+    /// A public holiday.
+    Holiday,
+}
+
+impl Status {
+    /// The snake_case name used in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Present => "present",
+            Status::Late => "late",
+            Status::EarlyLeave => "early_leave",
+            Status::LateAndEarly => "late_and_early",
+            Status::AbsentHalf => "absent_half",
+            Status::AbsentFull => "absent_full",
+            Status::OnLeave => "on_leave",
+            Status::Field => "field",
+            Status::Rest => "rest",
+            Status::Holiday => "holiday",
+        }
+    }
+
+    /// Chinese label, as HR reads it.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Status::Present => "正常",
+            Status::Late => "迟到",
+            Status::EarlyLeave => "早退",
+            Status::LateAndEarly => "迟到且早退",
+            Status::AbsentHalf => "旷工半天",
+            Status::AbsentFull => "旷工一天",
+            Status::OnLeave => "请假",
+            Status::Field => "外出",
+            Status::Rest => "休息",
+            Status::Holiday => "节假日",
+        }
+    }
+
+    /// True for days the employee was expected to work.
+    pub fn is_workday(self) -> bool {
+        !matches!(self, Status::Rest | Status::Holiday)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one side of a shift (arrival or departure) was graded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grade {
+    /// Within grace.
+    OnTime,
+    /// Late or early beyond grace, not converted to absence.
+    Minor,
+    /// Converted to half a day of absence.
+    HalfDay,
+    /// Converted to a whole day of absence.
+    FullDay,
+}
+
+impl Grade {
+    /// The absence this grade counts as, in days.
+    pub fn absence(self) -> Points {
+        match self {
+            Grade::OnTime | Grade::Minor => Points::ZERO,
+            Grade::HalfDay => Points::HALF,
+            Grade::FullDay => Points::ONE,
+        }
+    }
+}
+
+/// One deduction (or bonus, with negative points never used here) that a
+/// day's verdict puts in the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deduction {
+    /// Rule id from the policy's catalogue.
+    pub rule: Arc<str>,
+    /// Category the points count against.
+    pub category: Arc<str>,
+    /// Points deducted.
+    pub points: Points,
+}
+
+/// A grading of one side of a shift, with the minutes that led to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideGrade {
+    /// Whole minutes late (or early), rounded down.
+    pub minutes: i64,
+    /// The outcome.
+    pub grade: Grade,
+    /// The rule applied, when any (none when on time).
+    pub rule: Option<Arc<str>>,
+    /// Points before the day cap.
+    pub points: Points,
+}
+
+/// The side of a shift that has no punch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingSide {
+    /// No check-in: the only punch was nearer the end.
+    CheckIn,
+    /// No check-out: the only punch was nearer the start.
+    CheckOut,
+}
+
+/// A condition on a day that HR should look at, whatever its points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// Exactly one punch, taken as the check-out.
+    MissingCheckIn,
+    /// Exactly one punch, taken as the check-in.
+    MissingCheckOut,
+    /// Approved leave covered part of the shift.
+    PartialLeave,
+    /// Approved field work covered part of the shift.
+    PartialField,
+}
+
+impl Flag {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::MissingCheckIn => "missing_check_in",
+            Flag::MissingCheckOut => "missing_check_out",
+            Flag::PartialLeave => "partial_leave",
+            Flag::PartialField => "partial_field",
+        }
+    }
+}
+
+/// A punch shown in an explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PunchRef {
+    /// When, in the policy's zone.
+    pub time: DateTime<FixedOffset>,
+    /// The terminal, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Arc<str>>,
+}
+
+/// Leave or field work that changed a day's expectations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveRef {
+    /// Kind of leave.
+    pub kind: Arc<str>,
+    /// Start, in the policy's zone.
+    pub start: DateTime<FixedOffset>,
+    /// End, in the policy's zone.
+    pub end: DateTime<FixedOffset>,
+}
+
+/// One ladder step reached on a day (坐席考勤管理制度 五2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LadderHit {
+    /// `late` or `early_leave`.
+    pub kind: Arc<str>,
+    /// The occurrence's number in the period (1 for the first).
+    pub occurrence: u32,
+    /// Length of the run of consecutive workdays of this kind ending here.
+    pub consecutive: u32,
+    /// Actions the ladder prescribes for this occurrence.
+    pub actions: Vec<Arc<str>>,
+}
+
+/// Why the day came out as it did: every input and rule that decided it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// Why the date is or is not a workday: `weekday`, `weekend`,
+    /// `holiday`, `make_up_workday`, `roster`, `roster_rest`, `not_rostered`.
+    pub day_kind: String,
+    /// Scheduled shift start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shift_start: Option<DateTime<FixedOffset>>,
+    /// Scheduled shift end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shift_end: Option<DateTime<FixedOffset>>,
+    /// Expected start after partial leave.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_start: Option<DateTime<FixedOffset>>,
+    /// Expected end after partial leave.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_end: Option<DateTime<FixedOffset>>,
+    /// First instant of the punch window (inclusive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<DateTime<FixedOffset>>,
+    /// End of the punch window (exclusive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<DateTime<FixedOffset>>,
+    /// Punches in the window after merging repeats.
+    pub punches: Vec<PunchRef>,
+    /// Punches merged into an earlier one as repeats.
+    pub repeats_merged: u32,
+    /// Leave that excused the day or moved its expected start or end.
+    pub leave: Vec<LeaveRef>,
+    /// Arrival grading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late: Option<SideGrade>,
+    /// Departure grading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early: Option<SideGrade>,
+    /// The side with no punch, when there was exactly one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<MissingSide>,
+    /// The day's points before the day cap, when the cap lowered them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncapped_points: Option<Points>,
+    /// Ladder steps reached on this day.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub ladder: Vec<LadderHit>,
+}
+
+/// The verdict on one employee-day, with its explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayVerdict {
+    /// Who.
+    pub employee_id: EmployeeId,
+    /// The date the shift starts on.
+    pub date: NaiveDate,
+    /// Shift id, or null on a day without a shift.
+    pub shift: Option<Arc<str>>,
+    /// Outcome.
+    pub status: Status,
+    /// First punch in the window.
+    pub check_in: Option<DateTime<FixedOffset>>,
+    /// Last punch in the window.
+    pub check_out: Option<DateTime<FixedOffset>>,
+    /// Whole minutes late, rounded down; 0 when on time or absent.
+    pub late_minutes: i64,
+    /// Whole minutes early, rounded down; 0 when on time or absent.
+    pub early_minutes: i64,
+    /// 0, 0.5 or 1.
+    pub absence_days: Points,
+    /// Leave days taken: 1 when leave covers the whole shift, else 0.
+    pub leave_days: Points,
+    /// Points deducted, after the day cap.
+    pub points: Points,
+    /// Ladder actions HR and the supervisor are told about.
+    pub actions: Vec<Arc<str>>,
+    /// The ledger entries this day produces.
+    pub deductions: Vec<Deduction>,
+    /// Conditions HR should look at.
+    pub flags: Vec<Flag>,
+    /// Why.
+    pub explanation: Explanation,
+}

@@ -1,0 +1,491 @@
+//! The CSV files HR hands attendd (`interfaces.md`, "CSV inputs").
+//!
+//! UTF-8 with a header row; columns are found by name, in any order, and
+//! extra columns are ignored. A bad row never stops the file: it becomes a
+//! [`RowError`] naming the file, the line and the reason, and the good rows
+//! are still returned. Whether a caller then uses the good rows (as
+//! `evaluate` does) or refuses the whole file (as `import` does) is the
+//! caller's choice.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::domain::policy::Policy;
+use crate::domain::time::resolve_local;
+use crate::domain::types::{HolidayKind, LeaveStatus, RosterEntry, ShiftIdx};
+
+/// A row that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// The file, as given on the command line.
+    pub file: String,
+    /// 1-based line number (the header is line 1).
+    pub line: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// The good rows of a file (each with its line) and the errors.
+#[derive(Clone, Debug)]
+pub struct Parsed<T> {
+    /// Rows that were read, with their line numbers.
+    pub rows: Vec<(u64, T)>,
+    /// Rows that were not.
+    pub errors: Vec<RowError>,
+}
+
+impl<T> Default for Parsed<T> {
+    fn default() -> Self {
+        Parsed {
+            rows: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// A row of employees.csv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmployeeRow {
+    /// `employee_id`.
+    pub id: String,
+    /// `name`.
+    pub name: String,
+    /// `team`.
+    pub team: String,
+    /// `supervisor`.
+    pub supervisor: String,
+    /// Optional `shift`: the person's default shift.
+    pub shift: Option<ShiftIdx>,
+    /// Optional `alias`: card numbers and face-match names, `;`-separated.
+    pub aliases: Vec<String>,
+}
+
+/// A row of punches.csv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PunchRow {
+    /// `employee_id`.
+    pub employee_id: String,
+    /// `time`, as an instant.
+    pub time: DateTime<Utc>,
+    /// Optional `device_id`.
+    pub device_id: Option<Arc<str>>,
+}
+
+/// A row of roster.csv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RosterRow {
+    /// `employee_id`.
+    pub employee_id: String,
+    /// `date`.
+    pub date: NaiveDate,
+    /// `shift`: a shift id or `rest`.
+    pub entry: RosterEntry,
+}
+
+/// A row of leaves.csv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaveRow {
+    /// `employee_id`.
+    pub employee_id: String,
+    /// `start`.
+    pub start: DateTime<Utc>,
+    /// `end`.
+    pub end: DateTime<Utc>,
+    /// `kind`.
+    pub kind: Arc<str>,
+    /// `status`.
+    pub status: LeaveStatus,
+}
+
+/// A row of holidays.csv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HolidayRow {
+    /// `date`.
+    pub date: NaiveDate,
+    /// `kind`.
+    pub kind: HolidayKind,
+}
+
+/// Reads local wall-clock times in one zone, caching each date's offset:
+/// a month of punches touches few dates, and zone look-ups dominate parsing
+/// otherwise.
+pub struct LocalTimes {
+    tz: Tz,
+    /// Per date: the offset when it holds all day, `None` when the date has
+    /// a daylight-saving change (then each time is resolved on its own).
+    cache: HashMap<NaiveDate, Option<FixedOffset>>,
+}
+
+impl LocalTimes {
+    /// A reader for `tz`.
+    pub fn new(tz: Tz) -> Self {
+        LocalTimes {
+            tz,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The instant `local` names (see [`resolve_local`] for DST rules).
+    pub fn resolve(&mut self, local: NaiveDateTime) -> DateTime<Utc> {
+        let tz = self.tz;
+        let off = *self.cache.entry(local.date()).or_insert_with(|| {
+            let a = tz.offset_from_local_datetime(&local.date().and_time(NaiveTime::MIN));
+            let b = tz.offset_from_local_datetime(
+                &local.date().and_hms_opt(23, 59, 59).unwrap_or(local),
+            );
+            match (a.single(), b.single()) {
+                (Some(a), Some(b)) if a.fix() == b.fix() => Some(a.fix()),
+                _ => None,
+            }
+        });
+        match off {
+            Some(off) => (local - chrono::Duration::seconds(off.local_minus_utc() as i64)).and_utc(),
+            None => resolve_local(tz, local),
+        }
+    }
+
+    /// Parses `YYYY-MM-DD HH:MM[:SS]` (local, this zone) or RFC 3339 with an
+    /// offset.
+    pub fn parse(&mut self, s: &str) -> Result<DateTime<Utc>, String> {
+        let s = s.trim();
+        if let Some(local) = parse_local_fast(s) {
+            return Ok(self.resolve(local));
+        }
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Ok(t.with_timezone(&Utc));
+        }
+        for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+            if let Ok(l) = NaiveDateTime::parse_from_str(s, f) {
+                return Ok(self.resolve(l));
+            }
+        }
+        Err(format!(
+            "time {s:?} is neither YYYY-MM-DD HH:MM:SS nor RFC 3339 with an offset"
+        ))
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` without allocation or format parsing: punches.csv
+/// can hold millions of rows.
+fn parse_local_fast(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b' ' && b[10] != b'T') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let n = |i: usize, len: usize| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in &b[i..i + len] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + (c - b'0') as u32;
+        }
+        Some(v)
+    };
+    let date = NaiveDate::from_ymd_opt(n(0, 4)? as i32, n(5, 2)?, n(8, 2)?)?;
+    let time = NaiveTime::from_hms_opt(n(11, 2)?, n(14, 2)?, n(17, 2)?)?;
+    Some(date.and_time(time))
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("date {:?} is not YYYY-MM-DD", s.trim()))
+}
+
+/// A CSV file with named columns.
+struct Table<R: Read> {
+    file: String,
+    reader: csv::Reader<R>,
+    cols: HashMap<String, usize>,
+}
+
+impl<R: Read> Table<R> {
+    fn open<T>(reader: R, file: &str, required: &[&str], out: &mut Parsed<T>) -> Option<Self> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(reader);
+        let headers = match reader.headers() {
+            Ok(h) => h.clone(),
+            Err(e) => {
+                out.errors.push(RowError {
+                    file: file.to_string(),
+                    line: 1,
+                    message: format!("cannot read header: {e}"),
+                });
+                return None;
+            }
+        };
+        let cols: HashMap<String, usize> = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.trim_start_matches('\u{feff}').to_ascii_lowercase(), i))
+            .collect();
+        let missing: Vec<&str> = required
+            .iter()
+            .copied()
+            .filter(|c| !cols.contains_key(*c))
+            .collect();
+        if !missing.is_empty() {
+            out.errors.push(RowError {
+                file: file.to_string(),
+                line: 1,
+                message: format!(
+                    "header lacks column(s) {} (expected {})",
+                    missing.join(", "),
+                    required.join(",")
+                ),
+            });
+            return None;
+        }
+        Some(Table {
+            file: file.to_string(),
+            reader,
+            cols,
+        })
+    }
+
+    /// Calls `f` on every record; `f` returns the row or a reason.
+    fn each<T>(
+        mut self,
+        out: &mut Parsed<T>,
+        mut f: impl FnMut(&Row<'_>) -> Result<T, String>,
+    ) {
+        let mut rec = csv::StringRecord::new();
+        loop {
+            match self.reader.read_record(&mut rec) {
+                Ok(false) => break,
+                Ok(true) => {
+                    let line = rec.position().map_or(0, |p| p.line());
+                    if rec.iter().all(|f| f.is_empty()) {
+                        continue;
+                    }
+                    let row = Row {
+                        rec: &rec,
+                        cols: &self.cols,
+                    };
+                    match f(&row) {
+                        Ok(t) => out.rows.push((line, t)),
+                        Err(message) => out.errors.push(RowError {
+                            file: self.file.clone(),
+                            line,
+                            message,
+                        }),
+                    }
+                }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    out.errors.push(RowError {
+                        file: self.file.clone(),
+                        line,
+                        message: format!("unreadable row: {e}"),
+                    });
+                    // A UTF-8 or quoting error does not stop the reader.
+                    if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. } | csv::ErrorKind::UnequalLengths { .. }) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Row<'a> {
+    rec: &'a csv::StringRecord,
+    cols: &'a HashMap<String, usize>,
+}
+
+impl Row<'_> {
+    /// A required, non-empty column.
+    fn req(&self, name: &str) -> Result<&str, String> {
+        match self.opt(name) {
+            Some(v) => Ok(v),
+            None => Err(format!("column `{name}` is empty")),
+        }
+    }
+
+    /// An optional column; empty counts as absent.
+    fn opt(&self, name: &str) -> Option<&str> {
+        let i = *self.cols.get(name)?;
+        self.rec.get(i).filter(|v| !v.is_empty())
+    }
+}
+
+fn shift_ref(policy: &Policy, id: &str) -> Result<ShiftIdx, String> {
+    policy.shift_by_id(id).ok_or_else(|| {
+        let known: Vec<&str> = policy.shifts.iter().map(|s| &*s.id).collect();
+        format!(
+            "unknown shift {id:?} (policy {} has {})",
+            policy.id,
+            known.join(", ")
+        )
+    })
+}
+
+/// Reads employees.csv: `employee_id,name,team,supervisor[,shift][,alias]`.
+pub fn read_employees(reader: impl Read, file: &str, policy: &Policy) -> Parsed<EmployeeRow> {
+    let mut out = Parsed::default();
+    let Some(t) = Table::open(reader, file, &["employee_id", "name", "team", "supervisor"], &mut out) else {
+        return out;
+    };
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    t.each(&mut out, |r| {
+        let id = r.req("employee_id")?.to_string();
+        let line = r.rec.position().map_or(0, |p| p.line());
+        if let Some(prev) = seen.insert(id.clone(), line) {
+            return Err(format!("employee {id:?} already listed on line {prev}"));
+        }
+        Ok(EmployeeRow {
+            name: r.opt("name").unwrap_or("").to_string(),
+            team: r.opt("team").unwrap_or("").to_string(),
+            supervisor: r.opt("supervisor").unwrap_or("").to_string(),
+            shift: r.opt("shift").map(|s| shift_ref(policy, s)).transpose()?,
+            aliases: r
+                .opt("alias")
+                .map(|a| {
+                    a.split(';')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            id,
+        })
+    });
+    out
+}
+
+/// Reads punches.csv: `employee_id,time[,device_id]`.
+pub fn read_punches(reader: impl Read, file: &str, tz: Tz) -> Parsed<PunchRow> {
+    let mut out = Parsed::default();
+    let Some(t) = Table::open(reader, file, &["employee_id", "time"], &mut out) else {
+        return out;
+    };
+    let mut times = LocalTimes::new(tz);
+    let mut devices: HashMap<String, Arc<str>> = HashMap::new();
+    t.each(&mut out, |r| {
+        Ok(PunchRow {
+            employee_id: r.req("employee_id")?.to_string(),
+            time: times.parse(r.req("time")?)?,
+            device_id: r.opt("device_id").map(|d| {
+                devices
+                    .entry(d.to_string())
+                    .or_insert_with(|| Arc::from(d))
+                    .clone()
+            }),
+        })
+    });
+    out
+}
+
+/// Reads roster.csv: `employee_id,date,shift` (a shift id or `rest`).
+pub fn read_roster(reader: impl Read, file: &str, policy: &Policy) -> Parsed<RosterRow> {
+    let mut out = Parsed::default();
+    let Some(t) = Table::open(reader, file, &["employee_id", "date", "shift"], &mut out) else {
+        return out;
+    };
+    t.each(&mut out, |r| {
+        let shift = r.req("shift")?;
+        Ok(RosterRow {
+            employee_id: r.req("employee_id")?.to_string(),
+            date: parse_date(r.req("date")?)?,
+            entry: if shift.eq_ignore_ascii_case("rest") {
+                RosterEntry::Rest
+            } else {
+                RosterEntry::Shift(shift_ref(policy, shift)?)
+            },
+        })
+    });
+    out
+}
+
+/// Reads leaves.csv: `employee_id,start,end,kind,status`.
+pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
+    let mut out = Parsed::default();
+    let Some(t) = Table::open(reader, file, &["employee_id", "start", "end", "kind", "status"], &mut out)
+    else {
+        return out;
+    };
+    let mut times = LocalTimes::new(tz);
+    t.each(&mut out, |r| {
+        let start = times.parse(r.req("start")?)?;
+        let end = times.parse(r.req("end")?)?;
+        if end <= start {
+            return Err("leave ends before it starts".into());
+        }
+        let status = match r.req("status")?.to_ascii_lowercase().as_str() {
+            "approved" => LeaveStatus::Approved,
+            "pending" => LeaveStatus::Pending,
+            "rejected" => LeaveStatus::Rejected,
+            other => return Err(format!("status {other:?} is not approved, pending or rejected")),
+        };
+        Ok(LeaveRow {
+            employee_id: r.req("employee_id")?.to_string(),
+            start,
+            end,
+            kind: Arc::from(r.req("kind")?.to_ascii_lowercase().as_str()),
+            status,
+        })
+    });
+    out
+}
+
+/// Reads holidays.csv: `date,kind` (`holiday` or `workday`).
+pub fn read_holidays(reader: impl Read, file: &str) -> Parsed<HolidayRow> {
+    let mut out = Parsed::default();
+    let Some(t) = Table::open(reader, file, &["date", "kind"], &mut out) else {
+        return out;
+    };
+    t.each(&mut out, |r| {
+        Ok(HolidayRow {
+            date: parse_date(r.req("date")?)?,
+            kind: match r.req("kind")?.to_ascii_lowercase().as_str() {
+                "holiday" => HolidayKind::Holiday,
+                "workday" => HolidayKind::Workday,
+                other => return Err(format!("kind {other:?} is not holiday or workday")),
+            },
+        })
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn punches_with_bad_rows_keep_good_ones() {
+        let csv = "employee_id,time,device_id,extra\nE1,2026-11-02 08:29:00,g1,x\nE2,yesterday,g1,x\n,2026-11-02 08:00:00\nE3,2026-11-02T08:29:00+08:00,,\n";
+        let p = read_punches(csv.as_bytes(), "p.csv", chrono_tz::Asia::Shanghai);
+        assert_eq!(p.rows.len(), 2);
+        assert_eq!(p.rows[0].0, 2);
+        assert_eq!(p.rows[0].1.time.to_rfc3339(), "2026-11-02T00:29:00+00:00");
+        assert_eq!(p.rows[1].1.time, p.rows[0].1.time);
+        assert_eq!(p.errors.len(), 2);
+        assert_eq!(p.errors[0].line, 3);
+        assert!(p.errors[0].to_string().starts_with("p.csv:3: time \"yesterday\""));
+        assert_eq!(p.errors[1].line, 4);
+    }
+
+    #[test]
+    fn missing_column_is_one_error_on_line_one() {
+        let p = read_punches("employee,when\nE1,x\n".as_bytes(), "p.csv", chrono_tz::Asia::Shanghai);
+        assert!(p.rows.is_empty());
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(p.errors[0].line, 1);
+        assert!(p.errors[0].message.contains("employee_id"));
+    }
+}

@@ -1,0 +1,24 @@
+//! attendd: time and attendance for sites that clock staff in on
+//! face-recognition terminals.
+//!
+//! # Layout
+//!
+//! - [`domain`]: the pure policy engine. No clock reads, no I/O, no async:
+//!   punches, a roster, leave and a holiday calendar go in, explained
+//!   employee-day verdicts and points come out.
+//! - [`policy`]: the policy file format (raw TOML mirror) and its validation
+//!   into a [`domain::policy::Policy`].
+//! - [`input`]: the CSV input files of `interfaces.md` (employees, punches,
+//!   roster, leaves, holidays), parsed with file and line in every error.
+//! - [`evaluate`]: the offline `attendd evaluate` command built on the above.
+//! - [`cli`]: command-line definitions and dispatch.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod evaluate;
+pub mod input;
+pub mod policy;
+pub mod render;

@@ -1,0 +1,807 @@
+//! Policy files: the TOML a site writes, read in two stages.
+//!
+//! 1. [`RawPolicy`] mirrors the file. Unknown keys are rejected, so a typo
+//!    (`grace_minute`) is an error, never a silently ignored setting.
+//! 2. [`validate`] turns it into a [`Policy`], checking every cross
+//!    reference (shift ids, rule ids, categories, ladder actions) and every
+//!    range, and collecting *all* problems, each with its key.
+//!
+//! The format is documented in the README ("Writing a policy") and by the
+//! four shipped files in `config/policies/`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{NaiveDate, NaiveTime, Weekday};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::domain::points::Points;
+use crate::domain::policy::*;
+use crate::domain::types::{Grade, HolidayKind, ShiftIdx};
+
+/// The policy file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// Short id, e.g. `seed-default`.
+    pub id: String,
+    /// Version text stored with verdicts; change it when the rules change.
+    pub version: String,
+    /// Human title.
+    #[serde(default)]
+    pub name: String,
+    /// IANA zone name; default `Asia/Shanghai`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    /// Shift on weekly workdays for employees without their own.
+    #[serde(default)]
+    pub default_shift: Option<String>,
+    /// Weekly workdays: `mon` … `sun`; default Monday to Friday.
+    #[serde(default = "default_workdays")]
+    pub workdays: Vec<String>,
+    /// `default-shift` (weekly workdays carry the default shift) or `rest`
+    /// (shifts come from the roster only).
+    #[serde(default = "default_unrostered")]
+    pub unrostered: String,
+    /// Monthly score base; default 100.
+    #[serde(default = "default_base")]
+    pub score_base: Points,
+    /// Days after publication during which an entry may be appealed;
+    /// default 2 (坐席员考核细则 一(七)).
+    #[serde(default = "default_appeal_days")]
+    pub appeal_days: u32,
+    /// Punch window and repeat merging.
+    #[serde(default)]
+    pub window: RawWindow,
+    /// Shifts.
+    #[serde(default)]
+    pub shift: Vec<RawShift>,
+    /// Holidays (`"2026-10-01" = "holiday"`) and make-up workdays
+    /// (`"2026-09-28" = "workday"`).
+    #[serde(default)]
+    pub holidays: BTreeMap<String, String>,
+    /// Grading of lateness at check-in.
+    pub lateness: RawGrading,
+    /// Grading of earliness at check-out.
+    pub earliness: RawGrading,
+    /// Absence points, day cap, missing punches.
+    pub absence: RawAbsence,
+    /// Escalation ladder; absent when the rule set has none.
+    #[serde(default)]
+    pub ladder: Option<RawLadder>,
+    /// Labels of ladder actions.
+    #[serde(default)]
+    pub actions: BTreeMap<String, RawLabel>,
+    /// Scoring categories, in display order.
+    #[serde(default)]
+    pub category: Vec<RawCategory>,
+    /// The rule catalogue by id.
+    #[serde(default)]
+    pub rule: BTreeMap<String, RawRule>,
+}
+
+fn default_tz() -> String {
+    "Asia/Shanghai".into()
+}
+fn default_workdays() -> Vec<String> {
+    ["mon", "tue", "wed", "thu", "fri"].map(String::from).to_vec()
+}
+fn default_unrostered() -> String {
+    "default-shift".into()
+}
+fn default_base() -> Points {
+    Points::whole(100)
+}
+fn default_appeal_days() -> u32 {
+    2
+}
+
+/// `[window]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    /// Minutes before shift start the window opens; default 240.
+    #[serde(default = "default_window")]
+    pub before_minutes: i64,
+    /// Minutes after shift end the window closes; default 240.
+    #[serde(default = "default_window")]
+    pub after_minutes: i64,
+    /// Punches within this many seconds of the previous one are one;
+    /// default 60.
+    #[serde(default = "default_dedupe")]
+    pub dedupe_seconds: i64,
+}
+
+fn default_window() -> i64 {
+    240
+}
+fn default_dedupe() -> i64 {
+    60
+}
+
+impl Default for RawWindow {
+    fn default() -> Self {
+        RawWindow {
+            before_minutes: default_window(),
+            after_minutes: default_window(),
+            dedupe_seconds: default_dedupe(),
+        }
+    }
+}
+
+/// `[[shift]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShift {
+    /// Id used by rosters.
+    pub id: String,
+    /// `HH:MM` local start.
+    pub start: String,
+    /// `HH:MM` local end.
+    pub end: String,
+    /// Must be true when the end is on the next day.
+    #[serde(default)]
+    pub overnight: bool,
+}
+
+/// `[lateness]` / `[earliness]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrading {
+    /// Minutes still on time.
+    pub grace_minutes: i64,
+    /// Steps beyond grace.
+    pub steps: Vec<RawStep>,
+}
+
+/// One step of a grading ladder.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// Inclusive upper bound in minutes; omitted on the last step.
+    #[serde(default)]
+    pub up_to: Option<i64>,
+    /// `minor`, `half-day` or `full-day`.
+    pub grade: String,
+    /// Rule id from `[rule.*]`.
+    pub rule: String,
+    /// Points; defaults to the absence points for `half-day`/`full-day`.
+    #[serde(default)]
+    pub points: Option<Points>,
+}
+
+/// `[absence]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAbsence {
+    /// Points for half a day of absence.
+    pub half_day_points: Points,
+    /// Points for a whole day of absence.
+    pub full_day_points: Points,
+    /// The most one day can cost; omit for no cap.
+    #[serde(default)]
+    pub day_cap: Option<Points>,
+    /// Rule for a workday without any punch.
+    pub no_punch_rule: String,
+    /// Points for a workday without any punch; default `full_day_points`.
+    #[serde(default)]
+    pub no_punch_points: Option<Points>,
+    /// `absent-half` or `flag`.
+    #[serde(default = "default_missing")]
+    pub missing_punch: String,
+    /// Rule for the missing side when `missing_punch = "absent-half"`.
+    #[serde(default)]
+    pub missing_punch_rule: Option<String>,
+}
+
+fn default_missing() -> String {
+    "absent-half".into()
+}
+
+/// `[ladder]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLadder {
+    /// Actions by occurrence; the last entry repeats.
+    pub steps: Vec<Vec<String>>,
+    /// Run of consecutive workdays that adds `consecutive_actions`; 0 = off.
+    #[serde(default)]
+    pub consecutive: u32,
+    /// Actions for a run.
+    #[serde(default)]
+    pub consecutive_actions: Vec<String>,
+}
+
+/// A Chinese/English label pair.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLabel {
+    /// Chinese.
+    pub zh: String,
+    /// English.
+    pub en: String,
+}
+
+/// `[[category]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCategory {
+    /// Id.
+    pub id: String,
+    /// Chinese label.
+    pub zh: String,
+    /// English label.
+    pub en: String,
+    /// Monthly cap; omit for none.
+    #[serde(default)]
+    pub cap: Option<Points>,
+}
+
+/// `[rule.ID]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Category id.
+    pub category: String,
+    /// Chinese label.
+    pub zh: String,
+    /// English label.
+    pub en: String,
+    /// Seed section it encodes.
+    #[serde(default)]
+    pub seed: String,
+    /// Default points for manual entries.
+    #[serde(default)]
+    pub points: Option<Points>,
+    /// `deduction` (default) or `bonus`.
+    #[serde(default = "default_kind")]
+    pub kind: String,
+}
+
+fn default_kind() -> String {
+    "deduction".into()
+}
+
+/// One problem in a policy file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issue {
+    /// Dotted key (`lateness.steps[1].rule`), empty for syntax errors.
+    pub key: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem found in one policy file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyError {
+    /// The file (or `<inline>`).
+    pub file: String,
+    /// The problems, in file order where known.
+    pub issues: Vec<Issue>,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, is) in self.issues.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file)?;
+            if let Some(l) = is.line {
+                write!(f, ":{l}")?;
+            }
+            if !is.key.is_empty() {
+                write!(f, ": key `{}`", is.key)?;
+            }
+            write!(f, ": {}", is.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a policy file.
+pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        file: file.clone(),
+        issues: vec![Issue {
+            key: String::new(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        }],
+    })?;
+    parse_str(&text, &file)
+}
+
+/// Parses and validates policy text; `origin` names it in errors.
+pub fn parse_str(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        PolicyError {
+            file: origin.to_string(),
+            issues: vec![Issue {
+                key: String::new(),
+                line,
+                message: e.message().trim().to_string(),
+            }],
+        }
+    })?;
+    let lines = KeyLines::new(text);
+    validate(raw).map_err(|mut issues| {
+        for is in &mut issues {
+            is.line = lines.find(&is.key);
+        }
+        PolicyError {
+            file: origin.to_string(),
+            issues,
+        }
+    })
+}
+
+/// Finds the line a dotted key is written on, best effort, for messages.
+struct KeyLines<'a> {
+    lines: Vec<&'a str>,
+}
+
+impl<'a> KeyLines<'a> {
+    fn new(text: &'a str) -> Self {
+        KeyLines {
+            lines: text.lines().collect(),
+        }
+    }
+
+    fn find(&self, key: &str) -> Option<usize> {
+        // The last plain segment of the key (`rule` in `lateness.steps[1].rule`).
+        let last = key.rsplit('.').next()?;
+        let last = last.split('[').next()?.trim_matches('"');
+        if last.is_empty() {
+            return None;
+        }
+        let section = key.split('.').next().unwrap_or("");
+        let mut in_section = section == key;
+        for (i, l) in self.lines.iter().enumerate() {
+            let t = l.trim_start();
+            if t.starts_with('[') {
+                let name = t.trim_start_matches('[').split(']').next().unwrap_or("");
+                in_section = name.trim() == section || name.trim().starts_with(&format!("{section}."));
+                if section == key && in_section {
+                    return Some(i + 1);
+                }
+                continue;
+            }
+            if (in_section || section == last)
+                && (t.starts_with(&format!("{last} ")) || t.starts_with(&format!("{last}=")) || t.contains(&format!(" {last} =")))
+            {
+                return Some(i + 1);
+            }
+        }
+        None
+    }
+}
+
+struct Issues(Vec<Issue>);
+
+impl Issues {
+    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Issue {
+            key: key.into(),
+            line: None,
+            message: message.into(),
+        });
+    }
+}
+
+fn parse_hm(s: &str) -> Option<NaiveTime> {
+    NaiveTime::parse_from_str(s, "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(s, "%H:%M:%S"))
+        .ok()
+}
+
+fn parse_weekday(s: &str) -> Option<Weekday> {
+    Some(match s.to_ascii_lowercase().as_str() {
+        "mon" | "monday" => Weekday::Mon,
+        "tue" | "tuesday" => Weekday::Tue,
+        "wed" | "wednesday" => Weekday::Wed,
+        "thu" | "thursday" => Weekday::Thu,
+        "fri" | "friday" => Weekday::Fri,
+        "sat" | "saturday" => Weekday::Sat,
+        "sun" | "sunday" => Weekday::Sun,
+        _ => return None,
+    })
+}
+
+fn parse_grade(s: &str) -> Option<Grade> {
+    Some(match s {
+        "minor" => Grade::Minor,
+        "half-day" => Grade::HalfDay,
+        "full-day" => Grade::FullDay,
+        _ => return None,
+    })
+}
+
+/// Validates a raw policy, returning every problem found.
+pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
+    let mut is = Issues(Vec::new());
+
+    if raw.id.trim().is_empty() {
+        is.push("id", "must not be empty");
+    }
+    if raw.version.trim().is_empty() {
+        is.push("version", "must not be empty");
+    }
+    let tz: Tz = match raw.timezone.parse() {
+        Ok(tz) => tz,
+        Err(_) => {
+            is.push(
+                "timezone",
+                format!("{:?} is not an IANA time zone (e.g. Asia/Shanghai)", raw.timezone),
+            );
+            chrono_tz::Asia::Shanghai
+        }
+    };
+
+    // Categories and rules first: everything else refers to them.
+    let mut categories = Vec::new();
+    for (i, c) in raw.category.iter().enumerate() {
+        if categories.iter().any(|x: &Category| &*x.id == c.id) {
+            is.push(format!("category[{i}].id"), format!("duplicate category {:?}", c.id));
+        }
+        if c.cap.is_some_and(|cap| cap < Points::ZERO) {
+            is.push(format!("category[{i}].cap"), "must not be negative");
+        }
+        categories.push(Category {
+            id: Arc::from(c.id.as_str()),
+            zh: c.zh.clone(),
+            en: c.en.clone(),
+            cap: c.cap,
+        });
+    }
+    let mut rules = BTreeMap::new();
+    for (id, r) in &raw.rule {
+        let key = format!("rule.{id}");
+        let Some(cat) = categories.iter().find(|c| *c.id == *r.category) else {
+            is.push(
+                format!("{key}.category"),
+                format!("unknown category {:?} (declare it in [[category]])", r.category),
+            );
+            continue;
+        };
+        let kind = match r.kind.as_str() {
+            "deduction" => RuleKind::Deduction,
+            "bonus" => RuleKind::Bonus,
+            other => {
+                is.push(format!("{key}.kind"), format!("{other:?} is not `deduction` or `bonus`"));
+                RuleKind::Deduction
+            }
+        };
+        if r.points.is_some_and(|p| p < Points::ZERO) {
+            is.push(format!("{key}.points"), "must not be negative");
+        }
+        rules.insert(
+            Arc::<str>::from(id.as_str()),
+            Rule {
+                id: Arc::from(id.as_str()),
+                category: cat.id.clone(),
+                zh: r.zh.clone(),
+                en: r.en.clone(),
+                seed: r.seed.clone(),
+                points: r.points,
+                kind,
+            },
+        );
+    }
+    let rule_ref = |is: &mut Issues, key: String, id: &str| -> Arc<str> {
+        match rules.get_key_value(id) {
+            Some((k, r)) => {
+                if r.kind == RuleKind::Bonus {
+                    is.push(key, format!("rule {id:?} is a bonus, not a deduction"));
+                }
+                k.clone()
+            }
+            None => {
+                is.push(key, format!("unknown rule {id:?} (declare it as [rule.{id}])"));
+                Arc::from(id)
+            }
+        }
+    };
+
+    // Shifts.
+    let mut shifts = Vec::new();
+    let mut shift_ids = HashMap::new();
+    for (i, s) in raw.shift.iter().enumerate() {
+        let key = format!("shift[{i}]");
+        if s.id.trim().is_empty() || s.id == "rest" {
+            is.push(format!("{key}.id"), format!("{:?} cannot be a shift id", s.id));
+        }
+        let start = parse_hm(&s.start);
+        let end = parse_hm(&s.end);
+        if start.is_none() {
+            is.push(format!("{key}.start"), format!("{:?} is not HH:MM", s.start));
+        }
+        if end.is_none() {
+            is.push(format!("{key}.end"), format!("{:?} is not HH:MM", s.end));
+        }
+        let (start, end) = (start.unwrap_or_default(), end.unwrap_or_default());
+        check_shift_bounds(start, end, s.overnight, &mut is, &key);
+        let id: Arc<str> = Arc::from(s.id.as_str());
+        if shift_ids.insert(id.clone(), ShiftIdx(i as u16)).is_some() {
+            is.push(format!("{key}.id"), format!("duplicate shift {:?}", s.id));
+        }
+        shifts.push(Shift {
+            id,
+            start,
+            end,
+            overnight: s.overnight,
+        });
+    }
+    if shifts.is_empty() {
+        is.push("shift", "at least one [[shift]] is required");
+    }
+    let default_shift = match &raw.default_shift {
+        Some(id) => match shift_ids.get(id.as_str()) {
+            Some(s) => Some(*s),
+            None => {
+                is.push("default_shift", format!("unknown shift {id:?}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let unrostered = match raw.unrostered.as_str() {
+        "default-shift" => {
+            if default_shift.is_none() {
+                is.push(
+                    "default_shift",
+                    "required unless unrostered = \"rest\" (which shift do weekly workdays carry?)",
+                );
+            }
+            Unrostered::DefaultShift
+        }
+        "rest" => Unrostered::Rest,
+        other => {
+            is.push("unrostered", format!("{other:?} is not `default-shift` or `rest`"));
+            Unrostered::DefaultShift
+        }
+    };
+    let mut workdays = [false; 7];
+    for (i, w) in raw.workdays.iter().enumerate() {
+        match parse_weekday(w) {
+            Some(d) => workdays[d.num_days_from_monday() as usize] = true,
+            None => is.push(format!("workdays[{i}]"), format!("{w:?} is not a weekday (mon … sun)")),
+        }
+    }
+    let mut holidays = BTreeMap::new();
+    for (d, k) in &raw.holidays {
+        let key = format!("holidays.\"{d}\"");
+        let Ok(date) = NaiveDate::parse_from_str(d, "%Y-%m-%d") else {
+            is.push(key, format!("{d:?} is not a date YYYY-MM-DD"));
+            continue;
+        };
+        match k.as_str() {
+            "holiday" => holidays.insert(date, HolidayKind::Holiday),
+            "workday" => holidays.insert(date, HolidayKind::Workday),
+            other => {
+                is.push(key, format!("{other:?} is not `holiday` or `workday`"));
+                None
+            }
+        };
+    }
+
+    let w = &raw.window;
+    for (k, v) in [
+        ("window.before_minutes", w.before_minutes),
+        ("window.after_minutes", w.after_minutes),
+    ] {
+        if !(0..=24 * 60).contains(&v) {
+            is.push(k, format!("{v} is outside 0 … 1440 minutes"));
+        }
+    }
+    if !(0..=3600).contains(&w.dedupe_seconds) {
+        is.push("window.dedupe_seconds", format!("{} is outside 0 … 3600 seconds", w.dedupe_seconds));
+    }
+
+    let a = &raw.absence;
+    for (k, v) in [
+        ("absence.half_day_points", a.half_day_points),
+        ("absence.full_day_points", a.full_day_points),
+    ] {
+        if v < Points::ZERO {
+            is.push(k, "must not be negative");
+        }
+    }
+    let no_punch_rule = rule_ref(&mut is, "absence.no_punch_rule".into(), &a.no_punch_rule);
+    let missing_punch = match a.missing_punch.as_str() {
+        "absent-half" => match &a.missing_punch_rule {
+            Some(r) => MissingPunch::AbsentHalf {
+                rule: rule_ref(&mut is, "absence.missing_punch_rule".into(), r),
+                points: a.half_day_points,
+            },
+            None => {
+                is.push(
+                    "absence.missing_punch_rule",
+                    "required when missing_punch = \"absent-half\"",
+                );
+                MissingPunch::Flag
+            }
+        },
+        "flag" => MissingPunch::Flag,
+        other => {
+            is.push(
+                "absence.missing_punch",
+                format!("{other:?} is not `absent-half` or `flag`"),
+            );
+            MissingPunch::Flag
+        }
+    };
+    let absence = Absence {
+        half_day_points: a.half_day_points,
+        full_day_points: a.full_day_points,
+        day_cap: a.day_cap,
+        no_punch_rule,
+        no_punch_points: a.no_punch_points.unwrap_or(a.full_day_points),
+        missing_punch,
+    };
+
+    let grading = |name: &str, g: &RawGrading, is: &mut Issues| -> Grading {
+        if g.grace_minutes < 0 {
+            is.push(format!("{name}.grace_minutes"), "must not be negative");
+        }
+        let mut steps = Vec::new();
+        let mut prev = g.grace_minutes;
+        for (i, s) in g.steps.iter().enumerate() {
+            let key = format!("{name}.steps[{i}]");
+            let last = i + 1 == g.steps.len();
+            match (s.up_to, last) {
+                (Some(u), _) if u <= prev => is.push(
+                    format!("{key}.up_to"),
+                    format!("{u} must be greater than the previous bound {prev}"),
+                ),
+                (Some(u), _) => prev = u,
+                (None, false) => is.push(
+                    format!("{key}.up_to"),
+                    "only the last step may omit up_to",
+                ),
+                (None, true) => {}
+            }
+            let grade = parse_grade(&s.grade).unwrap_or_else(|| {
+                is.push(
+                    format!("{key}.grade"),
+                    format!("{:?} is not `minor`, `half-day` or `full-day`", s.grade),
+                );
+                Grade::Minor
+            });
+            let points = match (s.points, grade) {
+                (Some(p), _) => p,
+                (None, Grade::HalfDay) => absence.half_day_points,
+                (None, Grade::FullDay) => absence.full_day_points,
+                (None, _) => {
+                    is.push(format!("{key}.points"), "required for a `minor` step");
+                    Points::ZERO
+                }
+            };
+            if points < Points::ZERO {
+                is.push(format!("{key}.points"), "must not be negative");
+            }
+            steps.push(Step {
+                up_to: s.up_to,
+                grade,
+                rule: rule_ref(is, format!("{key}.rule"), &s.rule),
+                points,
+            });
+        }
+        if steps.is_empty() {
+            is.push(format!("{name}.steps"), "at least one step is required");
+        } else if steps.last().is_some_and(|s| s.up_to.is_some()) {
+            is.push(
+                format!("{name}.steps[{}].up_to", steps.len() - 1),
+                "the last step must have no up_to (it covers everything beyond)",
+            );
+        }
+        Grading {
+            grace_minutes: g.grace_minutes,
+            steps,
+        }
+    };
+    let lateness = grading("lateness", &raw.lateness, &mut is);
+    let earliness = grading("earliness", &raw.earliness, &mut is);
+
+    let mut actions = BTreeMap::new();
+    for (id, l) in &raw.actions {
+        actions.insert(
+            Arc::<str>::from(id.as_str()),
+            ActionLabel {
+                zh: l.zh.clone(),
+                en: l.en.clone(),
+            },
+        );
+    }
+    let action_ref = |is: &mut Issues, key: String, id: &str| -> Arc<str> {
+        match actions.get_key_value(id) {
+            Some((k, _)) => k.clone(),
+            None => {
+                is.push(key, format!("unknown action {id:?} (label it in [actions])"));
+                Arc::from(id)
+            }
+        }
+    };
+    let ladder = raw.ladder.as_ref().map(|l| {
+        if l.steps.is_empty() {
+            is.push("ladder.steps", "at least one step is required");
+        }
+        let steps = l
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.iter()
+                    .enumerate()
+                    .map(|(j, a)| action_ref(&mut is, format!("ladder.steps[{i}][{j}]"), a))
+                    .collect()
+            })
+            .collect();
+        let consecutive_actions = l
+            .consecutive_actions
+            .iter()
+            .enumerate()
+            .map(|(j, a)| action_ref(&mut is, format!("ladder.consecutive_actions[{j}]"), a))
+            .collect();
+        Ladder {
+            steps,
+            consecutive: l.consecutive,
+            consecutive_actions,
+        }
+    });
+
+    if !is.0.is_empty() {
+        return Err(is.0);
+    }
+    Ok(Policy {
+        id: raw.id,
+        version: raw.version,
+        name: raw.name,
+        tz,
+        shifts,
+        shift_ids,
+        default_shift,
+        workdays,
+        unrostered,
+        holidays,
+        window_before_secs: raw.window.before_minutes * 60,
+        window_after_secs: raw.window.after_minutes * 60,
+        dedupe_secs: raw.window.dedupe_seconds,
+        lateness,
+        earliness,
+        absence,
+        ladder,
+        score_base: raw.score_base,
+        appeal_days: raw.appeal_days,
+        categories,
+        rules,
+        actions,
+    })
+}
+
+/// A day shift must end after it starts; a shift whose end is not after its
+/// start must say `overnight = true`, and an overnight shift must end at or
+/// before its start time on the next day.
+fn check_shift_bounds(start: NaiveTime, end: NaiveTime, overnight: bool, is: &mut Issues, key: &str) {
+    if !overnight && end <= start {
+        is.push(
+            format!("{key}.end"),
+            "ends before it starts; set overnight = true for a shift that ends the next day",
+        );
+    }
+    if overnight && end > start {
+        is.push(
+            format!("{key}.overnight"),
+            "an overnight shift must end at or before its start time on the next day",
+        );
+    }
+}
