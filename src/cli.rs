@@ -117,7 +117,10 @@ fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
     match evaluate::run(&req, out, err) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::BadRows(n)) => {
-            let _ = writeln!(err, "error: {n} malformed row(s) skipped; the other rows were evaluated");
+            let _ = writeln!(
+                err,
+                "error: {n} malformed row(s) skipped; the other rows were evaluated"
+            );
             ExitCode::from(1)
         }
         // A closed pipe (`| head`) is the reader's choice, not a failure.
@@ -172,7 +175,13 @@ fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write
                 );
             }
             for s in &c.sources.serial {
-                let _ = writeln!(out, "source serial: {} {} baud decoder {}", s.path.display(), s.baud, s.decoder);
+                let _ = writeln!(
+                    out,
+                    "source serial: {} {} baud decoder {}",
+                    s.path.display(),
+                    s.baud,
+                    s.decoder
+                );
             }
             if let Some(h) = c.http_listen {
                 let _ = writeln!(out, "http: {h}");
@@ -198,7 +207,11 @@ fn redact(url: &str) -> String {
 }
 
 fn describe_policy(p: &crate::domain::policy::Policy, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(out, "policy {} version {} ({}), zone {}", p.id, p.version, p.name, p.tz)?;
+    writeln!(
+        out,
+        "policy {} version {} ({}), zone {}",
+        p.id, p.version, p.name, p.tz
+    )?;
     for s in &p.shifts {
         writeln!(
             out,

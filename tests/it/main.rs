@@ -1,1 +1,8 @@
-mod placeholder {}
+//! The single integration-test binary (one link step for all tests).
+
+mod cli;
+mod common;
+mod policy_cases;
+mod policy_files;
+mod properties;
+mod scores_dst;

@@ -1,0 +1,140 @@
+//! Builders shared by the integration tests.
+
+use std::path::PathBuf;
+
+use attendd::domain::calendar::ShiftClock;
+use attendd::domain::classify::{EmployeeDays, evaluate_employee};
+use attendd::domain::policy::Policy;
+use attendd::domain::types::*;
+use attendd::input::LocalTimes;
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A shipped policy by file stem.
+#[track_caller]
+pub fn shipped(name: &str) -> Policy {
+    let path = root().join("config/policies").join(format!("{name}.toml"));
+    attendd::policy::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A policy from text.
+#[track_caller]
+pub fn inline(text: &str) -> Policy {
+    attendd::policy::parse_str(text, "<inline>").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `YYYY-MM-DD`.
+#[track_caller]
+pub fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+/// A local time in the policy's zone (`YYYY-MM-DD HH:MM[:SS]`) or RFC 3339.
+#[track_caller]
+pub fn at(p: &Policy, s: &str) -> DateTime<Utc> {
+    LocalTimes::new(p.tz).parse(s).unwrap()
+}
+
+/// One employee's data, built up by a test.
+pub struct Case<'p> {
+    pub policy: &'p Policy,
+    pub punches: Vec<Punch>,
+    pub roster: Roster,
+    pub leaves: Vec<Leave>,
+    pub holidays: Holidays,
+    pub default_shift: Option<ShiftIdx>,
+}
+
+impl<'p> Case<'p> {
+    pub fn new(policy: &'p Policy) -> Self {
+        Case {
+            policy,
+            punches: Vec::new(),
+            roster: Roster::new(),
+            leaves: Vec::new(),
+            holidays: policy.holidays.clone(),
+            default_shift: None,
+        }
+    }
+
+    /// Adds punches given as local times.
+    pub fn punches(mut self, times: &[&str]) -> Self {
+        for t in times {
+            let at = at(self.policy, t);
+            self.punches.push(Punch {
+                at,
+                device: Some("gate-1".into()),
+            });
+        }
+        self
+    }
+
+    /// Adds a roster row: a shift id or `rest`.
+    pub fn roster(mut self, d: &str, shift: &str) -> Self {
+        let entry = if shift == "rest" {
+            RosterEntry::Rest
+        } else {
+            RosterEntry::Shift(self.policy.shift_by_id(shift).expect("known shift"))
+        };
+        self.roster.insert(date(d), entry);
+        self
+    }
+
+    /// Adds a leave record.
+    pub fn leave(mut self, start: &str, end: &str, kind: &str, status: LeaveStatus) -> Self {
+        self.leaves.push(Leave {
+            start: at(self.policy, start),
+            end: at(self.policy, end),
+            kind: kind.into(),
+            status,
+        });
+        self
+    }
+
+    /// Marks a date in the holiday calendar.
+    pub fn holiday(mut self, d: &str, kind: HolidayKind) -> Self {
+        self.holidays.insert(date(d), kind);
+        self
+    }
+
+    /// Evaluates `[from, to]`.
+    pub fn eval(&self, from: &str, to: &str) -> Vec<DayVerdict> {
+        let (from, to) = (date(from), date(to));
+        let clock = ShiftClock::new(
+            self.policy,
+            from - chrono::Days::new(40),
+            to + chrono::Days::new(3),
+        );
+        let id = EmployeeId::from("E001");
+        evaluate_employee(
+            &clock,
+            &self.holidays,
+            &EmployeeDays {
+                employee: &id,
+                default_shift: self.default_shift,
+                punches: &self.punches,
+                roster: Some(&self.roster),
+                leaves: &self.leaves,
+            },
+            from,
+            to,
+        )
+    }
+
+    /// Evaluates one date.
+    #[track_caller]
+    pub fn day(&self, d: &str) -> DayVerdict {
+        let v = self.eval(d, d);
+        assert_eq!(v.len(), 1);
+        v.into_iter().next().unwrap()
+    }
+}
+
+/// Points from text, for readable assertions.
+pub fn pts(s: &str) -> attendd::domain::Points {
+    s.parse().unwrap()
+}
