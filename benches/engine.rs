@@ -53,7 +53,7 @@ fn day_punches(rng: &mut Rng) -> Vec<u32> {
                 leave + rng.below(1800) as u32
             };
             let mut v = vec![a, b];
-            if r % 7 == 0 {
+            if r.is_multiple_of(7) {
                 v.push(a + 20); // a repeat
             }
             v
