@@ -22,3 +22,4 @@ pub mod evaluate;
 pub mod input;
 pub mod policy;
 pub mod render;
+pub mod source;

@@ -2,7 +2,9 @@
 
 mod cli;
 mod common;
+mod mqtt_source;
 mod policy_cases;
 mod policy_files;
 mod properties;
 mod scores_dst;
+mod services;

@@ -1,0 +1,275 @@
+//! The MQTT source: a persistent QoS 1 session that acknowledges a punch
+//! only after it is committed.
+//!
+//! - `clean_session = false` with a stable client id, so the broker queues
+//!   punches while attendd is down; subscriptions are re-sent on every
+//!   CONNACK that reports no session (the broker lost it).
+//! - Manual acknowledgements: PUBACKs go out, in the order the PUBLISHes
+//!   arrived (MQTT 3.1.1 §4.6), after [`Sink::commit`] succeeded for them.
+//! - Reconnects back off exponentially with jitter (rumqttc reconnects
+//!   immediately on its own, which hammers a restarting broker).
+//! - Shutdown drains: messages received before the token fired are
+//!   committed and acknowledged; later ones stay un-acknowledged and the
+//!   broker re-delivers them to the next session.
+//!
+//! The event loop runs in its own task and is raced only against the
+//! shutdown token: rumqttc does not document `poll()` as cancel-safe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{Backoff, Received, Sink};
+
+/// Settings for one `[[source.mqtt]]`.
+#[derive(Clone, Debug)]
+pub struct MqttSettings {
+    /// Name used in logs and in [`Received::source`], e.g. `mqtt[0]`.
+    pub name: Arc<str>,
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Topic filters (shared subscriptions `$share/group/…` allowed).
+    pub topics: Vec<String>,
+    /// Stable client id: the broker keeps the session under it.
+    pub client_id: String,
+    /// Optional user name and password.
+    pub credentials: Option<(String, String)>,
+    /// Most messages committed in one batch.
+    pub batch_max: usize,
+    /// Longest a received message waits for its batch to fill.
+    pub batch_wait: Duration,
+    /// Keep-alive interval.
+    pub keep_alive: Duration,
+    /// How long shutdown waits for the batch in hand to commit.
+    pub drain_timeout: Duration,
+}
+
+impl MqttSettings {
+    /// Settings with the defaults for a broker URL `mqtt://host[:port]`.
+    pub fn from_url(
+        name: &str,
+        url: &str,
+        topics: Vec<String>,
+        client_id: &str,
+    ) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("mqtt://")
+            .ok_or_else(|| format!("{url:?} is not mqtt://HOST[:PORT]"))?;
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let hostport = hostport.trim_end_matches('/');
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("bad port in {url:?}"))?,
+            ),
+            None => (hostport, 1883),
+        };
+        if host.is_empty() {
+            return Err(format!("no host in {url:?}"));
+        }
+        let credentials = userinfo.map(|u| match u.split_once(':') {
+            Some((a, b)) => (a.to_string(), b.to_string()),
+            None => (u.to_string(), String::new()),
+        });
+        Ok(MqttSettings {
+            name: Arc::from(name),
+            host: host.to_string(),
+            port,
+            topics,
+            client_id: client_id.to_string(),
+            credentials,
+            batch_max: 512,
+            batch_wait: Duration::from_millis(5),
+            keep_alive: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+        })
+    }
+}
+
+/// Runs the source until `shutdown` fires, then drains and returns.
+pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: CancellationToken) {
+    let mut opts = MqttOptions::new(
+        settings.client_id.clone(),
+        settings.host.clone(),
+        settings.port,
+    );
+    opts.set_keep_alive(settings.keep_alive)
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_inflight(u16::MAX / 2);
+    if let Some((u, p)) = &settings.credentials {
+        opts.set_credentials(u.clone(), p.clone());
+    }
+    let (client, eventloop) = AsyncClient::new(opts, 4096);
+    let (tx, rx) = mpsc::channel::<Publish>(settings.batch_max * 8);
+    let stop_commits = CancellationToken::new();
+    let committer = tokio::spawn(commit_loop(
+        settings.clone(),
+        client.clone(),
+        rx,
+        sink,
+        stop_commits.clone(),
+    ));
+    poll_loop(
+        &settings,
+        client,
+        eventloop,
+        tx,
+        shutdown,
+        committer,
+        stop_commits,
+    )
+    .await;
+}
+
+async fn poll_loop(
+    s: &MqttSettings,
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    tx: mpsc::Sender<Publish>,
+    shutdown: CancellationToken,
+    committer: tokio::task::JoinHandle<()>,
+    stop_commits: CancellationToken,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    let mut down_since: Option<std::time::Instant> = None;
+    let mut tx = Some(tx);
+    loop {
+        let ev = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff.reset();
+                match down_since.take() {
+                    Some(t) => {
+                        info!(source = %s.name, "connected to {}:{} again after {:.1?}", s.host, s.port, t.elapsed())
+                    }
+                    None => info!(source = %s.name, "connected to {}:{}", s.host, s.port),
+                }
+                if !ack.session_present {
+                    let subs = s
+                        .topics
+                        .iter()
+                        .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+                    if let Err(e) = client.subscribe_many(subs).await {
+                        warn!(source = %s.name, "cannot subscribe: {e}");
+                    } else {
+                        debug!(source = %s.name, "subscribed to {}", s.topics.join(", "));
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(tx) = &tx
+                    && tx.send(p).await.is_err()
+                {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if down_since.is_none() {
+                    warn!(source = %s.name, "connection to {}:{} lost or refused: {e}; retrying with backoff", s.host, s.port);
+                    down_since = Some(std::time::Instant::now());
+                }
+                let d = backoff.next_delay();
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(d) => {}
+                }
+            }
+        }
+    }
+    // Drain: no new messages; the committer finishes what it has and acks it.
+    tx.take();
+    let drain = async {
+        let mut committer = committer;
+        loop {
+            tokio::select! {
+                _ = &mut committer => break,
+                ev = eventloop.poll() => if ev.is_err() { tokio::time::sleep(Duration::from_millis(50)).await },
+            }
+        }
+        let _ = client.disconnect().await;
+        // Flush the acknowledgements and the DISCONNECT.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while eventloop.poll().await.is_ok() {}
+        })
+        .await;
+    };
+    if tokio::time::timeout(s.drain_timeout, drain).await.is_err() {
+        warn!(source = %s.name, "drain timed out; un-acknowledged messages will be re-delivered");
+        stop_commits.cancel();
+    }
+    info!(source = %s.name, "stopped");
+}
+
+async fn commit_loop<S: Sink>(
+    s: MqttSettings,
+    client: AsyncClient,
+    mut rx: mpsc::Receiver<Publish>,
+    sink: Arc<S>,
+    stop: CancellationToken,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    let mut pubs: Vec<Publish> = Vec::with_capacity(s.batch_max);
+    let mut batch: Vec<Received> = Vec::with_capacity(s.batch_max);
+    while let Some(first) = rx.recv().await {
+        pubs.clear();
+        pubs.push(first);
+        let deadline = tokio::time::Instant::now() + s.batch_wait;
+        while pubs.len() < s.batch_max {
+            match rx.try_recv() {
+                Ok(p) => pubs.push(p),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(p)) => pubs.push(p),
+                        _ => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        }
+        let now = Utc::now();
+        batch.clear();
+        batch.extend(pubs.iter().map(|p| Received {
+            source: s.name.clone(),
+            topic: Some(p.topic.clone()),
+            payload: p.payload.to_vec(),
+            received_at: now,
+        }));
+        loop {
+            match sink.commit(&batch).await {
+                Ok(()) => {
+                    backoff.reset();
+                    break;
+                }
+                Err(e) => {
+                    let d = backoff.next_delay();
+                    warn!(source = %s.name, "cannot commit {} message(s): {e}; retrying in {d:.1?}", batch.len());
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(d) => {}
+                    }
+                }
+            }
+        }
+        for p in &pubs {
+            if client.ack(p).await.is_err() {
+                return;
+            }
+        }
+    }
+}
