@@ -35,6 +35,48 @@ pub enum Command {
     /// single policy file with --policy. Lists every problem with file, key
     /// and reason; exits 1 when there is any.
     CheckConfig(CheckConfigArgs),
+    /// Publish a realistic day of punches to an MQTT broker (load generator).
+    ///
+    /// Each employee checks in around 08:30 and out around 17:30 (some
+    /// late, early, missing or absent) on one of the terminals, in time
+    /// order, with QoS 1. Deterministic for a seed. Progress on a terminal;
+    /// a one-line summary (JSON with --json) at the end.
+    Simulate(SimulateArgs),
+}
+
+/// `attendd simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Broker URL, mqtt://HOST[:PORT].
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    pub broker: String,
+    /// Number of employees (E00000, E00001, …).
+    #[arg(long, default_value_t = 100)]
+    pub employees: usize,
+    /// Number of terminals (gate-1, gate-2, …).
+    #[arg(long, default_value_t = 4)]
+    pub terminals: usize,
+    /// The day, YYYY-MM-DD (local times in the terminals' zone).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: NaiveDate,
+    /// Messages per second; 0 publishes as fast as the broker accepts.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Share of punches published a second time (a terminal re-sending), 0 … 1.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicates: f64,
+    /// Payload format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: crate::simulate::Format,
+    /// Topic prefix: messages go to PREFIX/{terminal}/punch.
+    #[arg(long, default_value = "attendance")]
+    pub topic_prefix: String,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `attendd evaluate`.
@@ -91,6 +133,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Evaluate(a) => run_evaluate(a, &mut out, &mut err),
         Command::CheckConfig(a) => run_check_config(a, &mut out, &mut err),
+        Command::Simulate(a) => run_simulate(a, &mut out, &mut err),
     };
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe
@@ -132,6 +175,68 @@ fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
         Err(e) => {
             let _ = writeln!(err, "{}", prefix_lines("error: ", &e.to_string()));
             ExitCode::from(1)
+        }
+    }
+}
+
+fn run_simulate(a: SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    let settings = match crate::source::mqtt::MqttSettings::from_url(
+        "simulate",
+        &a.broker,
+        vec![],
+        "simulate",
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(err, "error: --broker: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if !(0.0..=1.0).contains(&a.duplicates) {
+        let _ = writeln!(err, "error: --duplicates {} is outside 0 … 1", a.duplicates);
+        return ExitCode::from(1);
+    }
+    let plan = crate::simulate::Plan {
+        host: settings.host,
+        port: settings.port,
+        topic_prefix: a.topic_prefix,
+        date: a.date,
+        employees: a.employees,
+        terminals: a.terminals,
+        rate: a.rate,
+        seed: a.seed,
+        duplicates: a.duplicates,
+        format: a.format,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(crate::simulate::publish(&plan)) {
+        Ok(r) => {
+            if a.json {
+                let _ = writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default());
+            } else {
+                let _ = writeln!(
+                    out,
+                    "published {} punches ({} distinct, {} duplicates) in {:.2} s",
+                    r.distinct + r.duplicates,
+                    r.distinct,
+                    r.duplicates,
+                    r.seconds
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            ExitCode::from(2)
         }
     }
 }

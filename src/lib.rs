@@ -22,4 +22,5 @@ pub mod evaluate;
 pub mod input;
 pub mod policy;
 pub mod render;
+pub mod simulate;
 pub mod source;
