@@ -8,6 +8,7 @@
 //! the store's job (every punch has a dedupe key).
 
 pub mod mqtt;
+pub mod serial;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +41,33 @@ pub struct SinkError(pub String);
 pub trait Sink: Send + Sync + 'static {
     /// Commits a batch, in order.
     fn commit(&self, batch: &[Received]) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Commits `batch`, retrying with `backoff` until the sink succeeds.
+/// Returns false when `stop` fired first (nothing may be acknowledged).
+pub async fn commit_with_retry<S: Sink>(
+    sink: &S,
+    batch: &[Received],
+    backoff: &mut Backoff,
+    stop: &tokio_util::sync::CancellationToken,
+    name: &str,
+) -> bool {
+    loop {
+        match sink.commit(batch).await {
+            Ok(()) => {
+                backoff.reset();
+                return true;
+            }
+            Err(e) => {
+                let d = backoff.next_delay();
+                tracing::warn!(source = %name, "cannot commit {} message(s): {e}; retrying in {d:.1?}", batch.len());
+                tokio::select! {
+                    _ = stop.cancelled() => return false,
+                    _ = tokio::time::sleep(d) => {}
+                }
+            }
+        }
+    }
 }
 
 /// Exponential backoff with jitter, for reconnects and commit retries.

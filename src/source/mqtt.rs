@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Backoff, Received, Sink};
+use super::{Backoff, Received, Sink, commit_with_retry};
 
 /// Settings for one `[[source.mqtt]]`.
 #[derive(Clone, Debug)]
@@ -250,21 +250,8 @@ async fn commit_loop<S: Sink>(
             payload: p.payload.to_vec(),
             received_at: now,
         }));
-        loop {
-            match sink.commit(&batch).await {
-                Ok(()) => {
-                    backoff.reset();
-                    break;
-                }
-                Err(e) => {
-                    let d = backoff.next_delay();
-                    warn!(source = %s.name, "cannot commit {} message(s): {e}; retrying in {d:.1?}", batch.len());
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(d) => {}
-                    }
-                }
-            }
+        if !commit_with_retry(&*sink, &batch, &mut backoff, &stop, &s.name).await {
+            return;
         }
         for p in &pubs {
             if client.ack(p).await.is_err() {

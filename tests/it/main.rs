@@ -7,4 +7,5 @@ mod policy_cases;
 mod policy_files;
 mod properties;
 mod scores_dst;
+mod serial_source;
 mod services;
