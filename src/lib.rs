@@ -22,5 +22,7 @@ pub mod evaluate;
 pub mod input;
 pub mod policy;
 pub mod render;
+pub mod signals;
 pub mod simulate;
 pub mod source;
+pub mod telemetry;
