@@ -6,6 +6,7 @@
 //! command all call the same functions, so a verdict computed anywhere is the
 //! verdict computed everywhere.
 
+pub mod alerting;
 pub mod calendar;
 pub mod classify;
 pub mod ladder;

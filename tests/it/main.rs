@@ -1,5 +1,6 @@
 //! The single integration-test binary (one link step for all tests).
 
+mod alerting;
 mod cli;
 mod common;
 mod mqtt_source;
