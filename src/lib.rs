@@ -22,6 +22,7 @@ pub mod evaluate;
 pub mod input;
 pub mod policy;
 pub mod render;
+pub mod service;
 pub mod signals;
 pub mod simulate;
 pub mod source;
