@@ -20,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod evaluate;
 pub mod input;
+pub mod metrics;
 pub mod policy;
 pub mod render;
 pub mod service;
