@@ -19,6 +19,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod evaluate;
+pub mod health;
+pub mod http;
 pub mod input;
 pub mod metrics;
 pub mod policy;

@@ -49,6 +49,8 @@ pub struct MqttSettings {
     pub keep_alive: Duration,
     /// How long shutdown waits for the batch in hand to commit.
     pub drain_timeout: Duration,
+    /// Where the connection state is reported for `/healthz`.
+    pub health: Option<Arc<crate::health::Health>>,
 }
 
 impl MqttSettings {
@@ -93,6 +95,7 @@ impl MqttSettings {
             batch_wait: Duration::from_millis(5),
             keep_alive: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
+            health: None,
         })
     }
 }
@@ -153,6 +156,14 @@ async fn poll_loop(
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
+                if let Some(h) = &s.health {
+                    h.set(
+                        &s.name,
+                        true,
+                        format!("connected to {}:{}", s.host, s.port),
+                        Utc::now(),
+                    );
+                }
                 match down_since.take() {
                     Some(t) => {
                         info!(source = %s.name, "connected to {}:{} again after {:.1?}", s.host, s.port, t.elapsed())
@@ -180,6 +191,14 @@ async fn poll_loop(
             }
             Ok(_) => {}
             Err(e) => {
+                if let Some(h) = &s.health {
+                    h.set(
+                        &s.name,
+                        false,
+                        format!("{}:{}: {e}", s.host, s.port),
+                        Utc::now(),
+                    );
+                }
                 if down_since.is_none() {
                     warn!(source = %s.name, "connection to {}:{} lost or refused: {e}; retrying with backoff", s.host, s.port);
                     down_since = Some(std::time::Instant::now());

@@ -116,6 +116,8 @@ pub struct SerialSettings {
     pub framing: Framing,
     /// First reopen delay after an unplug (doubles up to 30 s).
     pub retry_min: Duration,
+    /// Where the port state is reported for `/healthz`.
+    pub health: Option<Arc<crate::health::Health>>,
 }
 
 impl SerialSettings {
@@ -130,6 +132,7 @@ impl SerialSettings {
             stop_bits: tokio_serial::StopBits::One,
             framing: Framing::Lines,
             retry_min: Duration::from_millis(500),
+            health: None,
         }
     }
 }
@@ -152,6 +155,9 @@ pub async fn run<S: Sink>(s: SerialSettings, sink: Arc<S>, shutdown: Cancellatio
         let mut port = match opened {
             Ok(p) => p,
             Err(e) => {
+                if let Some(h) = &s.health {
+                    h.set(&s.name, false, format!("{}: {e}", s.path), Utc::now());
+                }
                 if !unplugged_logged {
                     warn!(source = %s.name, "cannot open {}: {e}; retrying with backoff", s.path);
                     unplugged_logged = true;
@@ -162,6 +168,9 @@ pub async fn run<S: Sink>(s: SerialSettings, sink: Arc<S>, shutdown: Cancellatio
                 }
             }
         };
+        if let Some(h) = &s.health {
+            h.set(&s.name, true, format!("reading {}", s.path), Utc::now());
+        }
         if unplugged_logged {
             info!(source = %s.name, "{} is back; reading resumes", s.path);
         } else {
@@ -175,6 +184,9 @@ pub async fn run<S: Sink>(s: SerialSettings, sink: Arc<S>, shutdown: Cancellatio
             };
             let n = match n {
                 Ok(0) | Err(_) => {
+                    if let Some(h) = &s.health {
+                        h.set(&s.name, false, format!("{} unplugged", s.path), Utc::now());
+                    }
                     let lost = framer.reset();
                     warn!(
                         source = %s.name,

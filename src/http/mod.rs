@@ -1,0 +1,67 @@
+//! The daemon's HTTP server: `/healthz`, `/metrics`, and (as it grows) the
+//! HR API under `/api/v1/`.
+//!
+//! [`router`] builds the routes from shared state and is what tests call;
+//! [`serve`] binds nothing itself and runs until the shutdown token fires.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::Health;
+use crate::metrics::Metrics;
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Component states for `/healthz`.
+    pub health: Arc<Health>,
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves `router` on an already bound listener until `shutdown` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    let up = s.health.all_up();
+    let body = serde_json::json!({
+        "status": if up { "ok" } else { "degraded" },
+        "components": s.health.snapshot(),
+    });
+    let code = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
