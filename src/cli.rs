@@ -35,6 +35,10 @@ pub enum Command {
     /// single policy file with --policy. Lists every problem with file, key
     /// and reason; exits 1 when there is any.
     CheckConfig(CheckConfigArgs),
+    /// The store commands: import, punches, day, summary, employee, month,
+    /// quarantine, recompute, publish.
+    #[command(flatten)]
+    Store(crate::store::cmd::StoreCommand),
 }
 
 /// `attendd evaluate`.
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Evaluate(a) => run_evaluate(a, &mut out, &mut err),
         Command::CheckConfig(a) => run_check_config(a, &mut out, &mut err),
+        Command::Store(c) => crate::store::cmd::run(c, &mut out, &mut err),
     };
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe
@@ -117,7 +122,10 @@ fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
     match evaluate::run(&req, out, err) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::BadRows(n)) => {
-            let _ = writeln!(err, "error: {n} malformed row(s) skipped; the other rows were evaluated");
+            let _ = writeln!(
+                err,
+                "error: {n} malformed row(s) skipped; the other rows were evaluated"
+            );
             ExitCode::from(1)
         }
         // A closed pipe (`| head`) is the reader's choice, not a failure.
@@ -172,7 +180,13 @@ fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write
                 );
             }
             for s in &c.sources.serial {
-                let _ = writeln!(out, "source serial: {} {} baud decoder {}", s.path.display(), s.baud, s.decoder);
+                let _ = writeln!(
+                    out,
+                    "source serial: {} {} baud decoder {}",
+                    s.path.display(),
+                    s.baud,
+                    s.decoder
+                );
             }
             if let Some(h) = c.http_listen {
                 let _ = writeln!(out, "http: {h}");
@@ -198,7 +212,11 @@ fn redact(url: &str) -> String {
 }
 
 fn describe_policy(p: &crate::domain::policy::Policy, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(out, "policy {} version {} ({}), zone {}", p.id, p.version, p.name, p.tz)?;
+    writeln!(
+        out,
+        "policy {} version {} ({}), zone {}",
+        p.id, p.version, p.name, p.tz
+    )?;
     for s in &p.shifts {
         writeln!(
             out,

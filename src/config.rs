@@ -194,7 +194,8 @@ pub fn config_path(arg: Option<&Path>) -> PathBuf {
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let one = |m: String| ConfigError { problems: vec![m] };
-    let text = std::fs::read_to_string(path).map_err(|e| one(format!("{file}: cannot read: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| one(format!("{file}: cannot read: {e}")))?;
     let raw: RawConfig = toml::from_str(&text).map_err(|e| {
         let line = e
             .span()
@@ -226,29 +227,48 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         url
     } else {
-        push("store.url", format!("{url:?} is neither sqlite://PATH nor postgres://…"));
+        push(
+            "store.url",
+            format!("{url:?} is neither sqlite://PATH nor postgres://…"),
+        );
         url
     };
 
     for (i, m) in raw.source.mqtt.iter().enumerate() {
         let key = format!("source.mqtt[{i}]");
-        if m.broker != "embedded" && !m.broker.starts_with("mqtt://") && !m.broker.starts_with("mqtts://") {
+        if m.broker != "embedded"
+            && !m.broker.starts_with("mqtt://")
+            && !m.broker.starts_with("mqtts://")
+        {
             push(
                 &format!("{key}.broker"),
-                format!("{:?} is not mqtt://HOST:PORT, mqtts://HOST:PORT or \"embedded\"", m.broker),
+                format!(
+                    "{:?} is not mqtt://HOST:PORT, mqtts://HOST:PORT or \"embedded\"",
+                    m.broker
+                ),
             );
         }
         if m.topics.is_empty() {
-            push(&format!("{key}.topics"), "at least one topic is required".into());
+            push(
+                &format!("{key}.topics"),
+                "at least one topic is required".into(),
+            );
         }
         if !DECODERS.contains(&m.decoder.as_str()) {
             push(
                 &format!("{key}.decoder"),
-                format!("unknown decoder {:?} (one of {})", m.decoder, DECODERS.join(", ")),
+                format!(
+                    "unknown decoder {:?} (one of {})",
+                    m.decoder,
+                    DECODERS.join(", ")
+                ),
             );
         }
         if m.client_id.trim().is_empty() {
-            push(&format!("{key}.client_id"), "must not be empty (the broker keeps the session under it)".into());
+            push(
+                &format!("{key}.client_id"),
+                "must not be empty (the broker keeps the session under it)".into(),
+            );
         }
     }
     for (i, s) in raw.source.serial.iter().enumerate() {
@@ -256,7 +276,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         if !DECODERS.contains(&s.decoder.as_str()) {
             push(
                 &format!("{key}.decoder"),
-                format!("unknown decoder {:?} (one of {})", s.decoder, DECODERS.join(", ")),
+                format!(
+                    "unknown decoder {:?} (one of {})",
+                    s.decoder,
+                    DECODERS.join(", ")
+                ),
             );
         }
         if s.baud == 0 {
@@ -267,7 +291,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Some(h) => match h.listen.parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                push("http.listen", format!("{:?} is not an address such as 127.0.0.1:8080", h.listen));
+                push(
+                    "http.listen",
+                    format!("{:?} is not an address such as 127.0.0.1:8080", h.listen),
+                );
                 None
             }
         },

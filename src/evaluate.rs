@@ -154,7 +154,10 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
                 None => unknown.push(RowError {
                     file: file.to_string(),
                     line,
-                    message: format!("employee {:?} is not in employees.csv; row ignored", id(&row)),
+                    message: format!(
+                        "employee {:?} is not in employees.csv; row ignored",
+                        id(&row)
+                    ),
                 }),
             }
         }
@@ -162,13 +165,21 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
 
     let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
     let p = input::read_punches(open(&req.punches)?, &file(&req.punches), policy.tz);
-    place(p, &file(&req.punches), &index, &mut errors, &mut unknown, |r| &r.employee_id, |i, r| {
-        punches[i].push(Punch {
-            at: r.time,
-            device: r.device_id,
-        });
-        Some(())
-    });
+    place(
+        p,
+        &file(&req.punches),
+        &index,
+        &mut errors,
+        &mut unknown,
+        |r| &r.employee_id,
+        |i, r| {
+            punches[i].push(Punch {
+                at: r.time,
+                device: r.device_id,
+            });
+            Some(())
+        },
+    );
     for v in &mut punches {
         v.sort_unstable();
     }
@@ -176,22 +187,36 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
     let mut roster: Vec<Roster> = vec![Roster::new(); n];
     if let Some(path) = &req.roster {
         let r = input::read_roster(open(path)?, &file(path), policy);
-        place(r, &file(path), &index, &mut errors, &mut unknown, |r| &r.employee_id, |i, r| {
-            roster[i].insert(r.date, r.entry)
-        });
+        place(
+            r,
+            &file(path),
+            &index,
+            &mut errors,
+            &mut unknown,
+            |r| &r.employee_id,
+            |i, r| roster[i].insert(r.date, r.entry),
+        );
     }
     let mut leaves: Vec<Vec<Leave>> = vec![Vec::new(); n];
     if let Some(path) = &req.leaves {
         let l = input::read_leaves(open(path)?, &file(path), policy.tz);
-        place(l, &file(path), &index, &mut errors, &mut unknown, |r| &r.employee_id, |i, r| {
-            leaves[i].push(Leave {
-                start: r.start,
-                end: r.end,
-                kind: r.kind,
-                status: r.status,
-            });
-            Some(())
-        });
+        place(
+            l,
+            &file(path),
+            &index,
+            &mut errors,
+            &mut unknown,
+            |r| &r.employee_id,
+            |i, r| {
+                leaves[i].push(Leave {
+                    start: r.start,
+                    end: r.end,
+                    kind: r.kind,
+                    status: r.status,
+                });
+                Some(())
+            },
+        );
     }
     let mut holidays = policy.holidays.clone();
     if let Some(path) = &req.holidays {
@@ -214,7 +239,11 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
 }
 
 /// Runs `attendd evaluate`, writing records to `out` and problems to `err`.
-pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome, EvaluateError> {
+pub fn run(
+    req: &Request,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Outcome, EvaluateError> {
     if req.from > req.to {
         return Err(EvaluateError::Range {
             from: req.from,
@@ -239,11 +268,7 @@ pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ou
     }
 
     let month_start = req.from.with_day(1).unwrap_or(req.from);
-    let clock = ShiftClock::new(
-        &policy,
-        month_start - Days::new(3),
-        req.to + Days::new(3),
-    );
+    let clock = ShiftClock::new(&policy, month_start - Days::new(3), req.to + Days::new(3));
     let progress = io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_tick = started;
@@ -285,7 +310,11 @@ pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ou
         }
     }
     if progress && started.elapsed().as_millis() >= 200 {
-        writeln!(err, "\revaluated {total}/{total} employees in {:.1?}", started.elapsed())?;
+        writeln!(
+            err,
+            "\revaluated {total}/{total} employees in {:.1?}",
+            started.elapsed()
+        )?;
     }
     if req.scores {
         if !req.json {

@@ -141,16 +141,17 @@ impl LocalTimes {
         let tz = self.tz;
         let off = *self.cache.entry(local.date()).or_insert_with(|| {
             let a = tz.offset_from_local_datetime(&local.date().and_time(NaiveTime::MIN));
-            let b = tz.offset_from_local_datetime(
-                &local.date().and_hms_opt(23, 59, 59).unwrap_or(local),
-            );
+            let b = tz
+                .offset_from_local_datetime(&local.date().and_hms_opt(23, 59, 59).unwrap_or(local));
             match (a.single(), b.single()) {
                 (Some(a), Some(b)) if a.fix() == b.fix() => Some(a.fix()),
                 _ => None,
             }
         });
         match off {
-            Some(off) => (local - chrono::Duration::seconds(off.local_minus_utc() as i64)).and_utc(),
+            Some(off) => {
+                (local - chrono::Duration::seconds(off.local_minus_utc() as i64)).and_utc()
+            }
             None => resolve_local(tz, local),
         }
     }
@@ -165,7 +166,12 @@ impl LocalTimes {
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
             return Ok(t.with_timezone(&Utc));
         }
-        for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        for f in [
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%dT%H:%M",
+        ] {
             if let Ok(l) = NaiveDateTime::parse_from_str(s, f) {
                 return Ok(self.resolve(l));
             }
@@ -180,7 +186,13 @@ impl LocalTimes {
 /// can hold millions of rows.
 fn parse_local_fast(s: &str) -> Option<NaiveDateTime> {
     let b = s.as_bytes();
-    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b' ' && b[10] != b'T') || b[13] != b':' || b[16] != b':' {
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b' ' && b[10] != b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let n = |i: usize, len: usize| -> Option<u32> {
@@ -258,11 +270,7 @@ impl<R: Read> Table<R> {
     }
 
     /// Calls `f` on every record; `f` returns the row or a reason.
-    fn each<T>(
-        mut self,
-        out: &mut Parsed<T>,
-        mut f: impl FnMut(&Row<'_>) -> Result<T, String>,
-    ) {
+    fn each<T>(mut self, out: &mut Parsed<T>, mut f: impl FnMut(&Row<'_>) -> Result<T, String>) {
         let mut rec = csv::StringRecord::new();
         loop {
             match self.reader.read_record(&mut rec) {
@@ -293,7 +301,10 @@ impl<R: Read> Table<R> {
                         message: format!("unreadable row: {e}"),
                     });
                     // A UTF-8 or quoting error does not stop the reader.
-                    if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. } | csv::ErrorKind::UnequalLengths { .. }) {
+                    if !matches!(
+                        e.kind(),
+                        csv::ErrorKind::Utf8 { .. } | csv::ErrorKind::UnequalLengths { .. }
+                    ) {
                         break;
                     }
                 }
@@ -337,7 +348,12 @@ fn shift_ref(policy: &Policy, id: &str) -> Result<ShiftIdx, String> {
 /// Reads employees.csv: `employee_id,name,team,supervisor[,shift][,alias]`.
 pub fn read_employees(reader: impl Read, file: &str, policy: &Policy) -> Parsed<EmployeeRow> {
     let mut out = Parsed::default();
-    let Some(t) = Table::open(reader, file, &["employee_id", "name", "team", "supervisor"], &mut out) else {
+    let Some(t) = Table::open(
+        reader,
+        file,
+        &["employee_id", "name", "team", "supervisor"],
+        &mut out,
+    ) else {
         return out;
     };
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -415,8 +431,12 @@ pub fn read_roster(reader: impl Read, file: &str, policy: &Policy) -> Parsed<Ros
 /// Reads leaves.csv: `employee_id,start,end,kind,status`.
 pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
     let mut out = Parsed::default();
-    let Some(t) = Table::open(reader, file, &["employee_id", "start", "end", "kind", "status"], &mut out)
-    else {
+    let Some(t) = Table::open(
+        reader,
+        file,
+        &["employee_id", "start", "end", "kind", "status"],
+        &mut out,
+    ) else {
         return out;
     };
     let mut times = LocalTimes::new(tz);
@@ -430,7 +450,11 @@ pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
             "approved" => LeaveStatus::Approved,
             "pending" => LeaveStatus::Pending,
             "rejected" => LeaveStatus::Rejected,
-            other => return Err(format!("status {other:?} is not approved, pending or rejected")),
+            other => {
+                return Err(format!(
+                    "status {other:?} is not approved, pending or rejected"
+                ));
+            }
         };
         Ok(LeaveRow {
             employee_id: r.req("employee_id")?.to_string(),
@@ -476,13 +500,21 @@ mod tests {
         assert_eq!(p.rows[1].1.time, p.rows[0].1.time);
         assert_eq!(p.errors.len(), 2);
         assert_eq!(p.errors[0].line, 3);
-        assert!(p.errors[0].to_string().starts_with("p.csv:3: time \"yesterday\""));
+        assert!(
+            p.errors[0]
+                .to_string()
+                .starts_with("p.csv:3: time \"yesterday\"")
+        );
         assert_eq!(p.errors[1].line, 4);
     }
 
     #[test]
     fn missing_column_is_one_error_on_line_one() {
-        let p = read_punches("employee,when\nE1,x\n".as_bytes(), "p.csv", chrono_tz::Asia::Shanghai);
+        let p = read_punches(
+            "employee,when\nE1,x\n".as_bytes(),
+            "p.csv",
+            chrono_tz::Asia::Shanghai,
+        );
         assert!(p.rows.is_empty());
         assert_eq!(p.errors.len(), 1);
         assert_eq!(p.errors[0].line, 1);

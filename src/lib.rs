@@ -11,6 +11,9 @@
 //! - [`input`]: the CSV input files of `interfaces.md` (employees, punches,
 //!   roster, leaves, holidays), parsed with file and line in every error.
 //! - [`evaluate`]: the offline `attendd evaluate` command built on the above.
+//! - [`store`]: the durable store (SQLite or PostgreSQL): punches, HR data,
+//!   verdicts, the scoring ledger and its audit trail, and the commands that
+//!   import into it and query it.
 //! - [`cli`]: command-line definitions and dispatch.
 
 #![forbid(unsafe_code)]
@@ -22,3 +25,4 @@ pub mod evaluate;
 pub mod input;
 pub mod policy;
 pub mod render;
+pub mod store;

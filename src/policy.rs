@@ -87,7 +87,9 @@ fn default_tz() -> String {
     "Asia/Shanghai".into()
 }
 fn default_workdays() -> Vec<String> {
-    ["mon", "tue", "wed", "thu", "fri"].map(String::from).to_vec()
+    ["mon", "tue", "wed", "thu", "fri"]
+        .map(String::from)
+        .to_vec()
 }
 fn default_unrostered() -> String {
     "default-shift".into()
@@ -370,14 +372,17 @@ impl<'a> KeyLines<'a> {
             let t = l.trim_start();
             if t.starts_with('[') {
                 let name = t.trim_start_matches('[').split(']').next().unwrap_or("");
-                in_section = name.trim() == section || name.trim().starts_with(&format!("{section}."));
+                in_section =
+                    name.trim() == section || name.trim().starts_with(&format!("{section}."));
                 if section == key && in_section {
                     return Some(i + 1);
                 }
                 continue;
             }
             if (in_section || section == last)
-                && (t.starts_with(&format!("{last} ")) || t.starts_with(&format!("{last}=")) || t.contains(&format!(" {last} =")))
+                && (t.starts_with(&format!("{last} "))
+                    || t.starts_with(&format!("{last}="))
+                    || t.contains(&format!(" {last} =")))
             {
                 return Some(i + 1);
             }
@@ -441,7 +446,10 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         Err(_) => {
             is.push(
                 "timezone",
-                format!("{:?} is not an IANA time zone (e.g. Asia/Shanghai)", raw.timezone),
+                format!(
+                    "{:?} is not an IANA time zone (e.g. Asia/Shanghai)",
+                    raw.timezone
+                ),
             );
             chrono_tz::Asia::Shanghai
         }
@@ -450,8 +458,11 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
     // Categories and rules first: everything else refers to them.
     let mut categories = Vec::new();
     for (i, c) in raw.category.iter().enumerate() {
-        if categories.iter().any(|x: &Category| &*x.id == c.id) {
-            is.push(format!("category[{i}].id"), format!("duplicate category {:?}", c.id));
+        if categories.iter().any(|x: &Category| *x.id == *c.id) {
+            is.push(
+                format!("category[{i}].id"),
+                format!("duplicate category {:?}", c.id),
+            );
         }
         if c.cap.is_some_and(|cap| cap < Points::ZERO) {
             is.push(format!("category[{i}].cap"), "must not be negative");
@@ -469,7 +480,10 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         let Some(cat) = categories.iter().find(|c| *c.id == *r.category) else {
             is.push(
                 format!("{key}.category"),
-                format!("unknown category {:?} (declare it in [[category]])", r.category),
+                format!(
+                    "unknown category {:?} (declare it in [[category]])",
+                    r.category
+                ),
             );
             continue;
         };
@@ -477,7 +491,10 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
             "deduction" => RuleKind::Deduction,
             "bonus" => RuleKind::Bonus,
             other => {
-                is.push(format!("{key}.kind"), format!("{other:?} is not `deduction` or `bonus`"));
+                is.push(
+                    format!("{key}.kind"),
+                    format!("{other:?} is not `deduction` or `bonus`"),
+                );
                 RuleKind::Deduction
             }
         };
@@ -506,7 +523,10 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
                 k.clone()
             }
             None => {
-                is.push(key, format!("unknown rule {id:?} (declare it as [rule.{id}])"));
+                is.push(
+                    key,
+                    format!("unknown rule {id:?} (declare it as [rule.{id}])"),
+                );
                 Arc::from(id)
             }
         }
@@ -518,12 +538,18 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
     for (i, s) in raw.shift.iter().enumerate() {
         let key = format!("shift[{i}]");
         if s.id.trim().is_empty() || s.id == "rest" {
-            is.push(format!("{key}.id"), format!("{:?} cannot be a shift id", s.id));
+            is.push(
+                format!("{key}.id"),
+                format!("{:?} cannot be a shift id", s.id),
+            );
         }
         let start = parse_hm(&s.start);
         let end = parse_hm(&s.end);
         if start.is_none() {
-            is.push(format!("{key}.start"), format!("{:?} is not HH:MM", s.start));
+            is.push(
+                format!("{key}.start"),
+                format!("{:?} is not HH:MM", s.start),
+            );
         }
         if end.is_none() {
             is.push(format!("{key}.end"), format!("{:?} is not HH:MM", s.end));
@@ -566,7 +592,10 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         }
         "rest" => Unrostered::Rest,
         other => {
-            is.push("unrostered", format!("{other:?} is not `default-shift` or `rest`"));
+            is.push(
+                "unrostered",
+                format!("{other:?} is not `default-shift` or `rest`"),
+            );
             Unrostered::DefaultShift
         }
     };
@@ -574,7 +603,10 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
     for (i, w) in raw.workdays.iter().enumerate() {
         match parse_weekday(w) {
             Some(d) => workdays[d.num_days_from_monday() as usize] = true,
-            None => is.push(format!("workdays[{i}]"), format!("{w:?} is not a weekday (mon … sun)")),
+            None => is.push(
+                format!("workdays[{i}]"),
+                format!("{w:?} is not a weekday (mon … sun)"),
+            ),
         }
     }
     let mut holidays = BTreeMap::new();
@@ -604,7 +636,10 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         }
     }
     if !(0..=3600).contains(&w.dedupe_seconds) {
-        is.push("window.dedupe_seconds", format!("{} is outside 0 … 3600 seconds", w.dedupe_seconds));
+        is.push(
+            "window.dedupe_seconds",
+            format!("{} is outside 0 … 3600 seconds", w.dedupe_seconds),
+        );
     }
 
     let a = &raw.absence;
@@ -664,10 +699,9 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
                     format!("{u} must be greater than the previous bound {prev}"),
                 ),
                 (Some(u), _) => prev = u,
-                (None, false) => is.push(
-                    format!("{key}.up_to"),
-                    "only the last step may omit up_to",
-                ),
+                (None, false) => {
+                    is.push(format!("{key}.up_to"), "only the last step may omit up_to")
+                }
                 (None, true) => {}
             }
             let grade = parse_grade(&s.grade).unwrap_or_else(|| {
@@ -726,7 +760,10 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         match actions.get_key_value(id) {
             Some((k, _)) => k.clone(),
             None => {
-                is.push(key, format!("unknown action {id:?} (label it in [actions])"));
+                is.push(
+                    key,
+                    format!("unknown action {id:?} (label it in [actions])"),
+                );
                 Arc::from(id)
             }
         }
@@ -791,7 +828,13 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
 /// A day shift must end after it starts; a shift whose end is not after its
 /// start must say `overnight = true`, and an overnight shift must end at or
 /// before its start time on the next day.
-fn check_shift_bounds(start: NaiveTime, end: NaiveTime, overnight: bool, is: &mut Issues, key: &str) {
+fn check_shift_bounds(
+    start: NaiveTime,
+    end: NaiveTime,
+    overnight: bool,
+    is: &mut Issues,
+    key: &str,
+) {
     if !overnight && end <= start {
         is.push(
             format!("{key}.end"),

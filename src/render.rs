@@ -51,7 +51,11 @@ fn clock(v: &DayVerdict, t: Option<chrono::DateTime<chrono::FixedOffset>>) -> St
 /// One day as a table row.
 pub fn table_row(v: &DayVerdict, buf: &mut Vec<u8>) {
     let mut notes: Vec<String> = v.actions.iter().map(|a| a.to_string()).collect();
-    notes.extend(v.deductions.iter().map(|d| format!("{}:-{}", d.rule, d.points)));
+    notes.extend(
+        v.deductions
+            .iter()
+            .map(|d| format!("{}:-{}", d.rule, d.points)),
+    );
     notes.extend(v.flags.iter().map(|f| f.as_str().to_string()));
     let _ = writeln!(
         buf,
@@ -74,14 +78,24 @@ pub fn table_row(v: &DayVerdict, buf: &mut Vec<u8>) {
 pub fn score_header(policy: &Policy, out: &mut dyn Write) -> io::Result<()> {
     write!(out, "{:<10} {:<7} {:>6}", "employee", "month", "score")?;
     for c in &policy.categories {
-        write!(out, " {:>14}", format!("{}({})", c.id, c.cap.map_or("-".into(), |p| p.to_string())))?;
+        write!(
+            out,
+            " {:>14}",
+            format!("{}({})", c.id, c.cap.map_or("-".into(), |p| p.to_string()))
+        )?;
     }
     writeln!(out, " {:>7} {:>10}", "bonus", "attendance")
 }
 
 /// One monthly score as a table row: per category `raw→capped`.
 pub fn score_row(policy: &Policy, s: &MonthScore, buf: &mut Vec<u8>) {
-    let _ = write!(buf, "{:<10} {:<7} {:>6}", s.employee_id.as_str(), s.month, s.score.to_string());
+    let _ = write!(
+        buf,
+        "{:<10} {:<7} {:>6}",
+        s.employee_id.as_str(),
+        s.month,
+        s.score.to_string()
+    );
     for c in &policy.categories {
         let cell = match s.categories.get(&c.id) {
             Some(cs) if cs.raw != cs.capped => format!("{}→{}", cs.raw, cs.capped),
@@ -90,5 +104,10 @@ pub fn score_row(policy: &Policy, s: &MonthScore, buf: &mut Vec<u8>) {
         };
         let _ = write!(buf, " {cell:>14}");
     }
-    let _ = writeln!(buf, " {:>7} {:>10}", s.bonuses.to_string(), s.attendance_days.to_string());
+    let _ = writeln!(
+        buf,
+        " {:>7} {:>10}",
+        s.bonuses.to_string(),
+        s.attendance_days.to_string()
+    );
 }

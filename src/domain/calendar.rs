@@ -107,7 +107,11 @@ impl<'p> ShiftClock<'p> {
 fn compute(policy: &Policy, date: NaiveDate, shift: ShiftIdx) -> ShiftTimes {
     let s = policy.shift(shift);
     let start = resolve_local(policy.tz, date.and_time(s.start));
-    let end_date = if s.overnight { date.succ_opt().unwrap_or(date) } else { date };
+    let end_date = if s.overnight {
+        date.succ_opt().unwrap_or(date)
+    } else {
+        date
+    };
     let end = resolve_local(policy.tz, end_date.and_time(s.end));
     ShiftTimes { start, end }
 }

@@ -215,32 +215,23 @@ fn grade_side(grading: &Grading, minutes: i64) -> SideGrade {
 /// Moves the expected start past approved leave that covers it and the
 /// expected end before approved leave that covers it (policy.md step 2).
 /// Returns the leave records used.
-fn apply_leave<'a>(
-    leaves: &'a [Leave],
-    times: ShiftTimes,
-) -> (DateTime<Utc>, DateTime<Utc>, Vec<&'a Leave>) {
+fn apply_leave(leaves: &[Leave], times: ShiftTimes) -> (DateTime<Utc>, DateTime<Utc>, Vec<&Leave>) {
     let mut start = times.start;
     let mut end = times.end;
     let mut used: Vec<&Leave> = Vec::new();
     let approved = || {
-        leaves
-            .iter()
-            .filter(|l| l.status == LeaveStatus::Approved && l.start < times.end && l.end > times.start)
+        leaves.iter().filter(|l| {
+            l.status == LeaveStatus::Approved && l.start < times.end && l.end > times.start
+        })
     };
-    loop {
-        let Some(l) = approved().find(|l| l.start <= start && l.end > start) else {
-            break;
-        };
+    while let Some(l) = approved().find(|l| l.start <= start && l.end > start) {
         start = l.end;
         used.push(l);
         if start >= end {
             return (start, end, used);
         }
     }
-    loop {
-        let Some(l) = approved().find(|l| l.start < end && l.end >= end) else {
-            break;
-        };
+    while let Some(l) = approved().find(|l| l.start < end && l.end >= end) {
         end = l.start;
         if !used.contains(&l) {
             used.push(l);
@@ -316,7 +307,11 @@ fn classify_instance(
         .collect();
     if exp_start >= exp_end {
         let field = used.iter().all(|l| l.is_field());
-        v.status = if field { Status::Field } else { Status::OnLeave };
+        v.status = if field {
+            Status::Field
+        } else {
+            Status::OnLeave
+        };
         v.leave_days = if field { Points::ZERO } else { Points::ONE };
         if let (Some(f), Some(l)) = (punches.first(), punches.last()) {
             v.check_in = Some(to_local(tz, f.at));
@@ -344,7 +339,8 @@ fn classify_instance(
             v.absence_days = Points::ONE;
             v.points = abs.no_punch_points;
             if !abs.no_punch_points.is_zero() {
-                v.deductions.push(deduction(policy, &abs.no_punch_rule, abs.no_punch_points));
+                v.deductions
+                    .push(deduction(policy, &abs.no_punch_rule, abs.no_punch_points));
             }
             v.explanation = ex;
             return v;
