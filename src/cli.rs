@@ -42,6 +42,10 @@ pub enum Command {
     /// order, with QoS 1. Deterministic for a seed. Progress on a terminal;
     /// a one-line summary (JSON with --json) at the end.
     Simulate(SimulateArgs),
+    /// The store commands: import, punches, day, summary, employee, month,
+    /// quarantine, recompute, publish.
+    #[command(flatten)]
+    Store(crate::store::cmd::StoreCommand),
 }
 
 /// `attendd simulate`.
@@ -134,6 +138,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Evaluate(a) => run_evaluate(a, &mut out, &mut err),
         Command::CheckConfig(a) => run_check_config(a, &mut out, &mut err),
         Command::Simulate(a) => run_simulate(a, &mut out, &mut err),
+        Command::Store(c) => crate::store::cmd::run(c, &mut out, &mut err),
     };
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe

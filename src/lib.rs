@@ -11,6 +11,9 @@
 //! - [`input`]: the CSV input files of `interfaces.md` (employees, punches,
 //!   roster, leaves, holidays), parsed with file and line in every error.
 //! - [`evaluate`]: the offline `attendd evaluate` command built on the above.
+//! - [`store`]: the durable store (SQLite or PostgreSQL): punches, HR data,
+//!   verdicts, the scoring ledger and its audit trail, and the commands that
+//!   import into it and query it.
 //! - [`cli`]: command-line definitions and dispatch.
 
 #![forbid(unsafe_code)]
@@ -30,4 +33,5 @@ pub mod service;
 pub mod signals;
 pub mod simulate;
 pub mod source;
+pub mod store;
 pub mod telemetry;

@@ -1,0 +1,903 @@
+// The store's SQL, shared by both engines. Included by `backend_sqlite.rs`
+// and `backend_pg.rs`, each of which defines `Db` and `BEGIN_WRITE` first;
+// everything here must compile (and run) on both. Dialect differences are
+// confined to the migrations.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{Pool, QueryBuilder, Row};
+
+use super::recompute::{Change, ChangeKind};
+use super::{
+    Adjustment, AuditRow, EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, LedgerEntry,
+    NewManualEntry, NewPunch, NewQuarantine, QUARANTINE_MAX_BYTES, QuarantineRow, QueryContext,
+    RosterRecord, StoreError, StoredPunch, StoredVerdict,
+};
+
+/// Rows per multi-row statement. Kept well under SQLite's 32766 bound
+/// parameters (the widest row here has 10 columns).
+const CHUNK: usize = 1000;
+
+type Tx = sqlx::Transaction<'static, Db>;
+
+async fn begin(pool: &Pool<Db>) -> Result<Tx, StoreError> {
+    pool.begin_with(BEGIN_WRITE).await.ctx("begin transaction")
+}
+
+pub(super) async fn insert_punches(
+    pool: &Pool<Db>,
+    rows: &[NewPunch],
+    keys: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<Inserted>, StoreError> {
+    let mut out = vec![Inserted::Duplicate; rows.len()];
+    // The first occurrence of each key in the batch is the one inserted.
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+    let mut todo: Vec<usize> = Vec::with_capacity(rows.len());
+    for (i, k) in keys.iter().enumerate() {
+        if let std::collections::hash_map::Entry::Vacant(v) = first.entry(k.as_str()) {
+            v.insert(i);
+            todo.push(i);
+        }
+    }
+    let mut tx = begin(pool).await?;
+    for chunk in todo.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, raw, received_at, dedupe_key) ",
+        );
+        qb.push_values(chunk, |mut b, &i| {
+            let p = &rows[i];
+            b.push_bind(p.employee_id.as_str())
+                .push_bind(p.time)
+                .push_bind(p.device_id.as_deref())
+                .push_bind(p.source.as_str())
+                .push_bind(p.event_id.as_deref())
+                .push_bind(p.identity.as_str())
+                .push_bind(p.raw.as_deref())
+                .push_bind(now)
+                .push_bind(keys[i].as_str());
+        });
+        qb.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
+        let got = qb.build().fetch_all(&mut *tx).await.ctx("insert punches")?;
+        for r in got {
+            let id: i64 = r.try_get(0).ctx("insert punches")?;
+            let key: String = r.try_get(1).ctx("insert punches")?;
+            if let Some(&i) = first.get(key.as_str()) {
+                out[i] = Inserted::New(id);
+            }
+        }
+    }
+    tx.commit().await.ctx("commit punches")?;
+    Ok(out)
+}
+
+pub(super) async fn punches(
+    pool: &Pool<Db>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    employee: Option<&str>,
+) -> Result<Vec<StoredPunch>, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT id, employee_id, time, device_id, source, event_id, identity, received_at FROM punches WHERE time >= ",
+    );
+    qb.push_bind(from).push(" AND time < ").push_bind(to);
+    if let Some(e) = employee {
+        qb.push(" AND employee_id = ").push_bind(e);
+    }
+    qb.push(" ORDER BY employee_id, time, id");
+    let rows = qb.build().fetch_all(pool).await.ctx("select punches")?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredPunch {
+                id: r.try_get("id")?,
+                employee_id: r.try_get("employee_id")?,
+                time: r.try_get("time")?,
+                device_id: r.try_get("device_id")?,
+                source: r.try_get("source")?,
+                event_id: r.try_get("event_id")?,
+                identity: r.try_get("identity")?,
+                received_at: r.try_get("received_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read punches")
+}
+
+/// Punch instants and devices only, for the engine, ordered by employee
+/// then time.
+pub(super) async fn punch_times(
+    pool: &Pool<Db>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    employee: Option<&str>,
+) -> Result<Vec<(String, DateTime<Utc>, Option<String>)>, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new("SELECT employee_id, time, device_id FROM punches WHERE time >= ");
+    qb.push_bind(from).push(" AND time < ").push_bind(to);
+    if let Some(e) = employee {
+        qb.push(" AND employee_id = ").push_bind(e);
+    }
+    qb.push(" ORDER BY employee_id, time");
+    let rows = qb.build().fetch_all(pool).await.ctx("select punch times")?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read punch times")
+}
+
+pub(super) async fn punch_count(pool: &Pool<Db>) -> Result<i64, StoreError> {
+    sqlx::query("SELECT COUNT(*) FROM punches")
+        .fetch_one(pool)
+        .await
+        .and_then(|r| r.try_get(0))
+        .ctx("count punches")
+}
+
+pub(super) async fn first_punch(
+    pool: &Pool<Db>,
+    employees: &[String],
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let mut best: Option<DateTime<Utc>> = None;
+    for e in employees {
+        let r = sqlx::query("SELECT time FROM punches WHERE employee_id = $1 ORDER BY time LIMIT 1")
+            .bind(e.as_str())
+            .fetch_optional(pool)
+            .await
+            .ctx("first punch")?;
+        if let Some(r) = r {
+            let t: DateTime<Utc> = r.try_get(0).ctx("first punch")?;
+            best = Some(best.map_or(t, |b| b.min(t)));
+        }
+    }
+    Ok(best)
+}
+
+pub(super) async fn add_quarantine(
+    pool: &Pool<Db>,
+    q: &NewQuarantine,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let kept = &q.payload[..q.payload.len().min(QUARANTINE_MAX_BYTES)];
+    sqlx::query(
+        "INSERT INTO quarantine (source, payload, payload_len, reason, received_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(q.source.as_str())
+    .bind(kept)
+    .bind(q.payload.len() as i64)
+    .bind(q.reason.as_str())
+    .bind(now)
+    .fetch_one(pool)
+    .await
+    .and_then(|r| r.try_get(0))
+    .ctx("insert quarantine")
+}
+
+pub(super) async fn quarantined(pool: &Pool<Db>, limit: i64) -> Result<Vec<QuarantineRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, source, payload, payload_len, reason, received_at FROM quarantine ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .ctx("select quarantine")?;
+    rows.iter()
+        .map(|r| {
+            Ok(QuarantineRow {
+                id: r.try_get("id")?,
+                source: r.try_get("source")?,
+                payload: r.try_get("payload")?,
+                payload_len: r.try_get("payload_len")?,
+                reason: r.try_get("reason")?,
+                received_at: r.try_get("received_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read quarantine")
+}
+
+pub(super) async fn upsert_employees(
+    pool: &Pool<Db>,
+    rows: &[EmployeeRecord],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = begin(pool).await?;
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new("INSERT INTO employees (employee_id, name, team, supervisor, shift, updated_at) ");
+        qb.push_values(chunk, |mut b, e| {
+            b.push_bind(e.employee_id.as_str())
+                .push_bind(e.name.as_str())
+                .push_bind(e.team.as_str())
+                .push_bind(e.supervisor.as_str())
+                .push_bind(e.shift.as_deref())
+                .push_bind(now);
+        });
+        qb.push(
+            " ON CONFLICT (employee_id) DO UPDATE SET name = excluded.name, team = excluded.team, \
+             supervisor = excluded.supervisor, shift = excluded.shift, updated_at = excluded.updated_at",
+        );
+        qb.build().execute(&mut *tx).await.ctx("upsert employees")?;
+    }
+    for e in rows {
+        sqlx::query("DELETE FROM employee_aliases WHERE employee_id = $1")
+            .bind(e.employee_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .ctx("replace aliases")?;
+    }
+    let aliases: Vec<(&str, &str)> = rows
+        .iter()
+        .flat_map(|e| e.aliases.iter().map(move |a| (a.as_str(), e.employee_id.as_str())))
+        .collect();
+    for chunk in aliases.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new("INSERT INTO employee_aliases (alias, employee_id) ");
+        qb.push_values(chunk, |mut b, (a, e)| {
+            b.push_bind(*a).push_bind(*e);
+        });
+        qb.push(" ON CONFLICT (alias) DO UPDATE SET employee_id = excluded.employee_id");
+        qb.build().execute(&mut *tx).await.ctx("insert aliases")?;
+    }
+    tx.commit().await.ctx("commit employees")
+}
+
+pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, StoreError> {
+    let rows = sqlx::query("SELECT employee_id, name, team, supervisor, shift FROM employees ORDER BY employee_id")
+        .fetch_all(pool)
+        .await
+        .ctx("select employees")?;
+    let mut out: Vec<EmployeeRecord> = rows
+        .iter()
+        .map(|r| {
+            Ok(EmployeeRecord {
+                employee_id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                team: r.try_get(2)?,
+                supervisor: r.try_get(3)?,
+                shift: r.try_get(4)?,
+                aliases: Vec::new(),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read employees")?;
+    let idx: HashMap<String, usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.employee_id.clone(), i))
+        .collect();
+    let aliases = sqlx::query("SELECT alias, employee_id FROM employee_aliases ORDER BY alias")
+        .fetch_all(pool)
+        .await
+        .ctx("select aliases")?;
+    for r in &aliases {
+        let alias: String = r.try_get(0).ctx("read aliases")?;
+        let emp: String = r.try_get(1).ctx("read aliases")?;
+        if let Some(&i) = idx.get(&emp) {
+            out[i].aliases.push(alias);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn upsert_roster(
+    pool: &Pool<Db>,
+    rows: &[RosterRecord],
+    now: DateTime<Utc>,
+) -> Result<Vec<RosterRecord>, StoreError> {
+    // One row per key (the last wins): a statement may not touch a row twice.
+    let mut seen: HashSet<(&str, NaiveDate)> = HashSet::new();
+    let mut uniq: Vec<&RosterRecord> = Vec::with_capacity(rows.len());
+    for r in rows.iter().rev() {
+        if seen.insert((r.employee_id.as_str(), r.date)) {
+            uniq.push(r);
+        }
+    }
+    let mut changed = Vec::new();
+    let mut tx = begin(pool).await?;
+    for chunk in uniq.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new("INSERT INTO roster (employee_id, date, shift, updated_at) ");
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(r.employee_id.as_str())
+                .push_bind(r.date)
+                .push_bind(r.shift.as_str())
+                .push_bind(now);
+        });
+        qb.push(
+            " ON CONFLICT (employee_id, date) DO UPDATE SET shift = excluded.shift, updated_at = excluded.updated_at \
+             WHERE roster.shift <> excluded.shift RETURNING employee_id, date, shift",
+        );
+        for r in qb.build().fetch_all(&mut *tx).await.ctx("upsert roster")? {
+            changed.push(RosterRecord {
+                employee_id: r.try_get(0).ctx("upsert roster")?,
+                date: r.try_get(1).ctx("upsert roster")?,
+                shift: r.try_get(2).ctx("upsert roster")?,
+            });
+        }
+    }
+    tx.commit().await.ctx("commit roster")?;
+    Ok(changed)
+}
+
+pub(super) async fn roster(
+    pool: &Pool<Db>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<RosterRecord>, StoreError> {
+    let rows = sqlx::query("SELECT employee_id, date, shift FROM roster WHERE date >= $1 AND date <= $2")
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await
+        .ctx("select roster")?;
+    rows.iter()
+        .map(|r| {
+            Ok(RosterRecord {
+                employee_id: r.try_get(0)?,
+                date: r.try_get(1)?,
+                shift: r.try_get(2)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read roster")
+}
+
+fn leave_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LeaveRecord, sqlx::Error> {
+    Ok(LeaveRecord {
+        employee_id: r.try_get("employee_id")?,
+        start: r.try_get("start_at")?,
+        end: r.try_get("end_at")?,
+        kind: r.try_get("kind")?,
+        status: r.try_get("status")?,
+    })
+}
+
+pub(super) async fn upsert_leaves(
+    pool: &Pool<Db>,
+    rows: &[LeaveRecord],
+    now: DateTime<Utc>,
+) -> Result<Vec<LeaveRecord>, StoreError> {
+    let mut seen: HashSet<(&str, DateTime<Utc>, DateTime<Utc>, &str)> = HashSet::new();
+    let mut uniq: Vec<&LeaveRecord> = Vec::with_capacity(rows.len());
+    for r in rows.iter().rev() {
+        if seen.insert((r.employee_id.as_str(), r.start, r.end, r.kind.as_str())) {
+            uniq.push(r);
+        }
+    }
+    let mut changed = Vec::new();
+    let mut tx = begin(pool).await?;
+    for chunk in uniq.chunks(CHUNK) {
+        let mut qb =
+            QueryBuilder::<Db>::new("INSERT INTO leaves (employee_id, start_at, end_at, kind, status, updated_at) ");
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(r.employee_id.as_str())
+                .push_bind(r.start)
+                .push_bind(r.end)
+                .push_bind(r.kind.as_str())
+                .push_bind(r.status.as_str())
+                .push_bind(now);
+        });
+        qb.push(
+            " ON CONFLICT (employee_id, start_at, end_at, kind) DO UPDATE SET status = excluded.status, \
+             updated_at = excluded.updated_at WHERE leaves.status <> excluded.status \
+             RETURNING employee_id, start_at, end_at, kind, status",
+        );
+        for r in qb.build().fetch_all(&mut *tx).await.ctx("upsert leaves")? {
+            changed.push(leave_from_row(&r).ctx("upsert leaves")?);
+        }
+    }
+    tx.commit().await.ctx("commit leaves")?;
+    Ok(changed)
+}
+
+pub(super) async fn leaves(
+    pool: &Pool<Db>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<LeaveRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT employee_id, start_at, end_at, kind, status FROM leaves WHERE end_at > $1 AND start_at < $2 \
+         ORDER BY employee_id, start_at",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .ctx("select leaves")?;
+    rows.iter()
+        .map(leave_from_row)
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read leaves")
+}
+
+pub(super) async fn upsert_holidays(
+    pool: &Pool<Db>,
+    rows: &[HolidayRecord],
+    now: DateTime<Utc>,
+) -> Result<Vec<HolidayRecord>, StoreError> {
+    let mut seen: HashSet<NaiveDate> = HashSet::new();
+    let uniq: Vec<&HolidayRecord> = rows.iter().rev().filter(|r| seen.insert(r.date)).collect();
+    let mut changed = Vec::new();
+    let mut tx = begin(pool).await?;
+    for chunk in uniq.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new("INSERT INTO holidays (date, kind, updated_at) ");
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(r.date).push_bind(r.kind.as_str()).push_bind(now);
+        });
+        qb.push(
+            " ON CONFLICT (date) DO UPDATE SET kind = excluded.kind, updated_at = excluded.updated_at \
+             WHERE holidays.kind <> excluded.kind RETURNING date, kind",
+        );
+        for r in qb.build().fetch_all(&mut *tx).await.ctx("upsert holidays")? {
+            changed.push(HolidayRecord {
+                date: r.try_get(0).ctx("upsert holidays")?,
+                kind: r.try_get(1).ctx("upsert holidays")?,
+            });
+        }
+    }
+    tx.commit().await.ctx("commit holidays")?;
+    Ok(changed)
+}
+
+pub(super) async fn holidays(pool: &Pool<Db>) -> Result<Vec<HolidayRecord>, StoreError> {
+    let rows = sqlx::query("SELECT date, kind FROM holidays ORDER BY date")
+        .fetch_all(pool)
+        .await
+        .ctx("select holidays")?;
+    rows.iter()
+        .map(|r| {
+            Ok(HolidayRecord {
+                date: r.try_get(0)?,
+                kind: r.try_get(1)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read holidays")
+}
+
+pub(super) async fn verdicts(
+    pool: &Pool<Db>,
+    from: NaiveDate,
+    to: NaiveDate,
+    employee: Option<&str>,
+) -> Result<Vec<StoredVerdict>, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT employee_id, date, policy_id, policy_version, status, points, verdict, provisional, updated_at \
+         FROM day_verdicts WHERE date >= ",
+    );
+    qb.push_bind(from).push(" AND date <= ").push_bind(to);
+    if let Some(e) = employee {
+        qb.push(" AND employee_id = ").push_bind(e);
+    }
+    qb.push(" ORDER BY employee_id, date");
+    let rows = qb.build().fetch_all(pool).await.ctx("select verdicts")?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredVerdict {
+                employee_id: r.try_get(0)?,
+                date: r.try_get(1)?,
+                policy_id: r.try_get(2)?,
+                policy_version: r.try_get(3)?,
+                status: r.try_get(4)?,
+                points: r.try_get(5)?,
+                verdict: r.try_get(6)?,
+                provisional: r.try_get(7)?,
+                updated_at: r.try_get(8)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read verdicts")
+}
+
+pub(super) async fn ledger(
+    pool: &Pool<Db>,
+    from: NaiveDate,
+    to: NaiveDate,
+    employee: Option<&str>,
+) -> Result<Vec<LedgerEntry>, StoreError> {
+    ledger_rows(pool, from, to, employee, false).await
+}
+
+/// Ledger rows in a date range; only active device-derived ones when
+/// `active_device_only` (what a recompute compares against).
+pub(super) async fn ledger_rows(
+    pool: &Pool<Db>,
+    from: NaiveDate,
+    to: NaiveDate,
+    employee: Option<&str>,
+    active_device_only: bool,
+) -> Result<Vec<LedgerEntry>, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT id, employee_id, date, category, rule, points, bonus, source, evidence, recorded_by, recorded_at, \
+         voided_at, voided_by, void_cause FROM ledger WHERE date >= ",
+    );
+    qb.push_bind(from).push(" AND date <= ").push_bind(to);
+    if let Some(e) = employee {
+        qb.push(" AND employee_id = ").push_bind(e);
+    }
+    if active_device_only {
+        qb.push(" AND source = 'device' AND voided_at IS NULL");
+    }
+    qb.push(" ORDER BY employee_id, date, id");
+    let rows = qb.build().fetch_all(pool).await.ctx("select ledger")?;
+    rows.iter()
+        .map(|r| {
+            Ok(LedgerEntry {
+                id: r.try_get(0)?,
+                employee_id: r.try_get(1)?,
+                date: r.try_get(2)?,
+                category: r.try_get(3)?,
+                rule: r.try_get(4)?,
+                points: r.try_get(5)?,
+                bonus: r.try_get(6)?,
+                source: r.try_get(7)?,
+                evidence: r.try_get(8)?,
+                recorded_by: r.try_get(9)?,
+                recorded_at: r.try_get(10)?,
+                voided_at: r.try_get(11)?,
+                voided_by: r.try_get(12)?,
+                void_cause: r.try_get(13)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read ledger")
+}
+
+async fn insert_audit(
+    tx: &mut Tx,
+    rows: &[(String, String, Option<String>, Option<String>)],
+    cause: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb =
+            QueryBuilder::<Db>::new("INSERT INTO audit (at, table_name, row_key, old_value, new_value, cause, actor) ");
+        qb.push_values(chunk, |mut b, (table, key, old, new)| {
+            b.push_bind(now)
+                .push_bind(table.as_str())
+                .push_bind(key.as_str())
+                .push_bind(old.as_deref())
+                .push_bind(new.as_deref())
+                .push_bind(cause)
+                .push_bind(actor);
+        });
+        qb.build().execute(&mut **tx).await.ctx("insert audit")?;
+    }
+    Ok(())
+}
+
+pub(super) async fn add_manual_entry(
+    pool: &Pool<Db>,
+    e: &NewManualEntry,
+    cause: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let mut tx = begin(pool).await?;
+    let id: i64 = sqlx::query(
+        "INSERT INTO ledger (employee_id, date, category, rule, points, bonus, source, evidence, recorded_by, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'manual', $7, $8, $9) RETURNING id",
+    )
+    .bind(e.employee_id.as_str())
+    .bind(e.date)
+    .bind(e.category.as_str())
+    .bind(e.rule.as_str())
+    .bind(e.points)
+    .bind(e.bonus)
+    .bind(e.evidence.as_deref())
+    .bind(e.recorded_by.as_str())
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .and_then(|r| r.try_get(0))
+    .ctx("insert manual entry")?;
+    let entry = LedgerEntry {
+        id,
+        employee_id: e.employee_id.clone(),
+        date: e.date,
+        category: e.category.clone(),
+        rule: e.rule.clone(),
+        points: e.points,
+        bonus: e.bonus,
+        source: "manual".into(),
+        evidence: e.evidence.clone(),
+        recorded_by: e.recorded_by.clone(),
+        recorded_at: now,
+        voided_at: None,
+        voided_by: None,
+        void_cause: None,
+    };
+    let json = serde_json::to_string(&entry).ok();
+    insert_audit(&mut tx, &[("ledger".into(), id.to_string(), None, json)], cause, &e.recorded_by, now).await?;
+    tx.commit().await.ctx("commit manual entry")?;
+    Ok(id)
+}
+
+pub(super) async fn publish_month(
+    pool: &Pool<Db>,
+    month: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut tx = begin(pool).await?;
+    let done = sqlx::query(
+        "INSERT INTO published_months (month, published_at, published_by) VALUES ($1, $2, $3) \
+         ON CONFLICT (month) DO NOTHING",
+    )
+    .bind(month)
+    .bind(now)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await
+    .ctx("publish month")?
+    .rows_affected()
+        == 1;
+    if done {
+        insert_audit(
+            &mut tx,
+            &[("published_months".into(), month.to_string(), None, Some(format!("{{\"month\":\"{month}\"}}")))],
+            "publish",
+            actor,
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await.ctx("commit publish")?;
+    Ok(done)
+}
+
+pub(super) async fn published_months(pool: &Pool<Db>) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("SELECT month FROM published_months ORDER BY month")
+        .fetch_all(pool)
+        .await
+        .ctx("select published months")?;
+    rows.iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read published months")
+}
+
+pub(super) async fn adjustments(pool: &Pool<Db>, pending_only: bool) -> Result<Vec<Adjustment>, StoreError> {
+    let sql = if pending_only {
+        "SELECT id, employee_id, date, old_verdict, new_verdict, status, cause, actor, created_at FROM adjustments \
+         WHERE status = 'pending' ORDER BY id DESC"
+    } else {
+        "SELECT id, employee_id, date, old_verdict, new_verdict, status, cause, actor, created_at FROM adjustments \
+         ORDER BY id DESC"
+    };
+    let rows = sqlx::query(sql).fetch_all(pool).await.ctx("select adjustments")?;
+    rows.iter()
+        .map(|r| {
+            Ok(Adjustment {
+                id: r.try_get(0)?,
+                employee_id: r.try_get(1)?,
+                date: r.try_get(2)?,
+                old_verdict: r.try_get(3)?,
+                new_verdict: r.try_get(4)?,
+                status: r.try_get(5)?,
+                cause: r.try_get(6)?,
+                actor: r.try_get(7)?,
+                created_at: r.try_get(8)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read adjustments")
+}
+
+pub(super) async fn audit(pool: &Pool<Db>, table: Option<&str>) -> Result<Vec<AuditRow>, StoreError> {
+    let mut qb =
+        QueryBuilder::<Db>::new("SELECT id, at, table_name, row_key, old_value, new_value, cause, actor FROM audit");
+    if let Some(t) = table {
+        qb.push(" WHERE table_name = ").push_bind(t);
+    }
+    qb.push(" ORDER BY id");
+    let rows = qb.build().fetch_all(pool).await.ctx("select audit")?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditRow {
+                id: r.try_get(0)?,
+                at: r.try_get(1)?,
+                table_name: r.try_get(2)?,
+                row_key: r.try_get(3)?,
+                old_value: r.try_get(4)?,
+                new_value: r.try_get(5)?,
+                cause: r.try_get(6)?,
+                actor: r.try_get(7)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read audit")
+}
+
+/// Writes the outcome of a recompute in one transaction: verdict rows,
+/// ledger voids and additions, adjustments for published months, and the
+/// audit rows for every change. Returns the number of adjustments written
+/// (an identical pending adjustment is not written twice).
+pub(super) async fn apply_changes(
+    pool: &Pool<Db>,
+    changes: &[Change],
+    policy_id: &str,
+    policy_version: &str,
+    cause: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let mut tx = begin(pool).await?;
+    let mut audit: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
+
+    // Verdict rows.
+    let rows: Vec<&Change> = changes.iter().filter(|c| c.kind != ChangeKind::Adjust).collect();
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO day_verdicts (employee_id, date, policy_id, policy_version, status, points, verdict, provisional, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, c| {
+            b.push_bind(c.employee_id.as_str())
+                .push_bind(c.date)
+                .push_bind(policy_id)
+                .push_bind(policy_version)
+                .push_bind(c.status)
+                .push_bind(c.points)
+                .push_bind(c.verdict.as_str())
+                .push_bind(c.provisional)
+                .push_bind(now);
+        });
+        qb.push(
+            " ON CONFLICT (employee_id, date) DO UPDATE SET policy_id = excluded.policy_id, \
+             policy_version = excluded.policy_version, status = excluded.status, points = excluded.points, \
+             verdict = excluded.verdict, provisional = excluded.provisional, updated_at = excluded.updated_at",
+        );
+        qb.build().execute(&mut *tx).await.ctx("upsert verdicts")?;
+    }
+    for c in changes.iter().filter(|c| c.kind == ChangeKind::Update) {
+        audit.push((
+            "day_verdicts".into(),
+            format!("{}/{}", c.employee_id, c.date),
+            c.old_verdict.clone(),
+            Some(c.verdict.clone()),
+        ));
+    }
+
+    // Ledger: void what the new verdict no longer says.
+    for c in changes.iter().filter(|c| c.kind != ChangeKind::Adjust) {
+        for old in &c.void {
+            sqlx::query(
+                "UPDATE ledger SET voided_at = $1, voided_by = $2, void_cause = $3 WHERE id = $4 AND voided_at IS NULL",
+            )
+            .bind(now)
+            .bind(actor)
+            .bind(cause)
+            .bind(old.id)
+            .execute(&mut *tx)
+            .await
+            .ctx("void ledger entry")?;
+            let mut new = old.clone();
+            new.voided_at = Some(now);
+            new.voided_by = Some(actor.to_string());
+            new.void_cause = Some(cause.to_string());
+            audit.push((
+                "ledger".into(),
+                old.id.to_string(),
+                serde_json::to_string(old).ok(),
+                serde_json::to_string(&new).ok(),
+            ));
+        }
+    }
+
+    // Ledger: add what it says now. A first classification adds its
+    // entries in bulk; a change adds them one by one to audit each id.
+    let creates: Vec<(&Change, &super::recompute::NewDeduction)> = changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Create)
+        .flat_map(|c| c.add.iter().map(move |d| (c, d)))
+        .collect();
+    for chunk in creates.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO ledger (employee_id, date, category, rule, points, bonus, source, evidence, recorded_by, recorded_at) ",
+        );
+        qb.push_values(chunk, |mut b, (c, d)| {
+            b.push_bind(c.employee_id.as_str())
+                .push_bind(c.date)
+                .push_bind(d.category.as_str())
+                .push_bind(d.rule.as_str())
+                .push_bind(d.points)
+                .push_bind(false)
+                .push_bind("device")
+                .push_bind(d.evidence.as_str())
+                .push_bind(actor)
+                .push_bind(now);
+        });
+        qb.build().execute(&mut *tx).await.ctx("insert ledger entries")?;
+    }
+    for c in changes.iter().filter(|c| c.kind == ChangeKind::Update) {
+        for d in &c.add {
+            let id: i64 = sqlx::query(
+                "INSERT INTO ledger (employee_id, date, category, rule, points, bonus, source, evidence, recorded_by, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'device', $7, $8, $9) RETURNING id",
+            )
+            .bind(c.employee_id.as_str())
+            .bind(c.date)
+            .bind(d.category.as_str())
+            .bind(d.rule.as_str())
+            .bind(d.points)
+            .bind(false)
+            .bind(d.evidence.as_str())
+            .bind(actor)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|r| r.try_get(0))
+            .ctx("insert ledger entry")?;
+            let entry = LedgerEntry {
+                id,
+                employee_id: c.employee_id.clone(),
+                date: c.date,
+                category: d.category.clone(),
+                rule: d.rule.clone(),
+                points: d.points,
+                bonus: false,
+                source: "device".into(),
+                evidence: Some(d.evidence.clone()),
+                recorded_by: actor.to_string(),
+                recorded_at: now,
+                voided_at: None,
+                voided_by: None,
+                void_cause: None,
+            };
+            audit.push(("ledger".into(), id.to_string(), None, serde_json::to_string(&entry).ok()));
+        }
+    }
+
+    // Published months: the new verdict waits for HR as an adjustment.
+    let mut adjusted = 0;
+    for c in changes.iter().filter(|c| c.kind == ChangeKind::Adjust) {
+        let pending = sqlx::query(
+            "SELECT id, new_verdict FROM adjustments WHERE employee_id = $1 AND date = $2 AND status = 'pending'",
+        )
+        .bind(c.employee_id.as_str())
+        .bind(c.date)
+        .fetch_all(&mut *tx)
+        .await
+        .ctx("select pending adjustments")?;
+        let mut same = false;
+        for r in &pending {
+            let id: i64 = r.try_get(0).ctx("read adjustment")?;
+            let v: String = r.try_get(1).ctx("read adjustment")?;
+            if v == c.verdict {
+                same = true;
+            } else {
+                sqlx::query("UPDATE adjustments SET status = 'superseded' WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("supersede adjustment")?;
+            }
+        }
+        if same {
+            continue;
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO adjustments (employee_id, date, old_verdict, new_verdict, status, cause, actor, created_at) \
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) RETURNING id",
+        )
+        .bind(c.employee_id.as_str())
+        .bind(c.date)
+        .bind(c.old_verdict.as_deref())
+        .bind(c.verdict.as_str())
+        .bind(cause)
+        .bind(actor)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get(0))
+        .ctx("insert adjustment")?;
+        audit.push((
+            "adjustments".into(),
+            format!("{id}:{}/{}", c.employee_id, c.date),
+            c.old_verdict.clone(),
+            Some(c.verdict.clone()),
+        ));
+        adjusted += 1;
+    }
+
+    insert_audit(&mut tx, &audit, cause, actor, now).await?;
+    tx.commit().await.ctx("commit recompute")?;
+    Ok(adjusted)
+}

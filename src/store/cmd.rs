@@ -1,0 +1,1294 @@
+//! The commands that read and load the store (`interfaces.md`): `import`,
+//! `punches`, `day`, `summary`, `employee`, `month`, `quarantine`,
+//! `recompute` and `publish`.
+//!
+//! Each reads the daemon's configuration (`--config`), opens the store it
+//! names (SQLite readers run beside the daemon), prints a table or, with
+//! `--json`, one JSON object per line. Exit codes: 0 success, 1 bad input or
+//! configuration, 2 store failure.
+//!
+//! HR files are imported all-or-nothing: every bad row is listed with its
+//! file and line and nothing is written. An import that changes anything
+//! re-derives exactly the employee-days it can affect (the ladder counts per
+//! month, so a change reaches to the end of its month). No command deletes
+//! or edits a stored punch, and none prunes anything (retention floor: two
+//! years, [`super::RETENTION_FLOOR_DAYS`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
+use clap::{Subcommand, ValueEnum};
+use serde_json::json;
+
+use super::recompute::month_bounds;
+use super::zk;
+use super::{
+    EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, NewPunch, NewQuarantine, RecomputeReport,
+    RosterRecord, Store, StoreError,
+};
+use crate::config::{self, Config};
+use crate::domain::score::{ManualItem, month_scores};
+use crate::domain::time::{resolve_local, to_local};
+use crate::domain::types::{DayVerdict, EmployeeId, HolidayKind, LeaveStatus, RosterEntry};
+use crate::domain::{Points, policy::Policy};
+use crate::input::{self, LocalTimes, RowError};
+use crate::render;
+
+/// Punches per transaction when importing a file.
+const IMPORT_BATCH: usize = 5000;
+
+/// Options every store command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Daemon configuration; default $ATTENDD_CONFIG, else /etc/attendd/attendd.toml.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// One JSON object per line instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The store commands, flattened into the top-level command list.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Load HR data or punches into the store.
+    ///
+    /// HR files (employees, roster, leaves, holidays) are all-or-nothing:
+    /// one bad row imports nothing and every bad row is listed with its
+    /// line. Punches already stored are counted as duplicates, not doubled.
+    Import(ImportArgs),
+    /// Raw punches stored for a date (in the policy's time zone).
+    Punches(PunchesArgs),
+    /// HR's daily attendance table (default: today in the policy's zone).
+    Day(DayArgs),
+    /// The daily deduction summary: totals and one row per employee.
+    Summary(DayArgs),
+    /// One person's days, deductions and ladder actions for a month.
+    Employee(EmployeeArgs),
+    /// Monthly 100-point scores by category.
+    Month(MonthArgs),
+    /// Payloads that could not be decoded, with source and reason.
+    Quarantine(QuarantineArgs),
+    /// Re-derive stored verdicts and the ledger for a date range.
+    Recompute(RecomputeArgs),
+    /// Publish a month's scores: later changes to its days become
+    /// adjustments for HR instead of edits.
+    Publish(PublishArgs),
+}
+
+/// `attendd import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// What to import.
+    #[command(subcommand)]
+    pub what: ImportKind,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The files `attendd import` reads.
+#[derive(Debug, Subcommand)]
+pub enum ImportKind {
+    /// employees.csv: employee_id,name,team,supervisor[,shift][,alias].
+    Employees {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// roster.csv: employee_id,date,shift (a shift id or `rest`).
+    Roster {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// leaves.csv: employee_id,start,end,kind,status.
+    Leaves {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// holidays.csv: date,kind (holiday or workday).
+    Holidays {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Punches from a CSV (employee_id,time[,device_id]) or a terminal's
+    /// attlog.dat USB export.
+    Punches {
+        /// The file.
+        file: PathBuf,
+        /// File format.
+        #[arg(long, value_enum, default_value_t = PunchFormat::Csv)]
+        format: PunchFormat,
+        /// Device id for punches whose file does not name one.
+        #[arg(long, value_name = "ID")]
+        device: Option<String>,
+    },
+}
+
+/// Formats `attendd import punches` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PunchFormat {
+    /// employee_id,time[,device_id] with a header row.
+    Csv,
+    /// ZKTeco ATTLOG lines: PIN<TAB>YYYY-MM-DD HH:MM:SS<TAB>….
+    ZkAttlog,
+}
+
+/// `attendd punches`.
+#[derive(Debug, clap::Args)]
+pub struct PunchesArgs {
+    /// The date, YYYY-MM-DD, in the policy's zone.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: NaiveDate,
+    /// Only this employee.
+    #[arg(long, value_name = "ID")]
+    pub employee: Option<String>,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `attendd day` and `attendd summary`.
+#[derive(Debug, clap::Args)]
+pub struct DayArgs {
+    /// The date, YYYY-MM-DD; default today in the policy's zone.
+    pub date: Option<NaiveDate>,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `attendd employee`.
+#[derive(Debug, clap::Args)]
+pub struct EmployeeArgs {
+    /// The employee id.
+    pub id: String,
+    /// The month, YYYY-MM; default this month in the policy's zone.
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+    pub month: Option<NaiveDate>,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `attendd month`.
+#[derive(Debug, clap::Args)]
+pub struct MonthArgs {
+    /// The month, YYYY-MM; default this month in the policy's zone.
+    #[arg(value_name = "YYYY-MM", value_parser = parse_month)]
+    pub month: Option<NaiveDate>,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `attendd quarantine`.
+#[derive(Debug, clap::Args)]
+pub struct QuarantineArgs {
+    /// How many of the newest entries to show.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `attendd recompute`.
+#[derive(Debug, clap::Args)]
+pub struct RecomputeArgs {
+    /// First date, YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: NaiveDate,
+    /// Last date (inclusive), YYYY-MM-DD; capped at today.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: NaiveDate,
+    /// Only this employee.
+    #[arg(long, value_name = "ID")]
+    pub employee: Option<String>,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `attendd publish`.
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// The month, YYYY-MM.
+    #[arg(value_name = "YYYY-MM", value_parser = parse_month)]
+    pub month: NaiveDate,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Parses `YYYY-MM` into the first day of the month.
+pub fn parse_month(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(&format!("{}-01", s.trim()), "%Y-%m-%d")
+        .map_err(|_| format!("month {s:?} is not YYYY-MM"))
+}
+
+/// Why a command failed, and so its exit code.
+#[derive(Debug, thiserror::Error)]
+enum CmdError {
+    /// Bad input or configuration: exit 1. One line per problem.
+    #[error("{0}")]
+    Input(String),
+    /// The store failed: exit 2.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Writing the output failed.
+    #[error("writing output: {0}")]
+    Output(#[from] io::Error),
+}
+
+type CmdResult = Result<(), CmdError>;
+
+/// Runs a store command and returns the process exit code.
+pub fn run(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = rt.block_on(dispatch(cmd, out, err));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CmdError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            for line in e.to_string().lines() {
+                let _ = writeln!(err, "error: {line}");
+            }
+            ExitCode::from(match e {
+                CmdError::Input(_) => 1,
+                CmdError::Store(_) | CmdError::Output(_) => 2,
+            })
+        }
+    }
+}
+
+async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -> CmdResult {
+    let common = match &cmd {
+        StoreCommand::Import(a) => &a.common,
+        StoreCommand::Punches(a) => &a.common,
+        StoreCommand::Day(a) | StoreCommand::Summary(a) => &a.common,
+        StoreCommand::Employee(a) => &a.common,
+        StoreCommand::Month(a) => &a.common,
+        StoreCommand::Quarantine(a) => &a.common,
+        StoreCommand::Recompute(a) => &a.common,
+        StoreCommand::Publish(a) => &a.common,
+    }
+    .clone();
+    let path = config::config_path(common.config.as_deref());
+    let cfg = config::load(&path).map_err(|e| CmdError::Input(e.to_string()))?;
+    let store = Store::open(&cfg.store_url).await?;
+    let ctx = Ctx {
+        cfg: &cfg,
+        store: &store,
+        json: common.json,
+        now: Utc::now(),
+        actor: std::env::var("USER").unwrap_or_else(|_| "attendd".into()),
+    };
+    let r = match cmd {
+        StoreCommand::Import(a) => import(&ctx, a.what, out, err).await,
+        StoreCommand::Punches(a) => punches(&ctx, a, out).await,
+        StoreCommand::Day(a) => day(&ctx, a.date, out, err).await,
+        StoreCommand::Summary(a) => summary(&ctx, a.date, out).await,
+        StoreCommand::Employee(a) => employee(&ctx, &a.id, a.month, out).await,
+        StoreCommand::Month(a) => month(&ctx, a.month, out).await,
+        StoreCommand::Quarantine(a) => quarantine(&ctx, a.limit, out).await,
+        StoreCommand::Recompute(a) => recompute_cmd(&ctx, a, out, err).await,
+        StoreCommand::Publish(a) => publish(&ctx, a.month, out).await,
+    };
+    store.close().await;
+    r
+}
+
+/// What every command needs.
+struct Ctx<'a> {
+    cfg: &'a Config,
+    store: &'a Store,
+    json: bool,
+    now: DateTime<Utc>,
+    actor: String,
+}
+
+impl Ctx<'_> {
+    fn policy(&self) -> &Policy {
+        &self.cfg.policy
+    }
+
+    fn today(&self) -> NaiveDate {
+        to_local(self.policy().tz, self.now).date_naive()
+    }
+
+    /// Prints a JSON object or a line of text.
+    fn emit(&self, out: &mut dyn Write, value: serde_json::Value, text: &str) -> io::Result<()> {
+        if self.json {
+            writeln!(out, "{value}")
+        } else {
+            writeln!(out, "{text}")
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<io::BufReader<File>, CmdError> {
+    File::open(path)
+        .map(|f| io::BufReader::with_capacity(1 << 16, f))
+        .map_err(|e| CmdError::Input(format!("{}: {e}", path.display())))
+}
+
+/// Refuses a whole file when any row is bad.
+fn refuse(file: &str, mut errors: Vec<RowError>) -> CmdResult {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    errors.sort_by_key(|e| e.line);
+    let mut lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    lines.push(format!(
+        "{file}: {} bad row(s); nothing imported",
+        errors.len()
+    ));
+    Err(CmdError::Input(lines.join("\n")))
+}
+
+fn report_json(r: &RecomputeReport) -> serde_json::Value {
+    json!({
+        "from": r.range.map(|x| x.0),
+        "to": r.range.map(|x| x.1),
+        "evaluated": r.evaluated,
+        "created": r.created,
+        "changed": r.changed,
+        "touched": r.touched,
+        "adjustments": r.adjustments,
+        "ledger_added": r.ledger_added,
+        "ledger_voided": r.ledger_voided,
+    })
+}
+
+fn report_text(r: &RecomputeReport) -> String {
+    match r.range {
+        None => "recompute: nothing to evaluate".into(),
+        Some((f, t)) => format!(
+            "recompute {f}..{t}: {} day(s) evaluated, {} new, {} changed, {} adjustment(s) for published months, \
+             ledger +{} / voided {}",
+            r.evaluated, r.created, r.changed, r.adjustments, r.ledger_added, r.ledger_voided
+        ),
+    }
+}
+
+/// Recomputes the days an import touched: per employee set, from the day
+/// before the earliest date (an overnight shift reaches into the next day)
+/// to the end of the latest date's month (the ladder counts per month).
+async fn recompute_affected(
+    ctx: &Ctx<'_>,
+    employees: Option<Vec<String>>,
+    dates: impl Iterator<Item = NaiveDate>,
+    cause: &str,
+    err: &mut dyn Write,
+) -> Result<RecomputeReport, CmdError> {
+    let mut lo: Option<NaiveDate> = None;
+    let mut hi: Option<NaiveDate> = None;
+    for d in dates {
+        lo = Some(lo.map_or(d, |l| l.min(d)));
+        hi = Some(hi.map_or(d, |h| h.max(d)));
+    }
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok(RecomputeReport::default());
+    };
+    if employees.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(RecomputeReport::default());
+    }
+    let from = lo.pred_opt().unwrap_or(lo);
+    let to = month_bounds(hi).1;
+    let started = Instant::now();
+    let progress = io::stderr().is_terminal();
+    if progress {
+        let _ = write!(err, "recomputing {from}..{to}…");
+    }
+    let r = ctx
+        .store
+        .recompute(
+            ctx.policy(),
+            employees.as_deref(),
+            from,
+            to,
+            cause,
+            &ctx.actor,
+            ctx.now,
+        )
+        .await?;
+    if progress {
+        let _ = writeln!(err, " done in {:.1?}", started.elapsed());
+    }
+    Ok(r)
+}
+
+async fn import(
+    ctx: &Ctx<'_>,
+    what: ImportKind,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CmdResult {
+    let policy = ctx.policy();
+    match what {
+        ImportKind::Employees { file } => {
+            let name = file.display().to_string();
+            let parsed = input::read_employees(open(&file)?, &name, policy);
+            let mut errors = parsed.errors;
+            let mut alias_line: HashMap<&str, (u64, &str)> = HashMap::new();
+            for (line, r) in &parsed.rows {
+                for a in &r.aliases {
+                    if let Some((prev, who)) = alias_line.insert(a, (*line, &r.id))
+                        && who != r.id
+                    {
+                        errors.push(RowError {
+                            file: name.clone(),
+                            line: *line,
+                            message: format!("alias {a:?} already belongs to {who} on line {prev}"),
+                        });
+                    }
+                }
+            }
+            refuse(&name, errors)?;
+            let before: HashMap<String, Option<String>> = ctx
+                .store
+                .employees()
+                .await?
+                .into_iter()
+                .map(|e| (e.employee_id, e.shift))
+                .collect();
+            let rows: Vec<EmployeeRecord> = parsed
+                .rows
+                .into_iter()
+                .map(|(_, r)| EmployeeRecord {
+                    shift: r.shift.map(|s| policy.shift(s).id.to_string()),
+                    employee_id: r.id,
+                    name: r.name,
+                    team: r.team,
+                    supervisor: r.supervisor,
+                    aliases: r.aliases,
+                })
+                .collect();
+            ctx.store.upsert_employees(&rows).await?;
+            let changed: Vec<String> = rows
+                .iter()
+                .filter(|r| before.get(&r.employee_id) != Some(&r.shift))
+                .map(|r| r.employee_id.clone())
+                .collect();
+            let first = ctx.store.first_punch(&changed).await?;
+            let start = first.map(|t| {
+                to_local(policy.tz, t)
+                    .date_naive()
+                    .with_day(1)
+                    .unwrap_or_default()
+            });
+            let rep = match start {
+                Some(s) => {
+                    let days = [s, ctx.today()];
+                    recompute_affected(
+                        ctx,
+                        Some(changed.clone()),
+                        days.into_iter(),
+                        &format!("import employees {name}"),
+                        err,
+                    )
+                    .await?
+                }
+                None => RecomputeReport::default(),
+            };
+            ctx.emit(
+                out,
+                json!({"imported": "employees", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
+                       "recompute": report_json(&rep)}),
+                &format!("{name}: {} employee(s) imported, {} new or with a new shift\n{}", rows.len(), changed.len(), report_text(&rep)),
+            )?;
+        }
+        ImportKind::Roster { file } => {
+            let name = file.display().to_string();
+            let parsed = input::read_roster(open(&file)?, &name, policy);
+            let known = known_employees(ctx.store).await?;
+            let mut errors = parsed.errors;
+            let mut seen: HashMap<(&str, NaiveDate), u64> = HashMap::new();
+            for (line, r) in &parsed.rows {
+                check_known(&known, &r.employee_id, &name, *line, &mut errors);
+                if let Some(prev) = seen.insert((&r.employee_id, r.date), *line) {
+                    errors.push(RowError {
+                        file: name.clone(),
+                        line: *line,
+                        message: format!(
+                            "{} on {} is already rostered on line {prev}",
+                            r.employee_id, r.date
+                        ),
+                    });
+                }
+            }
+            refuse(&name, errors)?;
+            let rows: Vec<RosterRecord> = parsed
+                .rows
+                .into_iter()
+                .map(|(_, r)| RosterRecord {
+                    employee_id: r.employee_id,
+                    date: r.date,
+                    shift: match r.entry {
+                        RosterEntry::Rest => "rest".into(),
+                        RosterEntry::Shift(s) => policy.shift(s).id.to_string(),
+                    },
+                })
+                .collect();
+            let changed = ctx.store.upsert_roster(&rows).await?;
+            let emps: Vec<String> = unique(changed.iter().map(|r| r.employee_id.clone()));
+            let rep = recompute_affected(
+                ctx,
+                Some(emps),
+                changed.iter().map(|r| r.date),
+                &format!("import roster {name}"),
+                err,
+            )
+            .await?;
+            ctx.emit(
+                out,
+                json!({"imported": "roster", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
+                       "recompute": report_json(&rep)}),
+                &format!("{name}: {} roster row(s) imported, {} new or changed\n{}", rows.len(), changed.len(), report_text(&rep)),
+            )?;
+        }
+        ImportKind::Leaves { file } => {
+            let name = file.display().to_string();
+            let parsed = input::read_leaves(open(&file)?, &name, policy.tz);
+            let known = known_employees(ctx.store).await?;
+            let mut errors = parsed.errors;
+            for (line, r) in &parsed.rows {
+                check_known(&known, &r.employee_id, &name, *line, &mut errors);
+            }
+            refuse(&name, errors)?;
+            let rows: Vec<LeaveRecord> = parsed
+                .rows
+                .into_iter()
+                .map(|(_, r)| LeaveRecord {
+                    employee_id: r.employee_id,
+                    start: r.start,
+                    end: r.end,
+                    kind: r.kind.to_string(),
+                    status: match r.status {
+                        LeaveStatus::Approved => "approved",
+                        LeaveStatus::Pending => "pending",
+                        LeaveStatus::Rejected => "rejected",
+                    }
+                    .into(),
+                })
+                .collect();
+            let changed = ctx.store.upsert_leaves(&rows).await?;
+            let emps: Vec<String> = unique(changed.iter().map(|r| r.employee_id.clone()));
+            let tz = policy.tz;
+            let dates = changed.iter().flat_map(|l| {
+                [
+                    to_local(tz, l.start).date_naive(),
+                    to_local(tz, l.end).date_naive(),
+                ]
+            });
+            let rep = recompute_affected(
+                ctx,
+                Some(emps),
+                dates,
+                &format!("import leaves {name}"),
+                err,
+            )
+            .await?;
+            ctx.emit(
+                out,
+                json!({"imported": "leaves", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
+                       "recompute": report_json(&rep)}),
+                &format!("{name}: {} leave record(s) imported, {} new or changed\n{}", rows.len(), changed.len(), report_text(&rep)),
+            )?;
+        }
+        ImportKind::Holidays { file } => {
+            let name = file.display().to_string();
+            let parsed = input::read_holidays(open(&file)?, &name);
+            let mut errors = parsed.errors;
+            let mut seen: HashMap<NaiveDate, u64> = HashMap::new();
+            for (line, r) in &parsed.rows {
+                if let Some(prev) = seen.insert(r.date, *line) {
+                    errors.push(RowError {
+                        file: name.clone(),
+                        line: *line,
+                        message: format!("{} is already listed on line {prev}", r.date),
+                    });
+                }
+            }
+            refuse(&name, errors)?;
+            let rows: Vec<HolidayRecord> = parsed
+                .rows
+                .into_iter()
+                .map(|(_, r)| HolidayRecord {
+                    date: r.date,
+                    kind: match r.kind {
+                        HolidayKind::Holiday => "holiday",
+                        HolidayKind::Workday => "workday",
+                    }
+                    .into(),
+                })
+                .collect();
+            let changed = ctx.store.upsert_holidays(&rows).await?;
+            let rep = recompute_affected(
+                ctx,
+                None,
+                changed.iter().map(|r| r.date),
+                &format!("import holidays {name}"),
+                err,
+            )
+            .await?;
+            ctx.emit(
+                out,
+                json!({"imported": "holidays", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
+                       "recompute": report_json(&rep)}),
+                &format!("{name}: {} holiday row(s) imported, {} new or changed\n{}", rows.len(), changed.len(), report_text(&rep)),
+            )?;
+        }
+        ImportKind::Punches {
+            file,
+            format,
+            device,
+        } => import_punches(ctx, &file, format, device, out, err).await?,
+    }
+    Ok(())
+}
+
+async fn known_employees(store: &Store) -> Result<HashSet<String>, CmdError> {
+    Ok(store
+        .employees()
+        .await?
+        .into_iter()
+        .map(|e| e.employee_id)
+        .collect())
+}
+
+fn check_known(
+    known: &HashSet<String>,
+    id: &str,
+    file: &str,
+    line: u64,
+    errors: &mut Vec<RowError>,
+) {
+    if !known.contains(id) {
+        errors.push(RowError {
+            file: file.to_string(),
+            line,
+            message: format!("employee {id:?} is not in the store (import employees first)"),
+        });
+    }
+}
+
+fn unique(it: impl Iterator<Item = String>) -> Vec<String> {
+    let mut v: Vec<String> = it.collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+async fn import_punches(
+    ctx: &Ctx<'_>,
+    file: &Path,
+    format: PunchFormat,
+    device: Option<String>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CmdResult {
+    let policy = ctx.policy();
+    let name = file.display().to_string();
+    let source = format!("import:{name}");
+    let employees = ctx.store.employees().await?;
+    let mut identity: HashMap<String, String> = HashMap::new();
+    for e in &employees {
+        for a in &e.aliases {
+            identity.insert(a.clone(), e.employee_id.clone());
+        }
+    }
+    for e in &employees {
+        identity.insert(e.employee_id.clone(), e.employee_id.clone());
+    }
+    let attribute = |id: &str| identity.get(id).cloned().unwrap_or_else(|| id.to_string());
+
+    let mut punches: Vec<NewPunch> = Vec::new();
+    let mut quarantined = 0usize;
+    match format {
+        PunchFormat::Csv => {
+            let parsed = input::read_punches(open(file)?, &name, policy.tz);
+            refuse(&name, parsed.errors)?;
+            punches = parsed
+                .rows
+                .into_iter()
+                .map(|(_, r)| NewPunch {
+                    employee_id: attribute(&r.employee_id),
+                    time: r.time,
+                    device_id: r
+                        .device_id
+                        .map(|d| d.to_string())
+                        .or_else(|| device.clone()),
+                    event_id: None,
+                    source: source.clone(),
+                    raw: None,
+                    identity: r.employee_id,
+                })
+                .collect();
+        }
+        PunchFormat::ZkAttlog => {
+            let mut times = LocalTimes::new(policy.tz);
+            let mut reader = open(file)?;
+            let mut buf = Vec::new();
+            let mut line_no = 0u64;
+            loop {
+                buf.clear();
+                let n = reader
+                    .read_until(b'\n', &mut buf)
+                    .map_err(|e| CmdError::Input(format!("{name}: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                line_no += 1;
+                let decoded = std::str::from_utf8(&buf)
+                    .map_err(|_| "not UTF-8".to_string())
+                    .and_then(|s| {
+                        if s.trim().is_empty() {
+                            Ok(None)
+                        } else {
+                            zk::parse_line(s).map(|l| Some((s, l)))
+                        }
+                    });
+                match decoded {
+                    Ok(None) => {}
+                    Ok(Some((text, l))) => punches.push(NewPunch {
+                        employee_id: attribute(&l.pin),
+                        time: times.resolve(l.local),
+                        device_id: device.clone(),
+                        event_id: None,
+                        source: source.clone(),
+                        raw: Some(text.trim_end_matches(['\r', '\n']).to_string()),
+                        identity: l.pin,
+                    }),
+                    Err(reason) => {
+                        ctx.store
+                            .quarantine(&NewQuarantine {
+                                source: format!("{name}:{line_no}"),
+                                payload: buf.clone(),
+                                reason: reason.clone(),
+                            })
+                            .await?;
+                        writeln!(err, "warning: {name}:{line_no}: {reason}; quarantined")?;
+                        quarantined += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    let progress = io::stderr().is_terminal();
+    let started = Instant::now();
+    let (mut new, mut dup) = (0usize, 0usize);
+    let mut affected: BTreeMap<String, (NaiveDate, NaiveDate)> = BTreeMap::new();
+    let known: HashSet<&str> = employees.iter().map(|e| e.employee_id.as_str()).collect();
+    for (b, batch) in punches.chunks(IMPORT_BATCH).enumerate() {
+        let res = ctx.store.insert_punches(batch).await?;
+        for (p, r) in batch.iter().zip(res) {
+            match r {
+                Inserted::New(_) => {
+                    new += 1;
+                    if known.contains(p.employee_id.as_str()) {
+                        let d = to_local(policy.tz, p.time).date_naive();
+                        let e = affected.entry(p.employee_id.clone()).or_insert((d, d));
+                        e.0 = e.0.min(d);
+                        e.1 = e.1.max(d);
+                    }
+                }
+                Inserted::Duplicate => dup += 1,
+            }
+        }
+        if progress {
+            write!(
+                err,
+                "\rstored {}/{} punches",
+                (b * IMPORT_BATCH + batch.len()),
+                punches.len()
+            )?;
+        }
+    }
+    if progress && !punches.is_empty() {
+        writeln!(err, " in {:.1?}", started.elapsed())?;
+    }
+    let emps: Vec<String> = affected.keys().cloned().collect();
+    let dates = affected.values().flat_map(|(a, b)| [*a, *b]);
+    let rep = recompute_affected(
+        ctx,
+        Some(emps),
+        dates,
+        &format!("import punches {name}"),
+        err,
+    )
+    .await?;
+    ctx.emit(
+        out,
+        json!({"imported": "punches", "file": name, "new": new, "duplicates": dup, "quarantined": quarantined,
+               "recompute": report_json(&rep)}),
+        &format!(
+            "{name}: {new} new, {dup} duplicates{}\n{}",
+            if quarantined > 0 { format!(", {quarantined} quarantined") } else { String::new() },
+            report_text(&rep)
+        ),
+    )?;
+    Ok(())
+}
+
+/// The instants a local date spans in the policy's zone.
+fn day_span(policy: &Policy, d: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let next = d + Days::new(1);
+    (
+        resolve_local(policy.tz, d.and_hms_opt(0, 0, 0).unwrap_or_default()),
+        resolve_local(policy.tz, next.and_hms_opt(0, 0, 0).unwrap_or_default()),
+    )
+}
+
+async fn punches(ctx: &Ctx<'_>, a: PunchesArgs, out: &mut dyn Write) -> CmdResult {
+    let tz = ctx.policy().tz;
+    let (from, to) = day_span(ctx.policy(), a.date);
+    let rows = ctx.store.punches(from, to, a.employee.as_deref()).await?;
+    if !ctx.json {
+        writeln!(
+            out,
+            "{:<10} {:<25} {:<12} {:<10} source",
+            "employee", "time", "device", "identity"
+        )?;
+    }
+    for p in &rows {
+        let local = to_local(tz, p.time);
+        if ctx.json {
+            writeln!(
+                out,
+                "{}",
+                json!({"id": p.id, "employee_id": p.employee_id, "time": local.to_rfc3339(),
+                       "device_id": p.device_id, "source": p.source, "event_id": p.event_id,
+                       "identity": p.identity, "received_at": p.received_at.to_rfc3339()})
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{:<10} {:<25} {:<12} {:<10} {}",
+                p.employee_id,
+                local.to_rfc3339(),
+                p.device_id.as_deref().unwrap_or("-"),
+                p.identity,
+                p.source
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_verdict(json: &str, key: &str) -> Result<DayVerdict, CmdError> {
+    serde_json::from_str(json).map_err(|e| {
+        CmdError::Store(StoreError::Corrupt {
+            key: key.to_string(),
+            why: format!("stored verdict does not parse: {e}"),
+        })
+    })
+}
+
+async fn day(
+    ctx: &Ctx<'_>,
+    date: Option<NaiveDate>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CmdResult {
+    let date = date.unwrap_or_else(|| ctx.today());
+    let rows = ctx.store.verdicts(date, date, None).await?;
+    let pending: HashSet<String> = ctx
+        .store
+        .adjustments(true)
+        .await?
+        .into_iter()
+        .filter(|a| a.date == date)
+        .map(|a| a.employee_id)
+        .collect();
+    if !ctx.json {
+        render::table_header(out)?;
+    }
+    let mut line = Vec::with_capacity(1024);
+    for r in &rows {
+        let v = parse_verdict(
+            &r.verdict,
+            &format!("day_verdicts/{}/{}", r.employee_id, r.date),
+        )?;
+        line.clear();
+        if ctx.json {
+            render::json_line(&v, &mut line);
+        } else {
+            render::table_row(&v, &mut line);
+            if pending.contains(&r.employee_id) || r.provisional {
+                line.pop();
+                if r.provisional {
+                    line.extend_from_slice(b" provisional");
+                }
+                if pending.contains(&r.employee_id) {
+                    line.extend_from_slice(b" adjustment_pending");
+                }
+                line.push(b'\n');
+            }
+        }
+        out.write_all(&line)?;
+    }
+    if rows.is_empty() {
+        writeln!(
+            err,
+            "note: no verdicts stored for {date} (attendd recompute --from {date} --to {date})"
+        )?;
+    }
+    Ok(())
+}
+
+async fn summary(ctx: &Ctx<'_>, date: Option<NaiveDate>, out: &mut dyn Write) -> CmdResult {
+    let date = date.unwrap_or_else(|| ctx.today());
+    let rows = ctx.store.verdicts(date, date, None).await?;
+    let emps: HashMap<String, EmployeeRecord> = ctx
+        .store
+        .employees()
+        .await?
+        .into_iter()
+        .map(|e| (e.employee_id.clone(), e))
+        .collect();
+    let mut by_status: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut total = Points::ZERO;
+    let mut deductions = 0usize;
+    let mut out_rows = Vec::new();
+    let mut provisional = false;
+    for r in &rows {
+        let v = parse_verdict(
+            &r.verdict,
+            &format!("day_verdicts/{}/{}", r.employee_id, r.date),
+        )?;
+        *by_status.entry(v.status.as_str()).or_default() += 1;
+        total += v.points;
+        deductions += v.deductions.len();
+        provisional |= r.provisional;
+        let e = emps.get(&r.employee_id);
+        out_rows.push(json!({
+            "employee_id": v.employee_id,
+            "name": e.map(|e| e.name.as_str()),
+            "team": e.map(|e| e.team.as_str()),
+            "status": v.status,
+            "points": v.points,
+            "deductions": v.deductions,
+            "actions": v.actions,
+        }));
+    }
+    let doc = json!({
+        "date": date,
+        "policy": {"id": ctx.policy().id, "version": ctx.policy().version},
+        "provisional": provisional,
+        "totals": {"employees": rows.len(), "points": total, "deductions": deductions, "by_status": by_status},
+        "rows": out_rows,
+    });
+    if ctx.json {
+        writeln!(out, "{doc}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "deduction summary {date}{}",
+        if provisional { " (provisional)" } else { "" }
+    )?;
+    writeln!(
+        out,
+        "{:<10} {:<16} {:<12} {:<14} {:>6}  deductions",
+        "employee", "name", "team", "status", "points"
+    )?;
+    for r in &out_rows {
+        let deds: Vec<String> = r["deductions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|d| format!("{}:-{}", d["rule"].as_str().unwrap_or(""), d["points"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:<10} {:<16} {:<12} {:<14} {:>6}  {}",
+            r["employee_id"].as_str().unwrap_or(""),
+            r["name"].as_str().unwrap_or("-"),
+            r["team"].as_str().unwrap_or("-"),
+            r["status"].as_str().unwrap_or(""),
+            r["points"],
+            deds.join(" ")
+        )?;
+    }
+    let counts: Vec<String> = by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    writeln!(
+        out,
+        "total: {} employee(s), {} point(s), {}",
+        rows.len(),
+        total,
+        counts.join(", ")
+    )?;
+    Ok(())
+}
+
+/// Manual ledger entries of one employee in a month, as score items.
+fn manual_items(entries: &[super::LedgerEntry]) -> Vec<ManualItem> {
+    entries
+        .iter()
+        .filter(|e| e.source == "manual" && e.voided_at.is_none())
+        .map(|e| ManualItem {
+            date: e.date,
+            rule: e.rule.as_str().into(),
+            category: e.category.as_str().into(),
+            points: Points::from_hundredths(e.points),
+            bonus: e.bonus,
+        })
+        .collect()
+}
+
+async fn employee(
+    ctx: &Ctx<'_>,
+    id: &str,
+    month: Option<NaiveDate>,
+    out: &mut dyn Write,
+) -> CmdResult {
+    let policy = ctx.policy();
+    let known = known_employees(ctx.store).await?;
+    if !known.contains(id) {
+        return Err(CmdError::Input(format!(
+            "employee {id:?} is not in the store"
+        )));
+    }
+    let (from, to) = month_bounds(month.unwrap_or_else(|| ctx.today()));
+    let rows = ctx.store.verdicts(from, to, Some(id)).await?;
+    let mut days = Vec::with_capacity(rows.len());
+    for r in &rows {
+        days.push(parse_verdict(
+            &r.verdict,
+            &format!("day_verdicts/{}/{}", r.employee_id, r.date),
+        )?);
+    }
+    let ledger = ctx.store.ledger(from, to, Some(id)).await?;
+    let mut scores = month_scores(policy, &EmployeeId::from(id), &days, &manual_items(&ledger));
+    if scores.is_empty() {
+        scores = month_scores(policy, &EmployeeId::from(id), &[], &[]);
+    }
+    let mut line = Vec::with_capacity(1024);
+    if !ctx.json {
+        render::table_header(out)?;
+    }
+    for v in &days {
+        line.clear();
+        if ctx.json {
+            render::json_line(v, &mut line);
+        } else {
+            render::table_row(v, &mut line);
+        }
+        out.write_all(&line)?;
+    }
+    if !ctx.json {
+        writeln!(out, "\nledger")?;
+    }
+    for e in &ledger {
+        if ctx.json {
+            writeln!(out, "{}", json!({"ledger": e}))?;
+        } else {
+            writeln!(
+                out,
+                "  #{:<6} {} {:<8} {:<12} {:<24} {:>6}{}",
+                e.id,
+                e.date,
+                e.source,
+                e.category,
+                e.rule,
+                format!(
+                    "{}{}",
+                    if e.bonus { "+" } else { "-" },
+                    Points::from_hundredths(e.points)
+                ),
+                match &e.voided_at {
+                    Some(t) => format!(
+                        "  voided {} ({})",
+                        t.to_rfc3339(),
+                        e.void_cause.as_deref().unwrap_or("")
+                    ),
+                    None => String::new(),
+                }
+            )?;
+        }
+    }
+    if !ctx.json {
+        writeln!(out)?;
+        render::score_header(policy, out)?;
+    }
+    for s in scores
+        .iter()
+        .filter(|s| s.month == from.format("%Y-%m").to_string())
+    {
+        line.clear();
+        if ctx.json {
+            render::score_json_line(s, &mut line);
+        } else {
+            render::score_row(policy, s, &mut line);
+        }
+        out.write_all(&line)?;
+    }
+    Ok(())
+}
+
+async fn month(ctx: &Ctx<'_>, month: Option<NaiveDate>, out: &mut dyn Write) -> CmdResult {
+    let policy = ctx.policy();
+    let (from, to) = month_bounds(month.unwrap_or_else(|| ctx.today()));
+    let label = from.format("%Y-%m").to_string();
+    let rows = ctx.store.verdicts(from, to, None).await?;
+    let ledger = ctx.store.ledger(from, to, None).await?;
+    let mut days: BTreeMap<String, Vec<DayVerdict>> = BTreeMap::new();
+    for e in ctx.store.employees().await? {
+        days.insert(e.employee_id, Vec::new());
+    }
+    for r in &rows {
+        let v = parse_verdict(
+            &r.verdict,
+            &format!("day_verdicts/{}/{}", r.employee_id, r.date),
+        )?;
+        days.entry(r.employee_id.clone()).or_default().push(v);
+    }
+    let mut manual: HashMap<&str, Vec<super::LedgerEntry>> = HashMap::new();
+    for e in &ledger {
+        manual
+            .entry(e.employee_id.as_str())
+            .or_default()
+            .push(e.clone());
+    }
+    if !ctx.json {
+        render::score_header(policy, out)?;
+    }
+    let mut line = Vec::with_capacity(512);
+    for (emp, v) in &days {
+        let items = manual_items(manual.get(emp.as_str()).map_or(&[][..], |x| x));
+        let id = EmployeeId::from(emp.as_str());
+        let mut scores = month_scores(policy, &id, v, &items);
+        scores.retain(|s| s.month == label);
+        if scores.is_empty() {
+            scores = month_scores(policy, &id, &[], &[]);
+            for s in &mut scores {
+                s.month = label.clone();
+            }
+        }
+        for s in &scores {
+            line.clear();
+            if ctx.json {
+                render::score_json_line(s, &mut line);
+            } else {
+                render::score_row(policy, s, &mut line);
+            }
+            out.write_all(&line)?;
+        }
+    }
+    Ok(())
+}
+
+async fn quarantine(ctx: &Ctx<'_>, limit: i64, out: &mut dyn Write) -> CmdResult {
+    let rows = ctx.store.quarantined(limit).await?;
+    if !ctx.json {
+        writeln!(
+            out,
+            "{:<6} {:<25} {:<24} {:>6}  reason / payload",
+            "id", "received", "source", "bytes"
+        )?;
+    }
+    for q in &rows {
+        let text = String::from_utf8_lossy(&q.payload);
+        if ctx.json {
+            writeln!(
+                out,
+                "{}",
+                json!({"id": q.id, "source": q.source, "reason": q.reason, "received_at": q.received_at.to_rfc3339(),
+                       "payload_len": q.payload_len, "payload": text})
+            )?;
+        } else {
+            let preview: String = text.chars().take(60).collect();
+            writeln!(
+                out,
+                "{:<6} {:<25} {:<24} {:>6}  {} / {:?}",
+                q.id,
+                q.received_at.to_rfc3339(),
+                q.source,
+                q.payload_len,
+                q.reason,
+                preview
+            )?;
+        }
+    }
+    Ok(())
+}
+
+async fn recompute_cmd(
+    ctx: &Ctx<'_>,
+    a: RecomputeArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CmdResult {
+    if a.from > a.to {
+        return Err(CmdError::Input(format!(
+            "--from {} is after --to {}",
+            a.from, a.to
+        )));
+    }
+    let emps = match &a.employee {
+        Some(e) => {
+            if !known_employees(ctx.store).await?.contains(e) {
+                return Err(CmdError::Input(format!(
+                    "employee {e:?} is not in the store"
+                )));
+            }
+            Some(vec![e.clone()])
+        }
+        None => None,
+    };
+    let progress = io::stderr().is_terminal();
+    let started = Instant::now();
+    if progress {
+        write!(err, "recomputing {}..{}…", a.from, a.to)?;
+    }
+    let rep = ctx
+        .store
+        .recompute(
+            ctx.policy(),
+            emps.as_deref(),
+            a.from,
+            a.to,
+            "recompute",
+            &ctx.actor,
+            ctx.now,
+        )
+        .await?;
+    if progress {
+        writeln!(err, " done in {:.1?}", started.elapsed())?;
+    }
+    ctx.emit(out, report_json(&rep), &report_text(&rep))?;
+    Ok(())
+}
+
+async fn publish(ctx: &Ctx<'_>, month: NaiveDate, out: &mut dyn Write) -> CmdResult {
+    let label = month.format("%Y-%m").to_string();
+    let done = ctx.store.publish_month(&label, &ctx.actor).await?;
+    ctx.emit(
+        out,
+        json!({"month": label, "published": done}),
+        &if done {
+            format!("{label} published")
+        } else {
+            format!("{label} was already published")
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,662 @@
+//! The durable store: raw punches, quarantined payloads, HR data (employees
+//! with aliases, roster, leaves, holidays), day verdicts, the scoring ledger,
+//! the audit trail, published months, adjustments and appeals.
+//!
+//! One [`Store`] over two engines, chosen by the `[store] url` scheme:
+//! SQLite (embedded, the default) and PostgreSQL. Queries are runtime
+//! `sqlx::query` calls whose SQL text is shared by both engines (SQLite
+//! accepts `$1` placeholders); the query code lives once in `backend.rs` and
+//! is compiled for each engine. Only the migrations differ.
+//!
+//! # Guarantees
+//!
+//! - Raw punches are append-only. No code path here updates or deletes one,
+//!   and database triggers refuse `UPDATE` and `DELETE` on `punches` (and
+//!   `DELETE` on `ledger`, any change to `audit`) from any client.
+//! - A punch is identified by its dedupe key (`interfaces.md`): the device
+//!   and event id when the event id is known, else the identity as sent,
+//!   the instant and the device. Inserting a stored key again reports
+//!   [`Inserted::Duplicate`]; it is never an error.
+//! - Ledger entries are voided, never deleted; every change to a verdict or
+//!   a ledger entry writes an audit row (old value, new value, cause, actor).
+//!   The first verdict of a day is a creation, not a change, and is not
+//!   audited; its row carries `updated_at`.
+//! - Retention: nothing in this module deletes a punch, verdict, ledger
+//!   entry or audit row. There is no purge yet; when one is added it must
+//!   refuse anything younger than [`RETENTION_FLOOR_DAYS`].
+//!
+//! # Durability (SQLite)
+//!
+//! The database runs in WAL mode with `synchronous=FULL`: a committed
+//! transaction survives a power cut, not only a crash of the process
+//! (`NORMAL` in WAL mode may lose the last commits on power loss, and a
+//! terminal that was told "stored" would not resend them). Readers do not
+//! block the writer and the writer does not block readers; a busy timeout
+//! makes a second writer (another process) wait instead of failing, and
+//! write transactions start with `BEGIN IMMEDIATE` so that they never fail
+//! half-way on a lock upgrade.
+
+mod backend_pg;
+mod backend_sqlite;
+pub mod cmd;
+mod recompute;
+mod zk;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use recompute::RecomputeReport;
+
+/// The youngest data a future purge may delete, in days (two years).
+pub const RETENTION_FLOOR_DAYS: i64 = 731;
+
+/// Largest quarantined payload kept, in bytes; longer payloads are cut and
+/// their original length recorded.
+pub const QUARANTINE_MAX_BYTES: usize = 64 * 1024;
+
+/// How long a SQLite connection waits for another writer before failing.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A store failure: connecting, migrating or a query.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is neither `sqlite://…` nor `postgres://…`, or does not parse.
+    #[error("store url {url:?}: {why}")]
+    Url {
+        /// The URL (password hidden).
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// Connecting failed.
+    #[error("cannot open store {url}: {source}")]
+    Connect {
+        /// The URL (password hidden).
+        url: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// Applying migrations failed.
+    #[error("migrating store {url}: {source}")]
+    Migrate {
+        /// The URL (password hidden).
+        url: String,
+        /// The migrator's error.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed.
+    #[error("store query ({what}): {source}")]
+    Query {
+        /// The operation, e.g. `insert punches`.
+        what: &'static str,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// A stored value could not be read back.
+    #[error("store row {key}: {why}")]
+    Corrupt {
+        /// Table and key of the row.
+        key: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Adds the operation name to a driver error.
+pub(crate) trait QueryContext<T> {
+    /// Wraps the error as [`StoreError::Query`].
+    fn ctx(self, what: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> QueryContext<T> for Result<T, sqlx::Error> {
+    fn ctx(self, what: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query { what, source })
+    }
+}
+
+/// A punch to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPunch {
+    /// The employee it was attributed to (after alias resolution).
+    pub employee_id: String,
+    /// The identity as the terminal or file sent it (PIN, card, name).
+    pub identity: String,
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    /// The terminal, when known.
+    pub device_id: Option<String>,
+    /// The terminal's own event id, when it sends one.
+    pub event_id: Option<String>,
+    /// Where it came from: `import:FILE`, `mqtt:TOPIC`, …
+    pub source: String,
+    /// The raw line or payload, when it is text.
+    pub raw: Option<String>,
+}
+
+impl NewPunch {
+    /// The dedupe key (`interfaces.md`): `(device_id, event_id)` when an
+    /// event id is present, else `(employee_id as sent, time, device_id)`.
+    pub fn dedupe_key(&self) -> String {
+        let dev = self.device_id.as_deref().unwrap_or("");
+        match &self.event_id {
+            Some(ev) => format!("e\u{1f}{dev}\u{1f}{ev}"),
+            None => format!(
+                "t\u{1f}{}\u{1f}{}\u{1f}{dev}",
+                self.identity,
+                self.time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            ),
+        }
+    }
+}
+
+/// What happened to one punch of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored, with its row id.
+    New(i64),
+    /// A punch with the same dedupe key was already stored (or earlier in
+    /// the same batch); nothing was written.
+    Duplicate,
+}
+
+/// A stored punch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredPunch {
+    /// Row id.
+    pub id: i64,
+    /// Employee.
+    pub employee_id: String,
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    /// Terminal.
+    pub device_id: Option<String>,
+    /// Where it came from.
+    pub source: String,
+    /// Terminal event id.
+    pub event_id: Option<String>,
+    /// Identity as sent.
+    pub identity: String,
+    /// When attendd stored it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A payload that could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewQuarantine {
+    /// Topic, port or `file:LINE`.
+    pub source: String,
+    /// The bytes as received (cut to [`QUARANTINE_MAX_BYTES`] when stored).
+    pub payload: Vec<u8>,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// A quarantined payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantineRow {
+    /// Row id.
+    pub id: i64,
+    /// Topic, port or `file:LINE`.
+    pub source: String,
+    /// The stored bytes (at most [`QUARANTINE_MAX_BYTES`]).
+    pub payload: Vec<u8>,
+    /// The original length.
+    pub payload_len: i64,
+    /// Why it was refused.
+    pub reason: String,
+    /// When.
+    pub received_at: DateTime<Utc>,
+}
+
+/// An employee as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EmployeeRecord {
+    /// HR's id.
+    pub employee_id: String,
+    /// Display name.
+    pub name: String,
+    /// Team.
+    pub team: String,
+    /// Supervisor.
+    pub supervisor: String,
+    /// Default shift id, when the employee has one.
+    pub shift: Option<String>,
+    /// Card numbers and face-match names.
+    pub aliases: Vec<String>,
+}
+
+/// A roster row as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterRecord {
+    /// Employee.
+    pub employee_id: String,
+    /// Date.
+    pub date: NaiveDate,
+    /// Shift id or `rest`.
+    pub shift: String,
+}
+
+/// A leave record as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaveRecord {
+    /// Employee.
+    pub employee_id: String,
+    /// Start (inclusive).
+    pub start: DateTime<Utc>,
+    /// End (exclusive).
+    pub end: DateTime<Utc>,
+    /// Kind (`annual`, `sick`, `field`, …).
+    pub kind: String,
+    /// `approved`, `pending` or `rejected`.
+    pub status: String,
+}
+
+/// A holiday-calendar row as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolidayRecord {
+    /// Date.
+    pub date: NaiveDate,
+    /// `holiday` or `workday`.
+    pub kind: String,
+}
+
+/// A stored day verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredVerdict {
+    /// Employee.
+    pub employee_id: String,
+    /// Date.
+    pub date: NaiveDate,
+    /// Policy id that produced it.
+    pub policy_id: String,
+    /// Policy version that produced it.
+    pub policy_version: String,
+    /// Status name.
+    pub status: String,
+    /// Points in hundredths.
+    pub points: i64,
+    /// The verdict as JSON (the fields of `evaluate --json`).
+    pub verdict: String,
+    /// True while the day's punch window is still open.
+    pub provisional: bool,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A ledger entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LedgerEntry {
+    /// Row id.
+    pub id: i64,
+    /// Employee.
+    pub employee_id: String,
+    /// The day it concerns.
+    pub date: NaiveDate,
+    /// Category.
+    pub category: String,
+    /// Rule id.
+    pub rule: String,
+    /// Points in hundredths, always positive.
+    pub points: i64,
+    /// True for a bonus.
+    pub bonus: bool,
+    /// `device` or `manual`.
+    pub source: String,
+    /// Punch times or a note.
+    pub evidence: Option<String>,
+    /// Who recorded it.
+    pub recorded_by: String,
+    /// When.
+    pub recorded_at: DateTime<Utc>,
+    /// When it was voided, if it was.
+    pub voided_at: Option<DateTime<Utc>>,
+    /// Who voided it.
+    pub voided_by: Option<String>,
+    /// Why it was voided.
+    pub void_cause: Option<String>,
+}
+
+/// A manual ledger entry to record (a supervisor's deduction or a bonus).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewManualEntry {
+    /// Employee.
+    pub employee_id: String,
+    /// The day it concerns.
+    pub date: NaiveDate,
+    /// Category.
+    pub category: String,
+    /// Rule id.
+    pub rule: String,
+    /// Points in hundredths, positive.
+    pub points: i64,
+    /// True for a bonus.
+    pub bonus: bool,
+    /// A note.
+    pub evidence: Option<String>,
+    /// Who records it.
+    pub recorded_by: String,
+}
+
+/// An audit row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditRow {
+    /// Row id.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Table changed.
+    pub table_name: String,
+    /// Key of the changed row (`E001/2026-11-02`, a ledger id, …).
+    pub row_key: String,
+    /// JSON before, null for a creation.
+    pub old_value: Option<String>,
+    /// JSON after.
+    pub new_value: Option<String>,
+    /// Why (`import punches FILE`, `recompute`, …).
+    pub cause: String,
+    /// Who.
+    pub actor: String,
+}
+
+/// A re-derived verdict for a day of a published month, waiting for HR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Adjustment {
+    /// Row id.
+    pub id: i64,
+    /// Employee.
+    pub employee_id: String,
+    /// Date.
+    pub date: NaiveDate,
+    /// The published verdict (JSON), null when the day had none.
+    pub old_verdict: Option<String>,
+    /// The verdict the current data gives (JSON).
+    pub new_verdict: String,
+    /// `pending`, `superseded`, `applied` or `dismissed`.
+    pub status: String,
+    /// What caused it.
+    pub cause: String,
+    /// Who caused it.
+    pub actor: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The store: a pool over one of the two engines.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// Embedded SQLite file.
+    Sqlite(SqlitePool),
+    /// PostgreSQL server.
+    Postgres(PgPool),
+}
+
+/// Calls the same backend function on whichever engine the store uses.
+macro_rules! dispatch {
+    ($self:expr, $f:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(p) => backend_sqlite::$f(p $(, $arg)*).await,
+            Store::Postgres(p) => backend_pg::$f(p $(, $arg)*).await,
+        }
+    };
+}
+pub(crate) use dispatch;
+
+/// Hides the password of a URL for messages.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((cred, host)) = rest.split_once('@')
+        && let Some((user, _)) = cred.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+impl Store {
+    /// Opens the store named by `url` (`sqlite://PATH[?…]` or
+    /// `postgres://…`) and applies any pending migrations. A SQLite file is
+    /// created when missing.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let shown = redact_url(url);
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Url {
+                    url: shown.clone(),
+                    why: e.to_string(),
+                })?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .foreign_keys(true);
+            if let Some(dir) = opts.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Url {
+                    url: shown.clone(),
+                    why: format!("cannot create {}: {e}", dir.display()),
+                })?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: shown.clone(),
+                    source,
+                })?;
+            sqlx::migrate!("src/store/migrations/sqlite")
+                .run(&pool)
+                .await
+                .map_err(|source| StoreError::Migrate { url: shown, source })?;
+            Ok(Store::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Url {
+                url: shown.clone(),
+                why: e.to_string(),
+            })?;
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: shown.clone(),
+                    source,
+                })?;
+            sqlx::migrate!("src/store/migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(|source| StoreError::Migrate { url: shown, source })?;
+            Ok(Store::Postgres(pool))
+        } else {
+            Err(StoreError::Url {
+                url: shown,
+                why: "expected sqlite://PATH or postgres://…".into(),
+            })
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes every connection (waits for queries in flight).
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(p) => p.close().await,
+            Store::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Stores a batch of punches in one transaction and reports, for each,
+    /// whether it was new or a duplicate of a stored punch (or of an
+    /// earlier punch in the same batch). Durable when it returns.
+    pub async fn insert_punches(&self, punches: &[NewPunch]) -> Result<Vec<Inserted>, StoreError> {
+        if punches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
+        let now = Utc::now();
+        dispatch!(self, insert_punches(punches, &keys, now))
+    }
+
+    /// Stored punches with `from <= time < to`, optionally of one employee,
+    /// ordered by employee then time.
+    pub async fn punches(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        employee: Option<&str>,
+    ) -> Result<Vec<StoredPunch>, StoreError> {
+        dispatch!(self, punches(from, to, employee))
+    }
+
+    /// The number of stored punches.
+    pub async fn punch_count(&self) -> Result<i64, StoreError> {
+        dispatch!(self, punch_count())
+    }
+
+    /// Keeps an undecodable payload, cut to [`QUARANTINE_MAX_BYTES`].
+    pub async fn quarantine(&self, q: &NewQuarantine) -> Result<i64, StoreError> {
+        dispatch!(self, add_quarantine(q, Utc::now()))
+    }
+
+    /// The most recent quarantined payloads, newest first.
+    pub async fn quarantined(&self, limit: i64) -> Result<Vec<QuarantineRow>, StoreError> {
+        dispatch!(self, quarantined(limit))
+    }
+
+    /// Inserts or updates employees and replaces their aliases, in one
+    /// transaction.
+    pub async fn upsert_employees(&self, rows: &[EmployeeRecord]) -> Result<(), StoreError> {
+        dispatch!(self, upsert_employees(rows, Utc::now()))
+    }
+
+    /// Every employee with aliases, sorted by id.
+    pub async fn employees(&self) -> Result<Vec<EmployeeRecord>, StoreError> {
+        dispatch!(self, employees())
+    }
+
+    /// Inserts or updates roster rows in one transaction; returns the rows
+    /// that are new or changed.
+    pub async fn upsert_roster(
+        &self,
+        rows: &[RosterRecord],
+    ) -> Result<Vec<RosterRecord>, StoreError> {
+        dispatch!(self, upsert_roster(rows, Utc::now()))
+    }
+
+    /// Roster rows with `from <= date <= to`.
+    pub async fn roster(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RosterRecord>, StoreError> {
+        dispatch!(self, roster(from, to))
+    }
+
+    /// Inserts leave records or updates their status, in one transaction;
+    /// returns the records that are new or changed.
+    pub async fn upsert_leaves(
+        &self,
+        rows: &[LeaveRecord],
+    ) -> Result<Vec<LeaveRecord>, StoreError> {
+        dispatch!(self, upsert_leaves(rows, Utc::now()))
+    }
+
+    /// Leave records overlapping `[from, to)`.
+    pub async fn leaves(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<LeaveRecord>, StoreError> {
+        dispatch!(self, leaves(from, to))
+    }
+
+    /// Inserts or updates holiday-calendar rows in one transaction; returns
+    /// the rows that are new or changed.
+    pub async fn upsert_holidays(
+        &self,
+        rows: &[HolidayRecord],
+    ) -> Result<Vec<HolidayRecord>, StoreError> {
+        dispatch!(self, upsert_holidays(rows, Utc::now()))
+    }
+
+    /// The imported holiday calendar.
+    pub async fn holidays(&self) -> Result<Vec<HolidayRecord>, StoreError> {
+        dispatch!(self, holidays())
+    }
+
+    /// Stored verdicts with `from <= date <= to`, optionally of one
+    /// employee, ordered by employee then date.
+    pub async fn verdicts(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        employee: Option<&str>,
+    ) -> Result<Vec<StoredVerdict>, StoreError> {
+        dispatch!(self, verdicts(from, to, employee))
+    }
+
+    /// Ledger entries (voided ones included) with `from <= date <= to`,
+    /// optionally of one employee, ordered by employee, date and id.
+    pub async fn ledger(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        employee: Option<&str>,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        dispatch!(self, ledger(from, to, employee))
+    }
+
+    /// Records a manual ledger entry and audits it; returns its id.
+    pub async fn add_manual_entry(
+        &self,
+        e: &NewManualEntry,
+        cause: &str,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self, add_manual_entry(e, cause, Utc::now()))
+    }
+
+    /// Marks a month (`YYYY-MM`) published. Returns false when it already
+    /// was. Verdicts of a published month are no longer rewritten: a change
+    /// becomes an [`Adjustment`].
+    pub async fn publish_month(&self, month: &str, actor: &str) -> Result<bool, StoreError> {
+        dispatch!(self, publish_month(month, actor, Utc::now()))
+    }
+
+    /// Published months, `YYYY-MM`, ascending.
+    pub async fn published_months(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, published_months())
+    }
+
+    /// Adjustments, newest first; only pending ones when `pending_only`.
+    pub async fn adjustments(&self, pending_only: bool) -> Result<Vec<Adjustment>, StoreError> {
+        dispatch!(self, adjustments(pending_only))
+    }
+
+    /// Audit rows of one table (all tables when `None`), oldest first.
+    pub async fn audit(&self, table: Option<&str>) -> Result<Vec<AuditRow>, StoreError> {
+        dispatch!(self, audit(table))
+    }
+
+    /// The earliest punch date (UTC) of any of these employees.
+    pub async fn first_punch(
+        &self,
+        employees: &[String],
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        dispatch!(self, first_punch(employees))
+    }
+}

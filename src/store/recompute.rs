@@ -1,0 +1,411 @@
+//! Re-deriving employee-days from what the store holds.
+//!
+//! A recompute loads the punches, roster, leave and holidays of a date
+//! range (from the first of its month, which the escalation ladder counts
+//! from), runs the pure engine, and compares each verdict with the stored
+//! one. Only days whose verdict changed are written. The ledger follows by
+//! difference: device entries the new verdict no longer has are voided,
+//! entries it adds are inserted, and each of these changes is audited. A
+//! day in a published month is not rewritten: the new verdict becomes a
+//! pending adjustment for HR.
+//!
+//! Days after "today" in the policy's zone are never classified: a day that
+//! has not started has no verdict yet. Today's verdict is provisional while
+//! its punch window is open and puts nothing in the ledger until it closes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
+
+use super::{LedgerEntry, Store, StoreError, StoredVerdict, backend_pg, backend_sqlite, dispatch};
+use crate::domain::calendar::ShiftClock;
+use crate::domain::classify::{EmployeeDays, evaluate_employee};
+use crate::domain::policy::Policy;
+use crate::domain::time::to_local;
+use crate::domain::types::{
+    DayVerdict, EmployeeId, HolidayKind, Leave, LeaveStatus, Punch, Roster, RosterEntry,
+};
+
+/// What a recompute did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecomputeReport {
+    /// The range actually evaluated (after capping at today), when any.
+    pub range: Option<(NaiveDate, NaiveDate)>,
+    /// Employee-days evaluated.
+    pub evaluated: usize,
+    /// Days classified for the first time.
+    pub created: usize,
+    /// Days whose verdict changed.
+    pub changed: usize,
+    /// Days whose verdict is the same but whose provisional flag or policy
+    /// version changed.
+    pub touched: usize,
+    /// Days of published months that got a pending adjustment instead.
+    pub adjustments: usize,
+    /// Ledger entries added.
+    pub ledger_added: usize,
+    /// Ledger entries voided.
+    pub ledger_voided: usize,
+}
+
+/// What a recompute writes for one employee-day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChangeKind {
+    /// First verdict of the day.
+    Create,
+    /// A different verdict.
+    Update,
+    /// Same verdict; provisional flag or policy version changed.
+    Meta,
+    /// A different verdict in a published month.
+    Adjust,
+}
+
+/// A ledger entry a verdict asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NewDeduction {
+    pub category: String,
+    pub rule: String,
+    pub points: i64,
+    pub evidence: String,
+}
+
+/// One employee-day to write.
+#[derive(Clone, Debug)]
+pub(crate) struct Change {
+    pub kind: ChangeKind,
+    pub employee_id: String,
+    pub date: NaiveDate,
+    pub status: &'static str,
+    pub points: i64,
+    pub verdict: String,
+    pub provisional: bool,
+    pub old_verdict: Option<String>,
+    pub void: Vec<LedgerEntry>,
+    pub add: Vec<NewDeduction>,
+}
+
+/// The first and last day of `d`'s month.
+pub fn month_bounds(d: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let first = d.with_day(1).unwrap_or(d);
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(first);
+    (first, next.pred_opt().unwrap_or(first))
+}
+
+fn utc_midnight(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+}
+
+impl Store {
+    /// Re-derives the verdicts of `[from, to]` (capped at today in the
+    /// policy's zone) for the given employees (all stored employees when
+    /// `None`), writes what changed, updates the ledger by difference and
+    /// audits every change under `cause` and `actor`. `now` decides which
+    /// days are still provisional (their punch window has not closed).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn recompute(
+        &self,
+        policy: &Policy,
+        employees: Option<&[String]>,
+        from: NaiveDate,
+        to: NaiveDate,
+        cause: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RecomputeReport, StoreError> {
+        let mut report = RecomputeReport::default();
+        let today = to_local(policy.tz, now).date_naive();
+        let to = to.min(today);
+        if from > to {
+            return Ok(report);
+        }
+        report.range = Some((from, to));
+        let month_start = from.with_day(1).unwrap_or(from);
+        let margin =
+            Days::new(((policy.window_before_secs + policy.window_after_secs) / 86_400 + 2) as u64);
+        let first = month_start - margin;
+        let last = to + margin;
+        // Instants a day wider than the dates, whatever the zone's offset.
+        let lo = utc_midnight(first - Days::new(1));
+        let hi = utc_midnight(last + Days::new(2));
+
+        let wanted: Option<HashSet<&str>> =
+            employees.map(|e| e.iter().map(String::as_str).collect());
+        let in_scope = |id: &str| wanted.as_ref().is_none_or(|w| w.contains(id));
+        let mut emps = self.employees().await?;
+        emps.retain(|e| in_scope(&e.employee_id));
+        if emps.is_empty() {
+            return Ok(report);
+        }
+        let index: HashMap<&str, usize> = emps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.employee_id.as_str(), i))
+            .collect();
+        let n = emps.len();
+        // One employee: let the index on (employee_id, time) do the work.
+        let only = if n == 1 {
+            Some(emps[0].employee_id.as_str())
+        } else {
+            None
+        };
+
+        let mut holidays = policy.holidays.clone();
+        for h in self.holidays().await? {
+            let kind = match h.kind.as_str() {
+                "holiday" => HolidayKind::Holiday,
+                "workday" => HolidayKind::Workday,
+                other => {
+                    return Err(StoreError::Corrupt {
+                        key: format!("holidays/{}", h.date),
+                        why: format!("kind {other:?} is neither holiday nor workday"),
+                    });
+                }
+            };
+            holidays.insert(h.date, kind);
+        }
+
+        let mut roster: Vec<Roster> = vec![Roster::new(); n];
+        for r in self.roster(first, last).await? {
+            let Some(&i) = index.get(r.employee_id.as_str()) else {
+                continue;
+            };
+            let entry = if r.shift == "rest" {
+                RosterEntry::Rest
+            } else {
+                match policy.shift_by_id(&r.shift) {
+                    Some(s) => RosterEntry::Shift(s),
+                    None => {
+                        return Err(StoreError::Corrupt {
+                            key: format!("roster/{}/{}", r.employee_id, r.date),
+                            why: format!(
+                                "shift {:?} is not in policy {} {}",
+                                r.shift, policy.id, policy.version
+                            ),
+                        });
+                    }
+                }
+            };
+            roster[i].insert(r.date, entry);
+        }
+
+        let mut leaves: Vec<Vec<Leave>> = vec![Vec::new(); n];
+        for l in self.leaves(lo, hi).await? {
+            let Some(&i) = index.get(l.employee_id.as_str()) else {
+                continue;
+            };
+            let status = match l.status.as_str() {
+                "approved" => LeaveStatus::Approved,
+                "pending" => LeaveStatus::Pending,
+                _ => LeaveStatus::Rejected,
+            };
+            leaves[i].push(Leave {
+                start: l.start,
+                end: l.end,
+                kind: Arc::from(l.kind.as_str()),
+                status,
+            });
+        }
+
+        let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
+        let mut devices: HashMap<String, Arc<str>> = HashMap::new();
+        let times = match self {
+            Store::Sqlite(p) => backend_sqlite::punch_times(p, lo, hi, only).await?,
+            Store::Postgres(p) => backend_pg::punch_times(p, lo, hi, only).await?,
+        };
+        for (emp, at, device) in times {
+            let Some(&i) = index.get(emp.as_str()) else {
+                continue;
+            };
+            let device = device.map(|d| {
+                devices
+                    .entry(d)
+                    .or_insert_with_key(|k| Arc::from(k.as_str()))
+                    .clone()
+            });
+            punches[i].push(Punch { at, device });
+        }
+
+        let mut stored: HashMap<(String, NaiveDate), StoredVerdict> = HashMap::new();
+        for v in self.verdicts(from, to, only).await? {
+            if in_scope(&v.employee_id) {
+                stored.insert((v.employee_id.clone(), v.date), v);
+            }
+        }
+        let mut ledger: HashMap<(String, NaiveDate), Vec<LedgerEntry>> = HashMap::new();
+        let entries = match self {
+            Store::Sqlite(p) => backend_sqlite::ledger_rows(p, from, to, only, true).await?,
+            Store::Postgres(p) => backend_pg::ledger_rows(p, from, to, only, true).await?,
+        };
+        for e in entries {
+            if in_scope(&e.employee_id) {
+                ledger
+                    .entry((e.employee_id.clone(), e.date))
+                    .or_default()
+                    .push(e);
+            }
+        }
+        let published: HashSet<String> = self.published_months().await?.into_iter().collect();
+
+        let clock = ShiftClock::new(policy, first, last);
+        let mut changes: Vec<Change> = Vec::new();
+        for (i, e) in emps.iter().enumerate() {
+            let id = EmployeeId::from(e.employee_id.as_str());
+            let days = evaluate_employee(
+                &clock,
+                &holidays,
+                &EmployeeDays {
+                    employee: &id,
+                    default_shift: e.shift.as_deref().and_then(|s| policy.shift_by_id(s)),
+                    punches: &punches[i],
+                    roster: Some(&roster[i]),
+                    leaves: &leaves[i],
+                },
+                from,
+                to,
+            );
+            report.evaluated += days.len();
+            for v in days {
+                let key = (e.employee_id.clone(), v.date);
+                let old = stored.remove(&key);
+                let old_ledger = ledger.remove(&key).unwrap_or_default();
+                if let Some(c) = diff(policy, v, old, old_ledger, &published, now)? {
+                    changes.push(c);
+                }
+            }
+        }
+        for c in &changes {
+            match c.kind {
+                ChangeKind::Create => report.created += 1,
+                ChangeKind::Update => report.changed += 1,
+                ChangeKind::Meta => report.touched += 1,
+                ChangeKind::Adjust => continue,
+            }
+            report.ledger_added += c.add.len();
+            report.ledger_voided += c.void.len();
+        }
+        if !changes.is_empty() {
+            report.adjustments = dispatch!(
+                self,
+                apply_changes(
+                    &changes,
+                    &policy.id,
+                    &policy.version,
+                    cause,
+                    actor,
+                    Utc::now()
+                )
+            )?;
+        }
+        Ok(report)
+    }
+}
+
+/// Compares a fresh verdict with the stored one and the day's active device
+/// ledger entries; `None` when nothing needs writing.
+fn diff(
+    policy: &Policy,
+    v: DayVerdict,
+    old: Option<StoredVerdict>,
+    old_ledger: Vec<LedgerEntry>,
+    published: &HashSet<String>,
+    now: DateTime<Utc>,
+) -> Result<Option<Change>, StoreError> {
+    let verdict = serde_json::to_string(&v).map_err(|e| StoreError::Corrupt {
+        key: format!("day_verdicts/{}/{}", v.employee_id, v.date),
+        why: format!("verdict does not serialise: {e}"),
+    })?;
+    let provisional = v
+        .explanation
+        .window_end
+        .is_some_and(|w| w.with_timezone(&Utc) > now);
+    let same_verdict = old.as_ref().is_some_and(|o| o.verdict == verdict);
+    if same_verdict && let Some(o) = &old {
+        if o.provisional == provisional
+            && o.policy_id == policy.id
+            && o.policy_version == policy.version
+        {
+            return Ok(None);
+        }
+        if !published.contains(&v.date.format("%Y-%m").to_string()) {
+            return Ok(Some(Change {
+                kind: ChangeKind::Meta,
+                employee_id: v.employee_id.to_string(),
+                date: v.date,
+                status: v.status.as_str(),
+                points: v.points.hundredths(),
+                verdict,
+                provisional,
+                old_verdict: None,
+                void: Vec::new(),
+                add: Vec::new(),
+            }));
+        }
+        return Ok(None);
+    }
+    let month = v.date.format("%Y-%m").to_string();
+    let kind = if published.contains(&month) {
+        ChangeKind::Adjust
+    } else if old.is_some() {
+        ChangeKind::Update
+    } else {
+        ChangeKind::Create
+    };
+
+    // Ledger by difference: entries matched on (category, rule, points).
+    let evidence = v
+        .explanation
+        .punches
+        .iter()
+        .map(|p| p.time.to_rfc3339())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut wanted: Vec<NewDeduction> = v
+        .deductions
+        .iter()
+        .map(|d| NewDeduction {
+            category: d.category.to_string(),
+            rule: d.rule.to_string(),
+            points: d.points.hundredths(),
+            evidence: if evidence.is_empty() {
+                "no punch".into()
+            } else {
+                format!("punches {evidence}")
+            },
+        })
+        .collect();
+    let mut void = Vec::new();
+    for e in old_ledger {
+        match wanted
+            .iter()
+            .position(|d| d.category == e.category && d.rule == e.rule && d.points == e.points)
+        {
+            Some(p) => {
+                wanted.remove(p);
+            }
+            None => void.push(e),
+        }
+    }
+    // A published month keeps its ledger until HR acts on the adjustment;
+    // a provisional day (punch window still open) has no ledger entries yet.
+    let (void, add) = match kind {
+        ChangeKind::Adjust => (Vec::new(), Vec::new()),
+        _ if provisional => (void, Vec::new()),
+        _ => (void, wanted),
+    };
+    Ok(Some(Change {
+        kind,
+        employee_id: v.employee_id.to_string(),
+        date: v.date,
+        status: v.status.as_str(),
+        points: v.points.hundredths(),
+        verdict,
+        provisional,
+        old_verdict: old.map(|o| o.verdict),
+        void,
+        add,
+    }))
+}
