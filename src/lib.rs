@@ -11,6 +11,7 @@
 //! - [`input`]: the CSV input files of `interfaces.md` (employees, punches,
 //!   roster, leaves, holidays), parsed with file and line in every error.
 //! - [`evaluate`]: the offline `attendd evaluate` command built on the above.
+//! - [`ingest`]: terminal payload decoders (pure: bytes in, punches out).
 //! - [`cli`]: command-line definitions and dispatch.
 
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod evaluate;
+pub mod ingest;
 pub mod input;
 pub mod policy;
 pub mod render;
