@@ -185,6 +185,56 @@ pub struct DecodedPunch {
     pub replay: bool,
 }
 
+/// The key the store dedupes a punch on (`interfaces.md`, "MQTT
+/// (terminals → daemon)"): the device's own record key when the format has
+/// one, else who, when and where. A record key without a device id is not
+/// used (record counters restart per device), so such punches fall back to
+/// the second form.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DedupeKey {
+    /// (device_id, event_id).
+    Event {
+        /// The terminal.
+        device_id: String,
+        /// Its record key.
+        event_id: String,
+    },
+    /// (identity, time, device_id).
+    Punch {
+        /// Who.
+        identity: Identity,
+        /// When.
+        at: DateTime<Utc>,
+        /// The terminal, when known.
+        device_id: Option<String>,
+    },
+}
+
+impl DecodedPunch {
+    /// The key re-sent copies of this punch share.
+    pub fn dedupe_key(&self) -> DedupeKey {
+        match (&self.device_id, &self.event_id) {
+            (Some(device_id), Some(event_id)) => DedupeKey::Event {
+                device_id: device_id.clone(),
+                event_id: event_id.clone(),
+            },
+            _ => DedupeKey::Punch {
+                identity: self.identity.clone(),
+                at: self.at,
+                device_id: self.device_id.clone(),
+            },
+        }
+    }
+
+    /// How far the device clock is from the arrival time (punch time minus
+    /// arrival; positive means the device runs ahead), for live punches of
+    /// formats that carry a device time. `None` for replays (late by
+    /// nature) and for punches stamped on arrival.
+    pub fn clock_skew(&self, received_at: DateTime<Utc>) -> Option<Duration> {
+        (!self.replay && self.at != received_at).then(|| self.at - received_at)
+    }
+}
+
 /// A well-formed event that is not a punch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ignored {
@@ -615,6 +665,64 @@ mod tests {
         assert!(again.punches.is_empty());
         assert_eq!(again.ignored.len(), 2);
         assert_eq!(again.ignored[0].reason, "repeat of 820999 within 2 s");
+    }
+
+    #[test]
+    fn resent_copies_share_a_dedupe_key() {
+        let c = cx(IST).with_topic("mqtt/face/1026731/Rec");
+        let live = Decoder::RecPush.decode(recpush::SAMPLES[0], &c).unwrap();
+        let resent = String::from_utf8_lossy(recpush::SAMPLES[0])
+            .replace(r#""Sendintime":1"#, r#""Sendintime":0"#);
+        let resent = Decoder::RecPush.decode(resent.as_bytes(), &c).unwrap();
+        let key = one(&live).dedupe_key();
+        assert_eq!(key, one(&resent).dedupe_key());
+        assert_eq!(
+            key,
+            DedupeKey::Event {
+                device_id: "1026731".into(),
+                event_id: "3310".into()
+            }
+        );
+        // Without a device, the record counter alone is not trusted.
+        let bare = Decoder::RecPush
+            .decode(
+                String::from_utf8_lossy(recpush::SAMPLES[0])
+                    .replace("facesluiceId", "x")
+                    .as_bytes(),
+                &cx(IST),
+            )
+            .unwrap();
+        assert!(matches!(
+            one(&bare).dedupe_key(),
+            DedupeKey::Punch {
+                device_id: None,
+                ..
+            }
+        ));
+        let card = Decoder::from_name("card-line")
+            .unwrap()
+            .decode(b"0C8707\r", &c)
+            .unwrap();
+        assert!(matches!(one(&card).dedupe_key(), DedupeKey::Punch { .. }));
+    }
+
+    #[test]
+    fn clock_skew_of_live_punches_only() {
+        let c = cx(IST).with_topic("mqtt/face/1026731/Rec");
+        // The sample says 08:57:12 +03:00 and arrived at 09:00:00 +03:00.
+        let d = Decoder::RecPush.decode(recpush::SAMPLES[0], &c).unwrap();
+        assert_eq!(
+            one(&d).clock_skew(c.received_at),
+            Some(Duration::seconds(-168))
+        );
+        let card = Decoder::from_name("card-line")
+            .unwrap()
+            .decode(b"0C8707\r", &c)
+            .unwrap();
+        assert_eq!(one(&card).clock_skew(c.received_at), None);
+        let mut replay = one(&d).clone();
+        replay.replay = true;
+        assert_eq!(replay.clock_skew(c.received_at), None);
     }
 
     fn all_decoders() -> Vec<Decoder> {
