@@ -22,9 +22,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::value::{
-    at, from_epoch, int, invalid, json_prefix, missing, parse_json, parse_local, text,
+    at, cap, from_epoch, int, invalid, json_prefix, missing, parse_json, parse_local, text,
 };
-use super::{DecodeContext, DecodeError, Decoded, DecodedPunch, Identity, PunchKind, Verify};
+use super::{
+    DecodeContext, DecodeError, Decoded, DecodedPunch, Identity, LineError, PunchKind, Verify,
+};
 use crate::domain::time::resolve_local;
 
 /// Options of the `dahua` decoder.
@@ -193,24 +195,28 @@ fn events_envelope(
     let list = at(v, "Events")
         .and_then(Value::as_array)
         .ok_or_else(|| missing("Events"))?;
-    for e in list {
-        let m = e.as_object().ok_or_else(|| missing("Events[].Code"))?;
-        let code = text(get_ci(m, "Code")).ok_or_else(|| missing("Events[].Code"))?;
-        let action = text(get_ci(m, "Action"));
-        event(&code, action.as_deref(), get_ci(m, "Data"), cx, o, out)?;
+    for (i, e) in list.iter().enumerate() {
+        let r = match e
+            .as_object()
+            .and_then(|m| Some((m, text(get_ci(m, "Code"))?)))
+        {
+            Some((m, code)) => {
+                let action = text(get_ci(m, "Action"));
+                event(&code, action.as_deref(), get_ci(m, "Data"), cx, o, out)
+            }
+            None => Err(missing("Events[].Code")),
+        };
+        keep(out, i + 1, || e.to_string(), r);
     }
     Ok(())
 }
 
 /// `Code=…;action=…;index=…;data={…}` parts, wherever they are in the body.
-fn text_parts(
-    text: &str,
-    cx: &DecodeContext,
-    o: &DahuaOptions,
-    out: &mut Decoded,
-) -> Result<(), DecodeError> {
+fn text_parts(text: &str, cx: &DecodeContext, o: &DahuaOptions, out: &mut Decoded) {
     let mut pos = 0;
+    let mut n = 0;
     while let Some(i) = text.get(pos..).and_then(|t| t.find("Code=")) {
+        n += 1;
         let start = pos + i;
         let line_end = text[start..].find('\n').map_or(text.len(), |e| start + e);
         let head_end = text[start..line_end].find("data=").map(|d| start + d);
@@ -224,17 +230,18 @@ fn text_parts(
                 _ => {}
             }
         }
-        let (data, next) = match head_end {
-            Some(d) => {
-                let (v, end) = json_prefix(text, d + "data=".len())?;
-                (Some(v), end)
-            }
-            None => (None, line_end),
+        let (r, next) = match head_end {
+            Some(d) => match json_prefix(text, d + "data=".len()) {
+                Ok((v, end)) => (event(code, action, Some(&v), cx, o, out), end),
+                // Where a broken part ends is unknown: resume after its
+                // first line, the next part starts with its own `Code=`.
+                Err(e) => (Err(e), line_end),
+            },
+            None => (event(code, action, None, cx, o, out), line_end),
         };
-        event(code, action, data.as_ref(), cx, o, out)?;
+        keep(out, n, || head.to_string(), r);
         pos = next.max(start + 1);
     }
-    Ok(())
 }
 
 /// `records[N].Key=Value` lines of a `recordFinder` answer, as data objects.
@@ -268,12 +275,13 @@ pub fn decode(bytes: &[u8], cx: &DecodeContext, o: &DahuaOptions) -> Result<Deco
     let text = String::from_utf8_lossy(bytes);
     let mut out = Decoded::default();
     if text.contains("Code=") {
-        text_parts(&text, cx, o, &mut out)?;
+        text_parts(&text, cx, o, &mut out);
     } else if text.trim_start().starts_with('{') {
         events_envelope(&parse_json(bytes)?, cx, o, &mut out)?;
     } else if text.contains("records[") {
-        for r in records(&text) {
-            access_control(&r, cx, o, true, &mut out)?;
+        for (i, r) in records(&text).into_iter().enumerate() {
+            let res = access_control(&r, cx, o, true, &mut out);
+            keep(&mut out, i + 1, || format!("records[{i}]"), res);
         }
     } else if text.contains("Heartbeat") {
         out.ignore("heartbeat");
@@ -282,7 +290,23 @@ pub fn decode(bytes: &[u8], cx: &DecodeContext, o: &DahuaOptions) -> Result<Deco
             "no Code=…;data= part, Events envelope or records[] lines".into(),
         ));
     }
-    Ok(out)
+    if out.punches.is_empty() && out.ignored.is_empty() && out.line_errors.len() == 1 {
+        // A body of one event: its error is the body's.
+        return Err(out.line_errors.swap_remove(0).error);
+    }
+    out.or_first_error()
+}
+
+/// Files the error of one event of a multi-event body beside the others,
+/// so one bad event does not lose the good ones.
+fn keep(out: &mut Decoded, n: usize, shown: impl FnOnce() -> String, r: Result<(), DecodeError>) {
+    if let Err(error) = r {
+        out.line_errors.push(LineError {
+            line: n,
+            text: cap(&shown()),
+            error,
+        });
+    }
 }
 
 /// Composed payloads for the fuzz corpus.
@@ -445,11 +469,34 @@ mod tests {
             "field \"LocaleTime\": \"2025-03-04\" is not YYYY-MM-DD HH:MM:SS"
         );
         let e = dec(b"Code=AccessControl;action=Pulse;index=0;data={\"UserID\":\"1\"").unwrap_err();
-        assert!(matches!(e, DecodeError::NotJson(_)));
+        assert!(matches!(e, DecodeError::NotJson(_)), "{e}");
         assert!(matches!(dec(b"hello"), Err(DecodeError::Unrecognised(_))));
         let e =
             dec(br#"{"Events":[{"Code":"AccessControl","Action":"Pulse","Data":{"UserID":"1"}}]}"#)
                 .unwrap_err();
         assert_eq!(e.to_string(), "field \"LocaleTime\": missing");
+    }
+
+    #[test]
+    fn a_bad_event_keeps_the_good_ones() {
+        let mut body = sample().replace("2025-03-04 08:57:12", "2025-03-04");
+        body.push_str("Code=AccessControl;action=Pulse;index=0;data={\"UserID\":\"7\",\n");
+        body.push_str(&sample().replace("5521", "5524"));
+        let d = dec(body.as_bytes()).unwrap();
+        assert_eq!(one(&d).event_id.as_deref(), Some("5524"));
+        assert_eq!(d.line_errors.len(), 2);
+        assert_eq!(d.line_errors[0].line, 1);
+        assert_eq!(
+            d.line_errors[0].error.to_string(),
+            "field \"LocaleTime\": \"2025-03-04\" is not YYYY-MM-DD HH:MM:SS"
+        );
+        assert_eq!(
+            d.line_errors[1].text,
+            "Code=AccessControl;action=Pulse;index=0;"
+        );
+        let recs = "records[0].UserID=1\r\nrecords[0].CreateTime=x\r\nrecords[1].UserID=2\r\nrecords[1].CreateTime=1741067832\r\n";
+        let d = dec(recs.as_bytes()).unwrap();
+        assert_eq!(one(&d).identity, Identity::Employee("2".into()));
+        assert_eq!(d.line_errors[0].text, "records[0]");
     }
 }

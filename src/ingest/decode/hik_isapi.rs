@@ -15,9 +15,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::value::{at, flag, int, json_prefix, missing, parse_time, text};
+use super::value::{at, cap, flag, int, json_prefix, missing, parse_time, text};
 use super::{
-    DecodeContext, DecodeError, Decoded, DecodedPunch, Identity, PunchKind, Verify, canonical_card,
+    DecodeContext, DecodeError, Decoded, DecodedPunch, Identity, LineError, PunchKind, Verify,
+    canonical_card,
 };
 
 /// Access event major type.
@@ -210,11 +211,19 @@ pub fn decode(bytes: &[u8], cx: &DecodeContext, o: &HikOptions) -> Result<Decode
         let list = list
             .as_array()
             .ok_or_else(|| missing("AcsEvent.InfoList[]"))?;
-        for ev in list {
+        // One bad result must not lose the others of the page.
+        for (i, ev) in list.iter().enumerate() {
             let time = ("AcsEvent.InfoList[].time", text(at(ev, "time")));
-            record(ev, &SEARCH, time, true, device_id.clone(), cx, o, &mut out)?;
+            if let Err(error) = record(ev, &SEARCH, time, true, device_id.clone(), cx, o, &mut out)
+            {
+                out.line_errors.push(LineError {
+                    line: i + 1,
+                    text: cap(&ev.to_string()),
+                    error,
+                });
+            }
         }
-        return Ok(out);
+        return out.or_first_error();
     }
     let event_type = text(at(&v, "eventType")).ok_or_else(|| missing("eventType"))?;
     if event_type != "AccessControllerEvent" {
@@ -375,6 +384,16 @@ mod tests {
         );
         assert_eq!(d.punches[1].identity, Identity::Alias("820999".into()));
         assert_eq!(d.punches[1].verify, Verify::Card);
+        let bad = s.replace("2025-03-04T09:04:40+03:00", "soon");
+        let d = decode(bad.as_bytes(), &cx(chrono_tz::UTC), &HikOptions::default()).unwrap();
+        assert_eq!(d.punches.len(), 1);
+        assert_eq!(d.line_errors[0].line, 3);
+        assert!(
+            d.line_errors[0]
+                .error
+                .to_string()
+                .starts_with("field \"AcsEvent.InfoList[].time\": \"soon\"")
+        );
     }
 
     #[test]

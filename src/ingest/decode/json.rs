@@ -295,6 +295,30 @@ mod tests {
     }
 
     #[test]
+    fn tasmota_keypad_codes_filtered_by_size() {
+        let f = JsonFields {
+            when: Some(JsonWhen {
+                path: "Wiegand.Size".into(),
+                equals: vec!["26".into(), "34".into()],
+            }),
+            ..JsonFields::tasmota_wiegand()
+        };
+        let c = cx(IST).with_topic("tele/door-2/SENSOR");
+        assert_eq!(decode(SAMPLES[1], &c, &f).unwrap().punches.len(), 1);
+        let key = decode(
+            br#"{"Time":"2025-03-04T08:57:12","Wiegand":{"UID":5,"Size":4}}"#,
+            &c,
+            &f,
+        )
+        .unwrap();
+        assert!(key.punches.is_empty());
+        assert_eq!(
+            key.ignored[0].reason,
+            r#"field "Wiegand.Size" is "4", not one of ["26", "34"]"#
+        );
+    }
+
+    #[test]
     fn esp_rfid_access_only() {
         let f = JsonFields::esp_rfid();
         let c = cx(IST).with_topic("esprfid/send");

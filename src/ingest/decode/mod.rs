@@ -59,8 +59,10 @@ pub struct DecodeContext<'a> {
     /// The MQTT topic the payload came on, when it came over MQTT.
     pub topic: Option<&'a str>,
     /// The device id the source knows (a ZKTeco serial number from the
-    /// query string, a serial port's configured id); overrides ids found in
-    /// the topic but not ids written in the payload.
+    /// query string, a serial port's or import's configured id). It wins
+    /// over what a vendor payload or topic implies (MAC address, camera,
+    /// `facesluiceId`, `attlog.dat` machine number, topic level); only the
+    /// generic `json` payload's own `device_id` field wins over it.
     pub device_id: Option<&'a str>,
 }
 
@@ -238,7 +240,7 @@ impl DecodedPunch {
 /// A well-formed event that is not a punch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ignored {
-    /// 1-based line (or frame) number inside a multi-record body.
+    /// 1-based line, frame or event number inside a multi-record body.
     pub line: Option<usize>,
     /// Why it is not a punch, e.g. `heartbeat`.
     pub reason: String,
@@ -248,9 +250,9 @@ pub struct Ignored {
 /// records were kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineError {
-    /// 1-based line (or frame) number.
+    /// 1-based line, frame or event number.
     pub line: usize,
-    /// The line as received (lossily decoded, capped), for quarantine.
+    /// The record as received (lossily decoded, capped), for quarantine.
     pub text: String,
     /// Why.
     pub error: DecodeError,
@@ -263,7 +265,9 @@ pub struct Decoded {
     pub punches: Vec<DecodedPunch>,
     /// Events that are not punches.
     pub ignored: Vec<Ignored>,
-    /// Records that could not be read (multi-record formats only).
+    /// Records that could not be read (multi-record bodies: ATTLOG and card
+    /// lines, serial frames, Dahua parts, events and records, Hikvision
+    /// search results).
     pub line_errors: Vec<LineError>,
     /// Things worth a log line that did not stop decoding (e.g. Dahua `UTC`
     /// disagreeing with `LocaleTime`).
