@@ -11,14 +11,17 @@
 //! any input. What is not a punch (door events, heartbeats, refused
 //! recognitions) is counted in [`Decoded::ignored`] with a reason; what
 //! cannot be read is a [`DecodeError`] that the caller quarantines. Bodies
-//! with several records (ATTLOG lines, card lines) keep the good records and
-//! report the bad ones in [`Decoded::line_errors`].
+//! with several records (ATTLOG and card lines, serial frames, Dahua events
+//! and records, Hikvision search results) keep the good records and report
+//! the bad ones in [`Decoded::line_errors`], so only those are quarantined.
 //!
 //! Dedupe keys: each punch carries `device_id` and, when the format has a
 //! natural per-device key, `event_id` (RecPush `RecordID`, Hikvision
 //! `serialNo`, Dahua `RecNo`, Double Take `id`, ZKTeco `PIN` + time). The
 //! store dedupes on (device_id, event_id) when present, else on
-//! (identity, time, device_id), as `interfaces.md` says.
+//! (identity, time, device_id), as `interfaces.md` says; see
+//! [`DecodedPunch::dedupe_key`]. Repeats that carry no key (a card held at
+//! a reader, a face on several camera frames) are for [`Debounce`].
 //!
 //! Card numbers: every decoder that reads a card writes it in one canonical
 //! alias form, see [`canonical_card`].
@@ -40,10 +43,10 @@ mod value;
 pub mod zk_attlog;
 
 pub use card_line::{CardLineOptions, CardPreset};
-pub use dahua::DahuaOptions;
+pub use dahua::{AttendanceState, DahuaOptions};
 pub use double_take::DoubleTakeOptions;
 pub use hik_isapi::HikOptions;
-pub use json::{JsonFields, JsonWhen};
+pub use json::{CardRadix, JsonFields, JsonWhen};
 pub use stx_etx::FrameSplitter;
 pub use zk_attlog::{ZkLayout, ZkOptions};
 
@@ -806,6 +809,29 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn hex_and_decimal_card_forms_agree(n in any::<u32>()) {
+            let hex = canonical_card(&format!("{n:08X}"), 16);
+            let dec = canonical_card(&format!("{n:010}"), 10);
+            prop_assert_eq!(hex.clone(), Some(n.to_string()));
+            prop_assert_eq!(hex, dec);
+        }
+
+        #[test]
+        fn ids_pass_through_verbatim(pin in "[0-9A-Za-z]{1,12}", secs in 0i64..(130 * 365 * 86400)) {
+            let t = chrono::DateTime::from_timestamp(secs, 0).unwrap().naive_utc();
+            let c = cx(chrono_tz::Europe::Berlin);
+            let line = format!("{pin}\t{}\t0\t15\t0\t0\t0", t.format("%Y-%m-%d %H:%M:%S"));
+            let d = Decoder::from_name("zk-attlog").unwrap().decode(line.as_bytes(), &c).unwrap();
+            prop_assert_eq!(&d.punches[0].identity, &Identity::Employee(pin.clone()));
+            prop_assert_eq!(d.punches[0].device_local, Some(t));
+            prop_assert_eq!(d.punches[0].at, crate::domain::time::resolve_local(c.device_tz, t));
+            let json = format!(r#"{{"employee_id":"{pin}","time":"{}"}}"#, t.format("%Y-%m-%dT%H:%M:%SZ"));
+            let d = Decoder::from_name("json").unwrap().decode(json.as_bytes(), &c).unwrap();
+            prop_assert_eq!(&d.punches[0].identity, &Identity::Employee(pin));
+            prop_assert_eq!(d.punches[0].at, t.and_utc());
+        }
 
         #[test]
         fn no_decoder_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
