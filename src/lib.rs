@@ -14,6 +14,7 @@
 //! - [`store`]: the durable store (SQLite or PostgreSQL): punches, HR data,
 //!   verdicts, the scoring ledger and its audit trail, and the commands that
 //!   import into it and query it.
+//! - [`ingest`]: terminal payload decoders (pure: bytes in, punches out).
 //! - [`cli`]: command-line definitions and dispatch.
 
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod domain;
 pub mod evaluate;
 pub mod health;
 pub mod http;
+pub mod ingest;
 pub mod input;
 pub mod metrics;
 pub mod policy;

@@ -1,0 +1,231 @@
+//! `double-take`: Double Take's `double-take/matches/<name>` messages
+//! (`devices.md` §4.2), also its `double-take/cameras/<camera>` results
+//! (a `matches` list), and Frigate's native face updates
+//! (`frigate/tracked_object_update` with `"type":"face"`, §4.3).
+//!
+//! Traps handled: the timestamp is UTC (`Z`, or epoch seconds on Frigate);
+//! matches below the confidence threshold, `match:false` and `unknown` are
+//! not punches; several attempts of one event share its `id` (the event id
+//! here, the dedupe key) and one walk-by gives many updates, so callers also
+//! run a [`super::Debounce`]. The identity is the match name, lowercased
+//! (Double Take sanitises names to `a-z0-9-`), as an alias.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::value::{at, float, missing, parse_json, text, time_value, topic_level};
+use super::{DecodeContext, DecodeError, Decoded, DecodedPunch, Identity, PunchKind, Verify};
+
+/// Which matches count.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DoubleTakeOptions {
+    /// Lowest confidence (0–100) that is a punch. Default 80.
+    pub min_confidence: f64,
+}
+
+impl Default for DoubleTakeOptions {
+    fn default() -> Self {
+        DoubleTakeOptions {
+            min_confidence: 80.0,
+        }
+    }
+}
+
+struct Match {
+    name: Option<String>,
+    confidence: f64,
+    is_match: bool,
+}
+
+fn read_match(m: &Value, field: &str) -> Result<Match, DecodeError> {
+    let confidence =
+        float(at(m, "confidence")).ok_or_else(|| missing(&format!("{field}.confidence")))?;
+    Ok(Match {
+        name: text(at(m, "name")),
+        confidence,
+        is_match: at(m, "match").and_then(Value::as_bool).unwrap_or(true),
+    })
+}
+
+/// Decodes one Double Take (or Frigate face) message.
+pub fn decode(
+    bytes: &[u8],
+    cx: &DecodeContext,
+    o: &DoubleTakeOptions,
+) -> Result<Decoded, DecodeError> {
+    let v = parse_json(bytes)?;
+    let mut out = Decoded::default();
+    let frigate = text(at(&v, "type")).as_deref() == Some("face");
+    let matches = if frigate {
+        let score = float(at(&v, "score")).ok_or_else(|| missing("score"))?;
+        vec![Match {
+            name: text(at(&v, "name")),
+            confidence: score * 100.0,
+            is_match: true,
+        }]
+    } else if let Some(m) = at(&v, "match").filter(|m| m.is_object()) {
+        vec![read_match(m, "match")?]
+    } else if let Some(list) = at(&v, "matches").and_then(Value::as_array) {
+        list.iter()
+            .map(|m| read_match(m, "matches[]"))
+            .collect::<Result<_, _>>()?
+    } else {
+        return Err(missing("match"));
+    };
+    let time = at(&v, "timestamp").ok_or_else(|| missing("timestamp"))?;
+    let (at_utc, device_local) = time_value("timestamp", time, cx.device_tz)?;
+    let event_id = text(at(&v, "id"));
+    let device_id = cx
+        .device_id
+        .map(str::to_string)
+        .or_else(|| text(at(&v, "camera")));
+    let topic_name = match (topic_level(cx.topic, 1), topic_level(cx.topic, 2)) {
+        (Some("matches"), Some(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    if matches.is_empty() {
+        out.ignore("no matches");
+    }
+    for m in matches {
+        let Some(name) = m.name.or_else(|| topic_name.clone()) else {
+            return Err(missing("match.name"));
+        };
+        let name = name.to_lowercase();
+        if name == "unknown" {
+            out.ignore("unknown face");
+        } else if !m.is_match {
+            out.ignore(format!("{name}: not a match"));
+        } else if m.confidence < o.min_confidence {
+            out.ignore(format!(
+                "{name}: confidence {} below {}",
+                m.confidence, o.min_confidence
+            ));
+        } else {
+            out.punches.push(DecodedPunch {
+                identity: Identity::Alias(name),
+                at: at_utc,
+                device_local,
+                device_id: device_id.clone(),
+                event_id: event_id.clone(),
+                kind: PunchKind::Unspecified,
+                verify: Verify::Face,
+                replay: false,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Composed payloads for the fuzz corpus.
+#[cfg(test)]
+pub(crate) const SAMPLES: &[&[u8]] = &[
+    br#"{"id":"1741067830.412077-k2v9aq","duration":0.91,"timestamp":"2025-03-04T05:57:12.140Z","attempts":4,"camera":"lobby","zones":["entrance"],"match":{"name":"leyla","confidence":88.4,"match":true,"box":{"top":212,"left":640,"width":142,"height":171},"type":"latest","duration":0.22,"detector":"compreface","filename":"5c1e2b7e.jpg","base64":null}}"#,
+    br#"{"type":"face","id":"1741067830.412077-k2v9aq","name":"Leyla","score":0.93,"camera":"lobby","timestamp":1741067832.51}"#,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+    use crate::ingest::decode::Debounce;
+    use chrono::Duration;
+
+    fn dec(s: &str, min: f64) -> Result<Decoded, DecodeError> {
+        let c = cx(IST).with_topic("double-take/matches/leyla");
+        decode(
+            s.as_bytes(),
+            &c,
+            &DoubleTakeOptions {
+                min_confidence: min,
+            },
+        )
+    }
+
+    fn sample() -> String {
+        String::from_utf8(SAMPLES[0].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn match_above_threshold() {
+        let d = dec(&sample(), 80.0).unwrap();
+        let p = one(&d);
+        assert_eq!(p.identity, Identity::Alias("leyla".into()));
+        assert_eq!(p.at.to_rfc3339(), "2025-03-04T05:57:12.140+00:00");
+        assert_eq!(p.event_id.as_deref(), Some("1741067830.412077-k2v9aq"));
+        assert_eq!(p.device_id.as_deref(), Some("lobby"));
+        assert_eq!(p.verify, Verify::Face);
+    }
+
+    #[test]
+    fn threshold_unknown_and_non_matches_are_ignored() {
+        let d = dec(&sample(), 90.0).unwrap();
+        assert!(d.punches.is_empty());
+        assert_eq!(d.ignored[0].reason, "leyla: confidence 88.4 below 90");
+        let d = dec(&sample().replace("\"match\":true", "\"match\":false"), 80.0).unwrap();
+        assert!(d.punches.is_empty());
+        let d = dec(&sample().replace("\"leyla\"", "\"unknown\""), 0.0).unwrap();
+        assert_eq!(d.ignored[0].reason, "unknown face");
+    }
+
+    #[test]
+    fn name_from_topic_when_absent() {
+        let d = dec(&sample().replace("\"name\":\"leyla\",", ""), 80.0).unwrap();
+        assert_eq!(one(&d).identity, Identity::Alias("leyla".into()));
+    }
+
+    #[test]
+    fn several_attempts_share_the_event_id_and_debounce_to_one() {
+        let mut deb = Debounce::new(Duration::seconds(60));
+        let c = cx(IST);
+        let mut kept = Vec::new();
+        for (i, conf) in [81.0, 88.4, 92.1, 90.0].into_iter().enumerate() {
+            let s = sample().replace("88.4", &conf.to_string());
+            let mut d = dec(&s, 80.0).unwrap();
+            deb.apply(&mut d, c.received_at + Duration::seconds(i as i64));
+            kept.extend(d.punches);
+        }
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].event_id.as_deref(),
+            Some("1741067830.412077-k2v9aq")
+        );
+    }
+
+    #[test]
+    fn camera_topic_with_several_matches() {
+        let s = r#"{"id":"e1","timestamp":"2025-03-04T05:57:12Z","camera":"lobby",
+          "matches":[{"name":"leyla","confidence":91,"match":true},{"name":"omar","confidence":55,"match":true}],
+          "unknowns":[]}"#;
+        let d = decode(s.as_bytes(), &cx(IST), &DoubleTakeOptions::default()).unwrap();
+        assert_eq!(d.punches.len(), 1);
+        assert_eq!(d.ignored.len(), 1);
+    }
+
+    #[test]
+    fn frigate_face_update() {
+        let d = decode(SAMPLES[1], &cx(IST), &DoubleTakeOptions::default()).unwrap();
+        let p = one(&d);
+        assert_eq!(p.identity, Identity::Alias("leyla".into()));
+        assert_eq!(p.at.to_rfc3339(), "2025-03-04T05:57:12.510+00:00");
+        let low = String::from_utf8(SAMPLES[1].to_vec())
+            .unwrap()
+            .replace("0.93", "0.42");
+        assert!(
+            decode(low.as_bytes(), &cx(IST), &DoubleTakeOptions::default())
+                .unwrap()
+                .punches
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = dec(&sample().replace("\"timestamp\"", "\"ts\""), 80.0).unwrap_err();
+        assert_eq!(e.to_string(), "field \"timestamp\": missing");
+        let e = dec(&sample().replace("\"confidence\"", "\"conf\""), 80.0).unwrap_err();
+        assert_eq!(e.to_string(), "field \"match.confidence\": missing");
+        let e = dec(r#"{"id":"x","timestamp":"2025-03-04T05:57:12Z"}"#, 80.0).unwrap_err();
+        assert_eq!(e.to_string(), "field \"match\": missing");
+    }
+}

@@ -1,0 +1,860 @@
+//! Terminal payload decoders: bytes in, punches out.
+//!
+//! One module per wire format of `devices.md` (§1.1/§1.3 ZKTeco ATTLOG,
+//! §2 Hikvision ISAPI, §3 Dahua, §4.1 RecPush, §4.2 Double Take, §4.4 DIY
+//! card readers, §5 serial lines), selected by the decoder names of
+//! `interfaces.md` ("MQTT (terminals → daemon)", "Serial") that
+//! [`crate::config::DECODERS`] lists.
+//!
+//! Every decoder is a pure function of the bytes and a [`DecodeContext`]:
+//! no I/O, no clock reads (the arrival time is an argument), and no panic on
+//! any input. What is not a punch (door events, heartbeats, refused
+//! recognitions) is counted in [`Decoded::ignored`] with a reason; what
+//! cannot be read is a [`DecodeError`] that the caller quarantines. Bodies
+//! with several records (ATTLOG and card lines, serial frames, Dahua events
+//! and records, Hikvision search results) keep the good records and report
+//! the bad ones in [`Decoded::line_errors`], so only those are quarantined.
+//!
+//! Dedupe keys: each punch carries `device_id` and, when the format has a
+//! natural per-device key, `event_id` (RecPush `RecordID`, Hikvision
+//! `serialNo`, Dahua `RecNo`, Double Take `id`, ZKTeco `PIN` + time). The
+//! store dedupes on (device_id, event_id) when present, else on
+//! (identity, time, device_id), as `interfaces.md` says; see
+//! [`DecodedPunch::dedupe_key`]. Repeats that carry no key (a card held at
+//! a reader, a face on several camera frames) are for [`Debounce`].
+//!
+//! Card numbers: every decoder that reads a card writes it in one canonical
+//! alias form, see [`canonical_card`].
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+pub mod card_line;
+pub mod dahua;
+pub mod double_take;
+pub mod hik_isapi;
+pub mod json;
+pub mod recpush;
+pub mod stx_etx;
+mod value;
+pub mod zk_attlog;
+
+pub use card_line::{CardLineOptions, CardPreset};
+pub use dahua::{AttendanceState, DahuaOptions};
+pub use double_take::DoubleTakeOptions;
+pub use hik_isapi::HikOptions;
+pub use json::{CardRadix, JsonFields, JsonWhen};
+pub use stx_etx::FrameSplitter;
+pub use zk_attlog::{ZkLayout, ZkOptions};
+
+/// What a decoder knows besides the bytes: where they came from and when.
+#[derive(Clone, Copy, Debug)]
+pub struct DecodeContext<'a> {
+    /// The device's configured IANA zone; local wall times on the wire are
+    /// read in it (`devices.md` §6 "Timezone").
+    pub device_tz: Tz,
+    /// When the bytes arrived; the punch time of formats that carry none
+    /// (serial card readers).
+    pub received_at: DateTime<Utc>,
+    /// The MQTT topic the payload came on, when it came over MQTT.
+    pub topic: Option<&'a str>,
+    /// The device id the source knows (a ZKTeco serial number from the
+    /// query string, a serial port's or import's configured id). It wins
+    /// over what a vendor payload or topic implies (MAC address, camera,
+    /// `facesluiceId`, `attlog.dat` machine number, topic level); only the
+    /// generic `json` payload's own `device_id` field wins over it.
+    pub device_id: Option<&'a str>,
+}
+
+impl<'a> DecodeContext<'a> {
+    /// A context with no topic and no device id.
+    pub fn new(device_tz: Tz, received_at: DateTime<Utc>) -> Self {
+        DecodeContext {
+            device_tz,
+            received_at,
+            topic: None,
+            device_id: None,
+        }
+    }
+
+    /// The same context with an MQTT topic.
+    pub fn with_topic(self, topic: &'a str) -> Self {
+        DecodeContext {
+            topic: Some(topic),
+            ..self
+        }
+    }
+
+    /// The same context with a known device id.
+    pub fn with_device(self, device_id: &'a str) -> Self {
+        DecodeContext {
+            device_id: Some(device_id),
+            ..self
+        }
+    }
+}
+
+/// Who punched, as the terminal names them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identity {
+    /// An employee id as HR writes it (always text, leading zeros kept).
+    Employee(String),
+    /// A card number in [`canonical_card`] form, a face-match name or a
+    /// device-local person id; resolved later through employee aliases.
+    Alias(String),
+}
+
+impl Identity {
+    /// The id or alias text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Identity::Employee(s) | Identity::Alias(s) => s,
+        }
+    }
+}
+
+/// The punch state a terminal reports (`devices.md` §6 "Punch state codes").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PunchKind {
+    /// Start of work.
+    CheckIn,
+    /// End of work.
+    CheckOut,
+    /// Start of a break.
+    BreakOut,
+    /// End of a break.
+    BreakIn,
+    /// Start of overtime.
+    OtIn,
+    /// End of overtime.
+    OtOut,
+    /// The terminal did not say (the common case): the engine infers
+    /// first-in / last-out.
+    #[default]
+    Unspecified,
+}
+
+/// How the person was verified (`devices.md` §6 "Verify method ≠
+/// configured mode"). Vendor codes that have no arm here are kept raw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verify {
+    /// The payload does not say.
+    Unknown,
+    /// Any/automatic (ZKTeco 0).
+    Any,
+    /// Fingerprint.
+    Fingerprint,
+    /// User id typed on the keypad.
+    UserId,
+    /// Password.
+    Password,
+    /// Card.
+    Card,
+    /// Face.
+    Face,
+    /// Palm.
+    Palm,
+    /// QR code.
+    Qr,
+    /// A vendor code without an arm here (ZKTeco `Verify`, Hikvision minor,
+    /// Dahua `Method`), kept as sent.
+    Other(u32),
+}
+
+/// One punch read from the wire, not yet attributed to an employee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedPunch {
+    /// Who.
+    pub identity: Identity,
+    /// When, as an instant.
+    pub at: DateTime<Utc>,
+    /// The wall-clock time the device wrote, when it wrote one (kept beside
+    /// `at` so a wrong zone can be found and fixed later).
+    pub device_local: Option<NaiveDateTime>,
+    /// The terminal, when known.
+    pub device_id: Option<String>,
+    /// The natural per-device key, when the format has one.
+    pub event_id: Option<String>,
+    /// Punch state.
+    pub kind: PunchKind,
+    /// Verification method.
+    pub verify: Verify,
+    /// True for history dumps and re-sent records (late, possibly already
+    /// stored); they are still punches.
+    pub replay: bool,
+}
+
+/// The key the store dedupes a punch on (`interfaces.md`, "MQTT
+/// (terminals → daemon)"): the device's own record key when the format has
+/// one, else who, when and where. A record key without a device id is not
+/// used (record counters restart per device), so such punches fall back to
+/// the second form.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DedupeKey {
+    /// (device_id, event_id).
+    Event {
+        /// The terminal.
+        device_id: String,
+        /// Its record key.
+        event_id: String,
+    },
+    /// (identity, time, device_id).
+    Punch {
+        /// Who.
+        identity: Identity,
+        /// When.
+        at: DateTime<Utc>,
+        /// The terminal, when known.
+        device_id: Option<String>,
+    },
+}
+
+impl DecodedPunch {
+    /// The key re-sent copies of this punch share.
+    pub fn dedupe_key(&self) -> DedupeKey {
+        match (&self.device_id, &self.event_id) {
+            (Some(device_id), Some(event_id)) => DedupeKey::Event {
+                device_id: device_id.clone(),
+                event_id: event_id.clone(),
+            },
+            _ => DedupeKey::Punch {
+                identity: self.identity.clone(),
+                at: self.at,
+                device_id: self.device_id.clone(),
+            },
+        }
+    }
+
+    /// How far the device clock is from the arrival time (punch time minus
+    /// arrival; positive means the device runs ahead), for live punches of
+    /// formats that carry a device time. `None` for replays (late by
+    /// nature) and for punches stamped on arrival.
+    pub fn clock_skew(&self, received_at: DateTime<Utc>) -> Option<Duration> {
+        (!self.replay && self.at != received_at).then(|| self.at - received_at)
+    }
+}
+
+/// A well-formed event that is not a punch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ignored {
+    /// 1-based line, frame or event number inside a multi-record body.
+    pub line: Option<usize>,
+    /// Why it is not a punch, e.g. `heartbeat`.
+    pub reason: String,
+}
+
+/// A record of a multi-record body that could not be read; the other
+/// records were kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineError {
+    /// 1-based line, frame or event number.
+    pub line: usize,
+    /// The record as received (lossily decoded, capped), for quarantine.
+    pub text: String,
+    /// Why.
+    pub error: DecodeError,
+}
+
+/// What one payload contained.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decoded {
+    /// The punches, in payload order.
+    pub punches: Vec<DecodedPunch>,
+    /// Events that are not punches.
+    pub ignored: Vec<Ignored>,
+    /// Records that could not be read (multi-record bodies: ATTLOG and card
+    /// lines, serial frames, Dahua parts, events and records, Hikvision
+    /// search results).
+    pub line_errors: Vec<LineError>,
+    /// Things worth a log line that did not stop decoding (e.g. Dahua `UTC`
+    /// disagreeing with `LocaleTime`).
+    pub warnings: Vec<String>,
+}
+
+impl Decoded {
+    fn ignore(&mut self, reason: impl Into<String>) {
+        self.ignored.push(Ignored {
+            line: None,
+            reason: reason.into(),
+        });
+    }
+
+    /// A multi-record body in which nothing but errors was found is an
+    /// error as a whole (its first error), so garbage is quarantined.
+    fn or_first_error(mut self) -> Result<Decoded, DecodeError> {
+        if self.punches.is_empty() && self.ignored.is_empty() && !self.line_errors.is_empty() {
+            let first = self.line_errors.swap_remove(0);
+            return Err(DecodeError::Line {
+                line: first.line,
+                error: Box::new(first.error),
+            });
+        }
+        Ok(self)
+    }
+}
+
+/// Why a payload could not be decoded. Messages are lowercase and name the
+/// wire field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The payload is not JSON where JSON is expected.
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    /// A required field is absent or empty.
+    #[error("field {field:?}: missing")]
+    Missing {
+        /// Wire name (dotted path) of the field.
+        field: String,
+    },
+    /// A field holds a value the decoder cannot read.
+    #[error("field {field:?}: {value:?} {why}")]
+    Invalid {
+        /// Wire name (dotted path) of the field.
+        field: String,
+        /// The value as received (capped).
+        value: String,
+        /// What is wrong, e.g. `is not YYYY-MM-DD HH:MM:SS`.
+        why: String,
+    },
+    /// A serial frame's checksum does not match its data.
+    #[error("frame {frame:?}: checksum {found:02X} but the data XOR is {computed:02X}")]
+    Checksum {
+        /// The frame's ASCII payload.
+        frame: String,
+        /// Checksum the frame carries.
+        found: u8,
+        /// Checksum computed from the data.
+        computed: u8,
+    },
+    /// The bytes do not have the shape this decoder reads.
+    #[error("{0}")]
+    Unrecognised(String),
+    /// The only records of a multi-record body failed; the first one's
+    /// error.
+    #[error("line {line}: {error}")]
+    Line {
+        /// 1-based line (or frame) number.
+        line: usize,
+        /// Why.
+        error: Box<DecodeError>,
+    },
+}
+
+/// A decoder chosen by name (one of [`crate::config::DECODERS`]) with its
+/// options.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decoder {
+    /// `json`: the generic payload with configurable field paths.
+    Json(JsonFields),
+    /// `recpush`: OEM face terminals' `RecPush`.
+    RecPush,
+    /// `hik-isapi`: Hikvision `AccessControllerEvent`.
+    HikIsapi(HikOptions),
+    /// `double-take`: Double Take matches (and Frigate face updates).
+    DoubleTake(DoubleTakeOptions),
+    /// `zk-attlog`: ZKTeco ATTLOG text.
+    ZkAttlog(ZkOptions),
+    /// `dahua`: Dahua `AccessControl` events and records.
+    Dahua(DahuaOptions),
+    /// `card-line`: one card number per line.
+    CardLine(CardLineOptions),
+    /// `stx-etx`: EM4100 frames.
+    StxEtx,
+}
+
+/// A decoder name or its options were not understood.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecoderConfigError {
+    /// The name is not one of [`crate::config::DECODERS`].
+    #[error("unknown decoder {0:?}")]
+    Unknown(String),
+    /// The options table does not fit the decoder.
+    #[error("decoder {decoder:?}: options: {why}")]
+    Options {
+        /// Decoder name.
+        decoder: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl Decoder {
+    /// The decoder of that name with default options.
+    pub fn from_name(name: &str) -> Result<Decoder, DecoderConfigError> {
+        Decoder::with_options(name, &toml::Table::new())
+    }
+
+    /// The decoder of that name with options read from a TOML table (keys
+    /// are the option structs' field names; unknown keys are refused).
+    pub fn with_options(name: &str, options: &toml::Table) -> Result<Decoder, DecoderConfigError> {
+        fn opts<T: serde::de::DeserializeOwned>(
+            name: &str,
+            t: &toml::Table,
+        ) -> Result<T, DecoderConfigError> {
+            toml::Value::Table(t.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| DecoderConfigError::Options {
+                    decoder: name.to_string(),
+                    why: e.message().trim().to_string(),
+                })
+        }
+        let no_options = |d: Decoder| {
+            if options.is_empty() {
+                Ok(d)
+            } else {
+                Err(DecoderConfigError::Options {
+                    decoder: name.to_string(),
+                    why: "this decoder takes no options".into(),
+                })
+            }
+        };
+        match name {
+            "json" => Ok(Decoder::Json(opts(name, options)?)),
+            "recpush" => no_options(Decoder::RecPush),
+            "hik-isapi" => Ok(Decoder::HikIsapi(opts(name, options)?)),
+            "double-take" => Ok(Decoder::DoubleTake(opts(name, options)?)),
+            "zk-attlog" => Ok(Decoder::ZkAttlog(opts(name, options)?)),
+            "dahua" => Ok(Decoder::Dahua(opts(name, options)?)),
+            "card-line" => Ok(Decoder::CardLine(opts(name, options)?)),
+            "stx-etx" => no_options(Decoder::StxEtx),
+            _ => Err(DecoderConfigError::Unknown(name.to_string())),
+        }
+    }
+
+    /// The decoder's name as configured.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decoder::Json(_) => "json",
+            Decoder::RecPush => "recpush",
+            Decoder::HikIsapi(_) => "hik-isapi",
+            Decoder::DoubleTake(_) => "double-take",
+            Decoder::ZkAttlog(_) => "zk-attlog",
+            Decoder::Dahua(_) => "dahua",
+            Decoder::CardLine(_) => "card-line",
+            Decoder::StxEtx => "stx-etx",
+        }
+    }
+
+    /// Decodes one payload.
+    pub fn decode(&self, bytes: &[u8], cx: &DecodeContext) -> Result<Decoded, DecodeError> {
+        match self {
+            Decoder::Json(o) => json::decode(bytes, cx, o),
+            Decoder::RecPush => recpush::decode(bytes, cx),
+            Decoder::HikIsapi(o) => hik_isapi::decode(bytes, cx, o),
+            Decoder::DoubleTake(o) => double_take::decode(bytes, cx, o),
+            Decoder::ZkAttlog(o) => zk_attlog::decode(bytes, cx, o),
+            Decoder::Dahua(o) => dahua::decode(bytes, cx, o),
+            Decoder::CardLine(o) => card_line::decode(bytes, cx, o),
+            Decoder::StxEtx => stx_etx::decode(bytes, cx),
+        }
+    }
+}
+
+/// The canonical alias form of a card number: the decimal value of the
+/// number without leading zeros (`devices.md` §5 "Wiegand 26").
+///
+/// `digits` is read in `radix` (10 or 16, surrounding whitespace ignored, at
+/// most 64 bits). So the Wiegand-26 card with facility 12 and number 34567,
+/// written `0C8707` by a hex converter and `0000820999` by a decimal one,
+/// is `820999` either way, and the EM4100 tag `00BC614E` is `12345678`.
+/// Returns `None` for empty text, other characters or more than 64 bits.
+pub fn canonical_card(digits: &str, radix: u32) -> Option<String> {
+    let digits = digits.trim();
+    let digits = if radix == 16 {
+        digits
+            .strip_prefix("0x")
+            .or_else(|| digits.strip_prefix("0X"))
+            .unwrap_or(digits)
+    } else {
+        digits
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let significant = digits.trim_start_matches('0');
+    if significant.is_empty() {
+        return Some("0".into());
+    }
+    u64::from_str_radix(significant, radix)
+        .ok()
+        .map(|n| n.to_string())
+}
+
+/// Suppresses repeats of the same person at the same device within a
+/// window: a card held in front of a reader that keeps sending it, or a
+/// face matched on several attempts of one walk-by (`devices.md` §4.2, §5).
+///
+/// The window slides: a repeat that is suppressed still extends it, so a
+/// card left in the field gives one punch, and a new presentation after a
+/// quiet window gives another. Pure: "now" is an argument.
+#[derive(Clone, Debug)]
+pub struct Debounce {
+    window: Duration,
+    last_seen: HashMap<(Option<String>, Identity), DateTime<Utc>>,
+}
+
+impl Debounce {
+    /// A debounce with that window (e.g. 60 s for faces, 2 s for cards).
+    pub fn new(window: Duration) -> Self {
+        Debounce {
+            window,
+            last_seen: HashMap::new(),
+        }
+    }
+
+    /// True when `identity` at `device` was not seen within the window
+    /// before `now`; records the sighting either way.
+    pub fn admit(&mut self, device: Option<&str>, identity: &Identity, now: DateTime<Utc>) -> bool {
+        // Forget people who left long ago so the map stays small.
+        if self.last_seen.len() > 1024 {
+            let window = self.window;
+            self.last_seen
+                .retain(|_, t| now.signed_duration_since(*t) < window);
+        }
+        let key = (device.map(str::to_string), identity.clone());
+        match self.last_seen.get_mut(&key) {
+            Some(last) => {
+                let recent = now.signed_duration_since(*last) < self.window;
+                if now > *last {
+                    *last = now;
+                }
+                !recent
+            }
+            None => {
+                self.last_seen.insert(key, now);
+                true
+            }
+        }
+    }
+
+    /// Drops the punches of `decoded` that repeat within the window,
+    /// counting each as ignored. Punches are keyed on their own device and
+    /// identity and timed by `now` (arrival), not by the device clock.
+    pub fn apply(&mut self, decoded: &mut Decoded, now: DateTime<Utc>) {
+        let punches = std::mem::take(&mut decoded.punches);
+        for p in punches {
+            if self.admit(p.device_id.as_deref(), &p.identity, now) {
+                decoded.punches.push(p);
+            } else {
+                decoded.ignored.push(Ignored {
+                    line: None,
+                    reason: format!(
+                        "repeat of {} within {} s",
+                        p.identity.as_str(),
+                        self.window.num_seconds()
+                    ),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! Shared test helpers.
+    use super::*;
+    use chrono::TimeZone;
+
+    /// Istanbul is +03:00 all year: the zone of the `devices.md` samples.
+    pub const IST: Tz = chrono_tz::Europe::Istanbul;
+
+    pub fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    pub fn cx(tz: Tz) -> DecodeContext<'static> {
+        DecodeContext::new(tz, Utc.with_ymd_and_hms(2025, 3, 4, 6, 0, 0).unwrap())
+    }
+
+    pub fn one(d: &Decoded) -> &DecodedPunch {
+        assert_eq!(d.punches.len(), 1, "{d:#?}");
+        &d.punches[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn canonical_card_forms_agree() {
+        assert_eq!(canonical_card("0C8707", 16).as_deref(), Some("820999"));
+        assert_eq!(canonical_card("0000820999", 10).as_deref(), Some("820999"));
+        assert_eq!(canonical_card("820999", 10).as_deref(), Some("820999"));
+        assert_eq!(canonical_card("00BC614E", 16).as_deref(), Some("12345678"));
+        assert_eq!(canonical_card("0000", 10).as_deref(), Some("0"));
+        assert_eq!(canonical_card("12G4", 16), None);
+        assert_eq!(canonical_card("", 10), None);
+        assert_eq!(canonical_card("+12", 10), None);
+        assert_eq!(canonical_card("1FFFFFFFFFFFFFFFF", 16), None);
+    }
+
+    #[test]
+    fn decoders_are_built_from_every_configured_name() {
+        for name in crate::config::DECODERS {
+            let d = Decoder::from_name(name).unwrap();
+            assert_eq!(d.name(), *name);
+        }
+        assert_eq!(
+            Decoder::from_name("zk").unwrap_err().to_string(),
+            "unknown decoder \"zk\""
+        );
+    }
+
+    #[test]
+    fn options_come_from_toml() {
+        let t: toml::Table =
+            toml::from_str("card = \"Wiegand.UID\"\ntime = \"Time\"\nemployee_id = \"\"").unwrap();
+        let Decoder::Json(f) = Decoder::with_options("json", &t).unwrap() else {
+            panic!("not json")
+        };
+        assert_eq!(f.card, "Wiegand.UID");
+        assert_eq!(f.employee_id, "");
+        let t: toml::Table = toml::from_str("min_confidence = 90.0").unwrap();
+        assert_eq!(
+            Decoder::with_options("double-take", &t).unwrap(),
+            Decoder::DoubleTake(DoubleTakeOptions {
+                min_confidence: 90.0
+            })
+        );
+        let t: toml::Table = toml::from_str("preset = \"decimal\"").unwrap();
+        assert_eq!(
+            Decoder::with_options("card-line", &t).unwrap(),
+            Decoder::CardLine(CardLineOptions {
+                preset: CardPreset::Decimal
+            })
+        );
+        let t: toml::Table = toml::from_str("colour = 1").unwrap();
+        let e = Decoder::with_options("json", &t).unwrap_err().to_string();
+        assert!(
+            e.starts_with("decoder \"json\": options: unknown field"),
+            "{e}"
+        );
+        assert!(Decoder::with_options("recpush", &t).is_err());
+    }
+
+    #[test]
+    fn debounce_slides_and_separates_people_and_devices() {
+        let mut d = Debounce::new(Duration::seconds(2));
+        let a = Identity::Alias("820999".into());
+        let b = Identity::Alias("12345678".into());
+        let t0 = utc("2025-03-04T05:57:12Z");
+        let s = |n: i64| t0 + Duration::milliseconds(n);
+        assert!(d.admit(Some("r1"), &a, s(0)));
+        assert!(!d.admit(Some("r1"), &a, s(500)));
+        assert!(!d.admit(Some("r1"), &a, s(2400))); // still held: window slid
+        assert!(d.admit(Some("r1"), &b, s(2400)));
+        assert!(d.admit(Some("r2"), &a, s(2400)));
+        assert!(d.admit(Some("r1"), &a, s(5000)));
+        // An out-of-order earlier sighting does not move the window back.
+        assert!(!d.admit(Some("r1"), &a, s(4000)));
+        assert!(!d.admit(Some("r1"), &a, s(6900)));
+    }
+
+    #[test]
+    fn debounce_apply_moves_repeats_to_ignored() {
+        let line = Decoder::from_name("card-line").unwrap();
+        let c = cx(IST).with_device("reader-1");
+        let mut deb = Debounce::new(Duration::seconds(2));
+        let mut first = line.decode(b"0C8707\r", &c).unwrap();
+        deb.apply(&mut first, c.received_at);
+        assert_eq!(first.punches.len(), 1);
+        let mut again = line.decode(b"0C8707\r0C8707\r", &c).unwrap();
+        deb.apply(&mut again, c.received_at + Duration::milliseconds(300));
+        assert!(again.punches.is_empty());
+        assert_eq!(again.ignored.len(), 2);
+        assert_eq!(again.ignored[0].reason, "repeat of 820999 within 2 s");
+    }
+
+    #[test]
+    fn resent_copies_share_a_dedupe_key() {
+        let c = cx(IST).with_topic("mqtt/face/1026731/Rec");
+        let live = Decoder::RecPush.decode(recpush::SAMPLES[0], &c).unwrap();
+        let resent = String::from_utf8_lossy(recpush::SAMPLES[0])
+            .replace(r#""Sendintime":1"#, r#""Sendintime":0"#);
+        let resent = Decoder::RecPush.decode(resent.as_bytes(), &c).unwrap();
+        let key = one(&live).dedupe_key();
+        assert_eq!(key, one(&resent).dedupe_key());
+        assert_eq!(
+            key,
+            DedupeKey::Event {
+                device_id: "1026731".into(),
+                event_id: "3310".into()
+            }
+        );
+        // Without a device, the record counter alone is not trusted.
+        let bare = Decoder::RecPush
+            .decode(
+                String::from_utf8_lossy(recpush::SAMPLES[0])
+                    .replace("facesluiceId", "x")
+                    .as_bytes(),
+                &cx(IST),
+            )
+            .unwrap();
+        assert!(matches!(
+            one(&bare).dedupe_key(),
+            DedupeKey::Punch {
+                device_id: None,
+                ..
+            }
+        ));
+        let card = Decoder::from_name("card-line")
+            .unwrap()
+            .decode(b"0C8707\r", &c)
+            .unwrap();
+        assert!(matches!(one(&card).dedupe_key(), DedupeKey::Punch { .. }));
+    }
+
+    #[test]
+    fn clock_skew_of_live_punches_only() {
+        let c = cx(IST).with_topic("mqtt/face/1026731/Rec");
+        // The sample says 08:57:12 +03:00 and arrived at 09:00:00 +03:00.
+        let d = Decoder::RecPush.decode(recpush::SAMPLES[0], &c).unwrap();
+        assert_eq!(
+            one(&d).clock_skew(c.received_at),
+            Some(Duration::seconds(-168))
+        );
+        let card = Decoder::from_name("card-line")
+            .unwrap()
+            .decode(b"0C8707\r", &c)
+            .unwrap();
+        assert_eq!(one(&card).clock_skew(c.received_at), None);
+        let mut replay = one(&d).clone();
+        replay.replay = true;
+        assert_eq!(replay.clock_skew(c.received_at), None);
+    }
+
+    fn all_decoders() -> Vec<Decoder> {
+        let mut v: Vec<Decoder> = crate::config::DECODERS
+            .iter()
+            .map(|n| Decoder::from_name(n).unwrap())
+            .collect();
+        v.push(Decoder::CardLine(CardLineOptions {
+            preset: CardPreset::Decimal,
+        }));
+        v.push(Decoder::Json(JsonFields::tasmota_wiegand()));
+        v.push(Decoder::Json(JsonFields::esp_rfid()));
+        v.push(Decoder::ZkAttlog(ZkOptions {
+            layout: ZkLayout::Dat,
+        }));
+        v
+    }
+
+    fn samples() -> Vec<&'static [u8]> {
+        let mut v = Vec::new();
+        v.extend_from_slice(json::SAMPLES);
+        v.extend_from_slice(recpush::SAMPLES);
+        v.extend_from_slice(hik_isapi::SAMPLES);
+        v.extend_from_slice(double_take::SAMPLES);
+        v.extend_from_slice(zk_attlog::SAMPLES);
+        v.extend_from_slice(dahua::SAMPLES);
+        v.extend_from_slice(card_line::SAMPLES);
+        v.extend_from_slice(stx_etx::SAMPLES);
+        v
+    }
+
+    #[test]
+    fn every_sample_decodes_with_its_own_decoder_at_least() {
+        // Guards the fuzz corpus: mutations start from real shapes.
+        let c = cx(IST).with_topic("mqtt/face/1026731/Rec");
+        let decoders = all_decoders();
+        for s in samples() {
+            assert!(
+                decoders
+                    .iter()
+                    .any(|d| d.decode(s, &c).is_ok_and(|d| !d.punches.is_empty())),
+                "no decoder reads {}",
+                String::from_utf8_lossy(s)
+            );
+        }
+    }
+
+    fn run_all(bytes: &[u8]) {
+        let decoders = all_decoders();
+        for topic in [None, Some("a/b/c/Rec"), Some("")] {
+            let mut c = cx(chrono_tz::Europe::Berlin);
+            c.topic = topic;
+            for d in &decoders {
+                let _ = d.decode(bytes, &c);
+            }
+        }
+        let mut s = FrameSplitter::default();
+        let _ = s.push(bytes);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip(usize, u8),
+        Insert(usize, u8),
+        Delete(usize),
+        Truncate(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Flip(i, b)),
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Insert(i, b)),
+            any::<usize>().prop_map(Edit::Delete),
+            any::<usize>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn hex_and_decimal_card_forms_agree(n in any::<u32>()) {
+            let hex = canonical_card(&format!("{n:08X}"), 16);
+            let dec = canonical_card(&format!("{n:010}"), 10);
+            prop_assert_eq!(hex.clone(), Some(n.to_string()));
+            prop_assert_eq!(hex, dec);
+        }
+
+        #[test]
+        fn ids_pass_through_verbatim(pin in "[0-9A-Za-z]{1,12}", secs in 0i64..(130 * 365 * 86400)) {
+            let t = chrono::DateTime::from_timestamp(secs, 0).unwrap().naive_utc();
+            let c = cx(chrono_tz::Europe::Berlin);
+            let line = format!("{pin}\t{}\t0\t15\t0\t0\t0", t.format("%Y-%m-%d %H:%M:%S"));
+            let d = Decoder::from_name("zk-attlog").unwrap().decode(line.as_bytes(), &c).unwrap();
+            prop_assert_eq!(&d.punches[0].identity, &Identity::Employee(pin.clone()));
+            prop_assert_eq!(d.punches[0].device_local, Some(t));
+            prop_assert_eq!(d.punches[0].at, crate::domain::time::resolve_local(c.device_tz, t));
+            let json = format!(r#"{{"employee_id":"{pin}","time":"{}"}}"#, t.format("%Y-%m-%dT%H:%M:%SZ"));
+            let d = Decoder::from_name("json").unwrap().decode(json.as_bytes(), &c).unwrap();
+            prop_assert_eq!(&d.punches[0].identity, &Identity::Employee(pin));
+            prop_assert_eq!(d.punches[0].at, t.and_utc());
+        }
+
+        #[test]
+        fn no_decoder_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            run_all(&bytes);
+        }
+
+        #[test]
+        fn no_decoder_panics_on_mutated_samples(
+            which in any::<usize>(),
+            edits in proptest::collection::vec(edit(), 1..8),
+        ) {
+            let all = samples();
+            let mut bytes = all[which % all.len()].to_vec();
+            for e in edits {
+                let n = bytes.len().max(1);
+                match e {
+                    Edit::Flip(i, b) => if !bytes.is_empty() { bytes[i % n] = b },
+                    Edit::Insert(i, b) => bytes.insert(i % (bytes.len() + 1), b),
+                    Edit::Delete(i) => if !bytes.is_empty() { bytes.remove(i % n); },
+                    Edit::Truncate(i) => bytes.truncate(i % n),
+                }
+            }
+            run_all(&bytes);
+        }
+    }
+}

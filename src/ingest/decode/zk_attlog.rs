@@ -1,0 +1,400 @@
+//! `zk-attlog`: ZKTeco ATTLOG text, one punch per line: the PUSH/ADMS upload
+//! body (`devices.md` §1.1), the same lines on a serial port, and the USB
+//! export `attlog.dat` (§1.3).
+//!
+//! Layouts (TAB-separated):
+//! - PUSH: `PIN, Time, Status, Verify, WorkCode, Reserved1, Reserved2`
+//!   and on firmware ≥ 2.4 `MaskFlag, Temperature, ConvTemperature,
+//!   TimeOffset, ExtendData`;
+//! - `attlog.dat`: `PIN, Time, DeviceID, Status, Verify, WorkCode` (exactly
+//!   six columns, which is how [`ZkLayout::Auto`] tells them apart).
+//!
+//! Traps handled: PINs are text (leading zeros kept; the space padding of
+//! `attlog.dat` trimmed); time is local wall time in the device's zone
+//! unless `TimeOffset` (seconds east of UTC) is present; LF or CRLF, no
+//! final newline; form-encoded bodies (`%09` for TAB); `OPLOG`/`USER`/`FP`
+//! lines of other tables, and the serial-number header and checksum
+//! trailer of the extended `attlog.dat`, are skipped; bytes that are not
+//! UTF-8 (GBK names) are replaced, never fatal; a bad line is reported in
+//! [`Decoded::line_errors`] and the good lines are kept; `Status` 0–5 maps
+//! to [`PunchKind`] and any other value is `Unspecified`; `Verify` maps to
+//! [`Verify`] with an `Other` arm and never rejects. The event id is
+//! `PIN` + local time, the natural key with the device (§1.1 "Duplicates").
+
+use serde::Deserialize;
+
+use super::value::{LOCAL_LAYOUT, cap, invalid, missing, parse_local, with_offset};
+use super::{
+    DecodeContext, DecodeError, Decoded, DecodedPunch, Identity, Ignored, LineError, PunchKind,
+    Verify,
+};
+use crate::domain::time::resolve_local;
+
+/// Which column layout the lines have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZkLayout {
+    /// Six columns is `attlog.dat`, anything else PUSH.
+    #[default]
+    Auto,
+    /// The PUSH/serial layout.
+    Push,
+    /// The `attlog.dat` layout.
+    Dat,
+}
+
+/// Options of the `zk-attlog` decoder.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZkOptions {
+    /// Column layout.
+    pub layout: ZkLayout,
+}
+
+fn kind(status: &str) -> PunchKind {
+    match status.trim() {
+        "0" => PunchKind::CheckIn,
+        "1" => PunchKind::CheckOut,
+        "2" => PunchKind::BreakOut,
+        "3" => PunchKind::BreakIn,
+        "4" => PunchKind::OtIn,
+        "5" => PunchKind::OtOut,
+        _ => PunchKind::Unspecified,
+    }
+}
+
+/// The PUSH appendix table as field practice confirms it (§1.1).
+fn verify(code: &str) -> Verify {
+    match code.trim().parse::<u32>() {
+        Ok(0) => Verify::Any,
+        Ok(1) => Verify::Fingerprint,
+        Ok(2) => Verify::UserId,
+        Ok(3) => Verify::Password,
+        Ok(4) => Verify::Card,
+        Ok(15) => Verify::Face,
+        Ok(25) => Verify::Palm,
+        Ok(n) => Verify::Other(n),
+        Err(_) => Verify::Unknown,
+    }
+}
+
+/// Undoes form encoding (`+` and `%XX`); invalid escapes stay as written.
+fn form_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Lines of other tables that share the endpoint (§1.1 step 3).
+fn other_table(line: &str) -> bool {
+    [
+        "OPLOG ",
+        "USER ",
+        "FP ",
+        "FACE ",
+        "BIODATA ",
+        "USERPIC ",
+        "BIOPHOTO ",
+    ]
+    .iter()
+    .any(|p| line.starts_with(p))
+}
+
+/// One token of letters and digits: the shape of the extended export's
+/// serial-number header and checksum trailer.
+fn header_like(line: &str) -> bool {
+    !line.is_empty() && line.len() <= 64 && line.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn line(cols: &[&str], cx: &DecodeContext, layout: ZkLayout) -> Result<DecodedPunch, DecodeError> {
+    let pin = cols[0].trim();
+    if pin.is_empty() {
+        return Err(missing("PIN"));
+    }
+    if pin.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("PIN", pin, "is not one token"));
+    }
+    let time = cols.get(1).copied().unwrap_or("");
+    let local = parse_local("Time", time).map_err(|e| match e {
+        DecodeError::Invalid { field, value, why } if why.starts_with("is not") => {
+            DecodeError::Invalid {
+                field,
+                value,
+                why: format!("is not {LOCAL_LAYOUT}"),
+            }
+        }
+        e => e,
+    })?;
+    let dat = match layout {
+        ZkLayout::Dat => true,
+        ZkLayout::Push => false,
+        ZkLayout::Auto => cols.len() == 6,
+    };
+    let col = |i: usize| cols.get(i).copied().unwrap_or("");
+    let (status, code, column_device) = if dat {
+        (
+            col(3),
+            col(4),
+            Some(col(2).trim()).filter(|d| !d.is_empty()),
+        )
+    } else {
+        (col(2), col(3), None)
+    };
+    let offset = if dat { "" } else { col(10).trim() };
+    let at = if offset.is_empty() {
+        resolve_local(cx.device_tz, local)
+    } else {
+        let secs = offset.parse::<i64>().map_err(|_| {
+            invalid(
+                "TimeOffset",
+                offset,
+                "is not seconds from UTC such as +28800",
+            )
+        })?;
+        with_offset("TimeOffset", local, secs, offset)?
+    };
+    Ok(DecodedPunch {
+        identity: Identity::Employee(pin.to_string()),
+        at,
+        device_local: Some(local),
+        device_id: cx.device_id.or(column_device).map(str::to_string),
+        event_id: Some(format!("{pin} {}", local.format("%Y-%m-%d %H:%M:%S"))),
+        kind: kind(status),
+        verify: verify(code),
+        // A USB export is history by nature.
+        replay: dat,
+    })
+}
+
+/// Decodes a body of ATTLOG lines.
+pub fn decode(bytes: &[u8], cx: &DecodeContext, o: &ZkOptions) -> Result<Decoded, DecodeError> {
+    let raw = String::from_utf8_lossy(bytes);
+    let text = if !raw.contains('\t') && raw.contains("%09") {
+        form_decode(&raw)
+    } else {
+        raw.into_owned()
+    };
+    let text = text.trim_start_matches('\u{feff}');
+    let lines: Vec<(usize, &str)> = text
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
+        .collect();
+    let first = lines.first().map(|(n, _)| *n);
+    let last = lines.last().map(|(n, _)| *n);
+    let mut out = Decoded::default();
+    for &(n, l) in &lines {
+        let skip = |out: &mut Decoded, reason: &str| {
+            out.ignored.push(Ignored {
+                line: Some(n),
+                reason: reason.to_string(),
+            })
+        };
+        if other_table(l) {
+            skip(&mut out, "not an ATTLOG record (other table)");
+            continue;
+        }
+        let cols: Vec<&str> = l.split('\t').collect();
+        if cols.len() < 2 {
+            if (Some(n) == first || Some(n) == last) && header_like(l.trim()) {
+                skip(&mut out, "export header or checksum line");
+            } else {
+                out.line_errors.push(LineError {
+                    line: n,
+                    text: cap(l),
+                    error: DecodeError::Unrecognised("no TAB-separated fields".into()),
+                });
+            }
+            continue;
+        }
+        match line(&cols, cx, o.layout) {
+            Ok(p) => out.punches.push(p),
+            Err(error) => out.line_errors.push(LineError {
+                line: n,
+                text: cap(l),
+                error,
+            }),
+        }
+    }
+    out.or_first_error()
+}
+
+/// Composed payloads for the fuzz corpus.
+#[cfg(test)]
+pub(crate) const SAMPLES: &[&[u8]] = &[
+    b"1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0\n0217\t2025-03-04 09:04:40\t0\t1\t0\t0\t0\n1043\t2025-03-04 18:02:05\t1\t15\t0\t0\t0\t0\t36.4\t36.4\t+10800\t\n",
+    b"     1043\t2025-03-04 08:57:12\t1\t0\t15\t0\r\n      217\t2025-03-04 09:04:40\t1\t0\t1\t0\r\n",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    fn dec(bytes: &[u8], c: &DecodeContext) -> Result<Decoded, DecodeError> {
+        decode(bytes, c, &ZkOptions::default())
+    }
+
+    #[test]
+    fn push_body_three_punches() {
+        let c = cx(IST).with_device("CQZ7231460021");
+        let d = dec(SAMPLES[0], &c).unwrap();
+        assert_eq!(d.punches.len(), 3);
+        assert!(d.line_errors.is_empty() && d.ignored.is_empty());
+        let p = &d.punches[1];
+        assert_eq!(p.identity, Identity::Employee("0217".into()));
+        assert_eq!(p.at, utc("2025-03-04T06:04:40Z"));
+        assert_eq!(p.kind, PunchKind::CheckIn);
+        assert_eq!(p.verify, Verify::Fingerprint);
+        assert_eq!(p.device_id.as_deref(), Some("CQZ7231460021"));
+        assert_eq!(p.event_id.as_deref(), Some("0217 2025-03-04 09:04:40"));
+        assert!(!p.replay);
+        assert_eq!(d.punches[0].verify, Verify::Face);
+        assert_eq!(d.punches[2].kind, PunchKind::CheckOut);
+    }
+
+    #[test]
+    fn time_offset_wins_over_device_zone() {
+        // Device zone misconfigured as Shanghai; the +10800 line is still right.
+        let d = dec(SAMPLES[0], &cx(chrono_tz::Asia::Shanghai)).unwrap();
+        assert_eq!(d.punches[0].at, utc("2025-03-04T00:57:12Z"));
+        assert_eq!(d.punches[2].at, utc("2025-03-04T15:02:05Z"));
+        let bad = b"1043\t2025-03-04 18:02:05\t1\t15\t0\t0\t0\t0\t36.4\t36.4\t+99999999\t\n";
+        let e = dec(bad, &cx(IST)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 1: field \"TimeOffset\": \"+99999999\" is not seconds from UTC within ±14 h"
+        );
+    }
+
+    #[test]
+    fn attlog_dat_padded_pins_crlf_and_device_column() {
+        let d = dec(SAMPLES[1], &cx(IST)).unwrap();
+        assert_eq!(d.punches.len(), 2);
+        let p = &d.punches[1];
+        assert_eq!(p.identity, Identity::Employee("217".into()));
+        assert_eq!(p.device_id.as_deref(), Some("1"));
+        assert_eq!(p.kind, PunchKind::CheckIn);
+        assert_eq!(p.verify, Verify::Fingerprint);
+        assert!(p.replay);
+        // Leading zeros inside the padding are kept.
+        let d = dec(b"    00217\t2025-03-04 09:04:40\t1\t0\t1\t0", &cx(IST)).unwrap();
+        assert_eq!(one(&d).identity, Identity::Employee("00217".into()));
+    }
+
+    #[test]
+    fn extended_export_header_and_checksum_are_skipped() {
+        let body = b"CQZ7231460021\r\n     1043\t2025-03-04 08:57:12\t1\t0\t15\t0\r\n      217\t2025-03-04 09:04:40\t1\t0\t1\t0\r\n9F3A2C\r\n";
+        let d = dec(body, &cx(IST)).unwrap();
+        assert_eq!(d.punches.len(), 2);
+        assert_eq!(
+            d.ignored.iter().map(|i| i.line).collect::<Vec<_>>(),
+            [Some(1), Some(4)]
+        );
+        assert!(d.line_errors.is_empty());
+    }
+
+    #[test]
+    fn a_bad_line_keeps_the_good_ones() {
+        let body = b"1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0\n0217\t2025-13-01\t0\t1\t0\t0\t0\n\t2025-03-04 09:00:00\t0\n1043\t2025-03-04 18:02:05\t1\t15\t0\t0\t0";
+        let d = dec(body, &cx(IST)).unwrap();
+        assert_eq!(d.punches.len(), 2);
+        assert_eq!(d.line_errors.len(), 2);
+        assert_eq!(d.line_errors[0].line, 2);
+        assert_eq!(
+            d.line_errors[0].error.to_string(),
+            "field \"Time\": \"2025-13-01\" is not YYYY-MM-DD HH:MM:SS"
+        );
+        assert_eq!(d.line_errors[0].text, "0217\t2025-13-01\t0\t1\t0\t0\t0");
+        assert_eq!(d.line_errors[1].error.to_string(), "field \"PIN\": missing");
+    }
+
+    #[test]
+    fn all_bad_is_an_error_and_garbage_in_the_middle_is_a_line_error() {
+        let e = dec(b"0217\t2025-13-01\t0\t1", &cx(IST)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 1: field \"Time\": \"2025-13-01\" is not YYYY-MM-DD HH:MM:SS"
+        );
+        let d = dec(
+            b"1043\t2025-03-04 08:57:12\t0\t15\nhello world\n1043\t2025-03-04 18:02:05\t1\t15",
+            &cx(IST),
+        )
+        .unwrap();
+        assert_eq!(d.punches.len(), 2);
+        assert_eq!(
+            d.line_errors[0].error.to_string(),
+            "no TAB-separated fields"
+        );
+        assert!(dec(b"", &cx(IST)).unwrap().punches.is_empty());
+    }
+
+    #[test]
+    fn gbk_user_lines_and_odd_codes_never_fail() {
+        let mut body = b"USER PIN=1043\tName=".to_vec();
+        body.extend_from_slice(&[0xC1, 0xF5, 0xD1, 0xF3]);
+        body.extend_from_slice(b"\tPri=0\n1043\t2025-03-04 08:57:12\t9\t200\t0\t0\t0\n0217\t2025-03-04 09:04:40\t\txx\n");
+        let d = dec(&body, &cx(IST)).unwrap();
+        assert_eq!(d.punches.len(), 2);
+        assert_eq!(d.ignored.len(), 1);
+        assert_eq!(d.punches[0].kind, PunchKind::Unspecified);
+        assert_eq!(d.punches[0].verify, Verify::Other(200));
+        assert_eq!(d.punches[1].verify, Verify::Unknown);
+    }
+
+    #[test]
+    fn form_encoded_body() {
+        let body = b"1043%092025-03-04+08%3A57%3A12%090%0915%090%090%090%0A0217%092025-03-04+09%3A04%3A40%090%091";
+        let d = dec(body, &cx(IST)).unwrap();
+        assert_eq!(d.punches.len(), 2);
+        assert_eq!(d.punches[1].at, utc("2025-03-04T06:04:40Z"));
+        assert_eq!(form_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn berlin_dst_gap() {
+        let d = dec(
+            b"7\t2025-03-30 02:30:00\t0\t1",
+            &cx(chrono_tz::Europe::Berlin),
+        )
+        .unwrap();
+        assert_eq!(one(&d).at, utc("2025-03-30T01:30:00Z"));
+        assert_eq!(
+            one(&d).device_local.unwrap().to_string(),
+            "2025-03-30 02:30:00"
+        );
+    }
+
+    #[test]
+    fn explicit_layout() {
+        // Six columns read as PUSH when told so: column 2 is then Status.
+        let o = ZkOptions {
+            layout: ZkLayout::Push,
+        };
+        let d = decode(b"1043\t2025-03-04 08:57:12\t1\t15\t0\t0", &cx(IST), &o).unwrap();
+        assert_eq!(one(&d).kind, PunchKind::CheckOut);
+        assert_eq!(one(&d).verify, Verify::Face);
+    }
+}
