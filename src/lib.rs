@@ -12,9 +12,11 @@
 //!   roster, leaves, holidays), parsed with file and line in every error.
 //! - [`evaluate`]: the offline `attendd evaluate` command built on the above.
 //! - [`cli`]: command-line definitions and dispatch.
+//! - [`broker`]: the embedded MQTT 3.1.1 broker (`broker = "embedded"`).
 
 #![forbid(unsafe_code)]
 
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod domain;

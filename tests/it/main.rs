@@ -1,5 +1,6 @@
 //! The single integration-test binary (one link step for all tests).
 
+mod broker;
 mod cli;
 mod common;
 mod policy_cases;
