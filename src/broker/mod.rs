@@ -55,10 +55,15 @@ pub struct BrokerOptions {
     /// Messages held per session waiting to be sent (offline, or behind the
     /// in-flight limit); past it new messages for that session are dropped
     /// with a warning. Default 100,000: Mosquitto's `max_queued_messages`
-    /// defaults to 1000, which drops punches after a few minutes of a busy
-    /// site while attendd restarts. A queued punch costs a few hundred bytes,
-    /// so the default is tens of megabytes at worst.
+    /// defaults to 1000, which silently drops punches once a subscriber has
+    /// been away for a busy few minutes. A plain punch is a few hundred
+    /// bytes, so 100,000 of them fit in tens of megabytes.
     pub max_queued_per_session: usize,
+    /// Topic and payload bytes held per session waiting to be sent; past it
+    /// new messages for that session are dropped with a warning. Default
+    /// 256 MiB: face terminals may attach a ~1 MB photo to every event, and
+    /// the message count alone would then not bound memory.
+    pub max_queued_bytes_per_session: usize,
     /// QoS 1 messages sent to one session and not yet acknowledged; the rest
     /// wait in the queue. Default 1000: attendd acknowledges after a batch is
     /// committed, so a small window would stall ingest on commit latency.
@@ -67,8 +72,8 @@ pub struct BrokerOptions {
     /// client in.
     pub credentials: Option<(String, String)>,
     /// Largest packet accepted from a client, in bytes (remaining length);
-    /// a larger one closes that connection. Default 1 MiB: some face
-    /// terminals attach a snapshot to each event.
+    /// a larger one closes that connection. Default 4 MiB: face terminals
+    /// may attach a Base64 JPEG of up to ~1 MB to each recognition.
     pub max_packet_size: usize,
 }
 
@@ -76,9 +81,10 @@ impl Default for BrokerOptions {
     fn default() -> BrokerOptions {
         BrokerOptions {
             max_queued_per_session: 100_000,
+            max_queued_bytes_per_session: 256 * 1024 * 1024,
             max_inflight_per_session: 1000,
             credentials: None,
-            max_packet_size: 1024 * 1024,
+            max_packet_size: 4 * 1024 * 1024,
         }
     }
 }
@@ -178,10 +184,7 @@ impl EmbeddedBroker {
         let listener = TcpListener::from_std(self.listener)
             .map_err(|error| BrokerError::Listen { addr, error })?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(
-                self.options.max_queued_per_session,
-                self.options.max_inflight_per_session,
-            )),
+            state: Mutex::new(State::new(&self.options)),
             options: self.options,
         });
         tracing::info!(%addr, "embedded mqtt broker listening on {addr}");

@@ -16,6 +16,8 @@ use rumqttc::{Publish, QoS, SubscribeFilter, SubscribeReasonCode};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::BrokerOptions;
+
 /// What a connection gets back from [`State::connect`].
 pub(super) struct Attach {
     /// Passed back on every later call, so a connection that was taken over
@@ -37,6 +39,7 @@ pub(super) struct State {
     /// Round-robin position of each shared subscription (`$share/g/f`).
     shared_cursor: HashMap<String, usize>,
     max_queued: usize,
+    max_queued_bytes: usize,
     max_inflight: usize,
     next_conn_id: u64,
 }
@@ -49,6 +52,8 @@ struct Session {
     /// Waiting to be written. QoS 1 entries with a non-zero pkid are
     /// deliveries being re-sent after a reconnect.
     queue: VecDeque<Publish>,
+    /// Topic and payload bytes in `queue`.
+    queued_bytes: usize,
     /// Written at QoS 1 and not yet acknowledged, in the order sent.
     inflight: VecDeque<Publish>,
     next_pkid: u16,
@@ -66,13 +71,14 @@ struct Attached {
 }
 
 impl State {
-    pub fn new(max_queued: usize, max_inflight: u16) -> State {
+    pub fn new(options: &BrokerOptions) -> State {
         State {
             sessions: BTreeMap::new(),
             retained: BTreeMap::new(),
             shared_cursor: HashMap::new(),
-            max_queued,
-            max_inflight: usize::from(max_inflight.max(1)),
+            max_queued: options.max_queued_per_session,
+            max_queued_bytes: options.max_queued_bytes_per_session,
+            max_inflight: usize::from(options.max_inflight_per_session.max(1)),
             next_conn_id: 0,
         }
     }
@@ -93,6 +99,7 @@ impl State {
             persistent: false,
             subscriptions: BTreeMap::new(),
             queue: VecDeque::new(),
+            queued_bytes: 0,
             inflight: VecDeque::new(),
             next_pkid: 1,
             conn: None,
@@ -101,6 +108,7 @@ impl State {
         session.persistent = !clean;
         while let Some(mut publish) = session.inflight.pop_back() {
             publish.dup = true;
+            session.queued_bytes += size(&publish);
             session.queue.push_front(publish);
         }
         let wake = Arc::new(Notify::new());
@@ -126,6 +134,7 @@ impl State {
         if session.persistent {
             session.conn = None;
             session.queue.retain(|p| p.qos != QoS::AtMostOnce);
+            session.queued_bytes = session.queue.iter().map(size).sum();
         } else {
             self.sessions.remove(client_id);
         }
@@ -271,7 +280,7 @@ impl State {
     /// in the in-flight list. Stops at the first QoS 1 message that does not
     /// fit, so order is kept.
     pub fn take_outgoing(&mut self, client_id: &str, conn_id: u64, out: &mut Vec<Publish>) {
-        let (max_inflight, max_queued) = (self.max_inflight, self.max_queued);
+        let max_inflight = self.max_inflight;
         let Some(session) = self.session(client_id, conn_id) else {
             return;
         };
@@ -283,6 +292,7 @@ impl State {
             let Some(mut publish) = session.queue.pop_front() else {
                 break;
             };
+            session.queued_bytes -= size(&publish);
             if qos1 {
                 if publish.pkid == 0 {
                     publish.pkid = session.free_pkid();
@@ -291,7 +301,7 @@ impl State {
             }
             out.push(publish);
         }
-        if session.queue.len() < max_queued {
+        if !out.is_empty() {
             session.dropping = false;
         }
     }
@@ -309,17 +319,22 @@ impl State {
         if publish.qos == QoS::AtMostOnce && session.conn.is_none() {
             return;
         }
-        if session.queue.len() >= self.max_queued {
+        let bytes = size(&publish);
+        if session.queue.len() >= self.max_queued
+            || session.queued_bytes + bytes > self.max_queued_bytes
+        {
             if !session.dropping {
                 tracing::warn!(
                     client_id,
-                    max_queued = self.max_queued,
+                    queued = session.queue.len(),
+                    queued_bytes = session.queued_bytes,
                     "mqtt session queue of {client_id} is full; dropping new messages until it drains"
                 );
                 session.dropping = true;
             }
             return;
         }
+        session.queued_bytes += bytes;
         session.queue.push_back(publish);
         if let Some(conn) = &session.conn {
             conn.wake.notify_one();
@@ -339,6 +354,11 @@ impl Session {
             }
         }
     }
+}
+
+/// What a queued message counts against `max_queued_bytes_per_session`.
+fn size(publish: &Publish) -> usize {
+    publish.topic.len() + publish.payload.len()
 }
 
 /// Splits `$share/{group}/{filter}` into its group and filter.
@@ -381,6 +401,14 @@ fn max_qos(a: QoS, b: QoS) -> QoS {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state(max_queued: usize, max_inflight: u16) -> State {
+        State::new(&BrokerOptions {
+            max_queued_per_session: max_queued,
+            max_inflight_per_session: max_inflight,
+            ..BrokerOptions::default()
+        })
+    }
 
     fn sub(path: &str, qos: QoS) -> SubscribeFilter {
         SubscribeFilter::new(path.to_owned(), qos)
@@ -425,7 +453,7 @@ mod tests {
 
     #[test]
     fn session_present_only_for_a_resumed_persistent_session() {
-        let mut s = State::new(10, 10);
+        let mut s = state(10, 10);
         let a = s.connect("c", false, CancellationToken::new());
         assert!(!a.session_present);
         s.disconnect("c", a.conn_id);
@@ -441,7 +469,7 @@ mod tests {
 
     #[test]
     fn takeover_cancels_the_old_connection_which_then_changes_nothing() {
-        let mut s = State::new(10, 10);
+        let mut s = state(10, 10);
         let old_token = CancellationToken::new();
         let old = s.connect("c", false, old_token.clone());
         s.subscribe("c", old.conn_id, &[sub("t", QoS::AtLeastOnce)]);
@@ -456,7 +484,7 @@ mod tests {
 
     #[test]
     fn unacknowledged_deliveries_come_back_first_in_order_flagged_dup() {
-        let mut s = State::new(10, 2);
+        let mut s = state(10, 2);
         let a = s.connect("c", false, CancellationToken::new());
         s.subscribe("c", a.conn_id, &[sub("t/#", QoS::AtLeastOnce)]);
         for m in ["m1", "m2", "m3"] {
@@ -480,7 +508,7 @@ mod tests {
 
     #[test]
     fn shared_subscription_takes_turns_among_connected_members() {
-        let mut s = State::new(10, 10);
+        let mut s = state(10, 10);
         let mut attached = Vec::new();
         for id in ["a", "b", "c"] {
             let at = s.connect(id, false, CancellationToken::new());
@@ -505,7 +533,7 @@ mod tests {
 
     #[test]
     fn shared_subscription_with_no_member_connected_queues_in_one_session() {
-        let mut s = State::new(10, 10);
+        let mut s = state(10, 10);
         for id in ["a", "b"] {
             let at = s.connect(id, false, CancellationToken::new());
             s.subscribe(id, at.conn_id, &[sub("$share/g/p", QoS::AtLeastOnce)]);
@@ -520,7 +548,7 @@ mod tests {
 
     #[test]
     fn retained_messages_are_replaced_cleared_and_sent_on_subscribe() {
-        let mut s = State::new(10, 10);
+        let mut s = state(10, 10);
         let mut keep = |topic: &str, payload: &str| {
             let mut p = publish(topic, QoS::AtLeastOnce, payload);
             p.retain = true;
@@ -541,7 +569,7 @@ mod tests {
 
     #[test]
     fn subscribe_grants_at_most_qos_1_and_refuses_bad_filters() {
-        let mut s = State::new(10, 10);
+        let mut s = state(10, 10);
         let a = s.connect("c", true, CancellationToken::new());
         let codes = s.subscribe(
             "c",
@@ -567,7 +595,7 @@ mod tests {
 
     #[test]
     fn overlapping_subscriptions_deliver_once_at_the_highest_qos() {
-        let mut s = State::new(10, 10);
+        let mut s = state(10, 10);
         let a = s.connect("c", true, CancellationToken::new());
         s.subscribe(
             "c",
@@ -581,8 +609,24 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_budget_drops_what_does_not_fit() {
+        let mut s = State::new(&BrokerOptions {
+            max_queued_bytes_per_session: 10,
+            ..BrokerOptions::default()
+        });
+        let a = s.connect("c", false, CancellationToken::new());
+        s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)]);
+        s.disconnect("c", a.conn_id);
+        for m in ["1234", "56789", "0"] {
+            s.publish(publish("t", QoS::AtLeastOnce, m));
+        }
+        let b = s.connect("c", false, CancellationToken::new());
+        assert_eq!(payloads(&drain(&mut s, "c", &b)), [&b"1234"[..], b"0"]);
+    }
+
+    #[test]
     fn a_full_queue_drops_new_messages_and_recovers() {
-        let mut s = State::new(2, 1);
+        let mut s = state(2, 1);
         let a = s.connect("c", false, CancellationToken::new());
         s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)]);
         s.disconnect("c", a.conn_id);

@@ -357,6 +357,64 @@ async fn a_shared_subscription_gives_each_message_to_exactly_one_member() {
 }
 
 #[tokio::test]
+async fn a_thousand_messages_pass_a_small_inflight_window_in_order() {
+    let broker = Broker::start(BrokerOptions {
+        max_inflight_per_session: 10,
+        ..BrokerOptions::default()
+    });
+    let mut sub = started(broker.addr, "sub", false).await;
+    sub.subscribe("load/+", QoS::AtLeastOnce).await;
+    let publ = started(broker.addr, "pub", true).await;
+    let sender = tokio::spawn(async move {
+        for i in 0..1000 {
+            let payload = i.to_string().into_bytes();
+            publ.client
+                .publish("load/x", QoS::AtLeastOnce, false, payload)
+                .await
+                .unwrap();
+        }
+        publ
+    });
+    for i in 0..1000 {
+        let p = sub.publish().await;
+        assert_eq!(text(&p), i.to_string());
+    }
+    sender.await.unwrap();
+    broker.stop.cancel();
+}
+
+#[tokio::test]
+async fn the_will_is_published_when_a_client_is_lost_but_not_on_disconnect() {
+    let broker = Broker::start(BrokerOptions::default());
+    let mut watcher = started(broker.addr, "watcher", true).await;
+    watcher.subscribe("status/+", QoS::AtLeastOnce).await;
+    let with_will = |id: &str| {
+        let mut o = options(broker.addr, id, true);
+        let will = format!("status/{id}");
+        o.set_last_will(rumqttc::LastWill::new(
+            will,
+            "offline",
+            QoS::AtLeastOnce,
+            false,
+        ));
+        o
+    };
+    let mut polite = connect(with_will("polite"));
+    polite.connack().await;
+    polite.client.disconnect().await.unwrap();
+    assert!(matches!(polite.next().await, Seen::Closed(_)));
+    let mut lost = connect(with_will("lost"));
+    lost.connack().await;
+    lost.kill().await;
+    let will = watcher.publish().await;
+    assert_eq!(
+        (will.topic.as_str(), text(&will)),
+        ("status/lost", "offline")
+    );
+    broker.stop.cancel();
+}
+
+#[tokio::test]
 async fn a_new_connection_with_the_same_client_id_takes_over() {
     let broker = Broker::start(BrokerOptions::default());
     let mut first = started(broker.addr, "terminal-7", false).await;
