@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use rumqttc::mqttbytes::{Error as CodecError, valid_topic};
 use rumqttc::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Packet, Protocol, PubAck, PubComp, PubRec,
@@ -26,6 +26,14 @@ use super::state::State;
 
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Deliveries are taken from the session while less than this waits to be
+/// written, so a slow reader's messages wait in its session queue (where the
+/// limits apply) rather than in the socket buffer.
+const TAKE_BYTES: usize = 64 * 1024;
+
+/// Above this much waiting to be written, the client's packets are not read.
+const WRITE_HIGH_WATER: usize = 1024 * 1024;
 
 /// How long a closing connection may take to write its last replies.
 const LAST_REPLIES_TIMEOUT: Duration = Duration::from_secs(1);
@@ -268,32 +276,53 @@ impl SessionLoop<'_> {
                     }
                 }
             }
-            self.shared
-                .state()
-                .take_outgoing(client_id, self.conn_id, &mut outgoing);
-            for publish in outgoing.drain(..) {
-                self.conn.queue(Packet::Publish(publish));
-            }
-            if let Err(e) = self.conn.flush(cancel).await {
-                if !cancel.is_cancelled() {
-                    tracing::debug!(%peer, client_id, "mqtt client {client_id} ({peer}): {e}");
+            if self.conn.write_buf.len() < TAKE_BYTES {
+                let budget = TAKE_BYTES - self.conn.write_buf.len();
+                self.shared
+                    .state()
+                    .take_outgoing(client_id, self.conn_id, budget, &mut outgoing);
+                for publish in outgoing.drain(..) {
+                    self.conn.queue(Packet::Publish(publish));
                 }
-                return End::Lost;
             }
             let deadline = last_heard + keep_alive;
+            // Reads and writes proceed together, so a client busy writing to
+            // us is never blocked by our writes to it, and the other way round.
+            // A client that does not read gets no more packets read from it
+            // once a megabyte of replies waits for it.
+            let Connection {
+                stream,
+                read_buf,
+                write_buf,
+                ..
+            } = &mut self.conn;
+            let (mut reader, mut writer) = stream.split();
+            let reading = write_buf.len() < WRITE_HIGH_WATER;
             tokio::select! {
                 _ = cancel.cancelled() => {
                     tracing::debug!(%peer, client_id, "mqtt connection of {client_id} ({peer}) closed by the broker (takeover or shutdown)");
                     return End::Lost;
                 }
-                read = self.conn.fill() => match read {
-                    Ok(true) => last_heard = Instant::now(),
-                    Ok(false) => {
+                read = reader.read_buf(read_buf), if reading => match read {
+                    Ok(0) if read_buf.is_empty() => {
                         tracing::debug!(%peer, client_id, "mqtt client {client_id} ({peer}) closed the connection");
                         return End::Lost;
                     }
+                    Ok(0) => {
+                        tracing::warn!(%peer, client_id, "mqtt client {client_id} ({peer}) closed the connection in the middle of a packet");
+                        return End::Lost;
+                    }
+                    Ok(_) => last_heard = Instant::now(),
                     Err(e) => {
-                        tracing::debug!(%peer, client_id, "mqtt client {client_id} ({peer}): {e}");
+                        tracing::debug!(%peer, client_id, "mqtt client {client_id} ({peer}): read failed: {e}");
+                        return End::Lost;
+                    }
+                },
+                written = writer.write(write_buf), if !write_buf.is_empty() => match written {
+                    Ok(n) if n > 0 => write_buf.advance(n),
+                    Ok(_) => return End::Lost,
+                    Err(e) => {
+                        tracing::debug!(%peer, client_id, "mqtt client {client_id} ({peer}): write failed: {e}");
                         return End::Lost;
                     }
                 },

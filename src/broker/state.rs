@@ -275,16 +275,26 @@ impl State {
         }
     }
 
-    /// Moves what may be written now from the queue to `out`: everything up
-    /// to the in-flight limit, QoS 1 messages getting a packet id and a place
-    /// in the in-flight list. Stops at the first QoS 1 message that does not
-    /// fit, so order is kept.
-    pub fn take_outgoing(&mut self, client_id: &str, conn_id: u64, out: &mut Vec<Publish>) {
+    /// Moves what may be written now from the queue to `out`, QoS 1 messages
+    /// getting a packet id and a place in the in-flight list. Stops at the
+    /// first QoS 1 message that would pass the in-flight limit (so order is
+    /// kept), or once about `max_bytes` of topic and payload are taken.
+    pub fn take_outgoing(
+        &mut self,
+        client_id: &str,
+        conn_id: u64,
+        max_bytes: usize,
+        out: &mut Vec<Publish>,
+    ) {
         let max_inflight = self.max_inflight;
         let Some(session) = self.session(client_id, conn_id) else {
             return;
         };
+        let mut taken = 0;
         while let Some(front) = session.queue.front() {
+            if taken >= max_bytes {
+                break;
+            }
             let qos1 = front.qos != QoS::AtMostOnce;
             if qos1 && front.pkid == 0 && session.inflight.len() >= max_inflight {
                 break;
@@ -293,6 +303,7 @@ impl State {
                 break;
             };
             session.queued_bytes -= size(&publish);
+            taken += size(&publish);
             if qos1 {
                 if publish.pkid == 0 {
                     publish.pkid = session.free_pkid();
@@ -420,7 +431,7 @@ mod tests {
 
     fn drain(state: &mut State, id: &str, attach: &Attach) -> Vec<Publish> {
         let mut out = Vec::new();
-        state.take_outgoing(id, attach.conn_id, &mut out);
+        state.take_outgoing(id, attach.conn_id, usize::MAX, &mut out);
         out
     }
 
