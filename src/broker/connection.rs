@@ -46,8 +46,8 @@ pub(super) struct Shared {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
-        // No code path leaves the state half-updated on panic, so a poisoned
-        // lock is still consistent.
+        // The daemon aborts on panic; elsewhere (tests) a panicking
+        // connection must not take the broker down with a poisoned lock.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

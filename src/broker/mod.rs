@@ -14,9 +14,9 @@
 //!   members taking turns.
 //! - QoS 0 and 1. A QoS 1 PUBLISH is answered with PUBACK once it is queued
 //!   for every subscriber. Subscribers get min(publish QoS, granted QoS); an
-//!   offline persistent session keeps its QoS 1 messages (QoS 0 is not kept)
-//!   and on reconnect gets its unacknowledged deliveries again first, in
-//!   order, flagged DUP.
+//!   offline persistent session keeps its messages (QoS 0 ones too, unless
+//!   [`BrokerOptions::queue_qos0_offline`] is off) and on reconnect gets its
+//!   unacknowledged deliveries again first, in order, flagged DUP.
 //! - Retained messages: the last per topic, sent on subscribe, cleared by an
 //!   empty retained payload.
 //!
@@ -68,6 +68,12 @@ pub struct BrokerOptions {
     /// wait in the queue. Default 1000: attendd acknowledges after a batch is
     /// committed, so a small window would stall ingest on commit latency.
     pub max_inflight_per_session: u16,
+    /// Keep QoS 0 messages for a persistent session while it is offline, as
+    /// the protocol allows. Default true, unlike Mosquitto's
+    /// `queue_qos0_messages false`: many face terminals publish punches at
+    /// QoS 0 only, and attendd's own subscriber is persistent, so a punch
+    /// sent while it reconnects would otherwise be lost.
+    pub queue_qos0_offline: bool,
     /// `(user name, password)` every client must present; `None` lets any
     /// client in.
     pub credentials: Option<(String, String)>,
@@ -83,6 +89,7 @@ impl Default for BrokerOptions {
             max_queued_per_session: 100_000,
             max_queued_bytes_per_session: 256 * 1024 * 1024,
             max_inflight_per_session: 1000,
+            queue_qos0_offline: true,
             credentials: None,
             max_packet_size: 4 * 1024 * 1024,
         }

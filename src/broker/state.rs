@@ -40,6 +40,7 @@ pub(super) struct State {
     shared_cursor: HashMap<String, usize>,
     max_queued: usize,
     max_queued_bytes: usize,
+    queue_qos0_offline: bool,
     max_inflight: usize,
     next_conn_id: u64,
 }
@@ -78,6 +79,7 @@ impl State {
             shared_cursor: HashMap::new(),
             max_queued: options.max_queued_per_session,
             max_queued_bytes: options.max_queued_bytes_per_session,
+            queue_qos0_offline: options.queue_qos0_offline,
             max_inflight: usize::from(options.max_inflight_per_session.max(1)),
             next_conn_id: 0,
         }
@@ -126,15 +128,19 @@ impl State {
     }
 
     /// Detaches a connection that ended. A persistent session stays, keeping
-    /// its QoS 1 messages; any other is removed with its subscriptions.
+    /// its queued messages (QoS 0 ones only with `queue_qos0_offline`); any
+    /// other is removed with its subscriptions.
     pub fn disconnect(&mut self, client_id: &str, conn_id: u64) {
+        let keep_qos0 = self.queue_qos0_offline;
         let Some(session) = self.session(client_id, conn_id) else {
             return;
         };
         if session.persistent {
             session.conn = None;
-            session.queue.retain(|p| p.qos != QoS::AtMostOnce);
-            session.queued_bytes = session.queue.iter().map(size).sum();
+            if !keep_qos0 {
+                session.queue.retain(|p| p.qos != QoS::AtMostOnce);
+                session.queued_bytes = session.queue.iter().map(size).sum();
+            }
         } else {
             self.sessions.remove(client_id);
         }
@@ -327,7 +333,7 @@ impl State {
         let Some(session) = self.sessions.get_mut(client_id) else {
             return;
         };
-        if publish.qos == QoS::AtMostOnce && session.conn.is_none() {
+        if publish.qos == QoS::AtMostOnce && session.conn.is_none() && !self.queue_qos0_offline {
             return;
         }
         let bytes = size(&publish);
@@ -506,7 +512,7 @@ mod tests {
         assert!(s.acknowledge("c", a.conn_id, sent[0].pkid));
         s.disconnect("c", a.conn_id);
         s.publish(publish("t/x", QoS::AtLeastOnce, "m4"));
-        s.publish(publish("t/x", QoS::AtMostOnce, "offline qos 0"));
+        s.publish(publish("t/x", QoS::AtMostOnce, "q0"));
         let b = s.connect("c", false, CancellationToken::new());
         let again = drain(&mut s, "c", &b);
         assert_eq!(payloads(&again), [b"m2", b"m3"]);
@@ -514,7 +520,30 @@ mod tests {
         assert!(!again[1].dup);
         assert!(s.acknowledge("c", b.conn_id, again[0].pkid));
         assert!(!s.acknowledge("c", b.conn_id, again[0].pkid));
-        assert_eq!(payloads(&drain(&mut s, "c", &b)), [b"m4"]);
+        assert_eq!(payloads(&drain(&mut s, "c", &b)), [b"m4", b"q0"]);
+    }
+
+    #[test]
+    fn qos_0_waits_for_an_offline_session_only_when_asked() {
+        for keep in [true, false] {
+            let mut s = State::new(&BrokerOptions {
+                queue_qos0_offline: keep,
+                ..BrokerOptions::default()
+            });
+            let a = s.connect("c", false, CancellationToken::new());
+            s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)]);
+            s.publish(publish("t", QoS::AtMostOnce, "while connected"));
+            s.disconnect("c", a.conn_id);
+            s.publish(publish("t", QoS::AtMostOnce, "while offline"));
+            let b = s.connect("c", false, CancellationToken::new());
+            let got = drain(&mut s, "c", &b);
+            let want: &[&[u8]] = if keep {
+                &[b"while connected", b"while offline"]
+            } else {
+                &[]
+            };
+            assert_eq!(payloads(&got), want, "queue_qos0_offline = {keep}");
+        }
     }
 
     #[test]
