@@ -23,9 +23,13 @@
 //! What it does not do:
 //!
 //! - Persistence: sessions, queued messages and retained messages live in
-//!   memory and are lost when attendd restarts. Terminals that retry until
-//!   acknowledged re-send what was not acknowledged; for a guarantee across
-//!   restarts run a real broker (Mosquitto with `persistence true`).
+//!   memory and are lost when attendd stops. A terminal's QoS 1 punch is
+//!   acknowledged once queued here, so a punch not yet committed by attendd
+//!   (queued or in flight to its MQTT source) is lost if the process is
+//!   killed (on a clean shutdown, stop the broker after the sources have
+//!   drained, see [`EmbeddedBroker::run`]). Where a crash must
+//!   lose nothing, run a real broker with persistence (Mosquitto with
+//!   `persistence true`) outside attendd.
 //! - QoS 2 is downgraded: a QoS 2 PUBLISH gets the full PUBREC / PUBREL /
 //!   PUBCOMP exchange but is delivered at most at QoS 1, a QoS 2 subscription
 //!   is granted QoS 1, and a QoS 2 message re-sent on a new connection may be
@@ -185,7 +189,9 @@ impl EmbeddedBroker {
     }
 
     /// Serves clients until `shutdown` is cancelled, then closes every client
-    /// connection and returns once all of them have ended.
+    /// connection and returns once all of them have ended. Whatever is still
+    /// queued is dropped then, so cancel this token only after the MQTT
+    /// sources reading from this broker have drained.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
         let addr = self.local_addr;
         let listener = TcpListener::from_std(self.listener)
