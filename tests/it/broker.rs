@@ -445,14 +445,18 @@ async fn credentials_are_checked_when_configured() {
     broker.stop.cancel();
 }
 
-#[tokio::test]
-async fn a_port_in_use_is_an_error_naming_the_address_and_key() {
-    let first =
-        EmbeddedBroker::bind("127.0.0.1:0".parse().unwrap(), BrokerOptions::default()).unwrap();
+/// Binding needs no runtime, so a taken port is reported before one starts.
+#[test]
+fn a_port_in_use_is_an_error_naming_the_address_and_key() {
+    let options = BrokerOptions::default;
+    let first = EmbeddedBroker::bind("127.0.0.1:0".parse().unwrap(), options()).unwrap();
     let addr = first.local_addr();
-    let err = EmbeddedBroker::bind(addr, BrokerOptions::default())
-        .unwrap_err()
-        .with_config_key(r#"source.mqtt[0].broker = "embedded""#);
+    let err = EmbeddedBroker::bind(addr, options()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("cannot listen on {addr}: address in use")
+    );
+    let err = err.with_config_key(r#"source.mqtt[0].broker = "embedded""#);
     assert_eq!(
         err.to_string(),
         format!(r#"cannot listen on {addr} (source.mqtt[0].broker = "embedded"): address in use"#)
