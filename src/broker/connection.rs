@@ -164,7 +164,11 @@ impl Connection {
     fn parse(&mut self) -> Result<Option<Packet>, String> {
         match Packet::read(&mut self.read_buf, self.max_packet_size) {
             Ok(packet) => Ok(Some(packet)),
-            Err(CodecError::InsufficientBytes(_)) => Ok(None),
+            Err(CodecError::InsufficientBytes(missing)) => {
+                // Room for the rest, so a large packet is read in few calls.
+                self.read_buf.reserve(missing);
+                Ok(None)
+            }
             Err(CodecError::PayloadSizeLimitExceeded(size)) => Err(format!(
                 "packet of {size} bytes exceeds max_packet_size {}",
                 self.max_packet_size

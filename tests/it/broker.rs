@@ -384,6 +384,43 @@ async fn a_thousand_messages_pass_a_small_inflight_window_in_order() {
 }
 
 #[tokio::test]
+async fn a_face_photo_passes_but_a_packet_over_the_limit_closes_its_connection() {
+    let broker = Broker::start(BrokerOptions {
+        max_packet_size: 2 * 1024 * 1024,
+        ..BrokerOptions::default()
+    });
+    let big = |id: &str| {
+        let mut o = options(broker.addr, id, true);
+        o.set_max_packet_size(8 * 1024 * 1024, 8 * 1024 * 1024);
+        o
+    };
+    let mut sub = connect(big("sub"));
+    sub.connack().await;
+    sub.subscribe("mqtt/face/+/Rec", QoS::AtLeastOnce).await;
+    let mut publ = connect(big("terminal"));
+    publ.connack().await;
+    let photo: String = (0..1_400_000)
+        .map(|i| (b'A' + (i % 26) as u8) as char)
+        .collect();
+    publ.send("mqtt/face/57/Rec", QoS::AtLeastOnce, false, &photo)
+        .await;
+    assert!(sub.publish().await.payload == photo.as_bytes());
+
+    let oversized = "x".repeat(3 * 1024 * 1024);
+    publ.client
+        .publish("mqtt/face/57/Rec", QoS::AtLeastOnce, false, oversized)
+        .await
+        .unwrap();
+    assert!(matches!(publ.next().await, Seen::Closed(_)));
+    let mut other = started(broker.addr, "other", true).await;
+    other
+        .send("mqtt/face/58/Rec", QoS::AtLeastOnce, false, "small")
+        .await;
+    assert_eq!(text(&sub.publish().await), "small");
+    broker.stop.cancel();
+}
+
+#[tokio::test]
 async fn the_will_is_published_when_a_client_is_lost_but_not_on_disconnect() {
     let broker = Broker::start(BrokerOptions::default());
     let mut watcher = started(broker.addr, "watcher", true).await;
