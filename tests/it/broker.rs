@@ -204,6 +204,21 @@ async fn wildcards_select_the_matching_topics() {
 }
 
 #[tokio::test]
+async fn unsubscribe_stops_deliveries() {
+    let broker = Broker::start(BrokerOptions::default());
+    let mut sub = started(broker.addr, "sub", true).await;
+    sub.subscribe("u/+", QoS::AtLeastOnce).await;
+    sub.subscribe("marker", QoS::AtLeastOnce).await;
+    sub.client.unsubscribe("u/+").await.unwrap();
+    assert!(matches!(sub.packet().await, Packet::UnsubAck(_)));
+    let mut publ = started(broker.addr, "pub", true).await;
+    publ.send("u/1", QoS::AtLeastOnce, false, "gone").await;
+    publ.send("marker", QoS::AtLeastOnce, false, "marker").await;
+    assert_eq!(text(&sub.publish().await), "marker");
+    broker.stop.cancel();
+}
+
+#[tokio::test]
 async fn retained_messages_reach_later_subscribers_until_cleared() {
     let broker = Broker::start(BrokerOptions::default());
     let mut publ = started(broker.addr, "pub", true).await;
@@ -552,6 +567,23 @@ async fn malformed_packets_close_that_connection_only() {
     let mut publ = started(broker.addr, "pub", true).await;
     publ.send("still/here", QoS::AtLeastOnce, false, "ok").await;
     assert_eq!(text(&healthy.publish().await), "ok");
+    broker.stop.cancel();
+}
+
+#[tokio::test]
+async fn pingreq_is_answered_and_disconnect_closes() {
+    let broker = Broker::start(BrokerOptions::default());
+    let mut raw = TcpStream::connect(broker.addr).await.unwrap();
+    raw.write_all(&raw_connect(60)).await.unwrap();
+    raw.write_all(&[0xC0, 0]).await.unwrap(); // PINGREQ
+    let mut got = [0u8; 6];
+    timeout(WAIT, raw.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, [0x20, 2, 0, 0, 0xD0, 0], "CONNACK then PINGRESP");
+    raw.write_all(&[0xE0, 0]).await.unwrap(); // DISCONNECT
+    assert!(read_until_closed(&mut raw).await.is_empty());
     broker.stop.cancel();
 }
 
