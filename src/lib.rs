@@ -16,10 +16,12 @@
 //!   import into it and query it.
 //! - [`ingest`]: terminal payload decoders (pure: bytes in, punches out).
 //! - [`cli`]: command-line definitions and dispatch.
+//! - [`broker`]: the embedded MQTT 3.1.1 broker (`broker = "embedded"`).
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod domain;

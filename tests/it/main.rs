@@ -1,6 +1,7 @@
 //! The single integration-test binary (one link step for all tests).
 
 mod alerting;
+mod broker;
 mod cli;
 mod common;
 mod mqtt_source;

@@ -1,0 +1,685 @@
+//! Sessions, subscriptions and retained messages: the broker's state with no
+//! socket in sight.
+//!
+//! Connections call into [`State`] under one lock, passing the connection id
+//! they were given by [`State::connect`]; a call from a connection that has
+//! been taken over changes nothing. Every delivery goes through the session's
+//! queue, connected or not, so order is kept and a reconnect resumes where the
+//! last connection stopped. A connected session is woken through its
+//! [`Notify`] when its queue grows.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use rumqttc::mqttbytes::valid_filter;
+use rumqttc::{Publish, QoS, SubscribeFilter, SubscribeReasonCode};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::BrokerOptions;
+
+/// What a connection gets back from [`State::connect`].
+pub(super) struct Attach {
+    /// Passed back on every later call, so a connection that was taken over
+    /// cannot act on the session it lost.
+    pub conn_id: u64,
+    /// The CONNACK flag: a persistent session was resumed.
+    pub session_present: bool,
+    /// Woken when the session's queue grows.
+    pub wake: Arc<Notify>,
+}
+
+/// All sessions and retained messages of one broker.
+pub(super) struct State {
+    /// Sessions by client id. A BTreeMap so that shared-subscription members
+    /// come in a stable order and round robin is fair.
+    sessions: BTreeMap<String, Session>,
+    /// The last retained message of each topic (never an empty payload).
+    retained: BTreeMap<String, Publish>,
+    /// Round-robin position of each shared subscription (`$share/g/f`).
+    shared_cursor: HashMap<String, usize>,
+    max_queued: usize,
+    max_queued_bytes: usize,
+    queue_qos0_offline: bool,
+    max_inflight: usize,
+    next_conn_id: u64,
+}
+
+struct Session {
+    /// Kept after the connection ends (CONNECT with clean_session = false).
+    persistent: bool,
+    /// Granted QoS by filter, as subscribed (shared ones keep `$share/g/`).
+    subscriptions: BTreeMap<String, QoS>,
+    /// Waiting to be written. QoS 1 entries with a non-zero pkid are
+    /// deliveries being re-sent after a reconnect.
+    queue: VecDeque<Publish>,
+    /// Topic and payload bytes in `queue`.
+    queued_bytes: usize,
+    /// Written at QoS 1 and not yet acknowledged, in the order sent.
+    inflight: VecDeque<Publish>,
+    next_pkid: u16,
+    conn: Option<Attached>,
+    /// Set while messages are being dropped for a full queue, so the warning
+    /// is logged once per episode rather than once per message.
+    dropping: bool,
+}
+
+struct Attached {
+    id: u64,
+    wake: Arc<Notify>,
+    /// Cancelled when another connection takes the client id over.
+    cancel: CancellationToken,
+}
+
+impl State {
+    pub fn new(options: &BrokerOptions) -> State {
+        State {
+            sessions: BTreeMap::new(),
+            retained: BTreeMap::new(),
+            shared_cursor: HashMap::new(),
+            max_queued: options.max_queued_per_session,
+            max_queued_bytes: options.max_queued_bytes_per_session,
+            queue_qos0_offline: options.queue_qos0_offline,
+            max_inflight: usize::from(options.max_inflight_per_session.max(1)),
+            next_conn_id: 0,
+        }
+    }
+
+    /// Attaches a new connection to `client_id`'s session, taking over (and
+    /// cancelling) any connection that holds it. A persistent session is
+    /// resumed unless `clean`; its unacknowledged deliveries are queued first,
+    /// in their original order, flagged DUP.
+    pub fn connect(&mut self, client_id: &str, clean: bool, cancel: CancellationToken) -> Attach {
+        self.next_conn_id += 1;
+        let previous = self.sessions.remove(client_id);
+        if let Some(conn) = previous.as_ref().and_then(|s| s.conn.as_ref()) {
+            conn.cancel.cancel();
+        }
+        let resumed = previous.filter(|s| s.persistent && !clean);
+        let session_present = resumed.is_some();
+        let mut session = resumed.unwrap_or_else(|| Session {
+            persistent: false,
+            subscriptions: BTreeMap::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            inflight: VecDeque::new(),
+            next_pkid: 1,
+            conn: None,
+            dropping: false,
+        });
+        session.persistent = !clean;
+        while let Some(mut publish) = session.inflight.pop_back() {
+            publish.dup = true;
+            session.queued_bytes += size(&publish);
+            session.queue.push_front(publish);
+        }
+        let wake = Arc::new(Notify::new());
+        session.conn = Some(Attached {
+            id: self.next_conn_id,
+            wake: wake.clone(),
+            cancel,
+        });
+        self.sessions.insert(client_id.to_owned(), session);
+        Attach {
+            conn_id: self.next_conn_id,
+            session_present,
+            wake,
+        }
+    }
+
+    /// Detaches a connection that ended. A persistent session stays, keeping
+    /// its queued messages (QoS 0 ones only with `queue_qos0_offline`); any
+    /// other is removed with its subscriptions.
+    pub fn disconnect(&mut self, client_id: &str, conn_id: u64) {
+        let keep_qos0 = self.queue_qos0_offline;
+        let Some(session) = self.session(client_id, conn_id) else {
+            return;
+        };
+        if session.persistent {
+            session.conn = None;
+            if !keep_qos0 {
+                session.queue.retain(|p| p.qos != QoS::AtMostOnce);
+                session.queued_bytes = session.queue.iter().map(size).sum();
+            }
+        } else {
+            self.sessions.remove(client_id);
+        }
+    }
+
+    /// Adds or replaces subscriptions and queues the retained messages they
+    /// match. QoS 2 is granted as QoS 1; an invalid filter is refused.
+    pub fn subscribe(
+        &mut self,
+        client_id: &str,
+        conn_id: u64,
+        filters: &[SubscribeFilter],
+    ) -> Vec<SubscribeReasonCode> {
+        let mut codes = Vec::with_capacity(filters.len());
+        let mut retained = Vec::new();
+        let Some(session) = self.session(client_id, conn_id) else {
+            return codes;
+        };
+        for filter in filters {
+            let plain = match split_shared(&filter.path) {
+                Some((group, inner)) if valid_group(group) => inner,
+                Some(_) => {
+                    codes.push(SubscribeReasonCode::Failure);
+                    continue;
+                }
+                None => &filter.path,
+            };
+            if !valid_filter(plain) {
+                codes.push(SubscribeReasonCode::Failure);
+                continue;
+            }
+            let granted = min_qos(filter.qos, QoS::AtLeastOnce);
+            session.subscriptions.insert(filter.path.clone(), granted);
+            codes.push(SubscribeReasonCode::Success(granted));
+            // Shared subscriptions get no retained messages (as in MQTT 5):
+            // one group member would get a stale copy on every join.
+            if split_shared(&filter.path).is_none() {
+                retained.push((filter.path.clone(), granted));
+            }
+        }
+        for (filter, granted) in retained {
+            let matching: Vec<Publish> = self
+                .retained
+                .iter()
+                .filter(|(topic, _)| matches(topic, &filter))
+                .map(|(_, p)| p.clone())
+                .collect();
+            for mut publish in matching {
+                publish.qos = min_qos(publish.qos, granted);
+                self.enqueue(client_id, publish);
+            }
+        }
+        codes
+    }
+
+    /// Removes subscriptions (unknown filters are ignored, as the protocol
+    /// asks).
+    pub fn unsubscribe(&mut self, client_id: &str, conn_id: u64, filters: &[String]) {
+        if let Some(session) = self.session(client_id, conn_id) {
+            for filter in filters {
+                session.subscriptions.remove(filter);
+            }
+        }
+    }
+
+    /// Routes a message to every matching session (once per session, at the
+    /// highest matching QoS) and to one member of each matching shared
+    /// subscription, and updates the retained store.
+    pub fn publish(&mut self, publish: Publish) {
+        if publish.retain {
+            if publish.payload.is_empty() {
+                self.retained.remove(&publish.topic);
+            } else {
+                let mut stored = publish.clone();
+                stored.dup = false;
+                stored.pkid = 0;
+                self.retained.insert(publish.topic.clone(), stored);
+            }
+        }
+        let topic = publish.topic.as_str();
+        let mut targets: Vec<(String, QoS)> = Vec::new();
+        // Shared subscription -> members (client id, granted QoS, connected).
+        let mut groups: BTreeMap<&str, Vec<(&str, QoS, bool)>> = BTreeMap::new();
+        for (client_id, session) in &self.sessions {
+            let mut best: Option<QoS> = None;
+            for (filter, &granted) in &session.subscriptions {
+                match split_shared(filter) {
+                    Some((_, inner)) if matches(topic, inner) => {
+                        let member = (client_id.as_str(), granted, session.conn.is_some());
+                        groups.entry(filter).or_default().push(member);
+                    }
+                    Some(_) => {}
+                    None if matches(topic, filter) => {
+                        best = Some(best.map_or(granted, |b| max_qos(b, granted)));
+                    }
+                    None => {}
+                }
+            }
+            if let Some(qos) = best {
+                targets.push((client_id.clone(), qos));
+            }
+        }
+        for (filter, members) in groups {
+            // Connected members take turns; with none connected the message
+            // waits in a persistent member's session.
+            let connected: Vec<_> = members.iter().filter(|m| m.2).collect();
+            let pool: Vec<_> = if connected.is_empty() {
+                members.iter().collect()
+            } else {
+                connected
+            };
+            let cursor = self.shared_cursor.entry(filter.to_owned()).or_default();
+            let (client_id, granted, _) = pool[*cursor % pool.len()];
+            *cursor = cursor.wrapping_add(1);
+            targets.push(((*client_id).to_owned(), *granted));
+        }
+        for (client_id, granted) in targets {
+            let mut delivery = publish.clone();
+            delivery.qos = min_qos(publish.qos, granted);
+            delivery.retain = false;
+            delivery.dup = false;
+            delivery.pkid = 0;
+            self.enqueue(&client_id, delivery);
+        }
+    }
+
+    /// Forgets an acknowledged delivery. False if `pkid` was not in flight.
+    pub fn acknowledge(&mut self, client_id: &str, conn_id: u64, pkid: u16) -> bool {
+        let Some(session) = self.session(client_id, conn_id) else {
+            return false;
+        };
+        match session.inflight.iter().position(|p| p.pkid == pkid) {
+            Some(at) => {
+                session.inflight.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Moves what may be written now from the queue to `out`, QoS 1 messages
+    /// getting a packet id and a place in the in-flight list. Stops at the
+    /// first QoS 1 message that would pass the in-flight limit (so order is
+    /// kept), or once about `max_bytes` of topic and payload are taken.
+    pub fn take_outgoing(
+        &mut self,
+        client_id: &str,
+        conn_id: u64,
+        max_bytes: usize,
+        out: &mut Vec<Publish>,
+    ) {
+        let max_inflight = self.max_inflight;
+        let Some(session) = self.session(client_id, conn_id) else {
+            return;
+        };
+        let mut taken = 0;
+        while let Some(front) = session.queue.front() {
+            if taken >= max_bytes {
+                break;
+            }
+            let qos1 = front.qos != QoS::AtMostOnce;
+            if qos1 && front.pkid == 0 && session.inflight.len() >= max_inflight {
+                break;
+            }
+            let Some(mut publish) = session.queue.pop_front() else {
+                break;
+            };
+            session.queued_bytes -= size(&publish);
+            taken += size(&publish);
+            if qos1 {
+                if publish.pkid == 0 {
+                    publish.pkid = session.free_pkid();
+                }
+                session.inflight.push_back(publish.clone());
+            }
+            out.push(publish);
+        }
+        if !out.is_empty() {
+            session.dropping = false;
+        }
+    }
+
+    fn session(&mut self, client_id: &str, conn_id: u64) -> Option<&mut Session> {
+        self.sessions
+            .get_mut(client_id)
+            .filter(|s| s.conn.as_ref().is_some_and(|c| c.id == conn_id))
+    }
+
+    fn enqueue(&mut self, client_id: &str, publish: Publish) {
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if publish.qos == QoS::AtMostOnce && session.conn.is_none() && !self.queue_qos0_offline {
+            return;
+        }
+        let bytes = size(&publish);
+        if session.queue.len() >= self.max_queued
+            || session.queued_bytes + bytes > self.max_queued_bytes
+        {
+            if !session.dropping {
+                tracing::warn!(
+                    client_id,
+                    queued = session.queue.len(),
+                    queued_bytes = session.queued_bytes,
+                    "mqtt session queue of {client_id} is full; dropping new messages until it drains"
+                );
+                session.dropping = true;
+            }
+            return;
+        }
+        session.queued_bytes += bytes;
+        session.queue.push_back(publish);
+        if let Some(conn) = &session.conn {
+            conn.wake.notify_one();
+        }
+    }
+}
+
+impl Session {
+    /// The next packet id not in flight (there are fewer than 65,535 in
+    /// flight, so one is always free).
+    fn free_pkid(&mut self) -> u16 {
+        loop {
+            let pkid = self.next_pkid;
+            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+            if !self.inflight.iter().any(|p| p.pkid == pkid) {
+                return pkid;
+            }
+        }
+    }
+}
+
+/// What a queued message counts against `max_queued_bytes_per_session`.
+fn size(publish: &Publish) -> usize {
+    publish.topic.len() + publish.payload.len()
+}
+
+/// Splits `$share/{group}/{filter}` into its group and filter.
+fn split_shared(filter: &str) -> Option<(&str, &str)> {
+    filter.strip_prefix("$share/")?.split_once('/')
+}
+
+fn valid_group(group: &str) -> bool {
+    !group.is_empty() && !group.contains(['+', '#'])
+}
+
+/// Whether `topic` matches `filter` (MQTT 3.1.1 section 4.7): `+` is one
+/// level, a final `#` is any number of levels including none, and topics
+/// starting with `$` are not matched by a filter starting with a wildcard.
+pub(super) fn matches(topic: &str, filter: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut levels = topic.split('/');
+    for f in filter.split('/') {
+        if f == "#" {
+            return true;
+        }
+        match levels.next() {
+            Some(level) if f == "+" || f == level => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
+}
+
+fn min_qos(a: QoS, b: QoS) -> QoS {
+    if (a as u8) <= (b as u8) { a } else { b }
+}
+
+fn max_qos(a: QoS, b: QoS) -> QoS {
+    if (a as u8) >= (b as u8) { a } else { b }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(max_queued: usize, max_inflight: u16) -> State {
+        State::new(&BrokerOptions {
+            max_queued_per_session: max_queued,
+            max_inflight_per_session: max_inflight,
+            ..BrokerOptions::default()
+        })
+    }
+
+    fn sub(path: &str, qos: QoS) -> SubscribeFilter {
+        SubscribeFilter::new(path.to_owned(), qos)
+    }
+
+    fn publish(topic: &str, qos: QoS, payload: &str) -> Publish {
+        Publish::new(topic, qos, payload.as_bytes().to_vec())
+    }
+
+    fn drain(state: &mut State, id: &str, attach: &Attach) -> Vec<Publish> {
+        let mut out = Vec::new();
+        state.take_outgoing(id, attach.conn_id, usize::MAX, &mut out);
+        out
+    }
+
+    fn payloads(out: &[Publish]) -> Vec<&[u8]> {
+        out.iter().map(|p| p.payload.as_ref()).collect()
+    }
+
+    #[test]
+    fn topic_filters_match_as_the_protocol_says() {
+        let cases = [
+            ("a/b/c", "a/b/c", true),
+            ("a/b/c", "a/+/c", true),
+            ("a/b/c", "a/+", false),
+            ("a/b/c", "a/#", true),
+            ("a", "a/#", true),
+            ("a/b", "+/+", true),
+            ("a/b", "+", false),
+            ("/a", "+/a", true),
+            ("a/b/c", "#", true),
+            ("a/b/c", "a/b/c/d", false),
+            ("a/b/c/d", "a/b/c", false),
+            ("$SYS/x", "#", false),
+            ("$SYS/x", "+/x", false),
+            ("$SYS/x", "$SYS/#", true),
+        ];
+        for (topic, filter, want) in cases {
+            assert_eq!(matches(topic, filter), want, "{topic} vs {filter}");
+        }
+    }
+
+    #[test]
+    fn session_present_only_for_a_resumed_persistent_session() {
+        let mut s = state(10, 10);
+        let a = s.connect("c", false, CancellationToken::new());
+        assert!(!a.session_present);
+        s.disconnect("c", a.conn_id);
+        let b = s.connect("c", false, CancellationToken::new());
+        assert!(b.session_present);
+        s.disconnect("c", b.conn_id);
+        let c = s.connect("c", true, CancellationToken::new());
+        assert!(!c.session_present, "clean_session discards the old session");
+        s.disconnect("c", c.conn_id);
+        let d = s.connect("c", false, CancellationToken::new());
+        assert!(!d.session_present, "a clean session is not kept");
+    }
+
+    #[test]
+    fn takeover_cancels_the_old_connection_which_then_changes_nothing() {
+        let mut s = state(10, 10);
+        let old_token = CancellationToken::new();
+        let old = s.connect("c", false, old_token.clone());
+        s.subscribe("c", old.conn_id, &[sub("t", QoS::AtLeastOnce)]);
+        let new = s.connect("c", false, CancellationToken::new());
+        assert!(old_token.is_cancelled());
+        assert!(new.session_present);
+        s.disconnect("c", old.conn_id);
+        s.publish(publish("t", QoS::AtLeastOnce, "m"));
+        assert!(drain(&mut s, "c", &old).is_empty());
+        assert_eq!(payloads(&drain(&mut s, "c", &new)), [b"m"]);
+    }
+
+    #[test]
+    fn unacknowledged_deliveries_come_back_first_in_order_flagged_dup() {
+        let mut s = state(10, 2);
+        let a = s.connect("c", false, CancellationToken::new());
+        s.subscribe("c", a.conn_id, &[sub("t/#", QoS::AtLeastOnce)]);
+        for m in ["m1", "m2", "m3"] {
+            s.publish(publish("t/x", QoS::AtLeastOnce, m));
+        }
+        let sent = drain(&mut s, "c", &a);
+        assert_eq!(payloads(&sent), [b"m1", b"m2"], "in-flight limit of 2");
+        assert!(s.acknowledge("c", a.conn_id, sent[0].pkid));
+        s.disconnect("c", a.conn_id);
+        s.publish(publish("t/x", QoS::AtLeastOnce, "m4"));
+        s.publish(publish("t/x", QoS::AtMostOnce, "q0"));
+        let b = s.connect("c", false, CancellationToken::new());
+        let again = drain(&mut s, "c", &b);
+        assert_eq!(payloads(&again), [b"m2", b"m3"]);
+        assert!(again[0].dup && again[0].pkid == sent[1].pkid);
+        assert!(!again[1].dup);
+        assert!(s.acknowledge("c", b.conn_id, again[0].pkid));
+        assert!(!s.acknowledge("c", b.conn_id, again[0].pkid));
+        assert_eq!(payloads(&drain(&mut s, "c", &b)), [b"m4", b"q0"]);
+    }
+
+    #[test]
+    fn qos_0_waits_for_an_offline_session_only_when_asked() {
+        for keep in [true, false] {
+            let mut s = State::new(&BrokerOptions {
+                queue_qos0_offline: keep,
+                ..BrokerOptions::default()
+            });
+            let a = s.connect("c", false, CancellationToken::new());
+            s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)]);
+            s.publish(publish("t", QoS::AtMostOnce, "while connected"));
+            s.disconnect("c", a.conn_id);
+            s.publish(publish("t", QoS::AtMostOnce, "while offline"));
+            let b = s.connect("c", false, CancellationToken::new());
+            let got = drain(&mut s, "c", &b);
+            let want: &[&[u8]] = if keep {
+                &[b"while connected", b"while offline"]
+            } else {
+                &[]
+            };
+            assert_eq!(payloads(&got), want, "queue_qos0_offline = {keep}");
+        }
+    }
+
+    #[test]
+    fn shared_subscription_takes_turns_among_connected_members() {
+        let mut s = state(10, 10);
+        let mut attached = Vec::new();
+        for id in ["a", "b", "c"] {
+            let at = s.connect(id, false, CancellationToken::new());
+            s.subscribe(id, at.conn_id, &[sub("$share/g/p/+", QoS::AtLeastOnce)]);
+            attached.push((id, at));
+        }
+        let (_, c) = attached.pop().unwrap();
+        s.disconnect("c", c.conn_id);
+        for i in 0..6 {
+            s.publish(publish(&format!("p/{i}"), QoS::AtLeastOnce, &i.to_string()));
+        }
+        let got_a = drain(&mut s, "a", &attached[0].1);
+        let got_b = drain(&mut s, "b", &attached[1].1);
+        assert_eq!(payloads(&got_a), [b"0", b"2", b"4"]);
+        assert_eq!(payloads(&got_b), [b"1", b"3", b"5"]);
+        let c = s.connect("c", false, CancellationToken::new());
+        assert!(
+            drain(&mut s, "c", &c).is_empty(),
+            "offline member got nothing"
+        );
+    }
+
+    #[test]
+    fn shared_subscription_with_no_member_connected_queues_in_one_session() {
+        let mut s = state(10, 10);
+        for id in ["a", "b"] {
+            let at = s.connect(id, false, CancellationToken::new());
+            s.subscribe(id, at.conn_id, &[sub("$share/g/p", QoS::AtLeastOnce)]);
+            s.disconnect(id, at.conn_id);
+        }
+        s.publish(publish("p", QoS::AtLeastOnce, "x"));
+        let a = s.connect("a", false, CancellationToken::new());
+        let b = s.connect("b", false, CancellationToken::new());
+        let total = drain(&mut s, "a", &a).len() + drain(&mut s, "b", &b).len();
+        assert_eq!(total, 1);
+    }
+
+    #[test]
+    fn retained_messages_are_replaced_cleared_and_sent_on_subscribe() {
+        let mut s = state(10, 10);
+        let mut keep = |topic: &str, payload: &str| {
+            let mut p = publish(topic, QoS::AtLeastOnce, payload);
+            p.retain = true;
+            s.publish(p);
+        };
+        keep("r/a", "old");
+        keep("r/a", "new");
+        keep("r/b", "gone");
+        keep("r/b", "");
+        let a = s.connect("c", true, CancellationToken::new());
+        let codes = s.subscribe("c", a.conn_id, &[sub("r/#", QoS::AtMostOnce)]);
+        assert_eq!(codes, [SubscribeReasonCode::Success(QoS::AtMostOnce)]);
+        let got = drain(&mut s, "c", &a);
+        assert_eq!(payloads(&got), [b"new"]);
+        assert!(got[0].retain);
+        assert_eq!(got[0].qos, QoS::AtMostOnce, "min(publish, subscription)");
+    }
+
+    #[test]
+    fn subscribe_grants_at_most_qos_1_and_refuses_bad_filters() {
+        let mut s = state(10, 10);
+        let a = s.connect("c", true, CancellationToken::new());
+        let codes = s.subscribe(
+            "c",
+            a.conn_id,
+            &[
+                sub("a/#", QoS::ExactlyOnce),
+                sub("a/#/b", QoS::AtLeastOnce),
+                sub("$share/g+/a", QoS::AtLeastOnce),
+                sub("$share/g/a/+", QoS::AtMostOnce),
+            ],
+        );
+        use SubscribeReasonCode::{Failure, Success};
+        assert_eq!(
+            codes,
+            [
+                Success(QoS::AtLeastOnce),
+                Failure,
+                Failure,
+                Success(QoS::AtMostOnce)
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_subscriptions_deliver_once_at_the_highest_qos() {
+        let mut s = state(10, 10);
+        let a = s.connect("c", true, CancellationToken::new());
+        s.subscribe(
+            "c",
+            a.conn_id,
+            &[sub("a/+", QoS::AtMostOnce), sub("a/#", QoS::AtLeastOnce)],
+        );
+        s.publish(publish("a/b", QoS::AtLeastOnce, "x"));
+        let got = drain(&mut s, "c", &a);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].qos, QoS::AtLeastOnce);
+    }
+
+    #[test]
+    fn the_byte_budget_drops_what_does_not_fit() {
+        let mut s = State::new(&BrokerOptions {
+            max_queued_bytes_per_session: 10,
+            ..BrokerOptions::default()
+        });
+        let a = s.connect("c", false, CancellationToken::new());
+        s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)]);
+        s.disconnect("c", a.conn_id);
+        for m in ["1234", "56789", "0"] {
+            s.publish(publish("t", QoS::AtLeastOnce, m));
+        }
+        let b = s.connect("c", false, CancellationToken::new());
+        assert_eq!(payloads(&drain(&mut s, "c", &b)), [&b"1234"[..], b"0"]);
+    }
+
+    #[test]
+    fn a_full_queue_drops_new_messages_and_recovers() {
+        let mut s = state(2, 1);
+        let a = s.connect("c", false, CancellationToken::new());
+        s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)]);
+        s.disconnect("c", a.conn_id);
+        for m in ["1", "2", "3"] {
+            s.publish(publish("t", QoS::AtLeastOnce, m));
+        }
+        let b = s.connect("c", false, CancellationToken::new());
+        let first = drain(&mut s, "c", &b);
+        assert_eq!(payloads(&first), [b"1"], "in-flight limit of 1");
+        s.acknowledge("c", b.conn_id, first[0].pkid);
+        s.publish(publish("t", QoS::AtLeastOnce, "4"));
+        assert_eq!(payloads(&drain(&mut s, "c", &b)), [b"2"]);
+        s.acknowledge("c", b.conn_id, 2);
+        assert_eq!(payloads(&drain(&mut s, "c", &b)), [b"4"]);
+    }
+}
