@@ -1077,7 +1077,19 @@ async fn employee(
         )?);
     }
     let ledger = ctx.store.ledger(from, to, Some(id)).await?;
-    let mut scores = month_scores(policy, &EmployeeId::from(id), &days, &manual_items(&ledger));
+    // Scores count closed days only, as the ledger does.
+    let closed: Vec<DayVerdict> = days
+        .iter()
+        .zip(&rows)
+        .filter(|(_, r)| !r.provisional)
+        .map(|(v, _)| v.clone())
+        .collect();
+    let mut scores = month_scores(
+        policy,
+        &EmployeeId::from(id),
+        &closed,
+        &manual_items(&ledger),
+    );
     if scores.is_empty() {
         scores = month_scores(policy, &EmployeeId::from(id), &[], &[]);
     }
@@ -1154,7 +1166,8 @@ async fn month(ctx: &Ctx<'_>, month: Option<NaiveDate>, out: &mut dyn Write) -> 
     for e in ctx.store.employees().await? {
         days.insert(e.employee_id, Vec::new());
     }
-    for r in &rows {
+    // Scores count closed days only, as the ledger does.
+    for r in rows.iter().filter(|r| !r.provisional) {
         let v = parse_verdict(
             &r.verdict,
             &format!("day_verdicts/{}/{}", r.employee_id, r.date),

@@ -11,3 +11,4 @@ mod properties;
 mod scores_dst;
 mod serial_source;
 mod services;
+mod store;
