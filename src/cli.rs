@@ -24,6 +24,9 @@ pub struct Cli {
 /// Every command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: sources → store → engine, and the HTTP server, until
+    /// SIGTERM or SIGINT; then commit and acknowledge what was received.
+    Run(RunArgs),
     /// Classify employee-days from CSV files, offline (no store, no network).
     ///
     /// Prints one record per employee and date in [--from, --to], sorted by
@@ -118,6 +121,14 @@ pub struct EvaluateArgs {
     pub scores: bool,
 }
 
+/// `attendd run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Daemon configuration; default $ATTENDD_CONFIG, else /etc/attendd/attendd.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
 /// `attendd check-config`.
 #[derive(Debug, clap::Args)]
 pub struct CheckConfigArgs {
@@ -135,6 +146,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut err = io::stderr();
     let code = match cli.command {
+        Command::Run(a) => run_daemon(a, &mut err),
         Command::Evaluate(a) => run_evaluate(a, &mut out, &mut err),
         Command::CheckConfig(a) => run_check_config(a, &mut out, &mut err),
         Command::Simulate(a) => run_simulate(a, &mut out, &mut err),
@@ -180,6 +192,52 @@ fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
         Err(e) => {
             let _ = writeln!(err, "{}", prefix_lines("error: ", &e.to_string()));
             ExitCode::from(1)
+        }
+    }
+}
+
+fn run_daemon(a: RunArgs, err: &mut dyn Write) -> ExitCode {
+    crate::telemetry::init();
+    let path = crate::config::config_path(a.config.as_deref());
+    let config = match crate::config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "{}", prefix_lines("error: ", &e.to_string()));
+            return ExitCode::from(1);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = rt.block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let mut controls = crate::signals::listen().map_err(|e| (2u8, format!("cannot listen for signals: {e}")))?;
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            while let Some(c) = controls.recv().await {
+                match c {
+                    crate::signals::Control::Shutdown => token.cancel(),
+                    crate::signals::Control::Reload => tracing::warn!(
+                        "SIGHUP: reloading configuration is not supported yet; restart the service to apply changes"
+                    ),
+                }
+            }
+        });
+        crate::app::run_daemon(config, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, msg)) => {
+            tracing::error!("{msg}");
+            let _ = writeln!(err, "error: {msg}");
+            ExitCode::from(code)
         }
     }
 }

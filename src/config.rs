@@ -46,6 +46,38 @@ pub struct RawConfig {
     /// `[http]`.
     #[serde(default)]
     pub http: Option<RawHttp>,
+    /// `[ingest]`.
+    #[serde(default)]
+    pub ingest: RawIngest,
+}
+
+/// `[ingest]`: what happens between a source and the store.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    /// A punch stamped further than this in the future (device clock ahead)
+    /// is flagged in logs and metrics; default 300 s. It is still stored.
+    #[serde(default = "default_skew")]
+    pub max_future_skew_seconds: i64,
+    /// How often days touched by new punches are re-classified; default 5 s.
+    #[serde(default = "default_recompute")]
+    pub recompute_interval_seconds: u64,
+}
+
+fn default_skew() -> i64 {
+    300
+}
+fn default_recompute() -> u64 {
+    5
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        RawIngest {
+            max_future_skew_seconds: default_skew(),
+            recompute_interval_seconds: default_recompute(),
+        }
+    }
 }
 
 /// `[policy]`.
@@ -121,6 +153,13 @@ pub struct RawMqtt {
     /// Most messages committed per transaction; default 512.
     #[serde(default = "default_batch")]
     pub batch_max: usize,
+    /// With `broker = "embedded"`: where the embedded broker listens;
+    /// default `127.0.0.1:1883`.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Decoder options (field paths for `json`, thresholds, …).
+    #[serde(default)]
+    pub decoder_options: Option<toml::Table>,
 }
 
 fn default_batch() -> usize {
@@ -161,6 +200,9 @@ pub struct RawSerial {
     /// Zone of the device's local times; default the policy's zone.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// Decoder options.
+    #[serde(default)]
+    pub decoder_options: Option<toml::Table>,
 }
 
 fn default_data_bits() -> u8 {
@@ -206,6 +248,8 @@ pub struct Config {
     pub sources: RawSources,
     /// HTTP listen address, when enabled.
     pub http_listen: Option<SocketAddr>,
+    /// `[ingest]` settings.
+    pub ingest: RawIngest,
 }
 
 /// Everything wrong with a configuration.
@@ -388,6 +432,21 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
                 format!("environment variable {var} is not set"),
             );
         }
+        if let Some(l) = &m.listen
+            && l.parse::<SocketAddr>().is_err()
+        {
+            push(
+                &format!("{key}.listen"),
+                format!("{l:?} is not an address such as 127.0.0.1:1883"),
+            );
+        }
+        if let Err(e) = crate::ingest::decode::Decoder::with_options(
+            &m.decoder,
+            m.decoder_options.as_ref().unwrap_or(&toml::Table::new()),
+        ) && DECODERS.contains(&m.decoder.as_str())
+        {
+            push(&format!("{key}.decoder_options"), e.to_string());
+        }
         if m.batch_max == 0 {
             push(&format!("{key}.batch_max"), "must be positive".into());
         }
@@ -474,6 +533,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             store_url,
             sources: raw.source,
             http_listen,
+            ingest: raw.ingest,
         }),
         _ => Err(ConfigError { problems }),
     }

@@ -31,6 +31,7 @@ pub mod http;
 pub mod ingest;
 pub mod input;
 pub mod metrics;
+pub mod pipeline;
 pub mod policy;
 pub mod render;
 pub mod service;
