@@ -10,7 +10,8 @@
 //!    SQLite store: first classification, then a recompute that finds
 //!    nothing changed.
 //!
-//! `BENCH_PUNCHES` and `BENCH_EMPLOYEES` shrink the run for a quick check.
+//! `BENCH_PUNCHES` and `BENCH_EMPLOYEES` shrink the run for a quick check;
+//! `BENCH_BATCH` sets the punches per committed transaction (10,000).
 
 use std::io::Write;
 use std::path::Path;
@@ -25,8 +26,10 @@ const POLICY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/config/policies/seed-default.toml"
 );
-/// Punches per committed transaction.
-const BATCH: usize = 10_000;
+/// Punches per committed transaction (`BENCH_BATCH` overrides).
+fn batch() -> usize {
+    env_usize("BENCH_BATCH", 10_000)
+}
 
 fn env_usize(key: &str, default: usize) -> usize {
     std::env::var(key)
@@ -126,7 +129,7 @@ fn write_csv(path: &Path, rows: &[NewPunch], with_id: bool) {
 async fn insert_all(store: &Store, rows: &[NewPunch]) -> f64 {
     let t = Instant::now();
     let mut new = 0;
-    for b in rows.chunks(BATCH) {
+    for b in rows.chunks(batch()) {
         new += store
             .insert_punches(b)
             .await
@@ -141,8 +144,9 @@ async fn insert_all(store: &Store, rows: &[NewPunch]) -> f64 {
 
 fn report(engine: &str, n: usize, ours: f64, base: Option<f64>, tool: &str) {
     let r = n as f64 / ours;
+    let batch = batch();
     print!(
-        "{engine}: insert_punches {n} rows in {ours:.2} s = {r:.0} rows/s (batches of {BATCH}, durable commits)"
+        "{engine}: insert_punches {n} rows in {ours:.2} s = {r:.0} rows/s (batches of {batch}, durable commits)"
     );
     match base {
         Some(b) => {

@@ -12,7 +12,7 @@ use super::recompute::{Change, ChangeKind};
 use super::{
     Adjustment, AuditRow, EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, LedgerEntry,
     NewManualEntry, NewPunch, NewQuarantine, QUARANTINE_MAX_BYTES, QuarantineRow, QueryContext,
-    RosterRecord, StoreError, StoredPunch, StoredVerdict,
+    RosterRecord, StoreError, StoredPunch, StoredVerdict, VerdictMeta,
 };
 
 /// Rows per multi-row statement. Kept well under SQLite's 32766 bound
@@ -41,6 +41,10 @@ pub(super) async fn insert_punches(
             todo.push(i);
         }
     }
+    // Index order within the batch: each B-tree page is visited once.
+    todo.sort_unstable_by(|&a, &b| {
+        (rows[a].employee_id.as_str(), rows[a].time).cmp(&(rows[b].employee_id.as_str(), rows[b].time))
+    });
     let mut tx = begin(pool).await?;
     for chunk in todo.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
@@ -486,6 +490,35 @@ pub(super) async fn verdicts(
         .ctx("read verdicts")
 }
 
+pub(super) async fn verdict_meta(
+    pool: &Pool<Db>,
+    from: NaiveDate,
+    to: NaiveDate,
+    employee: Option<&str>,
+) -> Result<Vec<VerdictMeta>, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT employee_id, date, verdict_hash, provisional, policy_id, policy_version FROM day_verdicts WHERE date >= ",
+    );
+    qb.push_bind(from).push(" AND date <= ").push_bind(to);
+    if let Some(e) = employee {
+        qb.push(" AND employee_id = ").push_bind(e);
+    }
+    let rows = qb.build().fetch_all(pool).await.ctx("select verdict hashes")?;
+    rows.iter()
+        .map(|r| {
+            Ok(VerdictMeta {
+                employee_id: r.try_get(0)?,
+                date: r.try_get(1)?,
+                hash: r.try_get(2)?,
+                provisional: r.try_get(3)?,
+                policy_id: r.try_get(4)?,
+                policy_version: r.try_get(5)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read verdict hashes")
+}
+
 pub(super) async fn ledger(
     pool: &Pool<Db>,
     from: NaiveDate,
@@ -722,11 +755,27 @@ pub(super) async fn apply_changes(
     let mut tx = begin(pool).await?;
     let mut audit: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
 
+    // The texts being replaced, for the audit trail and adjustments (the
+    // comparison itself used hashes).
+    let mut olds: HashMap<usize, String> = HashMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        if matches!(c.kind, ChangeKind::Update | ChangeKind::Adjust)
+            && let Some(r) = sqlx::query("SELECT verdict FROM day_verdicts WHERE employee_id = $1 AND date = $2")
+                .bind(c.employee_id.as_str())
+                .bind(c.date)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("select replaced verdict")?
+        {
+            olds.insert(i, r.try_get(0).ctx("read replaced verdict")?);
+        }
+    }
+
     // Verdict rows.
     let rows: Vec<&Change> = changes.iter().filter(|c| c.kind != ChangeKind::Adjust).collect();
     for chunk in rows.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO day_verdicts (employee_id, date, policy_id, policy_version, status, points, verdict, provisional, updated_at) ",
+            "INSERT INTO day_verdicts (employee_id, date, policy_id, policy_version, status, points, verdict, verdict_hash, provisional, updated_at) ",
         );
         qb.push_values(chunk, |mut b, c| {
             b.push_bind(c.employee_id.as_str())
@@ -736,21 +785,22 @@ pub(super) async fn apply_changes(
                 .push_bind(c.status)
                 .push_bind(c.points)
                 .push_bind(c.verdict.as_str())
+                .push_bind(c.hash)
                 .push_bind(c.provisional)
                 .push_bind(now);
         });
         qb.push(
             " ON CONFLICT (employee_id, date) DO UPDATE SET policy_id = excluded.policy_id, \
              policy_version = excluded.policy_version, status = excluded.status, points = excluded.points, \
-             verdict = excluded.verdict, provisional = excluded.provisional, updated_at = excluded.updated_at",
+             verdict = excluded.verdict, verdict_hash = excluded.verdict_hash, provisional = excluded.provisional, updated_at = excluded.updated_at",
         );
         qb.build().execute(&mut *tx).await.ctx("upsert verdicts")?;
     }
-    for c in changes.iter().filter(|c| c.kind == ChangeKind::Update) {
+    for (i, c) in changes.iter().enumerate().filter(|(_, c)| c.kind == ChangeKind::Update) {
         audit.push((
             "day_verdicts".into(),
             format!("{}/{}", c.employee_id, c.date),
-            c.old_verdict.clone(),
+            olds.get(&i).cloned(),
             Some(c.verdict.clone()),
         ));
     }
@@ -847,7 +897,7 @@ pub(super) async fn apply_changes(
 
     // Published months: the new verdict waits for HR as an adjustment.
     let mut adjusted = 0;
-    for c in changes.iter().filter(|c| c.kind == ChangeKind::Adjust) {
+    for (i, c) in changes.iter().enumerate().filter(|(_, c)| c.kind == ChangeKind::Adjust) {
         let pending = sqlx::query(
             "SELECT id, new_verdict FROM adjustments WHERE employee_id = $1 AND date = $2 AND status = 'pending'",
         )
@@ -879,7 +929,7 @@ pub(super) async fn apply_changes(
         )
         .bind(c.employee_id.as_str())
         .bind(c.date)
-        .bind(c.old_verdict.as_deref())
+        .bind(olds.get(&i).map(String::as_str))
         .bind(c.verdict.as_str())
         .bind(cause)
         .bind(actor)
@@ -891,7 +941,7 @@ pub(super) async fn apply_changes(
         audit.push((
             "adjustments".into(),
             format!("{id}:{}/{}", c.employee_id, c.date),
-            c.old_verdict.clone(),
+            olds.get(&i).cloned(),
             Some(c.verdict.clone()),
         ));
         adjusted += 1;

@@ -147,10 +147,12 @@ impl NewPunch {
         let dev = self.device_id.as_deref().unwrap_or("");
         match &self.event_id {
             Some(ev) => format!("e\u{1f}{dev}\u{1f}{ev}"),
+            // Time first: punches arrive roughly in time order, so new keys
+            // land at the end of the unique index instead of all over it.
             None => format!(
                 "t\u{1f}{}\u{1f}{}\u{1f}{dev}",
-                self.identity,
-                self.time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+                self.time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                self.identity
             ),
         }
     }
@@ -288,6 +290,18 @@ pub struct StoredVerdict {
     pub provisional: bool,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// What a recompute compares a fresh verdict with: everything but the
+/// verdict text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct VerdictMeta {
+    pub employee_id: String,
+    pub date: NaiveDate,
+    pub hash: i64,
+    pub provisional: bool,
+    pub policy_id: String,
+    pub policy_version: String,
 }
 
 /// A ledger entry.
@@ -435,7 +449,13 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // Indexes of a large punches table stay in memory between
+                // batches; checkpoints run every ~40 MiB of WAL instead of
+                // every 4 MiB, so a stream of batches rewrites hot index
+                // pages less often. Durability is unchanged (FULL).
+                .pragma("cache_size", "-65536")
+                .pragma("wal_autocheckpoint", "10000");
             if let Some(dir) = opts.get_filename().parent()
                 && !dir.as_os_str().is_empty()
             {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 
-use super::{LedgerEntry, Store, StoreError, StoredVerdict, backend_pg, backend_sqlite, dispatch};
+use super::{LedgerEntry, Store, StoreError, VerdictMeta, backend_pg, backend_sqlite, dispatch};
 use crate::domain::calendar::ShiftClock;
 use crate::domain::classify::{EmployeeDays, evaluate_employee};
 use crate::domain::policy::Policy;
@@ -26,6 +26,10 @@ use crate::domain::time::to_local;
 use crate::domain::types::{
     DayVerdict, EmployeeId, HolidayKind, Leave, LeaveStatus, Punch, Roster, RosterEntry,
 };
+
+/// Up to this many employees in scope, a recompute queries each one's
+/// rows by index instead of reading the whole range.
+const SCOPED_QUERIES: usize = 64;
 
 /// What a recompute did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,8 +84,8 @@ pub(crate) struct Change {
     pub status: &'static str,
     pub points: i64,
     pub verdict: String,
+    pub hash: i64,
     pub provisional: bool,
-    pub old_verdict: Option<String>,
     pub void: Vec<LedgerEntry>,
     pub add: Vec<NewDeduction>,
 }
@@ -146,11 +150,12 @@ impl Store {
             .map(|(i, e)| (e.employee_id.as_str(), i))
             .collect();
         let n = emps.len();
-        // One employee: let the index on (employee_id, time) do the work.
-        let only = if n == 1 {
-            Some(emps[0].employee_id.as_str())
+        // A few employees: one query each, so that the indexes on
+        // (employee_id, …) do the work; otherwise one pass over the range.
+        let targets: Vec<Option<&str>> = if wanted.is_some() && n <= SCOPED_QUERIES {
+            emps.iter().map(|e| Some(e.employee_id.as_str())).collect()
         } else {
-            None
+            vec![None]
         };
 
         let mut holidays = policy.holidays.clone();
@@ -212,10 +217,13 @@ impl Store {
 
         let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
         let mut devices: HashMap<String, Arc<str>> = HashMap::new();
-        let times = match self {
-            Store::Sqlite(p) => backend_sqlite::punch_times(p, lo, hi, only).await?,
-            Store::Postgres(p) => backend_pg::punch_times(p, lo, hi, only).await?,
-        };
+        let mut times = Vec::new();
+        for &only in &targets {
+            times.extend(match self {
+                Store::Sqlite(p) => backend_sqlite::punch_times(p, lo, hi, only).await?,
+                Store::Postgres(p) => backend_pg::punch_times(p, lo, hi, only).await?,
+            });
+        }
         for (emp, at, device) in times {
             let Some(&i) = index.get(emp.as_str()) else {
                 continue;
@@ -229,17 +237,22 @@ impl Store {
             punches[i].push(Punch { at, device });
         }
 
-        let mut stored: HashMap<(String, NaiveDate), StoredVerdict> = HashMap::new();
-        for v in self.verdicts(from, to, only).await? {
-            if in_scope(&v.employee_id) {
-                stored.insert((v.employee_id.clone(), v.date), v);
+        let mut stored: HashMap<(String, NaiveDate), VerdictMeta> = HashMap::new();
+        for &only in &targets {
+            for v in dispatch!(self, verdict_meta(from, to, only))? {
+                if in_scope(&v.employee_id) {
+                    stored.insert((v.employee_id.clone(), v.date), v);
+                }
             }
         }
         let mut ledger: HashMap<(String, NaiveDate), Vec<LedgerEntry>> = HashMap::new();
-        let entries = match self {
-            Store::Sqlite(p) => backend_sqlite::ledger_rows(p, from, to, only, true).await?,
-            Store::Postgres(p) => backend_pg::ledger_rows(p, from, to, only, true).await?,
-        };
+        let mut entries = Vec::new();
+        for &only in &targets {
+            entries.extend(match self {
+                Store::Sqlite(p) => backend_sqlite::ledger_rows(p, from, to, only, true).await?,
+                Store::Postgres(p) => backend_pg::ledger_rows(p, from, to, only, true).await?,
+            });
+        }
         for e in entries {
             if in_scope(&e.employee_id) {
                 ledger
@@ -309,7 +322,7 @@ impl Store {
 fn diff(
     policy: &Policy,
     v: DayVerdict,
-    old: Option<StoredVerdict>,
+    old: Option<VerdictMeta>,
     old_ledger: Vec<LedgerEntry>,
     published: &HashSet<String>,
     now: DateTime<Utc>,
@@ -322,7 +335,8 @@ fn diff(
         .explanation
         .window_end
         .is_some_and(|w| w.with_timezone(&Utc) > now);
-    let same_verdict = old.as_ref().is_some_and(|o| o.verdict == verdict);
+    let hash = verdict_hash(&verdict);
+    let same_verdict = old.as_ref().is_some_and(|o| o.hash == hash);
     if same_verdict && let Some(o) = &old {
         if o.provisional == provisional
             && o.policy_id == policy.id
@@ -338,8 +352,8 @@ fn diff(
                 status: v.status.as_str(),
                 points: v.points.hundredths(),
                 verdict,
+                hash,
                 provisional,
-                old_verdict: None,
                 void: Vec::new(),
                 add: Vec::new(),
             }));
@@ -403,9 +417,21 @@ fn diff(
         status: v.status.as_str(),
         points: v.points.hundredths(),
         verdict,
+        hash,
         provisional,
-        old_verdict: old.map(|o| o.verdict),
         void,
         add,
     }))
+}
+
+/// FNV-1a 64 of a verdict's JSON, stored beside it: a stable function of
+/// the bytes (unlike `std`'s hasher), so any build compares equal texts
+/// equal.
+pub(crate) fn verdict_hash(json: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in json.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
 }

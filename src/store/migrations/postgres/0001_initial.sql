@@ -91,6 +91,8 @@ CREATE TABLE day_verdicts (
     status         TEXT NOT NULL,
     points         BIGINT NOT NULL,
     verdict        TEXT NOT NULL,
+    -- FNV-1a 64 of `verdict`: a recompute compares hashes, not texts.
+    verdict_hash   BIGINT NOT NULL,
     provisional    BOOLEAN NOT NULL,
     updated_at     TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (employee_id, date)

@@ -86,6 +86,8 @@ CREATE TABLE day_verdicts (
     status         TEXT NOT NULL,
     points         INTEGER NOT NULL,
     verdict        TEXT NOT NULL,
+    -- FNV-1a 64 of `verdict`: a recompute compares hashes, not texts.
+    verdict_hash   INTEGER NOT NULL,
     provisional    BOOLEAN NOT NULL,
     updated_at     TEXT NOT NULL,
     PRIMARY KEY (employee_id, date)
