@@ -4,6 +4,7 @@ mod alerting;
 mod broker;
 mod cli;
 mod common;
+mod daemon;
 mod mqtt_source;
 mod policy_cases;
 mod policy_files;
