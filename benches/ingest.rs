@@ -30,7 +30,14 @@ fn broker() -> (String, u16) {
 }
 
 fn tag() -> String {
-    format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis())
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    )
 }
 
 fn payload(i: usize) -> Vec<u8> {
@@ -70,7 +77,9 @@ async fn passthrough(h: &str, p: u16) -> f64 {
     let start = Instant::now();
     tokio::spawn(async move {
         for i in 0..N {
-            pubc.publish(&t, QoS::AtLeastOnce, false, payload(i)).await.unwrap();
+            pubc.publish(&t, QoS::AtLeastOnce, false, payload(i))
+                .await
+                .unwrap();
         }
     });
     let mut got = 0;
@@ -84,7 +93,11 @@ async fn passthrough(h: &str, p: u16) -> f64 {
 
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut b = String::new();
     s.read_to_string(&mut b).ok()?;
     Some(b)
@@ -120,7 +133,11 @@ impl Drop for Daemon {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +178,10 @@ async fn main() {
     let pid = daemon.0.id();
     let t0 = Instant::now();
     while !http_get(http, "/healthz").is_some_and(|b| b.starts_with("HTTP/1.1 200")) {
-        assert!(t0.elapsed() < Duration::from_secs(30), "daemon did not become healthy");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "daemon did not become healthy"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -173,11 +193,22 @@ async fn main() {
     let pf = prefix.clone();
     tokio::spawn(async move {
         for i in 0..N {
-            pc.publish(format!("{pf}/gate-{}/punch", i % 8), QoS::AtLeastOnce, false, payload(i)).await.unwrap();
+            pc.publish(
+                format!("{pf}/gate-{}/punch", i % 8),
+                QoS::AtLeastOnce,
+                false,
+                payload(i),
+            )
+            .await
+            .unwrap();
         }
     });
     while committed(http) < N {
-        assert!(start.elapsed() < Duration::from_secs(300), "only {} committed", committed(http));
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "only {} committed",
+            committed(http)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rate = N as f64 / start.elapsed().as_secs_f64();
@@ -207,7 +238,14 @@ async fn main() {
         let due = start + Duration::from_micros(1000 * i as u64);
         tokio::time::sleep_until(due.into()).await;
         sent_at.push(Instant::now());
-        pubc.publish(format!("{prefix}/gate-{}/punch", i % 8), QoS::AtLeastOnce, false, payload(N + i)).await.unwrap();
+        pubc.publish(
+            format!("{prefix}/gate-{}/punch", i % 8),
+            QoS::AtLeastOnce,
+            false,
+            payload(N + i),
+        )
+        .await
+        .unwrap();
     }
     let seen = poll.await.unwrap();
     let mut lat: Vec<f64> = sent_at
@@ -229,5 +267,9 @@ async fn main() {
         lat.last().unwrap()
     );
     let (rss, hwm) = rss_kib(pid);
-    println!("daemon resident memory after the runs: VmRSS {} MiB, peak VmHWM {} MiB", rss / 1024, hwm / 1024);
+    println!(
+        "daemon resident memory after the runs: VmRSS {} MiB, peak VmHWM {} MiB",
+        rss / 1024,
+        hwm / 1024
+    );
 }
