@@ -12,25 +12,12 @@ use std::time::{Duration, Instant};
 use attendd::domain::calendar::ShiftClock;
 use attendd::domain::classify::{EmployeeDays, evaluate_employee};
 use attendd::domain::types::{EmployeeId, Punch, Roster};
+use attendd::simulate::Rng;
 use chrono::{Datelike, NaiveDate, TimeZone, Utc, Weekday};
 
 const EMPLOYEES: usize = 10_000;
 const FROM: (i32, u32, u32) = (2026, 10, 1);
 const DAYS: u32 = 31;
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Punches (local naive times as seconds from midnight) for one employee-day:
 /// mostly on time, some late or early, a few missing or absent.
@@ -86,7 +73,7 @@ fn engine_alone() {
     )))
     .unwrap();
     let dates = dates();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let ids: Vec<EmployeeId> = (0..EMPLOYEES)
         .map(|i| EmployeeId::from(format!("E{i:05}").as_str()))
         .collect();
@@ -158,7 +145,7 @@ fn engine_alone() {
 fn end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let dates = dates();
-    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut rng = Rng::new(0xD1B5_4A32_D192_ED03);
     let mut emp = String::from("employee_id,name,team,supervisor\n");
     let mut pun = String::from("employee_id,time,device_id\n");
     for i in 0..EMPLOYEES {
