@@ -3,8 +3,9 @@
 //!
 //! Every employee gets a check-in around 08:30 and a check-out around 17:30
 //! (a few late, early, missing or absent), each on one of M terminals, in
-//! time order. Events carry `event_id = "{terminal}-{seq}"`, so a
-//! re-published duplicate has the same dedupe key as its original. The
+//! time order. Events carry `event_id = "{terminal}-{YYYYMMDD}-{seq}"` (see
+//! [`SimPunch::event_id`]), so a re-published duplicate has the same dedupe
+//! key as its original and different days never collide. The
 //! generator is deterministic for a given seed.
 
 use std::io::{IsTerminal, Write};
@@ -23,6 +24,20 @@ pub struct SimPunch {
     pub device_id: String,
     /// Per-terminal sequence number, the natural dedupe key.
     pub seq: u64,
+}
+
+impl SimPunch {
+    /// The terminal's event id: unique per terminal across days, as a real
+    /// terminal's record number is, so runs for different dates never share
+    /// a dedupe key.
+    pub fn event_id(&self) -> String {
+        format!(
+            "{}-{}-{:06}",
+            self.device_id,
+            self.local.format("%Y%m%d"),
+            self.seq
+        )
+    }
 }
 
 /// A small deterministic generator (xorshift64*).
@@ -119,8 +134,10 @@ pub fn encode(p: &SimPunch, format: Format, topic_prefix: &str) -> (String, Vec<
     let time = p.local.format("%Y-%m-%d %H:%M:%S");
     let payload = match format {
         Format::Json => format!(
-            "{{\"employee_id\":\"{}\",\"time\":\"{time}\",\"device_id\":\"{}\",\"event_id\":\"{}-{:06}\"}}",
-            p.employee_id, p.device_id, p.device_id, p.seq
+            "{{\"employee_id\":\"{}\",\"time\":\"{time}\",\"device_id\":\"{}\",\"event_id\":\"{}\"}}",
+            p.employee_id,
+            p.device_id,
+            p.event_id()
         ),
         Format::ZkAttlog => format!("{}\t{time}\t0\t15\t0\t0\t0\n", p.employee_id),
     };
@@ -274,6 +291,6 @@ mod tests {
         assert_eq!(topic, format!("attendance/{}/punch", p.device_id));
         let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(v["employee_id"], p.employee_id.as_str());
-        assert_eq!(v["event_id"], format!("{}-{:06}", p.device_id, p.seq));
+        assert_eq!(v["event_id"], p.event_id());
     }
 }

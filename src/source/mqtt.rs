@@ -14,6 +14,14 @@
 //!
 //! The event loop runs in its own task and is raced only against the
 //! shutdown token: rumqttc does not document `poll()` as cancel-safe.
+//!
+//! The poll loop never waits for the committer. Acknowledgements travel
+//! through the event loop, so a poll loop blocked on a full queue while the
+//! committer waits for room to acknowledge would deadlock; that happened
+//! when a restarted broker flushed a 10,000-message backlog at once. The
+//! queue between them is therefore unbounded; the broker's in-flight window
+//! bounds it in normal operation, and a backlog flush is held in memory at
+//! about the size of its payloads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{Backoff, Received, Sink, commit_with_retry};
+
+/// Largest MQTT packet accepted or sent: room for a punch with a photo.
+pub const MAX_PACKET_BYTES: usize = 4 * 1024 * 1024;
 
 /// Settings for one `[[source.mqtt]]`.
 #[derive(Clone, Debug)]
@@ -110,12 +121,15 @@ pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: Cancel
     opts.set_keep_alive(settings.keep_alive)
         .set_clean_session(false)
         .set_manual_acks(true)
-        .set_inflight(u16::MAX / 2);
+        .set_inflight(u16::MAX / 2)
+        // rumqttc refuses incoming packets over 10 KiB by default; a face
+        // terminal's RecPush carries a photo of several hundred KiB.
+        .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     if let Some((u, p)) = &settings.credentials {
         opts.set_credentials(u.clone(), p.clone());
     }
     let (client, eventloop) = AsyncClient::new(opts, 4096);
-    let (tx, rx) = mpsc::channel::<Publish>(settings.batch_max * 8);
+    let (tx, rx) = mpsc::unbounded_channel::<Publish>();
     let stop_commits = CancellationToken::new();
     let committer = tokio::spawn(commit_loop(
         settings.clone(),
@@ -140,7 +154,7 @@ async fn poll_loop(
     s: &MqttSettings,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    tx: mpsc::Sender<Publish>,
+    tx: mpsc::UnboundedSender<Publish>,
     shutdown: CancellationToken,
     committer: tokio::task::JoinHandle<()>,
     stop_commits: CancellationToken,
@@ -184,7 +198,7 @@ async fn poll_loop(
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if let Some(tx) = &tx
-                    && tx.send(p).await.is_err()
+                    && tx.send(p).is_err()
                 {
                     break;
                 }
@@ -238,7 +252,7 @@ async fn poll_loop(
 async fn commit_loop<S: Sink>(
     s: MqttSettings,
     client: AsyncClient,
-    mut rx: mpsc::Receiver<Publish>,
+    mut rx: mpsc::UnboundedReceiver<Publish>,
     sink: Arc<S>,
     stop: CancellationToken,
 ) {
