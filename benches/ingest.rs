@@ -1,6 +1,10 @@
 //! End-to-end durable ingest with the real binary and a real broker.
 //!
-//! Run with `cargo bench --bench ingest` while Mosquitto listens on
+//! Run with `cargo bench --bench ingest`. It starts a private Mosquitto
+//! with the queue and in-flight settings of `deploy/mosquitto/attendd.conf`
+//! (the machine's broker keeps Mosquitto's default of 1,000 queued
+//! messages, which drops punches whenever the daemon lags behind a fast
+//! publisher); without the mosquitto binary it uses the broker at
 //! `TEST_MQTT_URL` (default mqtt://127.0.0.1:1883). Measures, in one run:
 //!
 //! 1. the broker's pass-through rate to a bare QoS 1 subscriber (the
@@ -27,6 +31,41 @@ fn broker() -> (String, u16) {
     let rest = url.trim_start_matches("mqtt://").trim_end_matches('/');
     let (h, p) = rest.rsplit_once(':').unwrap_or((rest, "1883"));
     (h.to_string(), p.parse().unwrap())
+}
+
+/// Mosquitto's per-client in-flight window, as in deploy/mosquitto.
+const INFLIGHT: u32 = 100;
+
+/// Starts Mosquitto on a free port with deploy/mosquitto's queue settings.
+fn private_mosquitto(dir: &std::path::Path) -> Option<(Child, u16)> {
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|b| std::path::Path::new(b).exists())?;
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n\
+             max_inflight_messages {INFLIGHT}\nuser root\n"
+        ),
+    )
+    .ok()?;
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, port))
 }
 
 fn tag() -> String {
@@ -145,7 +184,18 @@ async fn main() {
     if std::env::args().any(|a| a == "--test") {
         return;
     }
-    let (h, p) = broker();
+    let mosq_dir = tempfile::tempdir().unwrap();
+    let _mosquitto;
+    let (h, p) = match private_mosquitto(mosq_dir.path()) {
+        Some((child, port)) => {
+            _mosquitto = Daemon(child);
+            println!(
+                "broker: private Mosquitto on 127.0.0.1:{port} (max_queued_messages 0, max_inflight_messages {INFLIGHT})"
+            );
+            ("127.0.0.1".to_string(), port)
+        }
+        None => broker(),
+    };
     if TcpStream::connect((h.as_str(), p)).is_err() {
         println!("skipping ingest benchmark: no broker at {h}:{p} (set TEST_MQTT_URL)");
         return;

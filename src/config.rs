@@ -49,6 +49,137 @@ pub struct RawConfig {
     /// `[ingest]`.
     #[serde(default)]
     pub ingest: RawIngest,
+    /// `[schedule]`: absence alerts, day close, terminal health.
+    #[serde(default)]
+    pub schedule: RawSchedule,
+    /// `[[sink]]`: where alerts and summaries are delivered.
+    #[serde(default)]
+    pub sink: Vec<RawSink>,
+}
+
+/// `[schedule]`: when the daemon alerts and closes days.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSchedule {
+    /// Absence alert this long past shift start (`interfaces.md`: default 30).
+    pub alert_after_minutes: i64,
+    /// A day closes at its last shift end + earliness grace + this.
+    pub close_delay_minutes: i64,
+    /// How often the scheduler looks; default 30 s.
+    pub tick_seconds: u64,
+    /// Closed days younger than this are re-checked for late data and
+    /// re-published as revisions; default 7.
+    pub revision_days: i64,
+    /// A terminal silent this long during working hours raises an alert;
+    /// 0 turns the check off. Default 120.
+    pub terminal_silent_minutes: i64,
+    /// Working hours for the silence check, local `HH:MM-HH:MM`.
+    pub working_hours: String,
+    /// More quarantined payloads than this within 10 minutes raise an
+    /// alert; 0 turns the check off. Default 50.
+    pub quarantine_spike: i64,
+    /// Who receives terminal-health alerts (named in the message).
+    pub operations_contact: String,
+}
+
+impl Default for RawSchedule {
+    fn default() -> Self {
+        RawSchedule {
+            alert_after_minutes: 30,
+            close_delay_minutes: 60,
+            tick_seconds: 30,
+            revision_days: 7,
+            terminal_silent_minutes: 120,
+            working_hours: "08:00-18:00".into(),
+            quarantine_spike: 50,
+            operations_contact: "operations".into(),
+        }
+    }
+}
+
+impl RawSchedule {
+    /// The working hours as two local times (validated by [`load`]).
+    pub fn working_hours(&self) -> Option<(chrono::NaiveTime, chrono::NaiveTime)> {
+        let (a, b) = self.working_hours.split_once('-')?;
+        let t = |s: &str| chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M").ok();
+        Some((t(a)?, t(b)?))
+    }
+}
+
+/// The kinds of `[[sink]]`.
+pub const SINK_KINDS: &[&str] = &["mqtt", "webhook", "dingtalk", "wecom"];
+
+/// The message kinds a sink can subscribe to.
+pub const EVENT_KINDS: &[&str] = &["absence", "arrival", "summary", "terminal"];
+
+/// `[[sink]]`: one destination for alerts and summaries.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    /// Unique name (logs, metrics, the outbox); default `KIND[i]`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `mqtt`, `webhook`, `dingtalk` or `wecom`.
+    pub kind: String,
+    /// Webhook / robot URL (`webhook`, `dingtalk`, `wecom`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Environment variable holding the URL instead (robot URLs carry an
+    /// access token).
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// DingTalk signing secret (`SEC…`), or the variable holding it.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Environment variable holding the secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// `mqtt`: broker URL; default the first `[[source.mqtt]]` broker.
+    #[serde(default)]
+    pub broker: Option<String>,
+    /// `mqtt`: topic prefix; default `attendance`.
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    /// Message kinds to deliver; default all.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// Only employees of these teams (alerts); default all.
+    #[serde(default)]
+    pub teams: Option<Vec<String>>,
+}
+
+fn default_topic_prefix() -> String {
+    "attendance".into()
+}
+
+impl RawSink {
+    /// The sink's name: `name`, else `KIND[i]`.
+    pub fn name(&self, i: usize) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}[{i}]", self.kind))
+    }
+
+    /// The URL from `url` or `url_env`.
+    pub fn url(&self) -> Option<String> {
+        self.url
+            .clone()
+            .or_else(|| self.url_env.as_ref().and_then(|v| std::env::var(v).ok()))
+    }
+
+    /// The secret from `secret` or `secret_env`.
+    pub fn secret(&self) -> Option<String> {
+        self.secret
+            .clone()
+            .or_else(|| self.secret_env.as_ref().and_then(|v| std::env::var(v).ok()))
+    }
+
+    /// Whether messages of `kind` go to this sink.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.events
+            .as_ref()
+            .is_none_or(|e| e.iter().any(|k| k == kind))
+    }
 }
 
 /// `[ingest]`: what happens between a source and the store.
@@ -250,6 +381,10 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// `[ingest]` settings.
     pub ingest: RawIngest,
+    /// `[schedule]` settings.
+    pub schedule: RawSchedule,
+    /// `[[sink]]`s (validated).
+    pub sinks: Vec<RawSink>,
 }
 
 /// Everything wrong with a configuration.
@@ -333,6 +468,120 @@ impl RawSerial {
             Framing::Lines
         };
         s
+    }
+}
+
+fn check_schedule(s: &RawSchedule, push: &mut impl FnMut(&str, String)) {
+    for (key, v) in [
+        ("schedule.alert_after_minutes", s.alert_after_minutes),
+        ("schedule.close_delay_minutes", s.close_delay_minutes),
+        ("schedule.revision_days", s.revision_days),
+        (
+            "schedule.terminal_silent_minutes",
+            s.terminal_silent_minutes,
+        ),
+        ("schedule.quarantine_spike", s.quarantine_spike),
+    ] {
+        if v < 0 {
+            push(key, format!("{v} is negative"));
+        }
+    }
+    if s.tick_seconds == 0 {
+        push("schedule.tick_seconds", "must be at least 1".into());
+    }
+    if s.working_hours().is_none() {
+        push(
+            "schedule.working_hours",
+            format!("{:?} is not HH:MM-HH:MM", s.working_hours),
+        );
+    }
+}
+
+fn check_sink(
+    i: usize,
+    k: &RawSink,
+    sources: &RawSources,
+    names: &mut std::collections::HashSet<String>,
+    push: &mut impl FnMut(&str, String),
+) {
+    let key = format!("sink[{i}]");
+    if !SINK_KINDS.contains(&k.kind.as_str()) {
+        push(
+            &format!("{key}.kind"),
+            format!(
+                "unknown sink {:?} (one of {})",
+                k.kind,
+                SINK_KINDS.join(", ")
+            ),
+        );
+        return;
+    }
+    if !names.insert(k.name(i)) {
+        push(
+            &format!("{key}.name"),
+            format!("{:?} is used twice", k.name(i)),
+        );
+    }
+    for e in k.events.iter().flatten() {
+        if !EVENT_KINDS.contains(&e.as_str()) {
+            push(
+                &format!("{key}.events"),
+                format!("unknown event {e:?} (one of {})", EVENT_KINDS.join(", ")),
+            );
+        }
+    }
+    if k.kind == "mqtt" {
+        let broker = k.broker.clone().or_else(|| {
+            sources.mqtt.first().map(|m| {
+                if m.broker == "embedded" {
+                    format!("mqtt://{}", m.listen.as_deref().unwrap_or("127.0.0.1:1883"))
+                } else {
+                    m.broker.clone()
+                }
+            })
+        });
+        match broker {
+            None => push(
+                &format!("{key}.broker"),
+                "required: there is no [[source.mqtt]] to default to".into(),
+            ),
+            Some(b) if !b.starts_with("mqtt://") => push(
+                &format!("{key}.broker"),
+                format!("{b:?} is not mqtt://HOST:PORT"),
+            ),
+            Some(_) => {}
+        }
+        return;
+    }
+    match k.url() {
+        None => push(
+            &format!("{key}.url"),
+            match &k.url_env {
+                Some(v) => format!("environment variable {v} (url_env) is not set"),
+                None => "required for this sink (or url_env)".into(),
+            },
+        ),
+        Some(u) if !u.starts_with("http://") => push(
+            &format!("{key}.url"),
+            if u.starts_with("https://") {
+                "https:// is not supported yet: no TLS client is built in; send through a local forwarding proxy over http://".into()
+            } else {
+                format!("{u:?} is not an http:// URL")
+            },
+        ),
+        Some(_) => {}
+    }
+    if k.secret_env
+        .as_ref()
+        .is_some_and(|v| std::env::var(v).is_err())
+    {
+        push(
+            &format!("{key}.secret_env"),
+            format!(
+                "environment variable {} is not set",
+                k.secret_env.as_deref().unwrap_or_default()
+            ),
+        );
     }
 }
 
@@ -518,6 +767,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         },
         None => None,
     };
+    check_schedule(&raw.schedule, &mut push);
+    let mut names = std::collections::HashSet::new();
+    for (i, k) in raw.sink.iter().enumerate() {
+        check_sink(i, k, &raw.source, &mut names, &mut push);
+    }
     let policy = match policy {
         Ok(p) => Some(p),
         Err(e) => {
@@ -534,6 +788,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             sources: raw.source,
             http_listen,
             ingest: raw.ingest,
+            schedule: raw.schedule,
+            sinks: raw.sink,
         }),
         _ => Err(ConfigError { problems }),
     }

@@ -6,3 +6,4 @@ type Db = sqlx::Postgres;
 const BEGIN_WRITE: &str = "BEGIN";
 
 include!("backend.rs");
+include!("backend_outbox.rs");

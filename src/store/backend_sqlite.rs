@@ -8,3 +8,4 @@ type Db = sqlx::Sqlite;
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 include!("backend.rs");
+include!("backend_outbox.rs");

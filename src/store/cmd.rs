@@ -954,46 +954,10 @@ async fn day(
 
 async fn summary(ctx: &Ctx<'_>, date: Option<NaiveDate>, out: &mut dyn Write) -> CmdResult {
     let date = date.unwrap_or_else(|| ctx.today());
-    let rows = ctx.store.verdicts(date, date, None).await?;
-    let emps: HashMap<String, EmployeeRecord> = ctx
-        .store
-        .employees()
-        .await?
-        .into_iter()
-        .map(|e| (e.employee_id.clone(), e))
-        .collect();
-    let mut by_status: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut total = Points::ZERO;
-    let mut deductions = 0usize;
-    let mut out_rows = Vec::new();
-    let mut provisional = false;
-    for r in &rows {
-        let v = parse_verdict(
-            &r.verdict,
-            &format!("day_verdicts/{}/{}", r.employee_id, r.date),
-        )?;
-        *by_status.entry(v.status.as_str()).or_default() += 1;
-        total += v.points;
-        deductions += v.deductions.len();
-        provisional |= r.provisional;
-        let e = emps.get(&r.employee_id);
-        out_rows.push(json!({
-            "employee_id": v.employee_id,
-            "name": e.map(|e| e.name.as_str()),
-            "team": e.map(|e| e.team.as_str()),
-            "status": v.status,
-            "points": v.points,
-            "deductions": v.deductions,
-            "actions": v.actions,
-        }));
-    }
-    let doc = json!({
-        "date": date,
-        "policy": {"id": ctx.policy().id, "version": ctx.policy().version},
-        "provisional": provisional,
-        "totals": {"employees": rows.len(), "points": total, "deductions": deductions, "by_status": by_status},
-        "rows": out_rows,
-    });
+    let doc = super::summary::daily_summary(ctx.store, ctx.policy(), date).await?;
+    let provisional = doc["provisional"].as_bool().unwrap_or(false);
+    let empty = Vec::new();
+    let out_rows = doc["rows"].as_array().unwrap_or(&empty);
     if ctx.json {
         writeln!(out, "{doc}")?;
         return Ok(());
@@ -1008,7 +972,7 @@ async fn summary(ctx: &Ctx<'_>, date: Option<NaiveDate>, out: &mut dyn Write) ->
         "{:<10} {:<16} {:<12} {:<14} {:>6}  deductions",
         "employee", "name", "team", "status", "points"
     )?;
-    for r in &out_rows {
+    for r in out_rows {
         let deds: Vec<String> = r["deductions"]
             .as_array()
             .map(|a| {
@@ -1028,12 +992,16 @@ async fn summary(ctx: &Ctx<'_>, date: Option<NaiveDate>, out: &mut dyn Write) ->
             deds.join(" ")
         )?;
     }
-    let counts: Vec<String> = by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let totals = &doc["totals"];
+    let counts: Vec<String> = totals["by_status"]
+        .as_object()
+        .map(|m| m.iter().map(|(s, n)| format!("{s} {n}")).collect())
+        .unwrap_or_default();
     writeln!(
         out,
         "total: {} employee(s), {} point(s), {}",
-        rows.len(),
-        total,
+        totals["employees"],
+        totals["points"],
         counts.join(", ")
     )?;
     Ok(())

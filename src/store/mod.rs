@@ -39,7 +39,9 @@
 mod backend_pg;
 mod backend_sqlite;
 pub mod cmd;
+pub mod outbox;
 mod recompute;
+pub mod summary;
 mod zk;
 
 use std::str::FromStr;

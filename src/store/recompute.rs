@@ -139,103 +139,20 @@ impl Store {
         let wanted: Option<HashSet<&str>> =
             employees.map(|e| e.iter().map(String::as_str).collect());
         let in_scope = |id: &str| wanted.as_ref().is_none_or(|w| w.contains(id));
-        let mut emps = self.employees().await?;
-        emps.retain(|e| in_scope(&e.employee_id));
-        if emps.is_empty() {
+        let Some(Inputs {
+            emps,
+            targets,
+            holidays,
+            roster,
+            leaves,
+            punches,
+        }) = self
+            .load_inputs(policy, wanted.as_ref(), first, last, lo, hi)
+            .await?
+        else {
             return Ok(report);
-        }
-        let index: HashMap<&str, usize> = emps
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.employee_id.as_str(), i))
-            .collect();
-        let n = emps.len();
-        // A few employees: one query each, so that the indexes on
-        // (employee_id, …) do the work; otherwise one pass over the range.
-        let targets: Vec<Option<&str>> = if wanted.is_some() && n <= SCOPED_QUERIES {
-            emps.iter().map(|e| Some(e.employee_id.as_str())).collect()
-        } else {
-            vec![None]
         };
-
-        let mut holidays = policy.holidays.clone();
-        for h in self.holidays().await? {
-            let kind = match h.kind.as_str() {
-                "holiday" => HolidayKind::Holiday,
-                "workday" => HolidayKind::Workday,
-                other => {
-                    return Err(StoreError::Corrupt {
-                        key: format!("holidays/{}", h.date),
-                        why: format!("kind {other:?} is neither holiday nor workday"),
-                    });
-                }
-            };
-            holidays.insert(h.date, kind);
-        }
-
-        let mut roster: Vec<Roster> = vec![Roster::new(); n];
-        for r in self.roster(first, last).await? {
-            let Some(&i) = index.get(r.employee_id.as_str()) else {
-                continue;
-            };
-            let entry = if r.shift == "rest" {
-                RosterEntry::Rest
-            } else {
-                match policy.shift_by_id(&r.shift) {
-                    Some(s) => RosterEntry::Shift(s),
-                    None => {
-                        return Err(StoreError::Corrupt {
-                            key: format!("roster/{}/{}", r.employee_id, r.date),
-                            why: format!(
-                                "shift {:?} is not in policy {} {}",
-                                r.shift, policy.id, policy.version
-                            ),
-                        });
-                    }
-                }
-            };
-            roster[i].insert(r.date, entry);
-        }
-
-        let mut leaves: Vec<Vec<Leave>> = vec![Vec::new(); n];
-        for l in self.leaves(lo, hi).await? {
-            let Some(&i) = index.get(l.employee_id.as_str()) else {
-                continue;
-            };
-            let status = match l.status.as_str() {
-                "approved" => LeaveStatus::Approved,
-                "pending" => LeaveStatus::Pending,
-                _ => LeaveStatus::Rejected,
-            };
-            leaves[i].push(Leave {
-                start: l.start,
-                end: l.end,
-                kind: Arc::from(l.kind.as_str()),
-                status,
-            });
-        }
-
-        let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
-        let mut devices: HashMap<String, Arc<str>> = HashMap::new();
-        let mut times = Vec::new();
-        for &only in &targets {
-            times.extend(match self {
-                Store::Sqlite(p) => backend_sqlite::punch_times(p, lo, hi, only).await?,
-                Store::Postgres(p) => backend_pg::punch_times(p, lo, hi, only).await?,
-            });
-        }
-        for (emp, at, device) in times {
-            let Some(&i) = index.get(emp.as_str()) else {
-                continue;
-            };
-            let device = device.map(|d| {
-                devices
-                    .entry(d)
-                    .or_insert_with_key(|k| Arc::from(k.as_str()))
-                    .clone()
-            });
-            punches[i].push(Punch { at, device });
-        }
+        let targets: Vec<Option<&str>> = targets.iter().map(|t| t.as_deref()).collect();
 
         let mut stored: HashMap<(String, NaiveDate), VerdictMeta> = HashMap::new();
         for &only in &targets {
@@ -434,4 +351,143 @@ pub(crate) fn verdict_hash(json: &str) -> i64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h as i64
+}
+
+/// What classification needs, loaded from the store for a range: the
+/// employees and, per employee (same index), roster, leaves and punches.
+pub(crate) struct Inputs {
+    /// The employees in scope.
+    pub emps: Vec<super::EmployeeRecord>,
+    /// One employee id per query when few are in scope, else `[None]`.
+    pub targets: Vec<Option<String>>,
+    /// The policy's holidays with the store's on top.
+    pub holidays: crate::domain::types::Holidays,
+    /// Roster per employee.
+    pub roster: Vec<Roster>,
+    /// Leave records per employee.
+    pub leaves: Vec<Vec<Leave>>,
+    /// Punches per employee.
+    pub punches: Vec<Vec<Punch>>,
+}
+
+impl Store {
+    /// Loads classification inputs: roster for `first..=last`, leaves and
+    /// punches within `lo..hi`. `None` when no employee is in scope.
+    pub(crate) async fn load_inputs(
+        &self,
+        policy: &Policy,
+        wanted: Option<&HashSet<&str>>,
+        first: NaiveDate,
+        last: NaiveDate,
+        lo: DateTime<Utc>,
+        hi: DateTime<Utc>,
+    ) -> Result<Option<Inputs>, StoreError> {
+        let in_scope = |id: &str| wanted.is_none_or(|w| w.contains(id));
+        let mut emps = self.employees().await?;
+        emps.retain(|e| in_scope(&e.employee_id));
+        if emps.is_empty() {
+            return Ok(None);
+        }
+        let index: HashMap<&str, usize> = emps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.employee_id.as_str(), i))
+            .collect();
+        let n = emps.len();
+        // A few employees: one query each, so that the indexes on
+        // (employee_id, …) do the work; otherwise one pass over the range.
+        let targets: Vec<Option<String>> = if wanted.is_some() && n <= SCOPED_QUERIES {
+            emps.iter().map(|e| Some(e.employee_id.clone())).collect()
+        } else {
+            vec![None]
+        };
+
+        let mut holidays = policy.holidays.clone();
+        for h in self.holidays().await? {
+            let kind = match h.kind.as_str() {
+                "holiday" => HolidayKind::Holiday,
+                "workday" => HolidayKind::Workday,
+                other => {
+                    return Err(StoreError::Corrupt {
+                        key: format!("holidays/{}", h.date),
+                        why: format!("kind {other:?} is neither holiday nor workday"),
+                    });
+                }
+            };
+            holidays.insert(h.date, kind);
+        }
+
+        let mut roster: Vec<Roster> = vec![Roster::new(); n];
+        for r in self.roster(first, last).await? {
+            let Some(&i) = index.get(r.employee_id.as_str()) else {
+                continue;
+            };
+            let entry = if r.shift == "rest" {
+                RosterEntry::Rest
+            } else {
+                match policy.shift_by_id(&r.shift) {
+                    Some(s) => RosterEntry::Shift(s),
+                    None => {
+                        return Err(StoreError::Corrupt {
+                            key: format!("roster/{}/{}", r.employee_id, r.date),
+                            why: format!(
+                                "shift {:?} is not in policy {} {}",
+                                r.shift, policy.id, policy.version
+                            ),
+                        });
+                    }
+                }
+            };
+            roster[i].insert(r.date, entry);
+        }
+
+        let mut leaves: Vec<Vec<Leave>> = vec![Vec::new(); n];
+        for l in self.leaves(lo, hi).await? {
+            let Some(&i) = index.get(l.employee_id.as_str()) else {
+                continue;
+            };
+            let status = match l.status.as_str() {
+                "approved" => LeaveStatus::Approved,
+                "pending" => LeaveStatus::Pending,
+                _ => LeaveStatus::Rejected,
+            };
+            leaves[i].push(Leave {
+                start: l.start,
+                end: l.end,
+                kind: Arc::from(l.kind.as_str()),
+                status,
+            });
+        }
+
+        let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
+        let mut devices: HashMap<String, Arc<str>> = HashMap::new();
+        let mut times = Vec::new();
+        for only in targets.iter().map(|t| t.as_deref()) {
+            times.extend(match self {
+                Store::Sqlite(p) => backend_sqlite::punch_times(p, lo, hi, only).await?,
+                Store::Postgres(p) => backend_pg::punch_times(p, lo, hi, only).await?,
+            });
+        }
+        for (emp, at, device) in times {
+            let Some(&i) = index.get(emp.as_str()) else {
+                continue;
+            };
+            let device = device.map(|d| {
+                devices
+                    .entry(d)
+                    .or_insert_with_key(|k| Arc::from(k.as_str()))
+                    .clone()
+            });
+            punches[i].push(Punch { at, device });
+        }
+
+        Ok(Some(Inputs {
+            emps,
+            targets,
+            holidays,
+            roster,
+            leaves,
+            punches,
+        }))
+    }
 }

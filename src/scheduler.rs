@@ -1,0 +1,537 @@
+//! The scheduler: absence alerts, day close with the daily deduction
+//! summary (and its revisions), and terminal health.
+//!
+//! [`Scheduler::tick`] takes "now" as an argument and decides everything
+//! from the store, so tests drive it on any clock and a restart in the
+//! middle of a day decides nothing twice: every alert and summary goes
+//! into the store's outbox under a unique key, and what is already there
+//! is not decided again. The decisions themselves are the pure functions
+//! of [`crate::domain::alerting`]; this module only loads, asks and stores.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, SecondsFormat, Utc};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{RawSchedule, RawSink};
+use crate::domain::alerting::{AlertDecision, AlertState, absence_decision, close_time};
+use crate::domain::calendar::{ShiftClock, shift_on};
+use crate::domain::classify::EmployeeDays;
+use crate::domain::policy::Policy;
+use crate::domain::time::{resolve_local, to_local};
+use crate::domain::types::EmployeeId;
+use crate::store::outbox::{DayClose, NewMessage};
+use crate::store::summary::{daily_summary, summary_hash};
+use crate::store::{Store, StoreError};
+
+/// Terminals whose clock was seen running ahead: device → (when, seconds).
+/// The pipeline writes it; the scheduler turns it into alerts.
+#[derive(Debug, Default)]
+pub struct DriftBoard(Mutex<HashMap<String, (DateTime<Utc>, i64)>>);
+
+impl DriftBoard {
+    /// Records a punch from `device` stamped `skew_secs` ahead at `at`.
+    pub fn flag(&self, device: &str, at: DateTime<Utc>, skew_secs: i64) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(device.to_string(), (at, skew_secs));
+    }
+
+    /// Devices flagged at or after `since`.
+    pub fn since(&self, since: DateTime<Utc>) -> Vec<(String, DateTime<Utc>, i64)> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = m
+            .iter()
+            .filter(|(_, (at, _))| *at >= since)
+            .map(|(d, (at, s))| (d.clone(), *at, *s))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Where messages of a kind and team go.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    /// Sink name.
+    pub name: String,
+    /// Kinds it takes (`None`: all).
+    pub events: Option<Vec<String>>,
+    /// Teams it takes alerts for (`None`: all).
+    pub teams: Option<Vec<String>>,
+}
+
+impl Route {
+    /// Routes for the configured sinks.
+    pub fn from_config(sinks: &[RawSink]) -> Vec<Route> {
+        sinks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Route {
+                name: s.name(i),
+                events: s.events.clone(),
+                teams: s.teams.clone(),
+            })
+            .collect()
+    }
+
+    fn takes(&self, kind: &str, team: Option<&str>) -> bool {
+        self.events
+            .as_ref()
+            .is_none_or(|e| e.iter().any(|k| k == kind))
+            && match (&self.teams, team) {
+                (None, _) => true,
+                (Some(ts), Some(t)) => ts.iter().any(|x| x == t),
+                // Day summaries and terminal alerts belong to no team.
+                (Some(_), None) => true,
+            }
+    }
+}
+
+/// What the scheduler runs on; swapped as a whole on reload.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The policy.
+    pub policy: Arc<Policy>,
+    /// `[schedule]`.
+    pub schedule: RawSchedule,
+    /// One route per sink.
+    pub routes: Vec<Route>,
+}
+
+/// What one tick did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Absence alerts decided.
+    pub absences: usize,
+    /// Follow-ups decided.
+    pub arrivals: usize,
+    /// Dates closed.
+    pub closed: Vec<NaiveDate>,
+    /// Dates whose summary was revised.
+    pub revised: Vec<NaiveDate>,
+    /// Terminal-health alerts decided.
+    pub terminal: usize,
+}
+
+/// The scheduler. Cheap to share.
+#[derive(Debug)]
+pub struct Scheduler {
+    store: Store,
+    plan: RwLock<Arc<Plan>>,
+    drift: Arc<DriftBoard>,
+}
+
+impl Scheduler {
+    /// A scheduler over `store`.
+    pub fn new(store: Store, plan: Plan, drift: Arc<DriftBoard>) -> Self {
+        Scheduler {
+            store,
+            plan: RwLock::new(Arc::new(plan)),
+            drift,
+        }
+    }
+
+    /// Replaces policy, settings and routes (SIGHUP).
+    pub fn swap(&self, plan: Plan) {
+        *self.plan.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(plan);
+    }
+
+    fn plan(&self) -> Arc<Plan> {
+        self.plan.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Decides and stores everything due at `now`.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
+        let plan = self.plan();
+        let policy = &*plan.policy;
+        let mut report = TickReport::default();
+        let today = to_local(policy.tz, now).date_naive();
+        let oldest = today - Days::new(plan.schedule.revision_days.max(1) as u64);
+
+        // Dates not closed yet within the revision window, and closed ones.
+        let mut open = Vec::new();
+        let mut closed = Vec::new();
+        let mut d = oldest;
+        while d <= today {
+            match self.store.day_close(d).await? {
+                Some(c) => closed.push(c),
+                None => open.push(d),
+            }
+            d = d + Days::new(1);
+        }
+        let first = open
+            .first()
+            .copied()
+            .unwrap_or(today)
+            .min(today - Days::new(1));
+        let margin = Duration::seconds(policy.window_before_secs + policy.window_after_secs);
+        let lo = resolve_local(policy.tz, (first - Days::new(1)).and_time(NaiveTime::MIN)) - margin;
+        let hi = resolve_local(policy.tz, (today + Days::new(2)).and_time(NaiveTime::MIN)) + margin;
+        let Some(inputs) = self
+            .store
+            .load_inputs(
+                policy,
+                None,
+                first - Days::new(1),
+                today + Days::new(1),
+                lo,
+                hi,
+            )
+            .await?
+        else {
+            return Ok(report);
+        };
+        let clock = ShiftClock::new(policy, first - Days::new(1), today + Days::new(1));
+        let ids: Vec<EmployeeId> = inputs
+            .emps
+            .iter()
+            .map(|e| EmployeeId::from(e.employee_id.as_str()))
+            .collect();
+        let days: Vec<EmployeeDays<'_>> = inputs
+            .emps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| EmployeeDays {
+                employee: &ids[i],
+                default_shift: e.shift.as_deref().and_then(|s| policy.shift_by_id(s)),
+                punches: &inputs.punches[i],
+                roster: Some(&inputs.roster[i]),
+                leaves: &inputs.leaves[i],
+            })
+            .collect();
+
+        // Absence alerts and follow-ups: yesterday (overnight shifts) and today.
+        let alert_after = Duration::minutes(plan.schedule.alert_after_minutes);
+        for date in [today - Days::new(1), today] {
+            let absent = self.store.outbox_keys(&format!("absence/{date}/")).await?;
+            let arrived = self.store.outbox_keys(&format!("arrival/{date}/")).await?;
+            for (i, e) in inputs.emps.iter().enumerate() {
+                let ka = format!("absence/{date}/{}", e.employee_id);
+                let kr = format!("arrival/{date}/{}", e.employee_id);
+                let state = AlertState {
+                    absence_sent: absent.contains(&ka),
+                    arrival_sent: arrived.contains(&kr),
+                };
+                let decision = absence_decision(
+                    &clock,
+                    &inputs.holidays,
+                    &days[i],
+                    date,
+                    alert_after,
+                    now,
+                    state,
+                );
+                let (key, kind, detail) = match decision {
+                    AlertDecision::Nothing => continue,
+                    AlertDecision::Absent {
+                        shift_start,
+                        minutes_late,
+                    } => (
+                        ka,
+                        "absence",
+                        json!({
+                            "shift_start": local_rfc3339(policy, shift_start),
+                            "minutes_late": minutes_late,
+                            "text": format!(
+                                "{} {} has no punch {} min after the shift start {} — 未打卡",
+                                e.employee_id, e.name, minutes_late,
+                                to_local(policy.tz, shift_start).format("%H:%M")
+                            ),
+                        }),
+                    ),
+                    AlertDecision::Arrived { at, minutes_late } => (
+                        kr,
+                        "arrival",
+                        json!({
+                            "arrived_at": local_rfc3339(policy, at),
+                            "minutes_late": minutes_late,
+                            "follow_up_of": ka,
+                            "text": format!(
+                                "{} {} arrived at {}, {} min after the shift start — 已到岗",
+                                e.employee_id, e.name,
+                                to_local(policy.tz, at).format("%H:%M"), minutes_late
+                            ),
+                        }),
+                    ),
+                };
+                let shift = shift_on(
+                    policy,
+                    &inputs.holidays,
+                    days[i].roster,
+                    days[i].default_shift,
+                    date,
+                )
+                .0
+                .map(|s| policy.shifts[s.0 as usize].id.to_string());
+                let mut payload = json!({
+                    "id": key,
+                    "kind": kind,
+                    "date": date,
+                    "employee_id": e.employee_id,
+                    "name": e.name,
+                    "team": e.team,
+                    "supervisor": e.supervisor,
+                    "shift": shift,
+                    "decided_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+                });
+                merge(&mut payload, detail);
+                if self
+                    .enqueue(&plan, key, kind, payload, Some(&e.team), now)
+                    .await?
+                {
+                    if kind == "absence" {
+                        report.absences += 1;
+                    } else {
+                        report.arrivals += 1;
+                    }
+                }
+            }
+        }
+
+        // Day close: the last shift end + grace + close_delay has passed.
+        let close_delay = Duration::minutes(plan.schedule.close_delay_minutes);
+        for date in open {
+            let at = close_time(&clock, &inputs.holidays, &days, date, close_delay);
+            if now < at {
+                continue;
+            }
+            self.store
+                .recompute(policy, None, date, date, "day close", "scheduler", now)
+                .await?;
+            let summary = daily_summary(&self.store, policy, date).await?;
+            let hash = summary_hash(&summary);
+            let close = DayClose {
+                date,
+                revision: 0,
+                summary_hash: hash,
+                closed_at: now,
+                updated_at: now,
+            };
+            self.publish_summary(&plan, &close, summary, now).await?;
+            info!(%date, "day closed; daily deduction summary published");
+            report.closed.push(date);
+        }
+
+        // Revisions: late data changed a closed day's verdicts.
+        for c in closed {
+            if self
+                .store
+                .verdicts_changed_since(c.date, c.updated_at)
+                .await?
+                == 0
+            {
+                continue;
+            }
+            let summary = daily_summary(&self.store, policy, c.date).await?;
+            let hash = summary_hash(&summary);
+            let mut next = c.clone();
+            next.updated_at = now;
+            if hash != c.summary_hash {
+                next.revision += 1;
+                next.summary_hash = hash;
+                self.publish_summary(&plan, &next, summary, now).await?;
+                info!(date = %c.date, revision = next.revision, "closed day changed after late data; corrected summary published");
+                report.revised.push(c.date);
+            } else {
+                self.store
+                    .save_day_close(&next, &summary.to_string())
+                    .await?;
+            }
+        }
+
+        report.terminal = self.terminal_health(&plan, now, today).await?;
+        Ok(report)
+    }
+
+    async fn publish_summary(
+        &self,
+        plan: &Plan,
+        close: &DayClose,
+        mut summary: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let key = format!("summary/{}/r{}", close.date, close.revision);
+        merge(
+            &mut summary,
+            json!({
+                "id": key,
+                "kind": "summary",
+                "revision": close.revision,
+                "revises": (close.revision > 0)
+                    .then(|| format!("summary/{}/r{}", close.date, close.revision - 1)),
+                "closed_at": close.closed_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            }),
+        );
+        let text = summary.to_string();
+        self.enqueue(plan, key, "summary", summary, None, now)
+            .await?;
+        self.store.save_day_close(close, &text).await
+    }
+
+    async fn enqueue(
+        &self,
+        plan: &Plan,
+        key: String,
+        kind: &str,
+        payload: serde_json::Value,
+        team: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let sinks: Vec<String> = plan
+            .routes
+            .iter()
+            .filter(|r| r.takes(kind, team))
+            .map(|r| r.name.clone())
+            .collect();
+        self.store
+            .enqueue(
+                &NewMessage {
+                    key,
+                    kind: kind.to_string(),
+                    payload,
+                    sinks,
+                },
+                now,
+            )
+            .await
+    }
+
+    /// Silent terminals (during working hours), clocks running ahead, and
+    /// quarantine spikes, each alerted once per device and day (spikes once
+    /// per hour).
+    async fn terminal_health(
+        &self,
+        plan: &Plan,
+        now: DateTime<Utc>,
+        today: NaiveDate,
+    ) -> Result<usize, StoreError> {
+        let s = &plan.schedule;
+        let policy = &*plan.policy;
+        let local = to_local(policy.tz, now);
+        let mut alerts: Vec<(String, serde_json::Value)> = Vec::new();
+        let ops = s.operations_contact.as_str();
+        if s.terminal_silent_minutes > 0
+            && let Some((from, to)) = s.working_hours()
+            && local.time() >= from
+            && local.time() < to
+        {
+            let silent = Duration::minutes(s.terminal_silent_minutes);
+            for (device, last) in self
+                .store
+                .devices_last_seen(now - Duration::days(7))
+                .await?
+            {
+                if now - last >= silent {
+                    alerts.push((
+                        format!("terminal/silent/{today}/{device}"),
+                        json!({
+                            "problem": "silent",
+                            "device_id": device,
+                            "last_seen": last.to_rfc3339_opts(SecondsFormat::Secs, true),
+                            "text": format!(
+                                "terminal {device} silent since {} ({} min) — 终端无数据",
+                                to_local(policy.tz, last).format("%Y-%m-%d %H:%M"),
+                                (now - last).num_minutes()
+                            ),
+                        }),
+                    ));
+                }
+            }
+        }
+        for (device, at, skew) in self.drift.since(now - Duration::hours(1)) {
+            alerts.push((
+                format!("terminal/clock/{today}/{device}"),
+                json!({
+                    "problem": "clock_ahead",
+                    "device_id": device,
+                    "seen_at": at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "skew_seconds": skew,
+                    "text": format!("terminal {device} clock runs {skew} s ahead — 终端时钟偏差"),
+                }),
+            ));
+        }
+        if s.quarantine_spike > 0 {
+            let n = self
+                .store
+                .quarantine_since(now - Duration::minutes(10))
+                .await?;
+            if n > s.quarantine_spike {
+                alerts.push((
+                    format!("terminal/quarantine/{}", local.format("%Y-%m-%dT%H")),
+                    json!({
+                        "problem": "quarantine_spike",
+                        "count": n,
+                        "text": format!("{n} undecodable payloads in the last 10 min — 数据异常"),
+                    }),
+                ));
+            }
+        }
+        let mut count = 0;
+        for (key, mut payload) in alerts {
+            merge(
+                &mut payload,
+                json!({
+                    "id": key,
+                    "kind": "terminal",
+                    "to": ops,
+                    "decided_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+                }),
+            );
+            if self
+                .enqueue(plan, key, "terminal", payload, None, now)
+                .await?
+            {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Ticks every `every` until `shutdown`, logging failures and retrying
+    /// on the next tick. Bumps `heartbeat` each round.
+    pub async fn run(
+        self: Arc<Self>,
+        every: StdDuration,
+        heartbeat: crate::service::Heartbeat,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            match self.tick(Utc::now()).await {
+                Ok(r) => {
+                    if r != TickReport::default() {
+                        info!(
+                            absences = r.absences,
+                            arrivals = r.arrivals,
+                            closed = r.closed.len(),
+                            revised = r.revised.len(),
+                            terminal = r.terminal,
+                            "scheduler decided"
+                        );
+                    }
+                }
+                Err(e) => warn!("scheduler: {e}; retrying next tick"),
+            }
+            heartbeat.beat();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
+
+fn local_rfc3339(policy: &Policy, at: DateTime<Utc>) -> String {
+    to_local(policy.tz, at).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(a), serde_json::Value::Object(b)) = (into.as_object_mut(), from) {
+        for (k, v) in b {
+            a.insert(k, v);
+        }
+    }
+}
