@@ -52,7 +52,11 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Opens the store, builds the pipeline and runs the daemon until
 /// `shutdown` fires. Exit code to use on failure: 1 for configuration and
 /// listen errors, 2 for the store.
-pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(), (u8, String)> {
+pub async fn run_daemon(
+    config: Config,
+    shutdown: CancellationToken,
+    reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
+) -> Result<(), (u8, String)> {
     use std::collections::HashMap;
     let store = crate::store::Store::open(&config.store_url)
         .await
@@ -122,11 +126,139 @@ pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(
         Duration::from_secs(config.ingest.recompute_interval_seconds.max(1)),
         recompute_stop.clone(),
     ));
+    let default_broker = default_sink_broker(&config);
+    let sinks: crate::sinks::SinkTable = Arc::new(std::sync::RwLock::new(
+        crate::sinks::table(&config.sinks, default_broker.as_deref()).map_err(|e| (1, e))?,
+    ));
+    let scheduler = Arc::new(crate::scheduler::Scheduler::new(
+        store.clone(),
+        plan(&config),
+        pipeline.drift(),
+    ));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let background = TaskTracker::new();
+    background.spawn(scheduler.clone().run(
+        Duration::from_secs(config.schedule.tick_seconds.max(1)),
+        crate::service::Heartbeat::new(),
+        recompute_stop.clone(),
+    ));
+    background.spawn(crate::sinks::run(
+        store.clone(),
+        sinks.clone(),
+        shared.metrics.clone(),
+        Duration::from_secs(1),
+        wake,
+        recompute_stop.clone(),
+    ));
+    background.spawn(reload_loop(
+        config.path.clone(),
+        describe_restart_only(&config),
+        reloads,
+        pipeline.clone(),
+        scheduler,
+        sinks,
+        recompute_stop.clone(),
+    ));
+    background.close();
     let result = run(&config, pipeline, shared, shutdown).await;
     recompute_stop.cancel();
     let _ = recompute.await;
+    background.wait().await;
     store.close().await;
     result.map_err(|e| (1, e.to_string()))
+}
+
+/// What the scheduler runs on, from a configuration.
+fn plan(config: &Config) -> crate::scheduler::Plan {
+    crate::scheduler::Plan {
+        policy: Arc::new(config.policy.clone()),
+        schedule: config.schedule.clone(),
+        routes: crate::scheduler::Route::from_config(&config.sinks),
+    }
+}
+
+/// The broker an `mqtt` sink without `broker` publishes to: the first MQTT
+/// source's (the embedded broker's listen address when embedded).
+fn default_sink_broker(config: &Config) -> Option<String> {
+    config.sources.mqtt.first().map(|m| {
+        if m.broker == "embedded" {
+            format!("mqtt://{}", m.listen.as_deref().unwrap_or("127.0.0.1:1883"))
+        } else {
+            m.broker.clone()
+        }
+    })
+}
+
+/// The parts of a configuration a reload cannot apply (they need a
+/// restart), as text to compare.
+fn describe_restart_only(config: &Config) -> Vec<(&'static str, String)> {
+    vec![
+        ("[store]", config.store_url.clone()),
+        ("[[source.*]]", format!("{:?}", config.sources)),
+        ("[http]", format!("{:?}", config.http_listen)),
+        ("[ingest]", format!("{:?}", config.ingest)),
+    ]
+}
+
+/// SIGHUP: re-reads config and policy, validates them, and swaps policy,
+/// schedule and sinks; an invalid file changes nothing and says why.
+#[allow(clippy::too_many_arguments)]
+async fn reload_loop(
+    path: std::path::PathBuf,
+    running: Vec<(&'static str, String)>,
+    mut reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
+    pipeline: Arc<crate::pipeline::Pipeline>,
+    scheduler: Arc<crate::scheduler::Scheduler>,
+    sinks: crate::sinks::SinkTable,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = reloads.recv() => if r.is_none() { return },
+        }
+        service::reloading();
+        let path2 = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || crate::config::load(&path2))
+            .await
+            .map_err(|e| crate::config::ConfigError {
+                problems: vec![e.to_string()],
+            })
+            .and_then(|r| r);
+        let outcome = match loaded {
+            Err(e) => {
+                error!("reload refused, still running the previous configuration and policy:\n{e}");
+                "reload refused (invalid configuration); running the previous one".to_string()
+            }
+            Ok(new) => {
+                match crate::sinks::table(&new.sinks, default_sink_broker(&new).as_deref()) {
+                    Err(e) => {
+                        error!("reload refused, still running the previous configuration: {e}");
+                        "reload refused (invalid sink); running the previous one".to_string()
+                    }
+                    Ok(table) => {
+                        for ((what, old), (_, now)) in
+                            running.iter().zip(describe_restart_only(&new))
+                        {
+                            if *old != now {
+                                warn!("reload: changes to {what} take effect after a restart");
+                            }
+                        }
+                        pipeline.swap_policy(Arc::new(new.policy.clone()));
+                        scheduler.swap(plan(&new));
+                        *sinks.write().unwrap_or_else(|e| e.into_inner()) = table;
+                        info!(
+                            policy = %format!("{} {}", new.policy.id, new.policy.version),
+                            "reloaded configuration and policy from {}",
+                            path.display()
+                        );
+                        format!("reloaded: policy {} {}", new.policy.id, new.policy.version)
+                    }
+                }
+            }
+        };
+        service::ready(&outcome);
+    }
 }
 
 /// Runs sources and the HTTP server until `shutdown` fires, then drains.

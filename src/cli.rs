@@ -218,19 +218,22 @@ fn run_daemon(a: RunArgs, err: &mut dyn Write) -> ExitCode {
     };
     let result = rt.block_on(async move {
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let mut controls = crate::signals::listen().map_err(|e| (2u8, format!("cannot listen for signals: {e}")))?;
+        let mut controls = crate::signals::listen()
+            .map_err(|e| (2u8, format!("cannot listen for signals: {e}")))?;
         let token = shutdown.clone();
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(c) = controls.recv().await {
                 match c {
                     crate::signals::Control::Shutdown => token.cancel(),
-                    crate::signals::Control::Reload => tracing::warn!(
-                        "SIGHUP: reloading configuration is not supported yet; restart the service to apply changes"
-                    ),
+                    crate::signals::Control::Reload => {
+                        tracing::info!("SIGHUP: reloading configuration and policy");
+                        let _ = reload_tx.send(());
+                    }
                 }
             }
         });
-        crate::app::run_daemon(config, shutdown).await
+        crate::app::run_daemon(config, shutdown, reload_rx).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,13 +42,14 @@ pub struct SourceDecoding {
 #[derive(Debug)]
 pub struct Pipeline {
     store: Store,
-    policy: Arc<Policy>,
+    policy: RwLock<Arc<Policy>>,
     sources: HashMap<Arc<str>, SourceDecoding>,
     aliases: RwLock<HashMap<String, String>>,
     dirty: Mutex<BTreeMap<String, (NaiveDate, NaiveDate)>>,
     metrics: Arc<Metrics>,
     heartbeat: Heartbeat,
     max_future_skew: chrono::Duration,
+    drift: Arc<crate::scheduler::DriftBoard>,
 }
 
 /// The keys an alias is found under: as written (lower case), and the
@@ -97,14 +98,34 @@ impl Pipeline {
         let emps = store.employees().await?;
         Ok(Pipeline {
             store,
-            policy,
+            policy: RwLock::new(policy),
             sources,
             aliases: RwLock::new(alias_map(&emps)),
             dirty: Mutex::new(BTreeMap::new()),
             metrics,
             heartbeat: Heartbeat::new(),
             max_future_skew,
+            drift: Arc::default(),
         })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the policy (SIGHUP); days are re-classified with it as
+    /// punches arrive, and `attendd recompute` re-classifies the past.
+    pub fn swap_policy(&self, policy: Arc<Policy>) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
+    }
+
+    /// Terminals seen with clocks running ahead, for the scheduler.
+    pub fn drift(&self) -> Arc<crate::scheduler::DriftBoard> {
+        self.drift.clone()
     }
 
     /// The heartbeat `commit` and the recompute loop bump.
@@ -123,7 +144,7 @@ impl Pipeline {
     }
 
     fn mark_dirty(&self, employee: &str, at: DateTime<Utc>) {
-        let d = to_local(self.policy.tz, at).date_naive();
+        let d = to_local(self.policy().tz, at).date_naive();
         // An overnight shift started the day before.
         let from = d - Days::new(1);
         let mut m = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,7 +173,7 @@ impl Pipeline {
         match self
             .store
             .recompute(
-                &self.policy,
+                &self.policy(),
                 Some(&ids),
                 from,
                 to,
@@ -261,6 +282,7 @@ impl Sink for Pipeline {
                     let dev = p.device_id.clone().unwrap_or_default();
                     self.metrics
                         .add("attendd_clock_skew_flags_total", &[("device", &dev)], 1.0);
+                    self.drift.flag(&dev, r.received_at, skew.num_seconds());
                     warn!(
                         device = %dev,
                         "punch stamped {}s in the future: the terminal's clock runs ahead (stored as stamped)",

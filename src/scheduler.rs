@@ -153,6 +153,8 @@ impl Scheduler {
         let oldest = today - Days::new(plan.schedule.revision_days.max(1) as u64);
 
         // Dates not closed yet within the revision window, and closed ones.
+        // A store that never closed a day starts with yesterday: days
+        // before attendd ran are not announced as if they had just closed.
         let mut open = Vec::new();
         let mut closed = Vec::new();
         let mut d = oldest;
@@ -163,6 +165,8 @@ impl Scheduler {
             }
             d = d + Days::new(1);
         }
+        let start = closed.first().map_or(today - Days::new(1), |c| c.date);
+        open.retain(|d| *d >= start);
         let first = open
             .first()
             .copied()
@@ -299,9 +303,7 @@ impl Scheduler {
             if now < at {
                 continue;
             }
-            self.store
-                .recompute(policy, None, date, date, "day close", "scheduler", now)
-                .await?;
+            self.store.recompute_closing(policy, date, now).await?;
             let summary = daily_summary(&self.store, policy, date).await?;
             let hash = summary_hash(&summary);
             let close = DayClose {

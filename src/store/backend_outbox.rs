@@ -238,3 +238,20 @@ pub(super) async fn quarantine_since(
         .and_then(|r| r.try_get(0))
         .ctx("count quarantine")
 }
+
+pub(super) async fn closed_dates(
+    pool: &Pool<Db>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<NaiveDate>, StoreError> {
+    let rows = sqlx::query("SELECT date FROM day_closes WHERE date >= $1 AND date <= $2")
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await
+        .ctx("select closed dates")?;
+    rows.iter()
+        .map(|r| r.try_get::<NaiveDate, _>(0))
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read closed dates")
+}

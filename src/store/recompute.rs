@@ -120,6 +120,44 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<RecomputeReport, StoreError> {
+        self.recompute_inner(policy, employees, from, to, cause, actor, now, None)
+            .await
+    }
+
+    /// Closes `date`: re-classifies every employee's day with the verdicts
+    /// made final (not provisional, ledger written) even if a punch window
+    /// is still open; later punches then revise the closed day.
+    pub async fn recompute_closing(
+        &self,
+        policy: &Policy,
+        date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<RecomputeReport, StoreError> {
+        self.recompute_inner(
+            policy,
+            None,
+            date,
+            date,
+            "day close",
+            "scheduler",
+            now,
+            Some(date),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn recompute_inner(
+        &self,
+        policy: &Policy,
+        employees: Option<&[String]>,
+        from: NaiveDate,
+        to: NaiveDate,
+        cause: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+        closing: Option<NaiveDate>,
+    ) -> Result<RecomputeReport, StoreError> {
         let mut report = RecomputeReport::default();
         let today = to_local(policy.tz, now).date_naive();
         let to = to.min(today);
@@ -179,6 +217,12 @@ impl Store {
             }
         }
         let published: HashSet<String> = self.published_months().await?.into_iter().collect();
+        // A closed day's verdicts are final: a late punch inside the punch
+        // window revises them instead of making them provisional again.
+        let mut closed: HashSet<NaiveDate> = dispatch!(self, closed_dates(from, to))?
+            .into_iter()
+            .collect();
+        closed.extend(closing);
 
         let clock = ShiftClock::new(policy, first, last);
         let mut changes: Vec<Change> = Vec::new();
@@ -202,7 +246,8 @@ impl Store {
                 let key = (e.employee_id.clone(), v.date);
                 let old = stored.remove(&key);
                 let old_ledger = ledger.remove(&key).unwrap_or_default();
-                if let Some(c) = diff(policy, v, old, old_ledger, &published, now)? {
+                let final_day = closed.contains(&v.date);
+                if let Some(c) = diff(policy, v, old, old_ledger, &published, now, final_day)? {
                     changes.push(c);
                 }
             }
@@ -243,15 +288,16 @@ fn diff(
     old_ledger: Vec<LedgerEntry>,
     published: &HashSet<String>,
     now: DateTime<Utc>,
+    final_day: bool,
 ) -> Result<Option<Change>, StoreError> {
     let verdict = serde_json::to_string(&v).map_err(|e| StoreError::Corrupt {
         key: format!("day_verdicts/{}/{}", v.employee_id, v.date),
         why: format!("verdict does not serialise: {e}"),
     })?;
-    let provisional = v
-        .explanation
-        .window_end
-        .is_some_and(|w| w.with_timezone(&Utc) > now);
+    let provisional = !final_day
+        && v.explanation
+            .window_end
+            .is_some_and(|w| w.with_timezone(&Utc) > now);
     let hash = verdict_hash(&verdict);
     let same_verdict = old.as_ref().is_some_and(|o| o.hash == hash);
     if same_verdict && let Some(o) = &old {

@@ -1,0 +1,378 @@
+//! The scheduler on a real SQLite store, with "now" as an argument: every
+//! tick is a chosen instant, so these tests run on paused time.
+
+use std::sync::Arc;
+
+use attendd::config::RawSchedule;
+use attendd::domain::policy::Policy;
+use attendd::scheduler::{DriftBoard, Plan, Route, Scheduler, TickReport};
+use attendd::store::outbox::OutboxRow;
+use attendd::store::{EmployeeRecord, LeaveRecord, NewPunch, RosterRecord, Store};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Asia::Shanghai;
+
+fn policy(name: &str) -> Policy {
+    let p = crate::common::root().join(format!("config/policies/{name}.toml"));
+    attendd::policy::load(&p).unwrap()
+}
+
+/// Local Shanghai time on 2026-03-02 (a Monday) or another date.
+fn at(date: &str, hm: &str) -> DateTime<Utc> {
+    let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+    let t = chrono::NaiveTime::parse_from_str(hm, "%H:%M").unwrap();
+    Shanghai
+        .from_local_datetime(&d.and_time(t))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+struct Site {
+    _dir: tempfile::TempDir,
+    store: Store,
+    sched: Scheduler,
+    policy: Arc<Policy>,
+}
+
+async fn site(policy_name: &str, employees: &[(&str, &str, Option<&str>)]) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let rows: Vec<EmployeeRecord> = employees
+        .iter()
+        .map(|(id, team, shift)| EmployeeRecord {
+            employee_id: id.to_string(),
+            name: format!("Name {id}"),
+            team: team.to_string(),
+            supervisor: format!("boss-{team}"),
+            shift: shift.map(String::from),
+            aliases: vec![],
+        })
+        .collect();
+    store.upsert_employees(&rows).await.unwrap();
+    let policy = Arc::new(policy(policy_name));
+    let schedule = RawSchedule {
+        // Terminal health has its own test; keep it quiet elsewhere.
+        terminal_silent_minutes: 0,
+        quarantine_spike: 0,
+        ..RawSchedule::default()
+    };
+    let sched = Scheduler::new(
+        store.clone(),
+        Plan {
+            policy: policy.clone(),
+            schedule,
+            routes: vec![
+                Route {
+                    name: "hook".into(),
+                    events: None,
+                    teams: None,
+                },
+                Route {
+                    name: "team-b-only".into(),
+                    events: Some(vec!["absence".into(), "arrival".into()]),
+                    teams: Some(vec!["B".into()]),
+                },
+            ],
+        },
+        Arc::new(DriftBoard::default()),
+    );
+    Site {
+        _dir: dir,
+        store,
+        sched,
+        policy,
+    }
+}
+
+impl Site {
+    async fn punch(&self, emp: &str, t: DateTime<Utc>) {
+        self.store
+            .insert_punches(&[NewPunch {
+                employee_id: emp.into(),
+                identity: emp.into(),
+                time: t,
+                device_id: Some("gate-1".into()),
+                event_id: None,
+                source: "test".into(),
+                raw: None,
+            }])
+            .await
+            .unwrap();
+    }
+
+    async fn tick(&self, t: DateTime<Utc>) -> TickReport {
+        self.sched.tick(t).await.unwrap()
+    }
+
+    async fn outbox(&self) -> Vec<OutboxRow> {
+        let mut v = self.store.outbox(None, 1000).await.unwrap();
+        v.reverse();
+        v
+    }
+
+    /// Alert keys in decision order (summaries of closed days left out).
+    async fn keys(&self) -> Vec<String> {
+        self.alerts().await.into_iter().map(|r| r.key).collect()
+    }
+
+    async fn alerts(&self) -> Vec<OutboxRow> {
+        let mut v = self.outbox().await;
+        v.retain(|r| r.kind != "summary");
+        v
+    }
+}
+
+const D: &str = "2026-03-02";
+
+#[tokio::test]
+async fn on_time_arrival_raises_no_alert() {
+    let s = site("seed-default", &[("E1", "A", None)]).await;
+    s.punch("E1", at(D, "08:25")).await;
+    for hm in ["08:30", "09:00", "09:01", "12:00", "17:00"] {
+        s.tick(at(D, hm)).await;
+    }
+    assert!(s.keys().await.is_empty(), "{:?}", s.keys().await);
+}
+
+#[tokio::test]
+async fn absence_raises_exactly_one_alert_after_alert_after() {
+    let s = site("seed-default", &[("E1", "A", None), ("E2", "B", None)]).await;
+    s.punch("E2", at(D, "08:20")).await;
+    assert_eq!(
+        s.tick(at(D, "08:59")).await.absences,
+        0,
+        "29 min: too early"
+    );
+    let r = s.tick(at(D, "09:00")).await;
+    assert_eq!(r.absences, 1);
+    for hm in ["09:01", "09:30", "12:00"] {
+        assert_eq!(s.tick(at(D, hm)).await.absences, 0);
+    }
+    let rows = s.alerts().await;
+    assert_eq!(rows.len(), 1);
+    let a = &rows[0];
+    assert_eq!(a.key, format!("absence/{D}/E1"));
+    assert_eq!(a.payload["id"], a.key);
+    assert_eq!(a.payload["supervisor"], "boss-A");
+    assert_eq!(a.payload["shift"], "day");
+    assert_eq!(a.payload["minutes_late"], 30);
+    assert_eq!(a.payload["shift_start"], "2026-03-02T08:30:00+08:00");
+    // Team A: the all-teams sink only.
+    assert_eq!(a.sinks, 1);
+}
+
+#[tokio::test]
+async fn late_arrival_after_the_alert_sends_one_follow_up() {
+    let s = site("seed-default", &[("E1", "B", None)]).await;
+    s.tick(at(D, "09:05")).await;
+    s.punch("E1", at(D, "09:40")).await;
+    let r = s.tick(at(D, "09:41")).await;
+    assert_eq!((r.absences, r.arrivals), (0, 1));
+    assert_eq!(s.tick(at(D, "10:00")).await.arrivals, 0);
+    let rows = s.alerts().await;
+    assert_eq!(
+        rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        [format!("absence/{D}/E1"), format!("arrival/{D}/E1")]
+    );
+    let f = &rows[1].payload;
+    assert_eq!(f["minutes_late"], 70);
+    assert_eq!(f["follow_up_of"], format!("absence/{D}/E1"));
+    // Team B: both sinks.
+    assert_eq!(rows[1].sinks, 2);
+}
+
+#[tokio::test]
+async fn approved_leave_holds_the_alert_back_and_pending_leave_does_not() {
+    let s = site("seed-default", &[("E1", "A", None), ("E2", "A", None)]).await;
+    let leave = |e: &str, status: &str| LeaveRecord {
+        employee_id: e.into(),
+        start: at(D, "00:00"),
+        end: at("2026-03-03", "00:00"),
+        kind: "annual".into(),
+        status: status.into(),
+    };
+    s.store
+        .upsert_leaves(&[leave("E1", "approved"), leave("E2", "pending")])
+        .await
+        .unwrap();
+    s.tick(at(D, "09:30")).await;
+    assert_eq!(s.keys().await, [format!("absence/{D}/E2")]);
+}
+
+#[tokio::test]
+async fn overnight_shift_alerts_after_midnight_boundaries_correctly() {
+    let s = site("city-management-24h", &[("N1", "night", None)]).await;
+    s.store
+        .upsert_roster(&[RosterRecord {
+            employee_id: "N1".into(),
+            date: NaiveDate::parse_from_str(D, "%Y-%m-%d").unwrap(),
+            shift: "night".into(),
+        }])
+        .await
+        .unwrap();
+    // The night shift starts 18:00; grace 0 in this policy, alert at 18:30.
+    assert_eq!(s.tick(at(D, "18:29")).await.absences, 0);
+    assert_eq!(s.tick(at(D, "18:30")).await.absences, 1);
+    // After midnight the shift (dated the day it starts) is still running:
+    // a punch at 00:10 is the arrival, decided on the next date's tick.
+    s.punch("N1", at("2026-03-03", "00:10")).await;
+    let r = s.tick(at("2026-03-03", "00:11")).await;
+    assert_eq!(r.arrivals, 1);
+    assert_eq!(
+        s.keys().await,
+        [format!("absence/{D}/N1"), format!("arrival/{D}/N1")]
+    );
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_decides_nothing_twice() {
+    let s = site("seed-default", &[("E1", "A", None), ("E2", "A", None)]).await;
+    s.tick(at(D, "09:10")).await;
+    assert_eq!(s.keys().await.len(), 2);
+    // A new scheduler over the same store: what the old one decided is in
+    // the outbox, so the new one adds nothing.
+    let again = Scheduler::new(
+        s.store.clone(),
+        Plan {
+            policy: s.policy.clone(),
+            schedule: RawSchedule::default(),
+            routes: vec![],
+        },
+        Arc::new(DriftBoard::default()),
+    );
+    let r = again.tick(at(D, "09:11")).await.unwrap();
+    assert_eq!((r.absences, r.arrivals), (0, 0));
+    assert_eq!(s.keys().await.len(), 2);
+}
+
+#[tokio::test]
+async fn day_close_publishes_the_summary_and_late_data_publishes_a_revision() {
+    let s = site("seed-default", &[("E1", "A", None), ("E2", "A", None)]).await;
+    s.punch("E1", at(D, "08:20")).await;
+    s.punch("E1", at(D, "17:40")).await;
+    let d = NaiveDate::parse_from_str(D, "%Y-%m-%d").unwrap();
+    // 17:30 + 15 min grace + 60 min delay = 18:45. (The first tick also
+    // closes yesterday, the one day before attendd started it announces.)
+    assert!(!s.tick(at(D, "18:44")).await.closed.contains(&d));
+    let r = s.tick(at(D, "18:45")).await;
+    assert_eq!(r.closed, [d]);
+    assert!(
+        s.tick(at(D, "19:00")).await.closed.is_empty(),
+        "closes once"
+    );
+    let rows = s.outbox().await;
+    let sum = rows
+        .iter()
+        .find(|r| r.key == format!("summary/{D}/r0"))
+        .unwrap();
+    assert_eq!(sum.payload["revision"], 0);
+    assert_eq!(sum.payload["provisional"], false);
+    assert_eq!(sum.payload["totals"]["employees"], 2);
+    let e2 = sum.payload["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["employee_id"] == "E2")
+        .unwrap();
+    assert_eq!(e2["status"], "absent_full");
+
+    // A late upload: E2 did work that day. The ingest path re-classifies
+    // the day; the next tick publishes a corrected summary.
+    s.punch("E2", at(D, "08:25")).await;
+    s.punch("E2", at(D, "17:35")).await;
+    s.store
+        .recompute(
+            &s.policy,
+            Some(&["E2".to_string()]),
+            NaiveDate::parse_from_str(D, "%Y-%m-%d").unwrap(),
+            NaiveDate::parse_from_str(D, "%Y-%m-%d").unwrap(),
+            "punches received",
+            "ingest",
+            at("2026-03-03", "10:00"),
+        )
+        .await
+        .unwrap();
+    let r = s.tick(at("2026-03-03", "10:01")).await;
+    assert_eq!(r.revised.len(), 1);
+    assert!(s.tick(at("2026-03-03", "10:02")).await.revised.is_empty());
+    let rows = s.outbox().await;
+    let rev = rows
+        .iter()
+        .find(|r| r.key == format!("summary/{D}/r1"))
+        .unwrap();
+    assert_eq!(rev.payload["revision"], 1);
+    assert_eq!(rev.payload["revises"], format!("summary/{D}/r0"));
+    let e2 = rev.payload["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["employee_id"] == "E2")
+        .unwrap();
+    assert_eq!(e2["status"], "present");
+    let close = s
+        .store
+        .day_close(NaiveDate::parse_from_str(D, "%Y-%m-%d").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(close.revision, 1);
+}
+
+#[tokio::test]
+async fn silent_terminals_and_clocks_ahead_alert_the_operations_contact_once_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("a.db").display()))
+        .await
+        .unwrap();
+    store
+        .upsert_employees(&[EmployeeRecord {
+            employee_id: "E1".into(),
+            name: "n".into(),
+            team: "A".into(),
+            supervisor: "s".into(),
+            shift: None,
+            aliases: vec![],
+        }])
+        .await
+        .unwrap();
+    // The punch's received_at is the real clock; tick two hours later.
+    let now = Utc::now();
+    store
+        .insert_punches(&[NewPunch {
+            employee_id: "E1".into(),
+            identity: "E1".into(),
+            time: now,
+            device_id: Some("gate-7".into()),
+            event_id: None,
+            source: "test".into(),
+            raw: None,
+        }])
+        .await
+        .unwrap();
+    let drift = Arc::new(DriftBoard::default());
+    drift.flag("gate-9", now + chrono::Duration::minutes(30), 900);
+    let sched = Scheduler::new(
+        store.clone(),
+        Plan {
+            policy: Arc::new(policy("seed-default")),
+            schedule: RawSchedule {
+                terminal_silent_minutes: 60,
+                working_hours: "00:00-23:59".into(),
+                ..RawSchedule::default()
+            },
+            routes: vec![],
+        },
+        drift,
+    );
+    let later = now + chrono::Duration::minutes(61);
+    let r = sched.tick(later).await.unwrap();
+    assert_eq!(r.terminal, 2, "{r:?}");
+    assert_eq!(sched.tick(later).await.unwrap().terminal, 0);
+    let rows = store.outbox(Some("terminal"), 10).await.unwrap();
+    let problems: Vec<&str> = rows
+        .iter()
+        .map(|r| r.payload["problem"].as_str().unwrap())
+        .collect();
+    assert!(problems.contains(&"silent") && problems.contains(&"clock_ahead"));
+    assert!(rows.iter().all(|r| r.payload["to"] == "operations"));
+}
