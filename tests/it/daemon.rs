@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use attendd::simulate::generate_day;
 use chrono::NaiveDate;
 
-use crate::services::{mqtt_url, required, unique};
+use crate::services::{required, unique};
 
 const BIN: &str = env!("CARGO_BIN_EXE_attendd");
 
