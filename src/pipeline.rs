@@ -200,11 +200,20 @@ impl Pipeline {
     /// Runs [`Pipeline::recompute_dirty`] every `interval` until `shutdown`,
     /// then once more.
     pub async fn recompute_loop(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+        // The loop beats the heartbeat every second (the watchdog's sign of
+        // life) and re-classifies every `interval`.
+        let step = interval.min(Duration::from_secs(1));
+        let mut next = tokio::time::Instant::now() + interval;
         loop {
             let stop = tokio::select! {
                 _ = shutdown.cancelled() => true,
-                _ = tokio::time::sleep(interval) => false,
+                _ = tokio::time::sleep(step) => false,
             };
+            self.heartbeat.beat();
+            if !stop && tokio::time::Instant::now() < next {
+                continue;
+            }
+            next = tokio::time::Instant::now() + interval;
             match self.recompute_dirty(Utc::now()).await {
                 Ok(0) => {}
                 Ok(n) => info!("re-classified {n} employee-day(s) touched by new punches"),

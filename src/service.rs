@@ -78,17 +78,26 @@ pub async fn watchdog(beats: Vec<(String, Heartbeat)>, shutdown: CancellationTok
     };
     let period = (interval / 2).max(Duration::from_millis(100));
     let mut last: Vec<u64> = beats.iter().map(|(_, b)| b.count()).collect();
+    let mut moved_at = vec![std::time::Instant::now(); beats.len()];
     let mut stalled_logged = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
-        let now: Vec<u64> = beats.iter().map(|(_, b)| b.count()).collect();
+        let t = std::time::Instant::now();
+        for (i, (_, b)) in beats.iter().enumerate() {
+            let c = b.count();
+            if c != last[i] {
+                last[i] = c;
+                moved_at[i] = t;
+            }
+        }
+        // Stalled: no sign of life for a whole watchdog interval.
         let stalled: Vec<&str> = beats
             .iter()
-            .zip(last.iter().zip(&now))
-            .filter(|(_, (a, b))| a == b)
+            .zip(&moved_at)
+            .filter(|(_, at)| t.duration_since(**at) > interval)
             .map(|((n, _), _)| n.as_str())
             .collect();
         if stalled.is_empty() {
@@ -96,11 +105,10 @@ pub async fn watchdog(beats: Vec<(String, Heartbeat)>, shutdown: CancellationTok
             stalled_logged = false;
         } else if !stalled_logged {
             warn!(
-                "no heartbeat from {}; withholding the watchdog ping",
+                "no heartbeat from {} for {interval:?}; withholding the watchdog ping",
                 stalled.join(", ")
             );
             stalled_logged = true;
         }
-        last = now;
     }
 }

@@ -14,3 +14,4 @@ mod scores_dst;
 mod serial_source;
 mod services;
 mod store;
+mod systemd;
