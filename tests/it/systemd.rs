@@ -34,7 +34,10 @@ fn healthz(port: u16) -> Option<u16> {
 
 /// A webhook receiver: answers 500 to the first `fail` requests, then 200;
 /// keeps every body it was sent.
-fn webhook(fail: usize) -> (u16, Arc<Mutex<Vec<(u16, String)>>>) {
+/// What the receiver answered and the body it got, in arrival order.
+type Seen = Arc<Mutex<Vec<(u16, String)>>>;
+
+fn webhook(fail: usize) -> (u16, Seen) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
