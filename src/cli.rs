@@ -357,12 +357,57 @@ fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write
             if let Some(h) = c.http_listen {
                 let _ = writeln!(out, "http: {h}");
             }
+            let sc = &c.schedule;
+            let _ = writeln!(
+                out,
+                "schedule: absence alert {} min after shift start; day close {} min after the last shift end + grace; revisions for {} days; terminal silent {} min in {}; quarantine spike > {} / 10 min",
+                sc.alert_after_minutes,
+                sc.close_delay_minutes,
+                sc.revision_days,
+                sc.terminal_silent_minutes,
+                sc.working_hours,
+                sc.quarantine_spike
+            );
+            for (i, k) in c.sinks.iter().enumerate() {
+                let target = match k.kind.as_str() {
+                    "mqtt" => k
+                        .broker
+                        .clone()
+                        .unwrap_or_else(|| "first [[source.mqtt]] broker".into()),
+                    _ => k.url().map(|u| redact_query(&u)).unwrap_or_default(),
+                };
+                let _ = writeln!(
+                    out,
+                    "sink {}: {} {} events {}{}",
+                    k.name(i),
+                    k.kind,
+                    target,
+                    k.events.as_ref().map_or("all".into(), |e| e.join(",")),
+                    k.teams
+                        .as_ref()
+                        .map_or(String::new(), |t| format!(" teams {}", t.join(",")))
+                );
+            }
+            if c.sinks.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "sinks: none (alerts and summaries are kept in the store's outbox only)"
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
             let _ = writeln!(err, "{}", prefix_lines("error: ", &e.to_string()));
             ExitCode::from(1)
         }
+    }
+}
+
+/// Hides a robot URL's access token (its query) before printing it.
+fn redact_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?***"),
+        None => url.to_string(),
     }
 }
 
