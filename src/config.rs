@@ -134,6 +134,9 @@ pub struct RawSink {
     /// Environment variable holding the secret.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// `https://`: CA certificate(s) to trust (PEM); default the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// `mqtt`: broker URL; default the first `[[source.mqtt]]` broker.
     #[serde(default)]
     pub broker: Option<String>,
@@ -291,6 +294,15 @@ pub struct RawMqtt {
     /// Decoder options (field paths for `json`, thresholds, …).
     #[serde(default)]
     pub decoder_options: Option<toml::Table>,
+    /// `mqtts://`: CA certificate(s) to trust (PEM); default the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://`: client certificate chain (PEM), with `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// `mqtts://`: the client certificate's private key (PEM).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 fn default_batch() -> usize {
@@ -429,6 +441,13 @@ impl RawMqtt {
             &self.client_id,
         )?;
         s.batch_max = self.batch_max;
+        if self.broker.starts_with("mqtts://") {
+            let client = self
+                .client_cert_file
+                .as_deref()
+                .zip(self.client_key_file.as_deref());
+            s.tls = Some(crate::tls::client_config(self.ca_file.as_deref(), client)?);
+        }
         if let Some(u) = &self.username {
             let p = match (&self.password, &self.password_env) {
                 (Some(p), _) => p.clone(),
@@ -561,14 +580,15 @@ fn check_sink(
                 None => "required for this sink (or url_env)".into(),
             },
         ),
-        Some(u) if !u.starts_with("http://") => push(
+        Some(u) if !u.starts_with("http://") && !u.starts_with("https://") => push(
             &format!("{key}.url"),
-            if u.starts_with("https://") {
-                "https:// is not supported yet: no TLS client is built in; send through a local forwarding proxy over http://".into()
-            } else {
-                format!("{u:?} is not an http:// URL")
-            },
+            format!("{u:?} is not an http:// or https:// URL"),
         ),
+        Some(u) if u.starts_with("https://") => {
+            if let Err(e) = crate::tls::client_config(k.ca_file.as_deref(), None) {
+                push(&format!("{key}.ca_file"), e);
+            }
+        }
         Some(_) => {}
     }
     if k.secret_env
@@ -591,7 +611,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let one = |m: String| ConfigError { problems: vec![m] };
     let text =
         std::fs::read_to_string(path).map_err(|e| one(format!("{file}: cannot read: {e}")))?;
-    let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+    let mut raw: RawConfig = toml::from_str(&text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
@@ -605,6 +625,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let mut push = |key: &str, why: String| problems.push(format!("{file}: key `{key}`: {why}"));
 
     let policy_path = base.join(&raw.policy.file);
+    for k in &mut raw.sink {
+        if let Some(p) = &mut k.ca_file {
+            *p = base.join(&*p);
+        }
+    }
+    for m in &mut raw.source.mqtt {
+        for p in [
+            &mut m.ca_file,
+            &mut m.client_cert_file,
+            &mut m.client_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *p = base.join(&*p);
+        }
+    }
     let policy = crate::policy::load(&policy_path);
 
     let url = std::env::var("ATTENDD_STORE_URL").unwrap_or(raw.store.url.clone());
@@ -660,9 +697,24 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             );
         }
         if m.broker.starts_with("mqtts://") {
+            let client = match (&m.client_cert_file, &m.client_key_file) {
+                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                (None, None) => None,
+                _ => {
+                    push(
+                        &format!("{key}.client_cert_file"),
+                        "client_cert_file and client_key_file go together".into(),
+                    );
+                    None
+                }
+            };
+            if let Err(e) = crate::tls::client_config(m.ca_file.as_deref(), client) {
+                push(&format!("{key}.ca_file"), e);
+            }
+        } else if m.ca_file.is_some() || m.client_cert_file.is_some() {
             push(
-                &format!("{key}.broker"),
-                "mqtts:// (TLS) is not supported yet; terminate TLS in the site broker and connect over mqtt:// on the loopback or a trusted network".into(),
+                &format!("{key}.ca_file"),
+                "TLS files are only used with broker = \"mqtts://…\"".into(),
             );
         }
         if let Some(tz) = &m.timezone

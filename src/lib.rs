@@ -42,3 +42,4 @@ pub mod sinks;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -44,28 +44,58 @@ pub enum Sink {
     },
     /// A generic JSON webhook.
     Webhook {
-        /// `http://…`.
-        url: String,
+        /// `http://…` or `https://…`.
+        url: Http,
     },
     /// A DingTalk group robot.
     DingTalk {
         /// The robot URL with its access token.
-        url: String,
+        url: Http,
         /// The signing secret, when the robot has one.
         secret: Option<String>,
     },
     /// A WeCom group robot.
     WeCom {
         /// The robot URL with its key.
-        url: String,
+        url: Http,
     },
+}
+
+/// An HTTP(S) endpoint: the URL and, for `https://`, the TLS settings.
+#[derive(Clone, Debug)]
+pub struct Http {
+    /// The URL.
+    pub url: String,
+    /// TLS client settings, for `https://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl PartialEq for Http {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url && self.tls.is_some() == other.tls.is_some()
+    }
+}
+
+impl Http {
+    /// An endpoint; `https://` trusts `ca_file` or the system's roots.
+    pub fn new(url: String, ca_file: Option<&std::path::Path>) -> Result<Http, String> {
+        let tls = if url.starts_with("https://") {
+            Some(crate::tls::client_config(ca_file, None)?)
+        } else {
+            None
+        };
+        Ok(Http { url, tls })
+    }
 }
 
 impl Sink {
     /// Builds a sink from config; `default_broker` is the first MQTT
     /// source's broker URL.
     pub fn from_config(s: &RawSink, default_broker: Option<&str>) -> Result<Sink, String> {
-        let url = || s.url().ok_or_else(|| "url is required".to_string());
+        let url = || {
+            let u = s.url().ok_or_else(|| "url is required".to_string())?;
+            Http::new(u, s.ca_file.as_deref())
+        };
         Ok(match s.kind.as_str() {
             "mqtt" => {
                 let b = s
@@ -125,9 +155,12 @@ impl Sink {
             Sink::DingTalk { url, secret } => {
                 let mut out = Vec::with_capacity(msgs.len());
                 for (kind, m) in msgs {
-                    let target = match secret {
-                        Some(s) => dingtalk_signed_url(url, s, now.timestamp_millis()),
-                        None => url.clone(),
+                    let target = Http {
+                        url: match secret {
+                            Some(s) => dingtalk_signed_url(&url.url, s, now.timestamp_millis()),
+                            None => url.url.clone(),
+                        },
+                        tls: url.tls.clone(),
                     };
                     let body = serde_json::json!({
                         "msgtype": "markdown",
@@ -230,11 +263,16 @@ pub fn markdown(kind: &str, m: &serde_json::Value) -> String {
     s
 }
 
-/// Splits `http://host[:port]/path?query`.
-fn split_url(url: &str) -> Result<(String, u16, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url:?}: only http:// is supported (no TLS client is built in)"))?;
+/// Splits `http[s]://host[:port]/path?query`; true for https.
+fn split_url(url: &str) -> Result<(String, u16, String, bool), String> {
+    let (rest, tls) = match url.strip_prefix("https://") {
+        Some(r) => (r, true),
+        None => (
+            url.strip_prefix("http://")
+                .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?,
+            false,
+        ),
+    };
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -245,24 +283,20 @@ fn split_url(url: &str) -> Result<(String, u16, String), String> {
             p.parse::<u16>()
                 .map_err(|_| format!("bad port in {url:?}"))?,
         ),
-        None => (hostport, 80),
+        None => (hostport, if tls { 443 } else { 80 }),
     };
-    Ok((host.to_string(), port, path.to_string()))
+    Ok((host.to_string(), port, path.to_string(), tls))
 }
 
-/// POSTs JSON over HTTP/1.1; returns the status and body.
-pub async fn post_json(url: &str, body: &serde_json::Value) -> Result<(u16, String), String> {
-    use http_body_util::BodyExt as _;
-    let (host, port, path) = split_url(url)?;
+/// POSTs JSON over HTTP/1.1 (over TLS for https); returns the status and
+/// body.
+pub async fn post_json(to: &Http, body: &serde_json::Value) -> Result<(u16, String), String> {
+    let url = to.url.as_str();
+    let (host, port, path, https) = split_url(url)?;
     let fut = async {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| format!("connect {host}:{port}: {e}"))?;
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .map_err(|e| format!("http handshake: {e}"))?;
-        tokio::spawn(conn);
         let req = hyper::Request::post(path)
             .header(hyper::header::HOST, format!("{host}:{port}"))
             .header(
@@ -277,22 +311,51 @@ pub async fn post_json(url: &str, body: &serde_json::Value) -> Result<(u16, Stri
                 body.to_string(),
             )))
             .map_err(|e| e.to_string())?;
-        let resp = send
-            .send_request(req)
-            .await
-            .map_err(|e| format!("http request: {e}"))?;
-        let code = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("http body: {e}"))?
-            .to_bytes();
-        Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
+        if https {
+            let cfg = to
+                .tls
+                .clone()
+                .ok_or_else(|| format!("{url}: no TLS settings"))?;
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| format!("{host}: {e}"))?;
+            let tls = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS with {host}:{port}: {e}"))?;
+            exchange(tls, req).await
+        } else {
+            exchange(tcp, req).await
+        }
     };
     tokio::time::timeout(StdDuration::from_secs(15), fut)
         .await
         .map_err(|_| format!("{url}: timed out after 15 s"))?
+}
+
+async fn exchange<T>(
+    io: T,
+    req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<(u16, String), String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt as _;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| format!("http handshake: {e}"))?;
+    tokio::spawn(conn);
+    let resp = send
+        .send_request(req)
+        .await
+        .map_err(|e| format!("http request: {e}"))?;
+    let code = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("http body: {e}"))?
+        .to_bytes();
+    Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Publishes a batch at QoS 1 on one short-lived connection and waits for
@@ -503,15 +566,20 @@ mod tests {
     }
 
     #[test]
-    fn urls_split_and_https_is_refused_clearly() {
+    fn urls_split_with_default_ports() {
         assert_eq!(
             split_url("http://127.0.0.1:9000/hook?x=1").unwrap(),
-            ("127.0.0.1".into(), 9000, "/hook?x=1".into())
+            ("127.0.0.1".into(), 9000, "/hook?x=1".into(), false)
         );
-        assert!(
-            split_url("https://oapi.dingtalk.com/robot/send")
-                .unwrap_err()
-                .contains("TLS")
+        assert_eq!(
+            split_url("https://oapi.dingtalk.com/robot/send?access_token=t").unwrap(),
+            (
+                "oapi.dingtalk.com".into(),
+                443,
+                "/robot/send?access_token=t".into(),
+                true
+            )
         );
+        assert!(split_url("ftp://x").is_err());
     }
 }

@@ -62,6 +62,8 @@ pub struct MqttSettings {
     pub drain_timeout: Duration,
     /// Where the connection state is reported for `/healthz`.
     pub health: Option<Arc<crate::health::Health>>,
+    /// TLS client settings (`mqtts://`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl MqttSettings {
@@ -72,9 +74,15 @@ impl MqttSettings {
         topics: Vec<String>,
         client_id: &str,
     ) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("mqtt://")
-            .ok_or_else(|| format!("{url:?} is not mqtt://HOST[:PORT]"))?;
+        let (rest, default_port) = match url.strip_prefix("mqtts://") {
+            Some(r) => (r, 8883),
+            None => (
+                url.strip_prefix("mqtt://").ok_or_else(|| {
+                    format!("{url:?} is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+                })?,
+                1883,
+            ),
+        };
         let (userinfo, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
@@ -86,7 +94,7 @@ impl MqttSettings {
                 p.parse::<u16>()
                     .map_err(|_| format!("bad port in {url:?}"))?,
             ),
-            None => (hostport, 1883),
+            None => (hostport, default_port),
         };
         if host.is_empty() {
             return Err(format!("no host in {url:?}"));
@@ -107,6 +115,7 @@ impl MqttSettings {
             keep_alive: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
             health: None,
+            tls: None,
         })
     }
 }
@@ -127,6 +136,11 @@ pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: Cancel
         .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     if let Some((u, p)) = &settings.credentials {
         opts.set_credentials(u.clone(), p.clone());
+    }
+    if let Some(tls) = &settings.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
     }
     let (client, eventloop) = AsyncClient::new(opts, 4096);
     let (tx, rx) = mpsc::unbounded_channel::<Publish>();

@@ -15,3 +15,4 @@ mod serial_source;
 mod services;
 mod store;
 mod systemd;
+mod tls;
