@@ -75,6 +75,16 @@ fn webhook(fail: usize) -> (u16, Seen) {
     (port, seen)
 }
 
+/// Kills the daemon if the test fails half-way.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn recv_until(sock: &UnixDatagram, what: &str, bound: Duration, log: &mut Vec<String>) -> bool {
     let deadline = Instant::now() + bound;
     let mut buf = [0u8; 4096];
@@ -137,17 +147,19 @@ fn ready_watchdog_reload_and_stopping_under_a_fake_systemd() {
     );
 
     let logf = std::fs::File::create(dir.path().join("run.log")).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "3000000")
-        .env_remove("WATCHDOG_PID")
-        .stdin(Stdio::null())
-        .stdout(logf.try_clone().unwrap())
-        .stderr(logf)
-        .spawn()
-        .unwrap();
+    let mut child = Kill(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "3000000")
+            .env_remove("WATCHDOG_PID")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().unwrap())
+            .stderr(logf)
+            .spawn()
+            .unwrap(),
+    );
     let logs = || std::fs::read_to_string(dir.path().join("run.log")).unwrap_or_default();
     let mut got = Vec::new();
 
@@ -206,7 +218,7 @@ fn ready_watchdog_reload_and_stopping_under_a_fake_systemd() {
     // SIGHUP with a broken policy: RELOADING, then READY again, the old
     // policy kept, the daemon alive and healthy.
     std::fs::write(&policy, "id = \"broken\"\n[[shift]]\nid = 3\n").unwrap();
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-HUP", &pid])
@@ -224,7 +236,7 @@ fn ready_watchdog_reload_and_stopping_under_a_fake_systemd() {
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        child.try_wait().unwrap().is_none(),
+        child.0.try_wait().unwrap().is_none(),
         "daemon died\n{}",
         logs()
     );
@@ -247,7 +259,7 @@ fn ready_watchdog_reload_and_stopping_under_a_fake_systemd() {
     );
     let t0 = Instant::now();
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(

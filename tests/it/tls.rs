@@ -141,13 +141,15 @@ fn daemon_ingests_from_an_mqtts_broker() {
         ),
     )
     .unwrap();
-    let mut broker = Command::new(mosq)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _broker = Kill(
+        Command::new(mosq)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let http = free_port();
     let config = dir.path().join("attendd.toml");
     std::fs::write(
@@ -174,13 +176,15 @@ fn daemon_ingests_from_an_mqtts_broker() {
         String::from_utf8_lossy(&check.stderr)
     );
     let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
-    let mut daemon = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut daemon = Kill(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let logs = || std::fs::read_to_string(dir.path().join("run.log")).unwrap_or_default();
     // Wait for the TLS session (healthz turns 200 once connected).
     let t0 = Instant::now();
@@ -256,11 +260,19 @@ fn daemon_ingests_from_an_mqtts_broker() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
+        .args(["-TERM", &daemon.0.id().to_string()])
         .status();
-    assert!(daemon.wait().unwrap().success());
-    let _ = broker.kill();
-    let _ = broker.wait();
+    assert!(daemon.0.wait().unwrap().success());
+}
+
+/// Kills a child process when the test ends, passed or not.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// An HTTPS receiver on 127.0.0.1 that answers 200 and records request
