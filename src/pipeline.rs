@@ -334,12 +334,10 @@ impl Sink for Pipeline {
                 SinkError(e.to_string())
             })?
         };
-        for q in &quarantine {
-            self.store.quarantine(q).await.map_err(|e| {
-                self.metrics.add("attendd_store_errors_total", &[], 1.0);
-                SinkError(e.to_string())
-            })?;
-        }
+        self.store.quarantine_many(&quarantine).await.map_err(|e| {
+            self.metrics.add("attendd_store_errors_total", &[], 1.0);
+            SinkError(e.to_string())
+        })?;
         self.metrics.add(
             "attendd_store_commit_seconds_sum",
             &[],

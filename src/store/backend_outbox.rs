@@ -255,3 +255,30 @@ pub(super) async fn closed_dates(
         .collect::<Result<_, sqlx::Error>>()
         .ctx("read closed dates")
 }
+
+pub(super) async fn add_quarantine_many(
+    pool: &Pool<Db>,
+    rows: &[NewQuarantine],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = begin(pool).await?;
+    // 5 columns: far under either engine's bound-parameter limit.
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO quarantine (source, payload, payload_len, reason, received_at) ",
+        );
+        qb.push_values(chunk, |mut b, q| {
+            b.push_bind(q.source.as_str())
+                .push_bind(&q.payload[..q.payload.len().min(QUARANTINE_MAX_BYTES)])
+                .push_bind(q.payload.len() as i64)
+                .push_bind(q.reason.as_str())
+                .push_bind(now);
+        });
+        qb.build()
+            .execute(&mut *tx)
+            .await
+            .ctx("insert quarantine")?;
+    }
+    tx.commit().await.ctx("commit quarantine")?;
+    Ok(())
+}

@@ -156,6 +156,14 @@ impl Store {
         dispatch!(self, devices_last_seen(since))
     }
 
+    /// Quarantines several payloads in one transaction.
+    pub async fn quarantine_many(&self, rows: &[super::NewQuarantine]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, add_quarantine_many(rows, Utc::now()))
+    }
+
     /// Quarantined payloads received at or after `since`.
     pub async fn quarantine_since(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
         dispatch!(self, quarantine_since(since))

@@ -802,3 +802,76 @@ fn sqlite_readable_while_another_process_writes() {
         teardown(db).await;
     });
 }
+
+/// The outbox stores a message once per key, hands out due deliveries,
+/// and records sends and failures; quarantine takes batches; day closes
+/// round-trip. Same on both engines.
+async fn outbox_and_day_closes(db: &TestDb) {
+    use attendd::store::NewQuarantine;
+    use attendd::store::outbox::{DayClose, NewMessage};
+    let t = at("2026-11-02T09:00:00+08:00");
+    let msg = NewMessage {
+        key: "absence/2026-11-02/E001".into(),
+        kind: "absence".into(),
+        payload: serde_json::json!({"id": "absence/2026-11-02/E001"}),
+        sinks: vec!["a".into(), "b".into()],
+    };
+    assert!(db.store.enqueue(&msg, t).await.unwrap());
+    assert!(!db.store.enqueue(&msg, t).await.unwrap(), "same key twice");
+    let keys = db.store.outbox_keys("absence/2026-11-02/").await.unwrap();
+    assert!(keys.contains("absence/2026-11-02/E001") && keys.len() == 1);
+    assert!(
+        db.store
+            .outbox_keys("absence/2026-11-03/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = db.store.outbox_due(t, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    db.store
+        .outbox_sent(due[0].outbox_id, &due[0].sink, t)
+        .await
+        .unwrap();
+    let later = t + chrono::Duration::seconds(30);
+    db.store
+        .outbox_failed(due[1].outbox_id, &due[1].sink, later, "HTTP 500")
+        .await
+        .unwrap();
+    assert!(db.store.outbox_due(t, 10).await.unwrap().is_empty());
+    let again = db.store.outbox_due(later, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 1));
+    let rows = db.store.outbox(Some("absence"), 10).await.unwrap();
+    assert_eq!((rows[0].sinks, rows[0].sent), (2, 1));
+    assert_eq!(rows[0].last_error.as_deref(), Some("HTTP 500"));
+
+    let q: Vec<NewQuarantine> = (0..1500)
+        .map(|i| NewQuarantine {
+            source: "mqtt[0]".into(),
+            payload: format!("bad {i}").into_bytes(),
+            reason: "test".into(),
+        })
+        .collect();
+    db.store.quarantine_many(&q).await.unwrap();
+    assert_eq!(db.store.quarantined(5000).await.unwrap().len(), 1500);
+
+    let d = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+    assert!(db.store.day_close(d).await.unwrap().is_none());
+    let c = DayClose {
+        date: d,
+        revision: 0,
+        summary_hash: "abc".into(),
+        closed_at: t,
+        updated_at: t,
+    };
+    db.store.save_day_close(&c, "{}").await.unwrap();
+    let c2 = DayClose {
+        revision: 1,
+        summary_hash: "def".into(),
+        updated_at: later,
+        ..c.clone()
+    };
+    db.store.save_day_close(&c2, "{}").await.unwrap();
+    assert_eq!(db.store.day_close(d).await.unwrap(), Some(c2));
+}
+store_test!(outbox_and_day_closes);
