@@ -26,6 +26,8 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// Heartbeats the watchdog requires to move.
     pub heartbeats: Vec<(String, Heartbeat)>,
+    /// The store, for sources that keep state in it (push stamps).
+    pub store: Option<crate::store::Store>,
 }
 
 /// Why the daemon could not start.
@@ -98,6 +100,9 @@ pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(
             },
         );
     }
+    let (push_sources, push_devices) =
+        crate::source::push::decodings(&config.sources, policy.tz).map_err(|e| (1, e))?;
+    sources.extend(push_sources);
     let metrics = Arc::new(Metrics::default());
     let pipeline = Arc::new(
         crate::pipeline::Pipeline::new(
@@ -108,7 +113,8 @@ pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(
             chrono::Duration::seconds(config.ingest.max_future_skew_seconds),
         )
         .await
-        .map_err(|e| (2, format!("store: {e}")))?,
+        .map_err(|e| (2, format!("store: {e}")))?
+        .with_devices(push_devices),
     );
     let health = Arc::new(Health::default());
     health.set("store", true, store.engine(), chrono::Utc::now());
@@ -116,6 +122,7 @@ pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(
         metrics,
         health,
         heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],
+        store: Some(store.clone()),
     };
     let recompute_stop = CancellationToken::new();
     let recompute = tokio::spawn(pipeline.clone().recompute_loop(
@@ -162,6 +169,16 @@ pub async fn run<S: Sink>(
             }
         });
     }
+
+    crate::source::push::start(
+        config,
+        sink.clone(),
+        &shared,
+        &tracker,
+        &shutdown,
+        &mut listening,
+    )
+    .await?;
 
     // Embedded brokers stop after the sources drained, so the last
     // acknowledgements reach them.
@@ -235,9 +252,10 @@ pub async fn run<S: Sink>(
     tracker.close();
 
     let status = format!(
-        "running: {} mqtt, {} serial source(s){}",
+        "running: {} mqtt, {} serial, {} http push source(s){}",
         config.sources.mqtt.len(),
         config.sources.serial.len(),
+        config.sources.zk_push.len() + config.sources.hik_http.len(),
         if listening.is_empty() {
             String::new()
         } else {

@@ -49,6 +49,9 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     heartbeat: Heartbeat,
     max_future_skew: chrono::Duration,
+    /// Device id of sources that stand for one terminal (a ZKTeco push
+    /// terminal's serial number); it wins over what the payload implies.
+    devices: HashMap<Arc<str>, String>,
 }
 
 /// The keys an alias is found under: as written (lower case), and the
@@ -104,7 +107,15 @@ impl Pipeline {
             metrics,
             heartbeat: Heartbeat::new(),
             max_future_skew,
+            devices: HashMap::new(),
         })
+    }
+
+    /// The same pipeline with the device id of sources that stand for one
+    /// terminal.
+    pub fn with_devices(mut self, devices: HashMap<Arc<str>, String>) -> Self {
+        self.devices = devices;
+        self
     }
 
     /// The heartbeat `commit` and the recompute loop bump.
@@ -217,6 +228,9 @@ impl Sink for Pipeline {
             let mut cx = DecodeContext::new(src.tz, r.received_at);
             if let Some(t) = &r.topic {
                 cx = cx.with_topic(t);
+            }
+            if let Some(d) = self.devices.get(&r.source) {
+                cx = cx.with_device(d);
             }
             let decoded = match src.decoder.decode(&r.payload, &cx) {
                 Ok(d) => d,
