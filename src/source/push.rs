@@ -476,6 +476,10 @@ async fn run_committer<S: Sink>(
             }
         }
         if let Some(d) = delay {
+            warn!(
+                "fault injection ({COMMIT_DELAY_ENV}): {} upload(s) received, commit delayed by {d:?}",
+                jobs.len()
+            );
             tokio::time::sleep(d).await;
         }
         let batch: Vec<Received> = jobs
