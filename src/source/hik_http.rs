@@ -321,7 +321,7 @@ async fn receive(
         s.count("heartbeat");
         return (StatusCode::OK, "OK").into_response();
     }
-    if let Err(e) = s.committer.commit(messages).await {
+    if let Err(e) = s.committer.commit(messages, None).await {
         warn!(source = %s.name, peer = %peer, "event not committed: {e}; the terminal will re-send");
         s.count("error");
         return (StatusCode::SERVICE_UNAVAILABLE, "not stored, send again\n").into_response();

@@ -408,20 +408,25 @@ pub fn inflate(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Option<Ve
 }
 
 /// Most uploads one store transaction takes.
-const GROUP_MAX: usize = 64;
+const GROUP_MAX: usize = 256;
 /// Most payload bytes one store transaction takes.
-const GROUP_MAX_BYTES: usize = 8 * 1024 * 1024;
+const GROUP_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// A resume marker to save once an upload is committed: (device, table,
+/// stamp).
+pub type Stamp = (String, String, String);
 
 struct Job {
     messages: Vec<Received>,
+    stamp: Option<Stamp>,
     done: oneshot::Sender<Result<(), SinkError>>,
 }
 
 /// Commits uploads of many concurrent requests together: one task takes
-/// whatever uploads are waiting (up to 64, 8 MiB) and commits them in one
-/// [`Sink::commit`], then answers each request. With SQLite's single
-/// writer and a synced commit, that is what makes hundreds of terminals
-/// catching up at once fast.
+/// whatever uploads are waiting (up to 256, 16 MiB) and commits them in one
+/// [`Sink::commit`], then saves their stamps in one transaction, then
+/// answers each request. With SQLite's single writer and a synced commit,
+/// that is what makes hundreds of terminals catching up at once fast.
 #[derive(Clone, Debug)]
 pub struct Committer {
     tx: mpsc::Sender<Job>,
@@ -437,20 +442,33 @@ impl Committer {
     /// The committer and the task that runs it. The task ends when every
     /// clone of the committer is gone (the listeners stopped) and the
     /// queue is empty.
-    pub fn new<S: Sink>(sink: Arc<S>) -> (Committer, impl Future<Output = ()> + Send) {
+    pub fn new<S: Sink>(
+        sink: Arc<S>,
+        store: Option<crate::store::Store>,
+    ) -> (Committer, impl Future<Output = ()> + Send) {
         let (tx, rx) = mpsc::channel::<Job>(1024);
         let delay = std::env::var(COMMIT_DELAY_ENV)
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis);
-        (Committer { tx }, run_committer(sink, rx, delay))
+        (Committer { tx }, run_committer(sink, store, rx, delay))
     }
 
-    /// Commits `messages`; `Ok` once they are safe in the store.
-    pub async fn commit(&self, messages: Vec<Received>) -> Result<(), SinkError> {
+    /// Commits `messages`, then saves `stamp`; `Ok` once the messages are
+    /// safe in the store (a stamp that could not be saved is logged: it
+    /// only means re-sent, deduplicated records later).
+    pub async fn commit(
+        &self,
+        messages: Vec<Received>,
+        stamp: Option<Stamp>,
+    ) -> Result<(), SinkError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Job { messages, done })
+            .send(Job {
+                messages,
+                stamp,
+                done,
+            })
             .await
             .map_err(|_| SinkError("shutting down".into()))?;
         wait.await
@@ -460,6 +478,7 @@ impl Committer {
 
 async fn run_committer<S: Sink>(
     sink: Arc<S>,
+    store: Option<crate::store::Store>,
     mut rx: mpsc::Receiver<Job>,
     delay: Option<Duration>,
 ) {
@@ -486,12 +505,27 @@ async fn run_committer<S: Sink>(
             .iter_mut()
             .flat_map(|j| std::mem::take(&mut j.messages))
             .collect();
-        let result = sink.commit(&batch).await;
-        if let Err(e) = &result {
-            warn!(
+        let result = if batch.is_empty() {
+            Ok(())
+        } else {
+            sink.commit(&batch).await
+        };
+        match &result {
+            Err(e) => warn!(
                 "cannot commit {} push upload(s): {e}; the terminals will re-send",
                 jobs.len()
-            );
+            ),
+            Ok(()) => {
+                let stamps: Vec<Stamp> = jobs.iter_mut().filter_map(|j| j.stamp.take()).collect();
+                if let Some(store) = &store
+                    && let Err(e) = store.save_push_stamps(&stamps, chrono::Utc::now()).await
+                {
+                    warn!(
+                        "cannot save {} push stamp(s): {e}; those terminals may re-send records (stored once)",
+                        stamps.len()
+                    );
+                }
+            }
         }
         for j in jobs {
             let _ = j.done.send(
@@ -703,7 +737,7 @@ pub async fn start<S: Sink>(
         let (l, local) = bind(&h.listener.listen, format!("source.hik_http[{i}].listen")).await?;
         bound.push((l, local));
     }
-    let (committer, task) = Committer::new(sink);
+    let (committer, task) = Committer::new(sink, shared.store.clone());
     tracker.spawn(task);
     let mut bound = bound.into_iter();
     let now = chrono::Utc::now();

@@ -292,45 +292,55 @@ async fn upload(
         .get("table")
         .map(|t| t.to_ascii_uppercase())
         .unwrap_or_default();
-    let stamp = q.get("stamp").filter(|v| valid_stamp(v));
+    let stamp = q
+        .get("stamp")
+        .filter(|v| valid_stamp(v) && STAMPED.iter().any(|(tb, _, _)| *tb == table))
+        .map(|v| (sn.to_string(), table.clone(), v.clone()));
     let now = Utc::now();
-    let mut n = 0usize;
-    if table == "ATTLOG" {
-        n = body
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.trim_ascii().is_empty())
-            .count();
-        if n > 0 {
-            let msg = Received {
+    let attlog = table == "ATTLOG";
+    let mut messages = Vec::new();
+    if attlog {
+        // One message per line, so each punch keeps its own line as raw
+        // text and a bad line is quarantined alone. A form-encoded body
+        // (TAB written as %09) is decoded as a whole.
+        let form = !body.contains(&b'\t') && body.windows(3).any(|w| w == b"%09");
+        let lines: Vec<&[u8]> = if form {
+            vec![&body[..]]
+        } else {
+            body.split(|&b| b == b'\n')
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                .filter(|l| !l.trim_ascii().is_empty())
+                .collect()
+        };
+        messages = lines
+            .into_iter()
+            .map(|l| Received {
                 source: t.source.clone(),
                 topic: None,
-                payload: body.to_vec(),
+                payload: l.to_vec(),
                 received_at: now,
-            };
-            if let Err(e) = s.committer.commit(vec![msg]).await {
-                warn!(source = %s.name, sn, "upload of {n} line(s) not committed: {e}; the terminal will re-send");
-                s.count("error");
-                return (StatusCode::SERVICE_UNAVAILABLE, "not stored, send again\n")
-                    .into_response();
-            }
-        }
+            })
+            .collect();
     }
-    if let (Some(stamp), Some(store)) = (stamp, &s.store)
-        && STAMPED.iter().any(|(tb, _, _)| *tb == table)
-        && let Err(e) = store.save_push_stamp(sn, &table, stamp, now).await
-    {
-        // The records are committed; a stale stamp only means re-sent
-        // (deduplicated) records after the next handshake.
-        warn!(source = %s.name, sn, "cannot save the {table} stamp: {e}");
-    }
-    s.count(if table == "ATTLOG" {
-        "upload"
+    let n = if attlog {
+        body.split(|&b| b == b'\n')
+            .filter(|l| !l.trim_ascii().is_empty())
+            .count()
     } else {
-        "ignored"
-    });
-    if table == "ATTLOG" {
+        0
+    };
+    if (!messages.is_empty() || stamp.is_some())
+        && let Err(e) = s.committer.commit(messages, stamp).await
+    {
+        warn!(source = %s.name, sn, "upload of {n} {table} line(s) not committed: {e}; the terminal will re-send");
+        s.count("error");
+        return (StatusCode::SERVICE_UNAVAILABLE, "not stored, send again\n").into_response();
+    }
+    if attlog {
+        s.count("upload");
         text(format!("OK:{n}"))
     } else {
+        s.count("ignored");
         text("OK".into())
     }
 }

@@ -47,6 +47,38 @@ impl Store {
         }
     }
 
+    /// Saves several stamps, `(device, table, stamp)`, in one transaction
+    /// (later entries for the same device and table win).
+    pub async fn save_push_stamps(
+        &self,
+        stamps: &[(String, String, String)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        macro_rules! all {
+            ($p:expr) => {{
+                let mut tx = $p.begin().await.ctx("begin transaction")?;
+                for (device, table, stamp) in stamps {
+                    sqlx::query(UPSERT)
+                        .bind(device)
+                        .bind(table)
+                        .bind(stamp)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .ctx("save push stamps")?;
+                }
+                tx.commit().await.ctx("commit push stamps")
+            }};
+        }
+        if stamps.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Store::Sqlite(p) => all!(p),
+            Store::Postgres(p) => all!(p),
+        }
+    }
+
     /// The saved stamps of `device`, as (table, stamp), ordered by table.
     pub async fn push_stamps(&self, device: &str) -> Result<Vec<(String, String)>, StoreError> {
         match self {
