@@ -779,3 +779,68 @@ mod stamps {
         });
     }
 }
+
+#[test]
+fn check_config_lists_push_sources_and_names_bad_keys() {
+    let site = Site::new();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&site.config)
+        .env(DAHUA_PASSWORD_ENV, DAHUA_PASSWORD)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "source zk_push: 127.0.0.1:{} terminals {SN},{SN_KOLKATA}",
+            site.zk
+        )),
+        "{text}"
+    );
+    assert!(text.contains("decoder dahua"), "{text}");
+
+    let bad = site.dir.path().join("bad.toml");
+    let good = std::fs::read_to_string(&site.config).unwrap();
+    std::fs::write(
+        &bad,
+        good.replace("timezone = \"Asia/Kolkata\"", "timezone = \"Mars/Olympus\"")
+            .replace("decoder = \"dahua\"", "decoder = \"json\""),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for key in [
+        "source.zk_push[0].terminals[1].timezone",
+        "source.hik_http[1].decoder",
+        "source.hik_http[1].password_env",
+    ] {
+        assert!(err.contains(key), "{key} not named in:\n{err}");
+    }
+}
+
+#[test]
+fn a_taken_push_port_is_a_start_error_naming_the_key() {
+    let site = Site::new();
+    let taken = TcpListener::bind(("127.0.0.1", site.zk)).unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&site.config)
+        .env(DAHUA_PASSWORD_ENV, DAHUA_PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    drop(taken);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("source.zk_push[0].listen"), "{err}");
+}
