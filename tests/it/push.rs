@@ -844,3 +844,62 @@ fn a_taken_push_port_is_a_start_error_naming_the_key() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("source.zk_push[0].listen"), "{err}");
 }
+
+#[test]
+fn path_secret_guards_every_url() {
+    let mut site = Site::new();
+    let secret = "k3y-0f-the-site_123";
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    let text = text
+        .replace(
+            &format!("listen = \"127.0.0.1:{}\"\n", site.zk),
+            &format!(
+                "listen = \"127.0.0.1:{}\"\npath_secret_env = \"ATTENDD_TEST_PUSH_SECRET\"\n",
+                site.zk
+            ),
+        )
+        .replace(
+            &format!("listen = \"127.0.0.1:{}\"\n", site.hik),
+            &format!(
+                "listen = \"127.0.0.1:{}\"\npath_secret_env = \"ATTENDD_TEST_PUSH_SECRET\"\n",
+                site.hik
+            ),
+        );
+    std::fs::write(&site.config, text).unwrap();
+    let _d = site.start_with(&[("ATTENDD_TEST_PUSH_SECRET", secret)]);
+
+    let (code, _) = handshake(&site, SN);
+    assert_eq!(code, 404);
+    let r = request(
+        site.zk,
+        "GET",
+        &format!("/{secret}/iclock/cdata?SN={SN}&options=all"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.0, 200, "{r:?}");
+    let r = request(
+        site.zk,
+        "POST",
+        &format!("/{secret}/iclock/cdata?SN={SN}&table=ATTLOG&Stamp=1"),
+        &[],
+        BATCH.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r, (200, "OK:3".into()));
+
+    let live = hik_json(1, 75, "1043", true, "2025-03-04T08:57:12+03:00");
+    let r = hik_post(&site, "application/json", live.as_bytes());
+    assert_eq!(r.0, 404, "{r:?}");
+    let r = request(
+        site.hik,
+        "POST",
+        &format!("/{secret}/ISAPI/events"),
+        &[("Content-Type", "application/json")],
+        live.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r, (200, "OK".into()));
+    assert_eq!(site.punches().len(), 4);
+}
