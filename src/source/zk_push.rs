@@ -322,12 +322,18 @@ async fn upload(
             })
             .collect();
     }
-    let n = if attlog {
-        body.split(|&b| b == b'\n')
-            .filter(|l| !l.trim_ascii().is_empty())
+    let n = if !attlog {
+        0
+    } else if messages.len() == 1 && !body.contains(&b'\t') {
+        // A form-encoded body: its records are separated by %0A.
+        String::from_utf8_lossy(&body)
+            .replace("%0a", "\n")
+            .replace("%0A", "\n")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
             .count()
     } else {
-        0
+        messages.len()
     };
     if (!messages.is_empty() || stamp.is_some())
         && let Err(e) = s.committer.commit(messages, stamp).await

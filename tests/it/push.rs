@@ -371,6 +371,24 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
     assert!(q[0].reason.contains("2025-13-05"), "{q:#?}");
     assert!(String::from_utf8_lossy(&q[0].payload).contains("0301"));
 
+    // A form-encoded body (some firmware), from the terminal in Kolkata.
+    let form = "0500%092025-03-05+09%3A00%3A00%090%091%090%090%090%0A\
+                0501%092025-03-05+09%3A01%3A00%090%091%090%090%090%0A";
+    assert_eq!(
+        zk_post(&site, SN_KOLKATA, "ATTLOG", "3", form),
+        (200, "OK:2".into())
+    );
+    let p = site.punches();
+    let k: Vec<_> = p
+        .iter()
+        .filter(|p| p.device_id.as_deref() == Some(SN_KOLKATA))
+        .map(|p| p.time.to_rfc3339())
+        .collect();
+    assert_eq!(
+        k,
+        ["2025-03-05T03:30:00+00:00", "2025-03-05T03:31:00+00:00"]
+    );
+
     // Other tables and endpoints are acknowledged and ignored.
     assert_eq!(
         zk_post(
@@ -395,7 +413,7 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
         let r = request(site.zk, "GET", &format!("{path}?SN={SN}"), &[], b"").unwrap();
         assert_eq!(r, (200, "OK".into()), "{path}");
     }
-    assert_eq!(site.punches().len(), 5);
+    assert_eq!(site.punches().len(), 7);
 
     // An unknown serial number: refused, nothing stored, logged once.
     let (code, body) = handshake(&site, "EVIL0000001");
@@ -403,7 +421,7 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
     assert!(!body.contains(SN) && !body.contains("EVIL"), "{body}");
     let (code, _) = zk_post(&site, "EVIL0000001", "ATTLOG", "1", BATCH);
     assert_eq!(code, 403);
-    assert_eq!(site.punches().len(), 5);
+    assert_eq!(site.punches().len(), 7);
 
     // Restart: the handshake hands back the last committed stamps.
     d.stop();
@@ -422,7 +440,7 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
     assert_eq!(option(&body, "OPERLOGStamp"), Some("77"), "{body}");
     assert_eq!(option(&body, "ATTPHOTOStamp"), Some("5"), "{body}");
     let (_, other) = handshake(&site, SN_KOLKATA);
-    assert_eq!(option(&other, "ATTLOGStamp"), Some("0"), "{other}");
+    assert_eq!(option(&other, "ATTLOGStamp"), Some("3"), "{other}");
 }
 
 #[test]
