@@ -388,6 +388,12 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
         k,
         ["2025-03-05T03:30:00+00:00", "2025-03-05T03:31:00+00:00"]
     );
+    let m = site.metrics();
+    for (sn, n) in [(SN, 5), (SN_KOLKATA, 2)] {
+        let line =
+            format!("attendd_punches_total{{source=\"zk_push[0]:{sn}\",outcome=\"new\"}} {n}");
+        assert!(m.contains(&line), "{line} not in\n{m}");
+    }
 
     // Other tables and endpoints are acknowledged and ignored.
     assert_eq!(
