@@ -623,6 +623,58 @@ mod tests {
         assert!(inflate(&h, &zlib, 1 << 20).is_err());
     }
 
+    /// Records batch sizes; fails while `fail` is set.
+    #[derive(Default)]
+    struct FakeSink {
+        batches: Mutex<Vec<usize>>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl Sink for FakeSink {
+        async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(SinkError("disk full".into()));
+            }
+            self.batches.lock().unwrap().push(batch.len());
+            Ok(())
+        }
+    }
+
+    fn msg(i: usize) -> Received {
+        Received {
+            source: Arc::from("zk_push[0]:A"),
+            topic: None,
+            payload: format!("{i}").into_bytes(),
+            received_at: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn committer_groups_uploads_and_reports_failures_to_every_waiter() {
+        let sink = Arc::new(FakeSink::default());
+        let (c, task) = Committer::new(sink.clone(), None);
+        let task = tokio::spawn(task);
+        let uploads: Vec<_> = (0..10)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move { c.commit(vec![msg(i), msg(i + 100)], None).await })
+            })
+            .collect();
+        for u in uploads {
+            u.await.unwrap().unwrap();
+        }
+        assert_eq!(sink.batches.lock().unwrap().iter().sum::<usize>(), 20);
+        sink.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let e = c.commit(vec![msg(1)], None).await.unwrap_err();
+        assert_eq!(e.0, "disk full");
+        // Stamps alone (OPERLOG uploads) need no sink commit.
+        c.commit(Vec::new(), Some(("A".into(), "OPERLOG".into(), "5".into())))
+            .await
+            .unwrap();
+        drop(c);
+        task.await.unwrap();
+    }
+
     #[test]
     fn auth_compares_the_whole_header() {
         let a = Auth {
