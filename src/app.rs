@@ -26,6 +26,8 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// Heartbeats the watchdog requires to move.
     pub heartbeats: Vec<(String, Heartbeat)>,
+    /// The store, for sources that keep state in it (push stamps).
+    pub store: Option<crate::store::Store>,
 }
 
 /// Why the daemon could not start.
@@ -102,6 +104,9 @@ pub async fn run_daemon(
             },
         );
     }
+    let (push_sources, push_devices) =
+        crate::source::push::decodings(&config.sources, policy.tz).map_err(|e| (1, e))?;
+    sources.extend(push_sources);
     let metrics = Arc::new(Metrics::default());
     let pipeline = Arc::new(
         crate::pipeline::Pipeline::new(
@@ -112,7 +117,8 @@ pub async fn run_daemon(
             chrono::Duration::seconds(config.ingest.max_future_skew_seconds),
         )
         .await
-        .map_err(|e| (2, format!("store: {e}")))?,
+        .map_err(|e| (2, format!("store: {e}")))?
+        .with_devices(push_devices),
     );
     let health = Arc::new(Health::default());
     health.set("store", true, store.engine(), chrono::Utc::now());
@@ -120,6 +126,7 @@ pub async fn run_daemon(
         metrics,
         health,
         heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],
+        store: Some(store.clone()),
     };
     let recompute_stop = CancellationToken::new();
     let recompute = tokio::spawn(pipeline.clone().recompute_loop(
@@ -295,6 +302,16 @@ pub async fn run<S: Sink>(
         });
     }
 
+    crate::source::push::start(
+        config,
+        sink.clone(),
+        &shared,
+        &tracker,
+        &shutdown,
+        &mut listening,
+    )
+    .await?;
+
     // Embedded brokers stop after the sources drained, so the last
     // acknowledgements reach them.
     let broker_stop = CancellationToken::new();
@@ -367,9 +384,10 @@ pub async fn run<S: Sink>(
     tracker.close();
 
     let status = format!(
-        "running: {} mqtt, {} serial source(s){}",
+        "running: {} mqtt, {} serial, {} http push source(s){}",
         config.sources.mqtt.len(),
         config.sources.serial.len(),
+        config.sources.zk_push.len() + config.sources.hik_http.len(),
         if listening.is_empty() {
             String::new()
         } else {

@@ -354,6 +354,22 @@ fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write
                     s.decoder
                 );
             }
+            for z in &c.sources.zk_push {
+                let sns: Vec<&str> = z.terminals.iter().map(|t| t.sn.as_str()).collect();
+                let _ = writeln!(
+                    out,
+                    "source zk_push: {} terminals {}",
+                    z.listener.listen,
+                    sns.join(",")
+                );
+            }
+            for h in &c.sources.hik_http {
+                let _ = writeln!(
+                    out,
+                    "source hik_http: {} decoder {}",
+                    h.listener.listen, h.decoder
+                );
+            }
             if let Some(h) = c.http_listen {
                 let _ = writeln!(out, "http: {h}");
             }

@@ -254,6 +254,12 @@ pub struct RawSources {
     /// Serial ports.
     #[serde(default)]
     pub serial: Vec<RawSerial>,
+    /// ZKTeco PUSH/ADMS listeners.
+    #[serde(default)]
+    pub zk_push: Vec<crate::source::push::RawZkPush>,
+    /// Hikvision/Dahua event upload listeners.
+    #[serde(default)]
+    pub hik_http: Vec<crate::source::push::RawHikHttp>,
 }
 
 /// `[[source.mqtt]]`.
@@ -805,6 +811,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
                 format!("{tz:?} is not an IANA time zone"),
             );
         }
+    }
+    for (i, z) in raw.source.zk_push.iter().enumerate() {
+        z.check(&format!("source.zk_push[{i}]"), &mut push);
+    }
+    for (i, h) in raw.source.hik_http.iter().enumerate() {
+        h.check(&format!("source.hik_http[{i}]"), &mut push);
     }
     let http_listen = match &raw.http {
         Some(h) => match h.listen.parse::<SocketAddr>() {

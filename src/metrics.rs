@@ -51,6 +51,16 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Unix time of the last message from a terminal.",
     ),
     (
+        "attendd_push_requests_total",
+        "counter",
+        "HTTP push requests, by source and outcome (handshake, upload, ignored, heartbeat, refused, unauthorised, rate_limited, error).",
+    ),
+    (
+        "attendd_push_lost_events_total",
+        "counter",
+        "Events a push terminal numbered but never delivered (gaps in Hikvision serialNo), by device.",
+    ),
+    (
         "attendd_alerts_total",
         "counter",
         "Alerts by sink and outcome.",

@@ -50,6 +50,9 @@ pub struct Pipeline {
     heartbeat: Heartbeat,
     max_future_skew: chrono::Duration,
     drift: Arc<crate::scheduler::DriftBoard>,
+    /// Device id of sources that stand for one terminal (a ZKTeco push
+    /// terminal's serial number); it wins over what the payload implies.
+    devices: HashMap<Arc<str>, String>,
 }
 
 /// The keys an alias is found under: as written (lower case), and the
@@ -106,6 +109,7 @@ impl Pipeline {
             heartbeat: Heartbeat::new(),
             max_future_skew,
             drift: Arc::default(),
+            devices: HashMap::new(),
         })
     }
 
@@ -126,6 +130,13 @@ impl Pipeline {
     /// Terminals seen with clocks running ahead, for the scheduler.
     pub fn drift(&self) -> Arc<crate::scheduler::DriftBoard> {
         self.drift.clone()
+    }
+
+    /// The same pipeline with the device id of sources that stand for one
+    /// terminal.
+    pub fn with_devices(mut self, devices: HashMap<Arc<str>, String>) -> Self {
+        self.devices = devices;
+        self
     }
 
     /// The heartbeat `commit` and the recompute loop bump.
@@ -229,6 +240,8 @@ impl Pipeline {
 impl Sink for Pipeline {
     async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
         let mut punches: Vec<NewPunch> = Vec::with_capacity(batch.len());
+        // The source of each punch: a batch may mix sources (HTTP push).
+        let mut punch_sources: Vec<&str> = Vec::with_capacity(batch.len());
         let mut quarantine: Vec<NewQuarantine> = Vec::new();
         let mut last_seen: HashMap<String, DateTime<Utc>> = HashMap::new();
         for r in batch {
@@ -247,6 +260,9 @@ impl Sink for Pipeline {
             let mut cx = DecodeContext::new(src.tz, r.received_at);
             if let Some(t) = &r.topic {
                 cx = cx.with_topic(t);
+            }
+            if let Some(d) = self.devices.get(&r.source) {
+                cx = cx.with_device(d);
             }
             let decoded = match src.decoder.decode(&r.payload, &cx) {
                 Ok(d) => d,
@@ -314,6 +330,7 @@ impl Sink for Pipeline {
                     });
                     continue;
                 };
+                punch_sources.push(&r.source);
                 punches.push(NewPunch {
                     employee_id,
                     identity: p.identity.as_str().to_string(),
@@ -344,27 +361,33 @@ impl Sink for Pipeline {
             started.elapsed().as_secs_f64(),
         );
         self.metrics.add("attendd_store_commits_total", &[], 1.0);
-        let mut new = 0.0;
-        for (p, o) in punches.iter().zip(&outcomes) {
+        let mut counts: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        for ((p, o), src) in punches.iter().zip(&outcomes).zip(&punch_sources) {
+            let c = counts.entry(src).or_default();
             if let Inserted::New(_) = o {
-                new += 1.0;
+                c.0 += 1.0;
                 self.mark_dirty(&p.employee_id, p.time);
+            } else {
+                c.1 += 1.0;
             }
         }
-        let src = batch
-            .first()
-            .map(|r| r.source.to_string())
-            .unwrap_or_default();
-        self.metrics.add(
-            "attendd_punches_total",
-            &[("source", &src), ("outcome", "new")],
-            new,
-        );
-        self.metrics.add(
-            "attendd_punches_total",
-            &[("source", &src), ("outcome", "duplicate")],
-            outcomes.len() as f64 - new,
-        );
+        if counts.is_empty()
+            && let Some(r) = batch.first()
+        {
+            counts.insert(&r.source, (0.0, 0.0));
+        }
+        for (src, (new, duplicate)) in counts {
+            self.metrics.add(
+                "attendd_punches_total",
+                &[("source", src), ("outcome", "new")],
+                new,
+            );
+            self.metrics.add(
+                "attendd_punches_total",
+                &[("source", src), ("outcome", "duplicate")],
+                duplicate,
+            );
+        }
         for (d, t) in last_seen {
             self.metrics.set(
                 "attendd_terminal_last_seen_seconds",

@@ -40,6 +40,7 @@ mod backend_pg;
 mod backend_sqlite;
 pub mod cmd;
 pub mod outbox;
+mod push;
 mod recompute;
 pub mod summary;
 mod zk;

@@ -9,6 +9,7 @@ mod mqtt_source;
 mod policy_cases;
 mod policy_files;
 mod properties;
+mod push;
 mod scheduler;
 mod scores_dst;
 mod serial_source;
