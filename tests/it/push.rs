@@ -927,3 +927,34 @@ fn path_secret_guards_every_url() {
     assert_eq!(r, (200, "OK".into()));
     assert_eq!(site.punches().len(), 4);
 }
+
+#[test]
+fn a_terminal_over_its_rate_gets_429_and_others_are_unaffected() {
+    let mut site = Site::new();
+    let text = std::fs::read_to_string(&site.config).unwrap().replace(
+        "delay_seconds = 10\n",
+        "delay_seconds = 10\nrate_per_second = 0.01\nburst = 2\n",
+    );
+    std::fs::write(&site.config, text).unwrap();
+    let _d = site.start();
+    let poll = |sn: &str| {
+        request(
+            site.zk,
+            "GET",
+            &format!("/iclock/getrequest?SN={sn}"),
+            &[],
+            b"",
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(poll(SN), 200);
+    assert_eq!(poll(SN), 200);
+    assert_eq!(poll(SN), 429);
+    assert_eq!(poll(SN_KOLKATA), 200);
+    let m = site.metrics();
+    assert!(
+        m.contains("attendd_push_requests_total{source=\"zk_push[0]\",outcome=\"rate_limited\"} 1"),
+        "{m}"
+    );
+}
