@@ -39,6 +39,7 @@
 mod backend_pg;
 mod backend_sqlite;
 pub mod cmd;
+mod lock;
 pub mod outbox;
 mod push;
 mod recompute;

@@ -158,6 +158,29 @@ impl Store {
         now: DateTime<Utc>,
         closing: Option<NaiveDate>,
     ) -> Result<RecomputeReport, StoreError> {
+        // Recomputes read, compare and then write; two at once (two daemons
+        // sharing a store, or a daemon and `attendd recompute`) could both
+        // add the same ledger entries. One at a time per store.
+        let lock = super::lock::RecomputeLock::acquire(self).await?;
+        let r = self
+            .recompute_locked(policy, employees, from, to, cause, actor, now, closing)
+            .await;
+        lock.release().await;
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn recompute_locked(
+        &self,
+        policy: &Policy,
+        employees: Option<&[String]>,
+        from: NaiveDate,
+        to: NaiveDate,
+        cause: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+        closing: Option<NaiveDate>,
+    ) -> Result<RecomputeReport, StoreError> {
         let mut report = RecomputeReport::default();
         let today = to_local(policy.tz, now).date_naive();
         let to = to.min(today);

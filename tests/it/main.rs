@@ -10,6 +10,7 @@ mod policy_cases;
 mod policy_files;
 mod properties;
 mod push;
+mod scale;
 mod scheduler;
 mod scores_dst;
 mod serial_source;

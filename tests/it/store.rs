@@ -875,3 +875,46 @@ async fn outbox_and_day_closes(db: &TestDb) {
     assert_eq!(db.store.day_close(d).await.unwrap(), Some(c2));
 }
 store_test!(outbox_and_day_closes);
+
+/// Two recomputes of the same days at once (two daemons on one store, or a
+/// daemon and `attendd recompute`) add each ledger entry once.
+async fn concurrent_recomputes_do_not_double_the_ledger(db: &TestDb) {
+    // Enough employees that the read-and-compare phases overlap.
+    let ids: Vec<String> = (0..300).map(|i| format!("E{i:03}")).collect();
+    let emps: Vec<attendd::store::EmployeeRecord> = ids
+        .iter()
+        .map(|id| attendd::store::EmployeeRecord {
+            employee_id: id.clone(),
+            name: id.clone(),
+            team: "T".into(),
+            supervisor: "S".into(),
+            shift: None,
+            aliases: vec![],
+        })
+        .collect();
+    db.store.upsert_employees(&emps).await.unwrap();
+    let punches: Vec<NewPunch> = ids
+        .iter()
+        .map(|e| punch(e, "2026-11-02T09:29:13+08:00"))
+        .collect();
+    db.store.insert_punches(&punches).await.unwrap();
+    let day = d("2026-11-02");
+    let other = Store::open(&db.url).await.unwrap();
+    let third = Store::open(&db.url).await.unwrap();
+    let (a, b, c) = tokio::join!(
+        db.store
+            .recompute(&db.policy, None, day, day, "a", "tester", later()),
+        other.recompute(&db.policy, None, day, day, "b", "tester", later()),
+        third.recompute(&db.policy, None, day, day, "c", "tester", later()),
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!(a.created + b.created + c.created, 300, "{a:?} {b:?} {c:?}");
+    let ledger = db.store.ledger(day, day, None).await.unwrap();
+    let live = ledger.iter().filter(|e| e.voided_at.is_none()).count();
+    assert_eq!(live, a.ledger_added + b.ledger_added + c.ledger_added);
+    // Late and missing check-out: two entries each, once.
+    assert_eq!(live, 600);
+    other.close().await;
+    third.close().await;
+}
+store_test!(concurrent_recomputes_do_not_double_the_ledger);

@@ -1,0 +1,84 @@
+//! One recompute at a time per store, across processes: a PostgreSQL
+//! session advisory lock, or an exclusive `flock` on a file beside the
+//! SQLite database (`attendd.db.recompute.lock`).
+
+use super::{Store, StoreError};
+
+/// Arbitrary, fixed: "attendd" in ASCII.
+const PG_KEY: i64 = 0x0061_7474_656e_6464;
+
+/// A held recompute lock; call [`RecomputeLock::release`].
+pub(super) enum RecomputeLock {
+    /// The connection holding the advisory lock.
+    Pg(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    /// The locked file (unlocked when closed).
+    File(Option<std::fs::File>),
+}
+
+impl RecomputeLock {
+    /// Waits for the lock.
+    pub(super) async fn acquire(store: &Store) -> Result<RecomputeLock, StoreError> {
+        match store {
+            Store::Postgres(pool) => {
+                let mut conn = pool.acquire().await.map_err(|source| StoreError::Query {
+                    what: "acquire a connection for the recompute lock",
+                    source,
+                })?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(PG_KEY)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|source| StoreError::Query {
+                        what: "take the recompute lock",
+                        source,
+                    })?;
+                Ok(RecomputeLock::Pg(conn))
+            }
+            Store::Sqlite(pool) => {
+                let db = pool.connect_options().get_filename().to_path_buf();
+                if db.as_os_str().is_empty() || db.to_str() == Some(":memory:") {
+                    return Ok(RecomputeLock::File(None));
+                }
+                let mut path = db.into_os_string();
+                path.push(".recompute.lock");
+                let file = tokio::task::spawn_blocking(move || {
+                    let f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&path)?;
+                    f.lock()?;
+                    Ok::<_, std::io::Error>(f)
+                })
+                .await
+                .map_err(|e| StoreError::Corrupt {
+                    key: "recompute lock".into(),
+                    why: e.to_string(),
+                })?
+                .map_err(|e| StoreError::Corrupt {
+                    key: "recompute lock".into(),
+                    why: format!("cannot lock the file beside the database: {e}"),
+                })?;
+                Ok(RecomputeLock::File(Some(file)))
+            }
+        }
+    }
+
+    /// Releases the lock. A PostgreSQL connection whose unlock failed is
+    /// closed rather than returned to the pool still holding the lock.
+    pub(super) async fn release(self) {
+        match self {
+            RecomputeLock::Pg(mut conn) => {
+                let ok = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(PG_KEY)
+                    .execute(&mut *conn)
+                    .await
+                    .is_ok();
+                if !ok {
+                    drop(conn.detach());
+                }
+            }
+            RecomputeLock::File(f) => drop(f),
+        }
+    }
+}
