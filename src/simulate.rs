@@ -42,6 +42,11 @@
 //! the card number and the lower-case id (the Double Take match name), so
 //! `attendd import employees FILE` resolves every card and face.
 //!
+//! Card readers send no time and no record key: the daemon stamps each
+//! card on arrival, so the day's times are not replayed, a `--duplicates`
+//! copy is a second read of the card (stored again unless it arrives in
+//! the same read as the first), and cards should be paced with `--rate`.
+//!
 //! # Targets
 //!
 //! Payloads go to an MQTT broker with QoS 1 on `{prefix}/{terminal}/punch`,

@@ -486,6 +486,19 @@ fn stx_etx_cards_over_a_pseudo_terminal_resolve_to_every_employee() {
         *want.entry(p.employee_id).or_default() += 1;
     }
     let n: usize = want.values().sum();
+    // Frames read together share an arrival time, and the same card at
+    // the same time is one punch: at 10/s, a person's two cards are at
+    // least 300 ms apart for this seed.
+    let order: Vec<String> = attendd::simulate::generate_day(date, 12, 2, 5)
+        .into_iter()
+        .map(|p| p.employee_id)
+        .collect();
+    let closest = order
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| order[i + 1..].iter().position(|f| f == e).map(|d| d + 1))
+        .min();
+    assert!(closest >= Some(3), "{closest:?}");
     assert_eq!(n as u64, r["distinct"].as_u64().unwrap());
     let rows = settle(&site, &dates, n);
     let mut got: BTreeMap<String, usize> = BTreeMap::new();
