@@ -280,13 +280,30 @@ struct Site {
 
 impl Site {
     fn new(port: &str, decoder: &str, framing: &str) -> Site {
+        Site::with_source(&format!(
+            "[[source.serial]]\npath = {port:?}\ndecoder = \"{decoder}\"\nframing = \"{framing}\"\n\
+             timezone = \"Asia/Shanghai\"\n"
+        ))
+    }
+
+    /// A daemon with the embedded broker on `port`, reading
+    /// `{prefix}/+/punch` with `decoder`.
+    fn mqtt(port: u16, prefix: &str, decoder: &str) -> Site {
+        Site::with_source(&format!(
+            "[[source.mqtt]]\nbroker = \"embedded\"\nlisten = \"127.0.0.1:{port}\"\n\
+             topics = [\"{prefix}/+/punch\"]\ndecoder = \"{decoder}\"\n\
+             client_id = \"{client}\"\ntimezone = \"Asia/Shanghai\"\n",
+            client = crate::services::unique("attendd"),
+        ))
+    }
+
+    fn with_source(source: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let http = free_port();
         let policy = crate::common::root().join("config/policies/seed-default.toml");
         let text = format!(
             "[policy]\nfile = {policy:?}\n\n[store]\nurl = \"sqlite://{db}\"\n\n\
-             [[source.serial]]\npath = {port:?}\ndecoder = \"{decoder}\"\nframing = \"{framing}\"\n\
-             timezone = \"Asia/Shanghai\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
+             {source}\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
             policy = policy.display().to_string(),
             db = dir.path().join("attendd.db").display(),
         );
@@ -514,4 +531,81 @@ fn stx_etx_cards_over_a_pseudo_terminal_resolve_to_every_employee() {
         site.log()
     );
     assert!(quarantined.trim().is_empty(), "{quarantined}");
+}
+
+/// Over MQTT, the vendor formats keep their record keys: re-sent copies are
+/// stored once, and face names resolve through the imported aliases.
+#[test]
+fn vendor_formats_over_mqtt_store_exactly_the_distinct_punches() {
+    let date = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+    for format in [Format::HikIsapi, Format::DoubleTake] {
+        let port = free_port();
+        let prefix = crate::services::unique("sim");
+        let site = Site::mqtt(port, &prefix, format.decoder_name());
+        let employees = site.dir.path().join("employees.csv");
+        let out = Command::new(BIN)
+            .args(["simulate", "--employees", "50", "--write-employees"])
+            .arg(&employees)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        site.cli(&["import", "employees", employees.to_str().unwrap()]);
+        let _daemon = site.start();
+        let r = simulate(&[
+            "--broker",
+            &format!("mqtt://127.0.0.1:{port}"),
+            "--topic-prefix",
+            &prefix,
+            "--format",
+            format.decoder_name(),
+            "--date",
+            "2026-11-26",
+            "--employees",
+            "50",
+            "--terminals",
+            "3",
+            "--seed",
+            "3",
+            "--duplicates",
+            "0.2",
+        ]);
+        assert!(r["duplicates"].as_u64().unwrap() > 0, "{r}");
+        let want: BTreeSet<(String, String, String, String)> =
+            attendd::simulate::generate_day(date, 50, 3, 3)
+                .iter()
+                .map(|p| {
+                    (
+                        p.employee_id.clone(),
+                        p.local.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                        wire_device(p, format).unwrap_or_default(),
+                        wire_event_id(p, format).unwrap_or_default(),
+                    )
+                })
+                .collect();
+        assert_eq!(want.len() as u64, r["distinct"].as_u64().unwrap());
+        let rows = settle(&site, &[date], want.len());
+        let got: BTreeSet<(String, String, String, String)> = rows
+            .iter()
+            .map(|v| {
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                let time = s("time");
+                (
+                    s("employee_id"),
+                    time.get(..19).unwrap_or(&time).to_string(),
+                    s("device_id"),
+                    s("event_id"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            (rows.len(), &got),
+            (want.len(), &want),
+            "{format:?}: stored rows vs the distinct punches\n{}",
+            site.log()
+        );
+    }
 }
