@@ -743,4 +743,25 @@ mod tests {
         assert_eq!(v["employee_id"], p.employee_id.as_str());
         assert_eq!(v["event_id"], p.event_id());
     }
+
+    #[test]
+    fn record_numbers_and_macs_are_stable_and_distinct_across_days() {
+        let d1 = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        let d2 = d1.succ_opt().unwrap();
+        let a = &generate_day(d1, 10, 2, 1)[0];
+        let b = &generate_day(d2, 10, 2, 1)[0];
+        assert_eq!(a.seq, b.seq);
+        assert_eq!(a.record_no(), 20_261_126_000_000 + a.seq);
+        assert_ne!(a.record_no(), b.record_no());
+        assert_eq!(terminal_mac("gate-3"), "02:00:00:00:00:03");
+        assert_eq!(card_number(7), 1_000_000_007);
+        let mut csv = Vec::new();
+        write_employees(&mut csv, 2).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "employee_id,name,team,supervisor,alias\n\
+             E00000,Employee 00000,team-0,S000,1000000000;e00000\n\
+             E00001,Employee 00001,team-0,S000,1000000001;e00001\n"
+        );
+    }
 }
