@@ -38,12 +38,15 @@ pub enum Command {
     /// single policy file with --policy. Lists every problem with file, key
     /// and reason; exits 1 when there is any.
     CheckConfig(CheckConfigArgs),
-    /// Publish a realistic day of punches to an MQTT broker (load generator).
+    /// Publish a realistic day of punches to an MQTT broker or a serial
+    /// line (load generator).
     ///
     /// Each employee checks in around 08:30 and out around 17:30 (some
     /// late, early, missing or absent) on one of the terminals, in time
-    /// order, with QoS 1. Deterministic for a seed. Progress on a terminal;
-    /// a one-line summary (JSON with --json) at the end.
+    /// order, with QoS 1 (or written to --serial), in any decoder format.
+    /// Deterministic for a seed. Progress on a terminal; a one-line summary
+    /// (JSON with --json) at the end. --write-employees writes the matching
+    /// employees.csv (card aliases) and exits.
     Simulate(SimulateArgs),
     /// The store commands: import, punches, day, summary, employee, month,
     /// quarantine, recompute, publish.
@@ -55,8 +58,19 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
     /// Broker URL, mqtt://HOST[:PORT].
-    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    #[arg(
+        long,
+        default_value = "mqtt://127.0.0.1:1883",
+        conflicts_with = "serial"
+    )]
     pub broker: String,
+    /// Write the payloads to this serial device or pseudo-terminal instead
+    /// of a broker (lines for text formats, raw frames for stx-etx).
+    #[arg(long, value_name = "PATH")]
+    pub serial: Option<PathBuf>,
+    /// Baud rate of --serial.
+    #[arg(long, default_value_t = 9600, requires = "serial")]
+    pub baud: u32,
     /// Number of employees (E00000, E00001, …).
     #[arg(long, default_value_t = 100)]
     pub employees: usize,
@@ -64,9 +78,13 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 4)]
     pub terminals: usize,
     /// The day, YYYY-MM-DD (local times in the terminals' zone).
-    #[arg(long, value_name = "YYYY-MM-DD")]
-    pub date: NaiveDate,
-    /// Messages per second; 0 publishes as fast as the broker accepts.
+    #[arg(
+        long,
+        value_name = "YYYY-MM-DD",
+        required_unless_present = "write_employees"
+    )]
+    pub date: Option<NaiveDate>,
+    /// Messages per second; 0 sends as fast as the target accepts.
     #[arg(long, default_value_t = 0)]
     pub rate: u32,
     /// Seed of the generator.
@@ -75,12 +93,21 @@ pub struct SimulateArgs {
     /// Share of punches published a second time (a terminal re-sending), 0 … 1.
     #[arg(long, default_value_t = 0.0)]
     pub duplicates: f64,
-    /// Payload format.
+    /// Payload format: the name of the decoder that reads it.
     #[arg(long, value_enum, default_value = "json")]
     pub format: crate::simulate::Format,
+    /// IANA zone of the terminals' local times; formats with an offset or
+    /// UTC encode the same instant.
+    #[arg(long, default_value = "Asia/Shanghai")]
+    pub timezone: chrono_tz::Tz,
     /// Topic prefix: messages go to PREFIX/{terminal}/punch.
     #[arg(long, default_value = "attendance")]
     pub topic_prefix: String,
+    /// Write an employees.csv for --employees (card number and lower-case
+    /// id as aliases, for the card and face formats) to FILE and exit;
+    /// `attendd import employees FILE` loads it.
+    #[arg(long, value_name = "FILE")]
+    pub write_employees: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -246,33 +273,60 @@ fn run_daemon(a: RunArgs, err: &mut dyn Write) -> ExitCode {
 }
 
 fn run_simulate(a: SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
-    let settings = match crate::source::mqtt::MqttSettings::from_url(
-        "simulate",
-        &a.broker,
-        vec![],
-        "simulate",
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(err, "error: --broker: {e}");
-            return ExitCode::from(1);
-        }
+    if let Some(file) = &a.write_employees {
+        let written = std::fs::File::create(file).and_then(|f| {
+            let mut w = io::BufWriter::new(f);
+            crate::simulate::write_employees(&mut w, a.employees)?;
+            w.flush()
+        });
+        return match written {
+            Ok(()) => {
+                let _ = writeln!(out, "wrote {} employees to {}", a.employees, file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                let _ = writeln!(err, "error: --write-employees {}: {e}", file.display());
+                ExitCode::from(1)
+            }
+        };
+    }
+    let Some(date) = a.date else {
+        let _ = writeln!(err, "error: --date is required");
+        return ExitCode::from(1);
+    };
+    let target = match a.serial {
+        Some(path) => crate::simulate::Target::Serial { path, baud: a.baud },
+        None => match crate::source::mqtt::MqttSettings::from_url(
+            "simulate",
+            &a.broker,
+            vec![],
+            "simulate",
+        ) {
+            Ok(s) => crate::simulate::Target::Mqtt {
+                host: s.host,
+                port: s.port,
+            },
+            Err(e) => {
+                let _ = writeln!(err, "error: --broker: {e}");
+                return ExitCode::from(1);
+            }
+        },
     };
     if !(0.0..=1.0).contains(&a.duplicates) {
         let _ = writeln!(err, "error: --duplicates {} is outside 0 … 1", a.duplicates);
         return ExitCode::from(1);
     }
     let plan = crate::simulate::Plan {
-        host: settings.host,
-        port: settings.port,
+        target,
         topic_prefix: a.topic_prefix,
-        date: a.date,
+        date,
         employees: a.employees,
         terminals: a.terminals,
         rate: a.rate,
         seed: a.seed,
         duplicates: a.duplicates,
         format: a.format,
+        tz: a.timezone,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -15,6 +15,7 @@ mod scheduler;
 mod scores_dst;
 mod serial_source;
 mod services;
+mod simulate;
 mod store;
 mod systemd;
 mod tls;
