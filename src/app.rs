@@ -26,6 +26,9 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// Heartbeats the watchdog requires to move.
     pub heartbeats: Vec<(String, Heartbeat)>,
+    /// The store, for the HR API; without it only health and metrics are
+    /// served.
+    pub store: Option<crate::store::Store>,
 }
 
 /// Why the daemon could not start.
@@ -116,6 +119,7 @@ pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(
         metrics,
         health,
         heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],
+        store: Some(store.clone()),
     };
     let recompute_stop = CancellationToken::new();
     let recompute = tokio::spawn(pipeline.clone().recompute_loop(
@@ -154,6 +158,13 @@ pub async fn run<S: Sink>(
         let router = crate::http::router(crate::http::AppState {
             metrics: shared.metrics.clone(),
             health: shared.health.clone(),
+            api: shared.store.clone().map(|s| {
+                Arc::new(crate::http::api::Api::new(
+                    s,
+                    Arc::new(config.policy.clone()),
+                    config.http_tokens.clone(),
+                ))
+            }),
         });
         let token = shutdown.clone();
         tracker.spawn(async move {

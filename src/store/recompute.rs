@@ -224,6 +224,13 @@ impl Store {
                 Store::Postgres(p) => backend_pg::punch_times(p, lo, hi, only).await?,
             });
         }
+        // Corrections (补卡) count as punches beside the raw ones; their
+        // device reads `correction:ID`, so the explanation shows them.
+        let n_raw = times.len();
+        for &only in &targets {
+            times.extend(super::hr::correction_times(self, lo, hi, only).await?);
+        }
+        let corrected = times.len() > n_raw;
         for (emp, at, device) in times {
             let Some(&i) = index.get(emp.as_str()) else {
                 continue;
@@ -235,6 +242,12 @@ impl Store {
                     .clone()
             });
             punches[i].push(Punch { at, device });
+        }
+
+        if corrected {
+            for p in &mut punches {
+                p.sort_by_key(|p| p.at);
+            }
         }
 
         let mut stored: HashMap<(String, NaiveDate), VerdictMeta> = HashMap::new();
