@@ -49,6 +49,9 @@ pub enum Command {
     /// quarantine, recompute, publish.
     #[command(flatten)]
     Store(crate::store::cmd::StoreCommand),
+    /// HR's commands: deduct, bonus, correct, appeal, export.
+    #[command(flatten)]
+    Hr(crate::hr::cmd::HrCommand),
 }
 
 /// `attendd simulate`.
@@ -151,6 +154,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig(a) => run_check_config(a, &mut out, &mut err),
         Command::Simulate(a) => run_simulate(a, &mut out, &mut err),
         Command::Store(c) => crate::store::cmd::run(c, &mut out, &mut err),
+        Command::Hr(c) => crate::hr::cmd::run(c, &mut out, &mut err),
     };
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe

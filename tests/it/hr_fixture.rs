@@ -76,7 +76,6 @@ fn punch(emp: &str, at: DateTime<Utc>) -> NewPunch {
 }
 
 /// The store, policy and a settable clock.
-#[allow(dead_code)]
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub url: String,
