@@ -278,6 +278,7 @@ pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/policy", get(policy))
         .route("/api/v1/days/{date}", get(days))
         .route("/api/v1/summaries/{date}", get(summary))
         .route("/api/v1/employees/{id}/days", get(employee_days))
@@ -304,6 +305,40 @@ async fn openapi() -> Response {
 
 async fn whoami(c: Caller) -> ApiResult {
     ok(&json!({"name": c.name, "role": c.role.to_string(), "team": c.role.team()}))
+}
+
+/// Labels and knobs of the policy the daemon runs: categories, the rule
+/// catalogue, ladder actions, zone and appeal window.
+async fn policy(State(api): State<Arc<Api>>, _c: Caller) -> ApiResult {
+    let p = &api.policy;
+    let rules: BTreeMap<&str, serde_json::Value> = p
+        .rules
+        .values()
+        .map(|r| {
+            (
+                r.id.as_ref(),
+                json!({"category": r.category, "zh": r.zh, "en": r.en, "seed": r.seed,
+                       "points": r.points,
+                       "kind": if r.kind == crate::domain::policy::RuleKind::Bonus { "bonus" } else { "deduction" }}),
+            )
+        })
+        .collect();
+    let actions: BTreeMap<&str, serde_json::Value> = p
+        .actions
+        .iter()
+        .map(|(k, v)| (k.as_ref(), json!({"zh": v.zh, "en": v.en})))
+        .collect();
+    ok(&json!({
+        "id": p.id,
+        "version": p.version,
+        "name": p.name,
+        "timezone": p.tz.name(),
+        "today": api.today(),
+        "appeal_days": p.appeal_days,
+        "categories": p.categories.iter().map(|c| json!({"id": c.id, "zh": c.zh, "en": c.en, "cap": c.cap})).collect::<Vec<_>>(),
+        "rules": rules,
+        "actions": actions,
+    }))
 }
 
 /// One row of the daily table: who, and the stored verdict as is.

@@ -7,11 +7,13 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::api::Api;
+use crate::domain::time::to_local;
 
 const PAGE: &str = include_str!("dashboard.html");
 
@@ -37,13 +39,16 @@ pub fn router(api: Arc<Api>) -> Router {
     Router::new().route("/", get(page)).with_state(api)
 }
 
-async fn page(headers: HeaderMap) -> Response {
+async fn page(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     let lang = pick_lang(
         headers
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
-    let html = PAGE.replace("__LANG__", lang);
+    let today = to_local(api.policy.tz, (api.clock)())
+        .date_naive()
+        .to_string();
+    let html = PAGE.replace("__LANG__", lang).replace("__TODAY__", &today);
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

@@ -11,6 +11,7 @@ use crate::hr_fixture::{HR, SUP_A, TERM, call, fixture};
 fn endpoints() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
     vec![
         ("GET", "/api/v1/whoami", None),
+        ("GET", "/api/v1/policy", None),
         ("GET", "/api/v1/days/2026-11-02", None),
         ("GET", "/api/v1/summaries/2026-11-02", None),
         ("GET", "/api/v1/employees/E001/days?month=2026-11", None),
@@ -110,6 +111,12 @@ async fn hr_reads_everything() {
         .await
         .json();
     assert_eq!(who["role"], "hr");
+    let pol = call(&r, "GET", "/api/v1/policy", Some(SUP_A), None)
+        .await
+        .json();
+    assert_eq!(pol["rules"]["dress_code"]["zh"], "未按规定着装");
+    assert_eq!(pol["appeal_days"], 2);
+    assert_eq!(pol["timezone"], "Asia/Shanghai");
 
     let days = call(&r, "GET", "/api/v1/days/2026-11-02", Some(HR), None).await;
     assert_eq!(days.status, StatusCode::OK);
@@ -326,7 +333,10 @@ async fn terminal_admin_sees_quarantine_and_terminals_only() {
         StatusCode::OK
     );
     for (m, uri, body) in endpoints() {
-        if uri.contains("quarantine") || uri.contains("terminals") || uri.contains("whoami") {
+        if ["quarantine", "terminals", "whoami", "policy"]
+            .iter()
+            .any(|x| uri.contains(x))
+        {
             continue;
         }
         let rep = call(&r, m, uri, Some(TERM), body).await;

@@ -7,6 +7,7 @@ mod broker;
 mod cli;
 mod common;
 mod daemon;
+mod dashboard;
 mod hr_cli;
 mod hr_fixture;
 mod mqtt_source;
