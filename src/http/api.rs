@@ -352,6 +352,17 @@ struct DayItem<'a> {
     verdict: &'a RawValue,
 }
 
+/// `GET /api/v1/days/{date}`: a page of the daily table.
+#[derive(Serialize)]
+struct DaysPage<'a> {
+    date: NaiveDate,
+    items: Vec<DayItem<'a>>,
+    total: usize,
+    offset: usize,
+    limit: usize,
+    next_offset: Option<usize>,
+}
+
 async fn days(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -367,52 +378,45 @@ async fn days(
     let by_id: HashMap<&str, &EmployeeRecord> =
         emps.iter().map(|e| (e.employee_id.as_str(), e)).collect();
     let rows = api.store.day_rows(date).await?;
-    let mut parsed: Vec<(&str, &RawValue, bool, String)> = Vec::with_capacity(rows.len());
-    for (emp, verdict, prov) in &rows {
-        let e = by_id.get(emp.as_str());
-        if let Some(t) = &team
-            && e.is_none_or(|e| &e.team != t)
-        {
-            continue;
-        }
-        let raw: &RawValue = serde_json::from_str(verdict).map_err(|e| {
-            ApiError::Internal(format!("day_verdicts/{emp}/{date}: stored verdict: {e}"))
-        })?;
-        let st = status_of(verdict);
-        if status.is_some_and(|s| s != st) {
-            continue;
-        }
-        parsed.push((emp.as_str(), raw, *prov, st));
-    }
-    let items: Vec<DayItem> = parsed
+    // Filter on the cheap columns, then read only the page's verdicts.
+    let kept: Vec<&crate::store::hr::DayRow> = rows
         .iter()
-        .map(|(emp, raw, prov, st)| {
-            let e = by_id.get(emp);
-            DayItem {
-                employee_id: emp,
-                name: e.map(|e| e.name.as_str()),
-                team: e.map(|e| e.team.as_str()),
-                status: st,
-                provisional: *prov,
-                verdict: raw,
-            }
+        .filter(|r| {
+            team.as_ref().is_none_or(|t| {
+                by_id
+                    .get(r.employee_id.as_str())
+                    .is_some_and(|e| &e.team == t)
+            }) && status.is_none_or(|s| s == r.status)
         })
         .collect();
-    let mut out = serde_json::to_value(page(items, p))
-        .map_err(|e| ApiError::Internal(format!("serialise days: {e}")))?;
-    out["date"] = json!(date);
-    ok(&out)
-}
-
-/// The `status` field of a stored verdict, without parsing the rest.
-fn status_of(verdict: &str) -> String {
-    #[derive(Deserialize)]
-    struct S {
-        status: String,
+    let total = kept.len();
+    let mut items = Vec::with_capacity(p.limit.min(total));
+    for r in kept.iter().skip(p.offset).take(p.limit) {
+        let raw: &RawValue = serde_json::from_str(&r.verdict).map_err(|e| {
+            ApiError::Internal(format!(
+                "day_verdicts/{}/{date}: stored verdict: {e}",
+                r.employee_id
+            ))
+        })?;
+        let e = by_id.get(r.employee_id.as_str());
+        items.push(DayItem {
+            employee_id: &r.employee_id,
+            name: e.map(|e| e.name.as_str()),
+            team: e.map(|e| e.team.as_str()),
+            status: &r.status,
+            provisional: r.provisional,
+            verdict: raw,
+        });
     }
-    serde_json::from_str::<S>(verdict)
-        .map(|s| s.status)
-        .unwrap_or_default()
+    let end = p.offset.saturating_add(items.len());
+    ok(&DaysPage {
+        date,
+        items,
+        total,
+        offset: p.offset,
+        limit: p.limit,
+        next_offset: (end < total).then_some(end),
+    })
 }
 
 /// A supervisor's team, or the `team` query parameter for HR; 403 when a
@@ -449,7 +453,8 @@ async fn summary(
     let mut total = Points::ZERO;
     let mut provisional = false;
     let mut rows = Vec::new();
-    for (emp, verdict, prov) in api.store.day_rows(date).await? {
+    for row in api.store.day_rows(date).await? {
+        let (emp, verdict, prov) = (row.employee_id, row.verdict, row.provisional);
         let e = by_id.get(emp.as_str());
         let t = e.map(|e| e.team.clone()).unwrap_or_default();
         if team.as_ref().is_some_and(|x| x != &t) {

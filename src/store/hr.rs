@@ -77,6 +77,19 @@ pub struct Terminal {
     pub last_punch: DateTime<Utc>,
 }
 
+/// One stored verdict of a date, unparsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayRow {
+    /// Employee.
+    pub employee_id: String,
+    /// Status name.
+    pub status: String,
+    /// The verdict JSON (the fields of `evaluate --json`).
+    pub verdict: String,
+    /// True while the day's punch window is open.
+    pub provisional: bool,
+}
+
 /// Why answering an appeal did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum AnswerError {
@@ -225,12 +238,9 @@ impl Store {
         hr_dispatch!(self, terminals())
     }
 
-    /// The stored verdict JSON of a date, with status and provisional
-    /// flag, ordered by employee: the daily table without parsing.
-    pub async fn day_rows(
-        &self,
-        date: NaiveDate,
-    ) -> Result<Vec<(String, String, bool)>, StoreError> {
+    /// The stored verdicts of a date as text, ordered by employee: the
+    /// daily table without parsing.
+    pub async fn day_rows(&self, date: NaiveDate) -> Result<Vec<DayRow>, StoreError> {
         hr_dispatch!(self, day_rows(date))
     }
 }

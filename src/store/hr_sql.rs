@@ -412,14 +412,26 @@ pub(super) async fn terminals(pool: &Pool<Db>) -> Result<Vec<Terminal>, StoreErr
         .ctx("read terminals")
 }
 
-pub(super) async fn day_rows(pool: &Pool<Db>, date: NaiveDate) -> Result<Vec<(String, String, bool)>, StoreError> {
-    let rows = sqlx::query("SELECT employee_id, verdict, provisional FROM day_verdicts WHERE date = $1 ORDER BY employee_id")
-        .bind(date)
-        .fetch_all(pool)
-        .await
-        .ctx("select day verdicts")?;
+pub(super) async fn day_rows(
+    pool: &Pool<Db>,
+    date: NaiveDate,
+) -> Result<Vec<super::DayRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT employee_id, status, verdict, provisional FROM day_verdicts WHERE date = $1 ORDER BY employee_id",
+    )
+    .bind(date)
+    .fetch_all(pool)
+    .await
+    .ctx("select day verdicts")?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| {
+            Ok(super::DayRow {
+                employee_id: r.try_get(0)?,
+                status: r.try_get(1)?,
+                verdict: r.try_get(2)?,
+                provisional: r.try_get(3)?,
+            })
+        })
         .collect::<Result<_, sqlx::Error>>()
         .ctx("read day verdicts")
 }
