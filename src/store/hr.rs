@@ -90,6 +90,23 @@ pub struct DayRow {
     pub provisional: bool,
 }
 
+/// One row of a page of the daily table, with the employee's name and team.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayPageRow {
+    /// Employee.
+    pub employee_id: String,
+    /// Name, when the employee is stored.
+    pub name: Option<String>,
+    /// Team, when the employee is stored.
+    pub team: Option<String>,
+    /// Status name.
+    pub status: String,
+    /// True while the day's punch window is open.
+    pub provisional: bool,
+    /// The verdict JSON.
+    pub verdict: String,
+}
+
 /// Why answering an appeal did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum AnswerError {
@@ -218,6 +235,19 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Appeal, AnswerError> {
         hr_dispatch!(self, answer_appeal(id, upheld, answer, by, now))
+    }
+
+    /// One page of a date's verdicts, filtered by team and status in the
+    /// database, ordered by employee, and the number of matching rows.
+    pub async fn day_page(
+        &self,
+        date: NaiveDate,
+        team: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<DayPageRow>), StoreError> {
+        hr_dispatch!(self, day_page(date, team, status, limit, offset))
     }
 
     /// Marks a month published at `now` (see [`Store::publish_month`]).

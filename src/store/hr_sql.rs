@@ -435,3 +435,57 @@ pub(super) async fn day_rows(
         .collect::<Result<_, sqlx::Error>>()
         .ctx("read day verdicts")
 }
+
+pub(super) async fn day_page(
+    pool: &Pool<Db>,
+    date: NaiveDate,
+    team: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<super::DayPageRow>), StoreError> {
+    let filter = |qb: &mut QueryBuilder<Db>| {
+        qb.push(" WHERE d.date = ").push_bind(date);
+        if let Some(t) = team {
+            qb.push(" AND e.team = ").push_bind(t.to_string());
+        }
+        if let Some(s) = status {
+            qb.push(" AND d.status = ").push_bind(s.to_string());
+        }
+    };
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT COUNT(*) FROM day_verdicts d LEFT JOIN employees e ON e.employee_id = d.employee_id",
+    );
+    filter(&mut qb);
+    let total: i64 = qb
+        .build()
+        .fetch_one(pool)
+        .await
+        .and_then(|r| r.try_get(0))
+        .ctx("count day verdicts")?;
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT d.employee_id, e.name, e.team, d.status, d.provisional, d.verdict \
+         FROM day_verdicts d LEFT JOIN employees e ON e.employee_id = d.employee_id",
+    );
+    filter(&mut qb);
+    qb.push(" ORDER BY d.employee_id LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
+    let rows = qb.build().fetch_all(pool).await.ctx("select day verdicts")?;
+    let rows = rows
+        .iter()
+        .map(|r| {
+            Ok(super::DayPageRow {
+                employee_id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                team: r.try_get(2)?,
+                status: r.try_get(3)?,
+                provisional: r.try_get(4)?,
+                verdict: r.try_get(5)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read day verdicts")?;
+    Ok((total, rows))
+}

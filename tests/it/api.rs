@@ -589,3 +589,13 @@ async fn correction_recomputes_the_day_and_is_audited() {
         );
     }
 }
+
+#[tokio::test]
+async fn store_failure_is_500_without_detail() {
+    let f = fixture().await;
+    let r = f.router();
+    f.store.close().await;
+    let rep = call(&r, "GET", "/api/v1/days/2026-11-02", Some(HR), None).await;
+    assert_eq!(rep.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(rep.json(), json!({"error": "internal error (logged)"}));
+}

@@ -4,6 +4,7 @@
 //! keep the entry; everything audited.
 
 use axum::http::StatusCode;
+use chrono::Utc;
 use serde_json::json;
 
 use crate::hr_fixture::{HR, SUP_A, call, fixture, sh};
@@ -254,4 +255,145 @@ async fn late_evening_publication_still_gives_two_full_days() {
     )
     .await;
     assert_eq!(ok.status, StatusCode::CREATED);
+}
+
+/// The HR store calls on PostgreSQL (the API tests above run on SQLite):
+/// corrections, publication time, appeals and their answers, terminals,
+/// day rows. Skips visibly without `TEST_POSTGRES_URL`, unless
+/// `ATTENDD_REQUIRE_SERVICES=1`.
+#[tokio::test]
+async fn hr_store_calls_on_postgres() {
+    use sqlx::Connection;
+    let base = match std::env::var("TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ if crate::services::required() => {
+            panic!("TEST_POSTGRES_URL is not set but ATTENDD_REQUIRE_SERVICES=1")
+        }
+        _ => {
+            eprintln!("skipping postgres: TEST_POSTGRES_URL not set (hr_store_calls_on_postgres)");
+            return;
+        }
+    };
+    let schema = format!(
+        "hr_{}_{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default() % 1_000_000_000
+    );
+    let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let store = attendd::store::Store::open(&format!("{base}{sep}options[search_path]={schema}"))
+        .await
+        .unwrap();
+    let policy = attendd::policy::load(std::path::Path::new(crate::hr_fixture::POLICY)).unwrap();
+    store
+        .upsert_employees(&[attendd::store::EmployeeRecord {
+            employee_id: "E001".into(),
+            name: "Alice".into(),
+            team: "A".into(),
+            supervisor: "lead".into(),
+            shift: None,
+            aliases: Vec::new(),
+        }])
+        .await
+        .unwrap();
+    store
+        .insert_punches(&[attendd::store::NewPunch {
+            employee_id: "E001".into(),
+            identity: "E001".into(),
+            time: sh(2026, 11, 2, 8, 20, 0),
+            device_id: Some("gate-9".into()),
+            event_id: None,
+            source: "test".into(),
+            raw: None,
+        }])
+        .await
+        .unwrap();
+    let now = sh(2026, 11, 20, 12, 0, 0);
+    let d = crate::common::date("2026-11-02");
+    store
+        .recompute(&policy, None, d, d, "test", "test", now)
+        .await
+        .unwrap();
+    assert_eq!(store.day_rows(d).await.unwrap()[0].status, "absent_half");
+    let out = attendd::hr::record_correction(
+        &store,
+        &policy,
+        "E001",
+        sh(2026, 11, 2, 17, 40, 0),
+        "terminal offline",
+        "lead",
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.day_rows(d).await.unwrap()[0].status, "present");
+    let cs = store
+        .corrections(
+            sh(2026, 11, 1, 0, 0, 0),
+            sh(2026, 12, 1, 0, 0, 0),
+            Some("E001"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cs[0].id, out.id);
+    let e = attendd::hr::record_manual(
+        &store,
+        &policy,
+        &attendd::hr::ManualRequest {
+            employee_id: "E001".into(),
+            date: d,
+            rule: "dress_code".into(),
+            points: None,
+            note: "no badge".into(),
+            by: "lead".into(),
+            kind: attendd::hr::EntryKind::Deduction,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        attendd::hr::publish(&store, "2026-11", "hr", sh(2026, 12, 1, 10, 0, 0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.published("2026-11").await.unwrap().unwrap().0,
+        sh(2026, 12, 1, 10, 0, 0)
+    );
+    let late =
+        attendd::hr::file_appeal(&store, &policy, e.id, "x", "lead", sh(2026, 12, 4, 0, 0, 0))
+            .await;
+    assert!(matches!(late, Err(attendd::hr::HrError::Conflict(_))));
+    let a = attendd::hr::file_appeal(
+        &store,
+        &policy,
+        e.id,
+        "badge was on",
+        "lead",
+        sh(2026, 12, 3, 23, 59, 59),
+    )
+    .await
+    .unwrap();
+    let a = attendd::hr::answer_appeal(&store, a.id, true, "photo shows the badge", "hr", now)
+        .await
+        .unwrap();
+    assert_eq!(a.status, "upheld");
+    assert!(
+        store
+            .ledger_entry(e.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .voided_at
+            .is_some()
+    );
+    assert_eq!(store.terminals().await.unwrap()[0].device_id, "gate-9");
+    store.close().await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut c)
+        .await;
 }

@@ -376,3 +376,40 @@ async fn deduct_bonus_correct_appeal_export() {
     assert_eq!(code, 1);
     assert!(err.contains("-o /nonexistent/dir/x.xlsx"), "{err}");
 }
+
+#[test]
+fn check_config_validates_api_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("attendd.toml");
+    let db = dir.path().join("a.db");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[policy]\nfile = {POLICY:?}\n\n[store]\nurl = \"sqlite://{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+             [[http.tokens]]\ntoken = \"long-enough-secret-1\"\nrole = \"boss\"\n\n\
+             [[http.tokens]]\ntoken_env = \"ATTENDD_TEST_TOKEN_UNSET\"\nrole = \"hr\"\n\n\
+             [[http.tokens]]\ntoken = \"short\"\nrole = \"supervisor:A\"\n\n\
+             [[http.tokens]]\ntoken_env = \"ATTENDD_TEST_TOKEN_SET\"\nrole = \"supervisor:A\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .env_remove("ATTENDD_TEST_TOKEN_UNSET")
+        .env("ATTENDD_TEST_TOKEN_SET", "a-long-enough-secret-value")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("http.tokens[0].role"), "{err}");
+    assert!(err.contains("http.tokens[1].token_env"), "{err}");
+    assert!(err.contains("ATTENDD_TEST_TOKEN_UNSET"), "{err}");
+    assert!(err.contains("http.tokens[2].token"), "{err}");
+    assert!(!err.contains("http.tokens[3]"), "{err}");
+    assert!(
+        !err.contains("a-long-enough-secret-value"),
+        "no secret in messages: {err}"
+    );
+}
