@@ -239,6 +239,15 @@ async fn deduct_bonus_correct_appeal_export() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("voided"), "{out}");
+    // `attendd month` counts the ledger: the voided absence no longer costs.
+    let (code, out, err) = run(&cfg, &["month", "2026-11", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let carol: serde_json::Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["scores"]["employee_id"] == "E003")
+        .unwrap();
+    assert_eq!(carol["scores"]["score"], 100, "{out}");
     let (code, out, _) = run(&cfg, &["appeal", "list", "--status", "upheld", "--json"]);
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 1);
