@@ -357,6 +357,20 @@ fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write
             }
             if let Some(h) = c.http_listen {
                 let _ = writeln!(out, "http: {h}");
+                let roles: Vec<String> = c
+                    .http_tokens
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.role))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "api tokens: {}",
+                    if roles.is_empty() {
+                        "none (every API request is refused)".to_string()
+                    } else {
+                        roles.join(", ")
+                    }
+                );
             }
             ExitCode::SUCCESS
         }

@@ -422,3 +422,28 @@ fn check_config_validates_api_tokens() {
         "no secret in messages: {err}"
     );
 }
+
+#[test]
+fn check_config_lists_token_names_and_roles_not_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("attendd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[policy]\nfile = {POLICY:?}\n\n[store]\nurl = \"sqlite://{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+             [[http.tokens]]\nname = \"hr-office\"\ntoken_env = \"ATTENDD_TEST_TOKEN_HR\"\nrole = \"hr\"\n",
+            dir.path().join("a.db").display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .env("ATTENDD_TEST_TOKEN_HR", "the-secret-value-123")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("api tokens: hr-office (hr)"), "{out}");
+    assert!(!out.contains("the-secret-value-123"));
+}
