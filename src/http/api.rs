@@ -593,7 +593,7 @@ async fn month(
     let first = parse_month(&m)?;
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
-    let data = hr::month_data(&api.store, &api.policy, first, |e| {
+    let data = hr::month_scores_data(&api.store, &api.policy, first, |e| {
         team.as_ref().is_none_or(|t| &e.team == t)
     })
     .await?;

@@ -1135,7 +1135,7 @@ async fn month(ctx: &Ctx<'_>, month: Option<NaiveDate>, out: &mut dyn Write) -> 
     let (from, _) = month_bounds(month.unwrap_or_else(|| ctx.today()));
     // Scores count the ledger's active entries (closed days only; an entry
     // voided on appeal no longer counts), as the API and exports do.
-    let data = crate::hr::month_data(ctx.store, policy, from, |_| true)
+    let data = crate::hr::month_scores_data(ctx.store, policy, from, |_| true)
         .await
         .map_err(hr_error)?;
     if !ctx.json {

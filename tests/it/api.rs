@@ -599,3 +599,52 @@ async fn store_failure_is_500_without_detail() {
     assert_eq!(rep.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(rep.json(), json!({"error": "internal error (logged)"}));
 }
+
+#[tokio::test]
+async fn hr_exports_csv_and_xlsx_over_the_api() {
+    use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+    let f = fixture().await;
+    let r = f.router();
+    let csv = call(
+        &r,
+        "GET",
+        "/api/v1/months/2026-11/export?format=csv&view=deductions",
+        Some(HR),
+        None,
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.content_type.starts_with("text/csv"));
+    let text = csv.text();
+    assert!(
+        text.trim_start_matches('\u{feff}')
+            .starts_with("entry,employee_id,name,date,category,rule"),
+        "{text}"
+    );
+    assert!(text.contains("E003,Carol,2026-11-02,Conduct and discipline,absent,Absent all day (no punch),10,deduction,device"), "{text}");
+
+    let x = call(
+        &r,
+        "GET",
+        "/api/v1/months/2026-11/export?format=xlsx",
+        Some(HR),
+        None,
+    )
+    .await;
+    assert_eq!(x.status, StatusCode::OK);
+    assert_eq!(
+        x.content_type,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    let mut wb: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(x.body)).unwrap();
+    assert_eq!(wb.sheet_names(), ["Daily grid", "Deductions", "Scores"]);
+    let grid = wb.worksheet_range("Daily grid").unwrap();
+    assert_eq!(grid.get_value((3, 0)), Some(&Data::String("E003".into())));
+    assert_eq!(grid.get_value((3, 4)), Some(&Data::String("absent".into())));
+    let scores = wb.worksheet_range("Scores").unwrap();
+    assert_eq!(
+        scores.get_value((0, 4)),
+        Some(&Data::String("score".into()))
+    );
+    assert_eq!(scores.get_value((3, 4)), Some(&Data::Float(90.0)));
+}
