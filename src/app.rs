@@ -26,7 +26,8 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// Heartbeats the watchdog requires to move.
     pub heartbeats: Vec<(String, Heartbeat)>,
-    /// The store, for sources that keep state in it (push stamps).
+    /// The store: for sources that keep state in it (push stamps) and for
+    /// the HR API (without it only health and metrics are served).
     pub store: Option<crate::store::Store>,
 }
 
@@ -293,6 +294,13 @@ pub async fn run<S: Sink>(
         let router = crate::http::router(crate::http::AppState {
             metrics: shared.metrics.clone(),
             health: shared.health.clone(),
+            api: shared.store.clone().map(|s| {
+                Arc::new(crate::http::api::Api::new(
+                    s,
+                    Arc::new(config.policy.clone()),
+                    config.http_tokens.clone(),
+                ))
+            }),
         });
         let token = shutdown.clone();
         tracker.spawn(async move {

@@ -52,6 +52,9 @@ pub enum Command {
     /// quarantine, recompute, publish.
     #[command(flatten)]
     Store(crate::store::cmd::StoreCommand),
+    /// HR's commands: deduct, bonus, correct, appeal, export.
+    #[command(flatten)]
+    Hr(crate::hr::cmd::HrCommand),
 }
 
 /// `attendd simulate`.
@@ -178,6 +181,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig(a) => run_check_config(a, &mut out, &mut err),
         Command::Simulate(a) => run_simulate(a, &mut out, &mut err),
         Command::Store(c) => crate::store::cmd::run(c, &mut out, &mut err),
+        Command::Hr(c) => crate::hr::cmd::run(c, &mut out, &mut err),
     };
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe
@@ -426,6 +430,20 @@ fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write
             }
             if let Some(h) = c.http_listen {
                 let _ = writeln!(out, "http: {h}");
+                let roles: Vec<String> = c
+                    .http_tokens
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.role))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "api tokens: {}",
+                    if roles.is_empty() {
+                        "none (every API request is refused)".to_string()
+                    } else {
+                        roles.join(", ")
+                    }
+                );
             }
             let sc = &c.schedule;
             let _ = writeln!(

@@ -380,6 +380,27 @@ fn default_decoder_zk() -> String {
 pub struct RawHttp {
     /// Listen address, e.g. `127.0.0.1:8080`.
     pub listen: String,
+    /// `[[http.tokens]]`: bearer tokens for the API, each with a role.
+    /// Without any, every API request is refused (401).
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
+}
+
+/// `[[http.tokens]]`: one API bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    /// A name for logs and audit rows (`recorded_by`); default: the role.
+    pub name: Option<String>,
+    /// The secret itself (at least 16 characters). Prefer `token_env`.
+    pub token: Option<String>,
+    /// The environment variable holding the secret, e.g.
+    /// `ATTENDD_TOKEN_HR`, so a systemd `EnvironmentFile` keeps it out of
+    /// the TOML.
+    pub token_env: Option<String>,
+    /// `hr` (everything), `supervisor:{team}` (one team) or
+    /// `terminal-admin` (quarantine and terminals).
+    pub role: String,
 }
 
 /// A validated configuration with its policy loaded.
@@ -397,6 +418,8 @@ pub struct Config {
     pub sources: RawSources,
     /// HTTP listen address, when enabled.
     pub http_listen: Option<SocketAddr>,
+    /// API bearer tokens, secrets resolved from the environment.
+    pub http_tokens: Vec<crate::http::auth::ApiToken>,
     /// `[ingest]` settings.
     pub ingest: RawIngest,
     /// `[schedule]` settings.
@@ -836,6 +859,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     for (i, k) in raw.sink.iter().enumerate() {
         check_sink(i, k, &raw.source, &mut names, &mut push);
     }
+    let mut http_tokens = Vec::new();
+    for (i, t) in raw.http.iter().flat_map(|h| h.tokens.iter()).enumerate() {
+        let key = format!("http.tokens[{i}]");
+        match crate::http::auth::ApiToken::resolve(t, |v| std::env::var(v).ok()) {
+            Ok(tok) => http_tokens.push(tok),
+            Err((field, why)) => push(&format!("{key}.{field}"), why),
+        }
+    }
     let policy = match policy {
         Ok(p) => Some(p),
         Err(e) => {
@@ -851,6 +882,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             store_url,
             sources: raw.source,
             http_listen,
+            http_tokens,
             ingest: raw.ingest,
             schedule: raw.schedule,
             sinks: raw.sink,

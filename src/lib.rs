@@ -17,6 +17,10 @@
 //! - [`ingest`]: terminal payload decoders (pure: bytes in, punches out).
 //! - [`cli`]: command-line definitions and dispatch.
 //! - [`broker`]: the embedded MQTT 3.1.1 broker (`broker = "embedded"`).
+//! - [`hr`]: HR's operations (manual entries, corrections, publication,
+//!   appeals, monthly scores from the ledger), shared by CLI and API.
+//! - [`export`]: a month as CSV or an XLSX workbook.
+//! - [`http`]: health, metrics, the HR API with roles, the dashboard.
 
 #![forbid(unsafe_code)]
 
@@ -26,7 +30,9 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod evaluate;
+pub mod export;
 pub mod health;
+pub mod hr;
 pub mod http;
 pub mod ingest;
 pub mod input;

@@ -7,6 +7,7 @@
 //! verdict computed everywhere.
 
 pub mod alerting;
+pub mod appeal;
 pub mod calendar;
 pub mod classify;
 pub mod ladder;

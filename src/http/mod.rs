@@ -1,8 +1,13 @@
-//! The daemon's HTTP server: `/healthz`, `/metrics`, and (as it grows) the
-//! HR API under `/api/v1/`.
+//! The daemon's HTTP server: `/healthz`, `/metrics`, the HR API under
+//! `/api/v1/` ([`api`], roles in [`auth`]) and the dashboard at `/`
+//! ([`dashboard`]).
 //!
 //! [`router`] builds the routes from shared state and is what tests call;
 //! [`serve`] binds nothing itself and runs until the shutdown token fires.
+
+pub mod api;
+pub mod auth;
+pub mod dashboard;
 
 use std::sync::Arc;
 
@@ -23,14 +28,23 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Component states for `/healthz`.
     pub health: Arc<Health>,
+    /// The HR API and dashboard, when the daemon has a store.
+    pub api: Option<Arc<api::Api>>,
 }
 
 /// The routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = state.api.clone();
+    let base = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    match api {
+        Some(api) => base
+            .merge(api::router(api.clone()))
+            .merge(dashboard::router(api)),
+        None => base,
+    }
 }
 
 /// Serves `router` on an already bound listener until `shutdown` fires.

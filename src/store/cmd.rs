@@ -32,9 +32,8 @@ use super::{
     RosterRecord, Store, StoreError,
 };
 use crate::config::{self, Config};
-use crate::domain::score::{ManualItem, month_scores};
 use crate::domain::time::{resolve_local, to_local};
-use crate::domain::types::{DayVerdict, EmployeeId, HolidayKind, LeaveStatus, RosterEntry};
+use crate::domain::types::{DayVerdict, HolidayKind, LeaveStatus, RosterEntry};
 use crate::domain::{Points, policy::Policy};
 use crate::input::{self, LocalTimes, RowError};
 use crate::render;
@@ -1007,21 +1006,6 @@ async fn summary(ctx: &Ctx<'_>, date: Option<NaiveDate>, out: &mut dyn Write) ->
     Ok(())
 }
 
-/// Manual ledger entries of one employee in a month, as score items.
-fn manual_items(entries: &[super::LedgerEntry]) -> Vec<ManualItem> {
-    entries
-        .iter()
-        .filter(|e| e.source == "manual" && e.voided_at.is_none())
-        .map(|e| ManualItem {
-            date: e.date,
-            rule: e.rule.as_str().into(),
-            category: e.category.as_str().into(),
-            points: Points::from_hundredths(e.points),
-            bonus: e.bonus,
-        })
-        .collect()
-}
-
 async fn employee(
     ctx: &Ctx<'_>,
     id: &str,
@@ -1045,22 +1029,12 @@ async fn employee(
         )?);
     }
     let ledger = ctx.store.ledger(from, to, Some(id)).await?;
-    // Scores count closed days only, as the ledger does.
-    let closed: Vec<DayVerdict> = days
-        .iter()
-        .zip(&rows)
-        .filter(|(_, r)| !r.provisional)
-        .map(|(v, _)| v.clone())
-        .collect();
-    let mut scores = month_scores(
-        policy,
-        &EmployeeId::from(id),
-        &closed,
-        &manual_items(&ledger),
-    );
-    if scores.is_empty() {
-        scores = month_scores(policy, &EmployeeId::from(id), &[], &[]);
-    }
+    // Scores count the ledger's active entries (closed days only; an entry
+    // voided on appeal no longer counts), as the API and exports do.
+    let scores = crate::hr::month_data(ctx.store, policy, from, |e| e.employee_id == id)
+        .await
+        .map_err(hr_error)?
+        .scores;
     let mut line = Vec::with_capacity(1024);
     if !ctx.json {
         render::table_header(out)?;
@@ -1126,55 +1100,33 @@ async fn employee(
 
 async fn month(ctx: &Ctx<'_>, month: Option<NaiveDate>, out: &mut dyn Write) -> CmdResult {
     let policy = ctx.policy();
-    let (from, to) = month_bounds(month.unwrap_or_else(|| ctx.today()));
-    let label = from.format("%Y-%m").to_string();
-    let rows = ctx.store.verdicts(from, to, None).await?;
-    let ledger = ctx.store.ledger(from, to, None).await?;
-    let mut days: BTreeMap<String, Vec<DayVerdict>> = BTreeMap::new();
-    for e in ctx.store.employees().await? {
-        days.insert(e.employee_id, Vec::new());
-    }
-    // Scores count closed days only, as the ledger does.
-    for r in rows.iter().filter(|r| !r.provisional) {
-        let v = parse_verdict(
-            &r.verdict,
-            &format!("day_verdicts/{}/{}", r.employee_id, r.date),
-        )?;
-        days.entry(r.employee_id.clone()).or_default().push(v);
-    }
-    let mut manual: HashMap<&str, Vec<super::LedgerEntry>> = HashMap::new();
-    for e in &ledger {
-        manual
-            .entry(e.employee_id.as_str())
-            .or_default()
-            .push(e.clone());
-    }
+    let (from, _) = month_bounds(month.unwrap_or_else(|| ctx.today()));
+    // Scores count the ledger's active entries (closed days only; an entry
+    // voided on appeal no longer counts), as the API and exports do.
+    let data = crate::hr::month_scores_data(ctx.store, policy, from, |_| true)
+        .await
+        .map_err(hr_error)?;
     if !ctx.json {
         render::score_header(policy, out)?;
     }
     let mut line = Vec::with_capacity(512);
-    for (emp, v) in &days {
-        let items = manual_items(manual.get(emp.as_str()).map_or(&[][..], |x| x));
-        let id = EmployeeId::from(emp.as_str());
-        let mut scores = month_scores(policy, &id, v, &items);
-        scores.retain(|s| s.month == label);
-        if scores.is_empty() {
-            scores = month_scores(policy, &id, &[], &[]);
-            for s in &mut scores {
-                s.month = label.clone();
-            }
+    for s in &data.scores {
+        line.clear();
+        if ctx.json {
+            render::score_json_line(s, &mut line);
+        } else {
+            render::score_row(policy, s, &mut line);
         }
-        for s in &scores {
-            line.clear();
-            if ctx.json {
-                render::score_json_line(s, &mut line);
-            } else {
-                render::score_row(policy, s, &mut line);
-            }
-            out.write_all(&line)?;
-        }
+        out.write_all(&line)?;
     }
     Ok(())
+}
+
+fn hr_error(e: crate::hr::HrError) -> CmdError {
+    match e {
+        crate::hr::HrError::Store(s) => CmdError::Store(s),
+        other => CmdError::Input(other.to_string()),
+    }
 }
 
 async fn quarantine(ctx: &Ctx<'_>, limit: i64, out: &mut dyn Write) -> CmdResult {

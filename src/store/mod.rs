@@ -39,6 +39,7 @@
 mod backend_pg;
 mod backend_sqlite;
 pub mod cmd;
+pub mod hr;
 mod lock;
 pub mod outbox;
 mod push;
@@ -56,7 +57,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use recompute::RecomputeReport;
+pub use recompute::{RecomputeReport, month_bounds};
 
 /// The youngest data a future purge may delete, in days (two years).
 pub const RETENTION_FLOOR_DAYS: i64 = 731;

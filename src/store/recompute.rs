@@ -537,6 +537,13 @@ impl Store {
                 Store::Postgres(p) => backend_pg::punch_times(p, lo, hi, only).await?,
             });
         }
+        // Corrections (补卡) count as punches beside the raw ones; their
+        // device reads `correction:ID`, so the explanation shows them.
+        let n_raw = times.len();
+        for only in targets.iter().map(|t| t.as_deref()) {
+            times.extend(super::hr::correction_times(self, lo, hi, only).await?);
+        }
+        let corrected = times.len() > n_raw;
         for (emp, at, device) in times {
             let Some(&i) = index.get(emp.as_str()) else {
                 continue;
@@ -548,6 +555,11 @@ impl Store {
                     .clone()
             });
             punches[i].push(Punch { at, device });
+        }
+        if corrected {
+            for p in &mut punches {
+                p.sort_by_key(|p| p.at);
+            }
         }
 
         Ok(Some(Inputs {

@@ -1,10 +1,15 @@
 //! The single integration-test binary (one link step for all tests).
 
 mod alerting;
+mod api;
+mod appeals;
 mod broker;
 mod cli;
 mod common;
 mod daemon;
+mod dashboard;
+mod hr_cli;
+mod hr_fixture;
 mod mqtt_source;
 mod policy_cases;
 mod policy_files;

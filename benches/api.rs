@@ -1,0 +1,194 @@
+//! HR API latency (`cargo bench --bench api`).
+//!
+//! A SQLite store with 10,000 employees (50 teams) and one classified
+//! workday (2026-11-02: most on time, some late, some absent). The real
+//! router is served on 127.0.0.1 (port 0) and requested over TCP, one
+//! connection per request, as a browser or script would:
+//!
+//! 1. `GET /api/v1/days/2026-11-02?limit=10000` as HR: every employee's
+//!    verdict in one page (target p99 < 100 ms);
+//! 2. the same with the default page size (500);
+//! 3. as a supervisor of one team (200 employees).
+//!
+//! Prints p50, p99 and max per case, and the response size.
+//! `BENCH_EMPLOYEES` and `BENCH_REQUESTS` shrink the run for a quick check.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use attendd::http::api::Api;
+use attendd::http::auth::{ApiToken, Role};
+use attendd::store::{EmployeeRecord, NewPunch, Store};
+use chrono::{NaiveDate, TimeZone, Utc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const POLICY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/config/policies/seed-default.toml"
+);
+const HR: &str = "bench-hr-token-0123456789";
+const SUP: &str = "bench-sup-token-0123456789";
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One GET over a fresh connection; returns (status line, body length).
+async fn get(addr: std::net::SocketAddr, path: &str, token: &str) -> (String, usize) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::with_capacity(1 << 20);
+    s.read_to_end(&mut buf).await.unwrap();
+    let head_end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(buf.len(), |p| p + 4);
+    let status = String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == b'\r').unwrap_or(0)])
+        .into_owned();
+    (status, buf.len() - head_end)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let employees = env_usize("BENCH_EMPLOYEES", 10_000);
+    let requests = env_usize("BENCH_REQUESTS", 200);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
+    let date = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+    rt.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let emps: Vec<EmployeeRecord> = (0..employees)
+            .map(|i| EmployeeRecord {
+                employee_id: format!("E{i:05}"),
+                name: format!("Employee {i}"),
+                team: format!("T{:02}", i % 50),
+                supervisor: format!("lead-{:02}", i % 50),
+                shift: None,
+                aliases: Vec::new(),
+            })
+            .collect();
+        store.upsert_employees(&emps).await.unwrap();
+        let tz = policy.tz;
+        let at = |h: u32, m: u32, s: u32| {
+            tz.with_ymd_and_hms(2026, 11, 2, h, m, s)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let mut punches = Vec::new();
+        for (i, e) in emps.iter().enumerate() {
+            let (inn, out) = match i % 20 {
+                0 => continue,                              // absent
+                1 => (Some(at(8, 50, 0)), Some(at(17, 31, 0))), // late
+                2 => (Some(at(9, 40, 0)), Some(at(17, 31, 0))), // half day
+                3 => (Some(at(8, 20, 0)), None),                // missing punch
+                _ => (Some(at(8, 10 + (i % 19) as u32, 7)), Some(at(17, 30 + (i % 29) as u32, 3))),
+            };
+            for t in [inn, out].into_iter().flatten() {
+                punches.push(NewPunch {
+                    employee_id: e.employee_id.clone(),
+                    identity: e.employee_id.clone(),
+                    time: t,
+                    device_id: Some(format!("gate-{}", i % 4)),
+                    event_id: None,
+                    source: "bench".into(),
+                    raw: None,
+                });
+            }
+        }
+        store.insert_punches(&punches).await.unwrap();
+        let t = Instant::now();
+        let rep = store
+            .recompute(
+                &policy,
+                None,
+                date,
+                date,
+                "bench",
+                "bench",
+                at(23, 0, 0) + chrono::Duration::days(1),
+            )
+            .await
+            .unwrap();
+        println!(
+            "{employees} employees, {} punches; classified {} employee-days in {:.1?}",
+            punches.len(),
+            rep.evaluated,
+            t.elapsed()
+        );
+
+        let api = Api::new(
+            store.clone(),
+            policy.clone(),
+            vec![
+                ApiToken {
+                    name: "hr".into(),
+                    secret: HR.into(),
+                    role: Role::Hr,
+                },
+                ApiToken {
+                    name: "sup".into(),
+                    secret: SUP.into(),
+                    role: Role::Supervisor("T07".into()),
+                },
+            ],
+        );
+        let router = attendd::http::router(attendd::http::AppState {
+            metrics: Default::default(),
+            health: Default::default(),
+            api: Some(Arc::new(api)),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(attendd::http::serve(listener, router, stop.clone()));
+
+        let cases = [
+            ("days, all employees (limit=10000), hr", format!("/api/v1/days/{date}?limit=10000"), HR),
+            ("days, default page (500), hr", format!("/api/v1/days/{date}"), HR),
+            ("days, one team, supervisor", format!("/api/v1/days/{date}?limit=10000"), SUP),
+        ];
+        for (name, path, token) in cases {
+            for _ in 0..10 {
+                get(addr, &path, token).await;
+            }
+            let mut times = Vec::with_capacity(requests);
+            let mut size = 0;
+            for _ in 0..requests {
+                let t = Instant::now();
+                let (status, n) = get(addr, &path, token).await;
+                times.push(t.elapsed());
+                assert!(status.contains(" 200 "), "{path}: {status}");
+                size = n;
+            }
+            times.sort();
+            println!(
+                "{name}: {requests} requests, p50 {:.1?}, p99 {:.1?}, max {:.1?}, {:.1} KiB per response",
+                pct(&times, 0.50),
+                pct(&times, 0.99),
+                times[times.len() - 1],
+                size as f64 / 1024.0
+            );
+        }
+        stop.cancel();
+        let _ = server.await;
+        store.close().await;
+    });
+}

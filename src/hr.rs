@@ -1,0 +1,557 @@
+//! HR's operations on the store, shared by the command line and the HTTP
+//! API: manual ledger entries (deductions and bonuses from the policy's
+//! catalogue), corrections (补卡), publication, appeals and monthly scores
+//! that honour voided entries.
+//!
+//! Each function validates its input against the policy and the store and
+//! says which field is wrong; the callers map [`HrError`] to exit codes
+//! (1 bad input, 2 store) or HTTP statuses (400/404/409, 500 logged).
+
+pub mod cmd;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::domain::Points;
+use crate::domain::appeal::appeal_deadline;
+use crate::domain::policy::{Policy, RuleKind};
+use crate::domain::score::{ManualItem, MonthScore, month_scores};
+use crate::domain::time::to_local;
+use crate::domain::types::{DayVerdict, EmployeeId};
+use crate::store::hr::{AnswerError, Appeal, NewCorrection};
+use crate::store::{LedgerEntry, NewManualEntry, RecomputeReport, Store, StoreError};
+
+/// Why an HR operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HrError {
+    /// A field is malformed or not allowed by the policy.
+    #[error("{field}: {why}")]
+    Invalid {
+        /// The field (`rule`, `points`, `date`, …).
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the state: a published month, a passed
+    /// appeal deadline, an appeal already answered.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: &'static str, why: impl Into<String>) -> HrError {
+    HrError::Invalid {
+        field,
+        why: why.into(),
+    }
+}
+
+/// `YYYY-MM` of a date.
+pub fn month_label(d: NaiveDate) -> String {
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+/// Deduction or bonus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// Takes points away (`attendd deduct`).
+    Deduction,
+    /// Adds points (`attendd bonus`).
+    Bonus,
+}
+
+/// A manual ledger entry as asked for.
+#[derive(Clone, Debug)]
+pub struct ManualRequest {
+    /// Employee.
+    pub employee_id: String,
+    /// The day it concerns.
+    pub date: NaiveDate,
+    /// Rule id from the policy's catalogue.
+    pub rule: String,
+    /// Points; the rule's default when `None`.
+    pub points: Option<Points>,
+    /// What happened.
+    pub note: String,
+    /// Who records it.
+    pub by: String,
+    /// Deduction or bonus; must match the rule's kind.
+    pub kind: EntryKind,
+}
+
+/// Records a manual deduction or bonus (dress code, unauthorised shift
+/// swap, missed training, 衡水 考核奖励项 …). The rule must be in the
+/// policy's catalogue and of the right kind; its month must not be
+/// published (a published month is frozen).
+pub async fn record_manual(
+    store: &Store,
+    policy: &Policy,
+    req: &ManualRequest,
+) -> Result<LedgerEntry, HrError> {
+    let rule = policy.rules.get(req.rule.as_str()).ok_or_else(|| {
+        let known: Vec<&str> = policy
+            .rules
+            .values()
+            .filter(|r| (r.kind == RuleKind::Bonus) == (req.kind == EntryKind::Bonus))
+            .map(|r| r.id.as_ref())
+            .collect();
+        invalid(
+            "rule",
+            format!(
+                "{:?} is not in the catalogue of policy {}; known: {}",
+                req.rule,
+                policy.id,
+                known.join(", ")
+            ),
+        )
+    })?;
+    match (rule.kind, req.kind) {
+        (RuleKind::Bonus, EntryKind::Deduction) => {
+            return Err(invalid(
+                "rule",
+                format!("{:?} is a bonus rule; use bonus", req.rule),
+            ));
+        }
+        (RuleKind::Deduction, EntryKind::Bonus) => {
+            return Err(invalid(
+                "rule",
+                format!("{:?} is a deduction rule; use deduct", req.rule),
+            ));
+        }
+        _ => {}
+    }
+    let points = match req.points.or(rule.points) {
+        Some(p) if p > Points::ZERO => p,
+        Some(p) => return Err(invalid("points", format!("{p} is not positive"))),
+        None => {
+            return Err(invalid(
+                "points",
+                format!("rule {:?} has no default; give the points", req.rule),
+            ));
+        }
+    };
+    if req.note.trim().is_empty() {
+        return Err(invalid("note", "is empty; say what happened"));
+    }
+    if req.by.trim().is_empty() {
+        return Err(invalid("by", "is empty"));
+    }
+    if store.employee(&req.employee_id).await?.is_none() {
+        return Err(HrError::NotFound(format!(
+            "employee {:?} is not in the store",
+            req.employee_id
+        )));
+    }
+    let month = month_label(req.date);
+    if store.published(&month).await?.is_some() {
+        return Err(HrError::Conflict(format!(
+            "month {month} is published and frozen; appeal or correct instead"
+        )));
+    }
+    let entry = NewManualEntry {
+        employee_id: req.employee_id.clone(),
+        date: req.date,
+        category: rule.category.to_string(),
+        rule: rule.id.to_string(),
+        points: points.hundredths(),
+        bonus: req.kind == EntryKind::Bonus,
+        evidence: Some(req.note.trim().to_string()),
+        recorded_by: req.by.clone(),
+    };
+    let cause = match req.kind {
+        EntryKind::Deduction => format!("deduct {}", rule.id),
+        EntryKind::Bonus => format!("bonus {}", rule.id),
+    };
+    let id = store.add_manual_entry(&entry, &cause).await?;
+    store
+        .ledger_entry(id)
+        .await?
+        .ok_or_else(|| HrError::NotFound(format!("ledger entry {id} vanished")))
+}
+
+/// What recording a correction did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CorrectionOutcome {
+    /// The correction's id.
+    pub id: i64,
+    /// The local date the punch falls on.
+    pub date: NaiveDate,
+    /// Days evaluated again.
+    pub evaluated: usize,
+    /// Days whose verdict changed.
+    pub changed: usize,
+    /// Days of a published month that got an adjustment instead.
+    pub adjustments: usize,
+}
+
+/// Records a forgotten punch a supervisor confirms (补卡; 坐席考勤管理制度:
+/// nobody alters attendance records, so it is a separate, attributed
+/// record) and recomputes the employee's days it can change: from the day
+/// before (overnight shifts) to the end of the month (the ladder counts
+/// per month). In a published month the new verdict waits as an
+/// adjustment.
+pub async fn record_correction(
+    store: &Store,
+    policy: &Policy,
+    employee_id: &str,
+    time: DateTime<Utc>,
+    reason: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<CorrectionOutcome, HrError> {
+    if reason.trim().is_empty() {
+        return Err(invalid(
+            "reason",
+            "is empty; say why the terminal missed it",
+        ));
+    }
+    if by.trim().is_empty() {
+        return Err(invalid("by", "is empty"));
+    }
+    if time > now {
+        return Err(invalid(
+            "time",
+            format!("{} is in the future", time.to_rfc3339()),
+        ));
+    }
+    if store.employee(employee_id).await?.is_none() {
+        return Err(HrError::NotFound(format!(
+            "employee {employee_id:?} is not in the store"
+        )));
+    }
+    let id = store
+        .add_correction(
+            &NewCorrection {
+                employee_id: employee_id.to_string(),
+                time,
+                reason: reason.trim().to_string(),
+                confirmed_by: by.to_string(),
+            },
+            &format!("correction (补卡) for {employee_id}"),
+            now,
+        )
+        .await?;
+    let date = to_local(policy.tz, time).date_naive();
+    let from = date.pred_opt().unwrap_or(date);
+    let to = crate::store::month_bounds(date).1;
+    let rep: RecomputeReport = store
+        .recompute(
+            policy,
+            Some(&[employee_id.to_string()]),
+            from,
+            to,
+            &format!("correction {id}"),
+            by,
+            now,
+        )
+        .await?;
+    Ok(CorrectionOutcome {
+        id,
+        date,
+        evaluated: rep.evaluated,
+        changed: rep.changed + rep.created,
+        adjustments: rep.adjustments,
+    })
+}
+
+/// Publishes a month (`attendd publish`): its scores are frozen and the
+/// appeal window opens.
+pub async fn publish(
+    store: &Store,
+    month: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, HrError> {
+    parse_month(month)?;
+    Ok(store.publish_month_at(month, by, now).await?)
+}
+
+/// Parses `YYYY-MM` into the month's first day.
+pub fn parse_month(s: &str) -> Result<NaiveDate, HrError> {
+    crate::store::cmd::parse_month(s).map_err(|why| invalid("month", why))
+}
+
+/// Files an appeal against a ledger entry. Allowed only once the entry's
+/// month is published and until the deadline
+/// ([`crate::domain::appeal::appeal_deadline`]: the end of the 2nd
+/// calendar day after publication, in the policy's zone); one open appeal
+/// per entry.
+pub async fn file_appeal(
+    store: &Store,
+    policy: &Policy,
+    ledger_id: i64,
+    reason: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Appeal, HrError> {
+    if reason.trim().is_empty() {
+        return Err(invalid("reason", "is empty"));
+    }
+    let entry = store
+        .ledger_entry(ledger_id)
+        .await?
+        .ok_or_else(|| HrError::NotFound(format!("ledger entry {ledger_id} does not exist")))?;
+    if entry.voided_at.is_some() {
+        return Err(HrError::Conflict(format!(
+            "ledger entry {ledger_id} is already void"
+        )));
+    }
+    let month = month_label(entry.date);
+    let Some((published_at, _)) = store.published(&month).await? else {
+        return Err(HrError::Conflict(format!(
+            "month {month} is not published yet; appeals open on publication"
+        )));
+    };
+    let deadline = appeal_deadline(published_at, policy.tz, policy.appeal_days);
+    if now >= deadline {
+        return Err(HrError::Conflict(format!(
+            "the appeal window for {month} closed at {} ({} day(s) after publication on {})",
+            to_local(policy.tz, deadline).to_rfc3339(),
+            policy.appeal_days,
+            to_local(policy.tz, published_at).to_rfc3339()
+        )));
+    }
+    if store
+        .appeals(Some("open"))
+        .await?
+        .iter()
+        .any(|a| a.ledger_id == ledger_id)
+    {
+        return Err(HrError::Conflict(format!(
+            "ledger entry {ledger_id} already has an open appeal"
+        )));
+    }
+    let id = store
+        .add_appeal(ledger_id, &entry.employee_id, reason.trim(), by, now)
+        .await?;
+    store
+        .appeal(id)
+        .await?
+        .ok_or_else(|| HrError::NotFound(format!("appeal {id} vanished")))
+}
+
+/// Answers an appeal: upheld voids the entry, rejected keeps it.
+pub async fn answer_appeal(
+    store: &Store,
+    id: i64,
+    upheld: bool,
+    answer: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Appeal, HrError> {
+    if answer.trim().is_empty() {
+        return Err(invalid("answer", "is empty"));
+    }
+    store
+        .answer_appeal(id, upheld, answer.trim(), by, now)
+        .await
+        .map_err(|e| match e {
+            AnswerError::NotFound(_) => HrError::NotFound(e.to_string()),
+            AnswerError::Decided { .. } => HrError::Conflict(e.to_string()),
+            AnswerError::Store(s) => HrError::Store(s),
+        })
+}
+
+/// A month's data for one set of employees: closed verdicts, the ledger
+/// and the scores computed from the ledger's active entries.
+#[derive(Clone, Debug)]
+pub struct MonthData {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// First and last day.
+    pub bounds: (NaiveDate, NaiveDate),
+    /// Employees in scope, by id.
+    pub employees: Vec<crate::store::EmployeeRecord>,
+    /// Verdicts by employee (closed and provisional), by date; empty from
+    /// [`month_scores_data`].
+    pub days: BTreeMap<String, Vec<(DayVerdict, bool)>>,
+    /// Ledger entries, voided ones included.
+    pub ledger: Vec<LedgerEntry>,
+    /// One score per employee, in employee order.
+    pub scores: Vec<MonthScore>,
+    /// When it was published, if it was.
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+/// Loads a month for the employees `keep` accepts. Scores count the
+/// ledger's active entries (device and manual), so an upheld appeal lowers
+/// a deduction; workdays and absence come from the closed verdicts.
+pub async fn month_data(
+    store: &Store,
+    policy: &Policy,
+    first: NaiveDate,
+    keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
+) -> Result<MonthData, HrError> {
+    load_month(store, policy, first, keep, true).await
+}
+
+/// [`month_data`] without the verdicts (`days` is empty): only what the
+/// scores need is read from each stored verdict, which is several times
+/// faster for a month of a large site.
+pub async fn month_scores_data(
+    store: &Store,
+    policy: &Policy,
+    first: NaiveDate,
+    keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
+) -> Result<MonthData, HrError> {
+    load_month(store, policy, first, keep, false).await
+}
+
+/// The fields of a stored verdict that a score needs.
+#[derive(serde::Deserialize)]
+struct ScoreFields {
+    date: NaiveDate,
+    status: crate::domain::types::Status,
+    absence_days: Points,
+    leave_days: Points,
+}
+
+impl ScoreFields {
+    fn into_verdict(self, employee_id: &str) -> DayVerdict {
+        DayVerdict {
+            employee_id: EmployeeId::from(employee_id),
+            date: self.date,
+            shift: None,
+            status: self.status,
+            check_in: None,
+            check_out: None,
+            late_minutes: 0,
+            early_minutes: 0,
+            absence_days: self.absence_days,
+            leave_days: self.leave_days,
+            points: Points::ZERO,
+            actions: Vec::new(),
+            deductions: Vec::new(),
+            flags: Vec::new(),
+            explanation: Default::default(),
+        }
+    }
+}
+
+async fn load_month(
+    store: &Store,
+    policy: &Policy,
+    first: NaiveDate,
+    keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
+    full: bool,
+) -> Result<MonthData, HrError> {
+    let (from, to) = crate::store::month_bounds(first);
+    let month = month_label(from);
+    let mut employees = store.employees().await?;
+    employees.retain(|e| keep(e));
+    let wanted: HashMap<&str, ()> = employees
+        .iter()
+        .map(|e| (e.employee_id.as_str(), ()))
+        .collect();
+    let mut days: BTreeMap<String, Vec<(DayVerdict, bool)>> = BTreeMap::new();
+    for r in store.verdicts(from, to, None).await? {
+        if !wanted.contains_key(r.employee_id.as_str()) {
+            continue;
+        }
+        let corrupt = |e: serde_json::Error| {
+            HrError::Store(StoreError::Corrupt {
+                key: format!("day_verdicts/{}/{}", r.employee_id, r.date),
+                why: format!("stored verdict does not parse: {e}"),
+            })
+        };
+        let v: DayVerdict = if full {
+            serde_json::from_str(&r.verdict).map_err(corrupt)?
+        } else {
+            serde_json::from_str::<ScoreFields>(&r.verdict)
+                .map_err(corrupt)?
+                .into_verdict(&r.employee_id)
+        };
+        days.entry(r.employee_id.clone())
+            .or_default()
+            .push((v, r.provisional));
+    }
+    let mut ledger = store.ledger(from, to, None).await?;
+    ledger.retain(|e| wanted.contains_key(e.employee_id.as_str()));
+    let mut items: HashMap<&str, Vec<ManualItem>> = HashMap::new();
+    for e in ledger.iter().filter(|e| e.voided_at.is_none()) {
+        items
+            .entry(e.employee_id.as_str())
+            .or_default()
+            .push(ManualItem {
+                date: e.date,
+                rule: e.rule.as_str().into(),
+                category: e.category.as_str().into(),
+                points: Points::from_hundredths(e.points),
+                bonus: e.bonus,
+            });
+    }
+    let mut scores = Vec::with_capacity(employees.len());
+    for e in &employees {
+        // Deductions come from the ledger; the verdicts give workdays and
+        // absence only.
+        let closed: Vec<DayVerdict> = days
+            .get(&e.employee_id)
+            .map(|d| {
+                d.iter()
+                    .filter(|(_, prov)| !prov)
+                    .map(|(v, _)| {
+                        let mut v = v.clone();
+                        v.deductions.clear();
+                        v
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let id = EmployeeId::from(e.employee_id.as_str());
+        let mine = items.get(e.employee_id.as_str()).map_or(&[][..], |v| v);
+        let mut s = month_scores(policy, &id, &closed, mine);
+        s.retain(|s| s.month == month);
+        let s = s
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| empty_score(policy, &id, &month));
+        scores.push(s);
+    }
+    if !full {
+        days.clear();
+    }
+    let published_at = store.published(&month).await?.map(|p| p.0);
+    Ok(MonthData {
+        month,
+        bounds: (from, to),
+        employees,
+        days,
+        ledger,
+        scores,
+        published_at,
+    })
+}
+
+fn empty_score(policy: &Policy, id: &EmployeeId, month: &str) -> MonthScore {
+    MonthScore {
+        employee_id: id.clone(),
+        month: month.to_string(),
+        score: policy.score_base,
+        categories: policy
+            .categories
+            .iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    crate::domain::score::CategoryScore {
+                        raw: Points::ZERO,
+                        capped: Points::ZERO,
+                        cap: c.cap,
+                    },
+                )
+            })
+            .collect(),
+        bonuses: Points::ZERO,
+        attendance_days: Points::ZERO,
+        workdays: 0,
+        absence_days: Points::ZERO,
+        leave_days: Points::ZERO,
+    }
+}

@@ -1,0 +1,971 @@
+//! The HR API under `/api/v1/` (`interfaces.md`): days, summaries, an
+//! employee's month, monthly scores, punches; manual ledger entries,
+//! corrections, publication, appeals and exports; quarantine and
+//! terminals for terminal administrators; and its OpenAPI description.
+//!
+//! Every route but `openapi.json` needs a bearer token ([`super::auth`]).
+//! Supervisors see their own team only: another team's employee, or an
+//! unknown one, is 403 for them (so ids cannot be probed), 404 for HR.
+//! Store failures are logged and answered 500 without detail. Lists take
+//! `limit` (default 500, at most 10000) and `offset`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::{ApiToken, Caller, Role, authenticate};
+use crate::domain::Points;
+use crate::domain::appeal::appeal_deadline;
+use crate::domain::policy::Policy;
+use crate::domain::time::to_local;
+use crate::domain::types::DayVerdict;
+use crate::hr::{self, EntryKind, HrError, ManualRequest};
+use crate::store::{EmployeeRecord, Store, StoreError};
+
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 500;
+/// Largest page size.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// The clock the API reads "now" from (tests pass a fixed one).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct Api {
+    /// The store.
+    pub store: Store,
+    /// The policy (timezone, catalogue, appeal window).
+    pub policy: Arc<Policy>,
+    /// Accepted bearer tokens.
+    pub tokens: Arc<Vec<ApiToken>>,
+    /// "Now".
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("store", &self.store.engine())
+            .field("policy", &self.policy.id)
+            .field("tokens", &self.tokens.len())
+            .finish()
+    }
+}
+
+impl Api {
+    /// An API over a store with the wall clock.
+    pub fn new(store: Store, policy: Arc<Policy>, tokens: Vec<ApiToken>) -> Api {
+        Api {
+            store,
+            policy,
+            tokens: Arc::new(tokens),
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    fn today(&self) -> NaiveDate {
+        to_local(self.policy.tz, self.now()).date_naive()
+    }
+}
+
+/// An API failure and its status. Internal errors are logged, not sent.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 401: no or unknown token.
+    Unauthorized,
+    /// 403: the token's role or team does not reach this.
+    Forbidden,
+    /// 400: a malformed parameter or body; the message names the field.
+    BadRequest(String),
+    /// 404.
+    NotFound(String),
+    /// 409: conflicts with the state (published month, deadline passed).
+    Conflict(String),
+    /// 500: logged with this text, answered without it.
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<HrError> for ApiError {
+    fn from(e: HrError) -> Self {
+        match e {
+            HrError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
+            HrError::NotFound(m) => ApiError::NotFound(m),
+            HrError::Conflict(m) => ApiError::Conflict(m),
+            HrError::Store(s) => ApiError::Internal(s.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, msg) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing or unknown bearer token".to_string(),
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "not allowed for this token".to_string(),
+            ),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Internal(m) => {
+                tracing::error!("api: {m}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error (logged)".to_string(),
+                )
+            }
+        };
+        let mut r = (code, axum::Json(json!({ "error": msg }))).into_response();
+        if code == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+impl FromRequestParts<Arc<Api>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
+        let h = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        authenticate(&api.tokens, h).ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// HR and supervisors.
+fn people(c: &Caller) -> Result<(), ApiError> {
+    match c.role {
+        Role::TerminalAdmin => Err(ApiError::Forbidden),
+        _ => Ok(()),
+    }
+}
+
+fn hr_only(c: &Caller) -> Result<(), ApiError> {
+    match c.role {
+        Role::Hr => Ok(()),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+fn terminals_role(c: &Caller) -> Result<(), ApiError> {
+    match c.role {
+        Role::Hr | Role::TerminalAdmin => Ok(()),
+        Role::Supervisor(_) => Err(ApiError::Forbidden),
+    }
+}
+
+/// The employee, when the caller may see them: 404 for HR when unknown,
+/// 403 for a supervisor when unknown or of another team.
+async fn visible_employee(api: &Api, c: &Caller, id: &str) -> Result<EmployeeRecord, ApiError> {
+    people(c)?;
+    match api.store.employee(id).await? {
+        Some(e) if c.role.sees_team(&e.team) => Ok(e),
+        Some(_) => Err(ApiError::Forbidden),
+        None if c.role == Role::Hr => Err(ApiError::NotFound(format!(
+            "employee {id:?} is not in the store"
+        ))),
+        None => Err(ApiError::Forbidden),
+    }
+}
+
+fn parse_date(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| ApiError::BadRequest(format!("{field}: {s:?} is not YYYY-MM-DD")))
+}
+
+fn parse_month(s: &str) -> Result<NaiveDate, ApiError> {
+    hr::parse_month(s).map_err(ApiError::from)
+}
+
+/// Paging parameters.
+#[derive(Clone, Copy, Debug)]
+struct Paging {
+    limit: usize,
+    offset: usize,
+}
+
+fn paging(q: &HashMap<String, String>) -> Result<Paging, ApiError> {
+    let num = |k: &str, d: usize| -> Result<usize, ApiError> {
+        match q.get(k) {
+            None => Ok(d),
+            Some(v) => v.parse::<usize>().map_err(|_| {
+                ApiError::BadRequest(format!("{k}: {v:?} is not a non-negative integer"))
+            }),
+        }
+    };
+    let limit = num("limit", DEFAULT_LIMIT)?;
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "limit: {limit} is not in 1..={MAX_LIMIT}"
+        )));
+    }
+    Ok(Paging {
+        limit,
+        offset: num("offset", 0)?,
+    })
+}
+
+/// A page of a list.
+#[derive(Serialize)]
+struct Page<T: Serialize> {
+    items: Vec<T>,
+    total: usize,
+    offset: usize,
+    limit: usize,
+    next_offset: Option<usize>,
+}
+
+fn page<T: Serialize>(all: Vec<T>, p: Paging) -> Page<T> {
+    let total = all.len();
+    let items: Vec<T> = all.into_iter().skip(p.offset).take(p.limit).collect();
+    let end = p.offset.saturating_add(items.len());
+    Page {
+        items,
+        total,
+        offset: p.offset,
+        limit: p.limit,
+        next_offset: (end < total).then_some(end),
+    }
+}
+
+fn ok<T: Serialize>(v: &T) -> ApiResult {
+    Ok(axum::Json(v).into_response())
+}
+
+fn created<T: Serialize>(v: &T) -> ApiResult {
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+fn body<T: for<'de> Deserialize<'de>>(b: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(b).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
+}
+
+/// The API routes, under `/api/v1/`.
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/policy", get(policy))
+        .route("/api/v1/days/{date}", get(days))
+        .route("/api/v1/summaries/{date}", get(summary))
+        .route("/api/v1/employees/{id}/days", get(employee_days))
+        .route("/api/v1/months/{month}", get(month))
+        .route("/api/v1/months/{month}/publish", post(publish))
+        .route("/api/v1/months/{month}/export", get(export))
+        .route("/api/v1/punches", get(punches))
+        .route("/api/v1/ledger", post(add_entry))
+        .route("/api/v1/corrections", post(add_correction))
+        .route("/api/v1/appeals", get(appeals).post(file_appeal))
+        .route("/api/v1/appeals/{id}/answer", post(answer_appeal))
+        .route("/api/v1/quarantine", get(quarantine))
+        .route("/api/v1/terminals", get(terminals))
+        .with_state(api)
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+async fn whoami(c: Caller) -> ApiResult {
+    ok(&json!({"name": c.name, "role": c.role.to_string(), "team": c.role.team()}))
+}
+
+/// Labels and knobs of the policy the daemon runs: categories, the rule
+/// catalogue, ladder actions, zone and appeal window.
+async fn policy(State(api): State<Arc<Api>>, _c: Caller) -> ApiResult {
+    let p = &api.policy;
+    let rules: BTreeMap<&str, serde_json::Value> = p
+        .rules
+        .values()
+        .map(|r| {
+            (
+                r.id.as_ref(),
+                json!({"category": r.category, "zh": r.zh, "en": r.en, "seed": r.seed,
+                       "points": r.points,
+                       "kind": if r.kind == crate::domain::policy::RuleKind::Bonus { "bonus" } else { "deduction" }}),
+            )
+        })
+        .collect();
+    let actions: BTreeMap<&str, serde_json::Value> = p
+        .actions
+        .iter()
+        .map(|(k, v)| (k.as_ref(), json!({"zh": v.zh, "en": v.en})))
+        .collect();
+    ok(&json!({
+        "id": p.id,
+        "version": p.version,
+        "name": p.name,
+        "timezone": p.tz.name(),
+        "today": api.today(),
+        "appeal_days": p.appeal_days,
+        "categories": p.categories.iter().map(|c| json!({"id": c.id, "zh": c.zh, "en": c.en, "cap": c.cap})).collect::<Vec<_>>(),
+        "rules": rules,
+        "actions": actions,
+    }))
+}
+
+async fn days(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Path(date): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    people(&c)?;
+    let date = parse_date("date", &date)?;
+    let p = paging(&q)?;
+    let team = team_filter(&c, &q)?;
+    let status = q.get("status").map(String::as_str);
+    // Filtering and paging happen in the database: only the page's
+    // verdicts are read, and they are sent as stored.
+    let (total, rows) = api
+        .store
+        .day_page(
+            date,
+            team.as_deref(),
+            status,
+            i64::try_from(p.limit).unwrap_or(i64::MAX),
+            i64::try_from(p.offset).unwrap_or(i64::MAX),
+        )
+        .await?;
+    let total = usize::try_from(total).unwrap_or(0);
+    let end = p.offset.saturating_add(rows.len());
+    let body = days_json(date, &rows, total, p, (end < total).then_some(end))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Writes a page of the daily table. The stored verdicts are our own
+/// serialiser's output and are copied as they are, not parsed again: for
+/// 10,000 employees that is most of the request's time. Only their outer
+/// braces are checked.
+fn days_json(
+    date: NaiveDate,
+    rows: &[crate::store::hr::DayPageRow],
+    total: usize,
+    p: Paging,
+    next: Option<usize>,
+) -> Result<Vec<u8>, ApiError> {
+    let cap: usize = rows.iter().map(|r| r.verdict.len() + 128).sum::<usize>() + 256;
+    let mut out = Vec::with_capacity(cap);
+    let ser = |out: &mut Vec<u8>, v: &dyn erased::Json| v.write(out);
+    out.extend_from_slice(b"{\"date\":");
+    ser(&mut out, &date)?;
+    out.extend_from_slice(b",\"items\":[");
+    for (i, r) in rows.iter().enumerate() {
+        let v = r.verdict.trim();
+        if !(v.starts_with('{') && v.ends_with('}')) {
+            return Err(ApiError::Internal(format!(
+                "day_verdicts/{}/{date}: stored verdict is not a JSON object",
+                r.employee_id
+            )));
+        }
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"employee_id\":");
+        ser(&mut out, &r.employee_id)?;
+        out.extend_from_slice(b",\"name\":");
+        ser(&mut out, &r.name)?;
+        out.extend_from_slice(b",\"team\":");
+        ser(&mut out, &r.team)?;
+        out.extend_from_slice(b",\"status\":");
+        ser(&mut out, &r.status)?;
+        out.extend_from_slice(if r.provisional {
+            b",\"provisional\":true,\"verdict\":"
+        } else {
+            b",\"provisional\":false,\"verdict\":"
+        });
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"total\":");
+    ser(&mut out, &total)?;
+    out.extend_from_slice(b",\"offset\":");
+    ser(&mut out, &p.offset)?;
+    out.extend_from_slice(b",\"limit\":");
+    ser(&mut out, &p.limit)?;
+    out.extend_from_slice(b",\"next_offset\":");
+    ser(&mut out, &next)?;
+    out.push(b'}');
+    Ok(out)
+}
+
+/// Serialising a value into a byte buffer behind `dyn`.
+mod erased {
+    use super::ApiError;
+
+    pub trait Json {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), ApiError>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), ApiError> {
+            serde_json::to_writer(out, self)
+                .map_err(|e| ApiError::Internal(format!("serialise days: {e}")))
+        }
+    }
+}
+
+/// A supervisor's team, or the `team` query parameter for HR; 403 when a
+/// supervisor asks for another team.
+fn team_filter(c: &Caller, q: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
+    let asked = q.get("team").cloned();
+    match (&c.role, asked) {
+        (Role::Supervisor(t), Some(a)) if &a != t => Err(ApiError::Forbidden),
+        (Role::Supervisor(t), _) => Ok(Some(t.clone())),
+        (_, a) => Ok(a),
+    }
+}
+
+fn parse_verdict(emp: &str, date: NaiveDate, json: &str) -> Result<DayVerdict, ApiError> {
+    serde_json::from_str(json)
+        .map_err(|e| ApiError::Internal(format!("day_verdicts/{emp}/{date}: {e}")))
+}
+
+async fn summary(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Path(date): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    people(&c)?;
+    let date = parse_date("date", &date)?;
+    let p = paging(&q)?;
+    let team = team_filter(&c, &q)?;
+    let emps = api.store.employees().await?;
+    let by_id: HashMap<&str, &EmployeeRecord> =
+        emps.iter().map(|e| (e.employee_id.as_str(), e)).collect();
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_team: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut total = Points::ZERO;
+    let mut provisional = false;
+    let mut rows = Vec::new();
+    for row in api.store.day_rows(date).await? {
+        let (emp, verdict, prov) = (row.employee_id, row.verdict, row.provisional);
+        let e = by_id.get(emp.as_str());
+        let t = e.map(|e| e.team.clone()).unwrap_or_default();
+        if team.as_ref().is_some_and(|x| x != &t) {
+            continue;
+        }
+        let v = parse_verdict(&emp, date, &verdict)?;
+        let st = v.status.as_str().to_string();
+        *by_status.entry(st.clone()).or_default() += 1;
+        *by_team.entry(t.clone()).or_default().entry(st).or_default() += 1;
+        total += v.points;
+        provisional |= prov;
+        rows.push(json!({
+            "employee_id": v.employee_id,
+            "name": e.map(|e| e.name.as_str()),
+            "team": t,
+            "status": v.status,
+            "provisional": prov,
+            "points": v.points,
+            "deductions": v.deductions,
+            "actions": v.actions,
+        }));
+    }
+    let n = rows.len();
+    let pg = page(rows, p);
+    ok(&json!({
+        "date": date,
+        "policy": {"id": api.policy.id, "version": api.policy.version},
+        "provisional": provisional,
+        "totals": {"employees": n, "points": total, "by_status": by_status, "by_team": by_team},
+        "rows": pg.items,
+        "total": pg.total,
+        "offset": pg.offset,
+        "limit": pg.limit,
+        "next_offset": pg.next_offset,
+    }))
+}
+
+fn deadline_of(api: &Api, published: Option<DateTime<Utc>>) -> Option<String> {
+    published.map(|p| {
+        to_local(
+            api.policy.tz,
+            appeal_deadline(p, api.policy.tz, api.policy.appeal_days),
+        )
+        .to_rfc3339()
+    })
+}
+
+async fn employee_days(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let e = visible_employee(&api, &c, &id).await?;
+    let first = match q.get("month") {
+        Some(m) => parse_month(m)?,
+        None => api.today(),
+    };
+    let data = hr::month_data(&api.store, &api.policy, first, |x| {
+        x.employee_id == e.employee_id
+    })
+    .await?;
+    let days: Vec<serde_json::Value> = data
+        .days
+        .get(&e.employee_id)
+        .map(|d| {
+            d.iter()
+                .map(|(v, prov)| {
+                    let mut j = serde_json::to_value(v).unwrap_or_default();
+                    j["provisional"] = json!(prov);
+                    j
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (from, to) = data.bounds;
+    let tz = api.policy.tz;
+    let lo = crate::domain::time::resolve_local(tz, from.and_hms_opt(0, 0, 0).unwrap_or_default());
+    let hi = crate::domain::time::resolve_local(
+        tz,
+        (to + chrono::Days::new(1))
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default(),
+    );
+    let corrections = api.store.corrections(lo, hi, Some(&e.employee_id)).await?;
+    let ids: HashSet<i64> = data.ledger.iter().map(|l| l.id).collect();
+    let appeals: Vec<_> = api
+        .store
+        .appeals(None)
+        .await?
+        .into_iter()
+        .filter(|a| ids.contains(&a.ledger_id))
+        .collect();
+    ok(&json!({
+        "employee": {"employee_id": e.employee_id, "name": e.name, "team": e.team, "supervisor": e.supervisor},
+        "month": data.month,
+        "published_at": data.published_at,
+        "appeal_deadline": deadline_of(&api, data.published_at),
+        "days": days,
+        "ledger": data.ledger,
+        "corrections": corrections,
+        "appeals": appeals,
+        "score": data.scores.first(),
+    }))
+}
+
+async fn month(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Path(m): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    people(&c)?;
+    let first = parse_month(&m)?;
+    let p = paging(&q)?;
+    let team = team_filter(&c, &q)?;
+    let data = hr::month_scores_data(&api.store, &api.policy, first, |e| {
+        team.as_ref().is_none_or(|t| &e.team == t)
+    })
+    .await?;
+    let names: HashMap<&str, (&str, &str)> = data
+        .employees
+        .iter()
+        .map(|e| (e.employee_id.as_str(), (e.name.as_str(), e.team.as_str())))
+        .collect();
+    let items: Vec<serde_json::Value> = data
+        .scores
+        .iter()
+        .map(|s| {
+            let mut j = serde_json::to_value(s).unwrap_or_default();
+            if let Some((n, t)) = names.get(s.employee_id.as_str()) {
+                j["name"] = json!(n);
+                j["team"] = json!(t);
+            }
+            j
+        })
+        .collect();
+    let categories: Vec<_> = api
+        .policy
+        .categories
+        .iter()
+        .map(|c| json!({"id": c.id, "zh": c.zh, "en": c.en, "cap": c.cap}))
+        .collect();
+    let mut out = serde_json::to_value(page(items, p))
+        .map_err(|e| ApiError::Internal(format!("serialise month: {e}")))?;
+    out["month"] = json!(data.month);
+    out["published_at"] = json!(data.published_at);
+    out["appeal_deadline"] = json!(deadline_of(&api, data.published_at));
+    out["categories"] = json!(categories);
+    ok(&out)
+}
+
+async fn publish(State(api): State<Arc<Api>>, c: Caller, Path(m): Path<String>) -> ApiResult {
+    hr_only(&c)?;
+    let first = parse_month(&m)?;
+    let label = hr::month_label(first);
+    let done = hr::publish(&api.store, &label, &c.name, api.now()).await?;
+    let at = api.store.published(&label).await?.map(|p| p.0);
+    ok(&json!({
+        "month": label,
+        "published": done,
+        "published_at": at,
+        "appeal_deadline": deadline_of(&api, at),
+    }))
+}
+
+async fn export(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Path(m): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    hr_only(&c)?;
+    let first = parse_month(&m)?;
+    let lang = match q.get("lang").map(String::as_str) {
+        None | Some("en") => crate::export::Lang::En,
+        Some("zh") => crate::export::Lang::Zh,
+        Some(o) => return Err(ApiError::BadRequest(format!("lang: {o:?} is not en or zh"))),
+    };
+    let data = hr::month_data(&api.store, &api.policy, first, |_| true).await?;
+    let label = data.month.clone();
+    match q.get("format").map(String::as_str).unwrap_or("csv") {
+        "csv" => {
+            let view = match q.get("view") {
+                None => crate::export::View::Days,
+                Some(v) => crate::export::View::parse(v)
+                    .map_err(|e| ApiError::BadRequest(format!("view: {e}")))?,
+            };
+            let bytes = crate::export::csv(&api.policy, &data, view, lang)
+                .map_err(|e| ApiError::Internal(format!("csv export: {e}")))?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"attendd-{label}.csv\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        "xlsx" => {
+            let bytes = crate::export::xlsx(&api.policy, &data, lang)
+                .map_err(|e| ApiError::Internal(format!("xlsx export: {e}")))?;
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                            .to_string(),
+                    ),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"attendd-{label}.xlsx\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        o => Err(ApiError::BadRequest(format!(
+            "format: {o:?} is not csv or xlsx"
+        ))),
+    }
+}
+
+async fn punches(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    people(&c)?;
+    let p = paging(&q)?;
+    let date = match q.get("date") {
+        Some(d) => parse_date("date", d)?,
+        None => return Err(ApiError::BadRequest("date: required (YYYY-MM-DD)".into())),
+    };
+    let employee = q.get("employee").filter(|e| !e.is_empty());
+    if let Some(e) = employee {
+        visible_employee(&api, &c, e).await?;
+    }
+    let tz = api.policy.tz;
+    let lo = crate::domain::time::resolve_local(tz, date.and_hms_opt(0, 0, 0).unwrap_or_default());
+    let hi = crate::domain::time::resolve_local(
+        tz,
+        (date + chrono::Days::new(1))
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default(),
+    );
+    let mut rows = api
+        .store
+        .punches(lo, hi, employee.map(String::as_str))
+        .await?;
+    if let Role::Supervisor(t) = &c.role {
+        let mine: HashSet<String> = api
+            .store
+            .employees()
+            .await?
+            .into_iter()
+            .filter(|e| &e.team == t)
+            .map(|e| e.employee_id)
+            .collect();
+        rows.retain(|r| mine.contains(&r.employee_id));
+    }
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({"id": r.id, "employee_id": r.employee_id, "time": to_local(tz, r.time).to_rfc3339(),
+                   "device_id": r.device_id, "source": r.source, "event_id": r.event_id,
+                   "identity": r.identity, "received_at": r.received_at.to_rfc3339()})
+        })
+        .collect();
+    let mut out = serde_json::to_value(page(items, p))
+        .map_err(|e| ApiError::Internal(format!("serialise punches: {e}")))?;
+    out["date"] = json!(date);
+    ok(&out)
+}
+
+/// `POST /api/v1/ledger`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryBody {
+    employee_id: String,
+    date: String,
+    rule: String,
+    #[serde(default)]
+    points: Option<Points>,
+    note: String,
+    /// `deduction` (default) or `bonus`.
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+async fn add_entry(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+    people(&c)?;
+    let b: EntryBody = body(&b)?;
+    let kind = match b.kind.as_deref() {
+        None | Some("deduction") => EntryKind::Deduction,
+        Some("bonus") => EntryKind::Bonus,
+        Some(o) => {
+            return Err(ApiError::BadRequest(format!(
+                "kind: {o:?} is not deduction or bonus"
+            )));
+        }
+    };
+    let date = parse_date("date", &b.date)?;
+    visible_employee(&api, &c, &b.employee_id).await?;
+    let entry = hr::record_manual(
+        &api.store,
+        &api.policy,
+        &ManualRequest {
+            employee_id: b.employee_id,
+            date,
+            rule: b.rule,
+            points: b.points,
+            note: b.note,
+            by: c.name.clone(),
+            kind,
+        },
+    )
+    .await?;
+    created(&entry)
+}
+
+/// `POST /api/v1/corrections`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorrectionBody {
+    employee_id: String,
+    /// RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` in the policy's zone.
+    time: String,
+    reason: String,
+}
+
+async fn add_correction(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+    people(&c)?;
+    let b: CorrectionBody = body(&b)?;
+    let time = crate::input::LocalTimes::new(api.policy.tz)
+        .parse(&b.time)
+        .map_err(|e| ApiError::BadRequest(format!("time: {e}")))?;
+    visible_employee(&api, &c, &b.employee_id).await?;
+    let out = hr::record_correction(
+        &api.store,
+        &api.policy,
+        &b.employee_id,
+        time,
+        &b.reason,
+        &c.name,
+        api.now(),
+    )
+    .await?;
+    created(&out)
+}
+
+async fn appeals(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    people(&c)?;
+    let p = paging(&q)?;
+    let status = q.get("status").map(String::as_str);
+    if let Some(s) = status
+        && !["open", "upheld", "rejected"].contains(&s)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "status: {s:?} is not open, upheld or rejected"
+        )));
+    }
+    let mut rows = api.store.appeals(status).await?;
+    if let Role::Supervisor(t) = &c.role {
+        let mine: HashSet<String> = api
+            .store
+            .employees()
+            .await?
+            .into_iter()
+            .filter(|e| &e.team == t)
+            .map(|e| e.employee_id)
+            .collect();
+        rows.retain(|a| mine.contains(&a.employee_id));
+    }
+    ok(&page(rows, p))
+}
+
+/// `POST /api/v1/appeals`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppealBody {
+    ledger_id: i64,
+    reason: String,
+}
+
+async fn file_appeal(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+    people(&c)?;
+    let b: AppealBody = body(&b)?;
+    let entry = api.store.ledger_entry(b.ledger_id).await?;
+    match &entry {
+        Some(e) => {
+            visible_employee(&api, &c, &e.employee_id).await?;
+        }
+        None if c.role == Role::Hr => {
+            return Err(ApiError::NotFound(format!(
+                "ledger entry {} does not exist",
+                b.ledger_id
+            )));
+        }
+        None => return Err(ApiError::Forbidden),
+    }
+    let a = hr::file_appeal(
+        &api.store,
+        &api.policy,
+        b.ledger_id,
+        &b.reason,
+        &c.name,
+        api.now(),
+    )
+    .await?;
+    created(&a)
+}
+
+/// `POST /api/v1/appeals/{id}/answer`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    /// `upheld` or `rejected`.
+    decision: String,
+    answer: String,
+}
+
+async fn answer_appeal(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    hr_only(&c)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("id: {id:?} is not an appeal id")))?;
+    let b: AnswerBody = body(&b)?;
+    let upheld = match b.decision.as_str() {
+        "upheld" => true,
+        "rejected" => false,
+        o => {
+            return Err(ApiError::BadRequest(format!(
+                "decision: {o:?} is not upheld or rejected"
+            )));
+        }
+    };
+    let a = hr::answer_appeal(&api.store, id, upheld, &b.answer, &c.name, api.now()).await?;
+    ok(&a)
+}
+
+async fn quarantine(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    terminals_role(&c)?;
+    let p = paging(&q)?;
+    // Newest first; one more than the page tells whether there is a next.
+    let want = p.offset.saturating_add(p.limit).saturating_add(1);
+    let rows = api
+        .store
+        .quarantined(i64::try_from(want).unwrap_or(i64::MAX))
+        .await?;
+    let more = rows.len() == want;
+    let items: Vec<_> = rows
+        .iter()
+        .skip(p.offset)
+        .take(p.limit)
+        .map(|r| {
+            json!({"id": r.id, "source": r.source, "reason": r.reason,
+                   "received_at": r.received_at.to_rfc3339(), "payload_len": r.payload_len,
+                   "payload": String::from_utf8_lossy(&r.payload)})
+        })
+        .collect();
+    let n = items.len();
+    ok(&json!({
+        "items": items,
+        "offset": p.offset,
+        "limit": p.limit,
+        "next_offset": more.then_some(p.offset + n),
+    }))
+}
+
+async fn terminals(State(api): State<Arc<Api>>, c: Caller) -> ApiResult {
+    terminals_role(&c)?;
+    let rows = api.store.terminals().await?;
+    ok(&json!({"items": rows}))
+}

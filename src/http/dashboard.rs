@@ -1,0 +1,72 @@
+//! The HR dashboard at `/`: one static page (no front-end build) that
+//! calls the API with a bearer token entered in the page and kept in
+//! `sessionStorage` (or passed once as `#token=…` in the address, which
+//! browsers do not send to the server). Labels are Chinese or English,
+//! chosen from `Accept-Language` when the page is served.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::api::Api;
+use crate::domain::time::to_local;
+
+const PAGE: &str = include_str!("dashboard.html");
+
+/// `zh` when the first language the client names is Chinese, else `en`.
+pub fn pick_lang(accept: Option<&str>) -> &'static str {
+    let first = accept
+        .unwrap_or("")
+        .split(',')
+        .map(|p| {
+            p.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .find(|p| !p.is_empty())
+        .unwrap_or_default();
+    if first.starts_with("zh") { "zh" } else { "en" }
+}
+
+/// The dashboard route.
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new().route("/", get(page)).with_state(api)
+}
+
+async fn page(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
+    let lang = pick_lang(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let today = to_local(api.policy.tz, (api.clock)())
+        .date_naive()
+        .to_string();
+    let html = PAGE.replace("__LANG__", lang).replace("__TODAY__", &today);
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_lang;
+
+    #[test]
+    fn language_from_accept_language() {
+        assert_eq!(pick_lang(Some("zh-CN,zh;q=0.9,en;q=0.8")), "zh");
+        assert_eq!(pick_lang(Some("en-US,en;q=0.9,zh;q=0.5")), "en");
+        assert_eq!(pick_lang(None), "en");
+    }
+}

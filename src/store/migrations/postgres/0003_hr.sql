@@ -1,0 +1,21 @@
+-- HR's side: corrections (补卡) and who filed an appeal.
+
+-- A forgotten punch confirmed by a supervisor. Raw punches stay untouched;
+-- a recompute reads these beside them. Voided, never deleted.
+CREATE TABLE corrections (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    employee_id  TEXT NOT NULL,
+    time         TIMESTAMPTZ NOT NULL,
+    reason       TEXT NOT NULL,
+    confirmed_by TEXT NOT NULL,
+    recorded_at  TIMESTAMPTZ NOT NULL,
+    voided_at    TIMESTAMPTZ,
+    voided_by    TEXT
+);
+CREATE INDEX corrections_employee_time ON corrections (employee_id, time);
+CREATE INDEX corrections_time ON corrections (time);
+CREATE TRIGGER corrections_no_delete BEFORE DELETE ON corrections
+    FOR EACH ROW EXECUTE FUNCTION attendd_refuse('corrections are voided, never deleted');
+
+ALTER TABLE appeals ADD COLUMN filed_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX appeals_status ON appeals (status);

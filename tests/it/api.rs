@@ -1,0 +1,650 @@
+//! The HR API in-process (`router(...).oneshot`): every endpoint with
+//! every role, 401 and 403 without detail, paging, field-named errors,
+//! manual entries and corrections.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::hr_fixture::{HR, SUP_A, TERM, call, fixture};
+
+/// Every route with a method and a body where it needs one.
+fn endpoints() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
+    vec![
+        ("GET", "/api/v1/whoami", None),
+        ("GET", "/api/v1/policy", None),
+        ("GET", "/api/v1/days/2026-11-02", None),
+        ("GET", "/api/v1/summaries/2026-11-02", None),
+        ("GET", "/api/v1/employees/E001/days?month=2026-11", None),
+        ("GET", "/api/v1/months/2026-11", None),
+        ("POST", "/api/v1/months/2026-11/publish", None),
+        ("GET", "/api/v1/months/2026-11/export?format=csv", None),
+        ("GET", "/api/v1/punches?date=2026-11-02", None),
+        (
+            "POST",
+            "/api/v1/ledger",
+            Some(
+                json!({"employee_id":"E001","date":"2026-11-02","rule":"dress_code","note":"jeans"}),
+            ),
+        ),
+        (
+            "POST",
+            "/api/v1/corrections",
+            Some(
+                json!({"employee_id":"E004","time":"2026-11-02 17:35:00","reason":"terminal down"}),
+            ),
+        ),
+        ("GET", "/api/v1/appeals", None),
+        (
+            "POST",
+            "/api/v1/appeals",
+            Some(json!({"ledger_id":1,"reason":"was there"})),
+        ),
+        (
+            "POST",
+            "/api/v1/appeals/1/answer",
+            Some(json!({"decision":"rejected","answer":"no"})),
+        ),
+        ("GET", "/api/v1/quarantine", None),
+        ("GET", "/api/v1/terminals", None),
+    ]
+}
+
+#[tokio::test]
+async fn missing_or_wrong_token_is_401_without_detail() {
+    let f = fixture().await;
+    let r = f.router();
+    for (m, uri, body) in endpoints() {
+        for tok in [None, Some("wrong-token-0123456789"), Some("")] {
+            let rep = call(&r, m, uri, tok, body.clone()).await;
+            assert_eq!(rep.status, StatusCode::UNAUTHORIZED, "{m} {uri} {tok:?}");
+            let j = rep.json();
+            assert_eq!(j["error"], "missing or unknown bearer token", "{m} {uri}");
+        }
+    }
+    // Not a bearer scheme.
+    let rep = axum_basic(&r).await;
+    assert_eq!(rep, StatusCode::UNAUTHORIZED);
+}
+
+async fn axum_basic(r: &axum::Router) -> StatusCode {
+    use tower::ServiceExt;
+    let req = axum::http::Request::builder()
+        .uri("/api/v1/whoami")
+        .header("authorization", format!("Basic {HR}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    r.clone().oneshot(req).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn openapi_is_public_and_lists_every_route() {
+    let f = fixture().await;
+    let r = f.router();
+    let rep = call(&r, "GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(rep.status, StatusCode::OK);
+    assert_eq!(rep.content_type, "application/json");
+    let j = rep.json();
+    assert_eq!(j["openapi"].as_str().unwrap().chars().next(), Some('3'));
+    let paths = j["paths"].as_object().unwrap();
+    for (m, uri, _) in endpoints() {
+        let path = uri.split('?').next().unwrap();
+        let templ = path
+            .replace("2026-11-02", "{date}")
+            .replace("/E001/", "/{id}/")
+            .replace("/months/2026-11", "/months/{month}")
+            .replace("/appeals/1/", "/appeals/{id}/");
+        let p = paths
+            .get(&templ)
+            .unwrap_or_else(|| panic!("{templ} not in openapi.json"));
+        assert!(
+            p.get(m.to_ascii_lowercase()).is_some(),
+            "{m} {templ} not in openapi.json"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hr_reads_everything() {
+    let f = fixture().await;
+    let r = f.router();
+    let who = call(&r, "GET", "/api/v1/whoami", Some(HR), None)
+        .await
+        .json();
+    assert_eq!(who["role"], "hr");
+    let pol = call(&r, "GET", "/api/v1/policy", Some(SUP_A), None)
+        .await
+        .json();
+    assert_eq!(pol["rules"]["dress_code"]["zh"], "未按规定着装");
+    assert_eq!(pol["appeal_days"], 2);
+    assert_eq!(pol["timezone"], "Asia/Shanghai");
+
+    let days = call(&r, "GET", "/api/v1/days/2026-11-02", Some(HR), None).await;
+    assert_eq!(days.status, StatusCode::OK);
+    let j = days.json();
+    assert_eq!(j["total"], 4);
+    let status: Vec<(&str, &str)> = j["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["employee_id"].as_str().unwrap(),
+                i["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("E001", "present"),
+            ("E002", "absent_half"),
+            ("E003", "absent_full"),
+            ("E004", "absent_half")
+        ]
+    );
+    assert_eq!(j["items"][2]["name"], "Carol");
+    assert!(j["items"][2]["verdict"]["explanation"].is_object());
+
+    let s = call(&r, "GET", "/api/v1/summaries/2026-11-02", Some(HR), None)
+        .await
+        .json();
+    assert_eq!(s["totals"]["employees"], 4);
+    assert_eq!(s["totals"]["by_team"]["B"]["absent_full"], 1);
+    assert_eq!(s["totals"]["points"], 20);
+
+    let e = call(
+        &r,
+        "GET",
+        "/api/v1/employees/E003/days?month=2026-11",
+        Some(HR),
+        None,
+    )
+    .await;
+    assert_eq!(e.status, StatusCode::OK);
+    let e = e.json();
+    assert_eq!(e["employee"]["name"], "Carol");
+    assert_eq!(e["days"].as_array().unwrap().len(), 2);
+    assert_eq!(e["score"]["score"], 90);
+
+    let m = call(&r, "GET", "/api/v1/months/2026-11", Some(HR), None)
+        .await
+        .json();
+    assert_eq!(m["total"], 4);
+    assert_eq!(m["categories"].as_array().unwrap().len(), 3);
+    let carol = m["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["employee_id"] == "E003")
+        .unwrap();
+    assert_eq!(carol["score"], 90);
+
+    let p = call(&r, "GET", "/api/v1/punches?date=2026-11-02", Some(HR), None)
+        .await
+        .json();
+    assert_eq!(p["total"], 5);
+    assert_eq!(p["items"][0]["time"], "2026-11-02T08:29:00+08:00");
+    let p = call(
+        &r,
+        "GET",
+        "/api/v1/punches?date=2026-11-02&employee=E002",
+        Some(HR),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(p["total"], 2);
+
+    for uri in ["/api/v1/quarantine", "/api/v1/terminals", "/api/v1/appeals"] {
+        assert_eq!(
+            call(&r, "GET", uri, Some(HR), None).await.status,
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
+    let t = call(&r, "GET", "/api/v1/terminals", Some(HR), None)
+        .await
+        .json();
+    assert_eq!(t["items"][0]["device_id"], "gate-1");
+    assert_eq!(t["items"][0]["punches"], 5);
+
+    let unknown = call(&r, "GET", "/api/v1/employees/E999/days", Some(HR), None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn supervisor_sees_own_team_only() {
+    let f = fixture().await;
+    let r = f.router();
+    let who = call(&r, "GET", "/api/v1/whoami", Some(SUP_A), None)
+        .await
+        .json();
+    assert_eq!(who["team"], "A");
+
+    let days = call(&r, "GET", "/api/v1/days/2026-11-02", Some(SUP_A), None)
+        .await
+        .json();
+    let ids: Vec<&str> = days["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["employee_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["E001", "E002", "E004"]);
+    let s = call(&r, "GET", "/api/v1/summaries/2026-11-02", Some(SUP_A), None)
+        .await
+        .json();
+    assert_eq!(s["totals"]["employees"], 3);
+    assert!(s["totals"]["by_team"].get("B").is_none());
+    let m = call(&r, "GET", "/api/v1/months/2026-11", Some(SUP_A), None)
+        .await
+        .json();
+    assert_eq!(m["total"], 3);
+    let p = call(
+        &r,
+        "GET",
+        "/api/v1/punches?date=2026-11-02",
+        Some(SUP_A),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(p["total"], 5, "team B has no punches that day");
+    assert_eq!(
+        call(&r, "GET", "/api/v1/employees/E001/days", Some(SUP_A), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Another team's employee by id, an unknown id, another team by name:
+    // all 403 with the same body, so nothing is learnt.
+    let forbidden = [
+        ("GET", "/api/v1/employees/E003/days?month=2026-11", None),
+        ("GET", "/api/v1/employees/E999/days", None),
+        ("GET", "/api/v1/days/2026-11-02?team=B", None),
+        ("GET", "/api/v1/months/2026-11?team=B", None),
+        ("GET", "/api/v1/summaries/2026-11-02?team=B", None),
+        ("GET", "/api/v1/punches?date=2026-11-02&employee=E003", None),
+        (
+            "POST",
+            "/api/v1/ledger",
+            Some(json!({"employee_id":"E003","date":"2026-11-02","rule":"dress_code","note":"x"})),
+        ),
+        (
+            "POST",
+            "/api/v1/corrections",
+            Some(json!({"employee_id":"E003","time":"2026-11-02 08:30","reason":"x"})),
+        ),
+        ("POST", "/api/v1/months/2026-11/publish", None),
+        ("GET", "/api/v1/months/2026-11/export?format=xlsx", None),
+        (
+            "POST",
+            "/api/v1/appeals/1/answer",
+            Some(json!({"decision":"upheld","answer":"ok"})),
+        ),
+        ("GET", "/api/v1/quarantine", None),
+        ("GET", "/api/v1/terminals", None),
+    ];
+    let mut bodies = std::collections::HashSet::new();
+    for (m, uri, body) in forbidden {
+        let rep = call(&r, m, uri, Some(SUP_A), body).await;
+        assert_eq!(
+            rep.status,
+            StatusCode::FORBIDDEN,
+            "{m} {uri}: {}",
+            rep.text()
+        );
+        bodies.insert(rep.text());
+    }
+    assert_eq!(bodies.len(), 1, "403 bodies differ: {bodies:?}");
+    // Nothing was written by the refused calls.
+    let carol = f
+        .store
+        .ledger(
+            crate::common::date("2026-11-01"),
+            crate::common::date("2026-11-30"),
+            Some("E003"),
+        )
+        .await
+        .unwrap();
+    assert!(carol.iter().all(|e| e.source == "device"));
+}
+
+#[tokio::test]
+async fn terminal_admin_sees_quarantine_and_terminals_only() {
+    let f = fixture().await;
+    f.store
+        .quarantine(&attendd::store::NewQuarantine {
+            source: "mqtt:attendance/x/punch".into(),
+            payload: b"garbage".to_vec(),
+            reason: "not JSON".into(),
+        })
+        .await
+        .unwrap();
+    let r = f.router();
+    let q = call(&r, "GET", "/api/v1/quarantine", Some(TERM), None).await;
+    assert_eq!(q.status, StatusCode::OK);
+    assert_eq!(q.json()["items"][0]["payload"], "garbage");
+    assert_eq!(
+        call(&r, "GET", "/api/v1/terminals", Some(TERM), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for (m, uri, body) in endpoints() {
+        if ["quarantine", "terminals", "whoami", "policy"]
+            .iter()
+            .any(|x| uri.contains(x))
+        {
+            continue;
+        }
+        let rep = call(&r, m, uri, Some(TERM), body).await;
+        assert_eq!(rep.status, StatusCode::FORBIDDEN, "{m} {uri}");
+    }
+}
+
+#[tokio::test]
+async fn paging_and_field_named_errors() {
+    let f = fixture().await;
+    let r = f.router();
+    let p1 = call(&r, "GET", "/api/v1/days/2026-11-02?limit=3", Some(HR), None)
+        .await
+        .json();
+    assert_eq!(p1["items"].as_array().unwrap().len(), 3);
+    assert_eq!(p1["next_offset"], 3);
+    let p2 = call(
+        &r,
+        "GET",
+        "/api/v1/days/2026-11-02?limit=3&offset=3",
+        Some(HR),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+    assert!(p2["next_offset"].is_null());
+    let st = call(
+        &r,
+        "GET",
+        "/api/v1/days/2026-11-02?status=absent_half",
+        Some(HR),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(st["total"], 2);
+
+    for (uri, field) in [
+        ("/api/v1/days/2026-13-01", "date"),
+        ("/api/v1/days/2026-11-02?limit=0", "limit"),
+        ("/api/v1/days/2026-11-02?limit=x", "limit"),
+        ("/api/v1/days/2026-11-02?offset=-1", "offset"),
+        ("/api/v1/punches", "date"),
+        ("/api/v1/months/2026-1x", "month"),
+        ("/api/v1/employees/E001/days?month=11-2026", "month"),
+        ("/api/v1/months/2026-11/export?format=pdf", "format"),
+        ("/api/v1/months/2026-11/export?lang=fr", "lang"),
+        ("/api/v1/appeals?status=maybe", "status"),
+    ] {
+        let rep = call(&r, "GET", uri, Some(HR), None).await;
+        assert_eq!(rep.status, StatusCode::BAD_REQUEST, "{uri}");
+        let msg = rep.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.starts_with(field), "{uri}: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn manual_entries_validate_against_the_catalogue() {
+    let f = fixture().await;
+    let r = f.router();
+    let ok = call(
+        &r,
+        "POST",
+        "/api/v1/ledger",
+        Some(SUP_A),
+        Some(json!({"employee_id":"E001","date":"2026-11-02","rule":"dress_code","note":"no uniform"})),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text());
+    let e = ok.json();
+    assert_eq!(e["source"], "manual");
+    assert_eq!(e["category"], "internal");
+    assert_eq!(e["points"], 200, "hundredths: the rule's default 2 points");
+    assert_eq!(e["recorded_by"], "sup-a");
+    assert_eq!(e["evidence"], "no uniform");
+
+    let m = call(
+        &r,
+        "GET",
+        "/api/v1/employees/E001/days?month=2026-11",
+        Some(HR),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(m["score"]["score"], 98);
+    assert_eq!(m["score"]["categories"]["internal"]["raw"], 2);
+
+    let audit = f.store.audit(Some("ledger")).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.actor == "sup-a" && a.cause == "deduct dress_code")
+    );
+
+    for (body, field) in [
+        (
+            json!({"employee_id":"E001","date":"2026-11-02","rule":"smoking","note":"x"}),
+            "rule",
+        ),
+        (
+            json!({"employee_id":"E001","date":"2026-11-02","rule":"dress_code","note":"x","kind":"bonus"}),
+            "rule",
+        ),
+        (
+            json!({"employee_id":"E001","date":"2026-11-02","rule":"dress_code","note":"x","points":-1}),
+            "points",
+        ),
+        (
+            json!({"employee_id":"E001","date":"2026-11-02","rule":"dress_code","note":" "}),
+            "note",
+        ),
+        (
+            json!({"employee_id":"E001","date":"2026-11-31","rule":"dress_code","note":"x"}),
+            "date",
+        ),
+        (
+            json!({"employee_id":"E001","date":"2026-11-02","rule":"dress_code","note":"x","kind":"fine"}),
+            "kind",
+        ),
+        (
+            json!({"employee_id":"E001","rule":"dress_code","note":"x"}),
+            "body",
+        ),
+    ] {
+        let rep = call(&r, "POST", "/api/v1/ledger", Some(HR), Some(body.clone())).await;
+        assert_eq!(rep.status, StatusCode::BAD_REQUEST, "{body}");
+        let msg = rep.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.starts_with(field), "{body}: {msg}");
+    }
+    let unknown = call(
+        &r,
+        "POST",
+        "/api/v1/ledger",
+        Some(HR),
+        Some(json!({"employee_id":"E999","date":"2026-11-02","rule":"dress_code","note":"x"})),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn correction_recomputes_the_day_and_is_audited() {
+    let f = fixture().await;
+    let r = f.router();
+    let before = call(
+        &r,
+        "GET",
+        "/api/v1/employees/E004/days?month=2026-11",
+        Some(HR),
+        None,
+    )
+    .await
+    .json();
+    let day = |j: &serde_json::Value| {
+        j["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["date"] == "2026-11-02")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(day(&before)["status"], "absent_half");
+
+    let rep = call(
+        &r,
+        "POST",
+        "/api/v1/corrections",
+        Some(SUP_A),
+        Some(json!({"employee_id":"E004","time":"2026-11-02 17:35:00","reason":"terminal was down at 17:35"})),
+    )
+    .await;
+    assert_eq!(rep.status, StatusCode::CREATED, "{}", rep.text());
+    let out = rep.json();
+    assert_eq!(out["date"], "2026-11-02");
+    assert!(out["changed"].as_u64().unwrap() >= 1);
+
+    let after = call(
+        &r,
+        "GET",
+        "/api/v1/employees/E004/days?month=2026-11",
+        Some(HR),
+        None,
+    )
+    .await
+    .json();
+    let d = day(&after);
+    assert_eq!(d["status"], "present");
+    assert_eq!(d["check_out"], "2026-11-02T17:35:00+08:00");
+    assert!(d.to_string().contains(&format!("correction:{}", out["id"])));
+    assert_eq!(after["corrections"][0]["confirmed_by"], "sup-a");
+    assert_eq!(after["score"]["score"], 100);
+    // The device deduction was voided by the recompute, not deleted.
+    let voided: Vec<_> = after["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e["voided_at"].is_null())
+        .collect();
+    assert_eq!(voided.len(), 1);
+
+    // Raw punches are untouched.
+    let p = call(
+        &r,
+        "GET",
+        "/api/v1/punches?date=2026-11-02&employee=E004",
+        Some(HR),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(p["total"], 1);
+    let audit = f.store.audit(Some("corrections")).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].actor, "sup-a");
+
+    for (body, field) in [
+        (
+            json!({"employee_id":"E004","time":"yesterday","reason":"x"}),
+            "time",
+        ),
+        (
+            json!({"employee_id":"E004","time":"2026-11-02 17:35","reason":""}),
+            "reason",
+        ),
+        (
+            json!({"employee_id":"E004","time":"2027-01-01 08:00","reason":"x"}),
+            "time",
+        ),
+    ] {
+        let rep = call(
+            &r,
+            "POST",
+            "/api/v1/corrections",
+            Some(HR),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            rep.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            rep.text()
+        );
+        assert!(
+            rep.json()["error"].as_str().unwrap().starts_with(field),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn store_failure_is_500_without_detail() {
+    let f = fixture().await;
+    let r = f.router();
+    f.store.close().await;
+    let rep = call(&r, "GET", "/api/v1/days/2026-11-02", Some(HR), None).await;
+    assert_eq!(rep.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(rep.json(), json!({"error": "internal error (logged)"}));
+}
+
+#[tokio::test]
+async fn hr_exports_csv_and_xlsx_over_the_api() {
+    use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+    let f = fixture().await;
+    let r = f.router();
+    let csv = call(
+        &r,
+        "GET",
+        "/api/v1/months/2026-11/export?format=csv&view=deductions",
+        Some(HR),
+        None,
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.content_type.starts_with("text/csv"));
+    let text = csv.text();
+    assert!(
+        text.trim_start_matches('\u{feff}')
+            .starts_with("entry,employee_id,name,date,category,rule"),
+        "{text}"
+    );
+    assert!(text.contains("E003,Carol,2026-11-02,Conduct and discipline,absent,Absent all day (no punch),10,deduction,device"), "{text}");
+
+    let x = call(
+        &r,
+        "GET",
+        "/api/v1/months/2026-11/export?format=xlsx",
+        Some(HR),
+        None,
+    )
+    .await;
+    assert_eq!(x.status, StatusCode::OK);
+    assert_eq!(
+        x.content_type,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    let mut wb: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(x.body)).unwrap();
+    assert_eq!(wb.sheet_names(), ["Daily grid", "Deductions", "Scores"]);
+    let grid = wb.worksheet_range("Daily grid").unwrap();
+    assert_eq!(grid.get_value((3, 0)), Some(&Data::String("E003".into())));
+    assert_eq!(grid.get_value((3, 4)), Some(&Data::String("absent".into())));
+    let scores = wb.worksheet_range("Scores").unwrap();
+    assert_eq!(
+        scores.get_value((0, 4)),
+        Some(&Data::String("score".into()))
+    );
+    assert_eq!(scores.get_value((3, 4)), Some(&Data::Float(90.0)));
+}

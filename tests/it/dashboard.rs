@@ -1,0 +1,299 @@
+//! The dashboard at `/`: served in the language of `Accept-Language`, and
+//! in a real browser (headless Chromium) against the running daemon
+//! binary: today's absences and a person's explanations are on the page.
+//! Without Chromium the browser test says it skips (a browser is not a
+//! service CI must provide, so `ATTENDD_REQUIRE_SERVICES` does not change
+//! that). A screenshot is kept under `target/test-artifacts/`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use attendd::store::{EmployeeRecord, NewPunch, RosterRecord, Store};
+use axum::http::StatusCode;
+use chrono::{Days, Utc};
+
+use crate::hr_fixture::{HR, POLICY, call, fixture};
+
+const BIN: &str = env!("CARGO_BIN_EXE_attendd");
+
+#[tokio::test]
+async fn page_language_follows_accept_language() {
+    use tower::ServiceExt;
+    let f = fixture().await;
+    let r = f.router();
+    let en = call(&r, "GET", "/", None, None).await;
+    assert_eq!(en.status, StatusCode::OK);
+    assert!(en.content_type.starts_with("text/html"));
+    assert!(en.text().contains("<html lang=\"en\">"));
+    assert!(en.text().contains("const TODAY = \"2026-11-02\""));
+    let req = axum::http::Request::builder()
+        .uri("/")
+        .header("accept-language", "zh-CN,zh;q=0.9,en;q=0.5")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = r.oneshot(req).await.unwrap();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let zh = String::from_utf8_lossy(&body);
+    assert!(zh.contains("<html lang=\"zh\">"));
+    assert!(zh.contains("迟到") && zh.contains("早退") && zh.contains("旷工"));
+}
+
+fn chromium() -> Option<PathBuf> {
+    for c in [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ] {
+        if Path::new(c).exists() {
+            return Some(PathBuf::from(c));
+        }
+    }
+    None
+}
+
+/// A child killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs Chromium headless with `args` and the URL; returns stdout.
+fn browse(chrome: &Path, profile: &Path, lang: &str, args: &[&str], url: &str) -> String {
+    let mut child = Command::new(chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--virtual-time-budget=15000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--accept-lang={lang}"))
+        .arg(format!("--lang={lang}"))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap()
+}
+
+/// The text from a section's id to its end.
+fn section<'a>(dom: &'a str, id: &str) -> &'a str {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in:\n{dom}"));
+    let rest = &dom[start..];
+    let end = rest.find("</section>").unwrap_or(rest.len());
+    &rest[..end]
+}
+
+#[test]
+fn browser_shows_todays_absences_and_explanations() {
+    let Some(chrome) = chromium() else {
+        eprintln!(
+            "skipping dashboard browser test: chromium not found (apt-get install -y chromium)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("attendd.db");
+    let url = format!("sqlite://{}", db.display());
+    let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
+    let now = Utc::now();
+    let local = attendd::domain::time::to_local(policy.tz, now);
+    let today = local.date_naive();
+
+    // Today is a workday for everybody (a roster row), whatever the weekday.
+    // Alice punched a minute ago when that is inside today's window; Carol
+    // has no punch: she is missing.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let emp = |id: &str, name: &str, team: &str| EmployeeRecord {
+            employee_id: id.into(),
+            name: name.into(),
+            team: team.into(),
+            supervisor: "lead".into(),
+            shift: None,
+            aliases: Vec::new(),
+        };
+        store
+            .upsert_employees(&[emp("E001", "Alice", "A"), emp("E003", "Carol", "B")])
+            .await
+            .unwrap();
+        store
+            .upsert_roster(&[
+                RosterRecord {
+                    employee_id: "E001".into(),
+                    date: today,
+                    shift: "day".into(),
+                },
+                RosterRecord {
+                    employee_id: "E003".into(),
+                    date: today,
+                    shift: "day".into(),
+                },
+            ])
+            .await
+            .unwrap();
+        if local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap() {
+            store
+                .insert_punches(&[NewPunch {
+                    employee_id: "E001".into(),
+                    identity: "E001".into(),
+                    time: now - chrono::Duration::minutes(1),
+                    device_id: Some("gate-1".into()),
+                    event_id: None,
+                    source: "test".into(),
+                    raw: None,
+                }])
+                .await
+                .unwrap();
+        }
+        store
+            .recompute(
+                &policy,
+                None,
+                today - Days::new(1),
+                today,
+                "test",
+                "test",
+                now,
+            )
+            .await
+            .unwrap();
+        let v = store.verdicts(today, today, Some("E003")).await.unwrap();
+        assert_eq!(v[0].status, "absent_full");
+        store.close().await;
+    });
+
+    let config = dir.path().join("attendd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy]\nfile = {POLICY:?}\n\n[store]\nurl = {url:?}\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+             [[http.tokens]]\nname = \"hr-office\"\ntoken_env = \"ATTENDD_TOKEN_HR\"\nrole = \"hr\"\n"
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("run.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("ATTENDD_TOKEN_HR", HR)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut daemon = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(i) = text.find("http on 127.0.0.1:") {
+            let rest = &text[i + "http on 127.0.0.1:".len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            break digits.parse::<u16>().unwrap();
+        }
+        if daemon.0.try_wait().unwrap().is_some() {
+            panic!("daemon exited early:\n{text}");
+        }
+        assert!(Instant::now() < deadline, "daemon did not listen:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let page = format!("http://127.0.0.1:{port}/#token={HR}&employee=E003");
+
+    let profile = dir.path().join("chrome");
+    let dom = browse(&chrome, &profile, "en-US", &["--dump-dom"], &page);
+    let missing = section(&dom, "missing");
+    assert!(
+        missing.contains("Carol"),
+        "Carol is missing today:\n{missing}"
+    );
+    if local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap() {
+        assert!(!missing.contains("Alice"), "Alice punched:\n{missing}");
+    }
+    let teams = section(&dom, "today");
+    assert!(teams.contains(">B<"), "team B row:\n{teams}");
+    let person = section(&dom, "person");
+    assert!(person.contains("Carol"), "{person}");
+    assert!(
+        person.contains("no punch in the window"),
+        "explanation shown:\n{person}"
+    );
+    assert!(
+        person.contains("Absent all day (no punch)"),
+        "rule label shown:\n{person}"
+    );
+    assert!(section(&dom, "scores").contains("Alice"), "score table");
+    assert!(
+        !section(&dom, "quarantine").contains("class=\"err\""),
+        "quarantine loads for hr"
+    );
+    assert!(!dom.contains(HR), "the token is not left in the page");
+
+    let zh = browse(&chrome, &profile, "zh-CN", &["--dump-dom"], &page);
+    assert!(zh.contains("<html lang=\"zh\">"), "zh page");
+    assert!(
+        section(&zh, "missing").contains("旷工"),
+        "{}",
+        section(&zh, "missing")
+    );
+    assert!(section(&zh, "person").contains("打卡时段内无打卡"));
+
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    browse(
+        &chrome,
+        &profile,
+        "en-US",
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1400,1600",
+        ],
+        &page,
+    );
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    eprintln!("dashboard screenshot: {}", shot.display());
+    drop(daemon);
+}
