@@ -4,8 +4,7 @@
 //! restarted, and the store must still hold every distinct punch once.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,15 +12,10 @@ use std::time::{Duration, Instant};
 use attendd::simulate::generate_day;
 use chrono::NaiveDate;
 
+use crate::proc::{free_port, healthz};
 use crate::services::{required, unique};
 
 const BIN: &str = env!("CARGO_BIN_EXE_attendd");
-
-/// A free TCP port on 127.0.0.1 (bound, read, released).
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// A child process killed (and reaped) when dropped.
 struct Guard(Option<Child>);
@@ -187,19 +181,6 @@ fn json_lines(s: &str) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
-}
-
-/// The status code of `GET /healthz`, or `None` when nothing answers.
-fn healthz(port: u16) -> Option<u16> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    text.lines().next()?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `attendd simulate --json`, returning (distinct, duplicates).

@@ -13,6 +13,7 @@ mod hr_fixture;
 mod mqtt_source;
 mod policy_cases;
 mod policy_files;
+mod proc;
 mod properties;
 mod push;
 mod scale;

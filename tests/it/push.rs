@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::proc::free_port;
 use attendd::store::{QuarantineRow, Store, StoredPunch};
 use chrono::{DateTime, Utc};
 
@@ -18,12 +19,6 @@ const SN: &str = "CQZ7231460021";
 const SN_KOLKATA: &str = "CQZ7231460022";
 const DAHUA_PASSWORD_ENV: &str = "ATTENDD_TEST_DAHUA_PASSWORD";
 const DAHUA_PASSWORD: &str = "door-s3cret";
-
-/// A free TCP port on 127.0.0.1 (bound, read, released).
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// A child process killed (and reaped) when dropped.
 struct Guard(Option<Child>);

@@ -3,29 +3,13 @@
 //! every punch is stored once and both instances take part.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::proc::{Kill, free_port};
 use sqlx::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_attendd");
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn metric(port: u16, name: &str) -> f64 {
     use std::io::{Read, Write};

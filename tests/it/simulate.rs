@@ -3,12 +3,11 @@
 //! fed through a pseudo-terminal stores exactly the distinct punches.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::proc::{free_port, healthz};
 use attendd::domain::time::resolve_local;
 use attendd::ingest::decode::{DecodeContext, Decoder, Identity};
 use attendd::pipeline::alias_keys;
@@ -187,23 +186,6 @@ impl Drop for Guard {
             let _ = c.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn healthz(port: u16) -> Option<u16> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    text.lines().next()?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Two pseudo-terminals joined like a null-modem cable: what is written to

@@ -2,35 +2,15 @@
 //! and reads what the daemon tells the service manager; a local webhook
 //! receiver fails its first two requests to prove the outbox retries.
 
+use crate::proc::{Kill, free_port, healthz};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_attendd");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn healthz(port: u16) -> Option<u16> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut b = String::new();
-    s.read_to_string(&mut b).ok()?;
-    b.get(9..12)?.parse().ok()
-}
 
 /// A webhook receiver: answers 500 to the first `fail` requests, then 200;
 /// keeps every body it was sent.
@@ -73,16 +53,6 @@ fn webhook(fail: usize) -> (u16, Seen) {
         }
     });
     (port, seen)
-}
-
-/// Kills the daemon if the test fails half-way.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn recv_until(sock: &UnixDatagram, what: &str, bound: Duration, log: &mut Vec<String>) -> bool {

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::proc::{Kill, free_port};
 use attendd::sinks::{Http, post_json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -100,14 +101,6 @@ fn pki(dir: &Path, test: &str) -> Option<Pki> {
         cert: dir.join("srv.pem"),
         key: dir.join("srv.key"),
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -263,16 +256,6 @@ fn daemon_ingests_from_an_mqtts_broker() {
         .args(["-TERM", &daemon.0.id().to_string()])
         .status();
     assert!(daemon.0.wait().unwrap().success());
-}
-
-/// Kills a child process when the test ends, passed or not.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// An HTTPS receiver on 127.0.0.1 that answers 200 and records request
