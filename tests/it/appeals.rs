@@ -100,6 +100,14 @@ async fn appeal_window_boundaries_and_answers() {
     )
     .await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
+    // Even past the check (two filings at once), the store keeps one open
+    // appeal per entry.
+    assert!(
+        f.store
+            .add_appeal(bob[0].id, "E002", "race", "hr", sh(2026, 12, 2, 9, 0, 0))
+            .await
+            .is_err()
+    );
     // A supervisor cannot appeal another team's entry.
     let other = call(
         &r,
