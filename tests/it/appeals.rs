@@ -339,6 +339,24 @@ async fn hr_store_calls_on_postgres() {
     .await
     .unwrap();
     assert_eq!(store.day_rows(d).await.unwrap()[0].status, "present");
+    let totals = store.day_totals(d, Some("A")).await.unwrap();
+    assert_eq!(
+        (
+            totals[0].team.as_str(),
+            totals[0].employees,
+            totals[0].points
+        ),
+        ("A", 1, 0)
+    );
+    let (n, rows) = store
+        .day_page(d, Some("A"), Some("present"), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!((n, rows[0].name.as_deref()), (1, Some("Alice")));
+    assert_eq!(
+        store.day_page(d, Some("B"), None, 10, 0).await.unwrap().0,
+        0
+    );
     let cs = store
         .corrections(
             sh(2026, 11, 1, 0, 0, 0),
