@@ -382,7 +382,6 @@ fn days_json(
 ) -> Result<Vec<u8>, ApiError> {
     let cap: usize = rows.iter().map(|r| r.verdict.len() + 128).sum::<usize>() + 256;
     let mut out = Vec::with_capacity(cap);
-    let ser = |out: &mut Vec<u8>, v: &dyn erased::Json| v.write(out);
     out.extend_from_slice(b"{\"date\":");
     ser(&mut out, &date)?;
     out.extend_from_slice(b",\"items\":[");
@@ -425,20 +424,9 @@ fn days_json(
     Ok(out)
 }
 
-/// Serialising a value into a byte buffer behind `dyn`.
-mod erased {
-    use super::ApiError;
-
-    pub trait Json {
-        fn write(&self, out: &mut Vec<u8>) -> Result<(), ApiError>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn write(&self, out: &mut Vec<u8>) -> Result<(), ApiError> {
-            serde_json::to_writer(out, self)
-                .map_err(|e| ApiError::Internal(format!("serialise days: {e}")))
-        }
-    }
+/// Appends a value's JSON to `out`.
+fn ser<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), ApiError> {
+    serde_json::to_writer(out, v).map_err(|e| ApiError::Internal(format!("serialise days: {e}")))
 }
 
 /// A supervisor's team, or the `team` query parameter for HR; 403 when a
