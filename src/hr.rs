@@ -328,9 +328,22 @@ pub async fn file_appeal(
             "ledger entry {ledger_id} already has an open appeal"
         )));
     }
-    let id = store
+    let id = match store
         .add_appeal(ledger_id, &entry.employee_id, reason.trim(), by, now)
-        .await?;
+        .await
+    {
+        Ok(id) => id,
+        // Filed concurrently: the unique index on open appeals refused it.
+        Err(StoreError::Query {
+            source: sqlx::Error::Database(e),
+            ..
+        }) if e.is_unique_violation() => {
+            return Err(HrError::Conflict(format!(
+                "ledger entry {ledger_id} already has an open appeal"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     store
         .appeal(id)
         .await?

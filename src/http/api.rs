@@ -382,7 +382,6 @@ fn days_json(
 ) -> Result<Vec<u8>, ApiError> {
     let cap: usize = rows.iter().map(|r| r.verdict.len() + 128).sum::<usize>() + 256;
     let mut out = Vec::with_capacity(cap);
-    let ser = |out: &mut Vec<u8>, v: &dyn erased::Json| v.write(out);
     out.extend_from_slice(b"{\"date\":");
     ser(&mut out, &date)?;
     out.extend_from_slice(b",\"items\":[");
@@ -425,20 +424,9 @@ fn days_json(
     Ok(out)
 }
 
-/// Serialising a value into a byte buffer behind `dyn`.
-mod erased {
-    use super::ApiError;
-
-    pub trait Json {
-        fn write(&self, out: &mut Vec<u8>) -> Result<(), ApiError>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn write(&self, out: &mut Vec<u8>) -> Result<(), ApiError> {
-            serde_json::to_writer(out, self)
-                .map_err(|e| ApiError::Internal(format!("serialise days: {e}")))
-        }
-    }
+/// Appends a value's JSON to `out`.
+fn ser<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), ApiError> {
+    serde_json::to_writer(out, v).map_err(|e| ApiError::Internal(format!("serialise days: {e}")))
 }
 
 /// A supervisor's team, or the `team` query parameter for HR; 403 when a
@@ -467,50 +455,60 @@ async fn summary(
     let date = parse_date("date", &date)?;
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
-    let emps = api.store.employees().await?;
-    let by_id: HashMap<&str, &EmployeeRecord> =
-        emps.iter().map(|e| (e.employee_id.as_str(), e)).collect();
-    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
-    let mut by_team: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    let mut total = Points::ZERO;
+    // Totals are counted in the database; only the page's rows are read.
+    let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
+    let mut by_team: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut points = 0i64;
+    let mut employees = 0i64;
     let mut provisional = false;
-    let mut rows = Vec::new();
-    for row in api.store.day_rows(date).await? {
-        let (emp, verdict, prov) = (row.employee_id, row.verdict, row.provisional);
-        let e = by_id.get(emp.as_str());
-        let t = e.map(|e| e.team.clone()).unwrap_or_default();
-        if team.as_ref().is_some_and(|x| x != &t) {
-            continue;
-        }
-        let v = parse_verdict(&emp, date, &verdict)?;
-        let st = v.status.as_str().to_string();
-        *by_status.entry(st.clone()).or_default() += 1;
-        *by_team.entry(t.clone()).or_default().entry(st).or_default() += 1;
-        total += v.points;
-        provisional |= prov;
+    for t in api.store.day_totals(date, team.as_deref()).await? {
+        *by_status.entry(t.status.clone()).or_default() += t.employees;
+        *by_team
+            .entry(t.team.clone())
+            .or_default()
+            .entry(t.status.clone())
+            .or_default() += t.employees;
+        points += t.points;
+        employees += t.employees;
+        provisional |= t.provisional;
+    }
+    let (total, page_rows) = api
+        .store
+        .day_page(
+            date,
+            team.as_deref(),
+            None,
+            i64::try_from(p.limit).unwrap_or(i64::MAX),
+            i64::try_from(p.offset).unwrap_or(i64::MAX),
+        )
+        .await?;
+    let total = usize::try_from(total).unwrap_or(0);
+    let mut rows = Vec::with_capacity(page_rows.len());
+    for r in &page_rows {
+        let v = parse_verdict(&r.employee_id, date, &r.verdict)?;
         rows.push(json!({
             "employee_id": v.employee_id,
-            "name": e.map(|e| e.name.as_str()),
-            "team": t,
+            "name": r.name,
+            "team": r.team.as_deref().unwrap_or(""),
             "status": v.status,
-            "provisional": prov,
+            "provisional": r.provisional,
             "points": v.points,
             "deductions": v.deductions,
             "actions": v.actions,
         }));
     }
-    let n = rows.len();
-    let pg = page(rows, p);
+    let end = p.offset.saturating_add(rows.len());
     ok(&json!({
         "date": date,
         "policy": {"id": api.policy.id, "version": api.policy.version},
         "provisional": provisional,
-        "totals": {"employees": n, "points": total, "by_status": by_status, "by_team": by_team},
-        "rows": pg.items,
-        "total": pg.total,
-        "offset": pg.offset,
-        "limit": pg.limit,
-        "next_offset": pg.next_offset,
+        "totals": {"employees": employees, "points": Points::from_hundredths(points),
+                   "by_status": by_status, "by_team": by_team},
+        "rows": rows,
+        "total": total,
+        "offset": p.offset,
+        "limit": p.limit,
+        "next_offset": (end < total).then_some(end),
     }))
 }
 

@@ -53,6 +53,14 @@ async fn page(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
+            // The page loads nothing from elsewhere and talks only to its
+            // own origin; it may not be framed.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src 'self'; frame-ancestors 'none'",
+            ),
+            (header::REFERRER_POLICY, "no-referrer"),
         ],
         html,
     )

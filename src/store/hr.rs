@@ -107,6 +107,21 @@ pub struct DayPageRow {
     pub verdict: String,
 }
 
+/// Verdicts of a date counted by team, status and provisional flag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayTotal {
+    /// Team (empty for verdicts of employees no longer stored).
+    pub team: String,
+    /// Status name.
+    pub status: String,
+    /// Provisional or closed.
+    pub provisional: bool,
+    /// How many.
+    pub employees: i64,
+    /// Their points, in hundredths.
+    pub points: i64,
+}
+
 /// Why answering an appeal did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum AnswerError {
@@ -248,6 +263,16 @@ impl Store {
         offset: i64,
     ) -> Result<(i64, Vec<DayPageRow>), StoreError> {
         hr_dispatch!(self, day_page(date, team, status, limit, offset))
+    }
+
+    /// A date's verdicts counted by team, status and provisional flag,
+    /// optionally of one team.
+    pub async fn day_totals(
+        &self,
+        date: NaiveDate,
+        team: Option<&str>,
+    ) -> Result<Vec<DayTotal>, StoreError> {
+        hr_dispatch!(self, day_totals(date, team))
     }
 
     /// Marks a month published at `now` (see [`Store::publish_month`]).

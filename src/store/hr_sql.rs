@@ -489,3 +489,32 @@ pub(super) async fn day_page(
         .ctx("read day verdicts")?;
     Ok((total, rows))
 }
+
+pub(super) async fn day_totals(
+    pool: &Pool<Db>,
+    date: NaiveDate,
+    team: Option<&str>,
+) -> Result<Vec<super::DayTotal>, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT COALESCE(e.team, ''), d.status, d.provisional, COUNT(*), CAST(SUM(d.points) AS BIGINT) \
+         FROM day_verdicts d LEFT JOIN employees e ON e.employee_id = d.employee_id WHERE d.date = ",
+    );
+    qb.push_bind(date);
+    if let Some(t) = team {
+        qb.push(" AND e.team = ").push_bind(t.to_string());
+    }
+    qb.push(" GROUP BY COALESCE(e.team, ''), d.status, d.provisional");
+    let rows = qb.build().fetch_all(pool).await.ctx("sum day verdicts")?;
+    rows.iter()
+        .map(|r| {
+            Ok(super::DayTotal {
+                team: r.try_get(0)?,
+                status: r.try_get(1)?,
+                provisional: r.try_get(2)?,
+                employees: r.try_get(3)?,
+                points: r.try_get(4)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read day totals")
+}

@@ -100,6 +100,14 @@ async fn appeal_window_boundaries_and_answers() {
     )
     .await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
+    // Even past the check (two filings at once), the store keeps one open
+    // appeal per entry.
+    assert!(
+        f.store
+            .add_appeal(bob[0].id, "E002", "race", "hr", sh(2026, 12, 2, 9, 0, 0))
+            .await
+            .is_err()
+    );
     // A supervisor cannot appeal another team's entry.
     let other = call(
         &r,
@@ -331,6 +339,24 @@ async fn hr_store_calls_on_postgres() {
     .await
     .unwrap();
     assert_eq!(store.day_rows(d).await.unwrap()[0].status, "present");
+    let totals = store.day_totals(d, Some("A")).await.unwrap();
+    assert_eq!(
+        (
+            totals[0].team.as_str(),
+            totals[0].employees,
+            totals[0].points
+        ),
+        ("A", 1, 0)
+    );
+    let (n, rows) = store
+        .day_page(d, Some("A"), Some("present"), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!((n, rows[0].name.as_deref()), (1, Some("Alice")));
+    assert_eq!(
+        store.day_page(d, Some("B"), None, 10, 0).await.unwrap().0,
+        0
+    );
     let cs = store
         .corrections(
             sh(2026, 11, 1, 0, 0, 0),

@@ -19,3 +19,5 @@ CREATE TRIGGER corrections_no_delete BEFORE DELETE ON corrections
 
 ALTER TABLE appeals ADD COLUMN filed_by TEXT NOT NULL DEFAULT '';
 CREATE INDEX appeals_status ON appeals (status);
+-- At most one open appeal per ledger entry, even under concurrent filing.
+CREATE UNIQUE INDEX appeals_one_open ON appeals (ledger_id) WHERE status = 'open';
