@@ -42,11 +42,19 @@ impl RecomputeLock {
                 let mut path = db.into_os_string();
                 path.push(".recompute.lock");
                 let file = tokio::task::spawn_blocking(move || {
-                    let f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&path)?;
+                    // flock needs no write access: a lock file created by
+                    // another user (root running `attendd recompute`) still
+                    // serves the daemon's user.
+                    let f = match std::fs::File::open(&path) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            std::fs::OpenOptions::new()
+                                .create(true)
+                                .truncate(false)
+                                .write(true)
+                                .open(&path)?
+                        }
+                        r => r?,
+                    };
                     f.lock()?;
                     Ok::<_, std::io::Error>(f)
                 })
