@@ -115,6 +115,8 @@ pub struct TickReport {
     pub revised: Vec<NaiveDate>,
     /// Terminal-health alerts decided.
     pub terminal: usize,
+    /// Month publications announced.
+    pub publications: usize,
 }
 
 /// The scheduler. Cheap to share.
@@ -346,6 +348,7 @@ impl Scheduler {
         }
 
         report.terminal = self.terminal_health(&plan, now, today).await?;
+        report.publications = self.publications(&plan, now).await?;
         Ok(report)
     }
 
@@ -400,6 +403,47 @@ impl Scheduler {
                 now,
             )
             .await
+    }
+
+    /// Announces each month published (from the CLI or the API) within the
+    /// last `revision_days`, once: the scores are final and the appeal
+    /// window is open until the deadline in the message
+    /// (坐席员考核细则 一(七): 公布2天内提出申述).
+    async fn publications(&self, plan: &Plan, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let policy = &*plan.policy;
+        let recent = Duration::days(plan.schedule.revision_days.max(1));
+        let mut count = 0;
+        for month in self.store.published_months().await? {
+            let key = format!("publication/{month}");
+            let Some((at, by)) = self.store.published(&month).await? else {
+                continue;
+            };
+            if now - at > recent || !self.store.outbox_keys(&key).await?.is_empty() {
+                continue;
+            }
+            let deadline =
+                crate::domain::appeal::appeal_deadline(at, policy.tz, policy.appeal_days);
+            let payload = json!({
+                "id": key,
+                "kind": "publication",
+                "month": month,
+                "published_at": local_rfc3339(policy, at),
+                "published_by": by,
+                "appeal_deadline": local_rfc3339(policy, deadline),
+                "text": format!(
+                    "{month} scores published by {by}; appeals until {} — 考核结果已公布，申诉截止 {}",
+                    to_local(policy.tz, deadline).format("%Y-%m-%d %H:%M"),
+                    to_local(policy.tz, deadline).format("%Y-%m-%d %H:%M"),
+                ),
+            });
+            if self
+                .enqueue(plan, key, "publication", payload, None, now)
+                .await?
+            {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// Silent terminals (during working hours), clocks running ahead, and
@@ -511,6 +555,7 @@ impl Scheduler {
                             closed = r.closed.len(),
                             revised = r.revised.len(),
                             terminal = r.terminal,
+                            publications = r.publications,
                             "scheduler decided"
                         );
                     }

@@ -395,6 +395,13 @@ async fn mqtt_publish(
                 true,
             ),
             "terminal" => (format!("{prefix}/alerts/terminal"), false),
+            "publication" => (
+                format!(
+                    "{prefix}/published/{}",
+                    m["month"].as_str().unwrap_or("unknown")
+                ),
+                true,
+            ),
             _ => (format!("{prefix}/alerts/absence"), false),
         };
         client

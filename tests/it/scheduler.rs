@@ -376,3 +376,24 @@ async fn silent_terminals_and_clocks_ahead_alert_the_operations_contact_once_a_d
     assert!(problems.contains(&"silent") && problems.contains(&"clock_ahead"));
     assert!(rows.iter().all(|r| r.payload["to"] == "operations"));
 }
+
+#[tokio::test]
+async fn a_published_month_is_announced_once_with_its_appeal_deadline() {
+    let s = site("seed-default", &[("E1", "A", None)]).await;
+    let published = at("2026-04-01", "10:00");
+    s.store
+        .publish_month_at("2026-03", "hr-office", published)
+        .await
+        .unwrap();
+    let r = s.tick(at("2026-04-01", "10:01")).await;
+    assert_eq!(r.publications, 1);
+    assert_eq!(s.tick(at("2026-04-01", "10:02")).await.publications, 0);
+    let rows = s.store.outbox(Some("publication"), 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let p = &rows[0].payload;
+    assert_eq!(p["id"], "publication/2026-03");
+    assert_eq!(p["published_by"], "hr-office");
+    // 坐席员考核细则 一(七): appeals within 2 days of publication — until the
+    // end of the 2nd calendar day after it.
+    assert_eq!(p["appeal_deadline"], "2026-04-04T00:00:00+08:00");
+}
