@@ -73,6 +73,9 @@ pub enum StoreCommand {
     Month(MonthArgs),
     /// Payloads that could not be decoded, with source and reason.
     Quarantine(QuarantineArgs),
+    /// Alerts and daily summaries decided by the daemon, and whether each
+    /// sink has accepted them.
+    Outbox(OutboxArgs),
     /// Re-derive stored verdicts and the ledger for a date range.
     Recompute(RecomputeArgs),
     /// Publish a month's scores: later changes to its days become
@@ -196,6 +199,20 @@ pub struct QuarantineArgs {
     pub common: Common,
 }
 
+/// `attendd outbox`.
+#[derive(Debug, clap::Args)]
+pub struct OutboxArgs {
+    /// Only this kind: absence, arrival, summary, terminal, publication.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// How many of the newest messages to show.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
+}
+
 /// `attendd recompute`.
 #[derive(Debug, clap::Args)]
 pub struct RecomputeArgs {
@@ -282,6 +299,7 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
         StoreCommand::Employee(a) => &a.common,
         StoreCommand::Month(a) => &a.common,
         StoreCommand::Quarantine(a) => &a.common,
+        StoreCommand::Outbox(a) => &a.common,
         StoreCommand::Recompute(a) => &a.common,
         StoreCommand::Publish(a) => &a.common,
     }
@@ -304,6 +322,7 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
         StoreCommand::Employee(a) => employee(&ctx, &a.id, a.month, out).await,
         StoreCommand::Month(a) => month(&ctx, a.month, out).await,
         StoreCommand::Quarantine(a) => quarantine(&ctx, a.limit, out).await,
+        StoreCommand::Outbox(a) => outbox(&ctx, a.kind.as_deref(), a.limit, out).await,
         StoreCommand::Recompute(a) => recompute_cmd(&ctx, a, out, err).await,
         StoreCommand::Publish(a) => publish(&ctx, a.month, out).await,
     };
@@ -1158,6 +1177,34 @@ async fn quarantine(ctx: &Ctx<'_>, limit: i64, out: &mut dyn Write) -> CmdResult
                 q.payload_len,
                 q.reason,
                 preview
+            )?;
+        }
+    }
+    Ok(())
+}
+
+async fn outbox(ctx: &Ctx<'_>, kind: Option<&str>, limit: i64, out: &mut dyn Write) -> CmdResult {
+    let rows = ctx.store.outbox(kind, limit).await?;
+    if !ctx.json {
+        writeln!(
+            out,
+            "{:<36} {:<11} {:<25} {:>9}  last error",
+            "id", "kind", "decided", "sent"
+        )?;
+    }
+    for r in &rows {
+        if ctx.json {
+            writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default())?;
+        } else {
+            writeln!(
+                out,
+                "{:<36} {:<11} {:<25} {:>9}  {}",
+                r.key,
+                r.kind,
+                r.created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                format!("{}/{}", r.sent, r.sinks),
+                r.last_error.as_deref().unwrap_or("")
             )?;
         }
     }

@@ -185,6 +185,29 @@ fn ready_watchdog_reload_and_stopping_under_a_fake_systemd() {
         "yesterday's summary: {kinds:?}"
     );
 
+    // `attendd outbox` shows what was decided and that the sink took it.
+    let t0 = Instant::now();
+    loop {
+        let o = Command::new(BIN)
+            .args(["outbox", "--json", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let done = rows
+            .iter()
+            .any(|r| r["kind"] == "summary" && r["sent"] == 1 && r["sinks"] == 1);
+        if done {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{rows:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // SIGHUP with a broken policy: RELOADING, then READY again, the old
     // policy kept, the daemon alive and healthy.
     std::fs::write(&policy, "id = \"broken\"\n[[shift]]\nid = 3\n").unwrap();
