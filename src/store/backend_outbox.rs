@@ -282,3 +282,34 @@ pub(super) async fn add_quarantine_many(
     tx.commit().await.ctx("commit quarantine")?;
     Ok(())
 }
+
+pub(super) async fn set_adjustment_status(
+    pool: &Pool<Db>,
+    id: i64,
+    status: &str,
+    actor: &str,
+    cause: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = begin(pool).await?;
+    sqlx::query("UPDATE adjustments SET status = $2 WHERE id = $1 AND status = 'pending'")
+        .bind(id)
+        .bind(status)
+        .execute(&mut *tx)
+        .await
+        .ctx("update adjustment")?;
+    sqlx::query(
+        "INSERT INTO audit (at, table_name, row_key, old_value, new_value, cause, actor) \
+         VALUES ($1, 'adjustments', $2, 'pending', $3, $4, $5)",
+    )
+    .bind(now)
+    .bind(id.to_string())
+    .bind(status)
+    .bind(cause)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await
+    .ctx("audit adjustment")?;
+    tx.commit().await.ctx("commit adjustment")?;
+    Ok(())
+}

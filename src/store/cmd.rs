@@ -76,6 +76,10 @@ pub enum StoreCommand {
     /// Alerts and daily summaries decided by the daemon, and whether each
     /// sink has accepted them.
     Outbox(OutboxArgs),
+    /// Re-derived verdicts for days of published months, waiting for HR:
+    /// list them, apply one (the new verdict and its ledger difference are
+    /// written, audited) or dismiss it (the published verdict stays).
+    Adjustment(AdjustmentArgs),
     /// Re-derive stored verdicts and the ledger for a date range.
     Recompute(RecomputeArgs),
     /// Publish a month's scores: later changes to its days become
@@ -213,6 +217,41 @@ pub struct OutboxArgs {
     pub common: Common,
 }
 
+/// `attendd adjustment`.
+#[derive(Debug, clap::Args)]
+pub struct AdjustmentArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AdjustmentAction,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `attendd adjustment list|apply|dismiss`.
+#[derive(Debug, Subcommand)]
+pub enum AdjustmentAction {
+    /// The pending adjustments (all with --all).
+    List {
+        /// Also superseded, applied and dismissed ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Write the adjustment's verdict and ledger difference.
+    Apply {
+        /// Adjustment id.
+        id: i64,
+    },
+    /// Keep the published verdict.
+    Dismiss {
+        /// Adjustment id.
+        id: i64,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
 /// `attendd recompute`.
 #[derive(Debug, clap::Args)]
 pub struct RecomputeArgs {
@@ -300,6 +339,7 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
         StoreCommand::Month(a) => &a.common,
         StoreCommand::Quarantine(a) => &a.common,
         StoreCommand::Outbox(a) => &a.common,
+        StoreCommand::Adjustment(a) => &a.common,
         StoreCommand::Recompute(a) => &a.common,
         StoreCommand::Publish(a) => &a.common,
     }
@@ -323,6 +363,7 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
         StoreCommand::Month(a) => month(&ctx, a.month, out).await,
         StoreCommand::Quarantine(a) => quarantine(&ctx, a.limit, out).await,
         StoreCommand::Outbox(a) => outbox(&ctx, a.kind.as_deref(), a.limit, out).await,
+        StoreCommand::Adjustment(a) => adjustment(&ctx, a.action, out).await,
         StoreCommand::Recompute(a) => recompute_cmd(&ctx, a, out, err).await,
         StoreCommand::Publish(a) => publish(&ctx, a.month, out).await,
     };
@@ -1177,6 +1218,86 @@ async fn quarantine(ctx: &Ctx<'_>, limit: i64, out: &mut dyn Write) -> CmdResult
                 q.payload_len,
                 q.reason,
                 preview
+            )?;
+        }
+    }
+    Ok(())
+}
+
+async fn adjustment(ctx: &Ctx<'_>, action: AdjustmentAction, out: &mut dyn Write) -> CmdResult {
+    let not_pending = |e: StoreError| match e {
+        StoreError::Corrupt { key, why } if key.starts_with("adjustments/") => {
+            CmdError::Input(format!("{key}: {why}"))
+        }
+        e => CmdError::Store(e),
+    };
+    match action {
+        AdjustmentAction::List { all } => {
+            let rows = ctx.store.adjustments(!all).await?;
+            if !ctx.json {
+                writeln!(
+                    out,
+                    "{:<6} {:<10} {:<10} {:<10} {:<26} cause (actor)",
+                    "id", "employee", "date", "status", "verdict change"
+                )?;
+            }
+            let status_of = |v: Option<&str>| {
+                v.and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+                    .and_then(|v| v["status"].as_str().map(String::from))
+                    .unwrap_or_else(|| "-".into())
+            };
+            for a in rows {
+                let old = status_of(a.old_verdict.as_deref());
+                let new = status_of(Some(&a.new_verdict));
+                if ctx.json {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"id": a.id, "employee_id": a.employee_id, "date": a.date,
+                               "status": a.status, "old_status": old, "new_status": new,
+                               "cause": a.cause, "actor": a.actor,
+                               "created_at": a.created_at.to_rfc3339()})
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:<6} {:<10} {:<10} {:<10} {:<26} {} ({})",
+                        a.id,
+                        a.employee_id,
+                        a.date,
+                        a.status,
+                        format!("{old} -> {new}"),
+                        a.cause,
+                        a.actor
+                    )?;
+                }
+            }
+        }
+        AdjustmentAction::Apply { id } => {
+            let rep = ctx
+                .store
+                .apply_adjustment(ctx.policy(), id, &ctx.actor, ctx.now)
+                .await
+                .map_err(not_pending)?;
+            ctx.emit(
+                out,
+                json!({"id": id, "applied": true, "ledger_added": rep.ledger_added,
+                       "ledger_voided": rep.ledger_voided}),
+                &format!(
+                    "adjustment {id} applied: {} ledger entries added, {} voided",
+                    rep.ledger_added, rep.ledger_voided
+                ),
+            )?;
+        }
+        AdjustmentAction::Dismiss { id, reason } => {
+            ctx.store
+                .dismiss_adjustment(id, &ctx.actor, &reason, ctx.now)
+                .await
+                .map_err(not_pending)?;
+            ctx.emit(
+                out,
+                json!({"id": id, "dismissed": true}),
+                &format!("adjustment {id} dismissed"),
             )?;
         }
     }

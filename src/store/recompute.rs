@@ -120,8 +120,70 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<RecomputeReport, StoreError> {
-        self.recompute_inner(policy, employees, from, to, cause, actor, now, None)
+        self.recompute_inner(policy, employees, from, to, cause, actor, now, None, None)
             .await
+    }
+
+    /// Applies a pending adjustment: the employee's day is re-classified
+    /// with its published month open for that day, so the new verdict and
+    /// its ledger difference are written (audited), and the adjustment is
+    /// marked applied. Errors when it is not pending.
+    pub async fn apply_adjustment(
+        &self,
+        policy: &Policy,
+        id: i64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RecomputeReport, StoreError> {
+        let a = self.pending_adjustment(id).await?;
+        let rep = self
+            .recompute_inner(
+                policy,
+                Some(std::slice::from_ref(&a.employee_id)),
+                a.date,
+                a.date,
+                &format!("adjustment {id} applied"),
+                actor,
+                now,
+                None,
+                Some(a.date),
+            )
+            .await?;
+        dispatch!(
+            self,
+            set_adjustment_status(id, "applied", actor, "applied", now)
+        )?;
+        Ok(rep)
+    }
+
+    /// Dismisses a pending adjustment: the published verdict stays.
+    pub async fn dismiss_adjustment(
+        &self,
+        id: i64,
+        actor: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.pending_adjustment(id).await?;
+        dispatch!(
+            self,
+            set_adjustment_status(id, "dismissed", actor, reason, now)
+        )
+    }
+
+    async fn pending_adjustment(&self, id: i64) -> Result<super::Adjustment, StoreError> {
+        let all = self.adjustments(false).await?;
+        match all.into_iter().find(|a| a.id == id) {
+            Some(a) if a.status == "pending" => Ok(a),
+            Some(a) => Err(StoreError::Corrupt {
+                key: format!("adjustments/{id}"),
+                why: format!("is {}, not pending", a.status),
+            }),
+            None => Err(StoreError::Corrupt {
+                key: format!("adjustments/{id}"),
+                why: "no such adjustment".into(),
+            }),
+        }
     }
 
     /// Closes `date`: re-classifies every employee's day with the verdicts
@@ -142,6 +204,7 @@ impl Store {
             "scheduler",
             now,
             Some(date),
+            None,
         )
         .await
     }
@@ -157,13 +220,16 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
         closing: Option<NaiveDate>,
+        unfreeze: Option<NaiveDate>,
     ) -> Result<RecomputeReport, StoreError> {
         // Recomputes read, compare and then write; two at once (two daemons
         // sharing a store, or a daemon and `attendd recompute`) could both
         // add the same ledger entries. One at a time per store.
         let lock = super::lock::RecomputeLock::acquire(self).await?;
         let r = self
-            .recompute_locked(policy, employees, from, to, cause, actor, now, closing)
+            .recompute_locked(
+                policy, employees, from, to, cause, actor, now, closing, unfreeze,
+            )
             .await;
         lock.release().await;
         r
@@ -180,6 +246,7 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
         closing: Option<NaiveDate>,
+        unfreeze: Option<NaiveDate>,
     ) -> Result<RecomputeReport, StoreError> {
         let mut report = RecomputeReport::default();
         let today = to_local(policy.tz, now).date_naive();
@@ -239,7 +306,12 @@ impl Store {
                     .push(e);
             }
         }
-        let published: HashSet<String> = self.published_months().await?.into_iter().collect();
+        let mut published: HashSet<String> = self.published_months().await?.into_iter().collect();
+        // Applying an adjustment: HR lets the new verdict into a published
+        // month for this one day.
+        if let Some(d) = unfreeze {
+            published.remove(&d.format("%Y-%m").to_string());
+        }
         // A closed day's verdicts are final: a late punch inside the punch
         // window revises them instead of making them provisional again.
         let mut closed: HashSet<NaiveDate> = dispatch!(self, closed_dates(from, to))?

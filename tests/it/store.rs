@@ -429,6 +429,65 @@ async fn published_month_gets_adjustment_not_edit(db: &TestDb) {
     assert_eq!(r.adjustments, 0);
     assert_eq!(db.store.adjustments(false).await.unwrap().len(), 1);
     assert!(db.store.audit(Some("adjustments")).await.unwrap().len() == 1);
+
+    // HR applies it: the new verdict and its ledger difference are written
+    // for that day only, the adjustment is applied, and it is audited.
+    let id = adj[0].id;
+    let r = db
+        .store
+        .apply_adjustment(&db.policy, id, "hr", later())
+        .await
+        .unwrap();
+    assert_eq!(r.changed, 1, "{r:?}");
+    let now = db.store.verdicts(day, day, None).await.unwrap();
+    assert_eq!(now[0].verdict, adj[0].new_verdict);
+    assert_ne!(
+        db.store.ledger(from, to, None).await.unwrap(),
+        ledger_before
+    );
+    let after = db.store.adjustments(false).await.unwrap();
+    assert_eq!(after[0].status, "applied");
+    assert!(db.store.adjustments(true).await.unwrap().is_empty());
+    assert!(
+        db.store
+            .apply_adjustment(&db.policy, id, "hr", later())
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("not pending"),
+        "applied twice"
+    );
+    assert!(
+        db.store
+            .dismiss_adjustment(id + 100, "hr", "x", later())
+            .await
+            .is_err()
+    );
+    let audit = db.store.audit(Some("adjustments")).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.new_value.as_deref() == Some("applied"))
+    );
+    // The commands HR uses.
+    let o = cli(db, &["adjustment", "list", "--all", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let row: serde_json::Value =
+        serde_json::from_str(text(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (row["status"].as_str(), row["new_status"].as_str()),
+        (Some("applied"), Some("late"))
+    );
+    let o = cli(
+        db,
+        &["adjustment", "dismiss", &id.to_string(), "--reason", "x"],
+    );
+    assert_eq!(o.status.code(), Some(1), "not pending is bad input");
+    assert!(
+        text(&o.stderr).contains("not pending"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 store_test!(published_month_gets_adjustment_not_edit);
 
