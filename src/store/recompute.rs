@@ -103,6 +103,25 @@ fn utc_midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
+/// What one recompute covers, and why.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    policy: &'a Policy,
+    /// Only these employees (all when `None`).
+    employees: Option<&'a [String]>,
+    from: NaiveDate,
+    to: NaiveDate,
+    /// Recorded in the audit trail.
+    cause: &'a str,
+    actor: &'a str,
+    now: DateTime<Utc>,
+    /// A date being closed: its verdicts are final whatever the time.
+    closing: Option<NaiveDate>,
+    /// A date whose published month is open for this run (an adjustment
+    /// being applied).
+    unfreeze: Option<NaiveDate>,
+}
+
 impl Store {
     /// Re-derives the verdicts of `[from, to]` (capped at today in the
     /// policy's zone) for the given employees (all stored employees when
@@ -120,8 +139,18 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<RecomputeReport, StoreError> {
-        self.recompute_inner(policy, employees, from, to, cause, actor, now, None, None)
-            .await
+        self.recompute_inner(Run {
+            policy,
+            employees,
+            from,
+            to,
+            cause,
+            actor,
+            now,
+            closing: None,
+            unfreeze: None,
+        })
+        .await
     }
 
     /// Applies a pending adjustment: the employee's day is re-classified
@@ -137,17 +166,17 @@ impl Store {
     ) -> Result<RecomputeReport, StoreError> {
         let a = self.pending_adjustment(id).await?;
         let rep = self
-            .recompute_inner(
+            .recompute_inner(Run {
                 policy,
-                Some(std::slice::from_ref(&a.employee_id)),
-                a.date,
-                a.date,
-                &format!("adjustment {id} applied"),
+                employees: Some(std::slice::from_ref(&a.employee_id)),
+                from: a.date,
+                to: a.date,
+                cause: &format!("adjustment {id} applied"),
                 actor,
                 now,
-                None,
-                Some(a.date),
-            )
+                closing: None,
+                unfreeze: Some(a.date),
+            })
             .await?;
         dispatch!(
             self,
@@ -195,59 +224,42 @@ impl Store {
         date: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<RecomputeReport, StoreError> {
-        self.recompute_inner(
+        self.recompute_inner(Run {
             policy,
-            None,
-            date,
-            date,
-            "day close",
-            "scheduler",
+            employees: None,
+            from: date,
+            to: date,
+            cause: "day close",
+            actor: "scheduler",
             now,
-            Some(date),
-            None,
-        )
+            closing: Some(date),
+            unfreeze: None,
+        })
         .await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn recompute_inner(
-        &self,
-        policy: &Policy,
-        employees: Option<&[String]>,
-        from: NaiveDate,
-        to: NaiveDate,
-        cause: &str,
-        actor: &str,
-        now: DateTime<Utc>,
-        closing: Option<NaiveDate>,
-        unfreeze: Option<NaiveDate>,
-    ) -> Result<RecomputeReport, StoreError> {
+    async fn recompute_inner(&self, run: Run<'_>) -> Result<RecomputeReport, StoreError> {
         // Recomputes read, compare and then write; two at once (two daemons
         // sharing a store, or a daemon and `attendd recompute`) could both
         // add the same ledger entries. One at a time per store.
         let lock = super::lock::RecomputeLock::acquire(self).await?;
-        let r = self
-            .recompute_locked(
-                policy, employees, from, to, cause, actor, now, closing, unfreeze,
-            )
-            .await;
+        let r = self.recompute_locked(run).await;
         lock.release().await;
         r
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn recompute_locked(
-        &self,
-        policy: &Policy,
-        employees: Option<&[String]>,
-        from: NaiveDate,
-        to: NaiveDate,
-        cause: &str,
-        actor: &str,
-        now: DateTime<Utc>,
-        closing: Option<NaiveDate>,
-        unfreeze: Option<NaiveDate>,
-    ) -> Result<RecomputeReport, StoreError> {
+    async fn recompute_locked(&self, run: Run<'_>) -> Result<RecomputeReport, StoreError> {
+        let Run {
+            policy,
+            employees,
+            from,
+            to,
+            cause,
+            actor,
+            now,
+            closing,
+            unfreeze,
+        } = run;
         let mut report = RecomputeReport::default();
         let today = to_local(policy.tz, now).date_naive();
         let to = to.min(today);
