@@ -12,61 +12,10 @@ use std::time::{Duration, Instant};
 use attendd::simulate::generate_day;
 use chrono::NaiveDate;
 
-use crate::proc::{free_port, healthz};
+use crate::proc::{Guard, free_port, healthz};
 use crate::services::{required, unique};
 
 const BIN: &str = env!("CARGO_BIN_EXE_attendd");
-
-/// A child process killed (and reaped) when dropped.
-struct Guard(Option<Child>);
-
-impl Guard {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("process running")
-    }
-    fn pid(&self) -> u32 {
-        self.0.as_ref().expect("process running").id()
-    }
-    /// SIGKILL and reap.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-    /// Sends `sig` (e.g. "TERM") and waits up to `bound` for the exit status.
-    fn signal_and_wait(&mut self, sig: &str, bound: Duration) -> std::process::ExitStatus {
-        let pid = self.pid();
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} {pid} failed");
-        let deadline = Instant::now() + bound;
-        loop {
-            if let Some(st) = self.child().try_wait().unwrap() {
-                self.0 = None;
-                return st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "process {pid} did not exit within {bound:?} after SIG{sig}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    fn running(&mut self) -> bool {
-        self.child().try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// One daemon's files: a tempdir with config, store and logs.
 struct Site {

@@ -49,3 +49,63 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 pub fn healthz(port: u16) -> Option<u16> {
     http_get(port, "/healthz").map(|(c, _)| c)
 }
+
+/// A running process the test can kill, signal and wait for; killed (and
+/// reaped) when dropped.
+pub struct Guard(pub Option<Child>);
+
+impl Guard {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("process running")
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().expect("process running").id()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends `sig` (e.g. "TERM") and waits up to `bound` for the exit status.
+    pub fn signal_and_wait(&mut self, sig: &str, bound: Duration) -> std::process::ExitStatus {
+        let pid = self.pid();
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {pid} failed");
+        let deadline = std::time::Instant::now() + bound;
+        loop {
+            if let Some(st) = self.child().try_wait().unwrap() {
+                self.0 = None;
+                return st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {pid} did not exit within {bound:?} after SIG{sig}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

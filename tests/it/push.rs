@@ -7,10 +7,10 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::proc::free_port;
+use crate::proc::{Guard, free_port};
 use attendd::store::{QuarantineRow, Store, StoredPunch};
 use chrono::{DateTime, Utc};
 
@@ -19,46 +19,6 @@ const SN: &str = "CQZ7231460021";
 const SN_KOLKATA: &str = "CQZ7231460022";
 const DAHUA_PASSWORD_ENV: &str = "ATTENDD_TEST_DAHUA_PASSWORD";
 const DAHUA_PASSWORD: &str = "door-s3cret";
-
-/// A child process killed (and reaped) when dropped.
-struct Guard(Option<Child>);
-
-impl Guard {
-    /// SIGKILL and reap.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM and wait for the exit.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while c.try_wait().unwrap().is_none() {
-                assert!(Instant::now() < deadline, "daemon ignored SIGTERM");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        self.0
-            .as_mut()
-            .is_some_and(|c| c.try_wait().unwrap().is_none())
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// One daemon's files and ports.
 struct Site {
@@ -425,7 +385,7 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
     assert_eq!(site.punches().len(), 7);
 
     // Restart: the handshake hands back the last committed stamps.
-    d.stop();
+    d.signal_and_wait("TERM", Duration::from_secs(30));
     let logs = site.logs();
     assert_eq!(
         logs.matches("refused terminal with serial number \"EVIL0000001\"")

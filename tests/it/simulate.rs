@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::proc::{free_port, healthz};
+use crate::proc::{Guard, free_port, healthz};
 use attendd::domain::time::resolve_local;
 use attendd::ingest::decode::{DecodeContext, Decoder, Identity};
 use attendd::pipeline::alias_keys;
@@ -175,18 +175,6 @@ fn card_numbers_are_stable_and_fit_every_card_format() {
 }
 
 // ---- end to end through pseudo-terminals ----
-
-/// A child process killed (and reaped) when dropped.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// Two pseudo-terminals joined like a null-modem cable: what is written to
 /// `sim` (a slave path) comes out of `daemon` (another slave path). The
