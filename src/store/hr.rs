@@ -144,12 +144,14 @@ pub enum AnswerError {
 mod sqlite {
     type Db = sqlx::Sqlite;
     const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+    use crate::store::backend_sqlite::ledger_from_row;
     include!("hr_sql.rs");
 }
 
 mod pg {
     type Db = sqlx::Postgres;
     const BEGIN_WRITE: &str = "BEGIN";
+    use crate::store::backend_pg::ledger_from_row;
     include!("hr_sql.rs");
 }
 

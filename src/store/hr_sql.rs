@@ -180,25 +180,6 @@ pub(super) async fn published(pool: &Pool<Db>, month: &str) -> Result<Option<(Da
     }
 }
 
-fn ledger_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LedgerEntry, sqlx::Error> {
-    Ok(LedgerEntry {
-        id: r.try_get(0)?,
-        employee_id: r.try_get(1)?,
-        date: r.try_get(2)?,
-        category: r.try_get(3)?,
-        rule: r.try_get(4)?,
-        points: r.try_get(5)?,
-        bonus: r.try_get(6)?,
-        source: r.try_get(7)?,
-        evidence: r.try_get(8)?,
-        recorded_by: r.try_get(9)?,
-        recorded_at: r.try_get(10)?,
-        voided_at: r.try_get(11)?,
-        voided_by: r.try_get(12)?,
-        void_cause: r.try_get(13)?,
-    })
-}
-
 const LEDGER_COLUMNS: &str = "SELECT id, employee_id, date, category, rule, points, bonus, source, evidence, \
      recorded_by, recorded_at, voided_at, voided_by, void_cause FROM ledger WHERE id = $1";
 
