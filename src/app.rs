@@ -171,7 +171,14 @@ pub async fn run_daemon(
     let result = run(&config, pipeline, shared, shutdown).await;
     recompute_stop.cancel();
     let _ = recompute.await;
-    background.wait().await;
+    // A delivery in flight may wait on a slow sink; its claim runs out and
+    // the next start retries it.
+    if tokio::time::timeout(DRAIN_TIMEOUT, background.wait())
+        .await
+        .is_err()
+    {
+        warn!("scheduler or deliverer still busy after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
     store.close().await;
     result.map_err(|e| (1, e.to_string()))
 }

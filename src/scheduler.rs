@@ -85,8 +85,13 @@ impl Route {
             && match (&self.teams, team) {
                 (None, _) => true,
                 (Some(ts), Some(t)) => ts.iter().any(|x| x == t),
-                // Day summaries and terminal alerts belong to no team.
-                (Some(_), None) => true,
+                // Summaries (every team's people), terminal alerts and
+                // publications belong to no team: a team's sink gets them
+                // only when its `events` name them.
+                (Some(_), None) => self
+                    .events
+                    .as_ref()
+                    .is_some_and(|e| e.iter().any(|k| k == kind)),
             }
     }
 }
@@ -189,6 +194,9 @@ impl Scheduler {
             )
             .await?
         else {
+            // No employees yet: terminals and publications still count.
+            report.terminal = self.terminal_health(&plan, now, today).await?;
+            report.publications = self.publications(&plan, now).await?;
             return Ok(report);
         };
         let clock = ShiftClock::new(policy, first - Days::new(1), today + Days::new(1));
@@ -213,14 +221,23 @@ impl Scheduler {
         // Absence alerts and follow-ups: yesterday (overnight shifts) and today.
         let alert_after = Duration::minutes(plan.schedule.alert_after_minutes);
         for date in [today - Days::new(1), today] {
-            let absent = self.store.outbox_keys(&format!("absence/{date}/")).await?;
-            let arrived = self.store.outbox_keys(&format!("arrival/{date}/")).await?;
+            let wanted: Vec<String> = inputs
+                .emps
+                .iter()
+                .flat_map(|e| {
+                    [
+                        format!("absence/{date}/{}", e.employee_id),
+                        format!("arrival/{date}/{}", e.employee_id),
+                    ]
+                })
+                .collect();
+            let sent = self.store.outbox_keys(&wanted).await?;
             for (i, e) in inputs.emps.iter().enumerate() {
                 let ka = format!("absence/{date}/{}", e.employee_id);
                 let kr = format!("arrival/{date}/{}", e.employee_id);
                 let state = AlertState {
-                    absence_sent: absent.contains(&ka),
-                    arrival_sent: arrived.contains(&kr),
+                    absence_sent: sent.contains(&ka),
+                    arrival_sent: sent.contains(&kr),
                 };
                 let decision = absence_decision(
                     &clock,
@@ -341,9 +358,7 @@ impl Scheduler {
                 info!(date = %c.date, revision = next.revision, "closed day changed after late data; corrected summary published");
                 report.revised.push(c.date);
             } else {
-                self.store
-                    .save_day_close(&next, &summary.to_string())
-                    .await?;
+                self.store.save_day_close(&next, None).await?;
             }
         }
 
@@ -372,9 +387,32 @@ impl Scheduler {
             }),
         );
         let text = summary.to_string();
-        self.enqueue(plan, key, "summary", summary, None, now)
-            .await?;
-        self.store.save_day_close(close, &text).await
+        let msg = self.message(plan, key, "summary", summary, None);
+        self.store.enqueue_summary(&msg, close, &text, now).await?;
+        Ok(())
+    }
+
+    /// A message addressed to the sinks whose routes take it.
+    fn message(
+        &self,
+        plan: &Plan,
+        key: String,
+        kind: &str,
+        payload: serde_json::Value,
+        team: Option<&str>,
+    ) -> NewMessage {
+        let sinks: Vec<String> = plan
+            .routes
+            .iter()
+            .filter(|r| r.takes(kind, team))
+            .map(|r| r.name.clone())
+            .collect();
+        NewMessage {
+            key,
+            kind: kind.to_string(),
+            payload,
+            sinks,
+        }
     }
 
     async fn enqueue(
@@ -386,23 +424,8 @@ impl Scheduler {
         team: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let sinks: Vec<String> = plan
-            .routes
-            .iter()
-            .filter(|r| r.takes(kind, team))
-            .map(|r| r.name.clone())
-            .collect();
-        self.store
-            .enqueue(
-                &NewMessage {
-                    key,
-                    kind: kind.to_string(),
-                    payload,
-                    sinks,
-                },
-                now,
-            )
-            .await
+        let msg = self.message(plan, key, kind, payload, team);
+        self.store.enqueue(&msg, now).await
     }
 
     /// Announces each month published (from the CLI or the API) within the
@@ -418,11 +441,12 @@ impl Scheduler {
             let Some((at, by)) = self.store.published(&month).await? else {
                 continue;
             };
-            if now - at > recent || !self.store.outbox_keys(&key).await?.is_empty() {
+            if now - at > recent {
                 continue;
             }
             let deadline =
                 crate::domain::appeal::appeal_deadline(at, policy.tz, policy.appeal_days);
+            let until = to_local(policy.tz, deadline).format("%Y-%m-%d %H:%M");
             let payload = json!({
                 "id": key,
                 "kind": "publication",
@@ -431,9 +455,7 @@ impl Scheduler {
                 "published_by": by,
                 "appeal_deadline": local_rfc3339(policy, deadline),
                 "text": format!(
-                    "{month} scores published by {by}; appeals until {} — 考核结果已公布，申诉截止 {}",
-                    to_local(policy.tz, deadline).format("%Y-%m-%d %H:%M"),
-                    to_local(policy.tz, deadline).format("%Y-%m-%d %H:%M"),
+                    "{month} scores published by {by}; appeals until {until} — 考核结果已公布，申诉截止 {until}"
                 ),
             });
             if self

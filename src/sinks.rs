@@ -139,48 +139,72 @@ impl Sink {
                 let r = mqtt_publish(name, host, *port, credentials.as_ref(), prefix, msgs).await;
                 msgs.iter().map(|_| r.clone()).collect()
             }
-            Sink::Webhook { url } => {
+            http => {
                 let mut out = Vec::with_capacity(msgs.len());
-                for (_, m) in msgs {
-                    out.push(post_json(url, m).await.and_then(|(code, body)| {
-                        if (200..300).contains(&code) {
-                            Ok(())
-                        } else {
-                            Err(format!("HTTP {code}: {}", truncate(&body)))
-                        }
-                    }));
-                }
-                out
-            }
-            Sink::DingTalk { url, secret } => {
-                let mut out = Vec::with_capacity(msgs.len());
+                // After a transport failure (refused, timed out, TLS) the rest
+                // of the batch is not tried: one dead endpoint must not hold
+                // the deliverer for a timeout per message.
+                let mut down: Option<String> = None;
                 for (kind, m) in msgs {
-                    let target = Http {
-                        url: match secret {
-                            Some(s) => dingtalk_signed_url(&url.url, s, now.timestamp_millis()),
-                            None => url.url.clone(),
-                        },
-                        tls: url.tls.clone(),
-                    };
-                    let body = serde_json::json!({
-                        "msgtype": "markdown",
-                        "markdown": {"title": title(kind, m), "text": markdown(kind, m)},
+                    if let Some(e) = &down {
+                        out.push(Err(format!("not tried: {e}")));
+                        continue;
+                    }
+                    let (target, body, robot) = http.request(kind, m, now);
+                    let r = post_json(&target, &body).await;
+                    if let Err(e) = &r {
+                        down = Some(e.clone());
+                    }
+                    out.push(if robot {
+                        robot_ok(r)
+                    } else {
+                        r.and_then(|(code, body)| {
+                            if (200..300).contains(&code) {
+                                Ok(())
+                            } else {
+                                Err(format!("HTTP {code}: {}", truncate(&body)))
+                            }
+                        })
                     });
-                    out.push(robot_ok(post_json(&target, &body).await));
                 }
                 out
             }
-            Sink::WeCom { url } => {
-                let mut out = Vec::with_capacity(msgs.len());
-                for (kind, m) in msgs {
-                    let body = serde_json::json!({
-                        "msgtype": "markdown",
-                        "markdown": {"content": markdown(kind, m)},
-                    });
-                    out.push(robot_ok(post_json(url, &body).await));
-                }
-                out
-            }
+        }
+    }
+
+    /// An HTTP sink's request for one message: where, what, and whether
+    /// the answer is a robot's `errcode`.
+    fn request(
+        &self,
+        kind: &str,
+        m: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> (Http, serde_json::Value, bool) {
+        match self {
+            Sink::DingTalk { url, secret } => (
+                Http {
+                    url: match secret {
+                        Some(s) => dingtalk_signed_url(&url.url, s, now.timestamp_millis()),
+                        None => url.url.clone(),
+                    },
+                    tls: url.tls.clone(),
+                },
+                serde_json::json!({
+                    "msgtype": "markdown",
+                    "markdown": {"title": title(kind, m), "text": markdown(kind, m)},
+                }),
+                true,
+            ),
+            Sink::WeCom { url } => (
+                url.clone(),
+                serde_json::json!({
+                    "msgtype": "markdown",
+                    "markdown": {"content": markdown(kind, m)},
+                }),
+                true,
+            ),
+            Sink::Webhook { url } => (url.clone(), m.clone(), false),
+            Sink::Mqtt { .. } => unreachable!("MQTT sinks publish, they do not post"),
         }
     }
 }
@@ -269,7 +293,7 @@ fn split_url(url: &str) -> Result<(String, u16, String, bool), String> {
         Some(r) => (r, true),
         None => (
             url.strip_prefix("http://")
-                .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?,
+                .ok_or_else(|| "not an http:// or https:// URL".to_string())?,
             false,
         ),
     };
@@ -281,7 +305,7 @@ fn split_url(url: &str) -> Result<(String, u16, String, bool), String> {
         Some((h, p)) => (
             h,
             p.parse::<u16>()
-                .map_err(|_| format!("bad port in {url:?}"))?,
+                .map_err(|_| format!("bad port in the URL of {h}"))?,
         ),
         None => (hostport, if tls { 443 } else { 80 }),
     };
@@ -315,7 +339,7 @@ pub async fn post_json(to: &Http, body: &serde_json::Value) -> Result<(u16, Stri
             let cfg = to
                 .tls
                 .clone()
-                .ok_or_else(|| format!("{url}: no TLS settings"))?;
+                .ok_or_else(|| format!("{host}:{port}: no TLS settings"))?;
             let name = rustls::pki_types::ServerName::try_from(host.clone())
                 .map_err(|e| format!("{host}: {e}"))?;
             let tls = tokio_rustls::TlsConnector::from(cfg)
@@ -329,7 +353,7 @@ pub async fn post_json(to: &Http, body: &serde_json::Value) -> Result<(u16, Stri
     };
     tokio::time::timeout(StdDuration::from_secs(15), fut)
         .await
-        .map_err(|_| format!("{url}: timed out after 15 s"))?
+        .map_err(|_| format!("{host}:{port}: no answer within 15 s"))?
 }
 
 async fn exchange<T>(
@@ -456,62 +480,91 @@ pub fn retry_delay(attempts: u32) -> Duration {
     Duration::seconds(1i64 << attempts.min(9)).min(Duration::minutes(5))
 }
 
-/// Delivers what is due once; returns how many deliveries succeeded.
+/// How long a claimed delivery stays this process's: longer than a batch
+/// can take (15 s per message, and a dead endpoint fails the rest at once).
+const LEASE: Duration = Duration::minutes(5);
+
+/// Claims what is due and delivers it, each sink in its own task (a slow
+/// one does not hold the others up); returns how many deliveries
+/// succeeded.
 pub async fn deliver_due(
     store: &Store,
     sinks: &SinkTable,
+    metrics: &Arc<Metrics>,
+    now: DateTime<Utc>,
+) -> Result<usize, crate::store::StoreError> {
+    let due = store.outbox_claim(now, now + LEASE, 200).await?;
+    let table = sinks.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut by_sink: HashMap<String, Vec<crate::store::outbox::Due>> = HashMap::new();
+    for d in due {
+        by_sink.entry(d.sink.clone()).or_default().push(d);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, items) in by_sink {
+        let sink = table.get(&name).cloned();
+        let store = store.clone();
+        let metrics = metrics.clone();
+        tasks.spawn(async move { deliver_one(&store, &name, sink, &items, &metrics, now).await });
+    }
+    let mut ok = 0;
+    let mut first_err = None;
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(n)) => ok += n,
+            Ok(Err(e)) => first_err = first_err.or(Some(e)),
+            Err(e) => warn!("a sink's delivery task failed: {e}"),
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(ok),
+    }
+}
+
+async fn deliver_one(
+    store: &Store,
+    name: &str,
+    sink: Option<Sink>,
+    items: &[crate::store::outbox::Due],
     metrics: &Metrics,
     now: DateTime<Utc>,
 ) -> Result<usize, crate::store::StoreError> {
-    let due = store.outbox_due(now, 200).await?;
-    let table = sinks.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut by_sink: HashMap<&str, Vec<&crate::store::outbox::Due>> = HashMap::new();
-    for d in &due {
-        by_sink.entry(d.sink.as_str()).or_default().push(d);
-    }
+    let Some(sink) = sink else {
+        // A sink removed from the config: keep the rows, look again later.
+        for d in items {
+            store
+                .outbox_failed(d.outbox_id, name, now + LEASE, "sink not configured")
+                .await?;
+        }
+        return Ok(0);
+    };
+    let msgs: Vec<(&str, &serde_json::Value)> = items
+        .iter()
+        .map(|d| (d.kind.as_str(), &d.payload))
+        .collect();
+    let results = sink.deliver(name, &msgs, now).await;
     let mut ok = 0;
-    for (name, items) in by_sink {
-        let Some(sink) = table.get(name) else {
-            // A sink removed from the config: keep the row, retry later.
-            for d in items {
-                store
-                    .outbox_failed(
-                        d.outbox_id,
-                        name,
-                        now + Duration::minutes(5),
-                        "sink not configured",
-                    )
-                    .await?;
+    for (d, r) in items.iter().zip(results) {
+        match r {
+            Ok(()) => {
+                store.outbox_sent(d.outbox_id, name, Utc::now()).await?;
+                metrics.add(
+                    "attendd_alerts_total",
+                    &[("sink", name), ("kind", &d.kind), ("outcome", "sent")],
+                    1.0,
+                );
+                debug!(sink = name, id = %d.key, "delivered");
+                ok += 1;
             }
-            continue;
-        };
-        let msgs: Vec<(&str, &serde_json::Value)> = items
-            .iter()
-            .map(|d| (d.kind.as_str(), &d.payload))
-            .collect();
-        let results = sink.deliver(name, &msgs, now).await;
-        for (d, r) in items.iter().zip(results) {
-            match r {
-                Ok(()) => {
-                    store.outbox_sent(d.outbox_id, name, Utc::now()).await?;
-                    metrics.add(
-                        "attendd_alerts_total",
-                        &[("sink", name), ("kind", &d.kind), ("outcome", "sent")],
-                        1.0,
-                    );
-                    debug!(sink = name, id = %d.key, "delivered");
-                    ok += 1;
-                }
-                Err(e) => {
-                    let next = now + retry_delay(d.attempts);
-                    metrics.add(
-                        "attendd_alerts_total",
-                        &[("sink", name), ("kind", &d.kind), ("outcome", "failed")],
-                        1.0,
-                    );
-                    warn!(sink = name, id = %d.key, attempt = d.attempts + 1, "delivery failed: {e}; retrying at {next}");
-                    store.outbox_failed(d.outbox_id, name, next, &e).await?;
-                }
+            Err(e) => {
+                let next = Utc::now() + retry_delay(d.attempts);
+                metrics.add(
+                    "attendd_alerts_total",
+                    &[("sink", name), ("kind", &d.kind), ("outcome", "failed")],
+                    1.0,
+                );
+                warn!(sink = name, id = %d.key, attempt = d.attempts + 1, "delivery failed: {e}; retrying at {next}");
+                store.outbox_failed(d.outbox_id, name, next, &e).await?;
             }
         }
     }

@@ -24,6 +24,7 @@
 //! about the size of its payloads.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -143,7 +144,9 @@ pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: Cancel
         ));
     }
     let (client, eventloop) = AsyncClient::new(opts, 4096);
-    let (tx, rx) = mpsc::unbounded_channel::<Publish>();
+    let (tx, rx) = mpsc::unbounded_channel::<(u64, Publish)>();
+    // Which broker session a message came in; bumped when one is lost.
+    let session = Arc::new(AtomicU64::new(0));
     let stop_commits = CancellationToken::new();
     let committer = tokio::spawn(commit_loop(
         settings.clone(),
@@ -151,6 +154,7 @@ pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: Cancel
         rx,
         sink,
         stop_commits.clone(),
+        session.clone(),
     ));
     poll_loop(
         &settings,
@@ -160,18 +164,21 @@ pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: Cancel
         shutdown,
         committer,
         stop_commits,
+        session,
     )
     .await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn poll_loop(
     s: &MqttSettings,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    tx: mpsc::UnboundedSender<Publish>,
+    tx: mpsc::UnboundedSender<(u64, Publish)>,
     shutdown: CancellationToken,
     committer: tokio::task::JoinHandle<()>,
     stop_commits: CancellationToken,
+    session: Arc<AtomicU64>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut down_since: Option<std::time::Instant> = None;
@@ -199,20 +206,30 @@ async fn poll_loop(
                     None => info!(source = %s.name, "connected to {}:{}", s.host, s.port),
                 }
                 if !ack.session_present {
-                    let subs = s
+                    // The broker kept nothing: acknowledgements still queued
+                    // for the old session would name packet ids the new one
+                    // reuses for other messages, so they are dropped (the
+                    // broker re-sends what it still has).
+                    session.fetch_add(1, Ordering::SeqCst);
+                    let subs: Vec<_> = s
                         .topics
                         .iter()
-                        .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
-                    if let Err(e) = client.subscribe_many(subs).await {
-                        warn!(source = %s.name, "cannot subscribe: {e}");
-                    } else {
-                        debug!(source = %s.name, "subscribed to {}", s.topics.join(", "));
-                    }
+                        .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce))
+                        .collect();
+                    // Sent from a task: the request queue may be full of
+                    // acknowledgements that only this loop's polling drains.
+                    let (c, name, topics) = (client.clone(), s.name.clone(), s.topics.join(", "));
+                    tokio::spawn(async move {
+                        match c.subscribe_many(subs).await {
+                            Err(e) => warn!(source = %name, "cannot subscribe: {e}"),
+                            Ok(()) => debug!(source = %name, "subscribed to {topics}"),
+                        }
+                    });
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if let Some(tx) = &tx
-                    && tx.send(p).is_err()
+                    && tx.send((session.load(Ordering::SeqCst), p)).is_err()
                 {
                     break;
                 }
@@ -266,12 +283,13 @@ async fn poll_loop(
 async fn commit_loop<S: Sink>(
     s: MqttSettings,
     client: AsyncClient,
-    mut rx: mpsc::UnboundedReceiver<Publish>,
+    mut rx: mpsc::UnboundedReceiver<(u64, Publish)>,
     sink: Arc<S>,
     stop: CancellationToken,
+    session: Arc<AtomicU64>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-    let mut pubs: Vec<Publish> = Vec::with_capacity(s.batch_max);
+    let mut pubs: Vec<(u64, Publish)> = Vec::with_capacity(s.batch_max);
     let mut batch: Vec<Received> = Vec::with_capacity(s.batch_max);
     while let Some(first) = rx.recv().await {
         pubs.clear();
@@ -291,7 +309,7 @@ async fn commit_loop<S: Sink>(
         }
         let now = Utc::now();
         batch.clear();
-        batch.extend(pubs.iter().map(|p| Received {
+        batch.extend(pubs.iter().map(|(_, p)| Received {
             source: s.name.clone(),
             topic: Some(p.topic.clone()),
             payload: p.payload.to_vec(),
@@ -300,7 +318,11 @@ async fn commit_loop<S: Sink>(
         if !commit_with_retry(&*sink, &batch, &mut backoff, &stop, &s.name).await {
             return;
         }
-        for p in &pubs {
+        let current = session.load(Ordering::SeqCst);
+        for (from, p) in &pubs {
+            if *from != current {
+                continue;
+            }
             if client.ack(p).await.is_err() {
                 return;
             }

@@ -5,6 +5,7 @@
 pub(super) async fn enqueue(
     pool: &Pool<Db>,
     msg: &super::outbox::NewMessage,
+    close: Option<(&super::outbox::DayClose, &str)>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut tx = begin(pool).await?;
@@ -20,50 +21,57 @@ pub(super) async fn enqueue(
     .await
     .and_then(|r| r.map(|r| r.try_get(0)).transpose())
     .ctx("insert outbox")?;
-    let Some(id) = id else {
-        return Ok(false);
-    };
-    for sink in &msg.sinks {
-        sqlx::query(
-            "INSERT INTO outbox_deliveries (outbox_id, sink, attempts, next_attempt_at) VALUES ($1, $2, 0, $3)",
-        )
-        .bind(id)
-        .bind(sink.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .ctx("insert outbox delivery")?;
+    if let Some(id) = id {
+        for sink in &msg.sinks {
+            sqlx::query(
+                "INSERT INTO outbox_deliveries (outbox_id, sink, attempts, next_attempt_at) VALUES ($1, $2, 0, $3)",
+            )
+            .bind(id)
+            .bind(sink.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .ctx("insert outbox delivery")?;
+        }
+    }
+    // A day's close record is saved with its summary message, in the same
+    // transaction: a crash cannot record a summary as published that was
+    // not queued, nor queue one twice.
+    if let Some((c, summary)) = close {
+        save_day_close_tx(&mut tx, c, summary).await?;
     }
     tx.commit().await.ctx("commit outbox")?;
-    Ok(true)
+    Ok(id.is_some())
 }
 
 pub(super) async fn outbox_keys(
     pool: &Pool<Db>,
-    prefix: &str,
+    keys: &[String],
 ) -> Result<std::collections::HashSet<String>, StoreError> {
-    // A range instead of LIKE: exact (case-sensitive) and uses the index.
-    let upper = format!("{prefix}\u{10FFFF}");
-    let rows = sqlx::query("SELECT key FROM outbox WHERE key >= $1 AND key < $2")
-        .bind(prefix)
-        .bind(upper)
-        .fetch_all(pool)
-        .await
-        .ctx("select outbox keys")?;
-    rows.iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, sqlx::Error>>()
-        .ctx("read outbox keys")
+    let mut found = std::collections::HashSet::new();
+    for chunk in keys.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new("SELECT key FROM outbox WHERE key IN (");
+        let mut sep = qb.separated(", ");
+        for k in chunk {
+            sep.push_bind(k.as_str());
+        }
+        qb.push(")");
+        for r in qb.build().fetch_all(pool).await.ctx("select outbox keys")? {
+            found.insert(r.try_get::<String, _>(0).ctx("read outbox keys")?);
+        }
+    }
+    Ok(found)
 }
 
-pub(super) async fn outbox_due(
+pub(super) async fn outbox_claim(
     pool: &Pool<Db>,
     now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<super::outbox::Due>, StoreError> {
     let rows = sqlx::query(
-        "SELECT d.outbox_id, d.sink, d.attempts, o.key, o.kind, o.payload FROM outbox_deliveries d \
-         JOIN outbox o ON o.id = d.outbox_id \
+        "SELECT d.outbox_id, d.sink, d.attempts, o.key, o.kind, o.payload, d.next_attempt_at \
+         FROM outbox_deliveries d JOIN outbox o ON o.id = d.outbox_id \
          WHERE d.sent_at IS NULL AND d.next_attempt_at <= $1 \
          ORDER BY d.next_attempt_at, d.outbox_id LIMIT $2",
     )
@@ -72,20 +80,48 @@ pub(super) async fn outbox_due(
     .fetch_all(pool)
     .await
     .ctx("select due deliveries")?;
-    rows.iter()
-        .map(|r| {
+    // Claim each row by moving its next attempt to the end of a lease,
+    // compare-and-set on the value read: of several instances sharing the
+    // store, one wins each delivery; if it dies, the lease runs out and
+    // another retries.
+    let mut claimed = Vec::with_capacity(rows.len());
+    let mut tx = begin(pool).await?;
+    for r in &rows {
+        let due = (|| {
             let payload: String = r.try_get(5)?;
-            Ok(super::outbox::Due {
-                outbox_id: r.try_get(0)?,
-                sink: r.try_get(1)?,
-                attempts: r.try_get::<i32, _>(2)? as u32,
-                key: r.try_get(3)?,
-                kind: r.try_get(4)?,
-                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .ctx("read due deliveries")
+            Ok::<_, sqlx::Error>((
+                super::outbox::Due {
+                    outbox_id: r.try_get(0)?,
+                    sink: r.try_get(1)?,
+                    attempts: r.try_get::<i32, _>(2)? as u32,
+                    key: r.try_get(3)?,
+                    kind: r.try_get(4)?,
+                    payload: serde_json::from_str(&payload)
+                        .unwrap_or(serde_json::Value::String(payload)),
+                },
+                r.try_get::<DateTime<Utc>, _>(6)?,
+            ))
+        })()
+        .ctx("read due deliveries")?;
+        let won = sqlx::query(
+            "UPDATE outbox_deliveries SET next_attempt_at = $1 \
+             WHERE outbox_id = $2 AND sink = $3 AND sent_at IS NULL AND next_attempt_at = $4",
+        )
+        .bind(lease_until)
+        .bind(due.0.outbox_id)
+        .bind(due.0.sink.as_str())
+        .bind(due.1)
+        .execute(&mut *tx)
+        .await
+        .ctx("claim delivery")?
+        .rows_affected()
+            == 1;
+        if won {
+            claimed.push(due.0);
+        }
+    }
+    tx.commit().await.ctx("commit claims")?;
+    Ok(claimed)
 }
 
 pub(super) async fn outbox_mark(
@@ -177,6 +213,28 @@ pub(super) async fn day_close(
 pub(super) async fn save_day_close(
     pool: &Pool<Db>,
     c: &super::outbox::DayClose,
+    summary: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut tx = begin(pool).await?;
+    match summary {
+        Some(s) => save_day_close_tx(&mut tx, c, s).await?,
+        // Only the check time moves; the published summary stays.
+        None => {
+            sqlx::query("UPDATE day_closes SET updated_at = $2 WHERE date = $1")
+                .bind(c.date)
+                .bind(c.updated_at)
+                .execute(&mut *tx)
+                .await
+                .ctx("touch day close")?;
+        }
+    }
+    tx.commit().await.ctx("commit day close")?;
+    Ok(())
+}
+
+async fn save_day_close_tx(
+    tx: &mut Tx,
+    c: &super::outbox::DayClose,
     summary: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -190,7 +248,7 @@ pub(super) async fn save_day_close(
     .bind(c.summary_hash.as_str())
     .bind(c.closed_at)
     .bind(c.updated_at)
-    .execute(pool)
+    .execute(&mut **tx)
     .await
     .ctx("upsert day close")?;
     Ok(())
@@ -286,30 +344,37 @@ pub(super) async fn add_quarantine_many(
 pub(super) async fn set_adjustment_status(
     pool: &Pool<Db>,
     id: i64,
+    from: &str,
     status: &str,
     actor: &str,
     cause: &str,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let mut tx = begin(pool).await?;
-    sqlx::query("UPDATE adjustments SET status = $2 WHERE id = $1 AND status = 'pending'")
+    let n = sqlx::query("UPDATE adjustments SET status = $2 WHERE id = $1 AND status = $3")
         .bind(id)
         .bind(status)
+        .bind(from)
         .execute(&mut *tx)
         .await
-        .ctx("update adjustment")?;
+        .ctx("update adjustment")?
+        .rows_affected();
+    if n == 0 {
+        return Ok(false);
+    }
     sqlx::query(
         "INSERT INTO audit (at, table_name, row_key, old_value, new_value, cause, actor) \
-         VALUES ($1, 'adjustments', $2, 'pending', $3, $4, $5)",
+         VALUES ($1, 'adjustments', $2, $6, $3, $4, $5)",
     )
     .bind(now)
     .bind(id.to_string())
     .bind(status)
     .bind(cause)
     .bind(actor)
+    .bind(from)
     .execute(&mut *tx)
     .await
     .ctx("audit adjustment")?;
     tx.commit().await.ctx("commit adjustment")?;
-    Ok(())
+    Ok(true)
 }

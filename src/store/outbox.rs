@@ -82,20 +82,41 @@ pub struct DayClose {
 impl Store {
     /// Stores a message unless one with its key exists. True when new.
     pub async fn enqueue(&self, msg: &NewMessage, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        dispatch!(self, enqueue(msg, now))
+        dispatch!(self, enqueue(msg, None, now))
     }
 
-    /// The keys of stored messages that start with `prefix`.
+    /// Stores a day's summary message and its close record in one
+    /// transaction. True when the message is new.
+    pub async fn enqueue_summary(
+        &self,
+        msg: &NewMessage,
+        close: &DayClose,
+        summary: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, enqueue(msg, Some((close, summary)), now))
+    }
+
+    /// Which of `keys` are stored messages.
     pub async fn outbox_keys(
         &self,
-        prefix: &str,
+        keys: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        dispatch!(self, outbox_keys(prefix))
+        dispatch!(self, outbox_keys(keys))
     }
 
-    /// Deliveries not yet sent whose next attempt is due at `now`.
-    pub async fn outbox_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Due>, StoreError> {
-        dispatch!(self, outbox_due(now, limit))
+    /// Claims up to `limit` deliveries due at `now` for this process until
+    /// `lease_until` (their next attempt moves there), so that instances
+    /// sharing the store do not send the same message twice. A claim
+    /// ends with [`Store::outbox_sent`] or [`Store::outbox_failed`], or the
+    /// lease runs out (the process died) and the delivery is due again.
+    pub async fn outbox_claim(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Due>, StoreError> {
+        dispatch!(self, outbox_claim(now, lease_until, limit))
     }
 
     /// Records a delivery as sent at `at`.
@@ -133,8 +154,13 @@ impl Store {
         dispatch!(self, day_close(date))
     }
 
-    /// Saves a close record with the summary as published.
-    pub async fn save_day_close(&self, c: &DayClose, summary: &str) -> Result<(), StoreError> {
+    /// Saves a close record with the summary as published, or with `None`
+    /// only its `updated_at` (the last check).
+    pub async fn save_day_close(
+        &self,
+        c: &DayClose,
+        summary: Option<&str>,
+    ) -> Result<(), StoreError> {
         dispatch!(self, save_day_close(c, summary))
     }
 

@@ -103,6 +103,13 @@ fn utc_midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
+fn not_pending(id: i64, why: &str) -> StoreError {
+    StoreError::Corrupt {
+        key: format!("adjustments/{id}"),
+        why: why.to_string(),
+    }
+}
+
 /// What one recompute covers, and why.
 #[derive(Clone, Copy)]
 struct Run<'a> {
@@ -165,7 +172,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<RecomputeReport, StoreError> {
         let a = self.pending_adjustment(id).await?;
-        let rep = self
+        // Claim it first, so that a dismiss at the same time loses.
+        if !dispatch!(
+            self,
+            set_adjustment_status(id, "pending", "applied", actor, "applied", now)
+        )? {
+            return Err(not_pending(id, "no longer pending"));
+        }
+        let run = self
             .recompute_inner(Run {
                 policy,
                 employees: Some(std::slice::from_ref(&a.employee_id)),
@@ -177,12 +191,15 @@ impl Store {
                 closing: None,
                 unfreeze: Some(a.date),
             })
-            .await?;
-        dispatch!(
-            self,
-            set_adjustment_status(id, "applied", actor, "applied", now)
-        )?;
-        Ok(rep)
+            .await;
+        if run.is_err() {
+            // Not applied after all: back to pending (audited).
+            dispatch!(
+                self,
+                set_adjustment_status(id, "applied", "pending", actor, "apply failed", now)
+            )?;
+        }
+        run
     }
 
     /// Dismisses a pending adjustment: the published verdict stays.
@@ -194,24 +211,22 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.pending_adjustment(id).await?;
-        dispatch!(
+        if dispatch!(
             self,
-            set_adjustment_status(id, "dismissed", actor, reason, now)
-        )
+            set_adjustment_status(id, "pending", "dismissed", actor, reason, now)
+        )? {
+            Ok(())
+        } else {
+            Err(not_pending(id, "no longer pending"))
+        }
     }
 
     async fn pending_adjustment(&self, id: i64) -> Result<super::Adjustment, StoreError> {
         let all = self.adjustments(false).await?;
         match all.into_iter().find(|a| a.id == id) {
             Some(a) if a.status == "pending" => Ok(a),
-            Some(a) => Err(StoreError::Corrupt {
-                key: format!("adjustments/{id}"),
-                why: format!("is {}, not pending", a.status),
-            }),
-            None => Err(StoreError::Corrupt {
-                key: format!("adjustments/{id}"),
-                why: "no such adjustment".into(),
-            }),
+            Some(a) => Err(not_pending(id, &format!("is {}, not pending", a.status))),
+            None => Err(not_pending(id, "no such adjustment")),
         }
     }
 

@@ -877,17 +877,31 @@ async fn outbox_and_day_closes(db: &TestDb) {
     };
     assert!(db.store.enqueue(&msg, t).await.unwrap());
     assert!(!db.store.enqueue(&msg, t).await.unwrap(), "same key twice");
-    let keys = db.store.outbox_keys("absence/2026-11-02/").await.unwrap();
+    let asked = [
+        "absence/2026-11-02/E001".to_string(),
+        "absence/2026-11-03/E001".to_string(),
+    ];
+    let keys = db.store.outbox_keys(&asked).await.unwrap();
     assert!(keys.contains("absence/2026-11-02/E001") && keys.len() == 1);
+    // Two instances claim at once: each delivery goes to one of them.
+    let lease = t + chrono::Duration::minutes(5);
+    let other = Store::open(&db.url).await.unwrap();
+    let (a, b) = tokio::join!(
+        db.store.outbox_claim(t, lease, 10),
+        other.outbox_claim(t, lease, 10)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 2, "{a:?} {b:?}");
+    other.close().await;
+    let due: Vec<_> = a.into_iter().chain(b).collect();
     assert!(
         db.store
-            .outbox_keys("absence/2026-11-03/")
+            .outbox_claim(t, lease, 10)
             .await
             .unwrap()
-            .is_empty()
+            .is_empty(),
+        "claimed"
     );
-    let due = db.store.outbox_due(t, 10).await.unwrap();
-    assert_eq!(due.len(), 2);
     db.store
         .outbox_sent(due[0].outbox_id, &due[0].sink, t)
         .await
@@ -897,9 +911,26 @@ async fn outbox_and_day_closes(db: &TestDb) {
         .outbox_failed(due[1].outbox_id, &due[1].sink, later, "HTTP 500")
         .await
         .unwrap();
-    assert!(db.store.outbox_due(t, 10).await.unwrap().is_empty());
-    let again = db.store.outbox_due(later, 10).await.unwrap();
+    assert!(
+        db.store
+            .outbox_claim(t, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = db.store.outbox_claim(later, lease, 10).await.unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 1));
+    // A claim that is never finished (the process died) is due again once
+    // its lease is over.
+    let after_lease = lease + chrono::Duration::seconds(1);
+    assert_eq!(
+        db.store
+            .outbox_claim(after_lease, after_lease + chrono::Duration::minutes(5), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let rows = db.store.outbox(Some("absence"), 10).await.unwrap();
     assert_eq!((rows[0].sinks, rows[0].sent), (2, 1));
     assert_eq!(rows[0].last_error.as_deref(), Some("HTTP 500"));
@@ -923,14 +954,14 @@ async fn outbox_and_day_closes(db: &TestDb) {
         closed_at: t,
         updated_at: t,
     };
-    db.store.save_day_close(&c, "{}").await.unwrap();
+    db.store.save_day_close(&c, Some("{}")).await.unwrap();
     let c2 = DayClose {
         revision: 1,
         summary_hash: "def".into(),
         updated_at: later,
         ..c.clone()
     };
-    db.store.save_day_close(&c2, "{}").await.unwrap();
+    db.store.save_day_close(&c2, Some("{}")).await.unwrap();
     assert_eq!(db.store.day_close(d).await.unwrap(), Some(c2));
 }
 store_test!(outbox_and_day_closes);
