@@ -29,6 +29,9 @@ pub struct Shared {
     /// The store: for sources that keep state in it (push stamps) and for
     /// the HR API (without it only health and metrics are served).
     pub store: Option<crate::store::Store>,
+    /// The API's policy and tokens, when the daemon can reload them;
+    /// otherwise the API takes them from the configuration.
+    pub api_live: Option<crate::http::api::Live>,
 }
 
 /// Why the daemon could not start.
@@ -128,6 +131,10 @@ pub async fn run_daemon(
         health,
         heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],
         store: Some(store.clone()),
+        api_live: Some(crate::http::api::live(
+            Arc::new(config.policy.clone()),
+            config.http_tokens.clone(),
+        )),
     };
     let recompute_stop = CancellationToken::new();
     let recompute = tokio::spawn(pipeline.clone().recompute_loop(
@@ -162,9 +169,12 @@ pub async fn run_daemon(
         config.path.clone(),
         describe_restart_only(&config),
         reloads,
-        pipeline.clone(),
-        scheduler,
-        sinks,
+        Reloadable {
+            pipeline: pipeline.clone(),
+            scheduler,
+            sinks,
+            api: shared.api_live.clone(),
+        },
         recompute_stop.clone(),
     ));
     background.close();
@@ -215,16 +225,22 @@ fn describe_restart_only(config: &Config) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// SIGHUP: re-reads config and policy, validates them, and swaps policy,
-/// schedule and sinks; an invalid file changes nothing and says why.
-#[allow(clippy::too_many_arguments)]
+/// What SIGHUP swaps.
+struct Reloadable {
+    pipeline: Arc<crate::pipeline::Pipeline>,
+    scheduler: Arc<crate::scheduler::Scheduler>,
+    sinks: crate::sinks::SinkTable,
+    api: Option<crate::http::api::Live>,
+}
+
+/// SIGHUP: re-reads config and policy, validates them, and swaps the policy
+/// (pipeline, scheduler, API), the schedule, the sinks and the API tokens;
+/// an invalid file changes nothing and says why.
 async fn reload_loop(
     path: std::path::PathBuf,
     running: Vec<(&'static str, String)>,
     mut reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
-    pipeline: Arc<crate::pipeline::Pipeline>,
-    scheduler: Arc<crate::scheduler::Scheduler>,
-    sinks: crate::sinks::SinkTable,
+    to: Reloadable,
     stop: CancellationToken,
 ) {
     loop {
@@ -259,9 +275,14 @@ async fn reload_loop(
                                 warn!("reload: changes to {what} take effect after a restart");
                             }
                         }
-                        pipeline.swap_policy(Arc::new(new.policy.clone()));
-                        scheduler.swap(plan(&new));
-                        *sinks.write().unwrap_or_else(|e| e.into_inner()) = table;
+                        let policy = Arc::new(new.policy.clone());
+                        to.pipeline.swap_policy(policy.clone());
+                        to.scheduler.swap(plan(&new));
+                        *to.sinks.write().unwrap_or_else(|e| e.into_inner()) = table;
+                        if let Some(api) = &to.api {
+                            *api.write().unwrap_or_else(|e| e.into_inner()) =
+                                (policy, Arc::new(new.http_tokens.clone()));
+                        }
                         info!(
                             policy = %format!("{} {}", new.policy.id, new.policy.version),
                             "reloaded configuration and policy from {}",
@@ -302,11 +323,13 @@ pub async fn run<S: Sink>(
             metrics: shared.metrics.clone(),
             health: shared.health.clone(),
             api: shared.store.clone().map(|s| {
-                Arc::new(crate::http::api::Api::new(
-                    s,
-                    Arc::new(config.policy.clone()),
-                    config.http_tokens.clone(),
-                ))
+                let live = shared.api_live.clone().unwrap_or_else(|| {
+                    crate::http::api::live(
+                        Arc::new(config.policy.clone()),
+                        config.http_tokens.clone(),
+                    )
+                });
+                Arc::new(crate::http::api::Api::with_live(s, live))
             }),
         });
         let token = shutdown.clone();

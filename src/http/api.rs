@@ -40,15 +40,22 @@ pub const MAX_LIMIT: usize = 10_000;
 /// The clock the API reads "now" from (tests pass a fixed one).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// The policy (timezone, catalogue, appeal window) and the accepted bearer
+/// tokens in force; SIGHUP swaps them as a whole.
+pub type Live = Arc<std::sync::RwLock<(Arc<Policy>, Arc<Vec<ApiToken>>)>>;
+
+/// A [`Live`] handle holding `policy` and `tokens`.
+pub fn live(policy: Arc<Policy>, tokens: Vec<ApiToken>) -> Live {
+    Arc::new(std::sync::RwLock::new((policy, Arc::new(tokens))))
+}
+
 /// What the API handlers share.
 #[derive(Clone)]
 pub struct Api {
     /// The store.
     pub store: Store,
-    /// The policy (timezone, catalogue, appeal window).
-    pub policy: Arc<Policy>,
-    /// Accepted bearer tokens.
-    pub tokens: Arc<Vec<ApiToken>>,
+    /// Policy and tokens in force.
+    pub live: Live,
     /// "Now".
     pub clock: Clock,
 }
@@ -57,8 +64,8 @@ impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Api")
             .field("store", &self.store.engine())
-            .field("policy", &self.policy.id)
-            .field("tokens", &self.tokens.len())
+            .field("policy", &self.policy().id)
+            .field("tokens", &self.tokens().len())
             .finish()
     }
 }
@@ -66,12 +73,34 @@ impl std::fmt::Debug for Api {
 impl Api {
     /// An API over a store with the wall clock.
     pub fn new(store: Store, policy: Arc<Policy>, tokens: Vec<ApiToken>) -> Api {
+        Api::with_live(store, live(policy, tokens))
+    }
+
+    /// An API over a store whose policy and tokens `live` holds.
+    pub fn with_live(store: Store, live: Live) -> Api {
         Api {
             store,
-            policy,
-            tokens: Arc::new(tokens),
+            live,
             clock: Arc::new(Utc::now),
         }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// The accepted tokens.
+    pub fn tokens(&self) -> Arc<Vec<ApiToken>> {
+        self.live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -79,7 +108,7 @@ impl Api {
     }
 
     fn today(&self) -> NaiveDate {
-        to_local(self.policy.tz, self.now()).date_naive()
+        to_local(self.policy().tz, self.now()).date_naive()
     }
 }
 
@@ -160,7 +189,7 @@ impl FromRequestParts<Arc<Api>> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        authenticate(&api.tokens, h).ok_or(ApiError::Unauthorized)
+        authenticate(&api.tokens(), h).ok_or(ApiError::Unauthorized)
     }
 }
 
@@ -309,7 +338,7 @@ async fn whoami(c: Caller) -> ApiResult {
 /// Labels and knobs of the policy the daemon runs: categories, the rule
 /// catalogue, ladder actions, zone and appeal window.
 async fn policy(State(api): State<Arc<Api>>, _c: Caller) -> ApiResult {
-    let p = &api.policy;
+    let p = api.policy();
     let rules: BTreeMap<&str, serde_json::Value> = p
         .rules
         .values()
@@ -500,7 +529,7 @@ async fn summary(
     let end = p.offset.saturating_add(rows.len());
     ok(&json!({
         "date": date,
-        "policy": {"id": api.policy.id, "version": api.policy.version},
+        "policy": {"id": api.policy().id, "version": api.policy().version},
         "provisional": provisional,
         "totals": {"employees": employees, "points": Points::from_hundredths(points),
                    "by_status": by_status, "by_team": by_team},
@@ -515,8 +544,8 @@ async fn summary(
 fn deadline_of(api: &Api, published: Option<DateTime<Utc>>) -> Option<String> {
     published.map(|p| {
         to_local(
-            api.policy.tz,
-            appeal_deadline(p, api.policy.tz, api.policy.appeal_days),
+            api.policy().tz,
+            appeal_deadline(p, api.policy().tz, api.policy().appeal_days),
         )
         .to_rfc3339()
     })
@@ -533,7 +562,7 @@ async fn employee_days(
         Some(m) => parse_month(m)?,
         None => api.today(),
     };
-    let data = hr::month_data(&api.store, &api.policy, first, |x| {
+    let data = hr::month_data(&api.store, &api.policy(), first, |x| {
         x.employee_id == e.employee_id
     })
     .await?;
@@ -551,7 +580,7 @@ async fn employee_days(
         })
         .unwrap_or_default();
     let (from, to) = data.bounds;
-    let tz = api.policy.tz;
+    let tz = api.policy().tz;
     let lo = crate::domain::time::resolve_local(tz, from.and_hms_opt(0, 0, 0).unwrap_or_default());
     let hi = crate::domain::time::resolve_local(
         tz,
@@ -591,7 +620,7 @@ async fn month(
     let first = parse_month(&m)?;
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
-    let data = hr::month_scores_data(&api.store, &api.policy, first, |e| {
+    let data = hr::month_scores_data(&api.store, &api.policy(), first, |e| {
         team.as_ref().is_none_or(|t| &e.team == t)
     })
     .await?;
@@ -613,7 +642,7 @@ async fn month(
         })
         .collect();
     let categories: Vec<_> = api
-        .policy
+        .policy()
         .categories
         .iter()
         .map(|c| json!({"id": c.id, "zh": c.zh, "en": c.en, "cap": c.cap}))
@@ -654,7 +683,7 @@ async fn export(
         Some("zh") => crate::export::Lang::Zh,
         Some(o) => return Err(ApiError::BadRequest(format!("lang: {o:?} is not en or zh"))),
     };
-    let data = hr::month_data(&api.store, &api.policy, first, |_| true).await?;
+    let data = hr::month_data(&api.store, &api.policy(), first, |_| true).await?;
     let label = data.month.clone();
     match q.get("format").map(String::as_str).unwrap_or("csv") {
         "csv" => {
@@ -663,7 +692,7 @@ async fn export(
                 Some(v) => crate::export::View::parse(v)
                     .map_err(|e| ApiError::BadRequest(format!("view: {e}")))?,
             };
-            let bytes = crate::export::csv(&api.policy, &data, view, lang)
+            let bytes = crate::export::csv(&api.policy(), &data, view, lang)
                 .map_err(|e| ApiError::Internal(format!("csv export: {e}")))?;
             Ok((
                 [
@@ -678,7 +707,7 @@ async fn export(
                 .into_response())
         }
         "xlsx" => {
-            let bytes = crate::export::xlsx(&api.policy, &data, lang)
+            let bytes = crate::export::xlsx(&api.policy(), &data, lang)
                 .map_err(|e| ApiError::Internal(format!("xlsx export: {e}")))?;
             Ok((
                 [
@@ -717,7 +746,7 @@ async fn punches(
     if let Some(e) = employee {
         visible_employee(&api, &c, e).await?;
     }
-    let tz = api.policy.tz;
+    let tz = api.policy().tz;
     let lo = crate::domain::time::resolve_local(tz, date.and_hms_opt(0, 0, 0).unwrap_or_default());
     let hi = crate::domain::time::resolve_local(
         tz,
@@ -785,7 +814,7 @@ async fn add_entry(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResul
     visible_employee(&api, &c, &b.employee_id).await?;
     let entry = hr::record_manual(
         &api.store,
-        &api.policy,
+        &api.policy(),
         &ManualRequest {
             employee_id: b.employee_id,
             date,
@@ -813,13 +842,13 @@ struct CorrectionBody {
 async fn add_correction(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
     people(&c)?;
     let b: CorrectionBody = body(&b)?;
-    let time = crate::input::LocalTimes::new(api.policy.tz)
+    let time = crate::input::LocalTimes::new(api.policy().tz)
         .parse(&b.time)
         .map_err(|e| ApiError::BadRequest(format!("time: {e}")))?;
     visible_employee(&api, &c, &b.employee_id).await?;
     let out = hr::record_correction(
         &api.store,
-        &api.policy,
+        &api.policy(),
         &b.employee_id,
         time,
         &b.reason,
@@ -886,7 +915,7 @@ async fn file_appeal(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiRes
     }
     let a = hr::file_appeal(
         &api.store,
-        &api.policy,
+        &api.policy(),
         b.ledger_id,
         &b.reason,
         &c.name,

@@ -45,7 +45,7 @@ async fn page(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
-    let today = to_local(api.policy.tz, (api.clock)())
+    let today = to_local(api.policy().tz, (api.clock)())
         .date_naive()
         .to_string();
     let html = PAGE.replace("__LANG__", lang).replace("__TODAY__", &today);

@@ -95,8 +95,7 @@ impl Fixture {
         let clock = self.clock.clone();
         let api = Api {
             store: self.store.clone(),
-            policy: self.policy.clone(),
-            tokens: Arc::new(tokens()),
+            live: attendd::http::api::live(self.policy.clone(), tokens()),
             clock: Arc::new(move || {
                 DateTime::from_timestamp(clock.load(Ordering::SeqCst), 0).unwrap()
             }),

@@ -95,6 +95,7 @@ fn ready_watchdog_reload_and_stopping_under_a_fake_systemd() {
              [[source.mqtt]]\nbroker = \"embedded\"\nlisten = \"127.0.0.1:{broker}\"\n\
              topics = [\"t/+/punch\"]\ndecoder = \"json\"\nclient_id = \"attendd-sd\"\n\
              [http]\nlisten = \"127.0.0.1:{http}\"\n\
+             [[http.tokens]]\nname = \"hr\"\ntoken = \"old-token-0123456789\"\nrole = \"hr\"\n\
              [schedule]\ntick_seconds = 1\n\
              [[sink]]\nname = \"hr-hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/attendance\"\n"
         ),
@@ -237,6 +238,52 @@ fn ready_watchdog_reload_and_stopping_under_a_fake_systemd() {
     let l = logs();
     assert!(l.contains("reload refused"), "{l}");
     assert!(l.contains("policy.toml"), "the refusal names the file: {l}");
+
+    // A good SIGHUP swaps the API's tokens (and policy) without a restart.
+    let whoami = |token: &str| {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        write!(
+            c,
+            "GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut b = String::new();
+        let _ = c.read_to_string(&mut b);
+        b.get(9..12).and_then(|c| c.parse::<u16>().ok())
+    };
+    assert_eq!(whoami("old-token-0123456789"), Some(200));
+    std::fs::copy(
+        crate::common::root().join("config/policies/seed-default.toml"),
+        &policy,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("old-token-0123456789", "new-token-0123456789");
+    std::fs::write(&config, text).unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(recv_until(
+        &sock,
+        "RELOADING=1",
+        Duration::from_secs(10),
+        &mut got
+    ));
+    assert!(recv_until(
+        &sock,
+        "READY=1",
+        Duration::from_secs(10),
+        &mut got
+    ));
+    assert_eq!(whoami("new-token-0123456789"), Some(200), "{}", logs());
+    assert_eq!(whoami("old-token-0123456789"), Some(401));
+    assert!(logs().contains("reloaded configuration and policy"));
 
     // SIGTERM: STOPPING, then a clean exit.
     assert!(
