@@ -154,7 +154,6 @@ pub async fn run_daemon(
     let background = TaskTracker::new();
     background.spawn(scheduler.clone().run(
         Duration::from_secs(config.schedule.tick_seconds.max(1)),
-        crate::service::Heartbeat::new(),
         recompute_stop.clone(),
     ));
     background.spawn(crate::sinks::run(

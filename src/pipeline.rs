@@ -38,6 +38,10 @@ pub struct SourceDecoding {
     pub tz: Tz,
 }
 
+/// Longest a re-classification may take (waiting for the store's recompute
+/// lock included) before the watchdog stops hearing from the pipeline.
+const MAX_RECOMPUTE_WAIT: Duration = Duration::from_secs(600);
+
 /// Decodes, attributes and commits batches from every source.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -225,7 +229,23 @@ impl Pipeline {
                 continue;
             }
             next = tokio::time::Instant::now() + interval;
-            match self.recompute_dirty(Utc::now()).await {
+            // A recompute may wait for the store's recompute lock (a day
+            // close, `attendd recompute`); the loop is alive meanwhile, so
+            // it keeps beating, for at most MAX_RECOMPUTE_WAIT.
+            let work = self.recompute_dirty(Utc::now());
+            tokio::pin!(work);
+            let started = tokio::time::Instant::now();
+            let result = loop {
+                tokio::select! {
+                    r = &mut work => break r,
+                    _ = tokio::time::sleep(step) => {
+                        if started.elapsed() < MAX_RECOMPUTE_WAIT {
+                            self.heartbeat.beat();
+                        }
+                    }
+                }
+            };
+            match result {
                 Ok(0) => {}
                 Ok(n) => info!("re-classified {n} employee-day(s) touched by new punches"),
                 Err(e) => warn!("re-classification failed, will retry: {e}"),

@@ -560,13 +560,8 @@ impl Scheduler {
     }
 
     /// Ticks every `every` until `shutdown`, logging failures and retrying
-    /// on the next tick. Bumps `heartbeat` each round.
-    pub async fn run(
-        self: Arc<Self>,
-        every: StdDuration,
-        heartbeat: crate::service::Heartbeat,
-        shutdown: CancellationToken,
-    ) {
+    /// on the next tick.
+    pub async fn run(self: Arc<Self>, every: StdDuration, shutdown: CancellationToken) {
         loop {
             match self.tick(Utc::now()).await {
                 Ok(r) => {
@@ -584,7 +579,6 @@ impl Scheduler {
                 }
                 Err(e) => warn!("scheduler: {e}; retrying next tick"),
             }
-            heartbeat.beat();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
