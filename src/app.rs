@@ -143,7 +143,7 @@ pub async fn run_daemon(
     ));
     let default_broker = default_sink_broker(&config);
     let sinks: crate::sinks::SinkTable = Arc::new(std::sync::RwLock::new(
-        crate::sinks::table(&config.sinks, default_broker.as_deref()).map_err(|e| (1, e))?,
+        crate::sinks::table(&config.sinks, default_broker.as_ref()).map_err(|e| (1, e))?,
     ));
     let scheduler = Arc::new(crate::scheduler::Scheduler::new(
         store.clone(),
@@ -203,12 +203,18 @@ fn plan(config: &Config) -> crate::scheduler::Plan {
 
 /// The broker an `mqtt` sink without `broker` publishes to: the first MQTT
 /// source's (the embedded broker's listen address when embedded).
-fn default_sink_broker(config: &Config) -> Option<String> {
+fn default_sink_broker(config: &Config) -> Option<crate::sinks::DefaultBroker> {
     config.sources.mqtt.first().map(|m| {
         if m.broker == "embedded" {
-            format!("mqtt://{}", m.listen.as_deref().unwrap_or("127.0.0.1:1883"))
+            crate::sinks::DefaultBroker {
+                url: format!("mqtt://{}", m.listen.as_deref().unwrap_or("127.0.0.1:1883")),
+                credentials: None,
+            }
         } else {
-            m.broker.clone()
+            crate::sinks::DefaultBroker {
+                url: m.broker.clone(),
+                credentials: m.settings("sink").ok().and_then(|s| s.credentials),
+            }
         }
     })
 }
@@ -260,37 +266,33 @@ async fn reload_loop(
                 error!("reload refused, still running the previous configuration and policy:\n{e}");
                 "reload refused (invalid configuration); running the previous one".to_string()
             }
-            Ok(new) => {
-                match crate::sinks::table(&new.sinks, default_sink_broker(&new).as_deref()) {
-                    Err(e) => {
-                        error!("reload refused, still running the previous configuration: {e}");
-                        "reload refused (invalid sink); running the previous one".to_string()
-                    }
-                    Ok(table) => {
-                        for ((what, old), (_, now)) in
-                            running.iter().zip(describe_restart_only(&new))
-                        {
-                            if *old != now {
-                                warn!("reload: changes to {what} take effect after a restart");
-                            }
-                        }
-                        let policy = Arc::new(new.policy.clone());
-                        to.pipeline.swap_policy(policy.clone());
-                        to.scheduler.swap(plan(&new));
-                        *to.sinks.write().unwrap_or_else(|e| e.into_inner()) = table;
-                        if let Some(api) = &to.api {
-                            *api.write().unwrap_or_else(|e| e.into_inner()) =
-                                (policy, Arc::new(new.http_tokens.clone()));
-                        }
-                        info!(
-                            policy = %format!("{} {}", new.policy.id, new.policy.version),
-                            "reloaded configuration and policy from {}",
-                            path.display()
-                        );
-                        format!("reloaded: policy {} {}", new.policy.id, new.policy.version)
-                    }
+            Ok(new) => match crate::sinks::table(&new.sinks, default_sink_broker(&new).as_ref()) {
+                Err(e) => {
+                    error!("reload refused, still running the previous configuration: {e}");
+                    "reload refused (invalid sink); running the previous one".to_string()
                 }
-            }
+                Ok(table) => {
+                    for ((what, old), (_, now)) in running.iter().zip(describe_restart_only(&new)) {
+                        if *old != now {
+                            warn!("reload: changes to {what} take effect after a restart");
+                        }
+                    }
+                    let policy = Arc::new(new.policy.clone());
+                    to.pipeline.swap_policy(policy.clone());
+                    to.scheduler.swap(plan(&new));
+                    *to.sinks.write().unwrap_or_else(|e| e.into_inner()) = table;
+                    if let Some(api) = &to.api {
+                        *api.write().unwrap_or_else(|e| e.into_inner()) =
+                            (policy, Arc::new(new.http_tokens.clone()));
+                    }
+                    info!(
+                        policy = %format!("{} {}", new.policy.id, new.policy.version),
+                        "reloaded configuration and policy from {}",
+                        path.display()
+                    );
+                    format!("reloaded: policy {} {}", new.policy.id, new.policy.version)
+                }
+            },
         };
         service::ready(&outcome);
     }

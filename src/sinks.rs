@@ -90,25 +90,35 @@ impl Http {
 
 impl Sink {
     /// Builds a sink from config; `default_broker` is the first MQTT
-    /// source's broker URL.
-    pub fn from_config(s: &RawSink, default_broker: Option<&str>) -> Result<Sink, String> {
+    /// source's broker URL and credentials, used by an `mqtt` sink that
+    /// names no broker.
+    pub fn from_config(
+        s: &RawSink,
+        default_broker: Option<&DefaultBroker>,
+    ) -> Result<Sink, String> {
         let url = || {
             let u = s.url().ok_or_else(|| "url is required".to_string())?;
             Http::new(u, s.ca_file.as_deref())
         };
         Ok(match s.kind.as_str() {
             "mqtt" => {
-                let b = s
-                    .broker
-                    .as_deref()
-                    .or(default_broker)
-                    .ok_or("broker is required")?;
-                let m = crate::source::mqtt::MqttSettings::from_url("sink", b, Vec::new(), "x")?;
+                let (url, default_credentials) = match (&s.broker, default_broker) {
+                    (Some(b), _) => (b.as_str(), None),
+                    (None, Some(d)) => (d.url.as_str(), d.credentials.clone()),
+                    (None, None) => return Err("broker is required".into()),
+                };
+                if !url.starts_with("mqtt://") {
+                    return Err(format!(
+                        "{}: an mqtt sink publishes over mqtt:// only; name a plain listener in broker",
+                        url.split('@').next_back().unwrap_or(url)
+                    ));
+                }
+                let m = crate::source::mqtt::MqttSettings::from_url("sink", url, Vec::new(), "x")?;
                 Sink::Mqtt {
                     host: m.host,
                     port: m.port,
                     prefix: s.topic_prefix.trim_end_matches('/').to_string(),
-                    credentials: m.credentials,
+                    credentials: m.credentials.or(default_credentials),
                 }
             }
             "webhook" => Sink::Webhook { url: url()? },
@@ -456,13 +466,23 @@ async fn mqtt_publish(
         .map_err(|_| format!("mqtt {host}:{port}: no PUBACK within 15 s"))?
 }
 
+/// The broker an `mqtt` sink without `broker` uses: the first MQTT
+/// source's, with its credentials.
+#[derive(Clone, Debug, Default)]
+pub struct DefaultBroker {
+    /// `mqtt://HOST:PORT`.
+    pub url: String,
+    /// The source's user name and password.
+    pub credentials: Option<(String, String)>,
+}
+
 /// The configured sinks by name; swapped as a whole on reload.
 pub type SinkTable = Arc<RwLock<HashMap<String, Sink>>>;
 
 /// Builds the sink table from config.
 pub fn table(
     sinks: &[RawSink],
-    default_broker: Option<&str>,
+    default_broker: Option<&DefaultBroker>,
 ) -> Result<HashMap<String, Sink>, String> {
     sinks
         .iter()
