@@ -40,9 +40,11 @@ impl DriftBoard {
         m.insert(device.to_string(), (at, skew_secs));
     }
 
-    /// Devices flagged at or after `since`.
+    /// Devices flagged at or after `since`; older flags are forgotten (the
+    /// keys come from payloads, so the board must not grow for ever).
     pub fn since(&self, since: DateTime<Utc>) -> Vec<(String, DateTime<Utc>, i64)> {
-        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|_, (at, _)| *at >= since);
         let mut v: Vec<_> = m
             .iter()
             .filter(|(_, (at, _))| *at >= since)
