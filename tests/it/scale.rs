@@ -12,16 +12,9 @@ use sqlx::Connection;
 const BIN: &str = env!("CARGO_BIN_EXE_attendd");
 
 fn metric(port: u16, name: &str) -> f64 {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let Some((_, b)) = crate::proc::http_get(port, "/metrics") else {
         return 0.0;
     };
-    let _ = write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut b = String::new();
-    let _ = s.read_to_string(&mut b);
     b.lines()
         .filter(|l| l.starts_with(name) && l.contains("outcome=\"new\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -120,21 +113,7 @@ async fn two_instances_share_one_subscription_and_one_postgres_store() {
     for (http, _) in &https {
         let t0 = Instant::now();
         loop {
-            use std::io::{Read, Write};
-            let ok = std::net::TcpStream::connect(("127.0.0.1", *http))
-                .ok()
-                .and_then(|mut s| {
-                    write!(
-                        s,
-                        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                    )
-                    .ok()?;
-                    let mut b = String::new();
-                    s.read_to_string(&mut b).ok()?;
-                    Some(b.starts_with("HTTP/1.1 200"))
-                })
-                .unwrap_or(false);
-            if ok {
+            if crate::proc::healthz(*http) == Some(200) {
                 break;
             }
             assert!(

@@ -182,21 +182,7 @@ fn daemon_ingests_from_an_mqtts_broker() {
     // Wait for the TLS session (healthz turns 200 once connected).
     let t0 = Instant::now();
     loop {
-        let ok = std::net::TcpStream::connect(("127.0.0.1", http))
-            .ok()
-            .and_then(|mut s| {
-                use std::io::{Read, Write};
-                write!(
-                    s,
-                    "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                )
-                .ok()?;
-                let mut b = String::new();
-                s.read_to_string(&mut b).ok()?;
-                Some(b.starts_with("HTTP/1.1 200"))
-            })
-            .unwrap_or(false);
-        if ok {
+        if crate::proc::healthz(http) == Some(200) {
             break;
         }
         assert!(
