@@ -109,3 +109,19 @@ impl Drop for Guard {
         self.kill();
     }
 }
+
+/// `attendd ARGS --config CONFIG`, which must succeed; its stdout.
+pub fn attendd_ok(config: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_attendd"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "attendd {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
