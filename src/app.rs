@@ -32,6 +32,9 @@ pub struct Shared {
     /// The API's policy and tokens, when the daemon can reload them;
     /// otherwise the API takes them from the configuration.
     pub api_live: Option<crate::http::api::Live>,
+    /// Embedded brokers made before they listen (the sinks publish into
+    /// them), by `[[source.mqtt]]` index; [`run`] makes any missing one.
+    pub brokers: std::collections::HashMap<usize, crate::broker::BrokerHandle>,
 }
 
 /// Why the daemon could not start.
@@ -111,7 +114,7 @@ pub async fn run_daemon(
     let (push_sources, push_devices) =
         crate::source::push::decodings(&config.sources, policy.tz).map_err(|e| (1, e))?;
     sources.extend(push_sources);
-    let metrics = Arc::new(Metrics::default());
+    let metrics: Arc<Metrics> = Arc::new(Metrics::default());
     let pipeline = Arc::new(
         crate::pipeline::Pipeline::new(
             store.clone(),
@@ -127,9 +130,10 @@ pub async fn run_daemon(
     let health = Arc::new(Health::default());
     health.set("store", true, store.engine(), chrono::Utc::now());
     let shared = Shared {
-        metrics,
         health,
         heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],
+        brokers: embedded_brokers(&config, &metrics),
+        metrics,
         store: Some(store.clone()),
         api_live: Some(crate::http::api::live(
             Arc::new(config.policy.clone()),
@@ -141,7 +145,8 @@ pub async fn run_daemon(
         Duration::from_secs(config.ingest.recompute_interval_seconds.max(1)),
         recompute_stop.clone(),
     ));
-    let default_broker = default_sink_broker(&config);
+    let embedded = shared.brokers.get(&0).cloned();
+    let default_broker = default_sink_broker(&config, embedded.as_ref());
     let sinks: crate::sinks::SinkTable = Arc::new(std::sync::RwLock::new(
         crate::sinks::table(&config.sinks, default_broker.as_ref()).map_err(|e| (1, e))?,
     ));
@@ -169,6 +174,7 @@ pub async fn run_daemon(
         describe_restart_only(&config),
         reloads,
         Reloadable {
+            embedded,
             pipeline: pipeline.clone(),
             scheduler,
             sinks,
@@ -201,19 +207,52 @@ fn plan(config: &Config) -> crate::scheduler::Plan {
     }
 }
 
+/// The embedded brokers' in-process handles, by source index. The first
+/// source's broker lets readers subscribe to the topics of the `mqtt`
+/// sinks that publish into it (those naming no broker).
+fn embedded_brokers(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> std::collections::HashMap<usize, crate::broker::BrokerHandle> {
+    let mut out = std::collections::HashMap::new();
+    for (i, m) in config.sources.mqtt.iter().enumerate() {
+        if m.broker != "embedded" {
+            continue;
+        }
+        let roots = if i == 0 {
+            config
+                .sinks
+                .iter()
+                .filter(|k| k.kind == "mqtt" && k.broker.is_none())
+                .flat_map(|k| crate::broker::output_roots(&k.topic_prefix))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let options = m.broker_options(&format!("mqtt[{i}]"), roots, Some(metrics.clone()));
+        out.insert(i, crate::broker::BrokerHandle::new(options));
+    }
+    out
+}
+
 /// The broker an `mqtt` sink without `broker` publishes to: the first MQTT
-/// source's (the embedded broker's listen address when embedded).
-fn default_sink_broker(config: &Config) -> Option<crate::sinks::DefaultBroker> {
+/// source's (the embedded broker in-process when embedded).
+fn default_sink_broker(
+    config: &Config,
+    embedded: Option<&crate::broker::BrokerHandle>,
+) -> Option<crate::sinks::DefaultBroker> {
     config.sources.mqtt.first().map(|m| {
         if m.broker == "embedded" {
             crate::sinks::DefaultBroker {
                 url: format!("mqtt://{}", m.listen.as_deref().unwrap_or("127.0.0.1:1883")),
                 credentials: None,
+                embedded: embedded.cloned(),
             }
         } else {
             crate::sinks::DefaultBroker {
                 url: m.broker.clone(),
                 credentials: m.settings("sink").ok().and_then(|s| s.credentials),
+                embedded: None,
             }
         }
     })
@@ -232,6 +271,8 @@ fn describe_restart_only(config: &Config) -> Vec<(&'static str, String)> {
 
 /// What SIGHUP swaps.
 struct Reloadable {
+    /// The first source's embedded broker, which `mqtt` sinks publish into.
+    embedded: Option<crate::broker::BrokerHandle>,
     pipeline: Arc<crate::pipeline::Pipeline>,
     scheduler: Arc<crate::scheduler::Scheduler>,
     sinks: crate::sinks::SinkTable,
@@ -266,7 +307,7 @@ async fn reload_loop(
                 error!("reload refused, still running the previous configuration and policy:\n{e}");
                 "reload refused (invalid configuration); running the previous one".to_string()
             }
-            Ok(new) => match crate::sinks::table(&new.sinks, default_sink_broker(&new).as_ref()) {
+            Ok(new) => match crate::sinks::table(&new.sinks, default_sink_broker(&new, to.embedded.as_ref()).as_ref()) {
                 Err(e) => {
                     error!("reload refused, still running the previous configuration: {e}");
                     "reload refused (invalid sink); running the previous one".to_string()
@@ -351,48 +392,49 @@ pub async fn run<S: Sink>(
     )
     .await?;
 
-    // Embedded brokers stop after the sources drained, so the last
-    // acknowledgements reach them.
-    let broker_stop = CancellationToken::new();
-    let brokers = TaskTracker::new();
     for (i, m) in config.sources.mqtt.iter().enumerate() {
         let name = format!("mqtt[{i}]");
-        let mut settings = if m.broker == "embedded" {
+        if m.broker == "embedded" {
+            // Terminals publish into the pipeline directly: no MQTT session
+            // in between.
             let listen = m.listen.as_deref().unwrap_or("127.0.0.1:1883");
             let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
                 StartError::Other(format!(
                     "source.mqtt[{i}].listen: {listen:?} is not an address"
                 ))
             })?;
-            let broker =
-                crate::broker::EmbeddedBroker::bind(addr, crate::broker::BrokerOptions::default())
-                    .map_err(|e| {
-                        StartError::Other(
-                            e.with_config_key(format!("source.mqtt[{i}].broker = \"embedded\""))
-                                .to_string(),
-                        )
-                    })?;
+            let handle = shared.brokers.get(&i).cloned().unwrap_or_else(|| {
+                crate::broker::BrokerHandle::new(m.broker_options(
+                    &name,
+                    Vec::new(),
+                    Some(shared.metrics.clone()),
+                ))
+            });
+            let broker = crate::broker::EmbeddedBroker::bind_handle(addr, handle).map_err(|e| {
+                StartError::Other(
+                    e.with_config_key(format!("source.mqtt[{i}].broker = \"embedded\""))
+                        .to_string(),
+                )
+            })?;
             let local = broker.local_addr();
             listening.push(format!("embedded broker on {local}"));
-            let token = broker_stop.clone();
-            brokers.spawn(async move {
-                if let Err(e) = broker.run(token).await {
+            shared.health.set(
+                &name,
+                true,
+                format!("embedded broker listening on {local}"),
+                chrono::Utc::now(),
+            );
+            let (sink, token) = (sink.clone(), shutdown.clone());
+            tracker.spawn(async move {
+                if let Err(e) = broker.run(sink, token).await {
                     error!("embedded broker failed: {e}");
                 }
             });
-            let mut s = crate::source::mqtt::MqttSettings::from_url(
-                &name,
-                &format!("mqtt://{local}"),
-                m.topics.clone(),
-                &m.client_id,
-            )
-            .map_err(StartError::Other)?;
-            s.batch_max = m.batch_max;
-            s
-        } else {
-            m.settings(&name)
-                .map_err(|e| StartError::Other(format!("source.mqtt[{i}].broker: {e}")))?
-        };
+            continue;
+        }
+        let mut settings = m
+            .settings(&name)
+            .map_err(|e| StartError::Other(format!("source.mqtt[{i}].broker: {e}")))?;
         settings.health = Some(shared.health.clone());
         shared
             .health

@@ -67,6 +67,13 @@ pub struct SimulateArgs {
         conflicts_with = "serial"
     )]
     pub broker: String,
+    /// User name to log in to the broker with (a terminal's, for the
+    /// embedded broker).
+    #[arg(long, conflicts_with = "serial", requires = "password")]
+    pub username: Option<String>,
+    /// Its password (or set ATTENDD_SIMULATE_PASSWORD).
+    #[arg(long, env = "ATTENDD_SIMULATE_PASSWORD", hide_env_values = true, requires = "username")]
+    pub password: Option<String>,
     /// Write the payloads to this serial device or pseudo-terminal instead
     /// of a broker (lines for text formats, raw frames for stx-etx).
     #[arg(long, value_name = "PATH")]
@@ -309,6 +316,7 @@ fn run_simulate(a: SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
             Ok(s) => crate::simulate::Target::Mqtt {
                 host: s.host,
                 port: s.port,
+                credentials: a.username.zip(a.password).or(s.credentials),
             },
             Err(e) => {
                 let _ = writeln!(err, "error: --broker: {e}");

@@ -297,6 +297,31 @@ pub struct RawMqtt {
     /// default `127.0.0.1:1883`.
     #[serde(default)]
     pub listen: Option<String>,
+    /// With `broker = "embedded"`: let clients in without a user name
+    /// (publishing punches and reading the outputs). Accepted only on a
+    /// loopback `listen`; default false.
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// With `broker = "embedded"`: the terminals that may log in and
+    /// publish punches (and subscribe to their own reply topics).
+    #[serde(default)]
+    pub terminals: Vec<RawMqttUser>,
+    /// With `broker = "embedded"`: programs that may log in to subscribe
+    /// to attendd's outputs (alerts, summaries), and do nothing else.
+    #[serde(default)]
+    pub readers: Vec<RawMqttUser>,
+    /// With `broker = "embedded"`: connections served at once; default 256.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// With `broker = "embedded"`: largest packet accepted, in bytes;
+    /// default 4194304 (4 MiB, a punch with a face photo).
+    #[serde(default)]
+    pub max_packet_bytes: Option<usize>,
+    /// With `broker = "embedded"`: bytes of punches awaiting commit across
+    /// all terminals (past it terminals are not read until the store
+    /// catches up); default 67108864 (64 MiB).
+    #[serde(default)]
+    pub max_pending_bytes: Option<usize>,
     /// Decoder options (field paths for `json`, thresholds, …).
     #[serde(default)]
     pub decoder_options: Option<toml::Table>,
@@ -313,6 +338,78 @@ pub struct RawMqtt {
 
 fn default_batch() -> usize {
     512
+}
+
+/// `[[source.mqtt.terminals]]` and `[[source.mqtt.readers]]`: a user of
+/// the embedded broker.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqttUser {
+    /// User name presented at CONNECT.
+    pub username: String,
+    /// Password (prefer `password_env`, so it stays out of this file).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Environment variable holding the password, e.g.
+    /// `ATTENDD_MQTT_GATE_1`.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+impl std::fmt::Debug for RawMqttUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawMqttUser")
+            .field("username", &self.username)
+            .field("password_env", &self.password_env)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawMqttUser {
+    /// The password from `password` or `password_env`.
+    pub fn password(&self) -> Option<String> {
+        self.password.clone().or_else(|| {
+            self.password_env
+                .as_ref()
+                .and_then(|v| std::env::var(v).ok())
+        })
+    }
+
+    fn check(&self, key: &str, names: &mut std::collections::HashSet<String>, push: &mut impl FnMut(&str, String)) {
+        if self.username.is_empty() {
+            push(&format!("{key}.username"), "must not be empty".into());
+        } else if !names.insert(self.username.clone()) {
+            push(
+                &format!("{key}.username"),
+                format!("{:?} is used twice", self.username),
+            );
+        }
+        match (&self.password, &self.password_env) {
+            (Some(_), Some(_)) => push(
+                &format!("{key}.password"),
+                "set password or password_env, not both".into(),
+            ),
+            (None, None) => push(
+                &format!("{key}.password_env"),
+                "required (or password)".into(),
+            ),
+            (Some(p), None) if p.is_empty() => {
+                push(&format!("{key}.password"), "must not be empty".into())
+            }
+            (None, Some(v)) => match std::env::var(v) {
+                Err(_) => push(
+                    &format!("{key}.password_env"),
+                    format!("environment variable {v} is not set"),
+                ),
+                Ok(p) if p.is_empty() => push(
+                    &format!("{key}.password_env"),
+                    format!("environment variable {v} is empty"),
+                ),
+                Ok(_) => {}
+            },
+            _ => {}
+        }
+    }
 }
 
 fn default_topics() -> Vec<String> {
@@ -489,6 +586,49 @@ impl RawMqtt {
     }
 }
 
+impl RawMqtt {
+    /// The embedded broker's options for this source (`broker =
+    /// "embedded"`): its users, punch topics, limits, and the output topics
+    /// readers may subscribe to.
+    pub fn broker_options(
+        &self,
+        name: &str,
+        output_roots: Vec<String>,
+        metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    ) -> crate::broker::BrokerOptions {
+        use crate::broker::{BrokerOptions, Role, User};
+        let users = |list: &[RawMqttUser], role: Role| -> Vec<User> {
+            list.iter()
+                .filter_map(|u| {
+                    Some(User {
+                        username: u.username.clone(),
+                        password: u.password().filter(|p| !p.is_empty())?,
+                        role,
+                    })
+                })
+                .collect()
+        };
+        let mut users_all = users(&self.terminals, Role::Terminal);
+        users_all.extend(users(&self.readers, Role::Reader));
+        let d = BrokerOptions::default();
+        let max_connections = self.max_connections.unwrap_or(d.max_connections);
+        BrokerOptions {
+            source: std::sync::Arc::from(name),
+            punch_topics: self.topics.clone(),
+            output_roots,
+            users: users_all,
+            allow_anonymous: self.allow_anonymous,
+            max_connections,
+            max_sessions: max_connections,
+            max_packet_size: self.max_packet_bytes.unwrap_or(d.max_packet_size),
+            max_pending_bytes: self.max_pending_bytes.unwrap_or(d.max_pending_bytes),
+            batch_max: self.batch_max,
+            metrics,
+            ..d
+        }
+    }
+}
+
 impl RawSerial {
     /// Source settings for the port.
     pub fn settings(&self, name: &str) -> crate::source::serial::SerialSettings {
@@ -516,6 +656,84 @@ impl RawSerial {
             Framing::Lines
         };
         s
+    }
+}
+
+/// The embedded broker's keys: who may log in, and its limits.
+fn check_embedded(key: &str, m: &RawMqtt, push: &mut impl FnMut(&str, String)) {
+    if m.broker != "embedded" {
+        let set = [
+            ("allow_anonymous", m.allow_anonymous),
+            ("terminals", !m.terminals.is_empty()),
+            ("readers", !m.readers.is_empty()),
+            ("max_connections", m.max_connections.is_some()),
+            ("max_packet_bytes", m.max_packet_bytes.is_some()),
+            ("max_pending_bytes", m.max_pending_bytes.is_some()),
+        ];
+        for (k, _) in set.iter().filter(|(_, on)| *on) {
+            push(
+                &format!("{key}.{k}"),
+                "only used with broker = \"embedded\"".into(),
+            );
+        }
+        return;
+    }
+    for k in [
+        ("username", m.username.is_some()),
+        ("password", m.password.is_some()),
+        ("password_env", m.password_env.is_some()),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(k, _)| k)
+    {
+        push(
+            &format!("{key}.{k}"),
+            "not used with broker = \"embedded\": terminals log in with [[source.mqtt.terminals]] username and password_env".into(),
+        );
+    }
+    let listen = m.listen.as_deref().unwrap_or("127.0.0.1:1883");
+    if m.allow_anonymous
+        && let Ok(addr) = listen.parse::<SocketAddr>()
+        && !addr.ip().is_loopback()
+    {
+        push(
+            &format!("{key}.allow_anonymous"),
+            format!(
+                "true only on a loopback listen; listen = {listen:?} is reachable from other hosts, so give each terminal a user in [[source.mqtt.terminals]]"
+            ),
+        );
+    }
+    if !m.allow_anonymous && m.terminals.is_empty() {
+        push(
+            &format!("{key}.terminals"),
+            "no terminal may log in: add [[source.mqtt.terminals]] (username, password_env), or allow_anonymous = true on a loopback listen".into(),
+        );
+    }
+    let mut names = std::collections::HashSet::new();
+    for (j, u) in m.terminals.iter().enumerate() {
+        u.check(&format!("{key}.terminals[{j}]"), &mut names, push);
+    }
+    for (j, u) in m.readers.iter().enumerate() {
+        u.check(&format!("{key}.readers[{j}]"), &mut names, push);
+    }
+    if m.max_connections == Some(0) {
+        push(&format!("{key}.max_connections"), "must be positive".into());
+    }
+    let packet = m.max_packet_bytes.unwrap_or(4 * 1024 * 1024);
+    if !(1024..=256 * 1024 * 1024).contains(&packet) {
+        push(
+            &format!("{key}.max_packet_bytes"),
+            format!("{packet} is not between 1024 and 268435456"),
+        );
+    }
+    if let Some(p) = m.max_pending_bytes
+        && p < packet
+    {
+        push(
+            &format!("{key}.max_pending_bytes"),
+            format!("{p} is less than max_packet_bytes ({packet})"),
+        );
     }
 }
 
@@ -770,6 +988,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
                 format!("{l:?} is not an address such as 127.0.0.1:1883"),
             );
         }
+        check_embedded(&key, m, &mut push);
         if let Err(e) = crate::ingest::decode::Decoder::with_options(
             &m.decoder,
             m.decoder_options.as_ref().unwrap_or(&toml::Table::new()),

@@ -38,6 +38,11 @@ pub struct SourceDecoding {
     pub tz: Tz,
 }
 
+/// Fault injection for tests: while the file this variable names exists,
+/// every commit waits (a stalled store), so a test can flood the sources
+/// and kill the daemon with punches waiting.
+pub const STALL_FILE_ENV: &str = "ATTENDD_FAULT_STORE_STALL_FILE";
+
 /// Longest a re-classification may take (waiting for the store's recompute
 /// lock included) before the watchdog stops hearing from the pipeline.
 const MAX_RECOMPUTE_WAIT: Duration = Duration::from_secs(600);
@@ -57,6 +62,8 @@ pub struct Pipeline {
     /// Device id of sources that stand for one terminal (a ZKTeco push
     /// terminal's serial number); it wins over what the payload implies.
     devices: HashMap<Arc<str>, String>,
+    /// [`STALL_FILE_ENV`], read once at start.
+    stall_file: Option<std::path::PathBuf>,
 }
 
 /// The keys an alias is found under: as written (lower case), and the
@@ -114,6 +121,7 @@ impl Pipeline {
             max_future_skew,
             drift: Arc::default(),
             devices: HashMap::new(),
+            stall_file: std::env::var_os(STALL_FILE_ENV).map(Into::into),
         })
     }
 
@@ -259,6 +267,21 @@ impl Pipeline {
 
 impl Sink for Pipeline {
     async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
+        if let Some(f) = &self.stall_file {
+            let mut logged = false;
+            while f.exists() {
+                if !logged {
+                    warn!(
+                        "fault injection ({STALL_FILE_ENV}): commit of {} message(s) stalled while {} exists",
+                        batch.len(),
+                        f.display()
+                    );
+                    logged = true;
+                }
+                self.heartbeat.beat();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         let mut punches: Vec<NewPunch> = Vec::with_capacity(batch.len());
         // The source of each punch: a batch may mix sources (HTTP push).
         let mut punch_sources: Vec<&str> = Vec::with_capacity(batch.len());

@@ -454,6 +454,8 @@ pub enum Target {
         host: String,
         /// Broker port.
         port: u16,
+        /// User name and password to log in with.
+        credentials: Option<(String, String)>,
     },
     /// A serial device or pseudo-terminal.
     Serial {
@@ -467,7 +469,7 @@ pub enum Target {
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Target::Mqtt { host, port } => write!(f, "broker {host}:{port}"),
+            Target::Mqtt { host, port, .. } => write!(f, "broker {host}:{port}"),
             Target::Serial { path, .. } => write!(f, "{}", path.display()),
         }
     }
@@ -569,7 +571,11 @@ async fn pace(started: Instant, sent: u64, rate: u32) {
 /// Sends the plan's punches to its target.
 pub async fn publish(plan: &Plan) -> Result<Report, String> {
     let mut report = match &plan.target {
-        Target::Mqtt { host, port } => publish_mqtt(plan, host, *port).await?,
+        Target::Mqtt {
+            host,
+            port,
+            credentials,
+        } => publish_mqtt(plan, host, *port, credentials.as_ref()).await?,
         Target::Serial { path, baud } => write_serial(plan, path, *baud).await?,
     };
     report.format = plan.format.decoder_name().to_string();
@@ -649,7 +655,12 @@ async fn write_serial(plan: &Plan, path: &std::path::Path, baud: u32) -> Result<
 
 /// Publishes the plan's punches to an MQTT broker with QoS 1 and waits for
 /// every PUBACK.
-async fn publish_mqtt(plan: &Plan, host: &str, port: u16) -> Result<Report, String> {
+async fn publish_mqtt(
+    plan: &Plan,
+    host: &str,
+    port: u16,
+    credentials: Option<&(String, String)>,
+) -> Result<Report, String> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let schedule = schedule(plan);
     let mut opts = MqttOptions::new(
@@ -659,6 +670,9 @@ async fn publish_mqtt(plan: &Plan, host: &str, port: u16) -> Result<Report, Stri
     );
     opts.set_keep_alive(Duration::from_secs(30))
         .set_inflight(1000);
+    if let Some((u, p)) = credentials {
+        opts.set_credentials(u.clone(), p.clone());
+    }
     let (client, mut el) = AsyncClient::new(opts, 10_000);
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let acked2 = acked.clone();

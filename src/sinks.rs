@@ -3,7 +3,10 @@
 //! - `mqtt`: absence alerts and follow-ups on `PREFIX/alerts/absence`,
 //!   terminal alerts on `PREFIX/alerts/terminal`, daily summaries on
 //!   `PREFIX/summary/daily/YYYY-MM-DD` (retained), all QoS 1; a message
-//!   counts as delivered when the broker's PUBACK arrived.
+//!   counts as delivered when the broker's PUBACK arrived. Without its
+//!   own `broker`, when the first `[[source.mqtt]]` is the embedded
+//!   broker, it publishes into that broker in-process (no network login)
+//!   and counts as delivered once handed over.
 //! - `webhook`: the message as JSON, `POST`ed; any 2xx is delivered.
 //! - `dingtalk`: a DingTalk group robot's `markdown` message; with a
 //!   secret, the URL is signed (`timestamp` + `sign` = Base64 of
@@ -41,6 +44,13 @@ pub enum Sink {
         prefix: String,
         /// Optional user and password.
         credentials: Option<(String, String)>,
+    },
+    /// The embedded broker, in-process.
+    Embedded {
+        /// Topic prefix, e.g. `attendance`.
+        prefix: String,
+        /// The broker.
+        broker: crate::broker::BrokerHandle,
     },
     /// A generic JSON webhook.
     Webhook {
@@ -101,6 +111,16 @@ impl Sink {
             Http::new(u, s.ca_file.as_deref())
         };
         Ok(match s.kind.as_str() {
+            "mqtt" if s.broker.is_none()
+                && default_broker.is_some_and(|d| d.embedded.is_some()) =>
+            {
+                Sink::Embedded {
+                    prefix: s.topic_prefix.trim_end_matches('/').to_string(),
+                    broker: default_broker
+                        .and_then(|d| d.embedded.clone())
+                        .ok_or("no embedded broker")?,
+                }
+            }
             "mqtt" => {
                 let (url, default_credentials) = match (&s.broker, default_broker) {
                     (Some(b), _) => (b.as_str(), None),
@@ -149,6 +169,14 @@ impl Sink {
                 let r = mqtt_publish(name, host, *port, credentials.as_ref(), prefix, msgs).await;
                 msgs.iter().map(|_| r.clone()).collect()
             }
+            Sink::Embedded { prefix, broker } => msgs
+                .iter()
+                .map(|(kind, m)| {
+                    let (topic, retain) = mqtt_topic(prefix, kind, m);
+                    broker.publish(&topic, m.to_string().into_bytes(), retain);
+                    Ok(())
+                })
+                .collect(),
             http => {
                 let mut out = Vec::with_capacity(msgs.len());
                 // After a transport failure (refused, timed out, TLS) the rest
@@ -214,7 +242,9 @@ impl Sink {
                 true,
             ),
             Sink::Webhook { url } => (url.clone(), m.clone(), false),
-            Sink::Mqtt { .. } => unreachable!("MQTT sinks publish, they do not post"),
+            Sink::Mqtt { .. } | Sink::Embedded { .. } => {
+                unreachable!("MQTT sinks publish, they do not post")
+            }
         }
     }
 }
@@ -420,24 +450,7 @@ async fn mqtt_publish(
     }
     let (client, mut ev) = AsyncClient::new(opts, msgs.len() + 8);
     for (kind, m) in msgs {
-        let (topic, retain) = match *kind {
-            "summary" => (
-                format!(
-                    "{prefix}/summary/daily/{}",
-                    m["date"].as_str().unwrap_or("unknown")
-                ),
-                true,
-            ),
-            "terminal" => (format!("{prefix}/alerts/terminal"), false),
-            "publication" => (
-                format!(
-                    "{prefix}/published/{}",
-                    m["month"].as_str().unwrap_or("unknown")
-                ),
-                true,
-            ),
-            _ => (format!("{prefix}/alerts/absence"), false),
-        };
+        let (topic, retain) = mqtt_topic(prefix, kind, m);
         client
             .publish(topic, QoS::AtLeastOnce, retain, m.to_string().into_bytes())
             .await
@@ -466,14 +479,38 @@ async fn mqtt_publish(
         .map_err(|_| format!("mqtt {host}:{port}: no PUBACK within 15 s"))?
 }
 
+/// The topic of a message of `kind` and whether it is retained.
+fn mqtt_topic(prefix: &str, kind: &str, m: &serde_json::Value) -> (String, bool) {
+    match kind {
+        "summary" => (
+            format!(
+                "{prefix}/summary/daily/{}",
+                m["date"].as_str().unwrap_or("unknown")
+            ),
+            true,
+        ),
+        "terminal" => (format!("{prefix}/alerts/terminal"), false),
+        "publication" => (
+            format!(
+                "{prefix}/published/{}",
+                m["month"].as_str().unwrap_or("unknown")
+            ),
+            true,
+        ),
+        _ => (format!("{prefix}/alerts/absence"), false),
+    }
+}
+
 /// The broker an `mqtt` sink without `broker` uses: the first MQTT
-/// source's, with its credentials.
+/// source's, with its credentials, or the embedded broker in-process.
 #[derive(Clone, Debug, Default)]
 pub struct DefaultBroker {
     /// `mqtt://HOST:PORT`.
     pub url: String,
     /// The source's user name and password.
     pub credentials: Option<(String, String)>,
+    /// The embedded broker, when the first source is one.
+    pub embedded: Option<crate::broker::BrokerHandle>,
 }
 
 /// The configured sinks by name; swapped as a whole on reload.

@@ -1,5 +1,6 @@
 //! Sessions, subscriptions and retained messages: the broker's state with no
-//! socket in sight.
+//! socket in sight. Only readers (and attendd's in-process publisher) use
+//! it for deliveries; punches never pass through it.
 //!
 //! Connections call into [`State`] under one lock, passing the connection id
 //! they were given by [`State::connect`]; a call from a connection that has
@@ -34,8 +35,17 @@ pub(super) struct State {
     /// Sessions by client id. A BTreeMap so that shared-subscription members
     /// come in a stable order and round robin is fair.
     sessions: BTreeMap<String, Session>,
-    /// The last retained message of each topic (never an empty payload).
-    retained: BTreeMap<String, Publish>,
+    /// The last retained message of each topic (never an empty payload),
+    /// with the order it was stored in (the oldest goes first when full).
+    retained: BTreeMap<String, (u64, Publish)>,
+    retained_bytes: usize,
+    max_retained: usize,
+    max_retained_bytes: usize,
+    /// Topic and payload bytes queued across all sessions.
+    queued_bytes_total: usize,
+    max_queued_bytes_total: usize,
+    max_sessions: usize,
+    next_seq: u64,
     /// Round-robin position of each shared subscription (`$share/g/f`).
     shared_cursor: HashMap<String, usize>,
     max_queued: usize,
@@ -48,6 +58,11 @@ pub(super) struct State {
 struct Session {
     /// Kept after the connection ends (CONNECT with clean_session = false).
     persistent: bool,
+    /// The user that owns the client id (`None`: anonymous); another user
+    /// cannot take it over.
+    owner: Option<String>,
+    /// When it was last attached (for dropping the oldest offline session).
+    last_attached: u64,
     /// Granted QoS by filter, as subscribed (shared ones keep `$share/g/`).
     subscriptions: BTreeMap<String, QoS>,
     /// Waiting to be written. QoS 1 entries with a non-zero pkid are
@@ -76,6 +91,13 @@ impl State {
         State {
             sessions: BTreeMap::new(),
             retained: BTreeMap::new(),
+            retained_bytes: 0,
+            max_retained: options.max_retained,
+            max_retained_bytes: options.max_retained_bytes,
+            queued_bytes_total: 0,
+            max_queued_bytes_total: options.max_queued_bytes_total,
+            max_sessions: options.max_sessions.max(options.max_connections).max(1),
+            next_seq: 0,
             shared_cursor: HashMap::new(),
             max_queued: options.max_queued_per_session,
             max_queued_bytes: options.max_queued_bytes_per_session,
@@ -85,20 +107,45 @@ impl State {
         }
     }
 
+    /// Connections attached now.
+    pub fn connections(&self) -> usize {
+        self.sessions.values().filter(|s| s.conn.is_some()).count()
+    }
+
     /// Attaches a new connection to `client_id`'s session, taking over (and
     /// cancelling) any connection that holds it. A persistent session is
     /// resumed unless `clean`; its unacknowledged deliveries are queued first,
-    /// in their original order, flagged DUP.
-    pub fn connect(&mut self, client_id: &str, clean: bool, cancel: CancellationToken) -> Attach {
+    /// in their original order, flagged DUP. `None` when the client id
+    /// belongs to another user.
+    pub fn connect(
+        &mut self,
+        client_id: &str,
+        owner: Option<&str>,
+        clean: bool,
+        cancel: CancellationToken,
+    ) -> Option<Attach> {
+        if let Some(s) = self.sessions.get(client_id)
+            && s.owner.as_deref() != owner
+        {
+            return None;
+        }
         self.next_conn_id += 1;
         let previous = self.sessions.remove(client_id);
         if let Some(conn) = previous.as_ref().and_then(|s| s.conn.as_ref()) {
             conn.cancel.cancel();
         }
+        if let Some(p) = &previous {
+            self.queued_bytes_total -= p.queued_bytes;
+        }
         let resumed = previous.filter(|s| s.persistent && !clean);
         let session_present = resumed.is_some();
+        if resumed.is_none() {
+            self.make_room_for_a_session();
+        }
         let mut session = resumed.unwrap_or_else(|| Session {
             persistent: false,
+            owner: owner.map(str::to_owned),
+            last_attached: 0,
             subscriptions: BTreeMap::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
@@ -108,11 +155,13 @@ impl State {
             dropping: false,
         });
         session.persistent = !clean;
+        session.last_attached = self.next_conn_id;
         while let Some(mut publish) = session.inflight.pop_back() {
             publish.dup = true;
             session.queued_bytes += size(&publish);
             session.queue.push_front(publish);
         }
+        self.queued_bytes_total += session.queued_bytes;
         let wake = Arc::new(Notify::new());
         session.conn = Some(Attached {
             id: self.next_conn_id,
@@ -120,10 +169,28 @@ impl State {
             cancel,
         });
         self.sessions.insert(client_id.to_owned(), session);
-        Attach {
+        Some(Attach {
             conn_id: self.next_conn_id,
             session_present,
             wake,
+        })
+    }
+
+    /// Drops the offline session attached longest ago while the session
+    /// limit is reached.
+    fn make_room_for_a_session(&mut self) {
+        while self.sessions.len() >= self.max_sessions {
+            let oldest = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.conn.is_none())
+                .min_by_key(|(_, s)| s.last_attached)
+                .map(|(id, _)| id.clone());
+            let Some(id) = oldest else { return };
+            if let Some(s) = self.sessions.remove(&id) {
+                self.queued_bytes_total -= s.queued_bytes;
+                tracing::warn!(client_id = id, "mqtt session limit reached: dropping the offline session of {id}");
+            }
         }
     }
 
@@ -132,27 +199,36 @@ impl State {
     /// other is removed with its subscriptions.
     pub fn disconnect(&mut self, client_id: &str, conn_id: u64) {
         let keep_qos0 = self.queue_qos0_offline;
-        let Some(session) = self.session(client_id, conn_id) else {
+        let Some(session) = self
+            .sessions
+            .get_mut(client_id)
+            .filter(|s| s.conn.as_ref().is_some_and(|c| c.id == conn_id))
+        else {
             return;
         };
         if session.persistent {
             session.conn = None;
             if !keep_qos0 {
+                let before = session.queued_bytes;
                 session.queue.retain(|p| p.qos != QoS::AtMostOnce);
                 session.queued_bytes = session.queue.iter().map(size).sum();
+                self.queued_bytes_total -= before - session.queued_bytes;
             }
-        } else {
-            self.sessions.remove(client_id);
+        } else if let Some(s) = self.sessions.remove(client_id) {
+            self.queued_bytes_total -= s.queued_bytes;
         }
     }
 
     /// Adds or replaces subscriptions and queues the retained messages they
-    /// match. QoS 2 is granted as QoS 1; an invalid filter is refused.
+    /// match. QoS 2 is granted as QoS 1; an invalid filter, or one
+    /// `allowed` refuses (it gets the filter without `$share/group/`), is
+    /// refused.
     pub fn subscribe(
         &mut self,
         client_id: &str,
         conn_id: u64,
         filters: &[SubscribeFilter],
+        allowed: impl Fn(&str) -> bool,
     ) -> Vec<SubscribeReasonCode> {
         let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
@@ -168,7 +244,7 @@ impl State {
                 }
                 None => &filter.path,
             };
-            if !valid_filter(plain) {
+            if !valid_filter(plain) || !allowed(plain) {
                 codes.push(SubscribeReasonCode::Failure);
                 continue;
             }
@@ -186,7 +262,7 @@ impl State {
                 .retained
                 .iter()
                 .filter(|(topic, _)| matches(topic, &filter))
-                .map(|(_, p)| p.clone())
+                .map(|(_, (_, p))| p.clone())
                 .collect();
             for mut publish in matching {
                 publish.qos = min_qos(publish.qos, granted);
@@ -211,13 +287,32 @@ impl State {
     /// subscription, and updates the retained store.
     pub fn publish(&mut self, publish: Publish) {
         if publish.retain {
-            if publish.payload.is_empty() {
-                self.retained.remove(&publish.topic);
-            } else {
+            if let Some((_, old)) = self.retained.remove(&publish.topic) {
+                self.retained_bytes -= size(&old);
+            }
+            if !publish.payload.is_empty() {
                 let mut stored = publish.clone();
                 stored.dup = false;
                 stored.pkid = 0;
-                self.retained.insert(publish.topic.clone(), stored);
+                self.next_seq += 1;
+                self.retained_bytes += size(&stored);
+                self.retained
+                    .insert(publish.topic.clone(), (self.next_seq, stored));
+                while self.retained.len() > self.max_retained
+                    || self.retained_bytes > self.max_retained_bytes
+                {
+                    let Some(oldest) = self
+                        .retained
+                        .iter()
+                        .min_by_key(|(_, (seq, _))| *seq)
+                        .map(|(t, _)| t.clone())
+                    else {
+                        break;
+                    };
+                    if let Some((_, p)) = self.retained.remove(&oldest) {
+                        self.retained_bytes -= size(&p);
+                    }
+                }
             }
         }
         let topic = publish.topic.as_str();
@@ -293,7 +388,11 @@ impl State {
         out: &mut Vec<Publish>,
     ) {
         let max_inflight = self.max_inflight;
-        let Some(session) = self.session(client_id, conn_id) else {
+        let Some(session) = self
+            .sessions
+            .get_mut(client_id)
+            .filter(|s| s.conn.as_ref().is_some_and(|c| c.id == conn_id))
+        else {
             return;
         };
         let mut taken = 0;
@@ -309,6 +408,7 @@ impl State {
                 break;
             };
             session.queued_bytes -= size(&publish);
+            self.queued_bytes_total -= size(&publish);
             taken += size(&publish);
             if qos1 {
                 if publish.pkid == 0 {
@@ -339,6 +439,7 @@ impl State {
         let bytes = size(&publish);
         if session.queue.len() >= self.max_queued
             || session.queued_bytes + bytes > self.max_queued_bytes
+            || self.queued_bytes_total + bytes > self.max_queued_bytes_total
         {
             if !session.dropping {
                 tracing::warn!(
@@ -352,6 +453,7 @@ impl State {
             return;
         }
         session.queued_bytes += bytes;
+        self.queued_bytes_total += bytes;
         session.queue.push_back(publish);
         if let Some(conn) = &session.conn {
             conn.wake.notify_one();
@@ -471,16 +573,16 @@ mod tests {
     #[test]
     fn session_present_only_for_a_resumed_persistent_session() {
         let mut s = state(10, 10);
-        let a = s.connect("c", false, CancellationToken::new());
+        let a = s.connect("c", None, false, CancellationToken::new()).unwrap();
         assert!(!a.session_present);
         s.disconnect("c", a.conn_id);
-        let b = s.connect("c", false, CancellationToken::new());
+        let b = s.connect("c", None, false, CancellationToken::new()).unwrap();
         assert!(b.session_present);
         s.disconnect("c", b.conn_id);
-        let c = s.connect("c", true, CancellationToken::new());
+        let c = s.connect("c", None, true, CancellationToken::new()).unwrap();
         assert!(!c.session_present, "clean_session discards the old session");
         s.disconnect("c", c.conn_id);
-        let d = s.connect("c", false, CancellationToken::new());
+        let d = s.connect("c", None, false, CancellationToken::new()).unwrap();
         assert!(!d.session_present, "a clean session is not kept");
     }
 
@@ -488,9 +590,9 @@ mod tests {
     fn takeover_cancels_the_old_connection_which_then_changes_nothing() {
         let mut s = state(10, 10);
         let old_token = CancellationToken::new();
-        let old = s.connect("c", false, old_token.clone());
-        s.subscribe("c", old.conn_id, &[sub("t", QoS::AtLeastOnce)]);
-        let new = s.connect("c", false, CancellationToken::new());
+        let old = s.connect("c", None, false, old_token.clone()).unwrap();
+        s.subscribe("c", old.conn_id, &[sub("t", QoS::AtLeastOnce)], |_| true);
+        let new = s.connect("c", None, false, CancellationToken::new()).unwrap();
         assert!(old_token.is_cancelled());
         assert!(new.session_present);
         s.disconnect("c", old.conn_id);
@@ -502,8 +604,8 @@ mod tests {
     #[test]
     fn unacknowledged_deliveries_come_back_first_in_order_flagged_dup() {
         let mut s = state(10, 2);
-        let a = s.connect("c", false, CancellationToken::new());
-        s.subscribe("c", a.conn_id, &[sub("t/#", QoS::AtLeastOnce)]);
+        let a = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        s.subscribe("c", a.conn_id, &[sub("t/#", QoS::AtLeastOnce)], |_| true);
         for m in ["m1", "m2", "m3"] {
             s.publish(publish("t/x", QoS::AtLeastOnce, m));
         }
@@ -513,7 +615,7 @@ mod tests {
         s.disconnect("c", a.conn_id);
         s.publish(publish("t/x", QoS::AtLeastOnce, "m4"));
         s.publish(publish("t/x", QoS::AtMostOnce, "q0"));
-        let b = s.connect("c", false, CancellationToken::new());
+        let b = s.connect("c", None, false, CancellationToken::new()).unwrap();
         let again = drain(&mut s, "c", &b);
         assert_eq!(payloads(&again), [b"m2", b"m3"]);
         assert!(again[0].dup && again[0].pkid == sent[1].pkid);
@@ -530,12 +632,12 @@ mod tests {
                 queue_qos0_offline: keep,
                 ..BrokerOptions::default()
             });
-            let a = s.connect("c", false, CancellationToken::new());
-            s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)]);
+            let a = s.connect("c", None, false, CancellationToken::new()).unwrap();
+            s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)], |_| true);
             s.publish(publish("t", QoS::AtMostOnce, "while connected"));
             s.disconnect("c", a.conn_id);
             s.publish(publish("t", QoS::AtMostOnce, "while offline"));
-            let b = s.connect("c", false, CancellationToken::new());
+            let b = s.connect("c", None, false, CancellationToken::new()).unwrap();
             let got = drain(&mut s, "c", &b);
             let want: &[&[u8]] = if keep {
                 &[b"while connected", b"while offline"]
@@ -551,8 +653,8 @@ mod tests {
         let mut s = state(10, 10);
         let mut attached = Vec::new();
         for id in ["a", "b", "c"] {
-            let at = s.connect(id, false, CancellationToken::new());
-            s.subscribe(id, at.conn_id, &[sub("$share/g/p/+", QoS::AtLeastOnce)]);
+            let at = s.connect(id, None, false, CancellationToken::new()).unwrap();
+            s.subscribe(id, at.conn_id, &[sub("$share/g/p/+", QoS::AtLeastOnce)], |_| true);
             attached.push((id, at));
         }
         let (_, c) = attached.pop().unwrap();
@@ -564,7 +666,7 @@ mod tests {
         let got_b = drain(&mut s, "b", &attached[1].1);
         assert_eq!(payloads(&got_a), [b"0", b"2", b"4"]);
         assert_eq!(payloads(&got_b), [b"1", b"3", b"5"]);
-        let c = s.connect("c", false, CancellationToken::new());
+        let c = s.connect("c", None, false, CancellationToken::new()).unwrap();
         assert!(
             drain(&mut s, "c", &c).is_empty(),
             "offline member got nothing"
@@ -575,13 +677,13 @@ mod tests {
     fn shared_subscription_with_no_member_connected_queues_in_one_session() {
         let mut s = state(10, 10);
         for id in ["a", "b"] {
-            let at = s.connect(id, false, CancellationToken::new());
-            s.subscribe(id, at.conn_id, &[sub("$share/g/p", QoS::AtLeastOnce)]);
+            let at = s.connect(id, None, false, CancellationToken::new()).unwrap();
+            s.subscribe(id, at.conn_id, &[sub("$share/g/p", QoS::AtLeastOnce)], |_| true);
             s.disconnect(id, at.conn_id);
         }
         s.publish(publish("p", QoS::AtLeastOnce, "x"));
-        let a = s.connect("a", false, CancellationToken::new());
-        let b = s.connect("b", false, CancellationToken::new());
+        let a = s.connect("a", None, false, CancellationToken::new()).unwrap();
+        let b = s.connect("b", None, false, CancellationToken::new()).unwrap();
         let total = drain(&mut s, "a", &a).len() + drain(&mut s, "b", &b).len();
         assert_eq!(total, 1);
     }
@@ -598,8 +700,8 @@ mod tests {
         keep("r/a", "new");
         keep("r/b", "gone");
         keep("r/b", "");
-        let a = s.connect("c", true, CancellationToken::new());
-        let codes = s.subscribe("c", a.conn_id, &[sub("r/#", QoS::AtMostOnce)]);
+        let a = s.connect("c", None, true, CancellationToken::new()).unwrap();
+        let codes = s.subscribe("c", a.conn_id, &[sub("r/#", QoS::AtMostOnce)], |_| true);
         assert_eq!(codes, [SubscribeReasonCode::Success(QoS::AtMostOnce)]);
         let got = drain(&mut s, "c", &a);
         assert_eq!(payloads(&got), [b"new"]);
@@ -610,7 +712,7 @@ mod tests {
     #[test]
     fn subscribe_grants_at_most_qos_1_and_refuses_bad_filters() {
         let mut s = state(10, 10);
-        let a = s.connect("c", true, CancellationToken::new());
+        let a = s.connect("c", None, true, CancellationToken::new()).unwrap();
         let codes = s.subscribe(
             "c",
             a.conn_id,
@@ -620,6 +722,7 @@ mod tests {
                 sub("$share/g+/a", QoS::AtLeastOnce),
                 sub("$share/g/a/+", QoS::AtMostOnce),
             ],
+            |_| true,
         );
         use SubscribeReasonCode::{Failure, Success};
         assert_eq!(
@@ -636,11 +739,12 @@ mod tests {
     #[test]
     fn overlapping_subscriptions_deliver_once_at_the_highest_qos() {
         let mut s = state(10, 10);
-        let a = s.connect("c", true, CancellationToken::new());
+        let a = s.connect("c", None, true, CancellationToken::new()).unwrap();
         s.subscribe(
             "c",
             a.conn_id,
             &[sub("a/+", QoS::AtMostOnce), sub("a/#", QoS::AtLeastOnce)],
+            |_| true,
         );
         s.publish(publish("a/b", QoS::AtLeastOnce, "x"));
         let got = drain(&mut s, "c", &a);
@@ -654,26 +758,26 @@ mod tests {
             max_queued_bytes_per_session: 10,
             ..BrokerOptions::default()
         });
-        let a = s.connect("c", false, CancellationToken::new());
-        s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)]);
+        let a = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)], |_| true);
         s.disconnect("c", a.conn_id);
         for m in ["1234", "56789", "0"] {
             s.publish(publish("t", QoS::AtLeastOnce, m));
         }
-        let b = s.connect("c", false, CancellationToken::new());
+        let b = s.connect("c", None, false, CancellationToken::new()).unwrap();
         assert_eq!(payloads(&drain(&mut s, "c", &b)), [&b"1234"[..], b"0"]);
     }
 
     #[test]
     fn a_full_queue_drops_new_messages_and_recovers() {
         let mut s = state(2, 1);
-        let a = s.connect("c", false, CancellationToken::new());
-        s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)]);
+        let a = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)], |_| true);
         s.disconnect("c", a.conn_id);
         for m in ["1", "2", "3"] {
             s.publish(publish("t", QoS::AtLeastOnce, m));
         }
-        let b = s.connect("c", false, CancellationToken::new());
+        let b = s.connect("c", None, false, CancellationToken::new()).unwrap();
         let first = drain(&mut s, "c", &b);
         assert_eq!(payloads(&first), [b"1"], "in-flight limit of 1");
         s.acknowledge("c", b.conn_id, first[0].pkid);
@@ -681,5 +785,67 @@ mod tests {
         assert_eq!(payloads(&drain(&mut s, "c", &b)), [b"2"]);
         s.acknowledge("c", b.conn_id, 2);
         assert_eq!(payloads(&drain(&mut s, "c", &b)), [b"4"]);
+    }
+
+    #[test]
+    fn another_user_cannot_take_a_client_id_over() {
+        let mut s = state(10, 10);
+        let token = CancellationToken::new();
+        s.connect("gate-1", Some("gate-1"), false, token.clone())
+            .unwrap();
+        assert!(
+            s.connect("gate-1", Some("gate-2"), true, CancellationToken::new())
+                .is_none()
+        );
+        assert!(s.connect("gate-1", None, true, CancellationToken::new()).is_none());
+        assert!(!token.is_cancelled(), "the owner stays connected");
+    }
+
+    #[test]
+    fn retained_messages_are_bounded_the_oldest_going_first() {
+        let mut s = State::new(&BrokerOptions {
+            max_retained: 2,
+            ..BrokerOptions::default()
+        });
+        for (topic, payload) in [("r/1", "a"), ("r/2", "b"), ("r/3", "c"), ("r/2", "d")] {
+            let mut p = publish(topic, QoS::AtLeastOnce, payload);
+            p.retain = true;
+            s.publish(p);
+        }
+        let a = s.connect("c", None, true, CancellationToken::new()).unwrap();
+        s.subscribe("c", a.conn_id, &[sub("r/#", QoS::AtLeastOnce)], |_| true);
+        let mut got: Vec<_> = drain(&mut s, "c", &a)
+            .iter()
+            .map(|p| (p.topic.clone(), text(p)))
+            .collect();
+        got.sort();
+        assert_eq!(got, [("r/2".into(), "d".into()), ("r/3".into(), "c".into())]);
+    }
+
+    #[test]
+    fn the_total_queue_budget_holds_across_sessions_and_sessions_are_bounded() {
+        let mut s = State::new(&BrokerOptions {
+            max_queued_bytes_total: 10,
+            max_sessions: 2,
+            max_connections: 2,
+            ..BrokerOptions::default()
+        });
+        for id in ["a", "b"] {
+            let at = s.connect(id, None, false, CancellationToken::new()).unwrap();
+            s.subscribe(id, at.conn_id, &[sub("t", QoS::AtLeastOnce)], |_| true);
+            s.disconnect(id, at.conn_id);
+        }
+        s.publish(publish("t", QoS::AtLeastOnce, "1234"));
+        s.publish(publish("t", QoS::AtLeastOnce, "5678"));
+        assert_eq!(s.queued_bytes_total, 10, "the second message fits in no session");
+        // A third session drops the oldest offline one, and its bytes.
+        s.connect("c", None, true, CancellationToken::new()).unwrap();
+        assert_eq!(s.sessions.len(), 2);
+        assert!(!s.sessions.contains_key("a"));
+        assert!(s.queued_bytes_total <= 5);
+    }
+
+    fn text(p: &Publish) -> String {
+        String::from_utf8_lossy(&p.payload).into_owned()
     }
 }

@@ -15,13 +15,20 @@
 //! The event loop runs in its own task and is raced only against the
 //! shutdown token: rumqttc does not document `poll()` as cancel-safe.
 //!
-//! The poll loop never waits for the committer. Acknowledgements travel
-//! through the event loop, so a poll loop blocked on a full queue while the
-//! committer waits for room to acknowledge would deadlock; that happened
-//! when a restarted broker flushed a 10,000-message backlog at once. The
-//! queue between them is therefore unbounded; the broker's in-flight window
-//! bounds it in normal operation, and a backlog flush is held in memory at
-//! about the size of its payloads.
+//! The queue between the poll loop and the committer is bounded by bytes
+//! ([`MqttSettings::max_queue_bytes`]; each message counts its topic and
+//! payload plus 256 bytes): with the store stalled, a flood (QoS 0 has no
+//! in-flight window) stops being read once the budget is spent, TCP pushes
+//! back, and the broker's own limits apply. Acknowledgements travel through
+//! the event loop, so the committer must never wait for the poll loop: a
+//! poll loop waiting for room while the committer waits to acknowledge
+//! deadlocked when a restarted broker flushed a 10,000-message backlog at
+//! once. So a message's budget is given back as soon as it is committed,
+//! before its acknowledgement is sent, and acknowledgements are sent by a
+//! task of their own: the poll loop waits only for commits, the committer
+//! only for the store, and the acknowledger for the poll loop. (Waiting
+//! acknowledgements are small, and their number is bounded by the broker's
+//! QoS 1 in-flight window.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +36,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -37,6 +44,13 @@ use super::{Backoff, Received, Sink, commit_with_retry};
 
 /// Largest MQTT packet accepted or sent: room for a punch with a photo.
 pub const MAX_PACKET_BYTES: usize = 4 * 1024 * 1024;
+
+/// Default bytes of messages received and not yet committed (see
+/// [`MqttSettings::max_queue_bytes`]).
+pub const MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a queued message costs beyond its topic and payload.
+const QUEUE_OVERHEAD: usize = 256;
 
 /// Settings for one `[[source.mqtt]]`.
 #[derive(Clone, Debug)]
@@ -65,6 +79,11 @@ pub struct MqttSettings {
     pub health: Option<Arc<crate::health::Health>>,
     /// TLS client settings (`mqtts://`).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Bytes of messages received and not yet committed (topic and
+    /// payload plus 256 each); past it the broker is not read until commits
+    /// free room. Default [`MAX_QUEUE_BYTES`]; never less than one largest
+    /// packet.
+    pub max_queue_bytes: usize,
 }
 
 impl MqttSettings {
@@ -117,6 +136,7 @@ impl MqttSettings {
             drain_timeout: Duration::from_secs(10),
             health: None,
             tls: None,
+            max_queue_bytes: MAX_QUEUE_BYTES,
         })
     }
 }
@@ -144,7 +164,14 @@ pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: Cancel
         ));
     }
     let (client, eventloop) = AsyncClient::new(opts, 4096);
-    let (tx, rx) = mpsc::unbounded_channel::<(u64, Publish)>();
+    // Unbounded channel, bounded by the byte budget its messages hold.
+    let (tx, rx) = mpsc::unbounded_channel::<Queued>();
+    let budget = Arc::new(Semaphore::new(
+        settings
+            .max_queue_bytes
+            .max(MAX_PACKET_BYTES + QUEUE_OVERHEAD)
+            .min(Semaphore::MAX_PERMITS),
+    ));
     // Which broker session a message came in; bumped when one is lost.
     let session = Arc::new(AtomicU64::new(0));
     let stop_commits = CancellationToken::new();
@@ -160,7 +187,7 @@ pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: Cancel
         &settings,
         client,
         eventloop,
-        tx,
+        (tx, budget),
         shutdown,
         committer,
         stop_commits,
@@ -169,12 +196,16 @@ pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: Cancel
     .await;
 }
 
+/// A message received, with the session it came in and its share of the
+/// queue's byte budget.
+type Queued = (u64, Publish, OwnedSemaphorePermit);
+
 #[allow(clippy::too_many_arguments)]
 async fn poll_loop(
     s: &MqttSettings,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    tx: mpsc::UnboundedSender<(u64, Publish)>,
+    (tx, budget): (mpsc::UnboundedSender<Queued>, Arc<Semaphore>),
     shutdown: CancellationToken,
     committer: tokio::task::JoinHandle<()>,
     stop_commits: CancellationToken,
@@ -183,6 +214,8 @@ async fn poll_loop(
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut down_since: Option<std::time::Instant> = None;
     let mut tx = Some(tx);
+    // Set while the queue is full, so the warning is logged once per episode.
+    let mut full = false;
     loop {
         let ev = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -228,8 +261,30 @@ async fn poll_loop(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                let cost = u32::try_from(p.topic.len() + p.payload.len() + QUEUE_OVERHEAD)
+                    .unwrap_or(u32::MAX);
+                let permit = match budget.clone().try_acquire_many_owned(cost) {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        if !full {
+                            warn!(source = %s.name, "{} bytes of messages wait for the store (max_queue_bytes); not reading from {}:{} until commits free room", s.max_queue_bytes, s.host, s.port);
+                            full = true;
+                        }
+                        // Waits for commits only, never for acknowledgements.
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            permit = budget.clone().acquire_many_owned(cost) => match permit {
+                                Ok(permit) => permit,
+                                Err(_) => break,
+                            },
+                        }
+                    }
+                };
+                if budget.available_permits() > s.max_queue_bytes / 2 {
+                    full = false;
+                }
                 if let Some(tx) = &tx
-                    && tx.send((session.load(Ordering::SeqCst), p)).is_err()
+                    && tx.send((session.load(Ordering::SeqCst), p, permit)).is_err()
                 {
                     break;
                 }
@@ -283,13 +338,15 @@ async fn poll_loop(
 async fn commit_loop<S: Sink>(
     s: MqttSettings,
     client: AsyncClient,
-    mut rx: mpsc::UnboundedReceiver<(u64, Publish)>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
     sink: Arc<S>,
     stop: CancellationToken,
     session: Arc<AtomicU64>,
 ) {
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let acknowledger = tokio::spawn(ack_loop(client, ack_rx, session));
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-    let mut pubs: Vec<(u64, Publish)> = Vec::with_capacity(s.batch_max);
+    let mut pubs: Vec<Queued> = Vec::with_capacity(s.batch_max);
     let mut batch: Vec<Received> = Vec::with_capacity(s.batch_max);
     while let Some(first) = rx.recv().await {
         pubs.clear();
@@ -309,7 +366,7 @@ async fn commit_loop<S: Sink>(
         }
         let now = Utc::now();
         batch.clear();
-        batch.extend(pubs.iter().map(|(_, p)| Received {
+        batch.extend(pubs.iter().map(|(_, p, _)| Received {
             source: s.name.clone(),
             topic: Some(p.topic.clone()),
             payload: p.payload.to_vec(),
@@ -318,14 +375,38 @@ async fn commit_loop<S: Sink>(
         if !commit_with_retry(&*sink, &batch, &mut backoff, &stop, &s.name).await {
             return;
         }
-        let current = session.load(Ordering::SeqCst);
-        for (from, p) in &pubs {
-            if *from != current {
+        batch.clear();
+        // Committed: the budget goes back first (payloads dropped), then the
+        // acknowledgements go to the acknowledger, never awaited here.
+        for (from, p, permit) in pubs.drain(..) {
+            drop(permit);
+            if p.qos == QoS::AtMostOnce {
                 continue;
             }
-            if client.ack(p).await.is_err() {
+            let mut slim = Publish::new("", p.qos, Vec::new());
+            slim.pkid = p.pkid;
+            if ack_tx.send((from, slim)).is_err() {
                 return;
             }
+        }
+    }
+    drop(ack_tx);
+    let _ = acknowledger.await;
+}
+
+/// Sends acknowledgements in commit order, through the event loop (which
+/// the poll loop drives); skips those of a session the broker lost.
+async fn ack_loop(
+    client: AsyncClient,
+    mut rx: mpsc::UnboundedReceiver<(u64, Publish)>,
+    session: Arc<AtomicU64>,
+) {
+    while let Some((from, p)) = rx.recv().await {
+        if from != session.load(Ordering::SeqCst) {
+            continue;
+        }
+        if client.ack(&p).await.is_err() {
+            return;
         }
     }
 }
