@@ -32,7 +32,7 @@ impl Site {
         let http = free_port();
         let policy = crate::common::root().join("config/policies/seed-default.toml");
         let listen = listen
-            .map(|p| format!("listen = \"127.0.0.1:{p}\"\n"))
+            .map(|p| format!("listen = \"127.0.0.1:{p}\"\nallow_anonymous = true\n"))
             .unwrap_or_default();
         let text = format!(
             "[policy]\nfile = {policy:?}\n\n[store]\nurl = \"sqlite://{db}\"\n\n\
@@ -310,7 +310,7 @@ fn sigkill_three_times_during_50k_punches_loses_and_doubles_nothing() {
 }
 
 /// Whether the Mosquitto binary is installed; says so when a test skips.
-fn have_mosquitto(test: &str) -> bool {
+pub(crate) fn have_mosquitto(test: &str) -> bool {
     if Mosquitto::binary().is_some() {
         return true;
     }
@@ -323,9 +323,9 @@ fn have_mosquitto(test: &str) -> bool {
 }
 
 /// A private Mosquitto with persistence, so the test can stop and restart it.
-struct Mosquitto {
+pub(crate) struct Mosquitto {
     conf: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
     guard: Guard,
 }
 
@@ -340,7 +340,7 @@ impl Mosquitto {
         .find(|p| Path::new(p).exists())
     }
 
-    fn start(dir: &Path, port: u16) -> Mosquitto {
+    pub(crate) fn start(dir: &Path, port: u16) -> Mosquitto {
         let conf = dir.join("mosquitto.conf");
         let data = dir.join("mosq-data");
         std::fs::create_dir_all(&data).unwrap();

@@ -264,7 +264,7 @@ impl Site {
     /// `{prefix}/+/punch` with `decoder`.
     fn mqtt(port: u16, prefix: &str, decoder: &str) -> Site {
         Site::with_source(&format!(
-            "[[source.mqtt]]\nbroker = \"embedded\"\nlisten = \"127.0.0.1:{port}\"\n\
+            "[[source.mqtt]]\nbroker = \"embedded\"\nlisten = \"127.0.0.1:{port}\"\nallow_anonymous = true\n\
              topics = [\"{prefix}/+/punch\"]\ndecoder = \"{decoder}\"\n\
              client_id = \"{client}\"\ntimezone = \"Asia/Shanghai\"\n",
             client = crate::services::unique("attendd"),

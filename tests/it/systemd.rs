@@ -92,7 +92,7 @@ fn ready_watchdog_reload_and_stopping_under_a_fake_systemd() {
         &config,
         format!(
             "[policy]\nfile = \"policy.toml\"\n[store]\nurl = \"sqlite://attendd.db\"\n\
-             [[source.mqtt]]\nbroker = \"embedded\"\nlisten = \"127.0.0.1:{broker}\"\n\
+             [[source.mqtt]]\nbroker = \"embedded\"\nlisten = \"127.0.0.1:{broker}\"\nallow_anonymous = true\n\
              topics = [\"t/+/punch\"]\ndecoder = \"json\"\nclient_id = \"attendd-sd\"\n\
              [http]\nlisten = \"127.0.0.1:{http}\"\n\
              [[http.tokens]]\nname = \"hr\"\ntoken = \"old-token-0123456789\"\nrole = \"hr\"\n\
