@@ -461,8 +461,10 @@ impl SessionLoop<'_> {
 
     /// Best effort, briefly: the acknowledgements of packets handled before
     /// the one that ends the connection, so the client need not re-send them.
-    async fn flush_last_replies(&mut self, cancel: &CancellationToken) {
-        let _ = timeout(LAST_REPLIES_TIMEOUT, self.conn.flush(cancel)).await;
+    /// Also on shutdown, when `cancel` has fired: the time limit bounds it.
+    async fn flush_last_replies(&mut self, _cancel: &CancellationToken) {
+        let never = CancellationToken::new();
+        let _ = timeout(LAST_REPLIES_TIMEOUT, self.conn.flush(&never)).await;
     }
 
     /// The oldest punch awaiting commit is committed: send every
