@@ -886,3 +886,549 @@ async fn cancelling_the_token_ends_run_and_closes_clients() {
         .unwrap();
     assert!(matches!(client.next().await, Seen::Closed(_)));
 }
+
+// --- The real daemon ---------------------------------------------------------
+
+mod daemon {
+    //! `attendd run` with its embedded broker (or a private Mosquitto),
+    //! driven by a raw MQTT publisher that records what was acknowledged,
+    //! with the store stalled through `ATTENDD_FAULT_STORE_STALL_FILE`.
+
+    use std::collections::{BTreeSet, HashMap};
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::TcpStream;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use crate::proc::{Guard, free_port, healthz};
+
+    const BIN: &str = env!("CARGO_BIN_EXE_attendd");
+    const STALL_ENV: &str = "ATTENDD_FAULT_STORE_STALL_FILE";
+
+    /// A daemon's folder: config, store, logs, and the stall file.
+    pub(super) struct Site {
+        pub dir: tempfile::TempDir,
+        pub config: PathBuf,
+        pub http: u16,
+        starts: usize,
+    }
+
+    impl Site {
+        /// `source` is the `[[source.mqtt]]` table's text.
+        pub fn new(source: &str) -> Site {
+            let dir = tempfile::tempdir().unwrap();
+            let http = free_port();
+            let policy = crate::common::root().join("config/policies/seed-default.toml");
+            let text = format!(
+                "[policy]\nfile = {policy:?}\n\n[store]\nurl = \"sqlite://{db}\"\n\n\
+                 {source}\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
+                policy = policy.display().to_string(),
+                db = dir.path().join("attendd.db").display(),
+            );
+            let config = dir.path().join("attendd.toml");
+            std::fs::write(&config, text).unwrap();
+            Site {
+                dir,
+                config,
+                http,
+                starts: 0,
+            }
+        }
+
+        pub fn stall_file(&self) -> PathBuf {
+            self.dir.path().join("stall")
+        }
+
+        pub fn stall(&self, on: bool) {
+            if on {
+                std::fs::write(self.stall_file(), b"").unwrap();
+            } else {
+                let _ = std::fs::remove_file(self.stall_file());
+            }
+        }
+
+        /// Starts `attendd run` with the stall fault armed and waits for
+        /// `/healthz` 200.
+        pub fn start(&mut self) -> Guard {
+            self.starts += 1;
+            let log = std::fs::File::create(self.log(self.starts)).unwrap();
+            let child = Command::new(BIN)
+                .args(["run", "--config"])
+                .arg(&self.config)
+                .env(STALL_ENV, self.stall_file())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let mut g = Guard(Some(child));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while healthz(self.http) != Some(200) {
+                assert!(g.running(), "daemon exited early:\n{}", self.logs());
+                assert!(Instant::now() < deadline, "no /healthz 200:\n{}", self.logs());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            g
+        }
+
+        fn log(&self, i: usize) -> PathBuf {
+            self.dir.path().join(format!("run-{i}.log"))
+        }
+
+        pub fn logs(&self) -> String {
+            let mut s = String::new();
+            for i in 1..=self.starts {
+                let t = std::fs::read_to_string(self.log(i)).unwrap_or_default();
+                let tail: Vec<&str> = t.lines().rev().take(20).collect();
+                s.push_str(&format!("--- run {i} ---\n"));
+                for l in tail.into_iter().rev() {
+                    s.push_str(l);
+                    s.push('\n');
+                }
+            }
+            s
+        }
+
+        /// Event ids of the punches stored for `date`.
+        pub fn stored(&self, date: &str) -> BTreeSet<String> {
+            let out = crate::proc::attendd_ok(&self.config, &["punches", "--date", date, "--json"]);
+            out.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["event_id"].as_str().unwrap_or_default().to_owned()
+                })
+                .collect()
+        }
+    }
+
+    /// Resident and peak resident memory of a process, in bytes.
+    pub fn memory(pid: u32) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    fn varint(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let mut b = (n % 128) as u8;
+            n /= 128;
+            if n > 0 {
+                b |= 0x80;
+            }
+            out.push(b);
+            if n == 0 {
+                return;
+            }
+        }
+    }
+
+    fn string(s: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        out.extend_from_slice(s);
+    }
+
+    /// CONNECT (MQTT 3.1.1, clean session, keep-alive 60 s).
+    pub fn connect_packet(client_id: &str, login: Option<(&str, &str)>) -> Vec<u8> {
+        let mut body = Vec::new();
+        string(b"MQTT", &mut body);
+        body.push(4);
+        body.push(if login.is_some() { 0xC2 } else { 0x02 });
+        body.extend_from_slice(&[0, 60]);
+        string(client_id.as_bytes(), &mut body);
+        if let Some((u, p)) = login {
+            string(u.as_bytes(), &mut body);
+            string(p.as_bytes(), &mut body);
+        }
+        let mut out = vec![0x10];
+        varint(body.len(), &mut out);
+        out.extend(body);
+        out
+    }
+
+    /// PUBLISH at QoS 0 (`pkid` None) or 1.
+    pub fn publish_packet(topic: &str, pkid: Option<u16>, payload: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        string(topic.as_bytes(), &mut body);
+        if let Some(id) = pkid {
+            body.extend_from_slice(&id.to_be_bytes());
+        }
+        body.extend_from_slice(payload);
+        let mut out = vec![if pkid.is_some() { 0x32 } else { 0x30 }];
+        varint(body.len(), &mut out);
+        out.extend(body);
+        out
+    }
+
+    /// A raw MQTT publisher: one connection at a time, PUBACKs read as they
+    /// come and matched to what was published under that packet id.
+    pub struct Publisher {
+        stream: TcpStream,
+        buf: Vec<u8>,
+        in_flight: HashMap<u16, String>,
+        pub acked: BTreeSet<String>,
+        next: u16,
+    }
+
+    impl Publisher {
+        /// Connects; `None` when refused or unreachable.
+        pub fn connect(port: u16, id: &str, login: Option<(&str, &str)>) -> Option<Publisher> {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+            stream.set_nodelay(true).ok()?;
+            stream.write_all(&connect_packet(id, login)).ok()?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .ok()?;
+            let mut ack = [0u8; 4];
+            stream.read_exact(&mut ack).ok()?;
+            if ack != [0x20, 2, 0, 0] {
+                return None;
+            }
+            stream
+                .set_read_timeout(Some(Duration::from_millis(1)))
+                .ok()?;
+            Some(Publisher {
+                stream,
+                buf: Vec::new(),
+                in_flight: HashMap::new(),
+                acked: BTreeSet::new(),
+                next: 1,
+            })
+        }
+
+        /// Publishes `key`'s punch at QoS 1; false once the connection broke.
+        pub fn publish(&mut self, topic: &str, key: &str, payload: &[u8]) -> bool {
+            let pkid = self.next;
+            self.next = self.next % 60_000 + 1;
+            self.in_flight.insert(pkid, key.to_owned());
+            self.stream
+                .write_all(&publish_packet(topic, Some(pkid), payload))
+                .is_ok()
+                && self.poll()
+        }
+
+        pub fn publish_qos0(&mut self, topic: &str, payload: &[u8]) -> bool {
+            self.stream
+                .write_all(&publish_packet(topic, None, payload))
+                .is_ok()
+        }
+
+        /// Reads what has arrived; false once the connection broke.
+        pub fn poll(&mut self) -> bool {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match self.stream.read(&mut chunk) {
+                    Ok(0) => return false,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        break;
+                    }
+                    Err(_) => return false,
+                }
+            }
+            // PUBACKs (and anything else, skipped).
+            while self.buf.len() >= 2 {
+                let (mut len, mut shift, mut i) = (0usize, 0, 1);
+                while i < self.buf.len() && self.buf[i] & 0x80 != 0 {
+                    len |= ((self.buf[i] & 0x7f) as usize) << shift;
+                    shift += 7;
+                    i += 1;
+                }
+                if i >= self.buf.len() {
+                    break;
+                }
+                len |= ((self.buf[i] & 0x7f) as usize) << shift;
+                let end = i + 1 + len;
+                if self.buf.len() < end {
+                    break;
+                }
+                if self.buf[0] == 0x40 && len == 2 {
+                    let pkid = u16::from_be_bytes([self.buf[i + 1], self.buf[i + 2]]);
+                    if let Some(key) = self.in_flight.remove(&pkid) {
+                        self.acked.insert(key);
+                    }
+                }
+                self.buf.drain(..end);
+            }
+            true
+        }
+    }
+
+    fn punch(n: usize) -> (String, Vec<u8>) {
+        let key = format!("g1-{n:06}");
+        let (h, m, s) = (7 + n / 3600 % 10, n / 60 % 60, n % 60);
+        let payload = format!(
+            r#"{{"employee_id":"E{:04}","time":"2026-03-02T{h:02}:{m:02}:{s:02}+08:00","device_id":"gate-1","event_id":"{key}"}}"#,
+            n % 1000
+        );
+        (key, payload.into_bytes())
+    }
+
+    /// SIGKILL twice while a terminal publishes and the store stalls on and
+    /// off: every punch the broker acknowledged is in the store.
+    #[test]
+    fn embedded_broker_sigkill_twice_with_the_store_stalled_loses_no_acknowledged_punch() {
+        let port = free_port();
+        let mut site = Site::new(&format!(
+            "[[source.mqtt]]\nbroker = \"embedded\"\nlisten = \"127.0.0.1:{port}\"\n\
+             topics = [\"crash/+/punch\"]\ndecoder = \"json\"\nclient_id = \"attendd-crash\"\n\
+             timezone = \"Asia/Shanghai\"\n\
+             [[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword = \"pw-gate-1\"\n"
+        ));
+        site.stall(true);
+        let mut daemon = site.start();
+        let stop = Arc::new(AtomicBool::new(false));
+        // The store stalls for 150 ms out of every 250 ms.
+        let toggler = {
+            let (stop, file) = (stop.clone(), site.stall_file());
+            std::thread::spawn(move || {
+                let mut on = true;
+                while !stop.load(Ordering::SeqCst) {
+                    if on {
+                        let _ = std::fs::write(&file, b"");
+                    } else {
+                        let _ = std::fs::remove_file(&file);
+                    }
+                    std::thread::sleep(Duration::from_millis(if on { 150 } else { 100 }));
+                    on = !on;
+                }
+                let _ = std::fs::remove_file(&file);
+            })
+        };
+        let acked = Arc::new(Mutex::new(BTreeSet::new()));
+        let sent = Arc::new(Mutex::new(0usize));
+        let publisher = {
+            let (stop, acked, sent) = (stop.clone(), acked.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(mut p) =
+                        Publisher::connect(port, "gate-1", Some(("gate-1", "pw-gate-1")))
+                    else {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    };
+                    while !stop.load(Ordering::SeqCst) {
+                        let (key, payload) = punch(n);
+                        n += 1;
+                        if !p.publish("crash/gate-1/punch", &key, &payload) {
+                            break;
+                        }
+                        if n % 20 == 0 {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                    // Whatever arrived before the connection broke.
+                    p.poll();
+                    acked.lock().unwrap().extend(p.acked);
+                }
+                *sent.lock().unwrap() = n;
+            })
+        };
+        for _ in 0..2 {
+            std::thread::sleep(Duration::from_millis(1200));
+            daemon.kill();
+            daemon = site.start();
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        stop.store(true, Ordering::SeqCst);
+        publisher.join().unwrap();
+        toggler.join().unwrap();
+        site.stall(false);
+        let acked = acked.lock().unwrap().clone();
+        let sent = *sent.lock().unwrap();
+        assert!(acked.len() > 100, "only {} of {sent} acknowledged", acked.len());
+        // The daemon goes on committing what it holds; give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let missing = loop {
+            let stored = site.stored("2026-03-02");
+            let missing: Vec<&String> = acked.difference(&stored).collect();
+            if missing.is_empty() || Instant::now() > deadline {
+                break missing.len();
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        assert_eq!(
+            missing,
+            0,
+            "{missing} of {} acknowledged punches are not stored ({sent} sent)\n{}",
+            acked.len(),
+            site.logs()
+        );
+        assert!(daemon.running());
+        eprintln!("{} of {sent} punches acknowledged, all stored", acked.len());
+    }
+
+    /// A QoS 0 flood from an external broker while the store is stalled:
+    /// the daemon stops reading instead of holding it all, and the QoS 1
+    /// punches behind the flood are stored once the store moves again.
+    #[test]
+    fn a_qos_0_flood_with_the_store_stalled_keeps_memory_bounded_and_loses_nothing() {
+        if !crate::daemon::have_mosquitto("a_qos_0_flood_with_the_store_stalled") {
+            return;
+        }
+        let mdir = tempfile::tempdir().unwrap();
+        let mosq = crate::daemon::Mosquitto::start(mdir.path(), free_port());
+        let mut site = Site::new(&format!(
+            "[[source.mqtt]]\nbroker = \"mqtt://127.0.0.1:{}\"\ntopics = [\"flood/+/punch\"]\n\
+             decoder = \"json\"\nclient_id = \"{}\"\ntimezone = \"Asia/Shanghai\"\n",
+            mosq.port,
+            crate::services::unique("attendd-flood")
+        ));
+        site.stall(true);
+        let daemon = site.start();
+        let pid = daemon.pid();
+        let (baseline, _) = memory(pid);
+        // 320 MB of 40 kB messages: duplicates of one punch, padded.
+        let pad = "x".repeat(40_000);
+        let flood = format!(
+            r#"{{"employee_id":"E9999","time":"2026-03-02T09:00:00+08:00","device_id":"gate-9","pad":"{pad}"}}"#
+        );
+        let mut p = Publisher::connect(mosq.port, "flooder", None).expect("mosquitto");
+        for _ in 0..8_000 {
+            assert!(p.publish_qos0("flood/gate-9/punch", flood.as_bytes()));
+        }
+        let mut keys = BTreeSet::new();
+        for n in 0..50 {
+            let (key, payload) = punch(n);
+            assert!(p.publish("flood/gate-1/punch", &key, &payload));
+            keys.insert(key);
+        }
+        // Let the daemon read what it will while the store is stalled.
+        let mut peak = 0;
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(200));
+            peak = peak.max(memory(pid).0);
+        }
+        let (_, hwm) = memory(pid);
+        let grew = hwm.max(peak).saturating_sub(baseline);
+        eprintln!(
+            "daemon RSS: {} MB at start, peak {} MB during a 320 MB flood",
+            baseline >> 20,
+            hwm.max(peak) >> 20
+        );
+        assert!(
+            grew < 160 << 20,
+            "RSS grew by {} MB with the store stalled\n{}",
+            grew >> 20,
+            site.logs()
+        );
+        site.stall(false);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let stored = site.stored("2026-03-02");
+            let missing = keys.iter().filter(|k| !stored.contains(*k)).count();
+            if missing == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{missing} of 50 QoS 1 punches not stored\n{}",
+                site.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        drop(daemon);
+        drop(mosq);
+    }
+
+    fn check_config(dir: &Path, source: &str) -> (bool, String) {
+        let path = dir.join("attendd.toml");
+        let policy = crate::common::root().join("config/policies/seed-default.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[policy]\nfile = {:?}\n\n[store]\nurl = \"sqlite://{}\"\n\n{source}",
+                policy.display().to_string(),
+                dir.join("a.db").display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .env_remove("ATTENDD_MQTT_NOT_SET")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout),
+        )
+    }
+
+    #[test]
+    fn check_config_refuses_anonymous_clients_off_loopback_and_a_broker_nobody_may_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = "[[source.mqtt]]\nbroker = \"embedded\"\nclient_id = \"a\"\n";
+        let (ok, text) = check_config(
+            dir.path(),
+            &format!("{head}listen = \"0.0.0.0:1883\"\nallow_anonymous = true\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword = \"x\"\n"),
+        );
+        assert!(!ok && text.contains("key `source.mqtt[0].allow_anonymous`"), "{text}");
+        assert!(text.contains("loopback"), "{text}");
+
+        let (ok, text) = check_config(dir.path(), &format!("{head}listen = \"0.0.0.0:1883\"\n"));
+        assert!(!ok && text.contains("key `source.mqtt[0].terminals`"), "{text}");
+
+        let (ok, text) = check_config(
+            dir.path(),
+            &format!("{head}listen = \"0.0.0.0:1883\"\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword_env = \"ATTENDD_MQTT_NOT_SET\"\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword = \"y\"\n"),
+        );
+        assert!(!ok, "{text}");
+        assert!(text.contains("key `source.mqtt[0].terminals[0].password_env`: environment variable ATTENDD_MQTT_NOT_SET is not set"), "{text}");
+        assert!(text.contains("key `source.mqtt[0].terminals[1].username`: \"gate-1\" is used twice"), "{text}");
+
+        let (ok, text) = check_config(
+            dir.path(),
+            &format!("{head}listen = \"0.0.0.0:1883\"\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword = \"x\"\n"),
+        );
+        assert!(ok, "{text}");
+        let (ok, text) = check_config(
+            dir.path(),
+            &format!("{head}listen = \"127.0.0.1:1883\"\nallow_anonymous = true\n"),
+        );
+        assert!(ok, "{text}");
+    }
+}
+
+/// `attendd simulate --username/--password` logs in as a terminal; without
+/// them the broker refuses it.
+#[tokio::test]
+async fn simulate_logs_in_with_a_terminals_user_name_and_password() {
+    let broker = Broker::start(with_users());
+    let url = format!("mqtt://{}", broker.addr);
+    let run = |login: bool| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_attendd"));
+            c.args(["simulate", "--broker", &url, "--date", "2026-03-02"])
+                .args(["--employees", "3", "--terminals", "1", "--json"]);
+            if login {
+                c.args(["--username", "gate-1", "--password", "s3cret-1"]);
+            }
+            c.env_remove("ATTENDD_SIMULATE_PASSWORD").output().unwrap()
+        })
+    };
+    let refused = run(false).await.unwrap();
+    assert!(!refused.status.success());
+    let e = String::from_utf8_lossy(&refused.stderr);
+    assert!(e.contains("NotAuthorized"), "{e}");
+    let ok = run(true).await.unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    let sent = v["distinct"].as_u64().unwrap() + v["duplicates"].as_u64().unwrap();
+    assert!(sent > 0);
+    assert_eq!(broker.committed(sent as usize).await.len() as u64, sent);
+    broker.stop.cancel();
+}
