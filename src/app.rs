@@ -307,7 +307,10 @@ async fn reload_loop(
                 error!("reload refused, still running the previous configuration and policy:\n{e}");
                 "reload refused (invalid configuration); running the previous one".to_string()
             }
-            Ok(new) => match crate::sinks::table(&new.sinks, default_sink_broker(&new, to.embedded.as_ref()).as_ref()) {
+            Ok(new) => match crate::sinks::table(
+                &new.sinks,
+                default_sink_broker(&new, to.embedded.as_ref()).as_ref(),
+            ) {
                 Err(e) => {
                     error!("reload refused, still running the previous configuration: {e}");
                     "reload refused (invalid sink); running the previous one".to_string()

@@ -72,7 +72,12 @@ pub struct SimulateArgs {
     #[arg(long, conflicts_with = "serial", requires = "password")]
     pub username: Option<String>,
     /// Its password (or set ATTENDD_SIMULATE_PASSWORD).
-    #[arg(long, env = "ATTENDD_SIMULATE_PASSWORD", hide_env_values = true, requires = "username")]
+    #[arg(
+        long,
+        env = "ATTENDD_SIMULATE_PASSWORD",
+        hide_env_values = true,
+        requires = "username"
+    )]
     pub password: Option<String>,
     /// Write the payloads to this serial device or pseudo-terminal instead
     /// of a broker (lines for text formats, raw frames for stx-etx).

@@ -375,7 +375,12 @@ impl RawMqttUser {
         })
     }
 
-    fn check(&self, key: &str, names: &mut std::collections::HashSet<String>, push: &mut impl FnMut(&str, String)) {
+    fn check(
+        &self,
+        key: &str,
+        names: &mut std::collections::HashSet<String>,
+        push: &mut impl FnMut(&str, String),
+    ) {
         if self.username.is_empty() {
             push(&format!("{key}.username"), "must not be empty".into());
         } else if !names.insert(self.username.clone()) {

@@ -111,8 +111,8 @@ impl Sink {
             Http::new(u, s.ca_file.as_deref())
         };
         Ok(match s.kind.as_str() {
-            "mqtt" if s.broker.is_none()
-                && default_broker.is_some_and(|d| d.embedded.is_some()) =>
+            "mqtt"
+                if s.broker.is_none() && default_broker.is_some_and(|d| d.embedded.is_some()) =>
             {
                 Sink::Embedded {
                     prefix: s.topic_prefix.trim_end_matches('/').to_string(),

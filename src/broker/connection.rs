@@ -70,9 +70,9 @@ impl Shared {
 
 /// The acknowledgement a PUBLISH gets, once it may be sent.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Ack {
+pub(crate) enum Reply {
     /// QoS 0: nothing is sent.
-    None,
+    Nothing,
     /// QoS 1.
     PubAck(u16),
     /// QoS 2 (then PUBREL / PUBCOMP).
@@ -168,7 +168,9 @@ pub(super) async fn serve(
         warned_ignored: false,
     };
     let keep_alive = Duration::from_millis(u64::from(connect.keep_alive) * 1500);
-    let end = session.run(&attach.wake, &cancel, &shutdown, keep_alive).await;
+    let end = session
+        .run(&attach.wake, &cancel, &shutdown, keep_alive)
+        .await;
     if let End::Lost = end
         && !session.acks.is_empty()
     {
@@ -321,10 +323,10 @@ struct SessionLoop<'a> {
     replies: mpsc::UnboundedReceiver<()>,
     /// Acknowledgements in the order the PUBLISHes came in, each with
     /// whether it may be sent yet (a punch: once committed).
-    acks: VecDeque<(Ack, bool)>,
+    acks: VecDeque<(Reply, bool)>,
     /// A punch read while the byte budget was spent, with its cost; nothing
     /// more is read until it is submitted.
-    waiting: Option<(Publish, Ack, usize)>,
+    waiting: Option<(Publish, Reply, usize)>,
     /// The broker is shutting down: read nothing more, send the last
     /// acknowledgements, then close.
     draining: bool,
@@ -479,16 +481,16 @@ impl SessionLoop<'_> {
         }
     }
 
-    fn send_ack(&mut self, ack: Ack) {
+    fn send_ack(&mut self, ack: Reply) {
         match ack {
-            Ack::None => {}
-            Ack::PubAck(pkid) => self.conn.queue(Packet::PubAck(PubAck::new(pkid))),
-            Ack::PubRec(pkid) => self.conn.queue(Packet::PubRec(PubRec::new(pkid))),
+            Reply::Nothing => {}
+            Reply::PubAck(pkid) => self.conn.queue(Packet::PubAck(PubAck::new(pkid))),
+            Reply::PubRec(pkid) => self.conn.queue(Packet::PubRec(PubRec::new(pkid))),
         }
     }
 
     /// An acknowledgement that needs no commit, sent after those before it.
-    fn ack_now(&mut self, ack: Ack) {
+    fn ack_now(&mut self, ack: Reply) {
         if self.acks.is_empty() {
             self.send_ack(ack);
         } else {
@@ -498,7 +500,7 @@ impl SessionLoop<'_> {
 
     /// Hands a punch to the committer; its acknowledgement waits for the
     /// commit.
-    fn submit(&mut self, publish: Publish, ack: Ack, permit: OwnedSemaphorePermit) {
+    fn submit(&mut self, publish: Publish, ack: Reply, permit: OwnedSemaphorePermit) {
         let pending = Pending::new(
             &self.shared.options.source,
             publish,
@@ -524,9 +526,9 @@ impl SessionLoop<'_> {
                     return Some(End::Lost);
                 }
                 let ack = match publish.qos {
-                    QoS::AtMostOnce => Ack::None,
-                    QoS::AtLeastOnce => Ack::PubAck(publish.pkid),
-                    QoS::ExactlyOnce => Ack::PubRec(publish.pkid),
+                    QoS::AtMostOnce => Reply::Nothing,
+                    QoS::AtLeastOnce => Reply::PubAck(publish.pkid),
+                    QoS::ExactlyOnce => Reply::PubRec(publish.pkid),
                 };
                 let options = &self.shared.options;
                 if !options
@@ -549,7 +551,12 @@ impl SessionLoop<'_> {
                     return None;
                 }
                 let cost = publish.topic.len() + publish.payload.len() + PENDING_OVERHEAD;
-                match self.shared.budget.clone().try_acquire_many_owned(permits(cost)) {
+                match self
+                    .shared
+                    .budget
+                    .clone()
+                    .try_acquire_many_owned(permits(cost))
+                {
                     Ok(permit) => self.submit(publish, ack, permit),
                     Err(_) => self.waiting = Some((publish, ack, cost)),
                 }
@@ -569,12 +576,12 @@ impl SessionLoop<'_> {
             Packet::Subscribe(subscribe) => {
                 let role = self.role;
                 let roots = &self.shared.options.output_roots;
-                let codes = self.shared.state().subscribe(
-                    client_id,
-                    conn_id,
-                    &subscribe.filters,
-                    |f| may_subscribe(role, roots, f),
-                );
+                let codes =
+                    self.shared
+                        .state()
+                        .subscribe(client_id, conn_id, &subscribe.filters, |f| {
+                            may_subscribe(role, roots, f)
+                        });
                 if codes.contains(&rumqttc::SubscribeReasonCode::Failure) {
                     let filters: Vec<&str> =
                         subscribe.filters.iter().map(|f| f.path.as_str()).collect();
@@ -698,7 +705,11 @@ mod tests {
             (Role::Anonymous, "#", false),
         ];
         for (role, filter, want) in cases {
-            assert_eq!(may_subscribe(role, &roots, filter), want, "{role:?} {filter}");
+            assert_eq!(
+                may_subscribe(role, &roots, filter),
+                want,
+                "{role:?} {filter}"
+            );
         }
     }
 
@@ -713,7 +724,10 @@ mod tests {
 
     #[test]
     fn shared_prefixes_are_stripped_from_punch_topics() {
-        assert_eq!(plain_filter("$share/g/attendance/+/punch"), "attendance/+/punch");
+        assert_eq!(
+            plain_filter("$share/g/attendance/+/punch"),
+            "attendance/+/punch"
+        );
         assert_eq!(plain_filter("attendance/+/punch"), "attendance/+/punch");
     }
 }

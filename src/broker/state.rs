@@ -189,7 +189,10 @@ impl State {
             let Some(id) = oldest else { return };
             if let Some(s) = self.sessions.remove(&id) {
                 self.queued_bytes_total -= s.queued_bytes;
-                tracing::warn!(client_id = id, "mqtt session limit reached: dropping the offline session of {id}");
+                tracing::warn!(
+                    client_id = id,
+                    "mqtt session limit reached: dropping the offline session of {id}"
+                );
             }
         }
     }
@@ -573,16 +576,24 @@ mod tests {
     #[test]
     fn session_present_only_for_a_resumed_persistent_session() {
         let mut s = state(10, 10);
-        let a = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let a = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         assert!(!a.session_present);
         s.disconnect("c", a.conn_id);
-        let b = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let b = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         assert!(b.session_present);
         s.disconnect("c", b.conn_id);
-        let c = s.connect("c", None, true, CancellationToken::new()).unwrap();
+        let c = s
+            .connect("c", None, true, CancellationToken::new())
+            .unwrap();
         assert!(!c.session_present, "clean_session discards the old session");
         s.disconnect("c", c.conn_id);
-        let d = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let d = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         assert!(!d.session_present, "a clean session is not kept");
     }
 
@@ -592,7 +603,9 @@ mod tests {
         let old_token = CancellationToken::new();
         let old = s.connect("c", None, false, old_token.clone()).unwrap();
         s.subscribe("c", old.conn_id, &[sub("t", QoS::AtLeastOnce)], |_| true);
-        let new = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let new = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         assert!(old_token.is_cancelled());
         assert!(new.session_present);
         s.disconnect("c", old.conn_id);
@@ -604,7 +617,9 @@ mod tests {
     #[test]
     fn unacknowledged_deliveries_come_back_first_in_order_flagged_dup() {
         let mut s = state(10, 2);
-        let a = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let a = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         s.subscribe("c", a.conn_id, &[sub("t/#", QoS::AtLeastOnce)], |_| true);
         for m in ["m1", "m2", "m3"] {
             s.publish(publish("t/x", QoS::AtLeastOnce, m));
@@ -615,14 +630,17 @@ mod tests {
         s.disconnect("c", a.conn_id);
         s.publish(publish("t/x", QoS::AtLeastOnce, "m4"));
         s.publish(publish("t/x", QoS::AtMostOnce, "q0"));
-        let b = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let b = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         let again = drain(&mut s, "c", &b);
         assert_eq!(payloads(&again), [b"m2", b"m3"]);
         assert!(again[0].dup && again[0].pkid == sent[1].pkid);
         assert!(!again[1].dup);
         assert!(s.acknowledge("c", b.conn_id, again[0].pkid));
         assert!(!s.acknowledge("c", b.conn_id, again[0].pkid));
-        assert_eq!(payloads(&drain(&mut s, "c", &b)), [b"m4", b"q0"]);
+        // QoS 0 waits for no offline reader (queue_qos0_offline is off).
+        assert_eq!(payloads(&drain(&mut s, "c", &b)), [b"m4"]);
     }
 
     #[test]
@@ -632,12 +650,16 @@ mod tests {
                 queue_qos0_offline: keep,
                 ..BrokerOptions::default()
             });
-            let a = s.connect("c", None, false, CancellationToken::new()).unwrap();
+            let a = s
+                .connect("c", None, false, CancellationToken::new())
+                .unwrap();
             s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)], |_| true);
             s.publish(publish("t", QoS::AtMostOnce, "while connected"));
             s.disconnect("c", a.conn_id);
             s.publish(publish("t", QoS::AtMostOnce, "while offline"));
-            let b = s.connect("c", None, false, CancellationToken::new()).unwrap();
+            let b = s
+                .connect("c", None, false, CancellationToken::new())
+                .unwrap();
             let got = drain(&mut s, "c", &b);
             let want: &[&[u8]] = if keep {
                 &[b"while connected", b"while offline"]
@@ -653,8 +675,15 @@ mod tests {
         let mut s = state(10, 10);
         let mut attached = Vec::new();
         for id in ["a", "b", "c"] {
-            let at = s.connect(id, None, false, CancellationToken::new()).unwrap();
-            s.subscribe(id, at.conn_id, &[sub("$share/g/p/+", QoS::AtLeastOnce)], |_| true);
+            let at = s
+                .connect(id, None, false, CancellationToken::new())
+                .unwrap();
+            s.subscribe(
+                id,
+                at.conn_id,
+                &[sub("$share/g/p/+", QoS::AtLeastOnce)],
+                |_| true,
+            );
             attached.push((id, at));
         }
         let (_, c) = attached.pop().unwrap();
@@ -666,7 +695,9 @@ mod tests {
         let got_b = drain(&mut s, "b", &attached[1].1);
         assert_eq!(payloads(&got_a), [b"0", b"2", b"4"]);
         assert_eq!(payloads(&got_b), [b"1", b"3", b"5"]);
-        let c = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let c = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         assert!(
             drain(&mut s, "c", &c).is_empty(),
             "offline member got nothing"
@@ -677,13 +708,24 @@ mod tests {
     fn shared_subscription_with_no_member_connected_queues_in_one_session() {
         let mut s = state(10, 10);
         for id in ["a", "b"] {
-            let at = s.connect(id, None, false, CancellationToken::new()).unwrap();
-            s.subscribe(id, at.conn_id, &[sub("$share/g/p", QoS::AtLeastOnce)], |_| true);
+            let at = s
+                .connect(id, None, false, CancellationToken::new())
+                .unwrap();
+            s.subscribe(
+                id,
+                at.conn_id,
+                &[sub("$share/g/p", QoS::AtLeastOnce)],
+                |_| true,
+            );
             s.disconnect(id, at.conn_id);
         }
         s.publish(publish("p", QoS::AtLeastOnce, "x"));
-        let a = s.connect("a", None, false, CancellationToken::new()).unwrap();
-        let b = s.connect("b", None, false, CancellationToken::new()).unwrap();
+        let a = s
+            .connect("a", None, false, CancellationToken::new())
+            .unwrap();
+        let b = s
+            .connect("b", None, false, CancellationToken::new())
+            .unwrap();
         let total = drain(&mut s, "a", &a).len() + drain(&mut s, "b", &b).len();
         assert_eq!(total, 1);
     }
@@ -700,7 +742,9 @@ mod tests {
         keep("r/a", "new");
         keep("r/b", "gone");
         keep("r/b", "");
-        let a = s.connect("c", None, true, CancellationToken::new()).unwrap();
+        let a = s
+            .connect("c", None, true, CancellationToken::new())
+            .unwrap();
         let codes = s.subscribe("c", a.conn_id, &[sub("r/#", QoS::AtMostOnce)], |_| true);
         assert_eq!(codes, [SubscribeReasonCode::Success(QoS::AtMostOnce)]);
         let got = drain(&mut s, "c", &a);
@@ -712,7 +756,9 @@ mod tests {
     #[test]
     fn subscribe_grants_at_most_qos_1_and_refuses_bad_filters() {
         let mut s = state(10, 10);
-        let a = s.connect("c", None, true, CancellationToken::new()).unwrap();
+        let a = s
+            .connect("c", None, true, CancellationToken::new())
+            .unwrap();
         let codes = s.subscribe(
             "c",
             a.conn_id,
@@ -739,7 +785,9 @@ mod tests {
     #[test]
     fn overlapping_subscriptions_deliver_once_at_the_highest_qos() {
         let mut s = state(10, 10);
-        let a = s.connect("c", None, true, CancellationToken::new()).unwrap();
+        let a = s
+            .connect("c", None, true, CancellationToken::new())
+            .unwrap();
         s.subscribe(
             "c",
             a.conn_id,
@@ -758,26 +806,34 @@ mod tests {
             max_queued_bytes_per_session: 10,
             ..BrokerOptions::default()
         });
-        let a = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let a = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)], |_| true);
         s.disconnect("c", a.conn_id);
         for m in ["1234", "56789", "0"] {
             s.publish(publish("t", QoS::AtLeastOnce, m));
         }
-        let b = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let b = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         assert_eq!(payloads(&drain(&mut s, "c", &b)), [&b"1234"[..], b"0"]);
     }
 
     #[test]
     fn a_full_queue_drops_new_messages_and_recovers() {
         let mut s = state(2, 1);
-        let a = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let a = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         s.subscribe("c", a.conn_id, &[sub("t", QoS::AtLeastOnce)], |_| true);
         s.disconnect("c", a.conn_id);
         for m in ["1", "2", "3"] {
             s.publish(publish("t", QoS::AtLeastOnce, m));
         }
-        let b = s.connect("c", None, false, CancellationToken::new()).unwrap();
+        let b = s
+            .connect("c", None, false, CancellationToken::new())
+            .unwrap();
         let first = drain(&mut s, "c", &b);
         assert_eq!(payloads(&first), [b"1"], "in-flight limit of 1");
         s.acknowledge("c", b.conn_id, first[0].pkid);
@@ -797,7 +853,10 @@ mod tests {
             s.connect("gate-1", Some("gate-2"), true, CancellationToken::new())
                 .is_none()
         );
-        assert!(s.connect("gate-1", None, true, CancellationToken::new()).is_none());
+        assert!(
+            s.connect("gate-1", None, true, CancellationToken::new())
+                .is_none()
+        );
         assert!(!token.is_cancelled(), "the owner stays connected");
     }
 
@@ -812,14 +871,19 @@ mod tests {
             p.retain = true;
             s.publish(p);
         }
-        let a = s.connect("c", None, true, CancellationToken::new()).unwrap();
+        let a = s
+            .connect("c", None, true, CancellationToken::new())
+            .unwrap();
         s.subscribe("c", a.conn_id, &[sub("r/#", QoS::AtLeastOnce)], |_| true);
         let mut got: Vec<_> = drain(&mut s, "c", &a)
             .iter()
             .map(|p| (p.topic.clone(), text(p)))
             .collect();
         got.sort();
-        assert_eq!(got, [("r/2".into(), "d".into()), ("r/3".into(), "c".into())]);
+        assert_eq!(
+            got,
+            [("r/2".into(), "d".into()), ("r/3".into(), "c".into())]
+        );
     }
 
     #[test]
@@ -831,15 +895,21 @@ mod tests {
             ..BrokerOptions::default()
         });
         for id in ["a", "b"] {
-            let at = s.connect(id, None, false, CancellationToken::new()).unwrap();
+            let at = s
+                .connect(id, None, false, CancellationToken::new())
+                .unwrap();
             s.subscribe(id, at.conn_id, &[sub("t", QoS::AtLeastOnce)], |_| true);
             s.disconnect(id, at.conn_id);
         }
         s.publish(publish("t", QoS::AtLeastOnce, "1234"));
         s.publish(publish("t", QoS::AtLeastOnce, "5678"));
-        assert_eq!(s.queued_bytes_total, 10, "the second message fits in no session");
+        assert_eq!(
+            s.queued_bytes_total, 10,
+            "the second message fits in no session"
+        );
         // A third session drops the oldest offline one, and its bytes.
-        s.connect("c", None, true, CancellationToken::new()).unwrap();
+        s.connect("c", None, true, CancellationToken::new())
+            .unwrap();
         assert_eq!(s.sessions.len(), 2);
         assert!(!s.sessions.contains_key("a"));
         assert!(s.queued_bytes_total <= 5);

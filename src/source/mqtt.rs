@@ -169,8 +169,7 @@ pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: Cancel
     let budget = Arc::new(Semaphore::new(
         settings
             .max_queue_bytes
-            .max(MAX_PACKET_BYTES + QUEUE_OVERHEAD)
-            .min(Semaphore::MAX_PERMITS),
+            .clamp(MAX_PACKET_BYTES + QUEUE_OVERHEAD, Semaphore::MAX_PERMITS),
     ));
     // Which broker session a message came in; bumped when one is lost.
     let session = Arc::new(AtomicU64::new(0));
@@ -284,7 +283,9 @@ async fn poll_loop(
                     full = false;
                 }
                 if let Some(tx) = &tx
-                    && tx.send((session.load(Ordering::SeqCst), p, permit)).is_err()
+                    && tx
+                        .send((session.load(Ordering::SeqCst), p, permit))
+                        .is_err()
                 {
                     break;
                 }

@@ -333,29 +333,56 @@ async fn a_reader_subscribes_to_the_outputs_only_and_may_not_publish() {
     let mut reader = connect(login(broker.addr, "board", "hr-board", "r3ader"));
     reader.connack().await;
     use rumqttc::SubscribeReasonCode::Failure;
-    assert_eq!(reader.subscribe("attendance/alerts/#", QoS::AtLeastOnce).await, [GRANTED_1]);
     assert_eq!(
-        reader.subscribe("attendance/summary/daily/+", QoS::AtLeastOnce).await,
+        reader
+            .subscribe("attendance/alerts/#", QoS::AtLeastOnce)
+            .await,
+        [GRANTED_1]
+    );
+    assert_eq!(
+        reader
+            .subscribe("attendance/summary/daily/+", QoS::AtLeastOnce)
+            .await,
         [GRANTED_1]
     );
     for denied in ["#", "attendance/#", "attendance/+/punch", "mqtt/face/1"] {
-        assert_eq!(reader.subscribe(denied, QoS::AtLeastOnce).await, [Failure], "{denied}");
+        assert_eq!(
+            reader.subscribe(denied, QoS::AtLeastOnce).await,
+            [Failure],
+            "{denied}"
+        );
     }
-    broker.publish("attendance/alerts/absence", r#"{"employee_id":"E001"}"#, false);
+    broker.publish(
+        "attendance/alerts/absence",
+        r#"{"employee_id":"E001"}"#,
+        false,
+    );
     let got = reader.publish().await;
     assert_eq!(got.topic, "attendance/alerts/absence");
 
     // A terminal may not read the outputs, only its own topic.
     let mut gate = connect(login(broker.addr, "gate-1", "gate-1", "s3cret-1"));
     gate.connack().await;
-    assert_eq!(gate.subscribe("attendance/alerts/#", QoS::AtLeastOnce).await, [Failure]);
+    assert_eq!(
+        gate.subscribe("attendance/alerts/#", QoS::AtLeastOnce)
+            .await,
+        [Failure]
+    );
     assert_eq!(gate.subscribe("#", QoS::AtLeastOnce).await, [Failure]);
-    assert_eq!(gate.subscribe("mqtt/face/gate-1", QoS::AtLeastOnce).await, [GRANTED_1]);
+    assert_eq!(
+        gate.subscribe("mqtt/face/gate-1", QoS::AtLeastOnce).await,
+        [GRANTED_1]
+    );
 
     // A reader publishing (a forged punch) is cut off; nothing is stored.
     reader
         .client
-        .publish("attendance/gate-1/punch", QoS::AtLeastOnce, false, b"forged".to_vec())
+        .publish(
+            "attendance/gate-1/punch",
+            QoS::AtLeastOnce,
+            false,
+            b"forged".to_vec(),
+        )
         .await
         .unwrap();
     assert!(matches!(reader.next().await, Seen::Closed(_)));
@@ -377,7 +404,12 @@ async fn a_punch_is_acknowledged_only_once_committed_and_acknowledgements_keep_t
         .unwrap();
     // A vendor heartbeat behind it: ignored, but acknowledged after p1.
     gate.client
-        .publish("mqtt/face/heartbeat", QoS::AtLeastOnce, false, b"hb".to_vec())
+        .publish(
+            "mqtt/face/heartbeat",
+            QoS::AtLeastOnce,
+            false,
+            b"hb".to_vec(),
+        )
         .await
         .unwrap();
     assert!(
@@ -388,7 +420,11 @@ async fn a_punch_is_acknowledged_only_once_committed_and_acknowledgements_keep_t
     let first = gate.puback().await;
     let second = gate.puback().await;
     assert!(first < second, "PUBACKs in the order of the PUBLISHes");
-    assert_eq!(broker.store.payloads(), ["p1"], "the heartbeat is not a punch");
+    assert_eq!(
+        broker.store.payloads(),
+        ["p1"],
+        "the heartbeat is not a punch"
+    );
     broker.stop.cancel();
 }
 
@@ -400,7 +436,12 @@ async fn taking_a_client_id_over_with_a_clean_session_wipes_no_punch() {
     // Within the client's in-flight window (100), so all are sent.
     for i in 0..80 {
         gate.client
-            .publish("site/gate-1/punch", QoS::AtLeastOnce, false, format!("p{i}").into_bytes())
+            .publish(
+                "site/gate-1/punch",
+                QoS::AtLeastOnce,
+                false,
+                format!("p{i}").into_bytes(),
+            )
             .await
             .unwrap();
     }
@@ -434,7 +475,10 @@ async fn shutdown_commits_and_acknowledges_what_was_received() {
     let mut raw = TcpStream::connect(broker.addr).await.unwrap();
     raw.write_all(&raw_connect(60)).await.unwrap();
     let mut connack = [0u8; 4];
-    timeout(WAIT, raw.read_exact(&mut connack)).await.unwrap().unwrap();
+    timeout(WAIT, raw.read_exact(&mut connack))
+        .await
+        .unwrap()
+        .unwrap();
     broker.store.stall(true);
     let mut publish = vec![0x32, 20, 0, 12];
     publish.extend_from_slice(b"site/g/punch");
@@ -445,7 +489,11 @@ async fn shutdown_commits_and_acknowledges_what_was_received() {
     broker.stop.cancel();
     tokio::time::sleep(Duration::from_millis(100)).await;
     broker.store.stall(false);
-    assert_eq!(read_until_closed(&mut raw).await, [0x40, 2, 0, 7], "PUBACK, then closed");
+    assert_eq!(
+        read_until_closed(&mut raw).await,
+        [0x40, 2, 0, 7],
+        "PUBACK, then closed"
+    );
     timeout(WAIT, broker.task).await.unwrap().unwrap();
     assert_eq!(broker.store.payloads(), ["last"]);
 }
@@ -464,7 +512,12 @@ async fn bytes_awaiting_commit_are_bounded_and_nothing_is_lost() {
     let payload = |i: usize| format!("{i:04}{}", "x".repeat(496));
     for i in 0..100 {
         gate.client
-            .publish("site/g/punch", QoS::AtLeastOnce, false, payload(i).into_bytes())
+            .publish(
+                "site/g/punch",
+                QoS::AtLeastOnce,
+                false,
+                payload(i).into_bytes(),
+            )
             .await
             .unwrap();
     }
@@ -494,7 +547,12 @@ async fn punches_awaiting_commit_are_bounded_per_connection() {
     broker.store.stall(true);
     for i in 0..50 {
         gate.client
-            .publish("site/g/punch", QoS::AtMostOnce, false, format!("{i}").into_bytes())
+            .publish(
+                "site/g/punch",
+                QoS::AtMostOnce,
+                false,
+                format!("{i}").into_bytes(),
+            )
             .await
             .unwrap();
     }
@@ -600,7 +658,13 @@ async fn wildcards_select_the_matching_topics() {
     sub.subscribe("out/a/+/c", QoS::AtLeastOnce).await;
     sub.subscribe("out/x/#", QoS::AtLeastOnce).await;
     for topic in [
-        "out/a/b/c", "out/a/b/d", "out/a/b/c/d", "out/x", "out/x/y/z", "out/y/x", "out/a/z/c",
+        "out/a/b/c",
+        "out/a/b/d",
+        "out/a/b/c/d",
+        "out/x",
+        "out/x/y/z",
+        "out/y/x",
+        "out/a/z/c",
     ] {
         broker.publish(topic, topic, false);
     }
@@ -735,7 +799,11 @@ async fn a_shared_subscription_gives_each_message_to_exactly_one_member() {
     }
     let mut all: Vec<u32> = got_a.iter().chain(&got_b).copied().collect();
     all.sort();
-    assert_eq!(all, (0..10).collect::<Vec<_>>(), "each message exactly once");
+    assert_eq!(
+        all,
+        (0..10).collect::<Vec<_>>(),
+        "each message exactly once"
+    );
     assert_eq!(got_a, [0, 2, 4, 6, 8], "members take turns");
     broker.stop.cancel();
 }
@@ -968,7 +1036,11 @@ mod daemon {
             let deadline = Instant::now() + Duration::from_secs(30);
             while healthz(self.http) != Some(200) {
                 assert!(g.running(), "daemon exited early:\n{}", self.logs());
-                assert!(Instant::now() < deadline, "no /healthz 200:\n{}", self.logs());
+                assert!(
+                    Instant::now() < deadline,
+                    "no /healthz 200:\n{}",
+                    self.logs()
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
             g
@@ -1086,9 +1158,7 @@ mod daemon {
             let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
             stream.set_nodelay(true).ok()?;
             stream.write_all(&connect_packet(id, login)).ok()?;
-            stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .ok()?;
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
             let mut ack = [0u8; 4];
             stream.read_exact(&mut ack).ok()?;
             if ack != [0x20, 2, 0, 0] {
@@ -1247,7 +1317,11 @@ mod daemon {
         site.stall(false);
         let acked = acked.lock().unwrap().clone();
         let sent = *sent.lock().unwrap();
-        assert!(acked.len() > 100, "only {} of {sent} acknowledged", acked.len());
+        assert!(
+            acked.len() > 100,
+            "only {} of {sent} acknowledged",
+            acked.len()
+        );
         // The daemon goes on committing what it holds; give it a moment.
         let deadline = Instant::now() + Duration::from_secs(30);
         let missing = loop {
@@ -1373,25 +1447,40 @@ mod daemon {
         let head = "[[source.mqtt]]\nbroker = \"embedded\"\nclient_id = \"a\"\n";
         let (ok, text) = check_config(
             dir.path(),
-            &format!("{head}listen = \"0.0.0.0:1883\"\nallow_anonymous = true\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword = \"x\"\n"),
+            &format!(
+                "{head}listen = \"0.0.0.0:1883\"\nallow_anonymous = true\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword = \"x\"\n"
+            ),
         );
-        assert!(!ok && text.contains("key `source.mqtt[0].allow_anonymous`"), "{text}");
+        assert!(
+            !ok && text.contains("key `source.mqtt[0].allow_anonymous`"),
+            "{text}"
+        );
         assert!(text.contains("loopback"), "{text}");
 
         let (ok, text) = check_config(dir.path(), &format!("{head}listen = \"0.0.0.0:1883\"\n"));
-        assert!(!ok && text.contains("key `source.mqtt[0].terminals`"), "{text}");
+        assert!(
+            !ok && text.contains("key `source.mqtt[0].terminals`"),
+            "{text}"
+        );
 
         let (ok, text) = check_config(
             dir.path(),
-            &format!("{head}listen = \"0.0.0.0:1883\"\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword_env = \"ATTENDD_MQTT_NOT_SET\"\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword = \"y\"\n"),
+            &format!(
+                "{head}listen = \"0.0.0.0:1883\"\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword_env = \"ATTENDD_MQTT_NOT_SET\"\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword = \"y\"\n"
+            ),
         );
         assert!(!ok, "{text}");
         assert!(text.contains("key `source.mqtt[0].terminals[0].password_env`: environment variable ATTENDD_MQTT_NOT_SET is not set"), "{text}");
-        assert!(text.contains("key `source.mqtt[0].terminals[1].username`: \"gate-1\" is used twice"), "{text}");
+        assert!(
+            text.contains("key `source.mqtt[0].terminals[1].username`: \"gate-1\" is used twice"),
+            "{text}"
+        );
 
         let (ok, text) = check_config(
             dir.path(),
-            &format!("{head}listen = \"0.0.0.0:1883\"\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword = \"x\"\n"),
+            &format!(
+                "{head}listen = \"0.0.0.0:1883\"\n[[source.mqtt.terminals]]\nusername = \"gate-1\"\npassword = \"x\"\n"
+            ),
         );
         assert!(ok, "{text}");
         let (ok, text) = check_config(
@@ -1425,7 +1514,11 @@ async fn simulate_logs_in_with_a_terminals_user_name_and_password() {
     let e = String::from_utf8_lossy(&refused.stderr);
     assert!(e.contains("NotAuthorized"), "{e}");
     let ok = run(true).await.unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     let sent = v["distinct"].as_u64().unwrap() + v["duplicates"].as_u64().unwrap();
     assert!(sent > 0);
