@@ -16,7 +16,9 @@
 //!   import into it and query it.
 //! - [`ingest`]: terminal payload decoders (pure: bytes in, punches out).
 //! - [`cli`]: command-line definitions and dispatch.
-//! - [`broker`]: the embedded MQTT 3.1.1 broker (`broker = "embedded"`).
+//! - [`broker`]: the embedded MQTT 3.1.1 terminal gateway (`broker =
+//!   "embedded"`): terminals log in, punches go into the pipeline and are
+//!   acknowledged after commit; readers get the outputs.
 //! - [`hr`]: HR's operations (manual entries, corrections, publication,
 //!   appeals, monthly scores from the ledger), shared by CLI and API.
 //! - [`export`]: a month as CSV or an XLSX workbook.
