@@ -1525,3 +1525,37 @@ async fn simulate_logs_in_with_a_terminals_user_name_and_password() {
     assert_eq!(broker.committed(sent as usize).await.len() as u64, sent);
     broker.stop.cancel();
 }
+
+/// attendd's own `mqtt` sink, with no broker of its own and the embedded
+/// broker first among the sources, publishes into it in-process: a reader
+/// logged in gets the summary, retained.
+#[tokio::test]
+async fn the_mqtt_sink_publishes_into_the_embedded_broker_in_process() {
+    let broker = Broker::start(with_users());
+    let raw: attendd::config::RawSink =
+        toml::from_str("name = \"site-mqtt\"\nkind = \"mqtt\"\n").unwrap();
+    let default = attendd::sinks::DefaultBroker {
+        url: format!("mqtt://{}", broker.addr),
+        credentials: None,
+        embedded: Some(broker.handle.clone()),
+    };
+    let sink = attendd::sinks::Sink::from_config(&raw, Some(&default)).unwrap();
+    assert!(matches!(sink, attendd::sinks::Sink::Embedded { .. }));
+    let summary = serde_json::json!({"date": "2026-03-02", "rows": []});
+    let results = sink
+        .deliver("site-mqtt", &[("summary", &summary)], chrono::Utc::now())
+        .await;
+    assert_eq!(results, [Ok(())]);
+
+    let mut reader = connect(login(broker.addr, "board", "hr-board", "r3ader"));
+    reader.connack().await;
+    reader
+        .subscribe("attendance/summary/#", QoS::AtLeastOnce)
+        .await;
+    let got = reader.publish().await;
+    assert_eq!(got.topic, "attendance/summary/daily/2026-03-02");
+    assert!(got.retain);
+    let v: serde_json::Value = serde_json::from_slice(&got.payload).unwrap();
+    assert_eq!(v, summary);
+    broker.stop.cancel();
+}
