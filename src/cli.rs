@@ -204,6 +204,7 @@ fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
         to: a.to,
         json: a.json,
         scores: a.scores,
+        now: chrono::Utc::now(),
     };
     match evaluate::run(&req, out, err) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
