@@ -11,6 +11,7 @@ mod dashboard;
 mod hr_cli;
 mod hr_fixture;
 mod mqtt_source;
+mod peer_cases;
 mod policy_cases;
 mod policy_files;
 mod proc;
