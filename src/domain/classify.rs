@@ -320,9 +320,7 @@ fn unexcused_minutes(leaves: &[Leave], a: DateTime<Utc>, b: DateTime<Utc>) -> i6
 /// the share rounded to the nearest half day, exactly a quarter or three
 /// quarters rounding up (policy.md, "Partial leave": a morning is 0.5).
 fn leave_share(covered: i64, shift: i64) -> Points {
-    if covered <= 0 || shift <= 0 {
-        Points::ZERO
-    } else if covered * 4 < shift {
+    if covered <= 0 || shift <= 0 || covered * 4 < shift {
         Points::ZERO
     } else if covered * 4 < shift * 3 {
         Points::HALF
