@@ -502,10 +502,7 @@ fn one_visit_is_one_punch() {
 fn visit_minutes_is_a_policy_knob() {
     let text = std::fs::read_to_string(root().join("config/policies/seed-default.toml"))
         .unwrap()
-        .replace(
-            "dedupe_seconds = 60",
-            "dedupe_seconds = 60\nvisit_minutes = 0",
-        );
+        .replace("visit_minutes = 30", "visit_minutes = 0");
     let p = inline(&text);
     let v = Case::new(&p).punches(&[&t("08:29"), &t("08:33")]).day(DAY);
     assert_eq!(v.status, Status::AbsentFull);
@@ -598,7 +595,7 @@ fn too_few_hours_count_as_absence_when_worse() {
 fn new_policy_keys_are_validated_by_name() {
     let base = std::fs::read_to_string(root().join("config/policies/seed-default.toml")).unwrap();
     let bad = base
-        .replace("dedupe_seconds = 60", "dedupe_seconds = 60\nvisit_minutes = -1")
+        .replace("visit_minutes = 30", "visit_minutes = -1")
         .replace(
             "end = \"17:30\"\n",
             "end = \"17:30\"\ngrace_minutes = -2\nbefore_minutes = 2000\nafter_minutes = -5\n",
@@ -631,7 +628,10 @@ fn new_policy_keys_are_validated_by_name() {
         msg.contains("key `hours.rule`") && msg.contains("nope"),
         "{msg}"
     );
-    let bad = base.replace("[window]", "[hours]\nhalf_day_minutes = 3\n\n[window]");
+    let bad = base.replace(
+        "\n[window]\n",
+        "\n[hours]\nhalf_day_minutes = 3\n\n[window]\n",
+    );
     let msg = attendd::policy::parse_str(&bad, "bad.toml")
         .unwrap_err()
         .to_string();
@@ -645,10 +645,7 @@ fn check_config_names_a_broken_new_key() {
     let text = std::fs::read_to_string(root().join("config/policies/seed-default.toml")).unwrap();
     std::fs::write(
         &bad,
-        text.replace(
-            "dedupe_seconds = 60",
-            "dedupe_seconds = 60\nvisit_minutes = 9999",
-        ),
+        text.replace("visit_minutes = 30", "visit_minutes = 9999"),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_attendd"))
