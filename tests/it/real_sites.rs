@@ -658,4 +658,31 @@ fn check_config_names_a_broken_new_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("window.visit_minutes"), "{err}");
     assert!(err.contains("9999"), "{err}");
+
+    // A good file: the per-shift knobs and [hours] are shown.
+    let good = dir.path().join("good.toml");
+    let text = text
+        .replace(
+            "end = \"17:30\"\n",
+            "end = \"17:30\"\nbefore_minutes = 30\nafter_minutes = 60\ngrace_minutes = 5\n",
+        )
+        .replace(
+            "\n[window]\n",
+            "\n[hours]\nhalf_day_below = 240\nrule = \"late\"\n\n[window]\n",
+        );
+    std::fs::write(&good, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_attendd"))
+        .args(["check-config", "--policy", good.to_str().unwrap()])
+        .current_dir(root())
+        .env_remove("ATTENDD_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("shift day: 08:30–17:30; window −30/+60 min; grace 5 min"),
+        "{text}"
+    );
+    assert!(text.contains("one visit within 30 min"), "{text}");
+    assert!(text.contains("hours: half day below 240 min"), "{text}");
 }
