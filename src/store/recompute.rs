@@ -432,10 +432,13 @@ fn diff(
         key: format!("day_verdicts/{}/{}", v.employee_id, v.date),
         why: format!("verdict does not serialise: {e}"),
     })?;
+    // The engine made the verdict for `now`: provisional while the punch
+    // window (its end instant included) is open.
     let provisional = !final_day
-        && v.explanation
-            .window_end
-            .is_some_and(|w| w.with_timezone(&Utc) > now);
+        && (v.provisional
+            || v.explanation
+                .window_end
+                .is_some_and(|w| w.with_timezone(&Utc) > now));
     let hash = verdict_hash(&verdict);
     let same_verdict = old.as_ref().is_some_and(|o| o.hash == hash);
     if same_verdict && let Some(o) = &old {
