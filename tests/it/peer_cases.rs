@@ -327,3 +327,32 @@ fn odoo_open_attendance_is_in_progress_then_missing_check_out() {
     assert_eq!(v.worked_minutes, Some(300));
     assert_eq!(v.explanation.repeats_merged, 1);
 }
+
+/// TimeTrex unit_tests/testcases/other/ExceptionTest.php (community
+/// edition), `testExceptionMissingNormalIn`, `testExceptionMissingNormalOut`
+/// and `testExceptionMissingNormalOutPreMature`: yesterday only an out
+/// punch at 5:00 PM is a missing in (M1, active); yesterday only an in
+/// punch at 8:00 AM is a missing out (M2, active); today only an in punch at
+/// 8:00 AM is a missing out that is still "pre-mature". attendd: the first
+/// two are missing punches, the third is provisional `in_progress` with no
+/// missing side yet.
+#[test]
+fn timetrex_missing_in_and_out_and_premature_out() {
+    let p = odoo();
+    let now = "2026-11-03 12:00";
+    let v = Case::new(&p).punches(&[&t("17:00")]).at_time(now).day(DAY);
+    assert!(!v.provisional);
+    assert_eq!(v.explanation.missing, Some(MissingSide::CheckIn));
+    let v = Case::new(&p).punches(&[&t("08:00")]).at_time(now).day(DAY);
+    assert!(!v.provisional);
+    assert_eq!(v.explanation.missing, Some(MissingSide::CheckOut));
+    assert_eq!(v.status, Status::AbsentHalf);
+    let v = Case::new(&p)
+        .punches(&["2026-11-03 08:00"])
+        .at_time(now)
+        .day("2026-11-03");
+    assert!(v.provisional);
+    assert_eq!(v.status, Status::InProgress);
+    assert_eq!(v.explanation.missing, None);
+    assert!(v.flags.is_empty());
+}
