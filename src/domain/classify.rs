@@ -554,8 +554,10 @@ fn classify_instance<'a>(
             v.check_in = Some(to_local(tz, at));
             let late = late_of(at);
             if open {
-                // No missing check-out before the window closes.
-                in_progress = true;
+                // No missing check-out before the window closes; while the
+                // shift runs the day is `in_progress`, after its end the
+                // lateness alone decides the provisional status.
+                in_progress = !shift_over;
                 (late, on_time(0))
             } else {
                 ex.missing = Some(MissingSide::CheckOut);

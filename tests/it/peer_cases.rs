@@ -307,10 +307,19 @@ fn odoo_open_attendance_is_in_progress_then_missing_check_out() {
     let p = odoo();
     let v = Case::new(&p)
         .punches(&[&t("08:00")])
-        .at_time(&t("19:00"))
+        .at_time(&t("16:00"))
         .day(DAY);
     assert_eq!((v.status, v.points), (Status::InProgress, pts("0")));
     assert!(v.provisional);
+    // After the shift's end, before the window closes: graded on the
+    // check-in alone, still provisional, no missing check-out yet.
+    let v = Case::new(&p)
+        .punches(&[&t("08:00")])
+        .at_time(&t("19:00"))
+        .day(DAY);
+    assert_eq!((v.status, v.points), (Status::Present, pts("0")));
+    assert!(v.provisional);
+    assert!(v.flags.is_empty());
     let v = Case::new(&p)
         .punches(&[&t("08:00")])
         .at_time(&t("23:00"))

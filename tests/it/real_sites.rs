@@ -53,6 +53,14 @@ fn noon_with_a_check_in_is_in_progress_and_costs_nothing() {
         (v.status, v.points, v.flags.clone()),
         (Status::AbsentHalf, pts("5"), vec![Flag::MissingCheckOut])
     );
+    // After 17:30 the shift is over, the window is not: graded on the
+    // check-in alone, no missing check-out yet.
+    let v = Case::new(&p)
+        .punches(&[&t("08:20")])
+        .at_time(&t("18:00"))
+        .day(DAY);
+    assert_eq!((v.status, v.points), (Status::Present, pts("0")));
+    assert!(v.provisional && v.flags.is_empty());
     // At 21:30:00 a check-out can still arrive: still provisional.
     let v = Case::new(&p)
         .punches(&[&t("08:20")])
