@@ -216,6 +216,7 @@ fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
         to: a.to,
         json: a.json,
         scores: a.scores,
+        now: chrono::Utc::now(),
     };
     match evaluate::run(&req, out, err) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
@@ -530,13 +531,44 @@ fn describe_policy(p: &crate::domain::policy::Policy, out: &mut dyn Write) -> io
         p.id, p.version, p.name, p.tz
     )?;
     for s in &p.shifts {
+        let mut own = String::new();
+        if s.before_secs != p.window_before_secs || s.after_secs != p.window_after_secs {
+            own.push_str(&format!(
+                "; window −{}/+{} min",
+                s.before_secs / 60,
+                s.after_secs / 60
+            ));
+        }
+        if let Some(g) = s.grace_minutes {
+            own.push_str(&format!("; grace {g} min"));
+        }
         writeln!(
             out,
-            "  shift {}: {}–{}{}",
+            "  shift {}: {}–{}{}{own}",
             s.id,
             s.start.format("%H:%M"),
             s.end.format("%H:%M"),
             if s.overnight { " (next day)" } else { "" }
+        )?;
+    }
+    writeln!(
+        out,
+        "  window: −{}/+{} min, repeats within {} s, one visit within {} min",
+        p.window_before_secs / 60,
+        p.window_after_secs / 60,
+        p.dedupe_secs,
+        p.visit_secs / 60
+    )?;
+    if let Some(rule) = &p.hours.rule {
+        writeln!(
+            out,
+            "  hours: half day below {}, absent below {} (rule {rule})",
+            p.hours
+                .half_day_below
+                .map_or("-".into(), |m| format!("{m} min")),
+            p.hours
+                .absent_below
+                .map_or("-".into(), |m| format!("{m} min")),
         )?;
     }
     writeln!(

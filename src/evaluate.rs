@@ -12,7 +12,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chrono::{Datelike, Days, NaiveDate};
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 
 use crate::domain::calendar::ShiftClock;
 use crate::domain::classify::{EmployeeDays, evaluate_employee};
@@ -45,6 +45,10 @@ pub struct Request {
     pub json: bool,
     /// Print monthly scores after the days.
     pub scores: bool,
+    /// The instant the verdicts are made for: a shift whose punch window
+    /// is still open then is provisional (policy.md, "Today"). The CLI
+    /// passes the real clock, so past dates are final.
+    pub now: DateTime<Utc>,
 }
 
 /// How an evaluation ended.
@@ -125,6 +129,8 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
             supervisor: r.supervisor,
             default_shift: r.shift,
             aliases: r.aliases,
+            start_date: None,
+            end_date: None,
         })
         .collect();
     employees.sort_by(|a, b| a.id.cmp(&b.id));
@@ -288,9 +294,12 @@ pub fn run(
                 punches: &inputs.punches[i],
                 roster: Some(&inputs.roster[i]),
                 leaves: &inputs.leaves[i],
+                start_date: emp.start_date,
+                end_date: emp.end_date,
             },
             req.from,
             req.to,
+            req.now,
         );
         for v in &days {
             line.clear();

@@ -439,6 +439,8 @@ impl ScoreFields {
             early_minutes: 0,
             absence_days: self.absence_days,
             leave_days: self.leave_days,
+            worked_minutes: None,
+            provisional: false,
             points: Points::ZERO,
             actions: Vec::new(),
             deductions: Vec::new(),

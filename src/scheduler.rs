@@ -217,6 +217,8 @@ impl Scheduler {
                 punches: &inputs.punches[i],
                 roster: Some(&inputs.roster[i]),
                 leaves: &inputs.leaves[i],
+                start_date: None,
+                end_date: None,
             })
             .collect();
 

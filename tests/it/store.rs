@@ -1008,3 +1008,73 @@ async fn concurrent_recomputes_do_not_double_the_ledger(db: &TestDb) {
     third.close().await;
 }
 store_test!(concurrent_recomputes_do_not_double_the_ledger);
+
+/// Issue 12 defect 3: a recompute at noon stores today's verdict as
+/// provisional `in_progress` with no ledger entry; once the window has
+/// closed (or the day is closed) the missing check-out is charged.
+async fn today_is_stored_provisional_without_ledger(db: &TestDb) {
+    one_employee(db, "E001").await;
+    db.store
+        .insert_punches(&[
+            punch("E001", "2026-11-02T08:20:00+08:00"),
+            punch("E001", "2026-11-03T08:20:00+08:00"),
+        ])
+        .await
+        .unwrap();
+    let day = d("2026-11-02");
+    let noon = at("2026-11-02T12:00:00+08:00");
+    db.store
+        .recompute(&db.policy, None, day, day, "test", "tester", noon)
+        .await
+        .unwrap();
+    let v = db.store.verdicts(day, day, None).await.unwrap();
+    assert_eq!(v[0].status, "in_progress");
+    assert!(v[0].provisional);
+    assert_eq!(v[0].points, 0);
+    assert!(
+        db.store
+            .ledger(day, day, Some("E001"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    db.store
+        .recompute(
+            &db.policy,
+            None,
+            day,
+            day,
+            "test",
+            "tester",
+            at("2026-11-02T21:31:00+08:00"),
+        )
+        .await
+        .unwrap();
+    let v = db.store.verdicts(day, day, None).await.unwrap();
+    assert_eq!(v[0].status, "absent_half");
+    assert!(!v[0].provisional);
+    assert_eq!(
+        db.store.ledger(day, day, Some("E001")).await.unwrap().len(),
+        1
+    );
+
+    // The day close at 18:30 makes the next day final while its window is
+    // still open.
+    let next = d("2026-11-03");
+    db.store
+        .recompute_closing(&db.policy, next, at("2026-11-03T18:30:00+08:00"))
+        .await
+        .unwrap();
+    let v = db.store.verdicts(next, next, None).await.unwrap();
+    assert_eq!(v[0].status, "absent_half");
+    assert!(!v[0].provisional);
+    assert_eq!(
+        db.store
+            .ledger(next, next, Some("E001"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+store_test!(today_is_stored_provisional_without_ledger);
