@@ -7,7 +7,9 @@
 //! door open, door closed), so only major 5 with a pass minor is a punch,
 //! keyed on the (major, minor) pair; `heartBeat` posts are ignored;
 //! `currentEvent:false` marks history uploaded after a link recovers, and
-//! backfill results are history too; `serialNo` is the dedupe key; the time
+//! backfill results are history too; `serialNo` is the event id, but it
+//! restarts after a reset, so the dedupe key adds the employee and the
+//! instant ([`super::DecodedPunch::dedupe_key`]); the time
 //! carries an offset; `currentVerifyMode` is the reader's configured mode,
 //! so the method is derived from the minor; `attendanceStatus` is
 //! `undefined` unless attendance mode is configured.
@@ -24,19 +26,49 @@ use super::{
 /// Access event major type.
 const MAJOR_EVENT: i64 = 5;
 
+/// Minor types under major 5 (`MAJOR_EVENT`) that the vendor SDK names as
+/// a person passing authentication (`MINOR_*_PASS` in the HCNetSDK headers;
+/// [S14] of `devices.md`, checked against public copies of `HCNetSDK.java`
+/// / `CHCNetSDK.cs`): card, card+password, fingerprint, the two- and
+/// three-factor combinations, face, employee number + face or password,
+/// person vs. ID card, dynamic code and password alone.
+pub const PASS_MINORS: &[i64] = &[
+    0x01, // MINOR_LEGAL_CARD_PASS
+    0x02, // MINOR_CARD_AND_PSW_PASS
+    0x26, // MINOR_FINGERPRINT_COMPARE_PASS
+    0x28, // MINOR_CARD_FINGERPRINT_VERIFY_PASS
+    0x2b, // MINOR_CARD_FINGERPRINT_PASSWD_VERIFY_PASS
+    0x2e, // MINOR_FINGERPRINT_PASSWD_VERIFY_PASS
+    0x36, // MINOR_FACE_AND_FP_VERIFY_PASS
+    0x39, // MINOR_FACE_AND_PW_VERIFY_PASS
+    0x3c, // MINOR_FACE_AND_CARD_VERIFY_PASS
+    0x3f, // MINOR_FACE_AND_PW_AND_FP_VERIFY_PASS
+    0x42, // MINOR_FACE_CARD_AND_FP_VERIFY_PASS
+    0x45, // MINOR_EMPLOYEENO_AND_FP_VERIFY_PASS
+    0x48, // MINOR_EMPLOYEENO_AND_FP_AND_PW_VERIFY_PASS
+    0x4b, // MINOR_FACE_VERIFY_PASS
+    0x4d, // MINOR_EMPLOYEENO_AND_FACE_VERIFY_PASS
+    0x65, // MINOR_EMPLOYEENO_AND_PW_PASS
+    0x69, // MINOR_PEOPLE_AND_ID_CARD_COMPARE_PASS
+    0xb3, // MINOR_DYNAMICCODE_VERIFY_PASS
+    0xb5, // MINOR_PASSWD_VERIFY_PASS
+];
+
 /// Which events are punches.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HikOptions {
     /// Minor codes under major 5 that mean "person authenticated". Default
-    /// 1 (valid card), 38 (fingerprint passed), 75 (face passed).
+    /// [`PASS_MINORS`], every pass minor of the vendor SDK (1, 2, 38, 40,
+    /// 43, 46, 54, 57, 60, 63, 66, 69, 72, 75, 77, 101, 105, 179, 181);
+    /// a site that wants fewer lists them.
     pub pass_minors: Vec<i64>,
 }
 
 impl Default for HikOptions {
     fn default() -> Self {
         HikOptions {
-            pass_minors: vec![1, 38, 75],
+            pass_minors: PASS_MINORS.to_vec(),
         }
     }
 }
@@ -66,11 +98,13 @@ fn kind(status: Option<String>) -> PunchKind {
     }
 }
 
+/// The method of a single-factor pass; combined passes keep their minor.
 fn verify(minor: i64) -> Verify {
     match minor {
-        75 => Verify::Face,
-        1 => Verify::Card,
-        38 => Verify::Fingerprint,
+        0x4b => Verify::Face,
+        0x01 => Verify::Card,
+        0x26 => Verify::Fingerprint,
+        0xb5 => Verify::Password,
         m => Verify::Other(u32::try_from(m).unwrap_or(u32::MAX)),
     }
 }
@@ -126,12 +160,15 @@ fn record(
     let (time_field, time) = time;
     let time = time.ok_or_else(|| missing(time_field))?;
     let (at_utc, device_local) = parse_time(time_field, &time, cx.device_tz)?;
+    // `serialNo` restarts after a reset or a firmware update: the store's
+    // key adds the employee and the instant (issue 11, defect 3).
+    let event_id = text(at(ev, "serialNo"));
     out.punches.push(DecodedPunch {
         identity,
         at: at_utc,
         device_local,
         device_id,
-        event_id: text(at(ev, "serialNo")),
+        event_id,
         kind: kind(text(at(ev, "attendanceStatus"))),
         verify: verify(minor),
         replay,
