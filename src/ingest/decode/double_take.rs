@@ -243,6 +243,50 @@ mod tests {
         assert_eq!(d.ignored[0].reason, "leyla: confidence 66 below 70");
     }
 
+    /// Double Take's own README samples (`tests/fixtures/captures/
+    /// README.md`): the `matches/david` message is a `match: true` at
+    /// confidence 66.07, below the old default of 80 (issue 11, defect 5).
+    #[test]
+    fn double_take_readme_messages() {
+        let m = include_bytes!("../../../tests/fixtures/captures/double_take_matches_david.json");
+        let c = cx(IST).with_topic("double-take/matches/david");
+        let d = decode(m, &c, &DoubleTakeOptions::default()).unwrap();
+        let p = one(&d);
+        assert_eq!(p.identity, Identity::Alias("david".into()));
+        assert_eq!(p.at.to_rfc3339(), "2021-06-17T05:01:36.030+00:00");
+        assert_eq!(p.device_id.as_deref(), Some("living-room"));
+        assert_eq!(p.event_id.as_deref(), Some("1623906078.684285-5l9hw6"));
+        let cam =
+            include_bytes!("../../../tests/fixtures/captures/double_take_cameras_back_door.json");
+        let c = cx(IST).with_topic("double-take/cameras/back-door");
+        let d = decode(cam, &c, &DoubleTakeOptions::default()).unwrap();
+        assert_eq!(one(&d).identity, Identity::Alias("david".into()));
+        assert_eq!(one(&d).device_id.as_deref(), Some("back-door"));
+    }
+
+    /// Frigate's `tracked_object_update` as documented and as logged
+    /// (`tests/fixtures/captures/README.md`): one face punch; description
+    /// and plate updates are ignored, never errors.
+    #[test]
+    fn frigate_tracked_object_update_capture() {
+        let lines =
+            include_str!("../../../tests/fixtures/captures/frigate_tracked_object_update.jsonl");
+        let c = cx(IST).with_topic("frigate/tracked_object_update");
+        let mut punches = Vec::new();
+        let mut ignored = 0;
+        for l in lines.lines() {
+            let d = decode(l.as_bytes(), &c, &DoubleTakeOptions::default())
+                .unwrap_or_else(|e| panic!("{l}: {e}"));
+            ignored += d.ignored.len();
+            punches.extend(d.punches);
+        }
+        assert_eq!(ignored, 3);
+        assert_eq!(punches.len(), 1);
+        assert_eq!(punches[0].identity, Identity::Alias("john".into()));
+        assert_eq!(punches[0].device_id.as_deref(), Some("front_door_cam"));
+        assert_eq!(punches[0].at.timestamp(), 1607123958);
+    }
+
     /// Issue 11 (5): Frigate's other `tracked_object_update` messages are
     /// normal traffic: ignored and counted, never an error (quarantine).
     #[test]

@@ -370,6 +370,64 @@ mod tests {
         assert_eq!(one(&dec(&s).unwrap()).verify, Verify::Fingerprint);
     }
 
+    /// Issue 11 (11): every pass minor of the vendor SDK is a punch by
+    /// default; two-factor and combined passes were ignored with 200.
+    #[test]
+    fn every_sdk_pass_minor_is_a_punch_by_default() {
+        for minor in [
+            1, 2, 38, 40, 43, 46, 54, 57, 60, 63, 66, 69, 72, 75, 77, 101, 105, 179, 181,
+        ] {
+            let s = sample().replace("\"subEventType\":75", &format!("\"subEventType\":{minor}"));
+            let d = dec(&s).unwrap();
+            assert_eq!(d.punches.len(), 1, "minor {minor}: {d:?}");
+        }
+        // Failures, timeouts and door events are not.
+        for minor in [3, 39, 41, 55, 76, 78, 102, 103] {
+            let s = sample().replace("\"subEventType\":75", &format!("\"subEventType\":{minor}"));
+            assert!(dec(&s).unwrap().punches.is_empty(), "minor {minor}");
+        }
+        // A site may narrow the list.
+        let o = HikOptions {
+            pass_minors: vec![75],
+        };
+        let s = sample().replace("\"subEventType\":75", "\"subEventType\":38");
+        assert!(
+            decode(s.as_bytes(), &cx(chrono_tz::UTC), &o)
+                .unwrap()
+                .punches
+                .is_empty()
+        );
+    }
+
+    /// A real listening-mode push (TAB-indented JSON, `purePwdVerifyEnable`
+    /// firmware; `tests/fixtures/captures/README.md`): fingerprint pass with
+    /// `checkIn`, then the lock closing, which is not a punch.
+    #[test]
+    fn tab_indented_push_capture() {
+        let c = cx(chrono_tz::Asia::Shanghai);
+        let clock_in = include_bytes!("../../../tests/fixtures/captures/hik_fp_clockin.json");
+        let d = decode(clock_in, &c, &HikOptions::default()).unwrap();
+        let p = one(&d);
+        assert_eq!(p.identity, Identity::Employee("001".into()));
+        assert_eq!(p.at, utc("2025-10-22T05:43:48Z"));
+        assert_eq!(p.kind, PunchKind::CheckIn);
+        assert_eq!(p.verify, Verify::Fingerprint);
+        assert_eq!(p.event_id.as_deref(), Some("139"));
+        assert_eq!(p.device_id.as_deref(), Some("a4:d5:c2:24:dd:74"));
+        let lock = include_bytes!("../../../tests/fixtures/captures/hik_lock_closed.json");
+        let d = decode(lock, &c, &HikOptions::default()).unwrap();
+        assert!(d.punches.is_empty());
+        assert_eq!(d.ignored[0].reason, "major 5 minor 22: lock closed");
+        // The same serialNo after a reset is another punch: the dedupe key
+        // carries the employee and the instant (issue 11, defect 3).
+        let after_reset = String::from_utf8_lossy(clock_in)
+            .replace("2025-10-22T13:43:48", "2025-11-03T08:01:02")
+            .replace("\"001\"", "\"007\"");
+        let d2 = decode(after_reset.as_bytes(), &c, &HikOptions::default()).unwrap();
+        assert_eq!(one(&d2).event_id, p.event_id);
+        assert_ne!(one(&d2).dedupe_key(), p.dedupe_key());
+    }
+
     #[test]
     fn heartbeat_ignored_and_undefined_status_unspecified() {
         let d = dec(r#"{"ipAddress":"10.20.1.31","dateTime":"2025-03-04T08:57:12+03:00","eventType":"heartBeat"}"#)
