@@ -864,8 +864,22 @@ mod tests {
         v.extend_from_slice(dahua::SAMPLES);
         v.extend_from_slice(card_line::SAMPLES);
         v.extend_from_slice(stx_etx::SAMPLES);
+        v.extend_from_slice(CAPTURES);
         v
     }
+
+    /// Captures from real terminals (`tests/fixtures/captures/README.md`)
+    /// that hold punches: seeds for the mutation proptest too.
+    const CAPTURES: &[&[u8]] = &[
+        include_bytes!("../../../tests/fixtures/captures/zk_mb10vl_attlog.txt"),
+        include_bytes!("../../../tests/fixtures/captures/zk_face_status255_attlog.txt"),
+        include_bytes!("../../../tests/fixtures/captures/hik_fp_clockin.json"),
+        include_bytes!("../../../tests/fixtures/captures/dahua_recordfinder_errorcode.txt"),
+        include_bytes!("../../../tests/fixtures/captures/intelbras_recordfinder_localtime.txt"),
+        include_bytes!("../../../tests/fixtures/captures/intelbras_doorface.txt"),
+        include_bytes!("../../../tests/fixtures/captures/double_take_matches_david.json"),
+        include_bytes!("../../../tests/fixtures/captures/double_take_cameras_back_door.json"),
+    ];
 
     #[test]
     fn every_sample_decodes_with_its_own_decoder_at_least() {

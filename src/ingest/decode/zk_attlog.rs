@@ -404,6 +404,25 @@ mod tests {
         assert!(d.warnings[0].contains("\"10881\""), "{:?}", d.warnings);
     }
 
+    /// Face terminals behind `iClock Proxy/1.09` (`tests/fixtures/
+    /// captures/README.md`): ten or eleven fields, `Status` 255 (no punch
+    /// state), an empty 11th field: the device zone, no warning.
+    #[test]
+    fn status_255_face_terminals() {
+        let body = include_bytes!("../../../tests/fixtures/captures/zk_face_status255_attlog.txt");
+        let c = cx(chrono_tz::America::Argentina::Buenos_Aires).with_device("0782232260009");
+        let d = dec(body, &c).unwrap();
+        assert_eq!(d.punches.len(), 3);
+        assert!(d.warnings.is_empty() && d.line_errors.is_empty(), "{d:?}");
+        assert!(
+            d.punches
+                .iter()
+                .all(|p| p.kind == PunchKind::Unspecified && p.verify == Verify::Face)
+        );
+        assert_eq!(d.punches[0].at, utc("2023-10-16T11:38:16Z"));
+        assert_eq!(d.punches[0].identity, Identity::Employee("3".into()));
+    }
+
     #[test]
     fn a_clock_that_was_never_set_is_quarantined_per_line() {
         // Issue 11 (4).
