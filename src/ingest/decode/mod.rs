@@ -879,6 +879,7 @@ mod tests {
         include_bytes!("../../../tests/fixtures/captures/intelbras_doorface.txt"),
         include_bytes!("../../../tests/fixtures/captures/double_take_matches_david.json"),
         include_bytes!("../../../tests/fixtures/captures/double_take_cameras_back_door.json"),
+        include_bytes!("../../../tests/fixtures/captures/recpush_cloud_1026700.json"),
     ];
 
     #[test]
