@@ -69,9 +69,29 @@ pub struct Pipeline {
 /// The keys an alias is found under: as written (lower case), and the
 /// canonical card number when it reads as one (`0012345678` → `12345678`,
 /// `0C8707` → `820999`).
+///
+/// All digits read as decimal: a card number written `1000000042` stays
+/// that number. A hex UID that happens to be all digits, as a reader shows
+/// it (esp-rfid shows `27373963`), is written `hex:27373963` (or
+/// `0x27373963`) in the alias column and means 0x27373963 (issue 11,
+/// defect 12); existing decimal aliases are never reinterpreted.
 pub fn alias_keys(alias: &str) -> Vec<String> {
     let a = alias.trim();
     let mut keys = vec![a.to_lowercase()];
+    let hex = a
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("hex:"))
+        .and_then(|_| a.get(4..))
+        .or_else(|| a.strip_prefix("0x"))
+        .or_else(|| a.strip_prefix("0X"));
+    if let Some(h) = hex {
+        if let Some(c) = canonical_card(h.trim(), 16)
+            && !keys.contains(&c)
+        {
+            keys.push(c);
+        }
+        return keys;
+    }
     let digits = !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit());
     let canon = if digits {
         canonical_card(a, 10)
@@ -452,5 +472,21 @@ mod tests {
         assert_eq!(alias_keys("0012345678"), vec!["0012345678", "12345678"]);
         assert_eq!(alias_keys("0C8707"), vec!["0c8707", "820999"]);
         assert_eq!(alias_keys("Leyla"), vec!["leyla"]);
+    }
+
+    /// Issue 11 (12): an all-digit hex UID is said to be hex explicitly;
+    /// a decimal alias keeps its meaning.
+    #[test]
+    fn hex_prefix_in_the_alias_column() {
+        // esp-rfid's `"uid":"27373963"` is read as hex by the decoder.
+        let decoded = canonical_card("27373963", 16).unwrap();
+        assert_eq!(decoded, "657930595");
+        assert!(alias_keys("hex:27373963").contains(&decoded));
+        assert!(alias_keys("HEX:27373963").contains(&decoded));
+        assert!(alias_keys("0x27373963").contains(&decoded));
+        assert!(!alias_keys("27373963").contains(&decoded));
+        assert_eq!(alias_keys("1000000042"), vec!["1000000042"]);
+        // Not hex after the prefix: only the text itself.
+        assert_eq!(alias_keys("hex:xyz"), vec!["hex:xyz"]);
     }
 }

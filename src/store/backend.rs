@@ -32,11 +32,17 @@ pub(super) async fn insert_punches(
     now: DateTime<Utc>,
 ) -> Result<Vec<Inserted>, StoreError> {
     let mut out = vec![Inserted::Duplicate; rows.len()];
-    // The first occurrence of each key in the batch is the one inserted.
+    // The first occurrence of each key in the batch is the one inserted; so
+    // is the first of each (device, employee, instant), see below.
     let mut first: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+    let mut same_instant: HashSet<(&str, DateTime<Utc>, &str)> = HashSet::with_capacity(rows.len());
     let mut todo: Vec<usize> = Vec::with_capacity(rows.len());
     for (i, k) in keys.iter().enumerate() {
-        if let std::collections::hash_map::Entry::Vacant(v) = first.entry(k.as_str()) {
+        let p = &rows[i];
+        let at = (p.employee_id.as_str(), p.time, p.device_id.as_deref().unwrap_or(""));
+        if let std::collections::hash_map::Entry::Vacant(v) = first.entry(k.as_str())
+            && same_instant.insert(at)
+        {
             v.insert(i);
             todo.push(i);
         }
@@ -46,6 +52,44 @@ pub(super) async fn insert_punches(
         (rows[a].employee_id.as_str(), rows[a].time).cmp(&(rows[b].employee_id.as_str(), rows[b].time))
     });
     let mut tx = begin(pool).await?;
+    // A punch of the same employee at the same instant on the same device
+    // is already stored: a duplicate whatever its key says. Keys changed
+    // recipe (issue 11, defect 3: a device's record counter alone is no
+    // longer a key), and a backlog re-sent after an upgrade must not be
+    // stored twice.
+    let mut stored: HashSet<(String, DateTime<Utc>, String)> = HashSet::new();
+    for chunk in todo.chunks(200) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT employee_id, time, COALESCE(device_id, '') FROM punches WHERE ",
+        );
+        for (n, &i) in chunk.iter().enumerate() {
+            if n > 0 {
+                qb.push(" OR ");
+            }
+            qb.push("(employee_id = ")
+                .push_bind(rows[i].employee_id.as_str())
+                .push(" AND time = ")
+                .push_bind(rows[i].time)
+                .push(")");
+        }
+        for r in qb.build().fetch_all(&mut *tx).await.ctx("find stored punches")? {
+            stored.insert((
+                r.try_get(0).ctx("find stored punches")?,
+                r.try_get(1).ctx("find stored punches")?,
+                r.try_get(2).ctx("find stored punches")?,
+            ));
+        }
+    }
+    if !stored.is_empty() {
+        todo.retain(|&i| {
+            let p = &rows[i];
+            !stored.contains(&(
+                p.employee_id.clone(),
+                p.time,
+                p.device_id.clone().unwrap_or_default(),
+            ))
+        });
+    }
     for chunk in todo.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
             "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, raw, received_at, dedupe_key) ",

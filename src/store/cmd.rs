@@ -769,6 +769,13 @@ async fn import_punches(
     for e in &employees {
         for a in &e.aliases {
             identity.insert(a.clone(), e.employee_id.clone());
+            // An explicit hex card (`hex:27373963`) is also found under its
+            // canonical number, as the daemon finds it (issue 11, 12).
+            if a.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("hex:")) {
+                for k in crate::pipeline::alias_keys(a) {
+                    identity.entry(k).or_insert_with(|| e.employee_id.clone());
+                }
+            }
         }
     }
     for e in &employees {
@@ -826,7 +833,7 @@ async fn import_punches(
                     Ok(None) => {}
                     Ok(Some((text, l))) => punches.push(NewPunch {
                         employee_id: attribute(&l.pin),
-                        time: times.resolve(l.local),
+                        time: l.at.unwrap_or_else(|| times.resolve(l.local)),
                         device_id: device.clone(),
                         event_id: None,
                         source: source.clone(),

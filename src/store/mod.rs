@@ -13,10 +13,11 @@
 //! - Raw punches are append-only. No code path here updates or deletes one,
 //!   and database triggers refuse `UPDATE` and `DELETE` on `punches` (and
 //!   `DELETE` on `ledger`, any change to `audit`) from any client.
-//! - A punch is identified by its dedupe key (`interfaces.md`): the device
-//!   and event id when the event id is known, else the identity as sent,
-//!   the instant and the device. Inserting a stored key again reports
-//!   [`Inserted::Duplicate`]; it is never an error.
+//! - A punch is identified by its dedupe key (`interfaces.md`): the device,
+//!   event id, identity as sent and instant when the event id is known,
+//!   else the identity as sent, the instant and the device. Inserting a
+//!   stored key again, or the same employee at the same instant on the
+//!   same device, reports [`Inserted::Duplicate`]; it is never an error.
 //! - Ledger entries are voided, never deleted; every change to a verdict or
 //!   a ledger entry writes an audit row (old value, new value, cause, actor).
 //!   The first verdict of a day is a creation, not a change, and is not
@@ -146,12 +147,23 @@ pub struct NewPunch {
 }
 
 impl NewPunch {
-    /// The dedupe key (`interfaces.md`): `(device_id, event_id)` when an
-    /// event id is present, else `(employee_id as sent, time, device_id)`.
+    /// The dedupe key (`interfaces.md`): `(device_id, event_id, identity,
+    /// time)` when an event id is present, else `(employee_id as sent,
+    /// time, device_id)`. The event id alone is not trusted: Hikvision
+    /// `serialNo`, Dahua `RecNo` and RecPush `RecordID` are per-device
+    /// counters that restart after a reset, and Dahua uploads name no
+    /// device, so a key of the counter alone made new punches "duplicates"
+    /// (issue 11, defect 3). Punches stored under the older recipe are
+    /// still recognised: the insert also treats the same employee at the
+    /// same instant on the same device as a duplicate.
     pub fn dedupe_key(&self) -> String {
         let dev = self.device_id.as_deref().unwrap_or("");
         match &self.event_id {
-            Some(ev) => format!("e\u{1f}{dev}\u{1f}{ev}"),
+            Some(ev) => format!(
+                "e\u{1f}{dev}\u{1f}{ev}\u{1f}{}\u{1f}{}",
+                self.identity,
+                self.time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            ),
             // Time first: punches arrive roughly in time order, so new keys
             // land at the end of the unique index instead of all over it.
             None => format!(

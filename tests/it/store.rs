@@ -247,18 +247,25 @@ async fn duplicate_punch_is_stored_once(db: &TestDb) {
         db.store.insert_punches(&[other]).await.unwrap()[0],
         Inserted::New(_)
     ));
-    // With an event id, (device, event) is the key whatever the time says.
+    // With an event id, (device, event, identity, time) is the key: a
+    // re-sent record is a duplicate; the same record number at another
+    // time is another punch (a device counter that restarted; issue 11,
+    // defect 3 changed this, it used to be a duplicate).
     let mut ev = punch("E001", "2026-11-02T09:00:00+08:00");
     ev.event_id = Some("gate-1-000123".into());
-    let mut resent = ev.clone();
-    resent.time = at("2026-11-02T09:00:05+08:00");
-    let r = db.store.insert_punches(&[ev]).await.unwrap();
+    let mut reused = ev.clone();
+    reused.time = at("2026-11-02T09:00:05+08:00");
+    let r = db.store.insert_punches(&[ev.clone()]).await.unwrap();
     assert!(matches!(r[0], Inserted::New(_)));
     assert_eq!(
-        db.store.insert_punches(&[resent]).await.unwrap(),
+        db.store.insert_punches(&[ev]).await.unwrap(),
         vec![Inserted::Duplicate]
     );
-    assert_eq!(db.store.punch_count().await.unwrap(), 3);
+    assert!(matches!(
+        db.store.insert_punches(&[reused]).await.unwrap()[0],
+        Inserted::New(_)
+    ));
+    assert_eq!(db.store.punch_count().await.unwrap(), 4);
     let day = db
         .store
         .punches(
@@ -268,10 +275,78 @@ async fn duplicate_punch_is_stored_once(db: &TestDb) {
         )
         .await
         .unwrap();
-    assert_eq!(day.len(), 3);
+    assert_eq!(day.len(), 4);
     assert_eq!(day[0].time, at("2026-11-02T08:29:13+08:00"));
 }
 store_test!(duplicate_punch_is_stored_once);
+
+/// Issue 11, defect 3: a per-device record counter is never a key alone.
+async fn record_counters_are_not_keys_alone(db: &TestDb) {
+    // Hikvision `serialNo` reused after a reset: another employee, another
+    // time, same device and number.
+    let mut a = punch("E001", "2026-11-02T08:29:13+08:00");
+    a.event_id = Some("48211".into());
+    let mut b = punch("E002", "2026-11-20T08:31:02+08:00");
+    b.event_id = Some("48211".into());
+    // Dahua `Code=AccessControl` uploads name no device: two terminals'
+    // records with one `RecNo`.
+    let mut c = punch("E003", "2026-11-02T08:29:13+08:00");
+    c.device_id = None;
+    c.event_id = Some("5521".into());
+    let mut d = punch("E004", "2026-11-02T08:40:00+08:00");
+    d.device_id = None;
+    d.event_id = Some("5521".into());
+    let r = db.store.insert_punches(&[a, b, c, d]).await.unwrap();
+    assert!(r.iter().all(|o| matches!(o, Inserted::New(_))), "{r:?}");
+}
+store_test!(record_counters_are_not_keys_alone);
+
+/// Issue 11, defect 3, upgrade: a punch stored under the old key recipe
+/// (device and record number only) is recognised when the terminal
+/// re-sends its backlog, by device, employee and instant.
+async fn backlog_stored_under_the_old_key_is_not_stored_twice(db: &TestDb) {
+    let t = at("2026-11-02T08:29:13+08:00");
+    let sql = "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, received_at, dedupe_key) \
+               VALUES ($1, $2, 'gate-1', 'hik_http[0]', '48211', $1, $2, $3)";
+    let old_key = "e\u{1f}gate-1\u{1f}48211";
+    match &db.store {
+        Store::Sqlite(p) => sqlx::query(sql)
+            .bind("E001")
+            .bind(t)
+            .bind(old_key)
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Store::Postgres(p) => sqlx::query(sql)
+            .bind("E001")
+            .bind(t)
+            .bind(old_key)
+            .execute(p)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+    let mut resent = punch("E001", "2026-11-02T08:29:13+08:00");
+    resent.event_id = Some("48211".into());
+    // Twice in one batch too.
+    assert_eq!(
+        db.store
+            .insert_punches(&[resent.clone(), resent.clone()])
+            .await
+            .unwrap(),
+        vec![Inserted::Duplicate, Inserted::Duplicate]
+    );
+    // Another device at that instant is another punch; so is the same
+    // device a second later.
+    let mut other = resent.clone();
+    other.device_id = Some("gate-2".into());
+    let mut later = resent.clone();
+    later.time = at("2026-11-02T08:29:14+08:00");
+    let r = db.store.insert_punches(&[other, later]).await.unwrap();
+    assert!(r.iter().all(|o| matches!(o, Inserted::New(_))), "{r:?}");
+    assert_eq!(db.store.punch_count().await.unwrap(), 3);
+}
+store_test!(backlog_stored_under_the_old_key_is_not_stored_twice);
 
 async fn late_punch_changes_verdict_and_ledger_with_audit(db: &TestDb) {
     one_employee(db, "E001").await;
