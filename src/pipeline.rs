@@ -57,6 +57,9 @@ pub struct Pipeline {
     /// Device id of sources that stand for one terminal (a ZKTeco push
     /// terminal's serial number); it wins over what the payload implies.
     devices: HashMap<Arc<str>, String>,
+    /// Where a failed or successful write to the store is reported
+    /// (`/healthz`'s `store`).
+    health: Option<Arc<crate::health::Health>>,
 }
 
 /// The keys an alias is found under: as written (lower case), and the
@@ -114,6 +117,7 @@ impl Pipeline {
             max_future_skew,
             drift: Arc::default(),
             devices: HashMap::new(),
+            health: None,
         })
     }
 
@@ -140,6 +144,12 @@ impl Pipeline {
     /// terminal.
     pub fn with_devices(mut self, devices: HashMap<Arc<str>, String>) -> Self {
         self.devices = devices;
+        self
+    }
+
+    /// The same pipeline reporting every commit's outcome to `health`.
+    pub fn with_health(mut self, health: Arc<crate::health::Health>) -> Self {
+        self.health = Some(health);
         self
     }
 
@@ -363,15 +373,24 @@ impl Sink for Pipeline {
             }
         }
         let started = std::time::Instant::now();
-        let outcomes = if punches.is_empty() {
-            Vec::new()
-        } else {
-            self.store.insert_punches(&punches).await.map_err(|e| {
-                self.metrics.add("attendd_store_errors_total", &[], 1.0);
-                SinkError(e.to_string())
-            })?
-        };
-        self.store.quarantine_many(&quarantine).await.map_err(|e| {
+        let written = async {
+            let outcomes = if punches.is_empty() {
+                Vec::new()
+            } else {
+                self.store.insert_punches(&punches).await?
+            };
+            self.store.quarantine_many(&quarantine).await?;
+            Ok::<_, crate::store::StoreError>(outcomes)
+        }
+        .await;
+        if let Some(h) = &self.health {
+            h.store_written(
+                written.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                self.store.engine(),
+                Utc::now(),
+            );
+        }
+        let outcomes = written.map_err(|e| {
             self.metrics.add("attendd_store_errors_total", &[], 1.0);
             SinkError(e.to_string())
         })?;
