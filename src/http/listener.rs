@@ -302,9 +302,13 @@ async fn connection(
         .header_read_timeout(None)
         .serve_connection(io, svc);
     tokio::pin!(conn);
+    // A request head may start at any moment, so the limits are looked at
+    // at least four times per header timeout, not only at the deadline
+    // known now.
+    let tick = (limits.header_timeout.min(limits.idle_timeout) / 4).max(Duration::from_millis(10));
     let mut draining = false;
     loop {
-        let deadline = next_deadline(&state, epoch, limits);
+        let deadline = next_deadline(&state, epoch, limits).min(tokio::time::Instant::now() + tick);
         tokio::select! {
             _ = &mut conn => return,
             _ = kill.cancelled() => return,
