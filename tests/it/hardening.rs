@@ -683,3 +683,107 @@ async fn issue13_half_sent_requests_are_closed_and_do_not_block_a_request() {
     assert!(closed(&mut keep, Duration::from_secs(5)).await);
     assert!(closed(&mut silent, Duration::from_secs(5)).await);
 }
+
+/// Issue 13: `/metrics` published push terminals' serial numbers (their
+/// only credential) in labels; configured terminals are shown by name.
+#[test]
+fn issue13_metrics_name_push_terminals_instead_of_serial_numbers() {
+    let raw: attendd::config::RawSources = toml::from_str(
+        "[[zk_push]]\nlisten = \"127.0.0.1:0\"\n\
+         [[zk_push.terminals]]\nsn = \"CQZ7231460021\"\nname = \"gate-1\"\n\
+         [[zk_push.terminals]]\nsn = \"A8N5230560123\"\n",
+    )
+    .unwrap();
+    let (devices, sources) = attendd::source::push::metric_names(&raw);
+    let m = attendd::metrics::Metrics::default();
+    m.name_devices(devices);
+    m.name_sources(sources);
+    for sn in ["CQZ7231460021", "A8N5230560123"] {
+        m.set(
+            "attendd_terminal_last_seen_seconds",
+            &[("device", sn)],
+            1.0,
+        );
+        m.add(
+            "attendd_punches_total",
+            &[("source", &format!("zk_push[0]:{sn}")), ("outcome", "new")],
+            1.0,
+        );
+    }
+    let t = m.render();
+    assert!(!t.contains("CQZ7231460021") && !t.contains("A8N5230560123"), "{t}");
+    assert!(t.contains("device=\"gate-1\""), "{t}");
+    assert!(t.contains("device=\"zk_push[0].terminals[1]\""), "{t}");
+    assert!(t.contains("source=\"zk_push[0]:gate-1\""), "{t}");
+
+    // A name must not be the serial number, nor used twice.
+    for (terminals, key) in [
+        ("sn = \"A1B2C3\"\nname = \"A1B2C3\"", "terminals[0].name"),
+        (
+            "sn = \"A1\"\nname = \"gate\"\n[[terminals]]\nsn = \"A2\"\nname = \"gate\"",
+            "terminals[1].name",
+        ),
+    ] {
+        let z: attendd::source::push::RawZkPush =
+            toml::from_str(&format!("listen = \"127.0.0.1:0\"\n[[terminals]]\n{terminals}\n"))
+                .unwrap();
+        let mut problems = Vec::new();
+        z.check("source.zk_push[0]", &mut |k, w| {
+            problems.push(format!("{k}: {w}"))
+        });
+        assert!(
+            problems.iter().any(|p| p.contains(key)),
+            "{terminals}: {problems:?}"
+        );
+    }
+}
+
+/// Issue 13: `X-Forwarded-For` was believed from any loopback peer;
+/// `trusted_proxies` must be addresses; connection caps positive.
+#[test]
+fn issue13_trusted_proxies_and_connection_caps_are_checked() {
+    let z: attendd::source::push::RawHikHttp = toml::from_str(
+        "listen = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1\", \"::1\", \"proxy.local\"]\nmax_connections = 0\n",
+    )
+    .unwrap();
+    let mut problems = Vec::new();
+    z.check("source.hik_http[0]", &mut |k, w| {
+        problems.push(format!("{k}: {w}"))
+    });
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("source.hik_http[0].trusted_proxies[2]")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("source.hik_http[0].max_connections")),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(z.listener.proxies().len(), 2);
+}
+
+/// Issue 13: with the default limit of 1,024 descriptors, 1,100
+/// connections made every listener time out. The unit raises it above
+/// what the listeners may hold.
+#[test]
+fn issue13_unit_raises_the_file_limit() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/attendd.service"),
+    )
+    .unwrap();
+    let n: u64 = unit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("LimitNOFILE="))
+        .expect("LimitNOFILE= in deploy/attendd.service")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        n >= 8 * attendd::http::DEFAULT_MAX_CONNECTIONS as u64,
+        "LimitNOFILE={n}"
+    );
+}
