@@ -113,7 +113,12 @@ pub async fn run_daemon(
     sources.extend(push_sources);
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
-    health.set(crate::health::STORE, true, store.engine(), chrono::Utc::now());
+    health.set(
+        crate::health::STORE,
+        true,
+        store.engine(),
+        chrono::Utc::now(),
+    );
     let pipeline = Arc::new(
         crate::pipeline::Pipeline::new(
             store.clone(),

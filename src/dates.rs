@@ -76,11 +76,7 @@ pub fn parse_year(s: &str) -> Result<i32, String> {
     let t = s.trim();
     match t.parse::<i32>() {
         Ok(y) if (FIRST.year()..=LAST.year()).contains(&y) && t.len() == 4 => Ok(y),
-        Ok(_) => Err(format!(
-            "{t} is outside {} … {}",
-            FIRST.year(),
-            LAST.year()
-        )),
+        Ok(_) => Err(format!("{t} is outside {} … {}", FIRST.year(), LAST.year())),
         Err(_) => Err(format!("{t:?} is not a year YYYY")),
     }
 }

@@ -118,7 +118,11 @@ impl Labels {
         for (k, v) in pairs {
             let v = match *k {
                 "device" => self.device(v, remember),
-                "source" => self.sources.get(*v).cloned().unwrap_or_else(|| v.to_string()),
+                "source" => self
+                    .sources
+                    .get(*v)
+                    .cloned()
+                    .unwrap_or_else(|| v.to_string()),
                 _ => v.to_string(),
             };
             shown.push((k, v));
@@ -163,7 +167,10 @@ impl Metrics {
     }
 
     fn key(&self, label_pairs: &[(&str, &str)], remember: bool) -> String {
-        if !label_pairs.iter().any(|(k, _)| *k == "device" || *k == "source") {
+        if !label_pairs
+            .iter()
+            .any(|(k, _)| *k == "device" || *k == "source")
+        {
             return labels(label_pairs);
         }
         self.labels

@@ -321,10 +321,7 @@ fn is_json(content_type: &str) -> bool {
 impl axum::extract::FromRequest<Arc<Api>> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(
-        req: axum::extract::Request,
-        state: &Arc<Api>,
-    ) -> Result<Self, ApiError> {
+    async fn from_request(req: axum::extract::Request, state: &Arc<Api>) -> Result<Self, ApiError> {
         let ct = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -891,7 +888,11 @@ struct CorrectionBody {
     reason: String,
 }
 
-async fn add_correction(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBody) -> ApiResult {
+async fn add_correction(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    JsonBody(b): JsonBody,
+) -> ApiResult {
     people(&c)?;
     let b: CorrectionBody = body(&b)?;
     let time = crate::input::LocalTimes::new(api.policy().tz)

@@ -202,10 +202,7 @@ impl RawListener {
             }
         }
         if self.max_connections == 0 {
-            push(
-                &format!("{key}.max_connections"),
-                "must be positive".into(),
-            );
+            push(&format!("{key}.max_connections"), "must be positive".into());
         }
         match (&self.username, &self.password_env) {
             (Some(_), None) => push(
@@ -284,12 +281,13 @@ impl RawZkTerminal {
     }
 }
 
+/// Pairs of (what a label would say, what it says instead).
+pub type Renames = Vec<(String, String)>;
+
 /// What `/metrics` shows for the configured push terminals: (device id,
 /// name) and (source name, source name with the name), so that no serial
 /// number appears in a label.
-pub fn metric_names(
-    sources: &crate::config::RawSources,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+pub fn metric_names(sources: &crate::config::RawSources) -> (Renames, Renames) {
     let mut devices = Vec::new();
     let mut names = Vec::new();
     for (i, z) in sources.zk_push.iter().enumerate() {
@@ -314,7 +312,10 @@ impl RawZkPush {
             let Some(n) = &t.name else { continue };
             let nk = format!("{key}.terminals[{j}].name");
             if n.trim().is_empty() || n.len() > 64 || n.chars().any(char::is_control) {
-                push(&nk, format!("{n:?} is not a name of 1 to 64 printable characters"));
+                push(
+                    &nk,
+                    format!("{n:?} is not a name of 1 to 64 printable characters"),
+                );
             } else if n.trim() == t.sn.trim() {
                 push(
                     &nk,
@@ -658,7 +659,7 @@ pub fn peer_key(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> St
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|v| v.trim().parse::<IpAddr>().ok())
-            .last()
+            .next_back()
     {
         return fwd.to_string();
     }

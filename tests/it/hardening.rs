@@ -49,7 +49,13 @@ async fn issue13_dates_out_of_range_are_400_naming_the_field() {
     let r = f.router();
     let audit_before = f.store.audit(None).await.unwrap().len();
     for (tok, m, uri, body, field) in [
-        (SUP_A, "GET", "/api/v1/punches?date=-262143-01-01", None, "date"),
+        (
+            SUP_A,
+            "GET",
+            "/api/v1/punches?date=-262143-01-01",
+            None,
+            "date",
+        ),
         (
             SUP_A,
             "GET",
@@ -74,7 +80,13 @@ async fn issue13_dates_out_of_range_are_400_naming_the_field() {
         (HR, "GET", "/api/v1/days/-262143-01-01", None, "date"),
         (HR, "GET", "/api/v1/summaries/1999-12-31", None, "date"),
         (HR, "GET", "/api/v1/months/2101-01", None, "month"),
-        (HR, "POST", "/api/v1/months/-262143-01/publish", None, "month"),
+        (
+            HR,
+            "POST",
+            "/api/v1/months/-262143-01/publish",
+            None,
+            "month",
+        ),
         (
             HR,
             "GET",
@@ -86,14 +98,21 @@ async fn issue13_dates_out_of_range_are_400_naming_the_field() {
             HR,
             "POST",
             "/api/v1/ledger",
-            Some(json!({"employee_id":"E001","date":"-262143-01-01","rule":"dress_code","note":"x"})),
+            Some(
+                json!({"employee_id":"E001","date":"-262143-01-01","rule":"dress_code","note":"x"}),
+            ),
             "date",
         ),
     ] {
         let rep = call(&r, m, uri, Some(tok), body).await;
-        assert_eq!(rep.status, StatusCode::BAD_REQUEST, "{m} {uri}: {}", rep.text());
+        assert_eq!(
+            rep.status,
+            StatusCode::BAD_REQUEST,
+            "{m} {uri}: {}",
+            rep.text()
+        );
         let e = rep.json()["error"].as_str().unwrap_or("").to_string();
-        assert!(e.starts_with(&format!("{field}")), "{m} {uri}: {e}");
+        assert!(e.starts_with(field), "{m} {uri}: {e}");
         assert!(e.contains("outside"), "{m} {uri}: {e}");
     }
     assert_eq!(
@@ -264,9 +283,7 @@ async fn issue13_exports_neutralise_formulas() {
         );
     }
     assert!(
-        !cells
-            .iter()
-            .any(|c| c.starts_with(['=', '+', '-', '@'])),
+        !cells.iter().any(|c| c.starts_with(['=', '+', '-', '@'])),
         "{cells:?}"
     );
 
@@ -293,7 +310,10 @@ async fn issue13_exports_neutralise_formulas() {
         }
     }
     for n in notes {
-        assert!(texts.iter().any(|c| *c == format!("'{n}")), "{n}: {texts:?}");
+        assert!(
+            texts.iter().any(|c| *c == format!("'{n}")),
+            "{n}: {texts:?}"
+        );
     }
     assert!(!texts.iter().any(|c| c.starts_with(['=', '+', '-', '@'])));
 }
@@ -670,7 +690,10 @@ async fn issue13_half_sent_requests_are_closed_and_do_not_block_a_request() {
     let n = keep.read(&mut b).await.unwrap();
     assert!(b[..n].starts_with(b"HTTP/1.1 200"));
     for s in &mut slow {
-        assert!(closed(s, Duration::from_secs(5)).await, "half-sent request kept open");
+        assert!(
+            closed(s, Duration::from_secs(5)).await,
+            "half-sent request kept open"
+        );
     }
     // The idle keep-alive connection outlives the header timeout …
     assert!(!closed(&mut keep, Duration::from_millis(300)).await);
@@ -699,11 +722,7 @@ fn issue13_metrics_name_push_terminals_instead_of_serial_numbers() {
     m.name_devices(devices);
     m.name_sources(sources);
     for sn in ["CQZ7231460021", "A8N5230560123"] {
-        m.set(
-            "attendd_terminal_last_seen_seconds",
-            &[("device", sn)],
-            1.0,
-        );
+        m.set("attendd_terminal_last_seen_seconds", &[("device", sn)], 1.0);
         m.add(
             "attendd_punches_total",
             &[("source", &format!("zk_push[0]:{sn}")), ("outcome", "new")],
@@ -711,7 +730,10 @@ fn issue13_metrics_name_push_terminals_instead_of_serial_numbers() {
         );
     }
     let t = m.render();
-    assert!(!t.contains("CQZ7231460021") && !t.contains("A8N5230560123"), "{t}");
+    assert!(
+        !t.contains("CQZ7231460021") && !t.contains("A8N5230560123"),
+        "{t}"
+    );
     assert!(t.contains("device=\"gate-1\""), "{t}");
     assert!(t.contains("device=\"zk_push[0].terminals[1]\""), "{t}");
     assert!(t.contains("source=\"zk_push[0]:gate-1\""), "{t}");
@@ -724,9 +746,10 @@ fn issue13_metrics_name_push_terminals_instead_of_serial_numbers() {
             "terminals[1].name",
         ),
     ] {
-        let z: attendd::source::push::RawZkPush =
-            toml::from_str(&format!("listen = \"127.0.0.1:0\"\n[[terminals]]\n{terminals}\n"))
-                .unwrap();
+        let z: attendd::source::push::RawZkPush = toml::from_str(&format!(
+            "listen = \"127.0.0.1:0\"\n[[terminals]]\n{terminals}\n"
+        ))
+        .unwrap();
         let mut problems = Vec::new();
         z.check("source.zk_push[0]", &mut |k, w| {
             problems.push(format!("{k}: {w}"))
