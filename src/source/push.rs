@@ -285,8 +285,8 @@ impl RawZkTerminal {
 pub type Renames = Vec<(String, String)>;
 
 /// What `/metrics` shows for the configured push terminals: (device id,
-/// name) and (source name, source name with the name), so that no serial
-/// number appears in a label.
+/// name) and (source name, `zk_push[I]:NAME`, or `zk_push[I].terminals[J]`
+/// without a name), so that no serial number appears in a label.
 pub fn metric_names(sources: &crate::config::RawSources) -> (Renames, Renames) {
     let mut devices = Vec::new();
     let mut names = Vec::new();
@@ -294,10 +294,11 @@ pub fn metric_names(sources: &crate::config::RawSources) -> (Renames, Renames) {
         for (j, t) in z.terminals.iter().enumerate() {
             let label = t.label(i, j);
             devices.push((t.sn.clone(), label.clone()));
-            names.push((
-                super::zk_push::source_name(i, &t.sn),
-                super::zk_push::source_name(i, &label),
-            ));
+            let shown = match &t.name {
+                Some(_) => super::zk_push::source_name(i, &label),
+                None => label.clone(),
+            };
+            names.push((super::zk_push::source_name(i, &t.sn), shown));
         }
     }
     (devices, names)

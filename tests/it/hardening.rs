@@ -737,6 +737,7 @@ fn issue13_metrics_name_push_terminals_instead_of_serial_numbers() {
     assert!(t.contains("device=\"gate-1\""), "{t}");
     assert!(t.contains("device=\"zk_push[0].terminals[1]\""), "{t}");
     assert!(t.contains("source=\"zk_push[0]:gate-1\""), "{t}");
+    assert!(t.contains("source=\"zk_push[0].terminals[1]\""), "{t}");
 
     // A name must not be the serial number, nor used twice.
     for (terminals, key) in [
