@@ -31,6 +31,7 @@ pub(crate) fn parse_line(line: &str) -> Result<AttLine, String> {
         .trim();
     let local = NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M:%S")
         .map_err(|_| format!("time {time:?} is not YYYY-MM-DD HH:MM:SS"))?;
+    let local = crate::dates::bounded_local(local).map_err(|e| format!("time {e}"))?;
     Ok(AttLine {
         pin: pin.to_string(),
         local,
@@ -53,5 +54,20 @@ mod tests {
         assert!(parse_line("0217 2026-11-02 08:29:13").is_err());
         assert!(parse_line("0217\t2026-13-02 08:29:13").is_err());
         assert!(parse_line("\t2026-11-02 08:29:13").is_err());
+    }
+
+    /// Issue 13: a year such as -262143 reached date arithmetic that
+    /// overflows; such lines are refused (reported, not imported).
+    #[test]
+    fn refuses_times_outside_2000_to_2100() {
+        for t in [
+            "-262143-01-02 12:00:00",
+            "1999-12-31 23:59:59",
+            "2101-01-01 00:00:00",
+        ] {
+            let e = parse_line(&format!("0217\t{t}\t1")).unwrap_err();
+            assert!(e.contains("outside"), "{t}: {e}");
+        }
+        assert!(parse_line("0217\t2000-01-01 00:00:00\t1").is_ok());
     }
 }
