@@ -811,3 +811,111 @@ fn issue13_unit_raises_the_file_limit() {
         "LimitNOFILE={n}"
     );
 }
+
+/// Issue 13, the daemon on a full disk: `/healthz` and the unit's STATUS
+/// line say the store cannot write (the watchdog keeps being fed: a
+/// restart frees no space), and both recover by themselves when space
+/// returns.
+#[test]
+fn issue13_daemon_on_a_full_disk_says_so_and_recovers() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use crate::proc::{Kill, free_port, http_get};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    let _fs = match Tmpfs::mount(&mnt, "3m") {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "SKIPPED issue13_daemon_on_a_full_disk: cannot mount a tmpfs ({e}); run as root to test"
+            );
+            return;
+        }
+    };
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let http = free_port();
+    let config = dir.path().join("attendd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy]\nfile = {POLICY:?}\n[store]\nurl = \"sqlite://{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
+            mnt.join("attendd.db").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("run.log");
+    let logf = std::fs::File::create(&log).unwrap();
+    let _child = Kill(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "2000000")
+            .env_remove("WATCHDOG_PID")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().unwrap())
+            .stderr(logf)
+            .spawn()
+            .unwrap(),
+    );
+    let mut seen: Vec<String> = Vec::new();
+    let mut wait_for = |pred: &dyn Fn(&str) -> bool, bound: Duration| -> bool {
+        let deadline = Instant::now() + bound;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let hit = msg.lines().any(pred);
+                seen.push(msg);
+                if hit {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_for(&|l| l == "READY=1", Duration::from_secs(30)),
+        "{}",
+        logs()
+    );
+    assert_eq!(http_get(http, "/healthz").map(|r| r.0), Some(200));
+
+    let filler = mnt.join("filler");
+    fill(&filler);
+    assert!(
+        wait_for(
+            &|l| l.starts_with("STATUS=degraded: the store cannot write") && l.contains("full"),
+            Duration::from_secs(20)
+        ),
+        "{seen:?}\n{}",
+        logs()
+    );
+    let (code, body) = http_get(http, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("cannot write"), "{body}");
+    // Still fed while degraded.
+    assert!(
+        wait_for(&|l| l == "WATCHDOG=1", Duration::from_secs(5)),
+        "{seen:?}"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        wait_for(
+            &|l| l == "STATUS=running: the store writes again",
+            Duration::from_secs(10)
+        ),
+        "{seen:?}\n{}",
+        logs()
+    );
+    assert_eq!(http_get(http, "/healthz").map(|r| r.0), Some(200));
+    assert!(!logs().contains("transaction depth"), "{}", logs());
+}
