@@ -59,7 +59,8 @@ PY
 done
 
 status=0
-schemathesis run "http://127.0.0.1:$port/api/v1/openapi.json" \
+# Run from the temporary folder: schemathesis keeps a cache where it runs.
+(cd "$work" && schemathesis run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --url "http://127.0.0.1:$port" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
@@ -67,7 +68,7 @@ schemathesis run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --phases examples,coverage,fuzzing \
   --workers 1 \
   --no-color \
-  "$@" || status=$?
+  "$@") || status=$?
 
 if ! kill -0 "$daemon" 2>/dev/null; then
   echo "error: the daemon died during the run; its log:" >&2
