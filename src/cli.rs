@@ -96,6 +96,7 @@ pub struct SimulateArgs {
     #[arg(
         long,
         value_name = "YYYY-MM-DD",
+        value_parser = crate::dates::parse_date,
         required_unless_present = "write_employees"
     )]
     pub date: Option<NaiveDate>,
@@ -150,10 +151,10 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "FILE")]
     pub holidays: Option<PathBuf>,
     /// First date, YYYY-MM-DD.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub from: NaiveDate,
     /// Last date (inclusive), YYYY-MM-DD.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub to: NaiveDate,
     /// One JSON object per line instead of a table.
     #[arg(long)]

@@ -486,6 +486,16 @@ pub struct RawHttp {
     /// Without any, every API request is refused (401).
     #[serde(default)]
     pub tokens: Vec<RawToken>,
+    /// Most connections open at once on the API listener; default 1024.
+    /// At the cap a new connection closes the longest-idle one (or a
+    /// half-sent request), else waits. Request heads must arrive within
+    /// 30 s of their first byte; idle connections close after 60 s.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    crate::http::DEFAULT_MAX_CONNECTIONS
 }
 
 /// `[[http.tokens]]`: one API bearer token.
@@ -522,6 +532,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// API bearer tokens, secrets resolved from the environment.
     pub http_tokens: Vec<crate::http::auth::ApiToken>,
+    /// `[http] max_connections`.
+    pub http_max_connections: usize,
     /// `[ingest]` settings.
     pub ingest: RawIngest,
     /// `[schedule]` settings.
@@ -857,8 +869,39 @@ fn check_sink(
     }
 }
 
-/// Reads and validates a configuration and the policy it names.
+/// Reads and validates a configuration and the policy it names, for the
+/// daemon: every secret it names in the environment must be set.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_for(path, Purpose::Daemon)
+}
+
+/// Reads and validates a configuration for a command that only reads or
+/// writes the store (`punches`, `day`, `quarantine`, `deduct`, …): secrets
+/// named by `url_env`, `secret_env`, `password_env`, `path_secret_env` or
+/// `token_env` may be unset, since only the daemon sends alerts, serves
+/// terminals and answers the API. Everything else is checked as for the
+/// daemon.
+pub fn load_for_commands(path: &Path) -> Result<Config, ConfigError> {
+    load_for(path, Purpose::Commands)
+}
+
+/// Who reads the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// `attendd run` and `check-config`: everything must be in place.
+    Daemon,
+    /// Store commands: secrets in the environment are not needed.
+    Commands,
+}
+
+/// True for a problem that says a secret's environment variable is unset,
+/// which only the daemon cares about.
+fn is_unset_secret(key: &str, why: &str) -> bool {
+    let secret_key = key.ends_with("_env") || (key.starts_with("sink[") && key.ends_with(".url"));
+    secret_key && why.starts_with("environment variable ")
+}
+
+fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let one = |m: String| ConfigError { problems: vec![m] };
     let text =
@@ -874,7 +917,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
-    let mut push = |key: &str, why: String| problems.push(format!("{file}: key `{key}`: {why}"));
+    let mut push = |key: &str, why: String| {
+        if purpose == Purpose::Commands && is_unset_secret(key, &why) {
+            return;
+        }
+        problems.push(format!("{file}: key `{key}`: {why}"))
+    };
 
     let policy_path = base.join(&raw.policy.file);
     for k in &mut raw.sink {
@@ -1078,6 +1126,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         },
         None => None,
     };
+    if raw.http.as_ref().is_some_and(|h| h.max_connections == 0) {
+        push("http.max_connections", "must be positive".into());
+    }
     check_schedule(&raw.schedule, &mut push);
     let mut names = std::collections::HashSet::new();
     for (i, k) in raw.sink.iter().enumerate() {
@@ -1107,6 +1158,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             sources: raw.source,
             http_listen,
             http_tokens,
+            http_max_connections: raw
+                .http
+                .as_ref()
+                .map_or(crate::http::DEFAULT_MAX_CONNECTIONS, |h| h.max_connections),
             ingest: raw.ingest,
             schedule: raw.schedule,
             sinks: raw.sink,

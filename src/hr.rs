@@ -127,8 +127,19 @@ pub async fn record_manual(
         }
         _ => {}
     }
+    // A month's score starts at `score_base` and no single entry can take
+    // or give more than that; larger values only overflow the month's sum.
     let points = match req.points.or(rule.points) {
-        Some(p) if p > Points::ZERO => p,
+        Some(p) if p > Points::ZERO && p <= policy.score_base => p,
+        Some(p) if p > Points::ZERO => {
+            return Err(invalid(
+                "points",
+                format!(
+                    "{p} is more than the policy's score_base ({})",
+                    policy.score_base
+                ),
+            ));
+        }
         Some(p) => return Err(invalid("points", format!("{p} is not positive"))),
         None => {
             return Err(invalid(

@@ -157,13 +157,16 @@ impl LocalTimes {
     }
 
     /// Parses `YYYY-MM-DD HH:MM[:SS]` (local, this zone) or RFC 3339 with an
-    /// offset.
+    /// offset, on a date in [`crate::dates::FIRST`]..=[`crate::dates::LAST`].
     pub fn parse(&mut self, s: &str) -> Result<DateTime<Utc>, String> {
         let s = s.trim();
+        let out_of_range = |e: String| format!("time {e}");
         if let Some(local) = parse_local_fast(s) {
+            crate::dates::bounded_local(local).map_err(out_of_range)?;
             return Ok(self.resolve(local));
         }
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            crate::dates::bounded_local(t.naive_local()).map_err(out_of_range)?;
             return Ok(t.with_timezone(&Utc));
         }
         for f in [
@@ -173,6 +176,7 @@ impl LocalTimes {
             "%Y-%m-%dT%H:%M",
         ] {
             if let Ok(l) = NaiveDateTime::parse_from_str(s, f) {
+                crate::dates::bounded_local(l).map_err(out_of_range)?;
                 return Ok(self.resolve(l));
             }
         }
@@ -211,8 +215,7 @@ fn parse_local_fast(s: &str) -> Option<NaiveDateTime> {
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| format!("date {:?} is not YYYY-MM-DD", s.trim()))
+    crate::dates::parse_date(s).map_err(|e| format!("date {e}"))
 }
 
 /// A CSV file with named columns.

@@ -64,6 +64,9 @@ pub struct Pipeline {
     devices: HashMap<Arc<str>, String>,
     /// [`STALL_FILE_ENV`], read once at start.
     stall_file: Option<std::path::PathBuf>,
+    /// Where a failed or successful write to the store is reported
+    /// (`/healthz`'s `store`).
+    health: Option<Arc<crate::health::Health>>,
 }
 
 /// The keys an alias is found under: as written (lower case), and the
@@ -142,6 +145,7 @@ impl Pipeline {
             drift: Arc::default(),
             devices: HashMap::new(),
             stall_file: std::env::var_os(STALL_FILE_ENV).map(Into::into),
+            health: None,
         })
     }
 
@@ -168,6 +172,12 @@ impl Pipeline {
     /// terminal.
     pub fn with_devices(mut self, devices: HashMap<Arc<str>, String>) -> Self {
         self.devices = devices;
+        self
+    }
+
+    /// The same pipeline reporting every commit's outcome to `health`.
+    pub fn with_health(mut self, health: Arc<crate::health::Health>) -> Self {
+        self.health = Some(health);
         self
     }
 
@@ -406,15 +416,24 @@ impl Sink for Pipeline {
             }
         }
         let started = std::time::Instant::now();
-        let outcomes = if punches.is_empty() {
-            Vec::new()
-        } else {
-            self.store.insert_punches(&punches).await.map_err(|e| {
-                self.metrics.add("attendd_store_errors_total", &[], 1.0);
-                SinkError(e.to_string())
-            })?
-        };
-        self.store.quarantine_many(&quarantine).await.map_err(|e| {
+        let written = async {
+            let outcomes = if punches.is_empty() {
+                Vec::new()
+            } else {
+                self.store.insert_punches(&punches).await?
+            };
+            self.store.quarantine_many(&quarantine).await?;
+            Ok::<_, crate::store::StoreError>(outcomes)
+        }
+        .await;
+        if let Some(h) = &self.health {
+            h.store_written(
+                written.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                self.store.engine(),
+                Utc::now(),
+            );
+        }
+        let outcomes = written.map_err(|e| {
             self.metrics.add("attendd_store_errors_total", &[], 1.0);
             SinkError(e.to_string())
         })?;

@@ -125,6 +125,8 @@ pub enum ApiError {
     NotFound(String),
     /// 409: conflicts with the state (published month, deadline passed).
     Conflict(String),
+    /// 415: a JSON route was sent a body that does not say it is JSON.
+    UnsupportedMediaType(String),
     /// 500: logged with this text, answered without it.
     Internal(String),
 }
@@ -160,6 +162,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             ApiError::Internal(m) => {
                 tracing::error!("api: {m}");
                 (
@@ -230,8 +233,7 @@ async fn visible_employee(api: &Api, c: &Caller, id: &str) -> Result<EmployeeRec
 }
 
 fn parse_date(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| ApiError::BadRequest(format!("{field}: {s:?} is not YYYY-MM-DD")))
+    crate::dates::parse_date(s).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
 
 fn parse_month(s: &str) -> Result<NaiveDate, ApiError> {
@@ -295,6 +297,53 @@ fn ok<T: Serialize>(v: &T) -> ApiResult {
 
 fn created<T: Serialize>(v: &T) -> ApiResult {
     Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+/// The body of a JSON route. Its `Content-Type` must be
+/// `application/json` (parameters such as `charset` allowed) or an
+/// `application/…+json` type; anything else, or none, is 415.
+struct JsonBody(Bytes);
+
+/// True for `application/json` and `application/…+json`, any parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|s| s.ends_with("+json"))
+}
+
+impl axum::extract::FromRequest<Arc<Api>> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &Arc<Api>) -> Result<Self, ApiError> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("?").to_string());
+        match ct {
+            Some(ct) if is_json(&ct) => {}
+            Some(ct) => {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "content-type: {ct:?} is not application/json"
+                )));
+            }
+            None => {
+                return Err(ApiError::UnsupportedMediaType(
+                    "content-type: missing; send application/json".into(),
+                ));
+            }
+        }
+        let b = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+        Ok(JsonBody(b))
+    }
 }
 
 fn body<T: for<'de> Deserialize<'de>>(b: &Bytes) -> Result<T, ApiError> {
@@ -798,7 +847,7 @@ struct EntryBody {
     kind: Option<String>,
 }
 
-async fn add_entry(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+async fn add_entry(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBody) -> ApiResult {
     people(&c)?;
     let b: EntryBody = body(&b)?;
     let kind = match b.kind.as_deref() {
@@ -839,7 +888,11 @@ struct CorrectionBody {
     reason: String,
 }
 
-async fn add_correction(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+async fn add_correction(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    JsonBody(b): JsonBody,
+) -> ApiResult {
     people(&c)?;
     let b: CorrectionBody = body(&b)?;
     let time = crate::input::LocalTimes::new(api.policy().tz)
@@ -897,7 +950,7 @@ struct AppealBody {
     reason: String,
 }
 
-async fn file_appeal(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+async fn file_appeal(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBody) -> ApiResult {
     people(&c)?;
     let b: AppealBody = body(&b)?;
     let entry = api.store.ledger_entry(b.ledger_id).await?;
@@ -938,7 +991,7 @@ async fn answer_appeal(
     State(api): State<Arc<Api>>,
     c: Caller,
     Path(id): Path<String>,
-    b: Bytes,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
     hr_only(&c)?;
     let id: i64 = id

@@ -148,7 +148,7 @@ pub enum PunchFormat {
 #[derive(Debug, clap::Args)]
 pub struct PunchesArgs {
     /// The date, YYYY-MM-DD, in the policy's zone.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub date: NaiveDate,
     /// Only this employee.
     #[arg(long, value_name = "ID")]
@@ -162,6 +162,7 @@ pub struct PunchesArgs {
 #[derive(Debug, clap::Args)]
 pub struct DayArgs {
     /// The date, YYYY-MM-DD; default today in the policy's zone.
+    #[arg(value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub date: Option<NaiveDate>,
     /// Configuration and output options.
     #[command(flatten)]
@@ -256,10 +257,10 @@ pub enum AdjustmentAction {
 #[derive(Debug, clap::Args)]
 pub struct RecomputeArgs {
     /// First date, YYYY-MM-DD.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub from: NaiveDate,
     /// Last date (inclusive), YYYY-MM-DD; capped at today.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub to: NaiveDate,
     /// Only this employee.
     #[arg(long, value_name = "ID")]
@@ -282,8 +283,7 @@ pub struct PublishArgs {
 
 /// Parses `YYYY-MM` into the first day of the month.
 pub fn parse_month(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(&format!("{}-01", s.trim()), "%Y-%m-%d")
-        .map_err(|_| format!("month {s:?} is not YYYY-MM"))
+    crate::dates::parse_month(s)
 }
 
 /// Why a command failed, and so its exit code.
@@ -345,7 +345,7 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
     }
     .clone();
     let path = config::config_path(common.config.as_deref());
-    let cfg = config::load(&path).map_err(|e| CmdError::Input(e.to_string()))?;
+    let cfg = config::load_for_commands(&path).map_err(|e| CmdError::Input(e.to_string()))?;
     let store = Store::open(&cfg.store_url).await?;
     let ctx = Ctx {
         cfg: &cfg,

@@ -439,6 +439,23 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// Whether an idle connection may be handed out: not when a transaction is
+/// still open on it. A failed `COMMIT` (SQLite's `database or disk is
+/// full`) can leave the driver counting an open transaction that SQLite
+/// already rolled back; the `ROLLBACK` queued by the dropped transaction
+/// then fails too, and every later `BEGIN` on that connection would be
+/// refused ("attempted to call begin_with at non-zero transaction depth")
+/// until a restart. Such a connection is closed instead and the pool opens
+/// a fresh one. (The pool pings a connection when it is released and again
+/// before this check, so a queued rollback has run by now.)
+async fn fit_for_reuse<C: sqlx::Connection>(c: &mut C) -> Result<bool, sqlx::Error> {
+    if c.is_in_transaction() {
+        tracing::warn!("store: closing a connection left inside a failed transaction");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// Hides the password of a URL for messages.
 pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://")
@@ -483,6 +500,7 @@ impl Store {
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                .before_acquire(|c, _| Box::pin(fit_for_reuse(c)))
                 .connect_with(opts)
                 .await
                 .map_err(|source| StoreError::Connect {
@@ -502,6 +520,7 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
+                .before_acquire(|c, _| Box::pin(fit_for_reuse(c)))
                 .connect_with(opts)
                 .await
                 .map_err(|source| StoreError::Connect {
@@ -687,6 +706,12 @@ impl Store {
     /// Audit rows of one table (all tables when `None`), oldest first.
     pub async fn audit(&self, table: Option<&str>) -> Result<Vec<AuditRow>, StoreError> {
         dispatch!(self, audit(table))
+    }
+
+    /// Rewrites one probe row in a write transaction: `Ok` when the store
+    /// can write now (`/healthz` asks every few seconds).
+    pub async fn probe_write(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, probe_write(now))
     }
 
     /// The earliest punch date (UTC) of any of these employees.

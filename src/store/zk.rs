@@ -82,4 +82,22 @@ mod tests {
         let e = parse_line("0217\t1970-01-01 00:00:07\t1\t0\t1\t0").unwrap_err();
         assert!(e.contains("terminal clock not set"), "{e}");
     }
+
+    /// Issue 13: a year such as -262143 reached date arithmetic that
+    /// overflows; such lines are refused (reported, not imported).
+    #[test]
+    fn refuses_times_outside_2000_to_2100() {
+        for t in [
+            "-262143-01-02 12:00:00",
+            "1999-12-31 23:59:59",
+            "2101-01-01 00:00:00",
+        ] {
+            let e = parse_line(&format!("0217\t{t}\t1")).unwrap_err();
+            assert!(
+                e.contains("outside") || e.contains("clock not set"),
+                "{t}: {e}"
+            );
+        }
+        assert!(parse_line("0217\t2000-01-01 00:00:00\t1").is_ok());
+    }
 }

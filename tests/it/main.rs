@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod daemon;
 mod dashboard;
+mod hardening;
 mod hr_cli;
 mod hr_fixture;
 mod mqtt_source;
