@@ -125,6 +125,8 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
             supervisor: r.supervisor,
             default_shift: r.shift,
             aliases: r.aliases,
+            start_date: None,
+            end_date: None,
         })
         .collect();
     employees.sort_by(|a, b| a.id.cmp(&b.id));

@@ -55,6 +55,26 @@ pub struct Employee {
     pub default_shift: Option<ShiftIdx>,
     /// Card numbers and face-match names that identify the person.
     pub aliases: Vec<String>,
+    /// First day employed (inclusive); `None` when employees.csv leaves it
+    /// empty. Earlier dates are `not_employed` (policy.md, "Employment
+    /// dates").
+    pub start_date: Option<NaiveDate>,
+    /// Last day employed (inclusive); `None` when employees.csv leaves it
+    /// empty. Later dates are `not_employed`.
+    pub end_date: Option<NaiveDate>,
+}
+
+impl Employee {
+    /// True when `date` lies within the employment dates.
+    pub fn employed_on(&self, date: NaiveDate) -> bool {
+        employed_on(self.start_date, self.end_date, date)
+    }
+}
+
+/// True when `date` lies in `[start, end]`, either bound optional
+/// (policy.md, "Employment dates": both inclusive).
+pub fn employed_on(start: Option<NaiveDate>, end: Option<NaiveDate>, date: NaiveDate) -> bool {
+    start.is_none_or(|s| date >= s) && end.is_none_or(|e| date <= e)
 }
 
 /// One recognition event, already attributed to an employee.
