@@ -122,8 +122,20 @@ pub async fn run_daemon(
         )
         .await
         .map_err(|e| (2, format!("store: {e}")))?
-        .with_devices(push_devices),
+        .with_devices(push_devices)
+        .with_classify_from(config.ingest.classify_from),
     );
+    // The day the daemon first runs on a store is where it starts
+    // classifying, unless configured or already fixed (policy.md).
+    let now = chrono::Utc::now();
+    store
+        .classification_start(
+            config.ingest.classify_from,
+            Some(crate::domain::time::to_local(config.policy.tz, now).date_naive()),
+            now,
+        )
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?;
     let health = Arc::new(Health::default());
     health.set("store", true, store.engine(), chrono::Utc::now());
     let shared = Shared {

@@ -175,7 +175,10 @@ impl Scheduler {
             d = d + Days::new(1);
         }
         let start = closed.first().map_or(today - Days::new(1), |c| c.date);
-        open.retain(|d| *d >= start);
+        // Days before the classification start are never closed: they are
+        // not classified automatically (policy.md, "Real sites").
+        let classify_from = self.store.classify_from_fixed().await?;
+        open.retain(|d| *d >= start && classify_from.is_none_or(|c| *d >= c));
         let first = open
             .first()
             .copied()

@@ -380,6 +380,9 @@ async fn days(
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
     let status = q.get("status").map(String::as_str);
+    if let Some(doc) = before_start(&api, date, p, "items").await? {
+        return ok(&doc);
+    }
     // Filtering and paging happen in the database: only the page's
     // verdicts are read, and they are sent as stored.
     let (total, rows) = api
@@ -396,6 +399,35 @@ async fn days(
     let end = p.offset.saturating_add(rows.len());
     let body = days_json(date, &rows, total, p, (end < total).then_some(end))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The answer for a date before classification starts (policy.md, "Real
+/// sites"): no rows, one note.
+async fn before_start(
+    api: &Api,
+    date: NaiveDate,
+    p: Paging,
+    rows: &str,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let Some(start) = api
+        .store
+        .classify_from(None)
+        .await?
+        .filter(|s| date < *s)
+    else {
+        return Ok(None);
+    };
+    let mut doc = json!({
+        "date": date,
+        "classify_from": start,
+        "note": crate::store::cmd::before_start_note(date, start),
+        "total": 0,
+        "offset": p.offset,
+        "limit": p.limit,
+        "next_offset": null,
+    });
+    doc[rows] = json!([]);
+    Ok(Some(doc))
 }
 
 /// Writes a page of the daily table. The stored verdicts are our own
@@ -484,6 +516,9 @@ async fn summary(
     let date = parse_date("date", &date)?;
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
+    if let Some(doc) = before_start(&api, date, p, "rows").await? {
+        return ok(&doc);
+    }
     // Totals are counted in the database; only the page's rows are read.
     let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_team: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();

@@ -44,6 +44,7 @@ mod lock;
 pub mod outbox;
 mod push;
 mod recompute;
+mod start;
 pub mod summary;
 mod zk;
 
@@ -237,6 +238,10 @@ pub struct EmployeeRecord {
     pub shift: Option<String>,
     /// Card numbers and face-match names.
     pub aliases: Vec<String>,
+    /// First day employed (inclusive), when known.
+    pub start_date: Option<NaiveDate>,
+    /// Last day employed (inclusive), when known.
+    pub end_date: Option<NaiveDate>,
 }
 
 /// A roster row as stored.
@@ -322,7 +327,9 @@ pub struct LedgerEntry {
     pub category: String,
     /// Rule id.
     pub rule: String,
-    /// Points in hundredths, always positive.
+    /// Points in hundredths, always positive. Shown as points (`10`,
+    /// `0.5`) wherever an entry is serialised: the API, `--json`, the audit.
+    #[serde(serialize_with = "points_number")]
     pub points: i64,
     /// True for a bonus.
     pub bonus: bool,
@@ -340,6 +347,12 @@ pub struct LedgerEntry {
     pub voided_by: Option<String>,
     /// Why it was voided.
     pub void_cause: Option<String>,
+}
+
+/// Hundredths serialised as the points they stand for (`1000` → `10`,
+/// `50` → `0.5`), as every other view shows points.
+fn points_number<S: serde::Serializer>(hundredths: &i64, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&crate::domain::Points::from_hundredths(*hundredths), s)
 }
 
 /// A manual ledger entry to record (a supervisor's deduction or a bonus).

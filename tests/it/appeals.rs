@@ -305,6 +305,8 @@ async fn hr_store_calls_on_postgres() {
             supervisor: "lead".into(),
             shift: None,
             aliases: Vec::new(),
+            start_date: None,
+            end_date: None,
         }])
         .await
         .unwrap();

@@ -64,7 +64,7 @@ async fn deduct_bonus_correct_appeal_export() {
     assert_eq!(code, 0, "{err}");
     let e: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(e["rule"], "shift_swap");
-    assert_eq!(e["points"], 200);
+    assert_eq!(e["points"], 2);
     assert_eq!(e["recorded_by"], "hr-clerk");
     let (code, _, err) = run(
         &cfg,

@@ -60,6 +60,8 @@ fn emp(id: &str, name: &str, team: &str) -> EmployeeRecord {
         supervisor: format!("lead-{team}"),
         shift: None,
         aliases: Vec::new(),
+        start_date: None,
+        end_date: None,
     }
 }
 
