@@ -409,12 +409,7 @@ async fn before_start(
     p: Paging,
     rows: &str,
 ) -> Result<Option<serde_json::Value>, ApiError> {
-    let Some(start) = api
-        .store
-        .classify_from(None)
-        .await?
-        .filter(|s| date < *s)
-    else {
+    let Some(start) = api.store.classify_from(None).await?.filter(|s| date < *s) else {
         return Ok(None);
     };
     let mut doc = json!({

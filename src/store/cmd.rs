@@ -569,8 +569,7 @@ async fn import(
             let changed: Vec<String> = rows
                 .iter()
                 .filter(|r| {
-                    before.get(&r.employee_id)
-                        != Some(&(r.shift.clone(), r.start_date, r.end_date))
+                    before.get(&r.employee_id) != Some(&(r.shift.clone(), r.start_date, r.end_date))
                 })
                 .map(|r| r.employee_id.clone())
                 .collect();
@@ -586,7 +585,11 @@ async fn import(
                         .unwrap_or_default(),
                 ),
                 None if changed.is_empty() => None,
-                None => ctx.store.classify_from(ctx.cfg.ingest.classify_from).await?,
+                None => {
+                    ctx.store
+                        .classify_from(ctx.cfg.ingest.classify_from)
+                        .await?
+                }
             };
             let rep = match start {
                 Some(s) => {
@@ -954,7 +957,10 @@ async fn import_punches(
         err,
     )
     .await?;
-    let start = ctx.store.classify_from(ctx.cfg.ingest.classify_from).await?;
+    let start = ctx
+        .store
+        .classify_from(ctx.cfg.ingest.classify_from)
+        .await?;
     let before = start.map_or(0, |s| new_dates.iter().filter(|d| **d < s).count());
     if before > 0
         && let Some(s) = start

@@ -82,9 +82,10 @@ impl Store {
                     None => {
                         let first = dispatch!(self, earliest_verdict())?.or(candidate);
                         match first {
-                            Some(d) => Some(
-                                dispatch!(self, setting_once(CLASSIFY_FROM, &d.to_string(), false, now))?,
-                            ),
+                            Some(d) => Some(dispatch!(
+                                self,
+                                setting_once(CLASSIFY_FROM, &d.to_string(), false, now)
+                            )?),
                             None => None,
                         }
                     }

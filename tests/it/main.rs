@@ -16,6 +16,7 @@ mod policy_files;
 mod proc;
 mod properties;
 mod push;
+mod real_site;
 mod scale;
 mod scheduler;
 mod scores_dst;

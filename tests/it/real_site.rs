@@ -1,0 +1,439 @@
+//! A real site's store (policy.md, "Real sites"): where classification
+//! starts, per-employee recompute ranges, every scheduled employee on every
+//! past day, roster and holiday conflicts, and HR's spreadsheet files
+//! (interfaces.md, "CSV inputs").
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use attendd::source::{Received, Sink};
+use attendd::store::Store;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+const BIN: &str = env!("CARGO_BIN_EXE_attendd");
+const POLICY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/config/policies/seed-default.toml"
+);
+const CITY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/config/policies/city-management-24h.toml"
+);
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A SQLite store in a temporary folder and a config file for it.
+struct Site {
+    dir: tempfile::TempDir,
+    url: String,
+    config: PathBuf,
+}
+
+fn site(extra: &str) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("attendd.db").display());
+    let config = dir.path().join("attendd.toml");
+    std::fs::write(
+        &config,
+        format!("[policy]\nfile = {POLICY:?}\n\n[store]\nurl = {url:?}\n{extra}"),
+    )
+    .unwrap();
+    Site { dir, url, config }
+}
+
+impl Site {
+    fn file(&self, name: &str, body: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("ATTENDD_STORE_URL")
+            .env_remove("ATTENDD_CONFIG")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    }
+
+    async fn store(&self) -> Store {
+        Store::open(&self.url).await.unwrap()
+    }
+}
+
+const EMPLOYEES: &str = "employee_id,name,team,supervisor\nE001,Li Na,hotline,S01\nE002,Wang Wei,hotline,S01\nE003,Zhang Min,dispatch,S02\n";
+
+fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `attendd import punches` then `summary` / `day` of a past date: the
+/// employees who never came are there, `absent_full` (issue: only the
+/// punching employees were listed).
+#[test]
+fn past_day_lists_every_scheduled_employee_after_a_punch_import() {
+    let s = site("");
+    s.ok(&["import", "employees", &s.file("employees.csv", EMPLOYEES)]);
+    let punches = s.file(
+        "punches.csv",
+        "employee_id,time,device_id\nE001,2026-11-02 08:29:13,gate-1\nE001,2026-11-02 17:31:02,gate-1\n",
+    );
+    s.ok(&["import", "punches", &punches]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&s.ok(&["summary", "2026-11-02", "--json"])).unwrap();
+    let rows = doc["rows"].as_array().unwrap();
+    let status: HashMap<&str, &str> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["employee_id"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(status.len(), 3, "{doc}");
+    assert_eq!(status["E001"], "present");
+    assert_eq!(status["E002"], "absent_full");
+    assert_eq!(status["E003"], "absent_full");
+    let day = json_lines(&s.ok(&["day", "2026-11-02", "--json"]));
+    assert_eq!(day.len(), 3);
+}
+
+/// One backlog punch from 2015 in a store that started on 2026-11-02 is
+/// stored and counted, never classified: no absences for the years between
+/// (issue: 2,881 absences for one employee), and the day says why.
+#[test]
+fn an_old_punch_before_the_classification_start_is_stored_not_classified() {
+    let s = site("");
+    s.ok(&["import", "employees", &s.file("employees.csv", EMPLOYEES)]);
+    s.ok(&[
+        "import",
+        "punches",
+        &s.file(
+            "nov.csv",
+            "employee_id,time\nE001,2026-11-02 08:29:13\nE001,2026-11-02 17:31:02\n",
+        ),
+    ]);
+    let out = s.ok(&[
+        "import",
+        "punches",
+        &s.file("old.csv", "employee_id,time\nE002,2015-03-02 08:31:00\n"),
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["new"], 1, "{r}");
+    assert_eq!(r["before_classify_from"], 1, "{r}");
+    assert_eq!(r["classify_from"], "2026-11-02", "{r}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = s.store().await;
+        let old = store
+            .verdicts(d("2015-01-01"), d("2026-11-01"), None)
+            .await
+            .unwrap();
+        assert!(old.is_empty(), "{} verdicts before the start", old.len());
+        let ledger = store
+            .ledger(d("2015-01-01"), d("2026-11-01"), None)
+            .await
+            .unwrap();
+        assert!(ledger.is_empty());
+        // The punch itself is kept.
+        let p = store
+            .punches(
+                Utc.with_ymd_and_hms(2015, 3, 1, 0, 0, 0).unwrap(),
+                Utc.with_ymd_and_hms(2015, 3, 3, 0, 0, 0).unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(p.len(), 1);
+    });
+    let o = s.cli(&["day", "2015-03-02", "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).trim().is_empty(), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("before classification starts (2026-11-02)"),
+        "{}",
+        text(&o.stderr)
+    );
+    let sum: serde_json::Value =
+        serde_json::from_str(&s.ok(&["summary", "2015-03-02", "--json"])).unwrap();
+    assert_eq!(sum["rows"].as_array().unwrap().len(), 0);
+    assert!(
+        sum["note"]
+            .as_str()
+            .unwrap()
+            .contains("before classification")
+    );
+}
+
+/// `[ingest] classify_from` set on a store that already holds absences
+/// before it: the first automatic recompute voids them, audited.
+#[test]
+fn absences_stored_before_a_configured_start_are_voided_and_audited() {
+    let s = site("");
+    s.ok(&["import", "employees", &s.file("employees.csv", EMPLOYEES)]);
+    let punches = s.file(
+        "punches.csv",
+        "employee_id,time\nE001,2026-11-02 08:29:13\nE001,2026-11-02 17:31:02\nE001,2026-11-03 08:29:13\nE001,2026-11-03 17:31:02\n",
+    );
+    s.ok(&["import", "punches", &punches]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let active = |from: &str, to: &str| {
+        rt.block_on(async {
+            let store = s.store().await;
+            store
+                .ledger(d(from), d(to), Some("E002"))
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.voided_at.is_none())
+                .count()
+        })
+    };
+    assert_eq!(active("2026-11-02", "2026-11-02"), 1, "absent on 11-02");
+
+    // The site says it started on 11-03.
+    std::fs::write(
+        &s.config,
+        format!(
+            "[policy]\nfile = {POLICY:?}\n\n[store]\nurl = {:?}\n\n[ingest]\nclassify_from = \"2026-11-03\"\n",
+            s.url
+        ),
+    )
+    .unwrap();
+    s.ok(&[
+        "import",
+        "punches",
+        &s.file("more.csv", "employee_id,time\nE001,2026-11-04 08:29:13\n"),
+    ]);
+    assert_eq!(active("2026-11-02", "2026-11-02"), 0, "voided");
+    assert_eq!(active("2026-11-03", "2026-11-03"), 1, "kept from the start");
+    rt.block_on(async {
+        let store = s.store().await;
+        let audit = store.audit(None).await.unwrap();
+        assert!(
+            audit.iter().any(|a| a.table_name == "day_verdicts"
+                && a.row_key == "E002/2026-11-02"
+                && a.new_value.is_none()
+                && a.cause.contains("2026-11-03")),
+            "{audit:?}"
+        );
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.table_name == "ledger" && a.cause.contains("2026-11-03"))
+        );
+    });
+    let o = s.cli(&["day", "2026-11-02"]);
+    assert!(text(&o.stderr).contains("before classification starts"));
+}
+
+fn json_punch(emp: &str, local: &str) -> Received {
+    Received {
+        source: Arc::from("mqtt[0]"),
+        topic: Some("attendance/gate-1/punch".into()),
+        payload: format!(
+            r#"{{"employee_id":"{emp}","time":"{local}+08:00","device_id":"gate-1"}}"#
+        )
+        .into_bytes(),
+        received_at: Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap(),
+    }
+}
+
+/// A new punch re-classifies only its own employee's days: from the day
+/// before to the end of its month (the ladder), never another employee's
+/// days because they punched in the same round (issue: ranges were merged
+/// across employees).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_punch_reclassifies_only_its_own_employees_days() {
+    let s = site("");
+    s.ok(&["import", "employees", &s.file("employees.csv", EMPLOYEES)]);
+    let store = s.store().await;
+    let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
+    let mut sources = HashMap::new();
+    sources.insert(
+        Arc::from("mqtt[0]"),
+        attendd::pipeline::SourceDecoding {
+            decoder: attendd::ingest::decode::Decoder::with_options("json", &toml::Table::new())
+                .unwrap(),
+            tz: chrono_tz::Asia::Shanghai,
+        },
+    );
+    let pipeline = attendd::pipeline::Pipeline::new(
+        store.clone(),
+        policy,
+        sources,
+        Arc::new(attendd::metrics::Metrics::default()),
+        chrono::Duration::seconds(300),
+    )
+    .await
+    .unwrap()
+    .with_classify_from(Some(d("2026-11-01")));
+    pipeline
+        .commit(&[
+            json_punch("E001", "2026-11-10T08:29:00"),
+            json_punch("E002", "2026-11-25T08:29:00"),
+        ])
+        .await
+        .unwrap();
+    let now: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap();
+    pipeline.recompute_dirty(now).await.unwrap();
+    let v = store
+        .verdicts(d("2026-11-01"), d("2026-11-30"), None)
+        .await
+        .unwrap();
+    let dates = |e: &str| -> Vec<NaiveDate> {
+        v.iter()
+            .filter(|r| r.employee_id == e)
+            .map(|r| r.date)
+            .collect()
+    };
+    let e1 = dates("E001");
+    let e2 = dates("E002");
+    assert_eq!(e1.first(), Some(&d("2026-11-09")), "{e1:?}");
+    // The rest of E001's month up to today (the ladder counts per month).
+    assert_eq!(e1.last(), Some(&d("2026-11-26")), "{e1:?}");
+    assert_eq!(e2.first(), Some(&d("2026-11-24")), "{e2:?}");
+    assert!(dates("E003").is_empty(), "nobody else: {:?}", dates("E003"));
+}
+
+fn evaluate(s: &Site, policy: &str, extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["evaluate", "--policy", policy])
+        .args(["--employees", &s.file("e.csv", EMPLOYEES)])
+        .args([
+            "--punches",
+            &s.file("p.csv", "employee_id,time\nE001,2026-11-02 08:29:13\n"),
+        ])
+        .args(extra)
+        .args(["--from", "2026-11-02", "--to", "2026-11-04", "--json"])
+        .output()
+        .unwrap()
+}
+
+/// `evaluate` refuses what `import` refuses: two roster rows for one
+/// employee and date (the last one silently won), two holiday rows for one
+/// date, and overlapping rostered shifts; each with its line.
+#[test]
+fn evaluate_refuses_conflicting_roster_and_holiday_rows() {
+    let s = site("");
+    let roster = s.file(
+        "roster.csv",
+        "employee_id,date,shift\nE001,2026-11-03,day\nE002,2026-11-03,rest\nE001,2026-11-03,rest\n",
+    );
+    let o = evaluate(&s, POLICY, &["--roster", &roster]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("roster.csv:4:") && text(&o.stderr).contains("line 2"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stdout).is_empty(), "refused, not evaluated");
+
+    let holidays = s.file(
+        "holidays.csv",
+        "date,kind\n2026-11-03,holiday\n2026-11-03,workday\n",
+    );
+    let o = evaluate(&s, POLICY, &["--holidays", &holidays]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("holidays.csv:3:"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A night (18:00–08:00) and the next morning (08:00–12:00) touch:
+    // no overlap.
+    let ok_roster = s.file(
+        "ok.csv",
+        "employee_id,date,shift\nE001,2026-11-02,night\nE001,2026-11-03,morning\n",
+    );
+    let o = evaluate(&s, CITY, &["--roster", &ok_roster]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "touching shifts are fine: {}",
+        text(&o.stderr)
+    );
+}
+
+/// Two rostered shifts of one employee that overlap in time are refused,
+/// by `evaluate` and by `import roster`, naming the line.
+#[test]
+fn overlapping_rostered_shifts_are_refused() {
+    let s = site("");
+    let policy = s.file(
+        "long.toml",
+        &std::fs::read_to_string(CITY).unwrap().replace(
+            "id = \"night\"          # 晚班, counted on the date it starts\nstart = \"18:00\"\nend = \"08:00\"",
+            "id = \"night\"          # 晚班, counted on the date it starts\nstart = \"18:00\"\nend = \"09:00\"",
+        ),
+    );
+    let roster = s.file(
+        "roster.csv",
+        "employee_id,date,shift\nE001,2026-11-02,night\nE001,2026-11-03,morning\n",
+    );
+    let o = evaluate(&s, &policy, &["--roster", &roster]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("roster.csv:3:") && err.contains("overlaps") && err.contains("line 2"),
+        "{err}"
+    );
+
+    let s2 = site("");
+    std::fs::write(
+        &s2.config,
+        format!(
+            "[policy]\nfile = {policy:?}\n\n[store]\nurl = {:?}\n",
+            s2.url
+        ),
+    )
+    .unwrap();
+    s2.ok(&["import", "employees", &s2.file("employees.csv", EMPLOYEES)]);
+    let o = s2.cli(&["import", "roster", &roster]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("roster.csv:3:"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Against the stored roster too.
+    s2.ok(&[
+        "import",
+        "roster",
+        &s2.file("a.csv", "employee_id,date,shift\nE001,2026-11-02,night\n"),
+    ]);
+    let o = s2.cli(&[
+        "import",
+        "roster",
+        &s2.file("b.csv", "employee_id,date,shift\nE001,2026-11-03,morning\n"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("b.csv:2:") && text(&o.stderr).contains("stored roster"),
+        "{}",
+        text(&o.stderr)
+    );
+}
