@@ -1503,7 +1503,9 @@ async fn recompute_cmd(
 
 async fn publish(ctx: &Ctx<'_>, month: NaiveDate, out: &mut dyn Write) -> CmdResult {
     let label = month.format("%Y-%m").to_string();
-    let done = ctx.store.publish_month(&label, &ctx.actor).await?;
+    let done = crate::hr::publish(ctx.store, ctx.policy(), &label, &ctx.actor, ctx.now)
+        .await
+        .map_err(hr_error)?;
     ctx.emit(
         out,
         json!({"month": label, "published": done}),

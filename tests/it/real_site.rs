@@ -437,3 +437,73 @@ fn overlapping_rostered_shifts_are_refused() {
         text(&o.stderr)
     );
 }
+
+/// `attendd simulate` for today sends the morning's punches, not the
+/// afternoon's: a terminal does not stamp the future (the quick start's
+/// punches raised clock-skew warnings).
+#[test]
+fn simulate_never_stamps_the_future() {
+    use attendd::simulate::{Format, Plan, Target, future_count, schedule};
+    let tz = chrono_tz::Asia::Shanghai;
+    let noon = tz
+        .with_ymd_and_hms(2026, 11, 26, 12, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut plan = Plan {
+        target: Target::Serial {
+            path: PathBuf::from("/dev/null"),
+            baud: 9600,
+        },
+        topic_prefix: "attendance".into(),
+        date: d("2026-11-26"),
+        employees: 50,
+        terminals: 2,
+        rate: 0,
+        seed: 7,
+        duplicates: 0.0,
+        format: Format::Json,
+        tz,
+        not_after: None,
+    };
+    let all = schedule(&plan).len();
+    plan.not_after = Some(noon);
+    let sent = schedule(&plan);
+    assert!(!sent.is_empty());
+    assert!(sent.len() < all);
+    for (p, _) in &sent {
+        assert!(p.local.time() <= chrono::NaiveTime::from_hms_opt(12, 0, 0).unwrap());
+    }
+    assert_eq!(future_count(&plan) as usize, all - sent.len());
+}
+
+/// A month is published only after the last punch window of its last day
+/// has closed (issue: November was published on the 30th at noon, and a
+/// later correction made an adjustment for a day not yet over).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_is_published_only_after_its_last_window_closed() {
+    let s = site("");
+    let store = s.store().await;
+    let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
+    let tz = chrono_tz::Asia::Shanghai;
+    let at = |h: u32, m: u32| {
+        tz.with_ymd_and_hms(2026, 11, 30, h, m, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    // 17:30 end + the 240-minute margin: 21:30.
+    let e = attendd::hr::publish(&store, &policy, "2026-11", "hr", at(12, 0))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("2026-11-30T21:30:00+08:00"), "{e}");
+    assert!(
+        attendd::hr::publish(&store, &policy, "2026-11", "hr", at(21, 29))
+            .await
+            .is_err()
+    );
+    assert!(store.published("2026-11").await.unwrap().is_none());
+    assert!(
+        attendd::hr::publish(&store, &policy, "2026-11", "hr", at(21, 30))
+            .await
+            .unwrap()
+    );
+}
