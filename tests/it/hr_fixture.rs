@@ -65,7 +65,7 @@ fn emp(id: &str, name: &str, team: &str) -> EmployeeRecord {
     }
 }
 
-fn punch(emp: &str, at: DateTime<Utc>) -> NewPunch {
+pub fn punch(emp: &str, at: DateTime<Utc>) -> NewPunch {
     NewPunch {
         employee_id: emp.into(),
         identity: emp.into(),

@@ -10,6 +10,7 @@ mod daemon;
 mod dashboard;
 mod hr_cli;
 mod hr_fixture;
+mod month_views;
 mod mqtt_source;
 mod policy_cases;
 mod policy_files;

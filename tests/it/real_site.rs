@@ -507,3 +507,60 @@ async fn a_month_is_published_only_after_its_last_window_closed() {
             .unwrap()
     );
 }
+
+/// The dashboard's "Missing right now" comes from the schedule and the
+/// punches as absence alerts decide it, not from stored verdicts (issue: at
+/// 11:25 it listed 1 person while 55 had not punched); a past date lists
+/// that day's absentees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_now_uses_the_schedule_and_the_punches() {
+    use crate::hr_fixture::{HR, SUP_A, call, fixture, punch, sh};
+    let f = fixture().await;
+    f.store
+        .insert_punches(&[punch("E001", sh(2026, 11, 3, 8, 29, 0))])
+        .await
+        .unwrap();
+    // Nothing classified 11-03 yet: no stored verdict says anyone is absent.
+    assert!(
+        f.store
+            .verdicts(d("2026-11-03"), d("2026-11-03"), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    f.set_now(sh(2026, 11, 3, 11, 25, 0));
+    let r = f.router();
+    let m = call(&r, "GET", "/api/v1/missing/2026-11-03", Some(HR), None)
+        .await
+        .json();
+    let ids: Vec<&str> = m["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["employee_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["E002", "E003", "E004"], "{m}");
+    assert_eq!(m["items"][0]["minutes_since_start"], 175);
+    assert_eq!(m["as_of"], "2026-11-03T11:25:00+08:00");
+    // A supervisor sees their own team.
+    let m = call(&r, "GET", "/api/v1/missing/2026-11-03", Some(SUP_A), None)
+        .await
+        .json();
+    assert_eq!(m["total"], 2, "{m}");
+    // A past date: who never came that day.
+    let m = call(&r, "GET", "/api/v1/missing/2026-11-02", Some(HR), None)
+        .await
+        .json();
+    let ids: Vec<&str> = m["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["employee_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["E003"], "{m}");
+    assert!(m["as_of"].is_null());
+    // The page titles a past date's list for that date.
+    let page = call(&r, "GET", "/", None, None).await.text();
+    assert!(page.contains("/api/v1/missing/"));
+    assert!(page.contains("T.absent_on + \" \" + date"));
+}
