@@ -564,3 +564,185 @@ async fn missing_now_uses_the_schedule_and_the_punches() {
     assert!(page.contains("/api/v1/missing/"));
     assert!(page.contains("T.absent_on + \" \" + date"));
 }
+
+/// employees.csv's `start_date` and `end_date` are stored (migration 0006)
+/// and a change of them re-classifies that person's days since the
+/// classification start; bad dates are refused with the line.
+#[test]
+fn employment_dates_are_stored_and_their_change_reclassifies() {
+    let s = site("");
+    s.ok(&["import", "employees", &s.file("employees.csv", EMPLOYEES)]);
+    s.ok(&[
+        "import",
+        "punches",
+        &s.file(
+            "p.csv",
+            "employee_id,time\nE001,2026-11-02 08:29:13\nE001,2026-11-02 17:31:02\n",
+        ),
+    ]);
+    let dated = "employee_id,name,team,supervisor,start_date,end_date\nE001,Li Na,hotline,S01,,\nE002,Wang Wei,hotline,S01,2026-11-03,\nE003,Zhang Min,dispatch,S02,,2026-11-02\n";
+    let out = s.ok(&["import", "employees", &s.file("dated.csv", dated), "--json"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["new_or_changed"], 2, "{r}");
+    assert!(
+        r["recompute"]["evaluated"].as_u64().unwrap() > 0,
+        "the two people's days are re-derived: {r}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let e = s.store().await.employees().await.unwrap();
+        let by: HashMap<&str, _> = e
+            .iter()
+            .map(|e| (e.employee_id.as_str(), (e.start_date, e.end_date)))
+            .collect();
+        assert_eq!(by["E001"], (None, None));
+        assert_eq!(by["E002"], (Some(d("2026-11-03")), None));
+        assert_eq!(by["E003"], (None, Some(d("2026-11-02"))));
+    });
+    let o = s.cli(&[
+        "import",
+        "employees",
+        &s.file(
+            "bad.csv",
+            "employee_id,name,team,supervisor,start_date,end_date\nE001,a,b,c,2026-11-05,2026-11-01\nE002,a,b,c,1999-01-01,\n",
+        ),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("bad.csv:2:") && err.contains("bad.csv:3:"),
+        "{err}"
+    );
+}
+
+/// README's quick start as a newcomer follows it: the example daemon
+/// configuration, the simulator's employees imported, today's punches
+/// simulated (none stamped after now), `attendd day` lists the classified
+/// employees, and the documented local token opens the API the dashboard
+/// uses.
+#[test]
+fn the_quick_start_shows_classified_days_and_opens_the_dashboard() {
+    use crate::proc::{Guard, free_port, healthz};
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (broker, http) = (free_port(), free_port());
+    let example = std::fs::read_to_string(root.join("config/attendd.toml")).unwrap();
+    assert!(example.contains("token = \"local-quick-start-hr\""));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("#token=local-quick-start-hr"));
+    let config_text = example
+        .replace(
+            "file = \"policies/seed-default.toml\"",
+            &format!(
+                "file = {:?}",
+                root.join("config/policies/seed-default.toml")
+            ),
+        )
+        .replace(
+            "url = \"sqlite://../var/attendd.db\"",
+            &format!(
+                "url = \"sqlite://{}\"",
+                dir.path().join("attendd.db").display()
+            ),
+        )
+        .replace("127.0.0.1:18830", &format!("127.0.0.1:{broker}"))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"));
+    let config = dir.path().join("attendd.toml");
+    std::fs::write(&config, config_text).unwrap();
+    let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
+    let _daemon = Guard(Some(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    ));
+    let logs = || std::fs::read_to_string(dir.path().join("run.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while healthz(http).is_none() {
+        assert!(Instant::now() < deadline, "{}", logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let run = |args: &[&str]| -> String {
+        let o = Command::new(BIN).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let emps = dir.path().join("sim-employees.csv");
+    run(&[
+        "simulate",
+        "--employees",
+        "5",
+        "--write-employees",
+        emps.to_str().unwrap(),
+    ]);
+    let cfg = config.to_str().unwrap();
+    run(&[
+        "import",
+        "employees",
+        emps.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    let tz = chrono_tz::Asia::Shanghai;
+    let today = Utc::now().with_timezone(&tz).date_naive().to_string();
+    let rep: serde_json::Value = serde_json::from_str(
+        run(&[
+            "simulate",
+            "--broker",
+            &format!("mqtt://127.0.0.1:{broker}"),
+            "--date",
+            &today,
+            "--employees",
+            "5",
+            "--duplicates",
+            "0.1",
+            "--json",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    let sent = rep["distinct"].as_u64().unwrap();
+    // Every employee is classified today, punches or not yet.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = json_lines(&run(&["day", "--json", "--config", cfg]));
+        let punches = json_lines(&run(&[
+            "punches", "--date", &today, "--json", "--config", cfg,
+        ]));
+        if rows.len() == 5 && punches.len() as u64 == sent {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}\n{}", logs());
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["employee_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["E00000", "E00001", "E00002", "E00003", "E00004"]);
+    let now = Utc::now();
+    for p in json_lines(&run(&[
+        "punches", "--date", &today, "--json", "--config", cfg,
+    ])) {
+        let t = DateTime::parse_from_rfc3339(p["time"].as_str().unwrap()).unwrap();
+        assert!(t <= now, "{p} stamped in the future");
+    }
+    assert!(!logs().contains("in the future"), "{}", logs());
+    // The dashboard's first call with the documented token.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    write!(
+        s,
+        "GET /api/v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer local-quick-start-hr\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("\"hr\""), "{resp}");
+}
