@@ -75,9 +75,7 @@ pub fn xlsx_to_csv(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     let Some((row0, col0)) = range.start() else {
         return Ok(out);
     };
-    for _ in 0..row0 {
-        out.push(b'\n');
-    }
+    out.extend(std::iter::repeat_n(b'\n', row0 as usize));
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .flexible(true)
@@ -800,7 +798,7 @@ mod tests {
         ws.write(0, 1, "date").unwrap();
         ws.write(0, 2, "shift").unwrap();
         ws.write(1, 0, "E001").unwrap();
-        ws.write_with_format(1, 1, &ExcelDateTime::from_ymd(2026, 11, 3).unwrap(), &date)
+        ws.write_with_format(1, 1, ExcelDateTime::from_ymd(2026, 11, 3).unwrap(), &date)
             .unwrap();
         ws.write(1, 2, "rest").unwrap();
         ws.write(2, 0, 1002).unwrap();
@@ -834,7 +832,7 @@ mod tests {
         ws.write_with_format(
             1,
             1,
-            &ExcelDateTime::from_ymd(2026, 11, 3)
+            ExcelDateTime::from_ymd(2026, 11, 3)
                 .unwrap()
                 .and_hms(8, 29, 13)
                 .unwrap(),

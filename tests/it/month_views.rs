@@ -50,12 +50,19 @@ fn punches_csv() -> String {
             let late = 35 + (n % 4) * 12;
             add("E002", (8 + late / 60, late % 60));
             add("E002", (17, 40));
-            if n % 5 != 0 {
+            if !n.is_multiple_of(5) {
                 add("E003", (8, 20));
                 add("E003", (17, 31));
             }
             add("E004", (8, 28));
-            add("E004", if n % 3 == 0 { (17, 0) } else { (17, 33) });
+            add(
+                "E004",
+                if n.is_multiple_of(3) {
+                    (17, 0)
+                } else {
+                    (17, 33)
+                },
+            );
         }
         day = day.succ_opt().unwrap();
     }
