@@ -423,6 +423,9 @@ async fn before_start(
         "next_offset": null,
     });
     doc[rows] = json!([]);
+    if rows == "rows" {
+        doc["totals"] = json!({"employees": 0, "points": 0, "by_status": {}, "by_team": {}});
+    }
     Ok(Some(doc))
 }
 

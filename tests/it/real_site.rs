@@ -191,7 +191,60 @@ fn an_old_punch_before_the_classification_start_is_stored_not_classified() {
 /// before it: the first automatic recompute voids them, audited.
 #[test]
 fn absences_stored_before_a_configured_start_are_voided_and_audited() {
-    let s = site("");
+    voided_before_start(&site(""));
+}
+
+/// The same on PostgreSQL, when `TEST_POSTGRES_URL` names a server.
+#[test]
+fn absences_stored_before_a_configured_start_are_voided_on_postgres() {
+    let Ok(base) = std::env::var("TEST_POSTGRES_URL") else {
+        eprintln!("skipping postgres: TEST_POSTGRES_URL not set");
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let schema = format!(
+        "rs_{}_{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or(0) % 1_000_000_000
+    );
+    let connected = rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&base).await.ok()?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut c)
+            .await
+            .ok()?;
+        Some(())
+    });
+    if connected.is_none() {
+        assert!(
+            std::env::var("ATTENDD_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "PostgreSQL at {base} unreachable"
+        );
+        eprintln!("skipping postgres: {base} unreachable");
+        return;
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options[search_path]={schema}");
+    let mut s = site("");
+    s.url = url.clone();
+    std::fs::write(
+        &s.config,
+        format!("[policy]\nfile = {POLICY:?}\n\n[store]\nurl = {url:?}\n"),
+    )
+    .unwrap();
+    voided_before_start(&s);
+    rt.block_on(async {
+        use sqlx::Connection;
+        if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut c)
+                .await;
+        }
+    });
+}
+
+fn voided_before_start(s: &Site) {
     s.ok(&["import", "employees", &s.file("employees.csv", EMPLOYEES)]);
     let punches = s.file(
         "punches.csv",
@@ -559,6 +612,27 @@ async fn missing_now_uses_the_schedule_and_the_punches() {
         .collect();
     assert_eq!(ids, ["E003"], "{m}");
     assert!(m["as_of"].is_null());
+    // Before classification starts (here the store's earliest verdict,
+    // 2026-11-01): no rows, one note, in every view of the day.
+    for path in [
+        "/api/v1/days/2026-10-30",
+        "/api/v1/summaries/2026-10-30",
+        "/api/v1/missing/2026-10-30",
+    ] {
+        let j = call(&r, "GET", path, Some(HR), None).await.json();
+        assert_eq!(j["total"], 0, "{path}: {j}");
+        assert_eq!(j["classify_from"], "2026-11-01", "{path}: {j}");
+    }
+    let j = call(&r, "GET", "/api/v1/summaries/2026-10-30", Some(HR), None)
+        .await
+        .json();
+    assert!(
+        j["note"]
+            .as_str()
+            .unwrap()
+            .contains("before classification starts")
+    );
+    assert_eq!(j["rows"], serde_json::json!([]));
     // The page titles a past date's list for that date.
     let page = call(&r, "GET", "/", None, None).await.text();
     assert!(page.contains("/api/v1/missing/"));
