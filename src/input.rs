@@ -97,10 +97,12 @@ pub fn xlsx_to_csv(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
                     // Milliseconds round to the nearest second, as a
                     // spreadsheet shows them.
                     let se = se as u32 + u32::from(ms >= 500);
-                    if d.as_f64().fract() == 0.0 {
-                        format!("{y:04}-{mo:02}-{da:02}")
-                    } else if d.as_f64() < 1.0 {
+                    // Below 1 is a time of day (serial 0, Excel's
+                    // "1900-01-00", is no date anyone rosters).
+                    if d.as_f64() < 1.0 {
                         format!("{h:02}:{mi:02}:{:02}", se.min(59))
+                    } else if d.as_f64().fract() == 0.0 {
+                        format!("{y:04}-{mo:02}-{da:02}")
                     } else {
                         format!("{y:04}-{mo:02}-{da:02} {h:02}:{mi:02}:{:02}", se.min(59))
                     }

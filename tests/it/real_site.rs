@@ -820,3 +820,90 @@ fn the_quick_start_shows_classified_days_and_opens_the_dashboard() {
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("\"hr\""), "{resp}");
 }
+
+/// A workbook saved by Excel itself (pyexcel/pyexcel-xlsxr,
+/// tests/fixtures/date_field.xlsx): date cells read as `YYYY-MM-DD`, time
+/// cells as `HH:MM:SS` (the stored values carry seconds: 11:11:11), and
+/// serial 0, Excel's "1900-01-00", as a time of day, never a date.
+#[test]
+fn an_excel_saved_workbook_reads_its_date_and_time_cells() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/date_field.xlsx");
+    let csv = text(&attendd::input::load(&p).unwrap());
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "Date,Time",
+            "2014-12-25,11:11:11",
+            "2014-12-26,12:12:12",
+            "2015-01-01,13:13:13",
+            "00:00:00,00:00:00"
+        ],
+        "{csv}"
+    );
+}
+
+/// HR's files through the commands: a GB18030 employees.csv with CRLF
+/// line ends and an `.xlsx` roster are imported; a CRLF file's bad row is
+/// named by its own line in `import` and in `evaluate`.
+#[test]
+fn spreadsheet_files_through_import_and_evaluate() {
+    let s = site("");
+    let gbk = encoding_rs::GB18030
+        .encode("employee_id,name,team,supervisor\r\nE001,李娜,受理组,王伟\r\nE002,王伟,受理组,王伟\r\nE003,张敏,调度组,王伟\r\n")
+        .0
+        .into_owned();
+    let emp = s.dir.path().join("employees.csv");
+    std::fs::write(&emp, &gbk).unwrap();
+    s.ok(&["import", "employees", emp.to_str().unwrap()]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let names: Vec<String> = rt.block_on(async {
+        s.store()
+            .await
+            .employees()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
+    });
+    assert_eq!(names, ["李娜", "王伟", "张敏"]);
+
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (r, row) in [
+        ["employee_id", "date", "shift"],
+        ["E001", "2026-11-03", "rest"],
+        ["E002", "2026-11-03", "day"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        for (c, v) in row.iter().enumerate() {
+            ws.write(r as u32, c as u16, *v).unwrap();
+        }
+    }
+    let xlsx = s.dir.path().join("roster.xlsx");
+    std::fs::write(&xlsx, wb.save_to_buffer().unwrap()).unwrap();
+    let out = s.ok(&["import", "roster", xlsx.to_str().unwrap(), "--json"]);
+    assert!(out.contains("\"rows\":2"), "{out}");
+
+    let bad = s.file(
+        "roster-crlf.csv",
+        "employee_id,date,shift\r\nE001,2026-11-04,rest\r\nE002,2026-11-04,nightmare\r\n",
+    );
+    let o = s.cli(&["import", "roster", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("roster-crlf.csv:3:"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = evaluate(&s, POLICY, &["--roster", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("roster-crlf.csv:3:"),
+        "{}",
+        text(&o.stderr)
+    );
+}
