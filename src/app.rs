@@ -128,12 +128,13 @@ pub async fn run_daemon(
     // The day the daemon first runs on a store is where it starts
     // classifying, unless configured or already fixed (policy.md).
     let now = chrono::Utc::now();
+    let today = crate::domain::time::to_local(config.policy.tz, now).date_naive();
     store
-        .classification_start(
-            config.ingest.classify_from,
-            Some(crate::domain::time::to_local(config.policy.tz, now).date_naive()),
-            now,
-        )
+        .classification_start(config.ingest.classify_from, Some(today), now)
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?;
+    store
+        .note_first_run(today, now)
         .await
         .map_err(|e| (2, format!("store: {e}")))?;
     let health = Arc::new(Health::default());

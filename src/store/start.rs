@@ -17,6 +17,8 @@ use super::{backend_pg, backend_sqlite};
 
 /// Settings key of the fixed start.
 const CLASSIFY_FROM: &str = "classify_from";
+/// Settings key of the day the daemon first ran on the store.
+const FIRST_RUN: &str = "daemon_first_run";
 /// Settings key recording the start for which absences before it were
 /// removed.
 const VOIDED_BEFORE: &str = "classify_from_applied";
@@ -45,6 +47,28 @@ impl Store {
             return parse_day(CLASSIFY_FROM, &v).map(Some);
         }
         dispatch!(self, earliest_verdict())
+    }
+
+    /// Records `today` as the day the daemon first ran on the store, unless
+    /// a day is recorded already; returns the recorded day.
+    pub async fn note_first_run(
+        &self,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<NaiveDate, StoreError> {
+        let v = dispatch!(
+            self,
+            setting_once(FIRST_RUN, &today.to_string(), false, now)
+        )?;
+        parse_day(FIRST_RUN, &v)
+    }
+
+    /// The day the daemon first ran on the store, when it has.
+    pub async fn first_run(&self) -> Result<Option<NaiveDate>, StoreError> {
+        match dispatch!(self, setting(FIRST_RUN))? {
+            Some(v) => parse_day(FIRST_RUN, &v).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The classification start as fixed in the store (by the daemon's first

@@ -907,3 +907,71 @@ fn spreadsheet_files_through_import_and_evaluate() {
         text(&o.stderr)
     );
 }
+
+/// A day the daemon ran on closes for every employee even when the daemon
+/// was down when it ended: the next start closes it (issue: the absentee
+/// was missing from the day's summary unless the daemon happened to close
+/// that day).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_that_ended_while_the_daemon_was_down_closes_on_restart() {
+    use attendd::scheduler::{Plan, Scheduler};
+    let s = site("");
+    s.ok(&["import", "employees", &s.file("employees.csv", EMPLOYEES)]);
+    let store = s.store().await;
+    let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
+    let tz = chrono_tz::Asia::Shanghai;
+    let at = |day: u32, h: u32| {
+        tz.with_ymd_and_hms(2026, 11, day, h, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    // The daemon first ran on Monday 11-02 at 08:00 and stopped at noon,
+    // after E001 came; it starts again on Wednesday 11-04.
+    store
+        .classification_start(None, Some(d("2026-11-02")), at(2, 8))
+        .await
+        .unwrap();
+    store
+        .note_first_run(d("2026-11-02"), at(2, 8))
+        .await
+        .unwrap();
+    store
+        .insert_punches(&[attendd::store::NewPunch {
+            employee_id: "E001".into(),
+            identity: "E001".into(),
+            time: at(2, 8) + chrono::Duration::minutes(25),
+            device_id: Some("gate-1".into()),
+            event_id: None,
+            source: "mqtt[0]".into(),
+            raw: None,
+        }])
+        .await
+        .unwrap();
+    let sched = Scheduler::new(
+        store.clone(),
+        Plan {
+            policy,
+            schedule: attendd::config::RawSchedule {
+                terminal_silent_minutes: 0,
+                quarantine_spike: 0,
+                ..Default::default()
+            },
+            routes: vec![],
+        },
+        Default::default(),
+    );
+    sched.tick(at(2, 12)).await.unwrap();
+    let r = sched.tick(at(4, 9)).await.unwrap();
+    assert_eq!(r.closed, [d("2026-11-02"), d("2026-11-03")]);
+    let v = store
+        .verdicts(d("2026-11-02"), d("2026-11-02"), None)
+        .await
+        .unwrap();
+    let st: Vec<(&str, &str)> = v
+        .iter()
+        .map(|v| (v.employee_id.as_str(), v.status.as_str()))
+        .collect();
+    assert_eq!(st.len(), 3, "{st:?}");
+    assert!(st.contains(&("E002", "absent_full")), "{st:?}");
+    assert!(st.contains(&("E003", "absent_full")), "{st:?}");
+}
