@@ -21,8 +21,10 @@
 //!   a ledger entry writes an audit row (old value, new value, cause, actor).
 //!   The first verdict of a day is a creation, not a change, and is not
 //!   audited; its row carries `updated_at`.
-//! - Retention: nothing in this module deletes a punch, verdict, ledger
-//!   entry or audit row. There is no purge yet; when one is added it must
+//! - Retention: nothing in this module deletes a punch, ledger entry or
+//!   audit row. A verdict is removed in one case only: an absence stored
+//!   for a day before the classification start (policy.md, "Real sites"),
+//!   with its old value in the audit trail and its ledger entries voided. There is no purge yet; when one is added it must
 //!   refuse anything younger than [`RETENTION_FLOOR_DAYS`].
 //!
 //! # Durability (SQLite)
