@@ -24,8 +24,9 @@
 //! - Retention: nothing in this module deletes a punch, ledger entry or
 //!   audit row. A verdict is removed in one case only: an absence stored
 //!   for a day before the classification start (policy.md, "Real sites"),
-//!   with its old value in the audit trail and its ledger entries voided. There is no purge yet; when one is added it must
-//!   refuse anything younger than [`RETENTION_FLOOR_DAYS`].
+//!   with its old value in the audit trail and its ledger entries voided.
+//!   There is no purge yet; when one is added it must refuse anything
+//!   younger than [`RETENTION_FLOOR_DAYS`].
 //!
 //! # Durability (SQLite)
 //!
