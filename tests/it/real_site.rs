@@ -975,3 +975,44 @@ async fn a_day_that_ended_while_the_daemon_was_down_closes_on_restart() {
     assert!(st.contains(&("E002", "absent_full")), "{st:?}");
     assert!(st.contains(&("E003", "absent_full")), "{st:?}");
 }
+
+/// Ledger points are points, not hundredths, in `POST ledger`'s answer and
+/// in a person's month (issue: 0.5 answered 50, 10 read 1000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_points_are_numbers_in_the_api() {
+    use crate::hr_fixture::{HR, call, fixture};
+    let f = fixture().await;
+    let r = f.router();
+    let e = call(
+        &r,
+        "POST",
+        "/api/v1/ledger",
+        Some(HR),
+        Some(serde_json::json!({"employee_id":"E001","date":"2026-11-02","rule":"dress_code","note":"no badge","points":0.5})),
+    )
+    .await;
+    assert_eq!(e.status.as_u16(), 201, "{}", e.text());
+    assert_eq!(e.json()["points"], 0.5);
+    let m = call(
+        &r,
+        "GET",
+        "/api/v1/employees/E003/days?month=2026-11",
+        Some(HR),
+        None,
+    )
+    .await
+    .json();
+    // Carol's absence on 11-02: 10 points in seed-default.
+    let absent = m["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["date"] == "2026-11-02")
+        .unwrap();
+    assert_eq!(absent["points"], 10, "{absent}");
+    assert_eq!(
+        m["days"].as_array().unwrap()[1]["points"],
+        absent["points"],
+        "the day and its ledger entry say the same"
+    );
+}
