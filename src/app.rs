@@ -133,9 +133,21 @@ pub async fn run_daemon(
         .await
         .map_err(|e| (2, format!("store: {e}")))?
         .with_devices(push_devices)
-        .with_health(health.clone()),
+        .with_health(health.clone())
+        .with_classify_from(config.ingest.classify_from),
     );
-
+    // The day the daemon first runs on a store is where it starts
+    // classifying, unless configured or already fixed (policy.md).
+    let now = chrono::Utc::now();
+    let today = crate::domain::time::to_local(config.policy.tz, now).date_naive();
+    store
+        .classification_start(config.ingest.classify_from, Some(today), now)
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?;
+    store
+        .note_first_run(today, now)
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?;
     let shared = Shared {
         health,
         heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],

@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::domain::policy::Policy;
@@ -196,6 +197,10 @@ pub struct RawIngest {
     /// How often days touched by new punches are re-classified; default 5 s.
     #[serde(default = "default_recompute")]
     pub recompute_interval_seconds: u64,
+    /// The first date classified automatically (policy.md, "Real sites").
+    /// Unset: fixed in the store the first time it is needed.
+    #[serde(default)]
+    pub classify_from: Option<NaiveDate>,
 }
 
 fn default_skew() -> i64 {
@@ -210,6 +215,7 @@ impl Default for RawIngest {
         RawIngest {
             max_future_skew_seconds: default_skew(),
             recompute_interval_seconds: default_recompute(),
+            classify_from: None,
         }
     }
 }
@@ -943,6 +949,16 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         }
     }
     let policy = crate::policy::load(&policy_path);
+    if let Some(d) = raw.ingest.classify_from {
+        let lo = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
+        let hi = NaiveDate::from_ymd_opt(2100, 12, 31).unwrap_or_default();
+        if d < lo || d > hi {
+            push(
+                "ingest.classify_from",
+                format!("{d} lies outside 2000-01-01..2100-12-31"),
+            );
+        }
+    }
 
     let url = std::env::var("ATTENDD_STORE_URL").unwrap_or(raw.store.url.clone());
     let store_url = if let Some(p) = url.strip_prefix("sqlite://") {

@@ -67,6 +67,8 @@ pub struct Pipeline {
     /// Where a failed or successful write to the store is reported
     /// (`/healthz`'s `store`).
     health: Option<Arc<crate::health::Health>>,
+    /// `[ingest] classify_from`, when configured.
+    classify_from: Option<NaiveDate>,
 }
 
 /// The keys an alias is found under: as written (lower case), and the
@@ -146,6 +148,7 @@ impl Pipeline {
             devices: HashMap::new(),
             stall_file: std::env::var_os(STALL_FILE_ENV).map(Into::into),
             health: None,
+            classify_from: None,
         })
     }
 
@@ -196,18 +199,30 @@ impl Pipeline {
         }
     }
 
+    /// Notes the days a new punch of `employee` at `at` can change: its
+    /// date, the day before (an overnight shift started then) and the rest
+    /// of that month (the escalation ladder counts per month). Only this
+    /// employee's days: other employees' verdicts do not depend on it.
     fn mark_dirty(&self, employee: &str, at: DateTime<Utc>) {
         let d = to_local(self.policy().tz, at).date_naive();
-        // An overnight shift started the day before.
         let from = d - Days::new(1);
+        let to = crate::store::month_bounds(d).1;
         let mut m = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-        let e = m.entry(employee.to_string()).or_insert((from, d));
+        let e = m.entry(employee.to_string()).or_insert((from, to));
         e.0 = e.0.min(from);
-        e.1 = e.1.max(d);
+        e.1 = e.1.max(to);
+    }
+
+    /// The same pipeline with `[ingest] classify_from`.
+    pub fn with_classify_from(mut self, classify_from: Option<NaiveDate>) -> Self {
+        self.classify_from = classify_from;
+        self
     }
 
     /// Re-classifies the days touched since the last call and reloads the
-    /// aliases. Returns the number of employee-days evaluated.
+    /// aliases. Each employee's own range is re-classified, from the
+    /// classification start on (policy.md, "Real sites"). Returns the number
+    /// of employee-days evaluated.
     pub async fn recompute_dirty(
         &self,
         now: DateTime<Utc>,
@@ -220,34 +235,50 @@ impl Pipeline {
         if dirty.is_empty() {
             return Ok(0);
         }
-        let from = dirty.values().map(|r| r.0).min().unwrap_or_default();
-        let to = dirty.values().map(|r| r.1).max().unwrap_or_default();
-        let ids: Vec<String> = dirty.keys().cloned().collect();
-        match self
-            .store
-            .recompute(
-                &self.policy(),
-                Some(&ids),
-                from,
-                to,
-                "punches received",
-                "ingest",
-                now,
-            )
-            .await
-        {
-            Ok(r) => Ok(r.evaluated),
-            Err(e) => {
-                // Put them back so the next round tries again.
-                let mut m = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-                for (k, v) in dirty {
-                    let e = m.entry(k).or_insert(v);
-                    e.0 = e.0.min(v.0);
-                    e.1 = e.1.max(v.1);
+        let policy = self.policy();
+        let today = to_local(policy.tz, now).date_naive();
+        let result = async {
+            let start = self
+                .store
+                .classification_start(self.classify_from, Some(today), now)
+                .await?;
+            // Employees with the same range share one recompute.
+            let mut groups: BTreeMap<(NaiveDate, NaiveDate), Vec<String>> = BTreeMap::new();
+            for (emp, (from, to)) in &dirty {
+                let from = start.map_or(*from, |s| (*from).max(s));
+                if from <= *to {
+                    groups.entry((from, *to)).or_default().push(emp.clone());
                 }
-                Err(e)
+            }
+            let mut evaluated = 0;
+            for ((from, to), ids) in groups {
+                let r = self
+                    .store
+                    .recompute(
+                        &policy,
+                        Some(&ids),
+                        from,
+                        to,
+                        "punches received",
+                        "ingest",
+                        now,
+                    )
+                    .await?;
+                evaluated += r.evaluated;
+            }
+            Ok(evaluated)
+        }
+        .await;
+        if result.is_err() {
+            // Put them back so the next round tries again.
+            let mut m = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, v) in dirty {
+                let e = m.entry(k).or_insert(v);
+                e.0 = e.0.min(v.0);
+                e.1 = e.1.max(v.1);
             }
         }
+        result
     }
 
     /// Runs [`Pipeline::recompute_dirty`] every `interval` until `shutdown`,

@@ -250,18 +250,23 @@ pub(super) async fn upsert_employees(
 ) -> Result<(), StoreError> {
     let mut tx = begin(pool).await?;
     for chunk in rows.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Db>::new("INSERT INTO employees (employee_id, name, team, supervisor, shift, updated_at) ");
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO employees (employee_id, name, team, supervisor, shift, start_date, end_date, updated_at) ",
+        );
         qb.push_values(chunk, |mut b, e| {
             b.push_bind(e.employee_id.as_str())
                 .push_bind(e.name.as_str())
                 .push_bind(e.team.as_str())
                 .push_bind(e.supervisor.as_str())
                 .push_bind(e.shift.as_deref())
+                .push_bind(e.start_date)
+                .push_bind(e.end_date)
                 .push_bind(now);
         });
         qb.push(
             " ON CONFLICT (employee_id) DO UPDATE SET name = excluded.name, team = excluded.team, \
-             supervisor = excluded.supervisor, shift = excluded.shift, updated_at = excluded.updated_at",
+             supervisor = excluded.supervisor, shift = excluded.shift, start_date = excluded.start_date, \
+             end_date = excluded.end_date, updated_at = excluded.updated_at",
         );
         qb.build().execute(&mut *tx).await.ctx("upsert employees")?;
     }
@@ -288,7 +293,9 @@ pub(super) async fn upsert_employees(
 }
 
 pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, StoreError> {
-    let rows = sqlx::query("SELECT employee_id, name, team, supervisor, shift FROM employees ORDER BY employee_id")
+    let rows = sqlx::query(
+        "SELECT employee_id, name, team, supervisor, shift, start_date, end_date FROM employees ORDER BY employee_id",
+    )
         .fetch_all(pool)
         .await
         .ctx("select employees")?;
@@ -302,6 +309,8 @@ pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, St
                 supervisor: r.try_get(3)?,
                 shift: r.try_get(4)?,
                 aliases: Vec::new(),
+                start_date: r.try_get(5)?,
+                end_date: r.try_get(6)?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()

@@ -22,9 +22,12 @@
 //!   a ledger entry writes an audit row (old value, new value, cause, actor).
 //!   The first verdict of a day is a creation, not a change, and is not
 //!   audited; its row carries `updated_at`.
-//! - Retention: nothing in this module deletes a punch, verdict, ledger
-//!   entry or audit row. There is no purge yet; when one is added it must
-//!   refuse anything younger than [`RETENTION_FLOOR_DAYS`].
+//! - Retention: nothing in this module deletes a punch, ledger entry or
+//!   audit row. A verdict is removed in one case only: an absence stored
+//!   for a day before the classification start (policy.md, "Real sites"),
+//!   with its old value in the audit trail and its ledger entries voided.
+//!   There is no purge yet; when one is added it must refuse anything
+//!   younger than [`RETENTION_FLOOR_DAYS`].
 //!
 //! # Durability (SQLite)
 //!
@@ -45,6 +48,7 @@ mod lock;
 pub mod outbox;
 mod push;
 mod recompute;
+mod start;
 pub mod summary;
 mod zk;
 
@@ -249,6 +253,10 @@ pub struct EmployeeRecord {
     pub shift: Option<String>,
     /// Card numbers and face-match names.
     pub aliases: Vec<String>,
+    /// First day employed (inclusive), when known.
+    pub start_date: Option<NaiveDate>,
+    /// Last day employed (inclusive), when known.
+    pub end_date: Option<NaiveDate>,
 }
 
 /// A roster row as stored.
@@ -334,7 +342,9 @@ pub struct LedgerEntry {
     pub category: String,
     /// Rule id.
     pub rule: String,
-    /// Points in hundredths, always positive.
+    /// Points in hundredths, always positive. Shown as points (`10`,
+    /// `0.5`) wherever an entry is serialised: the API, `--json`, the audit.
+    #[serde(serialize_with = "points_number")]
     pub points: i64,
     /// True for a bonus.
     pub bonus: bool,
@@ -352,6 +362,12 @@ pub struct LedgerEntry {
     pub voided_by: Option<String>,
     /// Why it was voided.
     pub void_cause: Option<String>,
+}
+
+/// Hundredths serialised as the points they stand for (`1000` → `10`,
+/// `50` → `0.5`), as every other view shows points.
+fn points_number<S: serde::Serializer>(hundredths: &i64, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&crate::domain::Points::from_hundredths(*hundredths), s)
 }
 
 /// A manual ledger entry to record (a supervisor's deduction or a bonus).

@@ -523,6 +523,8 @@ async fn issue13_full_disk_does_not_poison_the_store_and_healthz_tells() {
             supervisor: "lead".into(),
             shift: None,
             aliases: Vec::new(),
+            start_date: None,
+            end_date: None,
         }])
         .await
         .unwrap();

@@ -217,6 +217,8 @@ async fn one_employee(db: &TestDb, id: &str) {
             supervisor: "S01".into(),
             shift: None,
             aliases: vec![format!("card-{id}")],
+            start_date: None,
+            end_date: None,
         }])
         .await
         .unwrap();
@@ -1055,6 +1057,8 @@ async fn concurrent_recomputes_do_not_double_the_ledger(db: &TestDb) {
             supervisor: "S".into(),
             shift: None,
             aliases: vec![],
+            start_date: None,
+            end_date: None,
         })
         .collect();
     db.store.upsert_employees(&emps).await.unwrap();
