@@ -91,6 +91,7 @@ pub async fn run_daemon(
             crate::pipeline::SourceDecoding {
                 decoder,
                 tz: tz_of(&m.timezone),
+                options: m.decoder_options.clone().unwrap_or_default(),
             },
         );
     }
@@ -105,6 +106,7 @@ pub async fn run_daemon(
             crate::pipeline::SourceDecoding {
                 decoder,
                 tz: tz_of(&s.timezone),
+                options: s.decoder_options.clone().unwrap_or_default(),
             },
         );
     }
@@ -122,7 +124,8 @@ pub async fn run_daemon(
         )
         .await
         .map_err(|e| (2, format!("store: {e}")))?
-        .with_devices(push_devices),
+        .with_devices(push_devices)
+        .with_quarantine_retention(config.quarantine_retention_days),
     );
     let health = Arc::new(Health::default());
     health.set("store", true, store.engine(), chrono::Utc::now());

@@ -39,6 +39,7 @@ pub mod input;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod quarantine;
 pub mod render;
 pub mod scheduler;
 pub mod service;

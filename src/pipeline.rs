@@ -27,7 +27,7 @@ use crate::ingest::decode::{DecodeContext, Decoder, Identity, canonical_card};
 use crate::metrics::Metrics;
 use crate::service::Heartbeat;
 use crate::source::{Received, Sink, SinkError};
-use crate::store::{EmployeeRecord, Inserted, NewPunch, NewQuarantine, Store};
+use crate::store::{EmployeeRecord, Inserted, NewPunch, NewQuarantine, QuarantineKind, Store};
 
 /// How one source's messages are decoded.
 #[derive(Debug)]
@@ -36,6 +36,102 @@ pub struct SourceDecoding {
     pub decoder: Decoder,
     /// Zone of the devices' local times.
     pub tz: Tz,
+    /// The decoder's options as configured (kept, as JSON, with quarantined payloads
+    /// so that `attendd quarantine replay` decodes them the same way).
+    pub options: toml::Table,
+}
+
+impl SourceDecoding {
+    /// What a quarantine row of this source keeps for a replay.
+    pub fn replay_info(
+        &self,
+        source: &str,
+        topic: Option<&str>,
+        device: Option<&str>,
+    ) -> crate::store::ReplayInfo {
+        crate::store::ReplayInfo {
+            pipeline_source: source.to_string(),
+            topic: topic.map(str::to_string),
+            decoder: self.decoder.name().to_string(),
+            decoder_options: serde_json::to_string(&self.options).unwrap_or_default(),
+            device_id: device.map(str::to_string),
+            timezone: self.tz.name().to_string(),
+        }
+    }
+}
+
+/// Who the employees are, as the pipeline resolves identities: the ids HR
+/// imported and every alias (card numbers, face-match names, device-scoped
+/// person ids).
+#[derive(Debug, Default)]
+pub struct Directory {
+    aliases: HashMap<String, String>,
+    employees: std::collections::HashSet<String>,
+}
+
+/// The prefix of a device-scoped alias in employees.csv's alias column:
+/// `device:DEVICE_ID:PERSON_ID` (RecPush `personId` is a per-device
+/// counter on terminals enrolled from their own screen). The person id is
+/// after the last `:`, so device ids with colons (MAC addresses) work.
+pub const DEVICE_ALIAS_PREFIX: &str = "device:";
+
+/// Splits a device-scoped alias into (device, person id).
+pub fn device_alias(alias: &str) -> Option<(&str, &str)> {
+    let rest = alias.trim().strip_prefix(DEVICE_ALIAS_PREFIX)?;
+    let (dev, person) = rest.rsplit_once(':')?;
+    (!dev.trim().is_empty() && !person.trim().is_empty()).then(|| (dev.trim(), person.trim()))
+}
+
+fn scoped_key(device: &str, key: &str) -> String {
+    format!("{DEVICE_ALIAS_PREFIX}{}:{key}", device.to_lowercase())
+}
+
+impl Directory {
+    /// The directory of these employees.
+    pub fn new(emps: &[EmployeeRecord]) -> Directory {
+        Directory {
+            aliases: alias_map(emps),
+            employees: emps.iter().map(|e| e.employee_id.clone()).collect(),
+        }
+    }
+
+    /// The employee an identity seen on `device` stands for, or why none.
+    ///
+    /// An employee id nobody holds is refused once HR has imported any
+    /// employee (a forged or mistyped id must not count as a punch); until
+    /// then, ids are taken as sent so that a new site's first punches wait
+    /// for the import in the store, not in quarantine. An alias is looked
+    /// up scoped to the device first (`device:ID:alias`), then on its own.
+    pub fn resolve(&self, id: &Identity, device: Option<&str>) -> Result<String, String> {
+        match id {
+            Identity::Employee(e) => {
+                if self.employees.is_empty() || self.employees.contains(e) {
+                    Ok(e.clone())
+                } else {
+                    Err(format!(
+                        "unknown employee {:?}: no employee has this id; import employees.csv with it, then run `attendd quarantine replay`",
+                        crate::quarantine::shown(e)
+                    ))
+                }
+            }
+            Identity::Alias(a) => {
+                let keys = alias_keys(a);
+                device
+                    .and_then(|d| {
+                        keys.iter()
+                            .find_map(|k| self.aliases.get(&scoped_key(d, k)).cloned())
+                    })
+                    .or_else(|| keys.iter().find_map(|k| self.aliases.get(k).cloned()))
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown alias {:?}: no employee has it; add it to employees.csv (alias column, `device:ID:{}` for one terminal), import, and run `attendd quarantine replay`",
+                            crate::quarantine::shown(a),
+                            crate::quarantine::shown(a)
+                        )
+                    })
+            }
+        }
+    }
 }
 
 /// Longest a re-classification may take (waiting for the store's recompute
@@ -48,7 +144,7 @@ pub struct Pipeline {
     store: Store,
     policy: RwLock<Arc<Policy>>,
     sources: HashMap<Arc<str>, SourceDecoding>,
-    aliases: RwLock<HashMap<String, String>>,
+    directory: RwLock<Directory>,
     dirty: Mutex<BTreeMap<String, (NaiveDate, NaiveDate)>>,
     metrics: Arc<Metrics>,
     heartbeat: Heartbeat,
@@ -57,6 +153,12 @@ pub struct Pipeline {
     /// Device id of sources that stand for one terminal (a ZKTeco push
     /// terminal's serial number); it wins over what the payload implies.
     devices: HashMap<Arc<str>, String>,
+    /// Ignored events already logged, per device and kind.
+    ignored_logged: crate::source::push::LogOnce,
+    /// Undecodable payloads older than this many days are pruned.
+    quarantine_retention_days: u32,
+    /// When the quarantine was last pruned.
+    last_prune: Mutex<Option<DateTime<Utc>>>,
 }
 
 /// The keys an alias is found under: as written (lower case), and the
@@ -85,6 +187,12 @@ fn alias_map(emps: &[EmployeeRecord]) -> HashMap<String, String> {
     let mut m = HashMap::new();
     for e in emps {
         for a in &e.aliases {
+            if let Some((dev, person)) = device_alias(a) {
+                for k in alias_keys(person) {
+                    m.insert(scoped_key(dev, &k), e.employee_id.clone());
+                }
+                continue;
+            }
             for k in alias_keys(a) {
                 m.insert(k, e.employee_id.clone());
             }
@@ -107,13 +215,16 @@ impl Pipeline {
             store,
             policy: RwLock::new(policy),
             sources,
-            aliases: RwLock::new(alias_map(&emps)),
+            directory: RwLock::new(Directory::new(&emps)),
             dirty: Mutex::new(BTreeMap::new()),
             metrics,
             heartbeat: Heartbeat::new(),
             max_future_skew,
             drift: Arc::default(),
             devices: HashMap::new(),
+            ignored_logged: Default::default(),
+            quarantine_retention_days: crate::config::DEFAULT_QUARANTINE_RETENTION_DAYS,
+            last_prune: Mutex::new(None),
         })
     }
 
@@ -148,13 +259,38 @@ impl Pipeline {
         self.heartbeat.clone()
     }
 
-    fn resolve(&self, id: &Identity) -> Option<String> {
-        match id {
-            Identity::Employee(e) => Some(e.clone()),
-            Identity::Alias(a) => {
-                let m = self.aliases.read().unwrap_or_else(|e| e.into_inner());
-                alias_keys(a).iter().find_map(|k| m.get(k).cloned())
+    /// The same pipeline pruning undecodable quarantined payloads after
+    /// `days` days (`[store] quarantine_retention_days`).
+    pub fn with_quarantine_retention(mut self, days: u32) -> Self {
+        self.quarantine_retention_days = days;
+        self
+    }
+
+    fn resolve(&self, id: &Identity, device: Option<&str>) -> Result<String, String> {
+        self.directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .resolve(id, device)
+    }
+
+    /// Deletes undecodable payloads older than the retention, at most once
+    /// an hour; never unknown-employee punches.
+    async fn prune_quarantine(&self, now: DateTime<Utc>) {
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| now - t < chrono::Duration::hours(1)) {
+                return;
             }
+            *last = Some(now);
+        }
+        let cutoff = now - chrono::Duration::days(i64::from(self.quarantine_retention_days));
+        match self.store.prune_quarantine(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                "pruned {n} undecodable quarantined payload(s) older than {} days",
+                self.quarantine_retention_days
+            ),
+            Err(e) => warn!("cannot prune the quarantine: {e}"),
         }
     }
 
@@ -176,8 +312,9 @@ impl Pipeline {
     ) -> Result<usize, crate::store::StoreError> {
         let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
         if let Ok(emps) = self.store.employees().await {
-            *self.aliases.write().unwrap_or_else(|e| e.into_inner()) = alias_map(&emps);
+            *self.directory.write().unwrap_or_else(|e| e.into_inner()) = Directory::new(&emps);
         }
+        self.prune_quarantine(now).await;
         self.heartbeat.beat();
         if dirty.is_empty() {
             return Ok(0);
@@ -257,66 +394,120 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Counts ignored events by kind and logs the first of each kind per
+    /// device.
+    fn count_ignored(&self, source: &str, device: Option<&str>, ignored: &[crate::ingest::decode::Ignored]) {
+        for i in ignored {
+            let kind = crate::quarantine::ignored_kind(&i.reason);
+            self.metrics.add(
+                "attendd_ignored_events_total",
+                &[("source", source), ("kind", &kind)],
+                1.0,
+            );
+            let dev = device.unwrap_or("-");
+            if self.ignored_logged.first(&format!("{dev}\u{1f}{kind}")) {
+                info!(
+                    source = %source,
+                    device = %dev,
+                    "ignored an event that is not a punch: {} (counted in attendd_ignored_events_total{{kind={kind:?}}}; logged once per device and kind)",
+                    i.reason
+                );
+            }
+        }
+    }
+}
+
 impl Sink for Pipeline {
     async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
         let mut punches: Vec<NewPunch> = Vec::with_capacity(batch.len());
         // The source of each punch: a batch may mix sources (HTTP push).
         let mut punch_sources: Vec<&str> = Vec::with_capacity(batch.len());
-        let mut quarantine: Vec<NewQuarantine> = Vec::new();
+        let mut quarantine = crate::quarantine::Bounded::default();
         let mut last_seen: HashMap<String, DateTime<Utc>> = HashMap::new();
         for r in batch {
+            // The messages of one upload share their source and arrival
+            // time: at most 100 of its bad records are kept one by one.
+            let upload = (r.source.clone(), r.received_at);
             let Some(src) = self.sources.get(&r.source) else {
-                quarantine.push(NewQuarantine {
-                    source: r.source.to_string(),
-                    payload: r.payload.clone(),
-                    reason: "no decoder configured for this source".into(),
-                });
+                quarantine.push(
+                    &upload,
+                    NewQuarantine {
+                        source: r.source.to_string(),
+                        payload: r.payload.clone(),
+                        reason: "no decoder configured for this source".into(),
+                        received_at: Some(r.received_at),
+                        ..Default::default()
+                    },
+                );
                 continue;
             };
             let origin = match &r.topic {
                 Some(t) => format!("{}:{t}", r.source),
                 None => r.source.to_string(),
             };
+            let device = self.devices.get(&r.source).map(String::as_str);
             let mut cx = DecodeContext::new(src.tz, r.received_at);
             if let Some(t) = &r.topic {
                 cx = cx.with_topic(t);
             }
-            if let Some(d) = self.devices.get(&r.source) {
+            if let Some(d) = device {
                 cx = cx.with_device(d);
             }
+            let replay = src.replay_info(&r.source, r.topic.as_deref(), device);
+            let quarantined = |label: String, payload: &[u8], reason: String, kind| NewQuarantine {
+                source: label,
+                payload: crate::quarantine::strip_photos(payload),
+                reason,
+                kind,
+                replay: Some(replay.clone()),
+                received_at: Some(r.received_at),
+            };
             let decoded = match src.decoder.decode(&r.payload, &cx) {
                 Ok(d) => d,
                 Err(e) => {
                     self.metrics
                         .add("attendd_quarantined_total", &[("source", &r.source)], 1.0);
-                    quarantine.push(NewQuarantine {
-                        source: origin,
-                        payload: r.payload.clone(),
-                        reason: format!("{}: {e}", src.decoder.name()),
-                    });
+                    quarantine.push(
+                        &upload,
+                        quarantined(
+                            origin,
+                            &r.payload,
+                            format!("{}: {e}", src.decoder.name()),
+                            QuarantineKind::Undecodable,
+                        ),
+                    );
                     continue;
                 }
             };
             for le in &decoded.line_errors {
                 self.metrics
                     .add("attendd_quarantined_total", &[("source", &r.source)], 1.0);
-                quarantine.push(NewQuarantine {
-                    source: format!("{origin} line {}", le.line),
-                    payload: le.text.clone().into_bytes(),
-                    reason: format!("{}: {}", src.decoder.name(), le.error),
-                });
-            }
-            if !decoded.ignored.is_empty() {
-                self.metrics.add(
-                    "attendd_ignored_events_total",
-                    &[("source", &r.source)],
-                    decoded.ignored.len() as f64,
+                quarantine.push(
+                    &upload,
+                    quarantined(
+                        format!("{origin} line {}", le.line),
+                        le.text.as_bytes(),
+                        format!("{}: {}", src.decoder.name(), le.error),
+                        QuarantineKind::Undecodable,
+                    ),
                 );
             }
+            let payload_device = decoded
+                .punches
+                .first()
+                .and_then(|p| p.device_id.as_deref())
+                .or(device);
+            self.count_ignored(&r.source, payload_device, &decoded.ignored);
             for w in &decoded.warnings {
                 warn!(source = %r.source, "{w}");
             }
-            let raw = String::from_utf8_lossy(&r.payload[..r.payload.len().min(2048)]).into_owned();
+            let raw = String::from_utf8_lossy(&crate::quarantine::strip_photos(
+                &r.payload[..r.payload.len().min(64 * 1024)],
+            ))
+            .chars()
+            .take(2048)
+            .collect::<String>();
             for p in decoded.punches {
                 if let Some(d) = &p.device_id {
                     last_seen.insert(d.clone(), r.received_at);
@@ -334,21 +525,24 @@ impl Sink for Pipeline {
                         skew.num_seconds()
                     );
                 }
-                let Some(employee_id) = self.resolve(&p.identity) else {
-                    self.metrics.add(
-                        "attendd_punches_total",
-                        &[("source", &r.source), ("outcome", "unknown_alias")],
-                        1.0,
-                    );
-                    quarantine.push(NewQuarantine {
-                        source: origin.clone(),
-                        payload: r.payload.clone(),
-                        reason: format!(
-                            "unknown alias {:?}: no employee has it; add it to employees.csv (alias column), import, and replay",
-                            p.identity.as_str()
-                        ),
-                    });
-                    continue;
+                let employee_id = match self.resolve(&p.identity, p.device_id.as_deref()) {
+                    Ok(e) => e,
+                    Err(why) => {
+                        self.metrics.add(
+                            "attendd_punches_total",
+                            &[("source", &r.source), ("outcome", "unknown_employee")],
+                            1.0,
+                        );
+                        // Unknown people are punches waiting for HR: never
+                        // cut short by the per-upload bound.
+                        quarantine.push_always(quarantined(
+                            origin.clone(),
+                            &r.payload,
+                            why,
+                            QuarantineKind::Unknown,
+                        ));
+                        continue;
+                    }
                 };
                 punch_sources.push(&r.source);
                 punches.push(NewPunch {
@@ -362,6 +556,7 @@ impl Sink for Pipeline {
                 });
             }
         }
+        let quarantine = quarantine.finish();
         let started = std::time::Instant::now();
         let outcomes = if punches.is_empty() {
             Vec::new()

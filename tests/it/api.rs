@@ -319,6 +319,7 @@ async fn terminal_admin_sees_quarantine_and_terminals_only() {
             source: "mqtt:attendance/x/punch".into(),
             payload: b"garbage".to_vec(),
             reason: "not JSON".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

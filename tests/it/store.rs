@@ -940,6 +940,7 @@ async fn outbox_and_day_closes(db: &TestDb) {
             source: "mqtt[0]".into(),
             payload: format!("bad {i}").into_bytes(),
             reason: "test".into(),
+            ..Default::default()
         })
         .collect();
     db.store.quarantine_many(&q).await.unwrap();
