@@ -251,8 +251,9 @@ impl Decodings {
         }
         for (i, s) in config.sources.serial.iter().enumerate() {
             let options = s.decoder_options.clone().unwrap_or_default();
-            let decoder = Decoder::with_options(&s.decoder, s.decoder_options.as_ref().unwrap_or(&empty))
-                .map_err(|e| format!("source.serial[{i}].decoder: {e}"))?;
+            let decoder =
+                Decoder::with_options(&s.decoder, s.decoder_options.as_ref().unwrap_or(&empty))
+                    .map_err(|e| format!("source.serial[{i}].decoder: {e}"))?;
             sources.insert(
                 Arc::from(format!("serial[{i}]").as_str()),
                 SourceDecoding {
@@ -312,7 +313,10 @@ fn row_decoding(
     let src = d.sources.get(name).ok_or_else(|| {
         let mut known: Vec<&str> = d.sources.keys().map(|k| &**k).collect();
         known.sort_unstable();
-        format!("--source {name:?} is not a configured source ({})", known.join(", "))
+        format!(
+            "--source {name:?} is not a configured source ({})",
+            known.join(", ")
+        )
     })?;
     // Old rows name their origin `SOURCE[:TOPIC][ line N]`.
     let topic = row
@@ -365,9 +369,10 @@ pub async fn replay(
         for row in &rows {
             report.examined += 1;
             if let Some((at, by)) = &row.resolved {
-                report
-                    .skipped
-                    .push((row.id, format!("already replayed {} by {by}", at.to_rfc3339())));
+                report.skipped.push((
+                    row.id,
+                    format!("already replayed {} by {by}", at.to_rfc3339()),
+                ));
                 continue;
             }
             if row.kind == QuarantineKind::Summary {
@@ -403,7 +408,10 @@ pub async fn replay(
                 Some(t) => format!("{}:{t}", rd.source),
                 None => rd.source.clone(),
             };
-            let raw: String = String::from_utf8_lossy(&row.payload).chars().take(2048).collect();
+            let raw: String = String::from_utf8_lossy(&row.payload)
+                .chars()
+                .take(2048)
+                .collect();
             let mut punches = Vec::new();
             let mut why = decoded
                 .line_errors
@@ -446,7 +454,10 @@ pub async fn replay(
                 "stored": new, "duplicates": punches.len() - new,
                 "ignored": decoded.ignored.len(), "punches": punches.len(),
             });
-            if store.resolve_quarantine(row.id, &outcome, actor, now).await? {
+            if store
+                .resolve_quarantine(row.id, &outcome, actor, now)
+                .await?
+            {
                 report.resolved += 1;
             } else {
                 report
@@ -463,7 +474,15 @@ pub async fn replay(
         let to = touched.values().map(|r| r.1).max().unwrap_or_default();
         let ids: Vec<String> = touched.keys().cloned().collect();
         report.evaluated = store
-            .recompute(policy, Some(&ids), from, to, "quarantine replay", actor, now)
+            .recompute(
+                policy,
+                Some(&ids),
+                from,
+                to,
+                "quarantine replay",
+                actor,
+                now,
+            )
             .await?
             .evaluated;
     }
@@ -477,7 +496,9 @@ mod tests {
     #[test]
     fn photos_are_removed_from_json_and_text() {
         let photo = "/9j/".to_string() + &"A".repeat(900);
-        let j = format!(r#"{{"PanoImage":{{"Name":"a.jpg","Data":"{photo}"}},"pic":"data:image/jpeg;base64,/9j/4A","x":"short"}}"#);
+        let j = format!(
+            r#"{{"PanoImage":{{"Name":"a.jpg","Data":"{photo}"}},"pic":"data:image/jpeg;base64,/9j/4A","x":"short"}}"#
+        );
         let out = String::from_utf8(strip_photos(j.as_bytes())).unwrap();
         assert!(!out.contains("AAAA"), "{out}");
         assert!(out.contains("<photo removed: 904 bytes>"), "{out}");
@@ -489,16 +510,19 @@ mod tests {
         assert!(!out.contains("AAAA"), "{out}");
         let jpeg = [b"head ".as_slice(), &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3]].concat();
         assert_eq!(strip_photos(&jpeg), b"head <photo removed: 7 bytes>");
-        assert_eq!(strip_photos(b"0217\t2026-11-02 08:29:13"), b"0217\t2026-11-02 08:29:13");
+        assert_eq!(
+            strip_photos(b"0217\t2026-11-02 08:29:13"),
+            b"0217\t2026-11-02 08:29:13"
+        );
     }
 
     #[test]
     fn ignored_kinds_are_bounded_labels() {
         assert_eq!(
             ignored_kind("VerifyStatus 2 (refused) is not a punch"),
-            "verifystatus n"
+            "verifystatus N"
         );
-        assert_eq!(ignored_kind("rtlog event 27: door"), "rtlog event n");
+        assert_eq!(ignored_kind("rtlog event 27: door"), "rtlog event N");
         assert_eq!(ignored_kind(""), "other");
     }
 
@@ -519,6 +543,10 @@ mod tests {
         assert_eq!(rows.len(), 100 + 1 + 1 + 1);
         let summary = rows.last().unwrap();
         assert_eq!(summary.kind, QuarantineKind::Summary);
-        assert!(summary.reason.starts_with("150 further"), "{}", summary.reason);
+        assert!(
+            summary.reason.starts_with("150 further"),
+            "{}",
+            summary.reason
+        );
     }
 }

@@ -290,16 +290,14 @@ async fn handshake(
         },
         None => HashMap::new(),
     };
-    if q
-        .get("table")
+    if q.get("table")
         .is_some_and(|t| t.eq_ignore_ascii_case("RemoteAtt"))
     {
         // No user data is handed out: an empty answer means "no such user".
         s.count("remote_att");
         return text(String::new());
     }
-    if q
-        .get("devicetype")
+    if q.get("devicetype")
         .is_some_and(|t| t.eq_ignore_ascii_case("acc"))
     {
         s.count("handshake");
@@ -328,9 +326,9 @@ async fn handshake(
 
 /// The `RegistryCode` of a terminal: stable per serial number (FNV-1a).
 fn registry_code(sn: &str) -> String {
-    let h = sn
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = sn.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     format!("{:010x}", h & 0xff_ffff_ffff)
 }
 
@@ -530,7 +528,13 @@ async fn upload(
         s.count("ignored");
         s.metrics.add(
             "attendd_ignored_events_total",
-            &[("source", &s.name), ("kind", &format!("zk table {}", crate::quarantine::ignored_kind(&table)))],
+            &[
+                ("source", &s.name),
+                (
+                    "kind",
+                    &format!("zk table {}", crate::quarantine::ignored_kind(&table)),
+                ),
+            ],
             1.0,
         );
         if s.ignored.first(&format!("{sn}\u{1f}{table}")) {

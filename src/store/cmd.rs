@@ -410,12 +410,7 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
     };
     let r = match cmd {
         StoreCommand::Quarantine(QuarantineArgs {
-            action:
-                Some(QuarantineAction::Replay {
-                    all,
-                    ids,
-                    source,
-                }),
+            action: Some(QuarantineAction::Replay { all, ids, source }),
             ..
         }) => replay(&ctx, all, ids, source, out).await,
         StoreCommand::Quarantine(a) => quarantine(&ctx, a.limit, out).await,

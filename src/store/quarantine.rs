@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{QueryContext, QuarantineRow, Store, StoreError};
+use super::{QuarantineRow, QueryContext, Store, StoreError};
 
 /// What kind of quarantine row it is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]

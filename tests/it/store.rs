@@ -1009,3 +1009,159 @@ async fn concurrent_recomputes_do_not_double_the_ledger(db: &TestDb) {
     third.close().await;
 }
 store_test!(concurrent_recomputes_do_not_double_the_ledger);
+
+// ---------------------------------------------------------------------------
+// Issue 11 (supersede) and issue 13 (bounded quarantine).
+
+async fn superseded_punch_leaves_classification_and_the_resent_one_counts(db: &TestDb) {
+    one_employee(db, "E001").await;
+    // A check-in shifted by a misread time offset (08:29 became 11:29)
+    // and a correct check-out.
+    let mut shifted = punch("E001", "2026-11-02T11:29:13+08:00");
+    shifted.device_id = Some("CQZ7231460021".into());
+    db.store
+        .insert_punches(&[shifted, punch("E001", "2026-11-02T17:31:02+08:00")])
+        .await
+        .unwrap();
+    let day = d("2026-11-02");
+    db.store
+        .recompute(&db.policy, None, day, day, "test", "tester", later())
+        .await
+        .unwrap();
+    let status = |v: Vec<attendd::store::StoredVerdict>| v[0].status.clone();
+    assert_ne!(
+        status(db.store.verdicts(day, day, None).await.unwrap()),
+        "present"
+    );
+
+    let out = cli(
+        db,
+        &[
+            "punches",
+            "supersede",
+            "--device",
+            "CQZ7231460021",
+            "--from",
+            "2026-11-02 00:00",
+            "--to",
+            "2026-11-03 00:00",
+            "--reason",
+            "TimeOffset read as a record counter",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["superseded"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+    // Applying it again supersedes nothing more.
+    let again = cli(
+        db,
+        &[
+            "punches",
+            "supersede",
+            "--device",
+            "CQZ7231460021",
+            "--from",
+            "2026-11-02 00:00",
+            "--to",
+            "2026-11-03 00:00",
+            "--reason",
+            "again",
+            "--json",
+        ],
+    );
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["already_superseded"], 1, "{again}");
+    // The punch is still stored (append-only), but not classified.
+    assert_eq!(db.store.punch_count().await.unwrap(), 2);
+    // The terminal re-sends the correct punch.
+    let mut correct = punch("E001", "2026-11-02T08:29:13+08:00");
+    correct.device_id = Some("CQZ7231460021".into());
+    db.store.insert_punches(&[correct]).await.unwrap();
+    db.store
+        .recompute(&db.policy, None, day, day, "resent", "ingest", later())
+        .await
+        .unwrap();
+    assert_eq!(
+        status(db.store.verdicts(day, day, None).await.unwrap()),
+        "present"
+    );
+    let audit = db.store.audit(Some("punch_supersedes")).await.unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(audit[0].cause.contains("TimeOffset"), "{audit:?}");
+    // Bad ranges are input errors naming the flag.
+    let bad = cli(
+        db,
+        &[
+            "punches",
+            "supersede",
+            "--device",
+            "X",
+            "--from",
+            "1970-01-01 00:00",
+            "--to",
+            "2026-11-03 00:00",
+            "--reason",
+            "r",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("--from"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+store_test!(superseded_punch_leaves_classification_and_the_resent_one_counts);
+
+async fn quarantine_prunes_garbage_never_unknown_employees_and_pages_in_sql(db: &TestDb) {
+    use attendd::store::{NewQuarantine, QuarantineKind};
+    let now = later();
+    let old = now - chrono::Duration::days(120);
+    let row = |kind, at, reason: &str| NewQuarantine {
+        source: "zk_push[0]:A".into(),
+        payload: reason.as_bytes().to_vec(),
+        reason: reason.into(),
+        kind,
+        replay: None,
+        received_at: Some(at),
+    };
+    db.store
+        .quarantine_many(&[
+            row(QuarantineKind::Undecodable, old, "old garbage"),
+            row(QuarantineKind::Summary, old, "old summary"),
+            row(QuarantineKind::Unknown, old, "old unknown employee"),
+            row(QuarantineKind::Undecodable, now, "new garbage"),
+        ])
+        .await
+        .unwrap();
+    let n = db
+        .store
+        .prune_quarantine(now - chrono::Duration::days(90))
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let left: Vec<String> = db
+        .store
+        .quarantined(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.reason)
+        .collect();
+    assert_eq!(left, vec!["new garbage", "old unknown employee"]);
+    // Pages come from SQL: an offset past the end is an empty page.
+    assert_eq!(db.store.quarantine_page(1, 5).await.unwrap().len(), 1);
+    assert!(
+        db.store
+            .quarantine_page(4_000_000, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+store_test!(quarantine_prunes_garbage_never_unknown_employees_and_pages_in_sql);

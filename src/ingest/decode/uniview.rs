@@ -94,7 +94,8 @@ pub fn decode(bytes: &[u8], cx: &DecodeContext) -> Result<Decoded, DecodeError> 
         .or_else(|| text(at(&v, "DeviceCode")));
     let seq = int(at(&v, "Seq"));
     for (i, m) in matches.iter().enumerate() {
-        let status = int(m.get("MatchStatus")).ok_or_else(|| missing("LibMatInfoList[].MatchStatus"))?;
+        let status =
+            int(m.get("MatchStatus")).ok_or_else(|| missing("LibMatInfoList[].MatchStatus"))?;
         if status != 1 && status != 7 {
             out.ignore(format!(
                 "MatchStatus {status} ({}) is not a punch",
@@ -109,7 +110,8 @@ pub fn decode(bytes: &[u8], cx: &DecodeContext) -> Result<Decoded, DecodeError> 
             (None, Some(p)) => Identity::Alias(p),
             (None, None) => return Err(missing("LibMatInfoList[].MatchPersonInfo.PersonCode")),
         };
-        let event_id = seq.map(|s| format!("unv:{s}:{i}:{}:{}", identity.as_str(), when.timestamp()));
+        let event_id =
+            seq.map(|s| format!("unv:{s}:{i}:{}:{}", identity.as_str(), when.timestamp()));
         out.punches.push(DecodedPunch {
             identity,
             at: when,
@@ -150,14 +152,28 @@ mod tests {
 
     #[test]
     fn refused_matches_and_captures_are_ignored() {
-        let refused = String::from_utf8_lossy(SAMPLES[0]).replace("\"MatchStatus\":1", "\"MatchStatus\":2");
+        let refused =
+            String::from_utf8_lossy(SAMPLES[0]).replace("\"MatchStatus\":1", "\"MatchStatus\":2");
         let d = decode(refused.as_bytes(), &cx(IST)).unwrap();
         assert!(d.punches.is_empty());
-        assert_eq!(d.ignored[0].reason, "MatchStatus 2 (comparison failed) is not a punch");
-        let d = decode(br#"{"DeviceCode":"X","Timestamp":1624364137,"LibMatInfoList":[]}"#, &cx(IST)).unwrap();
+        assert_eq!(
+            d.ignored[0].reason,
+            "MatchStatus 2 (comparison failed) is not a punch"
+        );
+        let d = decode(
+            br#"{"DeviceCode":"X","Timestamp":1624364137,"LibMatInfoList":[]}"#,
+            &cx(IST),
+        )
+        .unwrap();
         assert_eq!(d.ignored.len(), 1);
         assert!(decode(b"[1]", &cx(IST)).is_err());
-        assert!(decode(br#"{"LibMatInfoList":[{"MatchStatus":1,"MatchPersonID":5}],"Timestamp":9}"#, &cx(IST)).is_err());
+        assert!(
+            decode(
+                br#"{"LibMatInfoList":[{"MatchStatus":1,"MatchPersonID":5}],"Timestamp":9}"#,
+                &cx(IST)
+            )
+            .is_err()
+        );
         assert!(answer("/x").contains("\"StatusCode\":0"));
     }
 }

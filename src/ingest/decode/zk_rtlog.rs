@@ -194,12 +194,7 @@ mod tests {
         let o = RtlogOptions::default();
         assert!(decode(b"hello", &c, &o).is_err());
         assert!(decode(b"", &c, &o).is_err());
-        let e = decode(
-            b"time=1970-01-01 00:00:09\tpin=7\tevent=0\tindex=1",
-            &c,
-            &o,
-        )
-        .unwrap_err();
+        let e = decode(b"time=1970-01-01 00:00:09\tpin=7\tevent=0\tindex=1", &c, &o).unwrap_err();
         assert!(e.to_string().contains("clock not set"), "{e}");
         let d = decode(
             b"time=2026-09-28 11:40:45\tpin=7\tevent=0\tindex=1\nnonsense\n",
