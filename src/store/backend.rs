@@ -164,8 +164,10 @@ pub(super) async fn add_quarantine(
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let kept = &q.payload[..q.payload.len().min(QUARANTINE_MAX_BYTES)];
+    let r = q.replay.as_ref();
     sqlx::query(
-        "INSERT INTO quarantine (source, payload, payload_len, reason, received_at, kind) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO quarantine (source, payload, payload_len, reason, received_at, kind, pipeline_source, topic, \
+         decoder, decoder_options, device_id, timezone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(q.source.as_str())
     .bind(kept)
@@ -173,6 +175,12 @@ pub(super) async fn add_quarantine(
     .bind(q.reason.as_str())
     .bind(q.received_at.unwrap_or(now))
     .bind(q.kind.as_str())
+    .bind(r.map(|r| r.pipeline_source.as_str()))
+    .bind(r.and_then(|r| r.topic.as_deref()))
+    .bind(r.map(|r| r.decoder.as_str()))
+    .bind(r.map(|r| r.decoder_options.as_str()))
+    .bind(r.and_then(|r| r.device_id.as_deref()))
+    .bind(r.map(|r| r.timezone.as_str()))
     .fetch_one(pool)
     .await
     .and_then(|r| r.try_get(0))

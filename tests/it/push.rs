@@ -171,6 +171,24 @@ impl Site {
         })
     }
 
+    /// `attendd ARGS --config …` (with the test's environment), which
+    /// must succeed; its stdout.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env(DAHUA_PASSWORD_ENV, DAHUA_PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "attendd {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     fn metrics(&self) -> String {
         request(self.http, "GET", "/metrics", &[], b"").unwrap().1
     }
@@ -363,7 +381,8 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
             "77",
             "OPLOG 4\t0\t2025-03-05 08:03:00\t0\t0\t0\t0\n"
         ),
-        (200, "OK".into())
+        // Issue 11 item 9: OPERLOG is answered with its record count.
+        (200, "OK:1".into())
     );
     let photo = request(
         site.zk,
@@ -1203,10 +1222,7 @@ fn unknown_employees_are_quarantined_and_replayed_once_after_import() {
         "employee_id,name,team,supervisor\n1043,Leyla Aydin,gate,S1\n",
     )
     .unwrap();
-    crate::proc::attendd_ok(
-        &site.config,
-        &["import", "employees", employees.to_str().unwrap()],
-    );
+    site.cli(&["import", "employees", employees.to_str().unwrap()]);
     let mut d = site.start();
     let body = "1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0\n\
                 &xxe;\t2025-03-04 08:58:00\t0\t15\t0\t0\t0\n\
@@ -1231,11 +1247,8 @@ fn unknown_employees_are_quarantined_and_replayed_once_after_import() {
         "employee_id,name,team,supervisor\n1043,Leyla Aydin,gate,S1\n2001,Deniz Kaya,gate,S1\n",
     )
     .unwrap();
-    crate::proc::attendd_ok(
-        &site.config,
-        &["import", "employees", employees.to_str().unwrap()],
-    );
-    let out = crate::proc::attendd_ok(&site.config, &["quarantine", "replay", "--all", "--json"]);
+    site.cli(&["import", "employees", employees.to_str().unwrap()]);
+    let out = site.cli(&["quarantine", "replay", "--all", "--json"]);
     let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(r["replay"]["stored"], 1, "{out}");
     assert_eq!(r["replay"]["resolved"], 1, "{out}");
@@ -1252,14 +1265,11 @@ fn unknown_employees_are_quarantined_and_replayed_once_after_import() {
         .into_iter()
         .find(|r| r.resolved.is_some())
         .expect("a resolved row");
-    let out = crate::proc::attendd_ok(
-        &site.config,
-        &["quarantine", "replay", &resolved.id.to_string(), "--json"],
-    );
+    let out = site.cli(&["quarantine", "replay", &resolved.id.to_string(), "--json"]);
     let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(r["replay"]["stored"], 0, "{out}");
     assert_eq!(r["replay"]["skipped"].as_array().unwrap().len(), 1, "{out}");
-    let out = crate::proc::attendd_ok(&site.config, &["quarantine", "replay", "--all", "--json"]);
+    let out = site.cli(&["quarantine", "replay", "--all", "--json"]);
     let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(r["replay"]["stored"], 0, "{out}");
     assert_eq!(site.punches().len(), 2);
