@@ -412,7 +412,7 @@ async fn rtdata(
 }
 
 /// The body of an upload, inflated when the terminal compressed it.
-fn inflated(s: &ZkPush, headers: &HeaderMap, body: Bytes) -> Result<Bytes, Response> {
+fn inflated(s: &ZkPush, headers: &HeaderMap, body: Bytes) -> Result<Bytes, Box<Response>> {
     match super::push::inflate(headers, &body, s.max_body) {
         Ok(Some(b)) => Ok(Bytes::from(b)),
         Ok(None) => Ok(body),
@@ -423,7 +423,7 @@ fn inflated(s: &ZkPush, headers: &HeaderMap, body: Bytes) -> Result<Bytes, Respo
             } else {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             };
-            Err((code, format!("{e}\n")).into_response())
+            Err(Box::new((code, format!("{e}\n")).into_response()))
         }
     }
 }
@@ -441,7 +441,7 @@ async fn upload(
     };
     let body = match inflated(&s, &headers, body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let table = q
         .get("table")

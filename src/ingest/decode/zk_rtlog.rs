@@ -101,8 +101,7 @@ fn record(
     }
     let num = |k: &str| -> Result<Option<u32>, DecodeError> {
         match get.get(k) {
-            None => Ok(None),
-            Some(v) if v.is_empty() => Ok(None),
+            None | Some(&"") => Ok(None),
             Some(v) => v
                 .parse::<u32>()
                 .map(Some)
