@@ -1282,3 +1282,43 @@ fn unknown_employees_are_quarantined_and_replayed_once_after_import() {
     assert_eq!(audit[0].row_key, resolved.id.to_string());
     d.kill();
 }
+
+#[test]
+fn rows_kept_before_replay_information_replay_with_their_source_named() {
+    let mut site = Site::new();
+    let mut d = site.start();
+    // A row as kept before migration 0005: source and payload only.
+    let id = site.with_store(|s| {
+        Box::pin(async move {
+            s.quarantine(&attendd::store::NewQuarantine {
+                source: format!("zk_push[0]:{SN} line 1"),
+                payload: b"1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0".to_vec(),
+                reason: "unknown alias \"1043\"".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+        })
+    });
+    let id = id.to_string();
+    let out = site.cli(&["quarantine", "replay", &id, "--json"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["replay"]["stored"], 0, "{out}");
+    assert!(
+        r["replay"]["unresolved"][0][1]
+            .as_str()
+            .unwrap()
+            .contains("--source"),
+        "{out}"
+    );
+    let source = format!("zk_push[0]:{SN}");
+    let out = site.cli(&["quarantine", "replay", &id, "--source", &source, "--json"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["replay"]["stored"], 1, "{out}");
+    let p = site.punches();
+    assert_eq!(p.len(), 1, "{p:?}");
+    // Decoded as the terminal's: its serial number and zone.
+    assert_eq!(p[0].device_id.as_deref(), Some(SN));
+    assert_eq!(p[0].time.to_rfc3339(), "2025-03-04T05:57:12+00:00");
+    d.kill();
+}
