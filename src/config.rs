@@ -710,6 +710,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         );
         url
     };
+    if raw.store.quarantine_retention_days == 0 {
+        push(
+            "store.quarantine_retention_days",
+            "must be at least 1 (days an undecodable payload is kept)".into(),
+        );
+    }
 
     for (i, m) in raw.source.mqtt.iter().enumerate() {
         let key = format!("source.mqtt[{i}]");

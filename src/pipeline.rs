@@ -430,10 +430,11 @@ impl Sink for Pipeline {
         let mut punch_sources: Vec<&str> = Vec::with_capacity(batch.len());
         let mut quarantine = crate::quarantine::Bounded::default();
         let mut last_seen: HashMap<String, DateTime<Utc>> = HashMap::new();
-        for r in batch {
-            // The messages of one upload share their source and arrival
-            // time: at most 100 of its bad records are kept one by one.
-            let upload = (r.source.clone(), r.received_at);
+        for (i, r) in batch.iter().enumerate() {
+            // The lines of one HTTP upload (or serial read) share their
+            // source and arrival time; an MQTT message stands alone. At
+            // most 100 bad records of one upload are kept one by one.
+            let upload = (r.source.clone(), r.received_at, r.topic.as_ref().map(|_| i));
             let Some(src) = self.sources.get(&r.source) else {
                 quarantine.push(
                     &upload,
@@ -498,11 +499,14 @@ impl Sink for Pipeline {
                     ),
                 );
             }
+            // The device, as far as it is known: the payload's, the
+            // source's, else the MQTT topic it came on.
             let payload_device = decoded
                 .punches
                 .first()
                 .and_then(|p| p.device_id.as_deref())
-                .or(device);
+                .or(device)
+                .or(r.topic.as_deref());
             self.count_ignored(&r.source, payload_device, &decoded.ignored);
             for w in &decoded.warnings {
                 warn!(source = %r.source, "{w}");

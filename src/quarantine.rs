@@ -141,18 +141,22 @@ fn strip_json(v: &mut Value) -> bool {
     }
 }
 
+/// One upload: its source, its arrival time and, for transports where
+/// every message stands alone (MQTT), the message's place in the batch.
+pub type Upload = (Arc<str>, DateTime<Utc>, Option<usize>);
+
 /// The quarantine rows of one commit, at most
-/// [`MAX_BAD_RECORDS_PER_UPLOAD`] undecodable records per upload (source
-/// and arrival time) and one summary row for the rest.
+/// [`MAX_BAD_RECORDS_PER_UPLOAD`] undecodable records per upload and one
+/// summary row for the rest.
 #[derive(Debug, Default)]
 pub struct Bounded {
     rows: Vec<NewQuarantine>,
-    uploads: BTreeMap<(Arc<str>, DateTime<Utc>), (usize, usize)>,
+    uploads: BTreeMap<Upload, (usize, usize)>,
 }
 
 impl Bounded {
     /// Keeps `q` unless its upload already has 100 kept bad records.
-    pub fn push(&mut self, upload: &(Arc<str>, DateTime<Utc>), q: NewQuarantine) {
+    pub fn push(&mut self, upload: &Upload, q: NewQuarantine) {
         let e = self.uploads.entry(upload.clone()).or_default();
         if e.0 < MAX_BAD_RECORDS_PER_UPLOAD {
             e.0 += 1;
@@ -169,7 +173,7 @@ impl Bounded {
 
     /// The rows, with one summary per upload that had more.
     pub fn finish(mut self) -> Vec<NewQuarantine> {
-        for ((source, at), (_, over)) in self.uploads {
+        for ((source, at, _), (_, over)) in self.uploads {
             if over > 0 {
                 self.rows.push(NewQuarantine {
                     source: source.to_string(),
@@ -529,8 +533,8 @@ mod tests {
     #[test]
     fn an_upload_keeps_100_bad_records_and_counts_the_rest() {
         let mut b = Bounded::default();
-        let up: (Arc<str>, DateTime<Utc>) = (Arc::from("zk_push[0]:A"), Utc::now());
-        let other: (Arc<str>, DateTime<Utc>) = (Arc::from("zk_push[0]:B"), Utc::now());
+        let up: Upload = (Arc::from("zk_push[0]:A"), Utc::now(), None);
+        let other: Upload = (Arc::from("zk_push[0]:A"), Utc::now(), Some(3));
         for _ in 0..250 {
             b.push(&up, NewQuarantine::default());
         }
