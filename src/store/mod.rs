@@ -561,7 +561,9 @@ impl Store {
         if punches.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
+        let mut keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
+        // A key held by a superseded punch is free for the correct punch.
+        self.rekey_superseded(&mut keys).await?;
         let now = Utc::now();
         dispatch!(self, insert_punches(punches, &keys, now))
     }

@@ -317,6 +317,78 @@ impl Store {
         })
     }
 
+    /// Rewrites the dedupe keys of a batch so that a key held by a
+    /// superseded punch does not make the correct, re-sent punch a
+    /// duplicate: such a key `K` becomes `K␟r1` (`K␟r2` after a second
+    /// supersede, up to 9), or stays on the chain's punch that is not
+    /// superseded, so re-sending the correct punch again is still a
+    /// duplicate. One cheap query per batch while nothing was ever
+    /// superseded.
+    pub(crate) async fn rekey_superseded(&self, keys: &mut [String]) -> Result<(), StoreError> {
+        let any: Option<i64> = on_pool!(self, p => {
+            sqlx::query_scalar("SELECT punch_id FROM punch_supersedes LIMIT 1")
+                .fetch_optional(p)
+                .await
+                .ctx("select punch supersedes")?
+        });
+        if any.is_none() {
+            return Ok(());
+        }
+        let mut held: std::collections::HashSet<String> = Default::default();
+        let uniq: Vec<String> = {
+            let mut v = keys.to_vec();
+            v.sort();
+            v.dedup();
+            v
+        };
+        for chunk in uniq.chunks(500) {
+            let found: Vec<String> = on_pool!(self, p => {
+                let mut qb = sqlx::QueryBuilder::<_>::new(
+                    "SELECT p.dedupe_key FROM punches p JOIN punch_supersedes s ON s.punch_id = p.id WHERE p.dedupe_key IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for k in chunk {
+                    sep.push_bind(k.as_str());
+                }
+                qb.push(")");
+                qb.build_query_scalar::<String>()
+                    .fetch_all(p)
+                    .await
+                    .ctx("select superseded keys")?
+            });
+            held.extend(found);
+        }
+        for key in keys.iter_mut() {
+            if !held.contains(key.as_str()) {
+                continue;
+            }
+            let chain: Vec<String> = (1..=9).map(|n| format!("{key}\u{1f}r{n}")).collect();
+            let rows: Vec<(String, bool)> = on_pool!(self, p => {
+                let mut qb = sqlx::QueryBuilder::<_>::new(
+                    "SELECT p.dedupe_key, EXISTS (SELECT 1 FROM punch_supersedes s WHERE s.punch_id = p.id) \
+                     FROM punches p WHERE p.dedupe_key IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for k in &chain {
+                    sep.push_bind(k.as_str());
+                }
+                qb.push(")");
+                qb.build_query_as::<(String, bool)>()
+                    .fetch_all(p)
+                    .await
+                    .ctx("select superseded key chain")?
+            });
+            let live = chain
+                .iter()
+                .find(|k| rows.iter().any(|(rk, sup)| rk == *k && !sup));
+            let next = chain.iter().find(|k| !rows.iter().any(|(rk, _)| rk == *k));
+            if let Some(k) = live.or(next) {
+                *key = k.clone();
+            }
+        }
+        Ok(())
+    }
+
     /// Ids of superseded punches among `from <= time < to`.
     pub async fn superseded_punches(
         &self,

@@ -1019,6 +1019,9 @@ async fn superseded_punch_leaves_classification_and_the_resent_one_counts(db: &T
     // and a correct check-out.
     let mut shifted = punch("E001", "2026-11-02T11:29:13+08:00");
     shifted.device_id = Some("CQZ7231460021".into());
+    // ZKTeco ATTLOG's key is the PIN and the wall time as written: the
+    // correct re-sent punch carries the same one.
+    shifted.event_id = Some("E001 2026-11-02 08:29:13".into());
     db.store
         .insert_punches(&[shifted, punch("E001", "2026-11-02T17:31:02+08:00")])
         .await
@@ -1081,7 +1084,18 @@ async fn superseded_punch_leaves_classification_and_the_resent_one_counts(db: &T
     // The terminal re-sends the correct punch.
     let mut correct = punch("E001", "2026-11-02T08:29:13+08:00");
     correct.device_id = Some("CQZ7231460021".into());
-    db.store.insert_punches(&[correct]).await.unwrap();
+    correct.event_id = Some("E001 2026-11-02 08:29:13".into());
+    let r = db
+        .store
+        .insert_punches(std::slice::from_ref(&correct))
+        .await
+        .unwrap();
+    assert!(matches!(r[0], Inserted::New(_)), "{r:?}");
+    // Sent once more: now a duplicate of the correct punch.
+    assert_eq!(
+        db.store.insert_punches(&[correct]).await.unwrap(),
+        vec![Inserted::Duplicate]
+    );
     db.store
         .recompute(&db.policy, None, day, day, "resent", "ingest", later())
         .await
