@@ -1179,3 +1179,95 @@ async fn quarantine_prunes_garbage_never_unknown_employees_and_pages_in_sql(db: 
     );
 }
 store_test!(quarantine_prunes_garbage_never_unknown_employees_and_pages_in_sql);
+
+/// Issue 11 item 6: RecPush `personId` is a per-terminal counter; an alias
+/// scoped to a device (`device:ID:personId`) resolves it on that terminal
+/// only. Through the daemon's pipeline (decode, attribute, commit).
+async fn device_scoped_recpush_aliases_through_the_pipeline(db: &TestDb) {
+    use attendd::ingest::decode::Decoder;
+    use attendd::pipeline::{Pipeline, SourceDecoding};
+    use attendd::source::{Received, Sink};
+    use std::sync::Arc;
+    db.store
+        .upsert_employees(&[
+            attendd::store::EmployeeRecord {
+                employee_id: "E001".into(),
+                name: "Leyla".into(),
+                team: "gate".into(),
+                supervisor: "S01".into(),
+                shift: None,
+                aliases: vec!["device:1026731:57".into()],
+            },
+            attendd::store::EmployeeRecord {
+                employee_id: "E002".into(),
+                name: "Deniz".into(),
+                team: "gate".into(),
+                supervisor: "S01".into(),
+                shift: None,
+                aliases: vec!["device:1026732:57".into()],
+            },
+        ])
+        .await
+        .unwrap();
+    let mut sources = std::collections::HashMap::new();
+    sources.insert(
+        Arc::<str>::from("mqtt[0]"),
+        SourceDecoding {
+            decoder: Decoder::RecPush,
+            tz: chrono_tz::Europe::Istanbul,
+            options: Default::default(),
+        },
+    );
+    let pipeline = Pipeline::new(
+        db.store.clone(),
+        Arc::new(db.policy.clone()),
+        sources,
+        Arc::new(attendd::metrics::Metrics::default()),
+        chrono::Duration::minutes(5),
+    )
+    .await
+    .unwrap();
+    // A terminal enrolled from its own screen: customId empty, personId 57
+    // (layout of the vendor's RecPush document, devices.md §4.1).
+    let rec = |dev: &str, record: u32| {
+        Received {
+        source: Arc::from("mqtt[0]"),
+        topic: Some(format!("mqtt/face/{dev}/Rec")),
+        payload: format!(
+            r#"{{"operator":"RecPush","info":{{"customId":"","personId":"57","RecordID":"{record}","VerifyStatus":"1","similarity1":"91.0","Sendintime":1,"facesluiceId":"{dev}","time":"2026-11-02 08:29:13"}}}}"#
+        )
+        .into_bytes(),
+        received_at: at("2026-11-02T05:29:20Z"),
+    }
+    };
+    pipeline
+        .commit(&[rec("1026731", 1), rec("1026732", 1), rec("1026733", 1)])
+        .await
+        .unwrap();
+    let from = at("2026-11-02T00:00:00Z");
+    let p = db
+        .store
+        .punches(from, from + chrono::Duration::days(1), None)
+        .await
+        .unwrap();
+    let who: Vec<(&str, Option<&str>)> = p
+        .iter()
+        .map(|p| (p.employee_id.as_str(), p.device_id.as_deref()))
+        .collect();
+    assert_eq!(
+        who,
+        vec![("E001", Some("1026731")), ("E002", Some("1026732"))]
+    );
+    let q = db.store.quarantined(10).await.unwrap();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert!(
+        q[0].reason.starts_with("unknown alias \"57\""),
+        "{}",
+        q[0].reason
+    );
+    assert_eq!(q[0].kind, attendd::store::QuarantineKind::Unknown);
+    let info = q[0].replay.as_ref().unwrap();
+    assert_eq!(info.topic.as_deref(), Some("mqtt/face/1026733/Rec"));
+    assert_eq!(info.decoder, "recpush");
+}
+store_test!(device_scoped_recpush_aliases_through_the_pipeline);
