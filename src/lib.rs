@@ -15,6 +15,8 @@
 //!   verdicts, the scoring ledger and its audit trail, and the commands that
 //!   import into it and query it.
 //! - [`ingest`]: terminal payload decoders (pure: bytes in, punches out).
+//! - [`quarantine`]: what is quarantined (bounded per upload, photos
+//!   stripped) and `attendd quarantine replay`.
 //! - [`cli`]: command-line definitions and dispatch.
 //! - [`broker`]: the embedded MQTT 3.1.1 broker (`broker = "embedded"`).
 //! - [`hr`]: HR's operations (manual entries, corrections, publication,
