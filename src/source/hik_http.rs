@@ -337,6 +337,11 @@ async fn receive(
     }
     if messages.is_empty() {
         s.count("heartbeat");
+        s.metrics.add(
+            "attendd_ignored_events_total",
+            &[("source", &s.name), ("kind", "heartbeat")],
+            1.0,
+        );
         return success(&s, &uri);
     }
     if let Err(e) = s.committer.commit(messages, None).await {
