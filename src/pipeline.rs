@@ -394,29 +394,60 @@ impl Pipeline {
     }
 }
 
-impl Pipeline {
-    /// Counts ignored events by kind and logs the first of each kind per
-    /// device.
-    fn count_ignored(
-        &self,
-        source: &str,
+/// Ignored events of one commit, counted by (source, kind) and logged
+/// once per (device, kind): a 2 MiB upload of header lines costs a few map
+/// updates per line, not a metric and a log lookup each.
+#[derive(Default)]
+struct IgnoredTally<'a> {
+    kinds: HashMap<String, String>,
+    counts: BTreeMap<(&'a str, String), f64>,
+    first: BTreeMap<(String, String), (&'a str, String)>,
+}
+
+impl<'a> IgnoredTally<'a> {
+    fn add(
+        &mut self,
+        source: &'a str,
         device: Option<&str>,
         ignored: &[crate::ingest::decode::Ignored],
     ) {
         for i in ignored {
-            let kind = crate::quarantine::ignored_kind(&i.reason);
+            let kind = match self.kinds.get(&i.reason) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = crate::quarantine::ignored_kind(&i.reason);
+                    if self.kinds.len() < 1024 {
+                        self.kinds.insert(i.reason.clone(), k.clone());
+                    }
+                    k
+                }
+            };
+            let key = (device.unwrap_or("-").to_string(), kind.clone());
+            if self.first.len() < 1024 && !self.first.contains_key(&key) {
+                self.first.insert(key, (source, i.reason.clone()));
+            }
+            *self.counts.entry((source, kind)).or_default() += 1.0;
+        }
+    }
+}
+
+impl Pipeline {
+    /// Counts ignored events by kind and logs the first of each kind per
+    /// device.
+    fn count_ignored(&self, tally: IgnoredTally<'_>) {
+        for ((source, kind), n) in tally.counts {
             self.metrics.add(
                 "attendd_ignored_events_total",
                 &[("source", source), ("kind", &kind)],
-                1.0,
+                n,
             );
-            let dev = device.unwrap_or("-");
+        }
+        for ((dev, kind), (source, reason)) in tally.first {
             if self.ignored_logged.first(&format!("{dev}\u{1f}{kind}")) {
                 info!(
                     source = %source,
                     device = %dev,
-                    "ignored an event that is not a punch: {} (counted in attendd_ignored_events_total{{kind={kind:?}}}; logged once per device and kind)",
-                    i.reason
+                    "ignored an event that is not a punch: {reason} (counted in attendd_ignored_events_total{{kind={kind:?}}}; logged once per device and kind)",
                 );
             }
         }
@@ -429,6 +460,7 @@ impl Sink for Pipeline {
         // The source of each punch: a batch may mix sources (HTTP push).
         let mut punch_sources: Vec<&str> = Vec::with_capacity(batch.len());
         let mut quarantine = crate::quarantine::Bounded::default();
+        let mut ignored = IgnoredTally::default();
         let mut last_seen: HashMap<String, DateTime<Utc>> = HashMap::new();
         for (i, r) in batch.iter().enumerate() {
             // The lines of one HTTP upload (or serial read) share their
@@ -436,16 +468,13 @@ impl Sink for Pipeline {
             // most 100 bad records of one upload are kept one by one.
             let upload = (r.source.clone(), r.received_at, r.topic.as_ref().map(|_| i));
             let Some(src) = self.sources.get(&r.source) else {
-                quarantine.push(
-                    &upload,
-                    NewQuarantine {
-                        source: r.source.to_string(),
-                        payload: r.payload.clone(),
-                        reason: "no decoder configured for this source".into(),
-                        received_at: Some(r.received_at),
-                        ..Default::default()
-                    },
-                );
+                quarantine.push(&upload, || NewQuarantine {
+                    source: r.source.to_string(),
+                    payload: crate::quarantine::strip_photos(&r.payload),
+                    reason: "no decoder configured for this source".into(),
+                    received_at: Some(r.received_at),
+                    ..Default::default()
+                });
                 continue;
             };
             let origin = match &r.topic {
@@ -460,13 +489,13 @@ impl Sink for Pipeline {
             if let Some(d) = device {
                 cx = cx.with_device(d);
             }
-            let replay = src.replay_info(&r.source, r.topic.as_deref(), device);
+            // Built only for rows that are kept.
             let quarantined = |label: String, payload: &[u8], reason: String, kind| NewQuarantine {
                 source: label,
                 payload: crate::quarantine::strip_photos(payload),
                 reason,
                 kind,
-                replay: Some(replay.clone()),
+                replay: Some(src.replay_info(&r.source, r.topic.as_deref(), device)),
                 received_at: Some(r.received_at),
             };
             let decoded = match src.decoder.decode(&r.payload, &cx) {
@@ -474,30 +503,28 @@ impl Sink for Pipeline {
                 Err(e) => {
                     self.metrics
                         .add("attendd_quarantined_total", &[("source", &r.source)], 1.0);
-                    quarantine.push(
-                        &upload,
+                    quarantine.push(&upload, || {
                         quarantined(
                             origin,
                             &r.payload,
                             format!("{}: {e}", src.decoder.name()),
                             QuarantineKind::Undecodable,
-                        ),
-                    );
+                        )
+                    });
                     continue;
                 }
             };
             for le in &decoded.line_errors {
                 self.metrics
                     .add("attendd_quarantined_total", &[("source", &r.source)], 1.0);
-                quarantine.push(
-                    &upload,
+                quarantine.push(&upload, || {
                     quarantined(
                         format!("{origin} line {}", le.line),
                         le.text.as_bytes(),
                         format!("{}: {}", src.decoder.name(), le.error),
                         QuarantineKind::Undecodable,
-                    ),
-                );
+                    )
+                });
             }
             // The device, as far as it is known: the payload's, the
             // source's, else the MQTT topic it came on.
@@ -507,16 +534,22 @@ impl Sink for Pipeline {
                 .and_then(|p| p.device_id.as_deref())
                 .or(device)
                 .or(r.topic.as_deref());
-            self.count_ignored(&r.source, payload_device, &decoded.ignored);
+            ignored.add(&r.source, payload_device, &decoded.ignored);
             for w in &decoded.warnings {
                 warn!(source = %r.source, "{w}");
             }
-            let raw = String::from_utf8_lossy(&crate::quarantine::strip_photos(
-                &r.payload[..r.payload.len().min(64 * 1024)],
-            ))
-            .chars()
-            .take(2048)
-            .collect::<String>();
+            // The raw text punches keep (photos stripped), only when there
+            // are punches.
+            let raw = if decoded.punches.is_empty() {
+                String::new()
+            } else {
+                String::from_utf8_lossy(&crate::quarantine::strip_photos(
+                    &r.payload[..r.payload.len().min(64 * 1024)],
+                ))
+                .chars()
+                .take(2048)
+                .collect::<String>()
+            };
             for p in decoded.punches {
                 if let Some(d) = &p.device_id {
                     last_seen.insert(d.clone(), r.received_at);
@@ -566,6 +599,7 @@ impl Sink for Pipeline {
             }
         }
         let quarantine = quarantine.finish();
+        self.count_ignored(ignored);
         let started = std::time::Instant::now();
         let outcomes = if punches.is_empty() {
             Vec::new()

@@ -155,12 +155,14 @@ pub struct Bounded {
 }
 
 impl Bounded {
-    /// Keeps `q` unless its upload already has 100 kept bad records.
-    pub fn push(&mut self, upload: &Upload, q: NewQuarantine) {
+    /// Keeps the row `q` makes unless its upload already has 100 kept bad
+    /// records (then `q` is not called: nothing is built for a counted
+    /// record).
+    pub fn push(&mut self, upload: &Upload, q: impl FnOnce() -> NewQuarantine) {
         let e = self.uploads.entry(upload.clone()).or_default();
         if e.0 < MAX_BAD_RECORDS_PER_UPLOAD {
             e.0 += 1;
-            self.rows.push(q);
+            self.rows.push(q());
         } else {
             e.1 += 1;
         }
@@ -536,9 +538,9 @@ mod tests {
         let up: Upload = (Arc::from("zk_push[0]:A"), Utc::now(), None);
         let other: Upload = (Arc::from("zk_push[0]:A"), Utc::now(), Some(3));
         for _ in 0..250 {
-            b.push(&up, NewQuarantine::default());
+            b.push(&up, NewQuarantine::default);
         }
-        b.push(&other, NewQuarantine::default());
+        b.push(&other, NewQuarantine::default);
         b.push_always(NewQuarantine {
             kind: QuarantineKind::Unknown,
             ..Default::default()
