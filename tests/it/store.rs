@@ -1269,5 +1269,26 @@ async fn device_scoped_recpush_aliases_through_the_pipeline(db: &TestDb) {
     let info = q[0].replay.as_ref().unwrap();
     assert_eq!(info.topic.as_deref(), Some("mqtt/face/1026733/Rec"));
     assert_eq!(info.decoder, "recpush");
+
+    // Issue 13: the daemon prunes undecodable payloads past the retention
+    // (here 30 days) as it re-classifies, never unknown-person punches.
+    let pipeline = pipeline.with_quarantine_retention(30);
+    pipeline
+        .commit(&[Received {
+            source: Arc::from("mqtt[0]"),
+            topic: Some("mqtt/face/1026731/Rec".into()),
+            payload: b"\x00garbage".to_vec(),
+            received_at: at("2026-11-02T05:29:20Z"),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(db.store.quarantined(10).await.unwrap().len(), 2);
+    pipeline
+        .recompute_dirty(at("2026-12-15T00:00:00Z"))
+        .await
+        .unwrap();
+    let left = db.store.quarantined(10).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].kind, attendd::store::QuarantineKind::Unknown);
 }
 store_test!(device_scoped_recpush_aliases_through_the_pipeline);
