@@ -2,15 +2,22 @@
 //! quarantine, and schedule re-classification of the days touched.
 //!
 //! [`Pipeline`] is the daemon's [`Sink`]: `commit` returns `Ok` only when
-//! every message of the batch is safe in the store, either as punches (one
-//! transaction, duplicates counted, never doubled) or in quarantine. Only
-//! then does the source acknowledge.
+//! every message of the batch ended in one of three ways: stored as punches
+//! (one transaction, duplicates counted, never doubled), quarantined with
+//! the reason, or deliberately ignored (not a punch; counted in
+//! `attendd_ignored_events_total` by kind and logged the first time per
+//! device and kind). Only then does the source acknowledge.
 //!
-//! Attribution: an employee id (PIN, `customId`, `employeeNoString`) is
-//! stored as sent, even when HR has not imported that employee yet (the
-//! punch is a fact; the verdict follows the import). A card number or
-//! face-match name goes through the employees' aliases; an alias nobody has
-//! is quarantined with the reason, never dropped.
+//! Attribution ([`Directory`]): an employee id (PIN, `customId`,
+//! `employeeNoString`) must be one HR imported; an id nobody holds (a new
+//! hire not imported yet, or a forged `&xxe;`) is quarantined as `unknown`,
+//! a punch waiting for `attendd quarantine replay`. Before the first
+//! import ids are taken as sent. A card number, face-match name or
+//! device-local person id goes through the employees' aliases (scoped to
+//! the device first); an alias nobody has is quarantined the same way.
+//! Quarantine rows keep what a replay needs; photos are stripped; at most
+//! 100 bad records of one upload are kept one by one
+//! ([`crate::quarantine`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
