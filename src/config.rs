@@ -30,6 +30,8 @@ pub const DECODERS: &[&str] = &[
     "dahua",
     "card-line",
     "stx-etx",
+    "zk-rtlog",
+    "uniview",
 ];
 
 /// The file as written.
@@ -236,6 +238,17 @@ pub struct RawStore {
     /// `postgres://…`. `ATTENDD_STORE_URL` overrides it.
     #[serde(default = "default_store_url")]
     pub url: String,
+    /// Days an undecodable quarantined payload is kept before it is
+    /// pruned; default 90. Unknown-employee punches are never pruned.
+    #[serde(default = "default_quarantine_retention")]
+    pub quarantine_retention_days: u32,
+}
+
+/// `[store] quarantine_retention_days` when unset.
+pub const DEFAULT_QUARANTINE_RETENTION_DAYS: u32 = 90;
+
+fn default_quarantine_retention() -> u32 {
+    DEFAULT_QUARANTINE_RETENTION_DAYS
 }
 
 fn default_store_url() -> String {
@@ -246,6 +259,7 @@ impl Default for RawStore {
     fn default() -> Self {
         RawStore {
             url: default_store_url(),
+            quarantine_retention_days: DEFAULT_QUARANTINE_RETENTION_DAYS,
         }
     }
 }
@@ -532,6 +546,8 @@ pub struct Config {
     pub policy: Policy,
     /// Store URL with relative SQLite paths made absolute.
     pub store_url: String,
+    /// `[store] quarantine_retention_days`.
+    pub quarantine_retention_days: u32,
     /// The raw sources (validated).
     pub sources: RawSources,
     /// HTTP listen address, when enabled.
@@ -981,6 +997,12 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         );
         url
     };
+    if raw.store.quarantine_retention_days == 0 {
+        push(
+            "store.quarantine_retention_days",
+            "must be at least 1 (days an undecodable payload is kept)".into(),
+        );
+    }
 
     for (i, m) in raw.source.mqtt.iter().enumerate() {
         let key = format!("source.mqtt[{i}]");
@@ -1171,6 +1193,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
             policy_path,
             policy,
             store_url,
+            quarantine_retention_days: raw.store.quarantine_retention_days,
             sources: raw.source,
             http_listen,
             http_tokens,

@@ -369,6 +369,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/appeals", get(appeals).post(file_appeal))
         .route("/api/v1/appeals/{id}/answer", post(answer_appeal))
         .route("/api/v1/quarantine", get(quarantine))
+        .route("/api/v1/quarantine/replay", post(replay_quarantine))
         .route("/api/v1/terminals", get(terminals))
         .with_state(api)
 }
@@ -1159,21 +1160,24 @@ async fn quarantine(
 ) -> ApiResult {
     terminals_role(&c)?;
     let p = paging(&q)?;
-    // Newest first; one more than the page tells whether there is a next.
-    let want = p.offset.saturating_add(p.limit).saturating_add(1);
-    let rows = api
+    // Newest first, paged in SQL; one more than the page tells whether
+    // there is a next.
+    let mut rows = api
         .store
-        .quarantined(i64::try_from(want).unwrap_or(i64::MAX))
+        .quarantine_page(
+            i64::try_from(p.offset).unwrap_or(i64::MAX),
+            i64::try_from(p.limit.saturating_add(1)).unwrap_or(i64::MAX),
+        )
         .await?;
-    let more = rows.len() == want;
+    let more = rows.len() > p.limit;
+    rows.truncate(p.limit);
     let items: Vec<_> = rows
         .iter()
-        .skip(p.offset)
-        .take(p.limit)
         .map(|r| {
             json!({"id": r.id, "source": r.source, "reason": r.reason,
                    "received_at": r.received_at.to_rfc3339(), "payload_len": r.payload_len,
-                   "payload": String::from_utf8_lossy(&r.payload)})
+                   "payload": String::from_utf8_lossy(&r.payload), "kind": r.kind,
+                   "resolved_at": r.resolved.as_ref().map(|x| x.0.to_rfc3339())})
         })
         .collect();
     let n = items.len();
@@ -1183,6 +1187,44 @@ async fn quarantine(
         "limit": p.limit,
         "next_offset": more.then_some(p.offset + n),
     }))
+}
+
+/// `POST /api/v1/quarantine/replay` body: `{"all": true}` or
+/// `{"ids": [..]}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    ids: Vec<i64>,
+}
+
+async fn replay_quarantine(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+    hr_only(&c)?;
+    let b: ReplayBody = body(&b)?;
+    let selection = match (b.all, b.ids.is_empty()) {
+        (true, true) => crate::quarantine::Selection::All,
+        (false, false) if b.ids.len() <= 10_000 => crate::quarantine::Selection::Ids(b.ids),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "body: give either \"all\": true or \"ids\": [1 to 10000 row ids]".into(),
+            ));
+        }
+    };
+    // Rows from before replay information was recorded need the CLI's
+    // `--source NAME`; they are reported as unresolved here.
+    let r = crate::quarantine::replay(
+        &api.store,
+        &api.policy(),
+        &crate::quarantine::Decodings::default(),
+        &selection,
+        None,
+        &c.name,
+        api.now(),
+    )
+    .await?;
+    ok(&r)
 }
 
 async fn terminals(State(api): State<Arc<Api>>, c: Caller) -> ApiResult {

@@ -146,16 +146,67 @@ pub enum PunchFormat {
 
 /// `attendd punches`.
 #[derive(Debug, clap::Args)]
+#[command(subcommand_negates_reqs = true)]
 pub struct PunchesArgs {
+    /// Take stored punches out of classification instead of listing them.
+    #[command(subcommand)]
+    pub action: Option<PunchesAction>,
     /// The date, YYYY-MM-DD, in the policy's zone.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
-    pub date: NaiveDate,
+    #[arg(long, value_name = "YYYY-MM-DD", required = true, value_parser = crate::dates::parse_date)]
+    pub date: Option<NaiveDate>,
     /// Only this employee.
     #[arg(long, value_name = "ID")]
     pub employee: Option<String>,
     /// Configuration and output options.
     #[command(flatten)]
     pub common: Common,
+}
+
+/// `attendd punches supersede`.
+#[derive(Debug, Subcommand)]
+pub enum PunchesAction {
+    /// Take a device's stored punches in [--from, --to) out of
+    /// classification (e.g. punches shifted by a misread time offset), so
+    /// that the correct punches the terminal re-sends count instead. The
+    /// punches stay stored; each supersede is audited; the days touched
+    /// are re-classified.
+    Supersede {
+        /// The terminal (its device id, e.g. a ZKTeco serial number).
+        #[arg(long, value_name = "ID")]
+        device: String,
+        /// First instant, `YYYY-MM-DD HH:MM[:SS]` in the policy's zone or
+        /// RFC 3339.
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// End instant (excluded), same forms.
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `attendd quarantine replay`.
+#[derive(Debug, Subcommand)]
+pub enum QuarantineAction {
+    /// Decode quarantined payloads again with today's employees and
+    /// aliases, store what now resolves (once: stored punches are
+    /// recognised), mark those rows resolved (audited) and re-classify the
+    /// days touched.
+    Replay {
+        /// Every unresolved row.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// These rows (ids as `attendd quarantine` lists them).
+        #[arg(value_name = "ID", required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// For rows kept before replay information was recorded: the
+        /// configured source they came from, e.g. `mqtt[0]`,
+        /// `hik_http[1]`, `zk_push[0]:SN`.
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+    },
 }
 
 /// `attendd day` and `attendd summary`.
@@ -196,6 +247,9 @@ pub struct MonthArgs {
 /// `attendd quarantine`.
 #[derive(Debug, clap::Args)]
 pub struct QuarantineArgs {
+    /// Replay quarantined payloads instead of listing them.
+    #[command(subcommand)]
+    pub action: Option<QuarantineAction>,
     /// How many of the newest entries to show.
     #[arg(long, default_value_t = 100)]
     pub limit: i64,
@@ -355,13 +409,27 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
         actor: std::env::var("USER").unwrap_or_else(|_| "attendd".into()),
     };
     let r = match cmd {
+        StoreCommand::Quarantine(QuarantineArgs {
+            action: Some(QuarantineAction::Replay { all, ids, source }),
+            ..
+        }) => replay(&ctx, all, ids, source, out).await,
+        StoreCommand::Quarantine(a) => quarantine(&ctx, a.limit, out).await,
+        StoreCommand::Punches(PunchesArgs {
+            action:
+                Some(PunchesAction::Supersede {
+                    device,
+                    from,
+                    to,
+                    reason,
+                }),
+            ..
+        }) => supersede(&ctx, &device, &from, &to, &reason, out).await,
         StoreCommand::Import(a) => import(&ctx, a.what, out, err).await,
         StoreCommand::Punches(a) => punches(&ctx, a, out).await,
         StoreCommand::Day(a) => day(&ctx, a.date, out, err).await,
         StoreCommand::Summary(a) => summary(&ctx, a.date, out).await,
         StoreCommand::Employee(a) => employee(&ctx, &a.id, a.month, out).await,
         StoreCommand::Month(a) => month(&ctx, a.month, out).await,
-        StoreCommand::Quarantine(a) => quarantine(&ctx, a.limit, out).await,
         StoreCommand::Outbox(a) => outbox(&ctx, a.kind.as_deref(), a.limit, out).await,
         StoreCommand::Adjustment(a) => adjustment(&ctx, a.action, out).await,
         StoreCommand::Recompute(a) => recompute_cmd(&ctx, a, out, err).await,
@@ -911,6 +979,7 @@ async fn import_punches(
                                 source: format!("{name}:{line_no}"),
                                 payload: buf.clone(),
                                 reason: reason.clone(),
+                                ..Default::default()
                             })
                             .await?;
                         writeln!(err, "warning: {name}:{line_no}: {reason}; quarantined")?;
@@ -1007,7 +1076,10 @@ fn day_span(policy: &Policy, d: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
 
 async fn punches(ctx: &Ctx<'_>, a: PunchesArgs, out: &mut dyn Write) -> CmdResult {
     let tz = ctx.policy().tz;
-    let (from, to) = day_span(ctx.policy(), a.date);
+    let date = a
+        .date
+        .ok_or_else(|| CmdError::Input("--date YYYY-MM-DD is required".into()))?;
+    let (from, to) = day_span(ctx.policy(), date);
     let rows = ctx.store.punches(from, to, a.employee.as_deref()).await?;
     if !ctx.json {
         writeln!(
@@ -1318,6 +1390,131 @@ fn hr_error(e: crate::hr::HrError) -> CmdError {
     }
 }
 
+async fn replay(
+    ctx: &Ctx<'_>,
+    all: bool,
+    ids: Vec<i64>,
+    source: Option<String>,
+    out: &mut dyn Write,
+) -> CmdResult {
+    use crate::quarantine::{Decodings, Selection};
+    let decodings = Decodings::from_config(ctx.cfg).map_err(CmdError::Input)?;
+    let selection = if all {
+        Selection::All
+    } else {
+        Selection::Ids(ids)
+    };
+    let r = crate::quarantine::replay(
+        ctx.store,
+        ctx.policy(),
+        &decodings,
+        &selection,
+        source.as_deref(),
+        &ctx.actor,
+        ctx.now,
+    )
+    .await?;
+    if ctx.json {
+        writeln!(out, "{}", json!({"replay": r}))?;
+    } else {
+        writeln!(
+            out,
+            "replayed {} row(s): {} resolved, {} punch(es) stored, {} already stored, {} still unresolved, {} skipped; {} employee-day(s) re-classified",
+            r.examined,
+            r.resolved,
+            r.stored,
+            r.duplicates,
+            r.unresolved.len(),
+            r.skipped.len(),
+            r.evaluated
+        )?;
+        for (id, why) in &r.unresolved {
+            writeln!(out, "  {id}: unresolved: {why}")?;
+        }
+        for (id, why) in &r.skipped {
+            writeln!(out, "  {id}: skipped: {why}")?;
+        }
+    }
+    Ok(())
+}
+
+async fn supersede(
+    ctx: &Ctx<'_>,
+    device: &str,
+    from: &str,
+    to: &str,
+    reason: &str,
+    out: &mut dyn Write,
+) -> CmdResult {
+    let mut times = LocalTimes::new(ctx.policy().tz);
+    let mut at = |flag: &str, s: &str| -> Result<DateTime<Utc>, CmdError> {
+        let t = times
+            .parse(s)
+            .map_err(|e| CmdError::Input(format!("--{flag}: {e}")))?;
+        let y = chrono::Datelike::year(&t);
+        if !(2000..=2100).contains(&y) {
+            return Err(CmdError::Input(format!(
+                "--{flag}: {s:?} is outside 2000-01-01..2100-12-31"
+            )));
+        }
+        Ok(t)
+    };
+    let (from_t, to_t) = (at("from", from)?, at("to", to)?);
+    if from_t >= to_t {
+        return Err(CmdError::Input("--from must be before --to".into()));
+    }
+    if reason.trim().is_empty() {
+        return Err(CmdError::Input("--reason: must not be empty".into()));
+    }
+    let r = ctx
+        .store
+        .supersede_punches(device, from_t, to_t, reason.trim(), &ctx.actor, ctx.now)
+        .await?;
+    let mut evaluated = 0;
+    if !r.superseded.is_empty() {
+        let tz = ctx.policy().tz;
+        let dates: Vec<NaiveDate> = r
+            .superseded
+            .iter()
+            .map(|(_, _, t)| to_local(tz, *t).date_naive())
+            .collect();
+        let lo = dates.iter().min().copied().unwrap_or_default() - chrono::Days::new(1);
+        let hi = dates.iter().max().copied().unwrap_or_default();
+        let mut ids: Vec<String> = r.superseded.iter().map(|(_, e, _)| e.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        evaluated = ctx
+            .store
+            .recompute(
+                ctx.policy(),
+                Some(&ids),
+                lo,
+                hi,
+                &format!("punches supersede: {}", reason.trim()),
+                &ctx.actor,
+                ctx.now,
+            )
+            .await?
+            .evaluated;
+    }
+    if ctx.json {
+        writeln!(
+            out,
+            "{}",
+            json!({"superseded": r.superseded.iter().map(|(id, e, t)| json!({"id": id, "employee_id": e, "time": t.to_rfc3339()})).collect::<Vec<_>>(),
+                   "already_superseded": r.already, "evaluated": evaluated})
+        )?;
+    } else {
+        writeln!(
+            out,
+            "superseded {} punch(es) of {device} ({} already were); {evaluated} employee-day(s) re-classified",
+            r.superseded.len(),
+            r.already
+        )?;
+    }
+    Ok(())
+}
+
 async fn quarantine(ctx: &Ctx<'_>, limit: i64, out: &mut dyn Write) -> CmdResult {
     let rows = ctx.store.quarantined(limit).await?;
     if !ctx.json {
@@ -1334,7 +1531,8 @@ async fn quarantine(ctx: &Ctx<'_>, limit: i64, out: &mut dyn Write) -> CmdResult
                 out,
                 "{}",
                 json!({"id": q.id, "source": q.source, "reason": q.reason, "received_at": q.received_at.to_rfc3339(),
-                       "payload_len": q.payload_len, "payload": text})
+                       "payload_len": q.payload_len, "payload": text, "kind": q.kind,
+                       "resolved_at": q.resolved.as_ref().map(|r| r.0.to_rfc3339())})
             )?;
         } else {
             let preview: String = text.chars().take(60).collect();

@@ -47,6 +47,7 @@ pub mod hr;
 mod lock;
 pub mod outbox;
 mod push;
+mod quarantine;
 mod recompute;
 mod start;
 pub mod summary;
@@ -211,7 +212,7 @@ pub struct StoredPunch {
 }
 
 /// A payload that could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewQuarantine {
     /// Topic, port or `file:LINE`.
     pub source: String,
@@ -219,6 +220,28 @@ pub struct NewQuarantine {
     pub payload: Vec<u8>,
     /// Why it was refused.
     pub reason: String,
+    /// What kind of row it is (pruning and replay depend on it).
+    pub kind: QuarantineKind,
+    /// What a replay needs to decode it again; `None` for rows that cannot
+    /// be replayed (imports, summaries).
+    pub replay: Option<ReplayInfo>,
+    /// When the payload arrived; `None`: when it is stored.
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+pub use quarantine::{QuarantineKind, ReplayInfo, SupersedeReport};
+
+/// A punch taken out of classification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Supersede {
+    /// The punch's row id.
+    pub punch_id: i64,
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub actor: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// A quarantined payload.
@@ -234,8 +257,14 @@ pub struct QuarantineRow {
     pub payload_len: i64,
     /// Why it was refused.
     pub reason: String,
-    /// When.
+    /// When it arrived.
     pub received_at: DateTime<Utc>,
+    /// What kind of row it is.
+    pub kind: QuarantineKind,
+    /// What a replay needs (rows from before migration 0005 have none).
+    pub replay: Option<ReplayInfo>,
+    /// When a replay stored what it held, and who ran it.
+    pub resolved: Option<(DateTime<Utc>, String)>,
 }
 
 /// An employee as stored.
@@ -579,7 +608,9 @@ impl Store {
         if punches.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
+        let mut keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
+        // A key held by a superseded punch is free for the correct punch.
+        self.rekey_superseded(&mut keys).await?;
         let now = Utc::now();
         dispatch!(self, insert_punches(punches, &keys, now))
     }
@@ -607,7 +638,7 @@ impl Store {
 
     /// The most recent quarantined payloads, newest first.
     pub async fn quarantined(&self, limit: i64) -> Result<Vec<QuarantineRow>, StoreError> {
-        dispatch!(self, quarantined(limit))
+        self.quarantine_page(0, limit).await
     }
 
     /// Inserts or updates employees and replaces their aliases, in one

@@ -536,6 +536,7 @@ async fn issue13_full_disk_does_not_poison_the_store_and_healthz_tells() {
             decoder: attendd::ingest::decode::Decoder::with_options("json", &toml::Table::new())
                 .unwrap(),
             tz: policy.tz,
+            options: toml::Table::new(),
         },
     );
     let health = Arc::new(attendd::health::Health::default());

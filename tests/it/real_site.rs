@@ -331,6 +331,7 @@ async fn a_punch_reclassifies_only_its_own_employees_days() {
             decoder: attendd::ingest::decode::Decoder::with_options("json", &toml::Table::new())
                 .unwrap(),
             tz: chrono_tz::Asia::Shanghai,
+            options: toml::Table::new(),
         },
     );
     let pipeline = attendd::pipeline::Pipeline::new(
