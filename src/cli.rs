@@ -571,6 +571,33 @@ fn describe_policy(p: &crate::domain::policy::Policy, out: &mut dyn Write) -> io
                 .map_or("-".into(), |m| format!("{m} min")),
         )?;
     }
+    if let Some(lp) = &p.leaving_post {
+        let breaks: Vec<String> = lp
+            .allowed_breaks
+            .iter()
+            .map(|(a, b)| format!("{}-{}", a.format("%H:%M"), b.format("%H:%M")))
+            .collect();
+        writeln!(
+            out,
+            "  leaving post: grace {} min, allowed breaks {}",
+            lp.grading.grace_minutes,
+            if breaks.is_empty() {
+                "none".into()
+            } else {
+                breaks.join(", ")
+            }
+        )?;
+    }
+    if let Some(ot) = &p.overtime {
+        writeln!(out, "  overtime: from {} min", ot.min_minutes)?;
+    }
+    if let Some(l) = &p.leave {
+        writeln!(
+            out,
+            "  leave: notice {} h, hospital record beyond {} sick days",
+            l.notice_hours, l.sick_days_need_hospital_record
+        )?;
+    }
     writeln!(
         out,
         "  grace: late {} min, early {} min; day cap {}",

@@ -106,6 +106,10 @@ pub struct LeaveRow {
     pub kind: Arc<str>,
     /// `status`.
     pub status: LeaveStatus,
+    /// `requested_at` (optional): when the leave was asked for.
+    pub requested_at: Option<DateTime<Utc>>,
+    /// `document` (optional): `certificate`, `hospital_record`, … .
+    pub document: Option<Arc<str>>,
 }
 
 /// A row of holidays.csv.
@@ -428,7 +432,7 @@ pub fn read_roster(reader: impl Read, file: &str, policy: &Policy) -> Parsed<Ros
     out
 }
 
-/// Reads leaves.csv: `employee_id,start,end,kind,status`.
+/// Reads leaves.csv: `employee_id,start,end,kind,status[,requested_at][,document]`.
 pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
     let mut out = Parsed::default();
     let Some(t) = Table::open(
@@ -462,6 +466,13 @@ pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
             end,
             kind: Arc::from(r.req("kind")?.to_ascii_lowercase().as_str()),
             status,
+            requested_at: r
+                .opt("requested_at")
+                .map(|t| times.parse(t).map_err(|e| format!("requested_at: {e}")))
+                .transpose()?,
+            document: r
+                .opt("document")
+                .map(|d| Arc::from(d.trim().to_ascii_lowercase().as_str())),
         })
     });
     out

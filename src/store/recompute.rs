@@ -643,6 +643,8 @@ impl Store {
                 end: l.end,
                 kind: Arc::from(l.kind.as_str()),
                 status,
+                requested_at: None,
+                document: None,
             });
         }
 

@@ -113,6 +113,29 @@ impl<'p> Case<'p> {
             end: at(self.policy, end),
             kind: kind.into(),
             status,
+            requested_at: None,
+            document: None,
+        });
+        self
+    }
+
+    /// Adds an approved leave record with its request time (local, or
+    /// `""` for none) and document (`""` for none).
+    pub fn leave_asked(
+        mut self,
+        start: &str,
+        end: &str,
+        kind: &str,
+        requested_at: &str,
+        document: &str,
+    ) -> Self {
+        self.leaves.push(Leave {
+            start: at(self.policy, start),
+            end: at(self.policy, end),
+            kind: kind.into(),
+            status: LeaveStatus::Approved,
+            requested_at: (!requested_at.is_empty()).then(|| at(self.policy, requested_at)),
+            document: (!document.is_empty()).then(|| document.into()),
         });
         self
     }
