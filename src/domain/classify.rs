@@ -512,9 +512,6 @@ fn classify_instance<'a>(
         )
     };
     ex.excused_minutes = excused_secs / 60;
-    if let Some(rules) = &policy.leave {
-        leave_flags(rules, tz, &used, &mut v.flags);
-    }
     let all_field = used.iter().all(|l| l.is_field());
     if exp_start >= exp_end {
         v.status = if all_field {
@@ -524,6 +521,9 @@ fn classify_instance<'a>(
         };
         v.leave_days = leave_share(leave_secs, shift_secs);
         v.provisional = false;
+        if let Some(rules) = &policy.leave {
+            leave_flags(rules, tz, &used, &mut v.flags);
+        }
         if let (Some(f), Some(l)) = (kept.first(), kept.last()) {
             v.check_in = Some(to_local(tz, f.at));
             v.check_out = Some(to_local(tz, l.at));
@@ -542,6 +542,9 @@ fn classify_instance<'a>(
         } else {
             Flag::PartialLeave
         });
+        if let Some(rules) = &policy.leave {
+            leave_flags(rules, tz, &used, &mut v.flags);
+        }
     }
 
     // Which sides the punches show. policy.md, "Today": while the window is

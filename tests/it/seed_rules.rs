@@ -319,7 +319,7 @@ fn sick_leave_without_certificate_is_flagged() {
         .leave_asked("2026-11-02 13:30", "2026-11-02 17:30", "sick", "", "")
         .punches(&["2026-11-02 08:30", "2026-11-02 13:30"])
         .day("2026-11-02");
-    assert_eq!(flags(&v), ["sick_leave_no_certificate", "partial_leave"]);
+    assert_eq!(flags(&v), ["partial_leave", "sick_leave_no_certificate"]);
 }
 
 #[test]
