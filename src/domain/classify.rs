@@ -851,7 +851,7 @@ fn time_away(
     let mut strip = (0, 0);
     for i in 0..=arrival {
         for j in 0..=departure {
-            if i + j <= m && (m - i - j) % 2 == 0 && i + j > strip.0 + strip.1 {
+            if i + j <= m && (m - i - j).is_multiple_of(2) && i + j > strip.0 + strip.1 {
                 strip = (i, j);
             }
         }
@@ -868,7 +868,7 @@ fn time_away(
             graded += (e - s).num_seconds() - excused_away(lp, policy.tz, leaves, inst.date, s, e);
         }
     }
-    (raw, graded, middle.len() % 2 == 1)
+    (raw, graded, !middle.len().is_multiple_of(2))
 }
 
 /// Seconds of `[a, b)` inside an allowed break or approved leave, each
