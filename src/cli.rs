@@ -143,7 +143,7 @@ pub struct EvaluateArgs {
     /// roster.csv: employee_id,date,shift (a shift id or `rest`).
     #[arg(long, value_name = "FILE")]
     pub roster: Option<PathBuf>,
-    /// leaves.csv: employee_id,start,end,kind,status.
+    /// leaves.csv: employee_id,start,end,kind,status[,requested_at][,document].
     #[arg(long, value_name = "FILE")]
     pub leaves: Option<PathBuf>,
     /// holidays.csv: date,kind (holiday or workday).

@@ -564,3 +564,65 @@ fn check_config_names_each_new_key() {
     assert!(e.contains("key `rule.absent.absence_days`"), "{e}");
     assert!(e.contains("absence.no_punch_rule"), "{e}");
 }
+
+// ---------------------------------------------------------------------------
+// End to end: `attendd evaluate` reads the new leaves.csv columns, shows the
+// flags and overtime per day and sums overtime in the month's scores.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn evaluate_shows_leave_flags_and_overtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let employees = w("employees.csv", "employee_id,name,team,supervisor\nE001,A,t,s\n");
+    let punches = w(
+        "punches.csv",
+        "employee_id,time\nE001,2026-11-02 08:30\nE001,2026-11-02 18:15\nE001,2026-11-07 09:00\nE001,2026-11-07 10:00\n",
+    );
+    let leaves = w(
+        "leaves.csv",
+        "employee_id,start,end,kind,status,requested_at,document\n\
+         E001,2026-11-03 08:30,2026-11-03 17:30,sick,approved,2026-11-03 07:00,\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_attendd"))
+        .args([
+            "evaluate",
+            "--policy",
+            "config/policies/seed-default.toml",
+            "--employees",
+            &employees,
+            "--punches",
+            &punches,
+            "--leaves",
+            &leaves,
+            "--from",
+            "2026-11-02",
+            "--to",
+            "2026-11-07",
+            "--json",
+            "--scores",
+        ])
+        .current_dir(root())
+        .env_remove("ATTENDD_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let day = |d: &str| lines.iter().find(|l| l["date"] == d).unwrap();
+    assert_eq!(day("2026-11-02")["overtime_minutes"], 45);
+    assert_eq!(day("2026-11-03")["status"], "on_leave");
+    assert_eq!(
+        day("2026-11-03")["flags"],
+        serde_json::json!(["leave_short_notice", "sick_leave_no_certificate"])
+    );
+    assert_eq!(day("2026-11-07")["overtime_minutes"], 60);
+    let score = lines.iter().find(|l| l.get("scores").is_some()).unwrap();
+    assert_eq!(score["scores"]["overtime_minutes"], 105);
+}
