@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 
 use crate::domain::policy::Policy;
 use crate::domain::time::resolve_local;
-use crate::domain::types::{HolidayKind, LeaveStatus, RosterEntry, ShiftIdx};
+use crate::domain::types::{HolidayKind, LeaveDocument, LeaveStatus, RosterEntry, ShiftIdx};
 
 /// A row that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,8 +108,9 @@ pub struct LeaveRow {
     pub status: LeaveStatus,
     /// `requested_at` (optional): when the leave was asked for.
     pub requested_at: Option<DateTime<Utc>>,
-    /// `document` (optional): `certificate`, `hospital_record`, … .
-    pub document: Option<Arc<str>>,
+    /// `document` (optional): `certificate`, `hospital_record`, …;
+    /// `Unknown` when the file has no such column.
+    pub document: LeaveDocument,
 }
 
 /// A row of holidays.csv.
@@ -470,9 +471,13 @@ pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
                 .opt("requested_at")
                 .map(|t| times.parse(t).map_err(|e| format!("requested_at: {e}")))
                 .transpose()?,
-            document: r
-                .opt("document")
-                .map(|d| Arc::from(d.trim().to_ascii_lowercase().as_str())),
+            document: match r.opt("document").map(str::trim) {
+                Some(d) if !d.is_empty() => {
+                    LeaveDocument::Given(Arc::from(d.to_ascii_lowercase().as_str()))
+                }
+                _ if r.cols.contains_key("document") => LeaveDocument::Missing,
+                _ => LeaveDocument::Unknown,
+            },
         })
     });
     out

@@ -796,8 +796,9 @@ fn leave_flags(rules: &LeaveRules, tz: chrono_tz::Tz, used: &[&Leave], flags: &m
             add(Flag::LeaveShortNotice);
         }
         if &*l.kind == "sick" {
-            // 三3: 因病导致的请假,公司需提供病假证明.
-            if l.document.is_none() {
+            // 三3: 因病导致的请假,公司需提供病假证明. Only where the source
+            // records documents: an unknown document raises no flag.
+            if l.document == LeaveDocument::Missing {
                 add(Flag::SickLeaveNoCertificate);
             }
             // 三3: 超过三天的病假需提供医院的病历证明 — "超过" excludes the
@@ -806,9 +807,12 @@ fn leave_flags(rules: &LeaveRules, tz: chrono_tz::Tz, used: &[&Leave], flags: &m
             let first = to_local(tz, l.start).date_naive();
             let last = to_local(tz, l.end - chrono::Duration::seconds(1)).date_naive();
             let days = (last - first).num_days() + 1;
-            if days > rules.sick_days_need_hospital_record
-                && l.document.as_deref() != Some("hospital_record")
-            {
+            let hospital = match &l.document {
+                LeaveDocument::Unknown => true,
+                LeaveDocument::Missing => false,
+                LeaveDocument::Given(d) => &**d == "hospital_record",
+            };
+            if days > rules.sick_days_need_hospital_record && !hospital {
                 add(Flag::SickLeaveNeedsHospitalRecord);
             }
         }

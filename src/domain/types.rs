@@ -113,8 +113,22 @@ pub struct Leave {
     /// 坐席考勤管理制度 三4 asks for a day's notice.
     pub requested_at: Option<DateTime<Utc>>,
     /// The document handed in (leaves.csv `document`, e.g. `certificate`
-    /// or `hospital_record`), when any: 坐席考勤管理制度 三3.
-    pub document: Option<Arc<str>>,
+    /// or `hospital_record`): 坐席考勤管理制度 三3.
+    pub document: LeaveDocument,
+}
+
+/// What is known about the document behind a leave (坐席考勤管理制度 三3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LeaveDocument {
+    /// The source does not record documents (leaves.csv without a
+    /// `document` column, the store): no document flag is raised.
+    #[default]
+    Unknown,
+    /// The source records documents and this leave has none.
+    Missing,
+    /// The document handed in, lower case (`certificate`,
+    /// `hospital_record`, …).
+    Given(Arc<str>),
 }
 
 impl Leave {

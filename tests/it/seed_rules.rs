@@ -386,9 +386,9 @@ fn leaves_csv_reads_requested_at_and_document() {
     assert_eq!(r.rows.len(), 2);
     let a = &r.rows[0].1;
     assert_eq!(a.requested_at, Some(at(&p, "2026-11-02 09:00")));
-    assert_eq!(a.document.as_deref(), Some("hospital_record"));
+    assert_eq!(a.document, LeaveDocument::Given("hospital_record".into()));
     assert_eq!(r.rows[1].1.requested_at, None);
-    assert_eq!(r.rows[1].1.document, None);
+    assert_eq!(r.rows[1].1.document, LeaveDocument::Missing);
     assert_eq!(r.errors.len(), 1);
     assert_eq!(r.errors[0].line, 4);
     assert!(
@@ -405,6 +405,17 @@ fn leaves_csv_reads_requested_at_and_document() {
     );
     assert_eq!(r.rows.len(), 1);
     assert!(r.errors.is_empty());
+    // Without the column the document is unknown: no document flag.
+    assert_eq!(r.rows[0].1.document, LeaveDocument::Unknown);
+    let v = Case::new(&p)
+        .leave(
+            "2026-11-02 00:00",
+            "2026-11-06 17:30",
+            "sick",
+            LeaveStatus::Approved,
+        )
+        .day("2026-11-02");
+    assert!(flags(&v).is_empty(), "{:?}", v.flags);
 }
 
 // ---------------------------------------------------------------------------
@@ -578,7 +589,10 @@ fn evaluate_shows_leave_flags_and_overtime() {
         std::fs::write(&path, body).unwrap();
         path.to_str().unwrap().to_string()
     };
-    let employees = w("employees.csv", "employee_id,name,team,supervisor\nE001,A,t,s\n");
+    let employees = w(
+        "employees.csv",
+        "employee_id,name,team,supervisor\nE001,A,t,s\n",
+    );
     let punches = w(
         "punches.csv",
         "employee_id,time\nE001,2026-11-02 08:30\nE001,2026-11-02 18:15\nE001,2026-11-07 09:00\nE001,2026-11-07 10:00\n",
