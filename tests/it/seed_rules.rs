@@ -253,6 +253,17 @@ fn overtime_is_summed_per_month() {
     assert_eq!(s.len(), 1);
     // 60 (Monday) + 0 (Tuesday, 15 < 30) + 120 (Saturday).
     assert_eq!(s[0].overtime_minutes, 180);
+    // `attendd month` prints it as the last column.
+    let mut out = Vec::new();
+    attendd::render::score_header(&p, &mut out).unwrap();
+    attendd::render::score_row(&p, &s[0], &mut out);
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    assert!(
+        lines.next().unwrap().trim_end().ends_with("overtime"),
+        "{text}"
+    );
+    assert!(lines.next().unwrap().trim_end().ends_with(" 180"), "{text}");
 }
 
 // ---------------------------------------------------------------------------
