@@ -144,7 +144,7 @@ pub struct EvaluateArgs {
     /// roster.csv: employee_id,date,shift (a shift id or `rest`).
     #[arg(long, value_name = "FILE")]
     pub roster: Option<PathBuf>,
-    /// leaves.csv: employee_id,start,end,kind,status.
+    /// leaves.csv: employee_id,start,end,kind,status[,requested_at][,document].
     #[arg(long, value_name = "FILE")]
     pub leaves: Option<PathBuf>,
     /// holidays.csv: date,kind (holiday or workday).
@@ -580,6 +580,33 @@ fn describe_policy(p: &crate::domain::policy::Policy, out: &mut dyn Write) -> io
             p.hours
                 .absent_below
                 .map_or("-".into(), |m| format!("{m} min")),
+        )?;
+    }
+    if let Some(lp) = &p.leaving_post {
+        let breaks: Vec<String> = lp
+            .allowed_breaks
+            .iter()
+            .map(|(a, b)| format!("{}-{}", a.format("%H:%M"), b.format("%H:%M")))
+            .collect();
+        writeln!(
+            out,
+            "  leaving post: grace {} min, allowed breaks {}",
+            lp.grading.grace_minutes,
+            if breaks.is_empty() {
+                "none".into()
+            } else {
+                breaks.join(", ")
+            }
+        )?;
+    }
+    if let Some(ot) = &p.overtime {
+        writeln!(out, "  overtime: from {} min", ot.min_minutes)?;
+    }
+    if let Some(l) = &p.leave {
+        writeln!(
+            out,
+            "  leave: notice {} h, hospital record beyond {} sick days",
+            l.notice_hours, l.sick_days_need_hospital_record
         )?;
     }
     writeln!(

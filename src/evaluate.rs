@@ -236,6 +236,8 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
                     end: r.end,
                     kind: r.kind,
                     status: r.status,
+                    requested_at: r.requested_at,
+                    document: r.document,
                 });
                 Some(())
             },

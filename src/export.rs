@@ -150,6 +150,8 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                 l("absence_days", "旷工天数"),
                 l("points", "扣分"),
                 l("provisional", "未结算"),
+                l("overtime_minutes", "加班分钟"),
+                l("flags", "提示"),
             ];
             let mut rows = Vec::new();
             for e in &d.employees {
@@ -167,6 +169,12 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                         n(v.absence_days),
                         n(v.points),
                         t(if *prov { lang.pick("yes", "是") } else { "" }),
+                        Cell::Num(v.overtime_minutes as f64),
+                        t(v.flags
+                            .iter()
+                            .map(|f| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")),
                     ]);
                 }
             }
@@ -242,6 +250,7 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                 l("absence_days", "旷工天数"),
                 l("leave_days", "请假天数"),
                 l("attendance_days", "实际出勤天数"),
+                l("overtime_minutes", "加班分钟"),
             ]);
             let rows = d
                 .scores
@@ -267,6 +276,7 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                         n(s.absence_days),
                         n(s.leave_days),
                         n(s.attendance_days),
+                        Cell::Num(s.overtime_minutes as f64),
                     ]);
                     r
                 })

@@ -468,6 +468,8 @@ struct ScoreFields {
     status: crate::domain::types::Status,
     absence_days: Points,
     leave_days: Points,
+    #[serde(default)]
+    overtime_minutes: i64,
 }
 
 impl ScoreFields {
@@ -484,6 +486,7 @@ impl ScoreFields {
             absence_days: self.absence_days,
             leave_days: self.leave_days,
             worked_minutes: None,
+            overtime_minutes: self.overtime_minutes,
             provisional: false,
             points: Points::ZERO,
             actions: Vec::new(),
@@ -613,5 +616,6 @@ fn empty_score(policy: &Policy, id: &EmployeeId, month: &str) -> MonthScore {
         workdays: 0,
         absence_days: Points::ZERO,
         leave_days: Points::ZERO,
+        overtime_minutes: 0,
     }
 }

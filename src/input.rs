@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 
 use crate::domain::policy::Policy;
 use crate::domain::time::resolve_local;
-use crate::domain::types::{HolidayKind, LeaveStatus, RosterEntry, ShiftIdx};
+use crate::domain::types::{HolidayKind, LeaveDocument, LeaveStatus, RosterEntry, ShiftIdx};
 
 /// Reads a table file as UTF-8 CSV text with LF line ends: an `.xlsx`
 /// workbook (chosen by the extension) becomes CSV, one line per sheet row;
@@ -212,6 +212,11 @@ pub struct LeaveRow {
     pub kind: Arc<str>,
     /// `status`.
     pub status: LeaveStatus,
+    /// `requested_at` (optional): when the leave was asked for.
+    pub requested_at: Option<DateTime<Utc>>,
+    /// `document` (optional): `certificate`, `hospital_record`, …;
+    /// `Unknown` when the file has no such column.
+    pub document: LeaveDocument,
 }
 
 /// A row of holidays.csv.
@@ -554,7 +559,7 @@ pub fn read_roster(reader: impl Read, file: &str, policy: &Policy) -> Parsed<Ros
     out
 }
 
-/// Reads leaves.csv: `employee_id,start,end,kind,status`.
+/// Reads leaves.csv: `employee_id,start,end,kind,status[,requested_at][,document]`.
 pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
     let mut out = Parsed::default();
     let Some(t) = Table::open(
@@ -588,6 +593,17 @@ pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
             end,
             kind: Arc::from(r.req("kind")?.to_ascii_lowercase().as_str()),
             status,
+            requested_at: r
+                .opt("requested_at")
+                .map(|t| times.parse(t).map_err(|e| format!("requested_at: {e}")))
+                .transpose()?,
+            document: match r.opt("document").map(str::trim) {
+                Some(d) if !d.is_empty() => {
+                    LeaveDocument::Given(Arc::from(d.to_ascii_lowercase().as_str()))
+                }
+                _ if r.cols.contains_key("document") => LeaveDocument::Missing,
+                _ => LeaveDocument::Unknown,
+            },
         })
     });
     out

@@ -75,6 +75,15 @@ pub struct RawPolicy {
     /// Escalation ladder; absent when the rule set has none.
     #[serde(default)]
     pub ladder: Option<RawLadder>,
+    /// Leaving post (脱岗); absent: not graded.
+    #[serde(default)]
+    pub leaving_post: Option<RawLeavingPost>,
+    /// Overtime (加班); absent: not recorded.
+    #[serde(default)]
+    pub overtime: Option<RawOvertime>,
+    /// Leave rules (请假); absent: no leave flags.
+    #[serde(default)]
+    pub leave: Option<RawLeave>,
     /// Labels of ladder actions.
     #[serde(default)]
     pub actions: BTreeMap<String, RawLabel>,
@@ -255,6 +264,56 @@ pub struct RawLadder {
     pub consecutive_actions: Vec<String>,
 }
 
+/// `[leaving_post]` (坐席员考核细则 二(二)3).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLeavingPost {
+    /// Local `HH:MM-HH:MM` windows in which time away is excused.
+    #[serde(default)]
+    pub allowed_breaks: Vec<String>,
+    /// Minutes away still excused; default 0.
+    #[serde(default)]
+    pub grace_minutes: i64,
+    /// Steps beyond grace, as `[lateness]`.
+    pub steps: Vec<RawStep>,
+    /// Let terminal direction codes decide instead of the pairing.
+    #[serde(default)]
+    pub trust_direction: bool,
+}
+
+/// `[overtime]` (坐席考勤管理制度 七).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOvertime {
+    /// Fewer minutes are not overtime; default 30.
+    #[serde(default = "default_overtime_min")]
+    pub min_minutes: i64,
+}
+
+fn default_overtime_min() -> i64 {
+    30
+}
+
+/// `[leave]` (坐席考勤管理制度 三).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLeave {
+    /// Hours of notice a leave request needs; default 24.
+    #[serde(default = "default_notice_hours")]
+    pub notice_hours: i64,
+    /// Calendar days of sick leave beyond which a hospital record is
+    /// needed; default 3.
+    #[serde(default = "default_sick_days")]
+    pub sick_days_need_hospital_record: i64,
+}
+
+fn default_notice_hours() -> i64 {
+    24
+}
+fn default_sick_days() -> i64 {
+    3
+}
+
 /// A Chinese/English label pair.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -299,6 +358,10 @@ pub struct RawRule {
     /// `deduction` (default) or `bonus`.
     #[serde(default = "default_kind")]
     pub kind: String,
+    /// Absence days a manual entry under this rule also counts as (0.5 or
+    /// 1; 同时按旷工计算).
+    #[serde(default)]
+    pub absence_days: Option<Points>,
 }
 
 fn default_kind() -> String {
@@ -539,6 +602,20 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         if r.points.is_some_and(|p| p < Points::ZERO) {
             is.push(format!("{key}.points"), "must not be negative");
         }
+        let absence_days = r.absence_days.unwrap_or(Points::ZERO);
+        if let Some(a) = r.absence_days {
+            if a != Points::HALF && a != Points::ONE {
+                is.push(
+                    format!("{key}.absence_days"),
+                    format!("{a} is not 0.5 or 1 (days of absence an entry counts as)"),
+                );
+            } else if kind == RuleKind::Bonus {
+                is.push(
+                    format!("{key}.absence_days"),
+                    "a bonus cannot count as absence",
+                );
+            }
+        }
         rules.insert(
             Arc::<str>::from(id.as_str()),
             Rule {
@@ -549,6 +626,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
                 seed: r.seed.clone(),
                 points: r.points,
                 kind,
+                absence_days,
             },
         );
     }
@@ -745,15 +823,15 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         missing_punch,
     };
 
-    let grading = |name: &str, g: &RawGrading, is: &mut Issues| -> Grading {
-        if g.grace_minutes < 0 {
+    let grading_of = |name: &str, grace: i64, raw_steps: &[RawStep], is: &mut Issues| -> Grading {
+        if grace < 0 {
             is.push(format!("{name}.grace_minutes"), "must not be negative");
         }
         let mut steps = Vec::new();
-        let mut prev = g.grace_minutes;
-        for (i, s) in g.steps.iter().enumerate() {
+        let mut prev = grace;
+        for (i, s) in raw_steps.iter().enumerate() {
             let key = format!("{name}.steps[{i}]");
-            let last = i + 1 == g.steps.len();
+            let last = i + 1 == raw_steps.len();
             match (s.up_to, last) {
                 (Some(u), _) if u <= prev => is.push(
                     format!("{key}.up_to"),
@@ -800,12 +878,82 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
             );
         }
         Grading {
-            grace_minutes: g.grace_minutes,
+            grace_minutes: grace,
             steps,
         }
     };
+    let grading = |name: &str, g: &RawGrading, is: &mut Issues| {
+        grading_of(name, g.grace_minutes, &g.steps, is)
+    };
     let lateness = grading("lateness", &raw.lateness, &mut is);
     let earliness = grading("earliness", &raw.earliness, &mut is);
+    let leaving_post = raw.leaving_post.as_ref().map(|lp| {
+        let mut allowed_breaks = Vec::new();
+        for (i, b) in lp.allowed_breaks.iter().enumerate() {
+            let parsed = b
+                .split_once('-')
+                .and_then(|(a, z)| Some((parse_hm(a.trim())?, parse_hm(z.trim())?)));
+            match parsed {
+                Some(w) if w.0 != w.1 => allowed_breaks.push(w),
+                _ => is.push(
+                    format!("leaving_post.allowed_breaks[{i}]"),
+                    format!("{b:?} is not a window HH:MM-HH:MM (e.g. \"11:30-12:30\")"),
+                ),
+            }
+        }
+        if lp.trust_direction {
+            // Direction codes are decoded but not yet kept with stored
+            // punches nor read from punches.csv: trusting them would
+            // silently pair as if they were absent.
+            is.push(
+                "leaving_post.trust_direction",
+                "true is not supported yet: punch direction codes are not stored with punches; leave it false (punches pair up in order)",
+            );
+        }
+        if lp.grace_minutes > 24 * 60 {
+            is.push(
+                "leaving_post.grace_minutes",
+                format!("{} is outside 0 … 1440 minutes", lp.grace_minutes),
+            );
+        }
+        LeavingPost {
+            allowed_breaks,
+            grading: grading_of("leaving_post", lp.grace_minutes, &lp.steps, &mut is),
+            trust_direction: lp.trust_direction,
+        }
+    });
+    let overtime = raw.overtime.as_ref().map(|o| {
+        if !(1..=24 * 60).contains(&o.min_minutes) {
+            is.push(
+                "overtime.min_minutes",
+                format!("{} is outside 1 … 1440 minutes", o.min_minutes),
+            );
+        }
+        Overtime {
+            min_minutes: o.min_minutes,
+        }
+    });
+    let leave = raw.leave.as_ref().map(|l| {
+        if !(0..=24 * 366).contains(&l.notice_hours) {
+            is.push(
+                "leave.notice_hours",
+                format!("{} is outside 0 … 8784 hours", l.notice_hours),
+            );
+        }
+        if !(0..=366).contains(&l.sick_days_need_hospital_record) {
+            is.push(
+                "leave.sick_days_need_hospital_record",
+                format!(
+                    "{} is outside 0 … 366 days",
+                    l.sick_days_need_hospital_record
+                ),
+            );
+        }
+        LeaveRules {
+            notice_hours: l.notice_hours,
+            sick_days_need_hospital_record: l.sick_days_need_hospital_record,
+        }
+    });
 
     let hours = match &raw.hours {
         None => Hours::default(),
@@ -900,6 +1048,39 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         }
     });
 
+    // `absence_days` is for manual entries: an engine rule already counts
+    // its absence on the verdict, and counting it again would double it.
+    let mut engine_rules: Vec<(String, &Arc<str>)> = Vec::new();
+    for (name, g) in [("lateness", &lateness), ("earliness", &earliness)]
+        .into_iter()
+        .chain(
+            leaving_post
+                .as_ref()
+                .map(|lp| ("leaving_post", &lp.grading)),
+        )
+    {
+        for (i, st) in g.steps.iter().enumerate() {
+            engine_rules.push((format!("{name}.steps[{i}].rule"), &st.rule));
+        }
+    }
+    engine_rules.push(("absence.no_punch_rule".into(), &absence.no_punch_rule));
+    if let MissingPunch::AbsentHalf { rule, .. } = &absence.missing_punch {
+        engine_rules.push(("absence.missing_punch_rule".into(), rule));
+    }
+    if let Some(r) = &hours.rule {
+        engine_rules.push(("hours.rule".into(), r));
+    }
+    for (used_by, id) in engine_rules {
+        if rules.get(id).is_some_and(|r| !r.absence_days.is_zero()) {
+            is.push(
+                format!("rule.{id}.absence_days"),
+                format!(
+                    "only manual rules may count as absence; {used_by} uses rule {id:?}, whose days already count"
+                ),
+            );
+        }
+    }
+
     if !is.0.is_empty() {
         return Err(is.0);
     }
@@ -923,6 +1104,9 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         earliness,
         absence,
         ladder,
+        leaving_post,
+        overtime,
+        leave,
         score_base: raw.score_base,
         appeal_days: raw.appeal_days,
         categories,

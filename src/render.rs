@@ -84,7 +84,11 @@ pub fn score_header(policy: &Policy, out: &mut dyn Write) -> io::Result<()> {
             format!("{}({})", c.id, c.cap.map_or("-".into(), |p| p.to_string()))
         )?;
     }
-    writeln!(out, " {:>7} {:>10}", "bonus", "attendance")
+    writeln!(
+        out,
+        " {:>7} {:>10} {:>8}",
+        "bonus", "attendance", "overtime"
+    )
 }
 
 /// One monthly score as a table row: per category `raw→capped`.
@@ -106,8 +110,9 @@ pub fn score_row(policy: &Policy, s: &MonthScore, buf: &mut Vec<u8>) {
     }
     let _ = writeln!(
         buf,
-        " {:>7} {:>10}",
+        " {:>7} {:>10} {:>8}",
         s.bonuses.to_string(),
-        s.attendance_days.to_string()
+        s.attendance_days.to_string(),
+        s.overtime_minutes
     );
 }

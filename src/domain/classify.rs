@@ -11,8 +11,8 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use super::calendar::{DayKind, ShiftClock, ShiftTimes, shift_on};
 use super::ladder::apply_ladder;
 use super::points::Points;
-use super::policy::{Grading, MissingPunch, Policy};
-use super::time::to_local;
+use super::policy::{Grading, LeaveRules, LeavingPost, MissingPunch, Policy, Shift};
+use super::time::{resolve_local, to_local};
 use super::types::*;
 
 /// Everything the engine needs to know about one employee.
@@ -142,13 +142,24 @@ pub fn evaluate_employee(
             continue;
         }
         let verdict = match shift {
-            None => rest_day(emp.employee, date, kind),
+            None => {
+                let mut v = rest_day(emp.employee, date, kind);
+                if let Some(ot) = &policy.overtime
+                    && kind != DayKind::NotEmployed
+                {
+                    v.overtime_minutes =
+                        rest_day_overtime(policy, &sorted, &instances, date, &mut scratch)
+                            .filter(|m| *m >= ot.min_minutes)
+                            .unwrap_or(0);
+                }
+                v
+            }
             Some(_) => {
                 while instances[next_instance].date < date {
                     next_instance += 1;
                 }
                 classify_instance(
-                    policy,
+                    clock,
                     emp,
                     &sorted,
                     &instances[next_instance],
@@ -211,6 +222,50 @@ fn split_windows(instances: &mut [Instance]) {
     }
 }
 
+/// 坐席考勤管理制度 七 (加班记录): on a rest day or holiday, the span in
+/// whole minutes from the first to the last punch of the local date (repeats
+/// merged), leaving out punches that belong to a neighbouring shift's
+/// window. `None` without two distinct punches.
+fn rest_day_overtime<'a>(
+    policy: &Policy,
+    punches: &'a [Punch],
+    instances: &[Instance],
+    date: NaiveDate,
+    kept: &mut Vec<Kept<'a>>,
+) -> Option<i64> {
+    let mut lo = resolve_local(policy.tz, date.and_time(chrono::NaiveTime::MIN));
+    let mut hi = resolve_local(
+        policy.tz,
+        (date + Days::new(1)).and_time(chrono::NaiveTime::MIN),
+    );
+    // A punch at the previous window's inclusive end belongs to it.
+    let mut lo_inclusive = true;
+    let next = instances.partition_point(|i| i.date < date);
+    if let Some(prev) = next.checked_sub(1).and_then(|i| instances.get(i))
+        && prev.win_end >= lo
+    {
+        lo = prev.win_end;
+        lo_inclusive = !prev.end_inclusive;
+    }
+    if let Some(n) = instances.get(next) {
+        hi = hi.min(n.win_start);
+    }
+    if hi <= lo {
+        return None;
+    }
+    let a = if lo_inclusive {
+        punches.partition_point(|p| p.at < lo)
+    } else {
+        punches.partition_point(|p| p.at <= lo)
+    };
+    let b = punches.partition_point(|p| p.at < hi);
+    merge_repeats(policy.dedupe_secs, &punches[a..b.max(a)], kept);
+    match (kept.first(), kept.last()) {
+        (Some(f), Some(l)) if kept.len() > 1 => Some(whole_minutes(f.at, l.at)),
+        _ => None,
+    }
+}
+
 fn rest_day(employee: &EmployeeId, date: NaiveDate, kind: DayKind) -> DayVerdict {
     DayVerdict {
         employee_id: employee.clone(),
@@ -228,6 +283,7 @@ fn rest_day(employee: &EmployeeId, date: NaiveDate, kind: DayKind) -> DayVerdict
         absence_days: Points::ZERO,
         leave_days: Points::ZERO,
         worked_minutes: None,
+        overtime_minutes: 0,
         provisional: false,
         points: Points::ZERO,
         actions: Vec::new(),
@@ -365,7 +421,7 @@ enum Sides {
 }
 
 fn classify_instance<'a>(
-    policy: &Policy,
+    clock: &ShiftClock<'_>,
     emp: &EmployeeDays<'_>,
     punches: &'a [Punch],
     inst: &Instance,
@@ -373,6 +429,7 @@ fn classify_instance<'a>(
     now: DateTime<Utc>,
     kept: &mut Vec<Kept<'a>>,
 ) -> DayVerdict {
+    let policy = clock.policy();
     let tz = policy.tz;
     let shift = policy.shift(inst.shift);
     let mut ex = Explanation {
@@ -395,6 +452,7 @@ fn classify_instance<'a>(
         absence_days: Points::ZERO,
         leave_days: Points::ZERO,
         worked_minutes: None,
+        overtime_minutes: 0,
         provisional: false,
         points: Points::ZERO,
         actions: Vec::new(),
@@ -463,6 +521,9 @@ fn classify_instance<'a>(
         };
         v.leave_days = leave_share(leave_secs, shift_secs);
         v.provisional = false;
+        if let Some(rules) = &policy.leave {
+            leave_flags(rules, tz, &used, &mut v.flags);
+        }
         if let (Some(f), Some(l)) = (kept.first(), kept.last()) {
             v.check_in = Some(to_local(tz, f.at));
             v.check_out = Some(to_local(tz, l.at));
@@ -481,6 +542,9 @@ fn classify_instance<'a>(
         } else {
             Flag::PartialLeave
         });
+        if let Some(rules) = &policy.leave {
+            leave_flags(rules, tz, &used, &mut v.flags);
+        }
     }
 
     // Which sides the punches show. policy.md, "Today": while the window is
@@ -528,6 +592,9 @@ fn classify_instance<'a>(
         MissingPunch::Flag => on_time(0),
     };
     let mut in_progress = false;
+    // 坐席员考核细则 二(二)3: time away between mid-shift punches.
+    let mut away: Option<SideGrade> = None;
+    let mut away_secs = 0;
     let (late, early) = match sides {
         Sides::None if open => {
             v.status = Status::NotArrived;
@@ -543,6 +610,9 @@ fn classify_instance<'a>(
             if !abs.no_punch_points.is_zero() {
                 v.deductions
                     .push(deduction(policy, &abs.no_punch_rule, abs.no_punch_points));
+            }
+            if possible_swap(clock, punches, inst) {
+                v.flags.push(Flag::PossibleShiftSwap);
             }
             v.explanation = ex;
             return v;
@@ -574,18 +644,39 @@ fn classify_instance<'a>(
         Sides::Both(i, o) => {
             v.check_in = Some(to_local(tz, i));
             v.check_out = Some(to_local(tz, o));
-            v.worked_minutes = Some(whole_minutes(i, o));
+            if let Some(lp) = &policy.leaving_post {
+                let (raw_secs, graded_secs, unpaired) =
+                    time_away(lp, policy, emp.leaves, inst, kept);
+                away_secs = raw_secs;
+                if unpaired {
+                    v.flags.push(Flag::UnpairedPunch);
+                }
+                if raw_secs > 0 {
+                    away = Some(grade_side(&lp.grading, None, graded_secs.div_euclid(60)));
+                }
+            }
+            v.worked_minutes = Some(((o - i).num_seconds() - away_secs).div_euclid(60).max(0));
+            if let Some(ot) = &policy.overtime {
+                let m = whole_minutes(inst.times.end, o);
+                if m >= ot.min_minutes {
+                    v.overtime_minutes = m;
+                }
+            }
             (late_of(i), early_of(o))
         }
     };
+    let away_grade = away.clone().unwrap_or_else(|| on_time(0));
 
     // Missing sides report 0 minutes (policy.md, "08:20 only").
     v.late_minutes = late.minutes;
     v.early_minutes = early.minutes;
 
     // Step 6: two half days make one; the day's points are capped.
-    v.absence_days = (late.grade.absence() + early.grade.absence()).min(Points::ONE);
-    let mut raw = late.points + early.points;
+    // Leaving post counts toward the day cap and the day's absence; it is
+    // not a ladder occurrence (the status does not change for it).
+    v.absence_days = (late.grade.absence() + early.grade.absence() + away_grade.grade.absence())
+        .min(Points::ONE);
+    let mut raw = late.points + early.points + away_grade.points;
     // policy.md, "Worked minutes": too few worked minutes (leave minutes
     // counting as worked) are absence when that is worse.
     let mut short = None;
@@ -597,7 +688,7 @@ fn classify_instance<'a>(
                 (*o).min(inst.times.end),
                 true,
             );
-        let credited = ((*o - *i).num_seconds() + excused_outside).div_euclid(60);
+        let credited = ((*o - *i).num_seconds() - away_secs + excused_outside).div_euclid(60);
         if let Some(grade) = policy.hours.grade(credited) {
             let points = if grade == Grade::FullDay {
                 abs.full_day_points
@@ -625,9 +716,9 @@ fn classify_instance<'a>(
         _ => raw,
     };
     let mut left = v.points;
-    let sources: [Option<&SideGrade>; 2] = match &short {
-        Some(s) => [Some(s), None],
-        None => [Some(&late), Some(&early)],
+    let sources: [Option<&SideGrade>; 3] = match &short {
+        Some(s) => [Some(s), None, None],
+        None => [Some(&late), Some(&early), Some(&away_grade)],
     };
     for side in sources.into_iter().flatten() {
         if let Some(rule) = &side.rule
@@ -667,11 +758,217 @@ fn classify_instance<'a>(
             (false, false) => Status::Present,
         }
     };
+    if !open
+        && matches!(
+            v.status,
+            Status::AbsentFull
+                | Status::AbsentHalf
+                | Status::Late
+                | Status::EarlyLeave
+                | Status::LateAndEarly
+        )
+        && possible_swap(clock, punches, inst)
+    {
+        v.flags.push(Flag::PossibleShiftSwap);
+    }
     ex.late = Some(late);
     ex.early = Some(early);
+    ex.away = away;
     ex.short_hours = short;
     v.explanation = ex;
     v
+}
+
+/// 坐席考勤管理制度 三3–4: flags on a day covered by approved leave (HR
+/// decides; nothing is deducted). Field work (外出) is not leave.
+fn leave_flags(rules: &LeaveRules, tz: chrono_tz::Tz, used: &[&Leave], flags: &mut Vec<Flag>) {
+    let mut add = |f: Flag| {
+        if !flags.contains(&f) {
+            flags.push(f);
+        }
+    };
+    for l in used.iter().filter(|l| !l.is_field()) {
+        // 三4: 员工请假需提前一天以上 — "以上" includes the bound: exactly
+        // `notice_hours` before the start is enough.
+        if let Some(asked) = l.requested_at
+            && (l.start - asked).num_seconds() < rules.notice_hours * 3600
+        {
+            add(Flag::LeaveShortNotice);
+        }
+        if &*l.kind == "sick" {
+            // 三3: 因病导致的请假,公司需提供病假证明. Only where the source
+            // records documents: an unknown document raises no flag.
+            if l.document == LeaveDocument::Missing {
+                add(Flag::SickLeaveNoCertificate);
+            }
+            // 三3: 超过三天的病假需提供医院的病历证明 — "超过" excludes the
+            // bound: 3 days need nothing more, 4 do. Calendar days touched,
+            // the end being exclusive.
+            let first = to_local(tz, l.start).date_naive();
+            let last = to_local(tz, l.end - chrono::Duration::seconds(1)).date_naive();
+            let days = (last - first).num_days() + 1;
+            let hospital = match &l.document {
+                LeaveDocument::Unknown => true,
+                LeaveDocument::Missing => false,
+                LeaveDocument::Given(d) => &**d == "hospital_record",
+            };
+            if days > rules.sick_days_need_hospital_record && !hospital {
+                add(Flag::SickLeaveNeedsHospitalRecord);
+            }
+        }
+    }
+}
+
+/// 坐席员考核细则 二(二)3 (脱岗): the punches between the check-in and the
+/// check-out pair up in order as (leaves, returns), after repeats were
+/// merged. Extra taps of the arrival or departure visit (within
+/// `visit_minutes` of the check-in or check-out) are set aside when that
+/// makes the rest pair up, as many as possible, so a double tap does not
+/// shift the pairs. Returns the raw seconds away (for worked minutes), the
+/// seconds graded (inside the shift, outside `allowed_breaks` and approved
+/// leave), and whether a punch was left unpaired.
+fn time_away(
+    lp: &LeavingPost,
+    policy: &Policy,
+    leaves: &[Leave],
+    inst: &Instance,
+    kept: &[Kept<'_>],
+) -> (i64, i64, bool) {
+    let (Some(first), Some(last)) = (kept.first(), kept.last()) else {
+        return (0, 0, false);
+    };
+    if kept.len() < 3 {
+        return (0, 0, false);
+    }
+    let inner = &kept[1..kept.len() - 1];
+    let visit = chrono::Duration::seconds(policy.visit_secs);
+    let arrival = inner
+        .iter()
+        .take_while(|p| p.at - first.at <= visit)
+        .count();
+    let departure = inner
+        .iter()
+        .rev()
+        .take_while(|p| last.at - p.at <= visit)
+        .count();
+    let m = inner.len();
+    let mut strip = (0, 0);
+    for i in 0..=arrival {
+        for j in 0..=departure {
+            if i + j <= m && (m - i - j).is_multiple_of(2) && i + j > strip.0 + strip.1 {
+                strip = (i, j);
+            }
+        }
+    }
+    let middle = &inner[strip.0..m - strip.1];
+    let (mut raw, mut graded) = (0, 0);
+    for pair in middle.chunks_exact(2) {
+        let (l, r) = (pair[0].at, pair[1].at);
+        raw += (r - l).num_seconds();
+        // Allowed breaks excuse time away inside the shift only.
+        let s = l.max(inst.times.start);
+        let e = r.min(inst.times.end);
+        if e > s {
+            graded += (e - s).num_seconds() - excused_away(lp, policy.tz, leaves, inst.date, s, e);
+        }
+    }
+    (raw, graded, !middle.len().is_multiple_of(2))
+}
+
+/// Seconds of `[a, b)` inside an allowed break or approved leave, each
+/// instant counted once.
+fn excused_away(
+    lp: &LeavingPost,
+    tz: chrono_tz::Tz,
+    leaves: &[Leave],
+    date: NaiveDate,
+    a: DateTime<Utc>,
+    b: DateTime<Utc>,
+) -> i64 {
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = approved_in(leaves, a, b)
+        .map(|l| (l.start.max(a), l.end.min(b)))
+        .collect();
+    for d in [date, date + Days::new(1)] {
+        for &(from, to) in &lp.allowed_breaks {
+            let s = resolve_local(tz, d.and_time(from));
+            let end_day = if to > from { d } else { d + Days::new(1) };
+            let e = resolve_local(tz, end_day.and_time(to));
+            if s < b && e > a {
+                spans.push((s.max(a), e.min(b)));
+            }
+        }
+    }
+    spans.sort_unstable();
+    let (mut total, mut reach) = (0, a);
+    for (s, e) in spans {
+        let s = s.max(reach);
+        if e > s {
+            total += (e - s).num_seconds();
+            reach = e;
+        }
+    }
+    total
+}
+
+/// True when a punch lies in `[a, b]`; returns the first such.
+fn punch_in(punches: &[Punch], a: DateTime<Utc>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    punches
+        .get(punches.partition_point(|p| p.at < a))
+        .map(|p| p.at)
+        .filter(|t| *t <= b)
+}
+
+/// A punch no later than the shift's start plus its grace (from its window
+/// opening) and a later one, beyond a visit, no earlier than its end minus
+/// grace (up to its window closing): the punches fit `shift` on that date.
+fn fits(
+    policy: &Policy,
+    punches: &[Punch],
+    sh: &Shift,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let min = chrono::Duration::minutes;
+    let late = sh.grace_minutes.unwrap_or(policy.lateness.grace_minutes);
+    let early = sh.grace_minutes.unwrap_or(policy.earliness.grace_minutes);
+    let arrived = punch_in(
+        punches,
+        start - chrono::Duration::seconds(sh.before_secs),
+        start + min(late),
+    )?;
+    let close = end + chrono::Duration::seconds(sh.after_secs);
+    let hi = punches.partition_point(|p| p.at <= close);
+    punches[..hi]
+        .last()
+        .filter(|p| p.at >= end - min(early) && (p.at - arrived).num_seconds() > policy.visit_secs)
+        .map(|p| (arrived, p.at))
+}
+
+/// 坐席员考核细则 二(一)7 (擅自换班) and 呼出中心 私自换班: the punches fit
+/// another shift of the policy on that date within its grace while they do
+/// not fit the rostered one. Only a flag: a supervisor confirms.
+fn possible_swap(clock: &ShiftClock<'_>, punches: &[Punch], inst: &Instance) -> bool {
+    let policy = clock.policy();
+    if policy.shifts.len() < 2 || punches.is_empty() {
+        return false;
+    }
+    let own = policy.shift(inst.shift);
+    let (s0, e0) = (inst.times.start, inst.times.end);
+    if fits(policy, punches, own, s0, e0).is_some() {
+        return false;
+    }
+    // The arrival must be nearer the other shift's start than the rostered
+    // one's, and the departure nearer its end: a late arrival on the
+    // rostered shift is lateness, not a swap.
+    (0..policy.shifts.len() as u16)
+        .map(ShiftIdx)
+        .filter(|s| *s != inst.shift)
+        .any(|s| {
+            let t = clock.times(inst.date, s);
+            fits(policy, punches, policy.shift(s), t.start, t.end).is_some_and(|(a, d)| {
+                (a - t.start).abs() < (a - s0).abs() && (d - t.end).abs() < (d - e0).abs()
+            })
+        })
 }
 
 fn deduction(policy: &Policy, rule: &Arc<str>, points: Points) -> Deduction {

@@ -143,6 +143,39 @@ impl Hours {
     }
 }
 
+/// `[leaving_post]`: time away between mid-shift punches (坐席员考核细则
+/// 二(二)3: 无故脱岗半小时内(含半小时)扣2分,超过半小时按旷工半天计算,超过3小时
+/// 按旷工一天计算).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeavingPost {
+    /// Local windows (start, end) in which time away is excused (meals);
+    /// an end not after its start runs to the next day.
+    pub allowed_breaks: Vec<(NaiveTime, NaiveTime)>,
+    /// Grace and steps, as `[lateness]`.
+    pub grading: Grading,
+    /// Terminal direction codes decide instead of the pairing.
+    pub trust_direction: bool,
+}
+
+/// `[overtime]` (坐席考勤管理制度 七: 加班记录).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overtime {
+    /// Fewer minutes after the shift's end (or on a rest day) are not
+    /// overtime.
+    pub min_minutes: i64,
+}
+
+/// `[leave]`: the flags of 坐席考勤管理制度 三 (HR decides; no points).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaveRules {
+    /// Leave requested fewer hours than this before its start is flagged
+    /// `leave_short_notice` (三4: 提前一天以上, 24).
+    pub notice_hours: i64,
+    /// Sick leave covering more calendar days than this needs a
+    /// `hospital_record` (三3: 超过三天, 3).
+    pub sick_days_need_hospital_record: i64,
+}
+
 /// The escalation ladder for repeat offenders (坐席考勤管理制度 五2).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ladder {
@@ -195,6 +228,9 @@ pub struct Rule {
     pub points: Option<Points>,
     /// Deduction or bonus.
     pub kind: RuleKind,
+    /// Absence days an entry under this rule also counts as (坐席员考核细则
+    /// 二(一)1–2: 无故缺席 … 同时按旷工计算); zero for most rules.
+    pub absence_days: Points,
 }
 
 /// A label pair for a ladder action.
@@ -249,6 +285,12 @@ pub struct Policy {
     pub absence: Absence,
     /// The escalation ladder, when the policy has one.
     pub ladder: Option<Ladder>,
+    /// Leaving-post grading, when the policy has `[leaving_post]`.
+    pub leaving_post: Option<LeavingPost>,
+    /// Overtime recording, when the policy has `[overtime]`.
+    pub overtime: Option<Overtime>,
+    /// Leave flags, when the policy has `[leave]`.
+    pub leave: Option<LeaveRules>,
     /// Monthly score base (100).
     pub score_base: Points,
     /// Days after publication during which an entry may be appealed.

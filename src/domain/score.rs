@@ -61,6 +61,9 @@ pub struct MonthScore {
     pub absence_days: Points,
     /// Sum of leave days.
     pub leave_days: Points,
+    /// Sum of overtime minutes (坐席考勤管理制度 七: 加班记录).
+    #[serde(default)]
+    pub overtime_minutes: i64,
 }
 
 /// Scores for every month touched by `days` (one employee's verdicts, any
@@ -95,6 +98,7 @@ pub fn month_scores(
         workdays: 0,
         absence_days: Points::ZERO,
         leave_days: Points::ZERO,
+        overtime_minutes: 0,
     };
     let add = |ms: &mut MonthScore, category: &Arc<str>, points: Points| {
         ms.categories
@@ -114,6 +118,7 @@ pub fn month_scores(
         }
         ms.absence_days += v.absence_days;
         ms.leave_days += v.leave_days;
+        ms.overtime_minutes += v.overtime_minutes;
         for d in &v.deductions {
             add(ms, &d.category, d.points);
         }
@@ -125,6 +130,11 @@ pub fn month_scores(
             ms.bonuses += item.points;
         } else {
             add(ms, &item.category, item.points);
+        }
+        // 坐席员考核细则 二(一)1–2: 无故缺席 … 同时按旷工计算 — a rule with
+        // `absence_days` also counts as absence.
+        if let Some(rule) = policy.rules.get(&*item.rule) {
+            ms.absence_days += rule.absence_days;
         }
     }
     months
@@ -140,7 +150,8 @@ pub fn month_scores(
             }
             ms.score = policy.score_base - lost + ms.bonuses;
             ms.attendance_days =
-                Points::whole(ms.workdays as i64) - ms.absence_days - ms.leave_days;
+                (Points::whole(ms.workdays as i64) - ms.absence_days - ms.leave_days)
+                    .max(Points::ZERO);
             ms
         })
         .collect()

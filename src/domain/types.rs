@@ -109,6 +109,26 @@ pub struct Leave {
     pub kind: Arc<str>,
     /// Approval state.
     pub status: LeaveStatus,
+    /// When it was requested (leaves.csv `requested_at`), when known:
+    /// 坐席考勤管理制度 三4 asks for a day's notice.
+    pub requested_at: Option<DateTime<Utc>>,
+    /// The document handed in (leaves.csv `document`, e.g. `certificate`
+    /// or `hospital_record`): 坐席考勤管理制度 三3.
+    pub document: LeaveDocument,
+}
+
+/// What is known about the document behind a leave (坐席考勤管理制度 三3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LeaveDocument {
+    /// The source does not record documents (leaves.csv without a
+    /// `document` column, the store): no document flag is raised.
+    #[default]
+    Unknown,
+    /// The source records documents and this leave has none.
+    Missing,
+    /// The document handed in, lower case (`certificate`,
+    /// `hospital_record`, …).
+    Given(Arc<str>),
 }
 
 impl Leave {
@@ -303,6 +323,22 @@ pub enum Flag {
     PartialLeave,
     /// Approved field work covered part of the shift.
     PartialField,
+    /// A mid-shift punch without its partner (坐席员考核细则 二(二)3:
+    /// leaves and returns pair up); not deducted.
+    UnpairedPunch,
+    /// Leave requested less than `[leave] notice_hours` before its start
+    /// (坐席考勤管理制度 三4: 提前一天以上).
+    LeaveShortNotice,
+    /// Sick leave without a document (坐席考勤管理制度 三3: 病假证明).
+    SickLeaveNoCertificate,
+    /// Sick leave of more than `[leave] sick_days_need_hospital_record`
+    /// calendar days without `hospital_record` (坐席考勤管理制度 三3:
+    /// 超过三天的病假需提供医院的病历证明).
+    SickLeaveNeedsHospitalRecord,
+    /// The punches fit another shift of the policy within its grace while
+    /// the rostered shift has none (坐席员考核细则 二(一)7: 擅自换班); a
+    /// supervisor confirms with a manual entry.
+    PossibleShiftSwap,
 }
 
 impl Flag {
@@ -313,6 +349,11 @@ impl Flag {
             Flag::MissingCheckOut => "missing_check_out",
             Flag::PartialLeave => "partial_leave",
             Flag::PartialField => "partial_field",
+            Flag::UnpairedPunch => "unpaired_punch",
+            Flag::LeaveShortNotice => "leave_short_notice",
+            Flag::SickLeaveNoCertificate => "sick_leave_no_certificate",
+            Flag::SickLeaveNeedsHospitalRecord => "sick_leave_needs_hospital_record",
+            Flag::PossibleShiftSwap => "possible_shift_swap",
         }
     }
 }
@@ -404,6 +445,10 @@ pub struct Explanation {
     /// (worse than the lateness and earliness grading).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub short_hours: Option<SideGrade>,
+    /// Time away between mid-shift punches (leaves, returns) and its
+    /// grading under `[leaving_post]` (坐席员考核细则 二(二)3), when any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub away: Option<SideGrade>,
     /// The day's points before the day cap, when the cap lowered them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uncapped_points: Option<Points>,
@@ -441,10 +486,15 @@ pub struct DayVerdict {
     /// rounded to a half day (a quarter and three quarters round up), and
     /// never more than `1 − absence_days` (policy.md, "Partial leave").
     pub leave_days: Points,
-    /// Whole minutes from check-in to check-out; `null` when a side is
-    /// missing (policy.md, "Worked minutes").
+    /// Whole minutes from check-in to check-out minus time away; `null`
+    /// when a side is missing (policy.md, "Worked minutes").
     #[serde(default)]
     pub worked_minutes: Option<i64>,
+    /// Overtime (坐席考勤管理制度 七: 加班记录): whole minutes after the
+    /// shift's end when at least `[overtime] min_minutes`, or on a rest day
+    /// or holiday the span from the first to the last punch. Never points.
+    #[serde(default)]
+    pub overtime_minutes: i64,
     /// The punch window is still open at the `now` the verdict was made
     /// for: a side that has not happened yet is not graded (policy.md,
     /// "Today").

@@ -643,6 +643,9 @@ impl Store {
                 end: l.end,
                 kind: Arc::from(l.kind.as_str()),
                 status,
+                // leaves has no columns for them yet: unknown, no flags.
+                requested_at: None,
+                document: Default::default(),
             });
         }
 

@@ -136,6 +136,8 @@ fn approved_leave_holds_the_alert_back_pending_does_not() {
         end: at(&p, "2026-11-02 12:00"),
         kind: "sick".into(),
         status,
+        requested_at: None,
+        document: Default::default(),
     };
     let none = AlertState::default();
     let d = decide(

@@ -113,6 +113,33 @@ impl<'p> Case<'p> {
             end: at(self.policy, end),
             kind: kind.into(),
             status,
+            requested_at: None,
+            document: LeaveDocument::Unknown,
+        });
+        self
+    }
+
+    /// Adds an approved leave record with its request time (local, or
+    /// `""` for none) and document (`""` for none handed in).
+    pub fn leave_asked(
+        mut self,
+        start: &str,
+        end: &str,
+        kind: &str,
+        requested_at: &str,
+        document: &str,
+    ) -> Self {
+        self.leaves.push(Leave {
+            start: at(self.policy, start),
+            end: at(self.policy, end),
+            kind: kind.into(),
+            status: LeaveStatus::Approved,
+            requested_at: (!requested_at.is_empty()).then(|| at(self.policy, requested_at)),
+            document: if document.is_empty() {
+                LeaveDocument::Missing
+            } else {
+                LeaveDocument::Given(document.into())
+            },
         });
         self
     }

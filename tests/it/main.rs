@@ -24,6 +24,7 @@ mod real_sites;
 mod scale;
 mod scheduler;
 mod scores_dst;
+mod seed_rules;
 mod serial_source;
 mod services;
 mod simulate;

@@ -365,3 +365,54 @@ fn timetrex_missing_in_and_out_and_premature_out() {
     assert_eq!(v.explanation.missing, None);
     assert!(v.flags.is_empty());
 }
+
+/// Odoo's calendar with `[overtime] min_minutes = 30` (坐席考勤管理制度 七).
+fn odoo_overtime() -> Policy {
+    peer_policy(
+        "[[shift]]\nid = \"s\"\nstart = \"08:00\"\nend = \"17:00\"",
+        "before_minutes = 240\nafter_minutes = 240",
+        15,
+        "[overtime]\nmin_minutes = 30\n",
+    )
+}
+
+/// odoo/odoo addons/hr_attendance/tests/test_hr_attendance_overtime.py,
+/// `test_overtime_unclosed`: check-in 08:00, check-out 20:00 on Monday
+/// 2021-01-04 on the 08:00–17:00 calendar, "User should have 3 hours of
+/// overtime." attendd: 180 minutes after the shift end.
+#[test]
+fn odoo_overtime_after_the_shift_end() {
+    let p = odoo_overtime();
+    let v = Case::new(&p)
+        .punches(&["2021-01-04 08:00", "2021-01-04 20:00"])
+        .day("2021-01-04");
+    assert_eq!(v.status, Status::Present);
+    assert_eq!(v.overtime_minutes, 180);
+    assert_eq!(v.points, pts("0"));
+}
+
+/// odoo/odoo test_hr_attendance_overtime.py, `test_overtime_weekend`:
+/// Saturday 2021-01-02 08:00 → 11:00, "Should have 3 hours of overtime".
+/// attendd: a rest day's span from the first to the last punch.
+#[test]
+fn odoo_overtime_on_a_weekend() {
+    let p = odoo_overtime();
+    let v = Case::new(&p)
+        .punches(&["2021-01-02 08:00", "2021-01-02 11:00"])
+        .day("2021-01-02");
+    assert_eq!(v.status, Status::Rest);
+    assert_eq!(v.overtime_minutes, 180);
+}
+
+/// odoo/odoo test_hr_attendance_overtime.py, `test_overtime_company_threshold`:
+/// 07:55 → 17:05 is 10 minutes beyond the calendar, and Odoo drops it under
+/// a 10-minute tolerance. attendd: 5 minutes after the end is under
+/// `min_minutes` (30), so no overtime (arriving early is not overtime).
+#[test]
+fn odoo_overtime_under_the_minimum_is_none() {
+    let p = odoo_overtime();
+    let v = Case::new(&p)
+        .punches(&["2021-01-04 07:55", "2021-01-04 17:05"])
+        .day("2021-01-04");
+    assert_eq!(v.overtime_minutes, 0);
+}
