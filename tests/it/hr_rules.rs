@@ -201,6 +201,20 @@ fn correction_keys_are_checked_with_their_names() {
     assert!(keys.contains(&"corrections.per_month"), "{e}");
     assert!(keys.contains(&"corrections.within_days"), "{e}");
     assert!(e.issues.iter().all(|i| i.line.is_some()), "{e}");
+    let text = std::fs::read_to_string(POLICY)
+        .unwrap()
+        .replace("appeal_answer_days = 2", "appeal_answer_days = 0")
+        .replace("pass_mark = 60", "pass_mark = 101");
+    let e = attendd::policy::parse_str(&text, "p.toml").unwrap_err();
+    for k in ["appeal_answer_days", "pass_mark"] {
+        let is = e
+            .issues
+            .iter()
+            .find(|i| i.key == k)
+            .unwrap_or_else(|| panic!("{e}"));
+        let line = text.lines().nth(is.line.unwrap() - 1).unwrap();
+        assert!(line.starts_with(k), "{k}: line {line:?}");
+    }
     let text = std::fs::read_to_string(POLICY).unwrap() + "\n[corrections]\nper_mnth = 2\n";
     let e = attendd::policy::parse_str(&text, "p.toml").unwrap_err();
     assert!(e.to_string().contains("per_mnth"), "{e}");
@@ -484,4 +498,47 @@ async fn year_command_and_year_workbook() {
     let (code, _, err) = run(&["export", "--year", "2026", "--format", "csv", "-o", x]);
     assert_eq!(code, 1);
     assert!(err.contains("xlsx"), "{err}");
+}
+
+/// `attendd correct … --override REASON` on the real binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_command_refuses_beyond_per_month_and_takes_an_override() {
+    let f = fixture().await;
+    let pol = f.dir.path().join("limits.toml");
+    std::fs::write(
+        &pol,
+        std::fs::read_to_string(POLICY).unwrap() + "\n[corrections]\nper_month = 1\n",
+    )
+    .unwrap();
+    let cfg = f.dir.path().join("attendd.toml");
+    std::fs::write(
+        &cfg,
+        format!("[policy]\nfile = {pol:?}\n\n[store]\nurl = {:?}\n", f.url),
+    )
+    .unwrap();
+    let run = |time: &str, extra: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_attendd"))
+            .args(["correct", "--employee", "E004", "--time", time])
+            .args(["--reason", "terminal offline", "--json"])
+            .args(extra)
+            .arg("--config")
+            .arg(&cfg)
+            .env("USER", "hr-clerk")
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run("2026-11-02 17:40", &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run("2026-11-03 17:40", &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("per_month = 1"), "{err}");
+    let (code, out, err) = run("2026-11-03 17:40", &["--override", "gate flooded"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(j["override"], "gate flooded");
 }
