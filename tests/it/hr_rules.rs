@@ -542,3 +542,66 @@ async fn correct_command_refuses_beyond_per_month_and_takes_an_override() {
     let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(j["override"], "gate flooded");
 }
+
+/// `attendd appeal list` marks an appeal left unanswered past its due time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appeal_list_command_marks_overdue() {
+    let f = fixture().await;
+    f.store
+        .publish_month_at("2026-11", "hr", sh(2026, 11, 3, 9, 0, 0))
+        .await
+        .unwrap();
+    let bob = f
+        .store
+        .ledger(date("2026-11-01"), date("2026-11-30"), Some("E002"))
+        .await
+        .unwrap();
+    // Filed 2026-11-03: due before 2026-11-06 00:00, long past on any
+    // clock that runs these tests.
+    attendd::hr::file_appeal(
+        &f.store,
+        &f.policy,
+        bob[0].id,
+        "bus strike",
+        "E002",
+        sh(2026, 11, 3, 10, 0, 0),
+    )
+    .await
+    .unwrap();
+    let cfg = f.dir.path().join("attendd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[policy]\nfile = {POLICY:?}\n\n[store]\nurl = {:?}\n",
+            f.url
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_attendd"))
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["appeal", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("OVERDUE (answer due 2026-11-06T00:00:00+08:00)"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["appeal", "list", "--status", "overdue", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(j["overdue"], true);
+    assert_eq!(j["answer_due"], "2026-11-05T16:00:00Z");
+    let (code, _, err) = run(&["appeal", "list", "--status", "late"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--status"), "{err}");
+}
