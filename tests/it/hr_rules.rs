@@ -430,6 +430,14 @@ async fn years_route_is_hr_only_and_checks_the_year() {
     assert_eq!(items[0]["months"][0]["month"], "2026-11");
     let sup = call(&r, "GET", "/api/v1/years/2026", Some(SUP_A), None).await;
     assert_eq!(sup.status, StatusCode::FORBIDDEN);
+    let pol = call(&r, "GET", "/api/v1/policy", Some(HR), None)
+        .await
+        .json();
+    assert_eq!(
+        (&pol["appeal_answer_days"], &pol["pass_mark"]),
+        (&json!(2), &json!(60))
+    );
+    assert_eq!(pol["corrections"]["per_month"], serde_json::Value::Null);
     let bad = call(&r, "GET", "/api/v1/years/1999", Some(HR), None).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.text().contains("year"), "{}", bad.text());
