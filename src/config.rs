@@ -113,7 +113,14 @@ impl RawSchedule {
 pub const SINK_KINDS: &[&str] = &["mqtt", "webhook", "dingtalk", "wecom"];
 
 /// The message kinds a sink can subscribe to.
-pub const EVENT_KINDS: &[&str] = &["absence", "arrival", "summary", "terminal", "publication"];
+pub const EVENT_KINDS: &[&str] = &[
+    "absence",
+    "arrival",
+    "summary",
+    "terminal",
+    "publication",
+    "appeal",
+];
 
 /// `[[sink]]`: one destination for alerts and summaries.
 #[derive(Clone, Debug, PartialEq, Deserialize)]

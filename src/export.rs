@@ -368,6 +368,68 @@ pub fn xlsx(policy: &Policy, d: &MonthData, lang: Lang) -> Result<Vec<u8>, XlsxE
     wb.save_to_buffer()
 }
 
+/// A year's results as a workbook (`attendd export --year`): one row per
+/// employee with each month's score (blank for a month without workdays),
+/// the year score, failed, and flags (坐席员考核细则 一(九)(十)).
+pub fn year_xlsx(
+    policy: &Policy,
+    year: i32,
+    rows: &[crate::hr::year::YearResult],
+    lang: Lang,
+) -> Result<Vec<u8>, XlsxError> {
+    let mut wb = Workbook::new();
+    let bold = Format::new().set_bold();
+    let ws = wb.add_worksheet();
+    ws.set_name(lang.pick("Year results", "年度考核"))?;
+    let mut head: Vec<String> = [
+        lang.pick("employee_id", "工号"),
+        lang.pick("name", "姓名"),
+        lang.pick("team", "班组"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let months: Vec<String> = (1..=12).map(|m| format!("{year:04}-{m:02}")).collect();
+    head.extend(months.iter().cloned());
+    head.push(lang.pick("score", "年度得分").into());
+    head.push(format!(
+        "{} ({})",
+        lang.pick("failed", "不及格"),
+        policy.hr.pass_mark
+    ));
+    head.push(lang.pick("flags", "标记").into());
+    for (c, h) in head.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, h, &bold)?;
+    }
+    for (r, y) in rows.iter().enumerate() {
+        let row = (r + 1) as u32;
+        ws.write_string(row, 0, neutralise(y.employee_id.clone()))?;
+        ws.write_string(row, 1, neutralise(y.name.clone()))?;
+        ws.write_string(row, 2, neutralise(y.team.clone()))?;
+        for m in &y.months {
+            if let Some(i) = months.iter().position(|x| *x == m.month) {
+                ws.write_number(row, (3 + i) as u16, m.score.as_f64())?;
+            }
+        }
+        let c = 3 + months.len() as u16;
+        if let Some(s) = y.score {
+            ws.write_number(row, c, s.as_f64())?;
+        }
+        ws.write_string(
+            row,
+            c + 1,
+            if y.failed {
+                lang.pick("yes", "是")
+            } else {
+                lang.pick("no", "否")
+            },
+        )?;
+        ws.write_string(row, c + 2, y.flags.join(";"))?;
+    }
+    ws.set_freeze_panes(1, 3)?;
+    wb.save_to_buffer()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //! (1 bad input, 2 store) or HTTP statuses (400/404/409, 500 logged).
 
 pub mod cmd;
+pub mod year;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -200,6 +201,52 @@ pub struct CorrectionOutcome {
     pub changed: usize,
     /// Days of a published month that got an adjustment instead.
     pub adjustments: usize,
+    /// HR's reason for recording it beyond the policy's `[corrections]`
+    /// limits, when given.
+    #[serde(rename = "override", skip_serializing_if = "Option::is_none")]
+    pub override_reason: Option<String>,
+}
+
+/// Why a correction for the punch at `time` (local date `date`) is beyond
+/// the policy's `[corrections]` limits (DingTalk's 补卡规则), if it is:
+/// more than `per_month` corrections of the employee in that month, or
+/// recorded after the end of the `within_days`-th calendar day after the
+/// punch's day (policy zone; counted like the appeal window).
+pub async fn correction_limit_breach(
+    store: &Store,
+    policy: &Policy,
+    employee_id: &str,
+    time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, HrError> {
+    let rules = &policy.hr;
+    let date = to_local(policy.tz, time).date_naive();
+    if let Some(days) = rules.corrections_within_days {
+        let closes = appeal_deadline(time, policy.tz, days);
+        if now >= closes {
+            return Ok(Some(format!(
+                "corrections for {date} closed at {} ([corrections] within_days = {days})",
+                to_local(policy.tz, closes).to_rfc3339()
+            )));
+        }
+    }
+    if let Some(limit) = rules.corrections_per_month {
+        let (first, last) = crate::store::month_bounds(date);
+        let lo =
+            crate::domain::time::resolve_local(policy.tz, first.and_time(chrono::NaiveTime::MIN));
+        let hi = crate::domain::time::resolve_local(
+            policy.tz,
+            (last + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN),
+        );
+        let had = store.corrections(lo, hi, Some(employee_id)).await?.len();
+        if had >= limit as usize {
+            return Ok(Some(format!(
+                "{employee_id} already has {had} correction(s) in {} ([corrections] per_month = {limit})",
+                month_label(date)
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Records a forgotten punch a supervisor confirms (补卡; 坐席考勤管理制度:
@@ -207,7 +254,10 @@ pub struct CorrectionOutcome {
 /// record) and recomputes the employee's days it can change: from the day
 /// before (overnight shifts) to the end of the month (the ladder counts
 /// per month). In a published month the new verdict waits as an
-/// adjustment.
+/// adjustment. Beyond the policy's `[corrections]` limits it is refused
+/// with the reason unless HR gives `override_reason`, which the audit
+/// trail keeps with the limit it overrode.
+#[allow(clippy::too_many_arguments)]
 pub async fn record_correction(
     store: &Store,
     policy: &Policy,
@@ -215,6 +265,7 @@ pub async fn record_correction(
     time: DateTime<Utc>,
     reason: &str,
     by: &str,
+    override_reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<CorrectionOutcome, HrError> {
     if reason.trim().is_empty() {
@@ -237,6 +288,29 @@ pub async fn record_correction(
             "employee {employee_id:?} is not in the store"
         )));
     }
+    let override_reason = match override_reason.map(str::trim) {
+        Some("") => {
+            return Err(invalid(
+                "override",
+                "is empty; say why the correction limit is overridden",
+            ));
+        }
+        o => o,
+    };
+    let mut cause = format!("correction (补卡) for {employee_id}");
+    match (
+        correction_limit_breach(store, policy, employee_id, time, now).await?,
+        override_reason,
+    ) {
+        (Some(why), None) => {
+            return Err(HrError::Conflict(format!(
+                "correction refused: {why}; HR may override with a reason"
+            )));
+        }
+        (Some(why), Some(o)) => cause.push_str(&format!("; override by {by}: {o} (beyond: {why})")),
+        (None, Some(o)) => cause.push_str(&format!("; override by {by}: {o} (within the limits)")),
+        (None, None) => {}
+    }
     let id = store
         .add_correction(
             &NewCorrection {
@@ -245,7 +319,7 @@ pub async fn record_correction(
                 reason: reason.trim().to_string(),
                 confirmed_by: by.to_string(),
             },
-            &format!("correction (补卡) for {employee_id}"),
+            &cause,
             now,
         )
         .await?;
@@ -269,6 +343,7 @@ pub async fn record_correction(
         evaluated: rep.evaluated,
         changed: rep.changed + rep.created,
         adjustments: rep.adjustments,
+        override_reason: override_reason.map(String::from),
     })
 }
 
@@ -392,6 +467,120 @@ pub async fn file_appeal(
         .appeal(id)
         .await?
         .ok_or_else(|| HrError::NotFound(format!("appeal {id} vanished")))
+}
+
+/// An appeal as listed: with the time its answer is due and whether it
+/// is overdue (坐席员考核细则 一(七): 考核领导小组应在2天内作出答复).
+#[derive(Clone, Debug, Serialize)]
+pub struct AppealView {
+    /// The stored appeal.
+    #[serde(flatten)]
+    pub appeal: Appeal,
+    /// The first instant at which it is late: the end of the
+    /// `appeal_answer_days`-th calendar day after filing, policy zone.
+    pub answer_due: DateTime<Utc>,
+    /// Not answered before `answer_due`, which has passed.
+    pub overdue: bool,
+}
+
+/// When an appeal filed at `filed_at` must have been answered by, counted
+/// like the filing window ([`appeal_deadline`]): until the end of the
+/// `appeal_answer_days`-th calendar day after filing, in the policy's zone.
+pub fn answer_due(policy: &Policy, filed_at: DateTime<Utc>) -> DateTime<Utc> {
+    appeal_deadline(filed_at, policy.tz, policy.hr.appeal_answer_days)
+}
+
+/// An appeal with its due time and whether it is overdue at `now`: open at
+/// or after the due time, or answered only then.
+pub fn appeal_view(policy: &Policy, a: Appeal, now: DateTime<Utc>) -> AppealView {
+    let due = answer_due(policy, a.filed_at);
+    let answered = a.decided_at.filter(|_| a.status != "open");
+    let overdue = match answered {
+        Some(at) => at >= due,
+        None => now >= due,
+    };
+    AppealView {
+        appeal: a,
+        answer_due: due,
+        overdue,
+    }
+}
+
+/// Appeals for `attendd appeal list` and `GET /api/v1/appeals`: with
+/// `status` `overdue`, the open ones whose answer is late.
+pub async fn list_appeals(
+    store: &Store,
+    policy: &Policy,
+    status: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<AppealView>, HrError> {
+    match status {
+        None | Some("open" | "upheld" | "rejected" | "overdue") => {}
+        Some(s) => {
+            return Err(invalid(
+                "status",
+                format!("{s:?} is not open, overdue, upheld or rejected"),
+            ));
+        }
+    }
+    let want = if status == Some("overdue") {
+        Some("open")
+    } else {
+        status
+    };
+    let mut rows: Vec<AppealView> = store
+        .appeals(want)
+        .await?
+        .into_iter()
+        .map(|a| appeal_view(policy, a, now))
+        .collect();
+    if status == Some("overdue") {
+        rows.retain(|a| a.overdue);
+    }
+    Ok(rows)
+}
+
+/// The outbox key of an overdue appeal's announcement.
+pub fn overdue_key(id: i64) -> String {
+    format!("appeal_overdue/{id}")
+}
+
+/// Announcements for HR of the open appeals that are overdue at `now`
+/// (坐席员考核细则 一(七): 考核领导小组应在2天内作出答复): one
+/// `(appeal_overdue/{id}, payload)` each; the outbox's unique key makes
+/// each one go out once.
+pub async fn overdue_announcements(
+    store: &Store,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, serde_json::Value)>, HrError> {
+    let local = |t: DateTime<Utc>| {
+        to_local(policy.tz, t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    Ok(list_appeals(store, policy, Some("overdue"), now)
+        .await?
+        .into_iter()
+        .map(|v| {
+            let a = &v.appeal;
+            let key = overdue_key(a.id);
+            let due = to_local(policy.tz, v.answer_due).format("%Y-%m-%d %H:%M");
+            let payload = serde_json::json!({
+                "id": key,
+                "kind": "appeal",
+                "appeal_id": a.id,
+                "ledger_id": a.ledger_id,
+                "employee_id": a.employee_id,
+                "filed_at": local(a.filed_at),
+                "filed_by": a.filed_by,
+                "answer_due": local(v.answer_due),
+                "text": format!(
+                    "appeal {} of {} (ledger entry {}) not answered by {due} — 申诉逾期未答复",
+                    a.id, a.employee_id, a.ledger_id
+                ),
+            });
+            (key, payload)
+        })
+        .collect())
 }
 
 /// Answers an appeal: upheld voids the entry, rejected keeps it.

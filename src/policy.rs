@@ -93,6 +93,79 @@ pub struct RawPolicy {
     /// The rule catalogue by id.
     #[serde(default)]
     pub rule: BTreeMap<String, RawRule>,
+    /// Days after filing within which an appeal must be answered, counted
+    /// like the filing window; default 2 (坐席员考核细则 一(七)).
+    #[serde(default = "default_appeal_days")]
+    pub appeal_answer_days: u32,
+    /// The year score below which a year is failed; default 60, a site's
+    /// choice (坐席员考核细则 一(九)(十) gives no number).
+    #[serde(default = "default_pass_mark")]
+    pub pass_mark: Points,
+    /// `[corrections]`: limits on forgotten-punch corrections (补卡).
+    #[serde(default)]
+    pub corrections: RawCorrections,
+}
+
+/// `[corrections]`: DingTalk's 补卡规则 for confirmed forgotten punches.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCorrections {
+    /// Corrections per employee per month; absent: no limit.
+    #[serde(default)]
+    pub per_month: Option<u32>,
+    /// Calendar days after the punch's day during which a correction may
+    /// still be recorded; absent: no limit.
+    #[serde(default)]
+    pub within_days: Option<u32>,
+}
+
+fn default_pass_mark() -> Points {
+    Points::from_hundredths(6000)
+}
+
+/// Checks the HR keys (`appeal_answer_days`, `pass_mark`, `[corrections]`)
+/// and turns them into [`HrRules`].
+fn validate_hr_rules(
+    appeal_answer_days: u32,
+    pass_mark: Points,
+    score_base: Points,
+    c: &RawCorrections,
+    is: &mut Issues,
+) -> HrRules {
+    if appeal_answer_days == 0 || appeal_answer_days > 366 {
+        is.push(
+            "appeal_answer_days",
+            format!("{appeal_answer_days} is outside 1 … 366 days"),
+        );
+    }
+    if pass_mark < Points::ZERO || pass_mark > score_base {
+        is.push(
+            "pass_mark",
+            format!("{pass_mark} is outside 0 … score_base ({score_base})"),
+        );
+    }
+    if let Some(n) = c.per_month
+        && !(1..=100).contains(&n)
+    {
+        is.push(
+            "corrections.per_month",
+            format!("{n} is outside 1 … 100 corrections a month (omit the key for no limit)"),
+        );
+    }
+    if let Some(n) = c.within_days
+        && n > 366
+    {
+        is.push(
+            "corrections.within_days",
+            format!("{n} is outside 0 … 366 days (omit the key for no limit)"),
+        );
+    }
+    HrRules {
+        appeal_answer_days,
+        pass_mark,
+        corrections_per_month: c.per_month,
+        corrections_within_days: c.within_days,
+    }
 }
 
 fn default_tz() -> String {
@@ -1080,6 +1153,13 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
             );
         }
     }
+    let hr = validate_hr_rules(
+        raw.appeal_answer_days,
+        raw.pass_mark,
+        raw.score_base,
+        &raw.corrections,
+        &mut is,
+    );
 
     if !is.0.is_empty() {
         return Err(is.0);
@@ -1109,6 +1189,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         leave,
         score_base: raw.score_base,
         appeal_days: raw.appeal_days,
+        hr,
         categories,
         rules,
         actions,

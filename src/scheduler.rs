@@ -161,6 +161,8 @@ impl Scheduler {
         let today = to_local(policy.tz, now).date_naive();
         let oldest = today - Days::new(plan.schedule.revision_days.max(1) as u64);
 
+        self.appeals_overdue(&plan, now).await?;
+
         // Dates not closed yet within the revision window, and closed ones.
         // A store that never closed a day starts with yesterday: days
         // before attendd ran are not announced as if they had just closed.
@@ -610,5 +612,32 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
         for (k, v) in b {
             a.insert(k, v);
         }
+    }
+}
+
+impl Scheduler {
+    /// Announces to HR, once each, the appeals not answered within the
+    /// policy's `appeal_answer_days` (坐席员考核细则 一(七)); returns how
+    /// many were new.
+    async fn appeals_overdue(&self, plan: &Plan, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let due = crate::hr::overdue_announcements(&self.store, &plan.policy, now)
+            .await
+            .map_err(|e| match e {
+                crate::hr::HrError::Store(s) => s,
+                other => StoreError::Corrupt {
+                    key: "appeals".into(),
+                    why: other.to_string(),
+                },
+            })?;
+        let mut count = 0;
+        for (key, payload) in due {
+            if self
+                .enqueue(plan, key, "appeal", payload, None, now)
+                .await?
+            {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 }

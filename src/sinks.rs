@@ -490,6 +490,7 @@ fn mqtt_topic(prefix: &str, kind: &str, m: &serde_json::Value) -> (String, bool)
             true,
         ),
         "terminal" => (format!("{prefix}/alerts/terminal"), false),
+        "appeal" => (format!("{prefix}/alerts/appeal"), false),
         "publication" => (
             format!(
                 "{prefix}/published/{}",

@@ -295,6 +295,8 @@ pub struct Policy {
     pub score_base: Points,
     /// Days after publication during which an entry may be appealed.
     pub appeal_days: u32,
+    /// Appeal answers, year results and correction limits.
+    pub hr: HrRules,
     /// Scoring categories in file order.
     pub categories: Vec<Category>,
     /// The rule catalogue by id.
@@ -332,4 +334,21 @@ impl Policy {
     pub fn rule_category(&self, rule: &str) -> Option<&Arc<str>> {
         self.rules.get(rule).map(|r| &r.category)
     }
+}
+
+/// The policy's HR rules beyond the daily grading.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HrRules {
+    /// Days after filing within which an appeal is answered, counted like
+    /// the filing window (坐席员考核细则 一(七): `appeal_answer_days`).
+    pub appeal_answer_days: u32,
+    /// A year score below this fails the year (坐席员考核细则 一(九)(十):
+    /// `pass_mark`).
+    pub pass_mark: Points,
+    /// `[corrections] per_month`: confirmed forgotten punches (补卡) per
+    /// employee per month; `None`: no limit.
+    pub corrections_per_month: Option<u32>,
+    /// `[corrections] within_days`: calendar days after the punch's day
+    /// during which a correction may still be recorded; `None`: no limit.
+    pub corrections_within_days: Option<u32>,
 }

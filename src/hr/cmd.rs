@@ -37,8 +37,23 @@ pub enum HrCommand {
     /// month.
     Appeal(AppealArgs),
     /// Export a month as CSV (one view) or an XLSX workbook (daily grid,
-    /// deductions, scores).
+    /// deductions, scores), or a year's results (`--year`) as XLSX.
     Export(ExportArgs),
+    /// Year results: per employee the monthly scores, the year score,
+    /// `failed` against the policy's pass_mark and the flag
+    /// failed_two_consecutive_years.
+    Year(YearArgs),
+}
+
+/// `attendd year`.
+#[derive(Debug, clap::Args)]
+pub struct YearArgs {
+    /// The year, YYYY.
+    #[arg(value_name = "YYYY")]
+    pub year: String,
+    /// Configuration and output options.
+    #[command(flatten)]
+    pub common: Common,
 }
 
 /// `attendd deduct` and `attendd bonus`.
@@ -83,6 +98,10 @@ pub struct CorrectArgs {
     /// Who confirms it (default: $USER).
     #[arg(long)]
     pub by: Option<String>,
+    /// HR's reason for recording it beyond the policy's `[corrections]`
+    /// limits (per_month, within_days); kept in the audit trail.
+    #[arg(long = "override", value_name = "REASON")]
+    pub override_reason: Option<String>,
     /// Configuration and output options.
     #[command(flatten)]
     pub common: Common,
@@ -131,7 +150,8 @@ pub enum AppealCommand {
     },
     /// List appeals.
     List {
-        /// Only appeals with this status: open, upheld, rejected.
+        /// Only appeals with this status: open, overdue (open past the
+        /// policy's `appeal_answer_days`), upheld, rejected.
         #[arg(long)]
         status: Option<String>,
     },
@@ -159,8 +179,11 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     /// The month, YYYY-MM.
-    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
-    pub month: NaiveDate,
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month, required_unless_present = "year", conflicts_with = "year")]
+    pub month: Option<NaiveDate>,
+    /// A year's results instead of a month (XLSX only), YYYY.
+    #[arg(long, value_name = "YYYY")]
+    pub year: Option<String>,
     /// File format.
     #[arg(long, value_enum)]
     pub format: Format,
@@ -236,6 +259,7 @@ async fn dispatch(cmd: HrCommand, out: &mut dyn Write) -> Result<(), CmdError> {
         HrCommand::Correct(a) => &a.common,
         HrCommand::Appeal(a) => &a.common,
         HrCommand::Export(a) => &a.common,
+        HrCommand::Year(a) => &a.common,
     }
     .clone();
     let path = config::config_path(common.config.as_deref());
@@ -269,16 +293,29 @@ async fn run_one(
                 .parse(&a.time)
                 .map_err(|e| CmdError::Input(format!("--time: {e}")))?;
             let by = actor(a.by);
-            let o = super::record_correction(store, policy, &a.employee, time, &a.reason, &by, now)
-                .await?;
+            let o = super::record_correction(
+                store,
+                policy,
+                &a.employee,
+                time,
+                &a.reason,
+                &by,
+                a.override_reason.as_deref(),
+                now,
+            )
+            .await?;
             emit(
                 out,
                 json!(o),
                 format!(
-                    "correction {} for {} at {} recorded by {by}; {} day(s) evaluated, {} changed, {} adjustment(s)",
+                    "correction {} for {} at {} recorded by {by}{}; {} day(s) evaluated, {} changed, {} adjustment(s)",
                     o.id,
                     a.employee,
                     to_local(policy.tz, time).to_rfc3339(),
+                    o.override_reason
+                        .as_deref()
+                        .map(|r| format!(" (override: {r})"))
+                        .unwrap_or_default(),
                     o.evaluated,
                     o.changed,
                     o.adjustments
@@ -327,25 +364,33 @@ async fn run_one(
                 Ok(())
             }
             AppealCommand::List { status } => {
-                if let Some(s) = &status
-                    && !["open", "upheld", "rejected"].contains(&s.as_str())
-                {
-                    return Err(CmdError::Input(format!(
-                        "--status: {s:?} is not open, upheld or rejected"
-                    )));
-                }
-                for ap in store.appeals(status.as_deref()).await? {
+                let rows = super::list_appeals(store, policy, status.as_deref(), now)
+                    .await
+                    .map_err(|e| match e {
+                        HrError::Invalid { why, .. } => CmdError::Input(format!("--status: {why}")),
+                        other => other.into(),
+                    })?;
+                for v in rows {
+                    let ap = &v.appeal;
                     emit(
                         out,
-                        json!(ap),
+                        json!(v),
                         format!(
-                            "#{:<5} entry {:<6} {:<8} {:<9} filed {} by {}: {}",
+                            "#{:<5} entry {:<6} {:<8} {:<9} filed {} by {}{}: {}",
                             ap.id,
                             ap.ledger_id,
                             ap.employee_id,
                             ap.status,
                             to_local(policy.tz, ap.filed_at).to_rfc3339(),
                             ap.filed_by,
+                            if v.overdue {
+                                format!(
+                                    " OVERDUE (answer due {})",
+                                    to_local(policy.tz, v.answer_due).to_rfc3339()
+                                )
+                            } else {
+                                String::new()
+                            },
                             ap.reason
                         ),
                     )?;
@@ -353,8 +398,64 @@ async fn run_one(
                 Ok(())
             }
         },
+        HrCommand::Year(a) => {
+            let year = super::year::parse_year(&a.year)?;
+            for r in super::year::year_results(store, policy, year).await? {
+                emit(
+                    out,
+                    json!(r),
+                    format!(
+                        "{:<8} {:<12} {:>2} month(s) score {:>6} {}{}",
+                        r.employee_id,
+                        r.name,
+                        r.months.len(),
+                        r.score.map_or_else(|| "-".to_string(), |s| s.to_string()),
+                        if r.failed { "FAILED" } else { "passed" },
+                        if r.flags.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [{}]", r.flags.join(", "))
+                        }
+                    ),
+                )?;
+            }
+            Ok(())
+        }
+        HrCommand::Export(ExportArgs {
+            year: Some(y),
+            format,
+            output,
+            lang,
+            ..
+        }) => {
+            let year = super::year::parse_year(&y)?;
+            if format != Format::Xlsx {
+                return Err(CmdError::Input(
+                    "--format: a year is exported as xlsx only".into(),
+                ));
+            }
+            let rows = super::year::year_results(store, policy, year).await?;
+            let bytes = crate::export::year_xlsx(policy, year, &rows, lang)
+                .map_err(|e| CmdError::Output(io::Error::other(e)))?;
+            std::fs::write(&output, &bytes)
+                .map_err(|e| CmdError::Input(format!("-o {}: {e}", output.display())))?;
+            emit(
+                out,
+                json!({"year": year, "file": output, "bytes": bytes.len(), "employees": rows.len()}),
+                format!(
+                    "{year}: {} employee(s) → {} ({} bytes)",
+                    rows.len(),
+                    output.display(),
+                    bytes.len()
+                ),
+            )?;
+            Ok(())
+        }
         HrCommand::Export(a) => {
-            let data = super::month_data(store, policy, a.month, |_| true).await?;
+            let Some(month) = a.month else {
+                return Err(CmdError::Input("--month or --year is required".into()));
+            };
+            let data = super::month_data(store, policy, month, |_| true).await?;
             let bytes = match a.format {
                 Format::Csv => crate::export::csv(policy, &data, a.view, a.lang)
                     .map_err(|e| CmdError::Output(io::Error::other(e)))?,

@@ -363,6 +363,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/months/{month}", get(month))
         .route("/api/v1/months/{month}/publish", post(publish))
         .route("/api/v1/months/{month}/export", get(export))
+        .route("/api/v1/years/{year}", get(year))
         .route("/api/v1/punches", get(punches))
         .route("/api/v1/ledger", post(add_entry))
         .route("/api/v1/corrections", post(add_correction))
@@ -414,6 +415,9 @@ async fn policy(State(api): State<Arc<Api>>, _c: Caller) -> ApiResult {
         "timezone": p.tz.name(),
         "today": api.today(),
         "appeal_days": p.appeal_days,
+        "appeal_answer_days": p.hr.appeal_answer_days,
+        "pass_mark": p.hr.pass_mark,
+        "corrections": {"per_month": p.hr.corrections_per_month, "within_days": p.hr.corrections_within_days},
         "categories": p.categories.iter().map(|c| json!({"id": c.id, "zh": c.zh, "en": c.en, "cap": c.cap})).collect::<Vec<_>>(),
         "rules": rules,
         "actions": actions,
@@ -787,6 +791,7 @@ async fn employee_days(
         .await?
         .into_iter()
         .filter(|a| ids.contains(&a.ledger_id))
+        .map(|a| hr::appeal_view(&api.policy(), a, api.now()))
         .collect();
     ok(&json!({
         "employee": {"employee_id": e.employee_id, "name": e.name, "team": e.team, "supervisor": e.supervisor},
@@ -1028,6 +1033,10 @@ struct CorrectionBody {
     /// RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` in the policy's zone.
     time: String,
     reason: String,
+    /// HR only: why the correction is recorded beyond the policy's
+    /// `[corrections]` limits (audited).
+    #[serde(default, rename = "override")]
+    override_reason: Option<String>,
 }
 
 async fn add_correction(
@@ -1037,6 +1046,10 @@ async fn add_correction(
 ) -> ApiResult {
     people(&c)?;
     let b: CorrectionBody = body(&b)?;
+    if b.override_reason.is_some() {
+        // 补卡 limits are HR's to override, not a supervisor's.
+        hr_only(&c)?;
+    }
     let time = crate::input::LocalTimes::new(api.policy().tz)
         .parse(&b.time)
         .map_err(|e| ApiError::BadRequest(format!("time: {e}")))?;
@@ -1048,6 +1061,7 @@ async fn add_correction(
         time,
         &b.reason,
         &c.name,
+        b.override_reason.as_deref(),
         api.now(),
     )
     .await?;
@@ -1062,14 +1076,7 @@ async fn appeals(
     people(&c)?;
     let p = paging(&q)?;
     let status = q.get("status").map(String::as_str);
-    if let Some(s) = status
-        && !["open", "upheld", "rejected"].contains(&s)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "status: {s:?} is not open, upheld or rejected"
-        )));
-    }
-    let mut rows = api.store.appeals(status).await?;
+    let mut rows = hr::list_appeals(&api.store, &api.policy(), status, api.now()).await?;
     if let Role::Supervisor(t) = &c.role {
         let mine: HashSet<String> = api
             .store
@@ -1079,7 +1086,7 @@ async fn appeals(
             .filter(|e| &e.team == t)
             .map(|e| e.employee_id)
             .collect();
-        rows.retain(|a| mine.contains(&a.employee_id));
+        rows.retain(|a| mine.contains(&a.appeal.employee_id));
     }
     ok(&page(rows, p))
 }
@@ -1151,6 +1158,19 @@ async fn answer_appeal(
     };
     let a = hr::answer_appeal(&api.store, id, upheld, &b.answer, &c.name, api.now()).await?;
     ok(&a)
+}
+
+/// `GET /api/v1/years/{YYYY}`: year results (坐席员考核细则 一(九)(十)).
+async fn year(State(api): State<Arc<Api>>, c: Caller, Path(y): Path<String>) -> ApiResult {
+    hr_only(&c)?;
+    let year = hr::year::parse_year(&y)?;
+    let policy = api.policy();
+    let items = hr::year::year_results(&api.store, &policy, year).await?;
+    ok(&json!({
+        "year": year,
+        "pass_mark": policy.hr.pass_mark,
+        "items": items,
+    }))
 }
 
 async fn quarantine(

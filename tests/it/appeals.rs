@@ -336,6 +336,7 @@ async fn hr_store_calls_on_postgres() {
         sh(2026, 11, 2, 17, 40, 0),
         "terminal offline",
         "lead",
+        None,
         now,
     )
     .await

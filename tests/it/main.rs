@@ -11,6 +11,7 @@ mod dashboard;
 mod hardening;
 mod hr_cli;
 mod hr_fixture;
+mod hr_rules;
 mod month_views;
 mod mqtt_source;
 mod peer_cases;
