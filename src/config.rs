@@ -260,6 +260,9 @@ pub struct RawSources {
     /// Hikvision/Dahua event upload listeners.
     #[serde(default)]
     pub hik_http: Vec<crate::source::push::RawHikHttp>,
+    /// Hikvision terminals read over ISAPI.
+    #[serde(default)]
+    pub hik_pull: Vec<crate::source::hik_pull::RawHikPull>,
 }
 
 /// `[[source.mqtt]]`.
@@ -1064,6 +1067,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     }
     for (i, h) in raw.source.hik_http.iter().enumerate() {
         h.check(&format!("source.hik_http[{i}]"), &mut push);
+    }
+    for (i, h) in raw.source.hik_pull.iter().enumerate() {
+        h.check(&format!("source.hik_pull[{i}]"), &mut push);
     }
     let http_listen = match &raw.http {
         Some(h) => match h.listen.parse::<SocketAddr>() {

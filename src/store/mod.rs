@@ -42,6 +42,7 @@ pub mod cmd;
 pub mod hr;
 mod lock;
 pub mod outbox;
+mod pull;
 mod push;
 mod recompute;
 pub mod summary;
