@@ -14,6 +14,8 @@ mod mqtt_source;
 mod policy_cases;
 mod policy_files;
 mod proc;
+mod pull;
+mod pull_emu;
 mod properties;
 mod push;
 mod scale;

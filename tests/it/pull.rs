@@ -1,0 +1,364 @@
+//! Pull sources against the real binary: a test plays terminals that only
+//! answer when asked (emulators in `pull_emu.rs`, built after real
+//! exchanges named there) and checks the store, `/healthz` and `/metrics`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::proc::{Guard, free_port, http_get};
+use crate::pull_emu::{HikEmu, HikEvent, HikState, hik_history};
+use attendd::store::{Store, StoredPunch};
+use chrono::{DateTime, Utc};
+
+const BIN: &str = env!("CARGO_BIN_EXE_attendd");
+const HIK_SERIAL: &str = "DS-K1T671M20230811V030200ENAB1234567";
+const PASSWORD_ENV: &str = "ATTENDD_TEST_HIK_PASSWORD";
+
+struct Site {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    db: PathBuf,
+    http: u16,
+    starts: usize,
+}
+
+impl Site {
+    fn new(sources: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let http = free_port();
+        let policy = crate::common::root().join("config/policies/seed-default.toml");
+        let db = dir.path().join("attendd.db");
+        let text = format!(
+            "[policy]\nfile = {policy:?}\n\n[store]\nurl = \"sqlite://{db}\"\n\n\
+             [http]\nlisten = \"127.0.0.1:{http}\"\n\n{sources}",
+            policy = policy.display().to_string(),
+            db = db.display(),
+        );
+        let config = dir.path().join("attendd.toml");
+        std::fs::write(&config, text).unwrap();
+        Site {
+            dir,
+            config,
+            db,
+            http,
+            starts: 0,
+        }
+    }
+
+    fn hik(port: u16, extra: &str) -> Site {
+        Site::new(&format!(
+            "[[source.hik_pull]]\nurl = \"http://127.0.0.1:{port}\"\nusername = \"admin\"\n\
+             password_env = \"{PASSWORD_ENV}\"\ntimezone = \"Asia/Shanghai\"\npage_size = 10\n\
+             retry_min_ms = 200\nidle_seconds = 5\n{extra}"
+        ))
+    }
+
+    /// Starts `attendd run` and waits until its HTTP server answers.
+    fn start(&mut self, password: &str) -> Guard {
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_path(self.starts)).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--config"])
+            .arg(&self.config)
+            .env(PASSWORD_ENV, password)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let mut g = Guard(Some(cmd.spawn().unwrap()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_get(self.http, "/healthz").is_none() {
+            assert!(g.running(), "daemon exited early:\n{}", self.logs());
+            assert!(Instant::now() < deadline, "no HTTP within 30 s:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        g
+    }
+
+    fn log_path(&self, n: usize) -> PathBuf {
+        self.dir.path().join(format!("run-{n}.log"))
+    }
+
+    fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|i| std::fs::read_to_string(self.log_path(i)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    }
+
+    fn punches(&self) -> Vec<StoredPunch> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let s = Store::open(&format!("sqlite://{}", self.db.display()))
+                .await
+                .unwrap();
+            let from = DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc);
+            let out = s
+                .punches(from, from + chrono::Duration::days(365 * 100), None)
+                .await
+                .unwrap();
+            s.close().await;
+            out
+        })
+    }
+
+    /// Waits until the store holds `n` punches (and no more appear soon).
+    fn wait_punches(&self, n: usize, within: Duration) -> Vec<StoredPunch> {
+        let deadline = Instant::now() + within;
+        loop {
+            let p = self.punches();
+            if p.len() >= n {
+                std::thread::sleep(Duration::from_millis(300));
+                return self.punches();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} punches after {within:?}:\n{}",
+                p.len(),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn get(&self, path: &str) -> String {
+        http_get(self.http, path).map(|r| r.1).unwrap_or_default()
+    }
+}
+
+/// Every punch is one of `expected` (by employee and time), once.
+fn assert_exactly(punches: &[StoredPunch], expected: &[HikEvent]) {
+    let pass: Vec<&HikEvent> = expected.iter().filter(|e| e.minor == 75).collect();
+    let mut got: Vec<(String, DateTime<Utc>)> = punches
+        .iter()
+        .map(|p| (p.employee_id.clone(), p.time))
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, DateTime<Utc>)> = pass
+        .iter()
+        .map(|e| {
+            (
+                e.employee.clone(),
+                DateTime::parse_from_rfc3339(&e.time).unwrap().with_timezone(&Utc),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+fn hik_state(log: Vec<HikEvent>) -> HikState {
+    HikState {
+        serial: HIK_SERIAL.into(),
+        password: "gate-s3cret".into(),
+        log,
+        ..HikState::default()
+    }
+}
+
+#[test]
+fn hik_pull_catches_up_history_then_follows_live_events() {
+    let history = hik_history(1000, "2026-11-02T08:00:00+08:00", 25);
+    let emu = HikEmu::start(hik_state(history.clone()));
+    let mut site = Site::hik(emu.port, "");
+    let _d = site.start("gate-s3cret");
+    // 25 face passes over 50 events, in pages of 10: five MORE pages.
+    let p = site.wait_punches(25, Duration::from_secs(30));
+    assert_exactly(&p, &history);
+    assert!(p.iter().all(|p| p.device_id.as_deref() == Some(HIK_SERIAL)));
+    assert!(emu.searches.load(std::sync::atomic::Ordering::SeqCst) >= 5);
+    // Live events arrive over the alertStream.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.streams.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "{}", site.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let searches_before = emu.searches.load(std::sync::atomic::Ordering::SeqCst);
+    let live = [
+        HikEvent {
+            serial_no: 1050,
+            minor: 75,
+            time: "2026-11-02T17:31:02+08:00".into(),
+            employee: "E007".into(),
+        },
+        HikEvent {
+            serial_no: 1051,
+            minor: 75,
+            time: "2026-11-02T17:32:40+08:00".into(),
+            employee: "E008".into(),
+        },
+    ];
+    for e in &live {
+        emu.punch(e.clone());
+    }
+    let p = site.wait_punches(27, Duration::from_secs(20));
+    let mut all = history.clone();
+    all.extend(live.iter().cloned());
+    assert_exactly(&p, &all);
+    // Consecutive serial numbers: no catch-up was needed.
+    assert_eq!(
+        emu.searches.load(std::sync::atomic::Ordering::SeqCst),
+        searches_before
+    );
+    let health = site.get("/healthz");
+    assert!(health.contains("hik_pull[0]"), "{health}");
+    assert!(health.contains(HIK_SERIAL), "{health}");
+    let metrics = site.get("/metrics");
+    assert!(
+        metrics.contains("attendd_pull_up{source=\"hik_pull[0]\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("attendd_pull_records_total{path=\"live\",source=\"hik_pull[0]\"} 2")
+            || metrics.contains("attendd_pull_records_total{source=\"hik_pull[0]\",path=\"live\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn hik_pull_fills_a_serial_gap_and_a_stream_cut_mid_part() {
+    let history = hik_history(1, "2026-11-02T08:00:00+08:00", 3);
+    let emu = HikEmu::start(hik_state(history.clone()));
+    let mut site = Site::hik(emu.port, "");
+    let _d = site.start("gate-s3cret");
+    site.wait_punches(3, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.streams.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "{}", site.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut all = history.clone();
+    // A stream cut in the middle of a part: the half part is not a punch;
+    // the reconnect's catch-up reads the event from the log.
+    let cut = HikEvent {
+        serial_no: 7,
+        minor: 75,
+        time: "2026-11-02T09:00:00+08:00".into(),
+        employee: "E020".into(),
+    };
+    emu.state.lock().unwrap().cut_next = true;
+    emu.punch(cut.clone());
+    all.push(cut);
+    let p = site.wait_punches(4, Duration::from_secs(20));
+    assert_exactly(&p, &all);
+    assert!(emu.streams.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    // Events the stream never carried (the push was lost): the next live
+    // event's serialNo shows the gap, and the search fills it.
+    let missed = [
+        HikEvent {
+            serial_no: 8,
+            minor: 75,
+            time: "2026-11-02T09:10:00+08:00".into(),
+            employee: "E021".into(),
+        },
+        HikEvent {
+            serial_no: 9,
+            minor: 75,
+            time: "2026-11-02T09:11:00+08:00".into(),
+            employee: "E022".into(),
+        },
+    ];
+    emu.state.lock().unwrap().stream_silent = true;
+    for e in &missed {
+        emu.punch(e.clone());
+        all.push(e.clone());
+    }
+    emu.state.lock().unwrap().stream_silent = false;
+    let next = HikEvent {
+        serial_no: 10,
+        minor: 75,
+        time: "2026-11-02T09:12:00+08:00".into(),
+        employee: "E023".into(),
+    };
+    emu.punch(next.clone());
+    all.push(next);
+    let p = site.wait_punches(7, Duration::from_secs(20));
+    assert_exactly(&p, &all);
+}
+
+#[test]
+fn hik_pull_survives_a_device_that_restarts_its_numbering() {
+    let history = hik_history(1, "2026-11-02T08:00:00+08:00", 4);
+    let emu = HikEmu::start(hik_state(history.clone()));
+    let mut site = Site::hik(emu.port, "");
+    let mut d = site.start("gate-s3cret");
+    site.wait_punches(4, Duration::from_secs(30));
+    d.kill();
+    // The terminal is reset: log cleared, numbering from 1 again, while
+    // attendd is down.
+    let after = hik_history(1, "2026-11-03T08:00:00+08:00", 3);
+    emu.state.lock().unwrap().log = after.clone();
+    let _d = site.start("gate-s3cret");
+    let p = site.wait_punches(7, Duration::from_secs(30));
+    let mut all = history.clone();
+    all.extend(after.iter().cloned());
+    assert_exactly(&p, &all);
+    // Serial numbers 1, 3, 5 were read again after the reset, for other
+    // events: none taken for a duplicate, nothing stalled.
+    let live = HikEvent {
+        serial_no: 7,
+        minor: 75,
+        time: "2026-11-03T09:00:00+08:00".into(),
+        employee: "E030".into(),
+    };
+    emu.punch(live.clone());
+    all.push(live);
+    let p = site.wait_punches(8, Duration::from_secs(20));
+    assert_exactly(&p, &all);
+}
+
+#[test]
+fn hik_pull_wrong_password_names_the_source_and_backs_off() {
+    let emu = HikEmu::start(hik_state(hik_history(1, "2026-11-02T08:00:00+08:00", 2)));
+    let mut site = Site::hik(emu.port, "");
+    let mut d = site.start("not-the-password");
+    std::thread::sleep(Duration::from_secs(4));
+    let refused = emu.unauthorized.load(std::sync::atomic::Ordering::SeqCst);
+    // Backoff from 200 ms doubling: 200+400+800+1600 ms fit in 4 s, so a
+    // handful of attempts, not a tight loop.
+    assert!((1..=8).contains(&refused), "{refused} refused attempts");
+    let (code, health) = http_get(site.http, "/healthz").unwrap();
+    assert_eq!(code, 503, "{health}");
+    assert!(health.contains("hik_pull[0]"), "{health}");
+    assert!(health.contains("wrong username or password"), "{health}");
+    assert!(site.punches().is_empty());
+    let metrics = site.get("/metrics");
+    assert!(metrics.contains("attendd_pull_errors_total"), "{metrics}");
+    d.kill();
+    let logs = site.logs();
+    assert!(logs.contains("hik_pull[0]") && logs.contains("wrong username or password"), "{logs}");
+    // With the right password it reads the log.
+    let _d = site.start("gate-s3cret");
+    site.wait_punches(2, Duration::from_secs(30));
+}
+
+#[test]
+fn hik_pull_sigkill_during_catch_up_loses_and_doubles_nothing() {
+    let history = hik_history(1, "2026-11-02T07:00:00+08:00", 150);
+    let mut state = hik_state(history.clone());
+    state.page_delay = Duration::from_millis(60);
+    let emu = HikEmu::start(state);
+    let mut site = Site::hik(emu.port, "");
+    let mut d = site.start("gate-s3cret");
+    // 300 events in pages of 10 at 60 ms a page: kill it part-way.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = site.punches().len();
+        if n >= 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", site.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.kill();
+    let part = site.punches().len();
+    assert!(part < 150, "the kill came too late to test anything ({part})");
+    let _d = site.start("gate-s3cret");
+    let p = site.wait_punches(150, Duration::from_secs(60));
+    assert_exactly(&p, &history);
+}
