@@ -260,6 +260,9 @@ pub struct RawSources {
     /// Hikvision/Dahua event upload listeners.
     #[serde(default)]
     pub hik_http: Vec<crate::source::push::RawHikHttp>,
+    /// ZKTeco terminals read over their own protocol (port 4370).
+    #[serde(default)]
+    pub zk_pull: Vec<crate::source::zk_pull::RawZkPull>,
     /// Hikvision terminals read over ISAPI.
     #[serde(default)]
     pub hik_pull: Vec<crate::source::hik_pull::RawHikPull>,
@@ -1067,6 +1070,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     }
     for (i, h) in raw.source.hik_http.iter().enumerate() {
         h.check(&format!("source.hik_http[{i}]"), &mut push);
+    }
+    for (i, z) in raw.source.zk_pull.iter().enumerate() {
+        z.check(&format!("source.zk_pull[{i}]"), &mut push);
     }
     for (i, h) in raw.source.hik_pull.iter().enumerate() {
         h.check(&format!("source.hik_pull[{i}]"), &mut push);

@@ -86,6 +86,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Unix time of the last record a pull source has stored, by source and device.",
     ),
     (
+        "attendd_pull_clock_offset_seconds",
+        "gauge",
+        "How far a pulled terminal's clock is off the daemon's (positive: ahead), by source and device.",
+    ),
+    (
         "attendd_alerts_total",
         "counter",
         "Alerts by sink and outcome.",

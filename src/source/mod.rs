@@ -15,6 +15,7 @@ pub mod mqtt;
 pub mod pull;
 pub mod push;
 pub mod serial;
+pub mod zk_pull;
 pub mod zk_push;
 
 use std::future::Future;

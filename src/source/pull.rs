@@ -210,6 +210,12 @@ pub fn decodings(
             .unwrap_or(default_tz)
     };
     let mut out = Vec::new();
+    for (i, z) in sources.zk_pull.iter().enumerate() {
+        out.push((
+            Arc::from(super::zk_pull::source_name(i).as_str()),
+            super::zk_pull::decoding(zone(&z.timezone)),
+        ));
+    }
     for (i, h) in sources.hik_pull.iter().enumerate() {
         out.push((
             Arc::from(super::hik_pull::source_name(i).as_str()),
@@ -239,6 +245,7 @@ pub fn spawn(
         cx.state(false, "connecting");
         cx
     };
+    super::zk_pull::spawn_all(&sources.zk_pull, default_tz, &make, tracker, stop);
     super::hik_pull::spawn_all(&sources.hik_pull, default_tz, make, tracker, stop);
 }
 
