@@ -362,3 +362,167 @@ fn hik_pull_sigkill_during_catch_up_loses_and_doubles_nothing() {
     let p = site.wait_punches(150, Duration::from_secs(60));
     assert_exactly(&p, &history);
 }
+
+// --- ZKTeco 4370 ------------------------------------------------------------
+
+use crate::pull_emu::{ZK_READ_ONLY, ZkEmu, ZkRec, ZkState, zk_history};
+
+const ZK_SERIAL: &str = "CKJF203960712";
+
+fn zk_site(port: u16, comm_key: u32, extra: &str) -> Site {
+    Site::new(&format!(
+        "[[source.zk_pull]]\naddress = \"127.0.0.1:{port}\"\ncomm_key = {comm_key}\n\
+         timezone = \"Asia/Shanghai\"\npoll_seconds = 1\ntimeout_seconds = 3\nretry_min_ms = 200\n{extra}"
+    ))
+}
+
+fn zk_state(log: Vec<ZkRec>, comm_key: u32) -> ZkState {
+    ZkState {
+        serial: ZK_SERIAL.into(),
+        comm_key,
+        log,
+        tz: Some(chrono_tz::Asia::Shanghai),
+        ..ZkState::default()
+    }
+}
+
+/// Every punch is one of the records (PIN and local time), once.
+fn assert_zk_exactly(punches: &[StoredPunch], log: &[ZkRec]) {
+    use chrono::TimeZone;
+    let mut got: Vec<(String, DateTime<Utc>)> = punches
+        .iter()
+        .map(|p| (p.employee_id.clone(), p.time))
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, DateTime<Utc>)> = log
+        .iter()
+        .map(|r| {
+            (
+                r.user_id.clone(),
+                chrono_tz::Asia::Shanghai
+                    .from_local_datetime(&r.time)
+                    .unwrap()
+                    .with_timezone(&Utc),
+            )
+        })
+        .collect();
+    want.sort();
+    want.dedup();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn zk_pull_reads_the_log_with_a_comm_key_then_only_new_records() {
+    let history = zk_history("2026-11-02 08:00:00", 60);
+    let emu = ZkEmu::start(zk_state(history.clone(), 123456), false);
+    let mut site = zk_site(emu.port, 123456, "");
+    let _d = site.start("");
+    let p = site.wait_punches(60, Duration::from_secs(30));
+    assert_zk_exactly(&p, &history);
+    assert!(p.iter().all(|p| p.device_id.as_deref() == Some(ZK_SERIAL)));
+    // Two records in the same second as the last one, and one later: the
+    // cursor (time, how many carried it) takes exactly the new ones.
+    let last = history.last().unwrap().time;
+    let more = vec![
+        ZkRec {
+            user_id: "0100".into(),
+            time: last,
+            status: 0,
+            punch: 1,
+        },
+        ZkRec {
+            user_id: "0101".into(),
+            time: last,
+            status: 0,
+            punch: 1,
+        },
+        ZkRec {
+            user_id: "0102".into(),
+            time: last + chrono::Duration::minutes(5),
+            status: 1,
+            punch: 1,
+        },
+    ];
+    emu.state.lock().unwrap().log.extend(more.iter().cloned());
+    let p = site.wait_punches(63, Duration::from_secs(20));
+    let mut all = history.clone();
+    all.extend(more);
+    assert_zk_exactly(&p, &all);
+    // Only reads: never disabled, cleared or written.
+    let cmds = emu.state.lock().unwrap().commands.clone();
+    assert!(
+        cmds.iter().all(|c| ZK_READ_ONLY.contains(c)),
+        "commands sent: {cmds:?}"
+    );
+    let health = site.get("/healthz");
+    assert!(health.contains("zk_pull[0]") && health.contains(ZK_SERIAL), "{health}");
+    let metrics = site.get("/metrics");
+    assert!(
+        metrics.contains("attendd_pull_up{source=\"zk_pull[0]\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn zk_pull_survives_a_cleared_log_and_sigkill() {
+    let history = zk_history("2026-11-02 08:00:00", 40);
+    let emu = ZkEmu::start(zk_state(history.clone(), 0), false);
+    let mut site = zk_site(emu.port, 0, "");
+    let mut d = site.start("");
+    site.wait_punches(40, Duration::from_secs(30));
+    d.kill();
+    // Cleared by an administrator while attendd was down (or by another
+    // program); new records follow.
+    let after = zk_history("2026-11-03 08:00:00", 5);
+    emu.state.lock().unwrap().log = after.clone();
+    let _d = site.start("");
+    let p = site.wait_punches(45, Duration::from_secs(30));
+    let mut all = history.clone();
+    all.extend(after);
+    assert_zk_exactly(&p, &all);
+}
+
+#[test]
+fn zk_pull_wrong_comm_key_names_the_source_and_backs_off() {
+    let emu = ZkEmu::start(zk_state(zk_history("2026-11-02 08:00:00", 3), 4321), false);
+    let mut site = zk_site(emu.port, 1234, "");
+    let _d = site.start("");
+    std::thread::sleep(Duration::from_secs(4));
+    let refused = emu.refused.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=8).contains(&refused), "{refused} refused attempts");
+    let (code, health) = http_get(site.http, "/healthz").unwrap();
+    assert_eq!(code, 503, "{health}");
+    assert!(
+        health.contains("zk_pull[0]") && health.contains("wrong communication password"),
+        "{health}"
+    );
+    assert!(site.punches().is_empty());
+}
+
+#[test]
+fn zk_pull_falls_back_to_udp_and_reports_a_clock_off() {
+    let mut state = zk_state(zk_history("2026-11-02 08:00:00", 12), 0);
+    state.clock_ahead_seconds = 300;
+    let emu = ZkEmu::start(state, true);
+    let mut site = zk_site(emu.port, 0, "");
+    let _d = site.start("");
+    let p = site.wait_punches(12, Duration::from_secs(30));
+    assert_zk_exactly(&p, &zk_history("2026-11-02 08:00:00", 12));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = site.get("/healthz");
+        if health.contains("s off") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{health}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = site.get("/metrics");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("attendd_pull_clock_offset_seconds{"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let off: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((295.0..=305.0).contains(&off), "{line}");
+    assert!(site.logs().contains("clock is"), "{}", site.logs());
+}

@@ -396,3 +396,267 @@ pub fn hik_history(first_serial: i64, start: &str, n: usize) -> Vec<HikEvent> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------
+// ZKTeco standalone protocol on port 4370, after pyzk (fananimi/pyzk:
+// `zk/const.py` for the command codes, `zk/base.py` for the exchanges:
+// `connect` → CMD_CONNECT, CMD_ACK_UNAUTH, CMD_AUTH with `make_commkey`;
+// `read_sizes` → CMD_GET_FREE_SIZES, 20 little-endian ints with users at
+// index 4 and records at 8; `read_with_buffer` → _CMD_PREPARE_BUFFER
+// answered CMD_ACK_OK with the size at bytes 1..5, then _CMD_READ_BUFFER
+// chunks answered CMD_PREPARE_DATA, CMD_DATA, CMD_ACK_OK; attendance
+// records of 40 bytes `<H24sB4sB8s`, users of 72 bytes `<HB8s24sIx7sx24s`,
+// times in pyzk's 31-day-month encoding). TCP frames start `50 50 82 7d`
+// and a 32-bit length; UDP datagrams carry the bare packet.
+
+use attendd::source::zk_pull::{cmd, encode_time, make_commkey, packet};
+use chrono::NaiveDateTime;
+
+/// One record of the device's attendance log.
+#[derive(Clone, Debug)]
+pub struct ZkRec {
+    pub user_id: String,
+    pub time: NaiveDateTime,
+    pub status: u8,
+    pub punch: u8,
+}
+
+#[derive(Default)]
+pub struct ZkState {
+    pub serial: String,
+    pub comm_key: u32,
+    pub log: Vec<ZkRec>,
+    /// (user_id, name, card)
+    pub users: Vec<(String, String, u32)>,
+    /// How far the device clock runs ahead of the real one.
+    pub clock_ahead_seconds: i64,
+    /// Zone of the device clock.
+    pub tz: Option<chrono_tz::Tz>,
+    /// Commands the device received, in order.
+    pub commands: Vec<u16>,
+}
+
+pub struct ZkEmu {
+    pub port: u16,
+    pub state: Arc<Mutex<ZkState>>,
+    pub refused: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for ZkEmu {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+struct ZkConn {
+    session: u16,
+    authed: bool,
+    buffer: Vec<u8>,
+}
+
+/// The commands a reader may send; anything else changes the device.
+pub const ZK_READ_ONLY: &[u16] = &[
+    cmd::CONNECT,
+    cmd::EXIT,
+    cmd::AUTH,
+    cmd::OPTIONS_RRQ,
+    cmd::GET_TIME,
+    cmd::GET_FREE_SIZES,
+    cmd::PREPARE_BUFFER,
+    cmd::READ_BUFFER,
+    cmd::FREE_DATA,
+];
+
+fn zk_handle(
+    st: &Mutex<ZkState>,
+    refused: &AtomicUsize,
+    c: &mut ZkConn,
+    code: u16,
+    data: &[u8],
+) -> Vec<(u16, Vec<u8>)> {
+    let mut s = st.lock().unwrap();
+    s.commands.push(code);
+    let ok = |d: Vec<u8>| vec![(cmd::ACK_OK, d)];
+    if code == cmd::CONNECT {
+        c.session = 0x3a5c;
+        c.authed = s.comm_key == 0;
+        return vec![(if c.authed { cmd::ACK_OK } else { cmd::ACK_UNAUTH }, vec![])];
+    }
+    if code == cmd::AUTH {
+        c.authed = data == make_commkey(s.comm_key, c.session, 50);
+        if !c.authed {
+            refused.fetch_add(1, Ordering::SeqCst);
+        }
+        return vec![(if c.authed { cmd::ACK_OK } else { cmd::ACK_UNAUTH }, vec![])];
+    }
+    if !c.authed {
+        return vec![(cmd::ACK_UNAUTH, vec![])];
+    }
+    match code {
+        cmd::EXIT | cmd::FREE_DATA => ok(vec![]),
+        cmd::OPTIONS_RRQ => {
+            let mut d = format!("~SerialNumber={}", s.serial).into_bytes();
+            d.push(0);
+            ok(d)
+        }
+        cmd::GET_TIME => {
+            let tz = s.tz.unwrap_or(chrono_tz::UTC);
+            let now = chrono::Utc::now().with_timezone(&tz).naive_local()
+                + chrono::Duration::seconds(s.clock_ahead_seconds);
+            ok(encode_time(now).to_le_bytes().to_vec())
+        }
+        cmd::GET_FREE_SIZES => {
+            let mut f = [0i32; 20];
+            f[4] = s.users.len() as i32;
+            f[8] = s.log.len() as i32;
+            ok(f.iter().flat_map(|v| v.to_le_bytes()).collect())
+        }
+        cmd::PREPARE_BUFFER => {
+            let table = i16::from_le_bytes([data[1], data[2]]) as u16;
+            let mut body = Vec::new();
+            if table == cmd::ATTLOG_RRQ {
+                for (i, r) in s.log.iter().enumerate() {
+                    let mut b = vec![0u8; 40];
+                    b[..2].copy_from_slice(&(i as u16 + 1).to_le_bytes());
+                    b[2..2 + r.user_id.len()].copy_from_slice(r.user_id.as_bytes());
+                    b[26] = r.status;
+                    b[27..31].copy_from_slice(&encode_time(r.time).to_le_bytes());
+                    b[31] = r.punch;
+                    body.extend_from_slice(&b);
+                }
+            } else if table == cmd::USERTEMP_RRQ {
+                for (i, (id, name, card)) in s.users.iter().enumerate() {
+                    let mut b = vec![0u8; 72];
+                    b[..2].copy_from_slice(&(i as u16 + 1).to_le_bytes());
+                    b[11..11 + name.len()].copy_from_slice(name.as_bytes());
+                    b[35..39].copy_from_slice(&card.to_le_bytes());
+                    b[48..48 + id.len()].copy_from_slice(id.as_bytes());
+                    body.extend_from_slice(&b);
+                }
+            } else {
+                return vec![(cmd::ACK_ERROR, vec![])];
+            }
+            let mut buf = (body.len() as u32).to_le_bytes().to_vec();
+            buf.extend_from_slice(&body);
+            c.buffer = buf;
+            let mut d = vec![0u8];
+            d.extend_from_slice(&(c.buffer.len() as u32).to_le_bytes());
+            ok(d)
+        }
+        cmd::READ_BUFFER => {
+            let start = i32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
+            let size = i32::from_le_bytes([data[4], data[5], data[6], data[7]]) as usize;
+            let end = (start + size).min(c.buffer.len());
+            let chunk = c.buffer[start.min(end)..end].to_vec();
+            vec![
+                (cmd::PREPARE_DATA, (chunk.len() as u32).to_le_bytes().to_vec()),
+                (cmd::DATA, chunk),
+                (cmd::ACK_OK, vec![]),
+            ]
+        }
+        _ => vec![(cmd::ACK_ERROR, vec![])],
+    }
+}
+
+impl ZkEmu {
+    /// Listens on TCP (and, with `udp_only`, only on UDP: TCP refused).
+    pub fn start(state: ZkState, udp_only: bool) -> ZkEmu {
+        let stop: Arc<AtomicBool> = Arc::default();
+        let refused: Arc<AtomicUsize> = Arc::default();
+        let state = Arc::new(Mutex::new(state));
+        let port;
+        if udp_only {
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            port = sock.local_addr().unwrap().port();
+            sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let (st, rf, stop) = (state.clone(), refused.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut conn = ZkConn {
+                    session: 0,
+                    authed: false,
+                    buffer: Vec::new(),
+                };
+                let mut buf = vec![0u8; 65536];
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((n, peer)) = sock.recv_from(&mut buf) else { continue };
+                    if n < 8 {
+                        continue;
+                    }
+                    let code = u16::from_le_bytes([buf[0], buf[1]]);
+                    let reply = u16::from_le_bytes([buf[6], buf[7]]);
+                    for (c, d) in zk_handle(&st, &rf, &mut conn, code, &buf[8..n]) {
+                        let p = packet(c, conn.session, reply, &d);
+                        let _ = sock.send_to(&p, peer);
+                    }
+                }
+            });
+        } else {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            port = l.local_addr().unwrap().port();
+            let (st, rf, stop) = (state.clone(), refused.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for s in l.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(mut s) = s else { continue };
+                    let (st, rf) = (st.clone(), rf.clone());
+                    std::thread::spawn(move || {
+                        let mut conn = ZkConn {
+                            session: 0,
+                            authed: false,
+                            buffer: Vec::new(),
+                        };
+                        loop {
+                            let mut top = [0u8; 8];
+                            if s.read_exact(&mut top).is_err() {
+                                return;
+                            }
+                            assert_eq!(top[..4], [0x50, 0x50, 0x82, 0x7d]);
+                            let n = u32::from_le_bytes([top[4], top[5], top[6], top[7]]) as usize;
+                            let mut p = vec![0u8; n];
+                            if s.read_exact(&mut p).is_err() {
+                                return;
+                            }
+                            let code = u16::from_le_bytes([p[0], p[1]]);
+                            let reply = u16::from_le_bytes([p[6], p[7]]);
+                            for (c, d) in zk_handle(&st, &rf, &mut conn, code, &p[8..]) {
+                                let q = packet(c, conn.session, reply, &d);
+                                let mut f = vec![0x50, 0x50, 0x82, 0x7d];
+                                f.extend_from_slice(&(q.len() as u32).to_le_bytes());
+                                f.extend_from_slice(&q);
+                                if s.write_all(&f).is_err() {
+                                    return;
+                                }
+                            }
+                            if code == cmd::EXIT {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        ZkEmu {
+            port,
+            state,
+            refused,
+            stop,
+        }
+    }
+}
+
+/// `n` records one minute apart from `start` (local wall time), users
+/// `0001` … cycling over 30.
+pub fn zk_history(start: &str, n: usize) -> Vec<ZkRec> {
+    let t0 = NaiveDateTime::parse_from_str(start, "%Y-%m-%d %H:%M:%S").unwrap();
+    (0..n)
+        .map(|i| ZkRec {
+            user_id: format!("{:04}", i % 30 + 1),
+            time: t0 + chrono::Duration::minutes(i as i64),
+            status: (i % 2) as u8,
+            punch: 15,
+        })
+        .collect()
+}
