@@ -55,6 +55,9 @@ pub enum Command {
     /// HR's commands: deduct, bonus, correct, appeal, export.
     #[command(flatten)]
     Hr(crate::hr::cmd::HrCommand),
+    /// Ask a pulled terminal directly (its user list).
+    #[command(subcommand)]
+    Terminal(crate::source::pull::TerminalCommand),
 }
 
 /// `attendd simulate`.
@@ -194,6 +197,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Simulate(a) => run_simulate(a, &mut out, &mut err),
         Command::Store(c) => crate::store::cmd::run(c, &mut out, &mut err),
         Command::Hr(c) => crate::hr::cmd::run(c, &mut out, &mut err),
+        Command::Terminal(c) => crate::source::pull::run_terminal(c, &mut out, &mut err),
     };
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe

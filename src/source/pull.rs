@@ -249,6 +249,126 @@ pub fn spawn(
     super::hik_pull::spawn_all(&sources.hik_pull, default_tz, make, tracker, stop);
 }
 
+/// `attendd terminal …`: ask a pulled terminal directly.
+#[derive(Debug, clap::Subcommand)]
+pub enum TerminalCommand {
+    /// List a terminal's users (ZKTeco `[[source.zk_pull]]`): user id
+    /// (the PIN punches carry), name, card number, privilege.
+    Users(TerminalUsersArgs),
+}
+
+/// `attendd terminal users`.
+#[derive(Debug, clap::Args)]
+pub struct TerminalUsersArgs {
+    /// The source: `zk_pull[0]`, or the terminal's configured address.
+    pub source: String,
+    /// Also write an employees.csv (employee_id,name,team,supervisor,alias;
+    /// the card number as alias) to start HR's table from.
+    #[arg(long, value_name = "FILE")]
+    pub write_employees: Option<std::path::PathBuf>,
+    /// Daemon configuration; default $ATTENDD_CONFIG, else /etc/attendd/attendd.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `attendd terminal …`; the exit code.
+pub fn run_terminal(
+    c: TerminalCommand,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let TerminalCommand::Users(a) = c;
+    let path = crate::config::config_path(a.config.as_deref());
+    let config = match crate::config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let found = config
+        .sources
+        .zk_pull
+        .iter()
+        .enumerate()
+        .find(|(i, z)| super::zk_pull::source_name(*i) == a.source || z.address == a.source);
+    let Some((i, raw)) = found else {
+        let known: Vec<String> = (0..config.sources.zk_pull.len())
+            .map(super::zk_pull::source_name)
+            .collect();
+        let _ = writeln!(
+            err,
+            "error: {}: no [[source.zk_pull]] named {:?} (known: {}); user lists are read from ZKTeco terminals only",
+            path.display(),
+            a.source,
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        );
+        return ExitCode::from(1);
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (serial, users) = match rt.block_on(super::zk_pull::read_users(raw)) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "error: {} ({}): {e}",
+                super::zk_pull::source_name(i),
+                raw.address
+            );
+            return ExitCode::from(2);
+        }
+    };
+    for u in &users {
+        let r = if a.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"device_id": serial, "uid": u.uid, "user_id": u.user_id,
+                    "name": u.name, "card": u.card, "privilege": u.privilege})
+            )
+        } else {
+            writeln!(
+                out,
+                "{:<12} {:<24} {:>10} {:>3}",
+                u.user_id, u.name, u.card, u.privilege
+            )
+        };
+        if r.is_err() {
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(file) = &a.write_employees {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record(["employee_id", "name", "team", "supervisor", "alias"]);
+        for u in &users {
+            let card = if u.card == 0 { String::new() } else { u.card.to_string() };
+            let _ = w.write_record([u.user_id.as_str(), u.name.as_str(), "", "", card.as_str()]);
+        }
+        let bytes = w.into_inner().unwrap_or_default();
+        if let Err(e) = std::fs::write(file, bytes) {
+            let _ = writeln!(err, "error: writing {}: {e}", file.display());
+            return ExitCode::from(1);
+        }
+        let _ = writeln!(
+            err,
+            "wrote {} user(s) of {serial} to {}",
+            users.len(),
+            file.display()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
 /// Longest part kept from a live stream; a longer one is skipped (JPEG
 /// snapshots of face terminals can be large, events are small).
 pub const MAX_PART: usize = 2 << 20;

@@ -526,3 +526,51 @@ fn zk_pull_falls_back_to_udp_and_reports_a_clock_off() {
     assert!((295.0..=305.0).contains(&off), "{line}");
     assert!(site.logs().contains("clock is"), "{}", site.logs());
 }
+
+#[test]
+fn terminal_users_lists_a_zk_terminal_and_writes_employees() {
+    let mut state = zk_state(Vec::new(), 99);
+    state.users = vec![
+        ("0001".into(), "Leyla Aydin".into(), 820999),
+        ("0217".into(), "Wang Fang".into(), 0),
+    ];
+    let emu = ZkEmu::start(state, false);
+    let site = zk_site(emu.port, 99, "");
+    let csv = site.dir.path().join("employees.csv");
+    let out = crate::proc::attendd_ok(
+        &site.config,
+        &[
+            "terminal",
+            "users",
+            "zk_pull[0]",
+            "--json",
+            "--write-employees",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0]["user_id"], "0001");
+    assert_eq!(rows[0]["card"], 820999);
+    assert_eq!(rows[1]["name"], "Wang Fang");
+    assert_eq!(rows[0]["device_id"], ZK_SERIAL);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(
+        text,
+        "employee_id,name,team,supervisor,alias\n0001,Leyla Aydin,,,820999\n0217,Wang Fang,,,\n"
+    );
+    // Nothing but reads.
+    let cmds = emu.state.lock().unwrap().commands.clone();
+    assert!(cmds.iter().all(|c| ZK_READ_ONLY.contains(c)), "{cmds:?}");
+    // An unknown source is a clear error.
+    let o = Command::new(BIN)
+        .args(["terminal", "users", "zk_pull[7]", "--config"])
+        .arg(&site.config)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("zk_pull[7]"));
+}
