@@ -266,6 +266,9 @@ pub struct RawSources {
     /// Hikvision terminals read over ISAPI.
     #[serde(default)]
     pub hik_pull: Vec<crate::source::hik_pull::RawHikPull>,
+    /// Dahua access controllers read over their CGI.
+    #[serde(default)]
+    pub dahua_pull: Vec<crate::source::dahua_pull::RawDahuaPull>,
 }
 
 /// `[[source.mqtt]]`.
@@ -1076,6 +1079,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     }
     for (i, h) in raw.source.hik_pull.iter().enumerate() {
         h.check(&format!("source.hik_pull[{i}]"), &mut push);
+    }
+    for (i, d) in raw.source.dahua_pull.iter().enumerate() {
+        d.check(&format!("source.dahua_pull[{i}]"), &mut push);
     }
     let http_listen = match &raw.http {
         Some(h) => match h.listen.parse::<SocketAddr>() {

@@ -8,6 +8,7 @@
 //! a crash between receipt and commit makes the sender re-send. Doubles are
 //! the store's job (every punch has a dedupe key).
 
+pub mod dahua_pull;
 pub mod digest;
 pub mod hik_http;
 pub mod hik_pull;

@@ -222,6 +222,12 @@ pub fn decodings(
             super::hik_pull::decoding(zone(&h.timezone)),
         ));
     }
+    for (i, d) in sources.dahua_pull.iter().enumerate() {
+        out.push((
+            Arc::from(super::dahua_pull::source_name(i).as_str()),
+            super::dahua_pull::decoding(zone(&d.timezone)),
+        ));
+    }
     out
 }
 
@@ -246,7 +252,8 @@ pub fn spawn(
         cx
     };
     super::zk_pull::spawn_all(&sources.zk_pull, default_tz, &make, tracker, stop);
-    super::hik_pull::spawn_all(&sources.hik_pull, default_tz, make, tracker, stop);
+    super::hik_pull::spawn_all(&sources.hik_pull, default_tz, &make, tracker, stop);
+    super::dahua_pull::spawn_all(&sources.dahua_pull, make, tracker, stop);
 }
 
 /// `attendd terminal …`: ask a pulled terminal directly.
