@@ -121,9 +121,12 @@ fn engine_alone() {
                     punches: &punches[i],
                     roster: Some(&roster),
                     leaves: &[],
+                    start_date: None,
+                    end_date: None,
                 },
                 from,
                 to,
+                chrono::DateTime::<Utc>::MAX_UTC,
             );
             days += v.len();
             checksum += v.iter().map(|d| d.points.hundredths()).sum::<i64>();

@@ -116,6 +116,13 @@ pub async fn run_daemon(
     sources.extend(push_sources);
     sources.extend(crate::source::pull::decodings(&config.sources, policy.tz));
     let metrics: Arc<Metrics> = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    health.set(
+        crate::health::STORE,
+        true,
+        store.engine(),
+        chrono::Utc::now(),
+    );
     let pipeline = Arc::new(
         crate::pipeline::Pipeline::new(
             store.clone(),
@@ -126,10 +133,22 @@ pub async fn run_daemon(
         )
         .await
         .map_err(|e| (2, format!("store: {e}")))?
-        .with_devices(push_devices),
+        .with_devices(push_devices)
+        .with_health(health.clone())
+        .with_classify_from(config.ingest.classify_from),
     );
-    let health = Arc::new(Health::default());
-    health.set("store", true, store.engine(), chrono::Utc::now());
+    // The day the daemon first runs on a store is where it starts
+    // classifying, unless configured or already fixed (policy.md).
+    let now = chrono::Utc::now();
+    let today = crate::domain::time::to_local(config.policy.tz, now).date_naive();
+    store
+        .classification_start(config.ingest.classify_from, Some(today), now)
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?;
+    store
+        .note_first_run(today, now)
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?;
     let shared = Shared {
         health,
         heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],
@@ -160,6 +179,11 @@ pub async fn run_daemon(
     let background = TaskTracker::new();
     background.spawn(scheduler.clone().run(
         Duration::from_secs(config.schedule.tick_seconds.max(1)),
+        recompute_stop.clone(),
+    ));
+    background.spawn(probe_store(
+        store.clone(),
+        shared.health.clone(),
         recompute_stop.clone(),
     ));
     background.spawn(crate::sinks::run(
@@ -352,6 +376,30 @@ async fn reload_loop(
     }
 }
 
+/// How often the store is asked to write while it can.
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+/// How often while it cannot, to notice soon that space came back.
+const PROBE_EVERY_DOWN: Duration = Duration::from_secs(2);
+
+/// Writes the store's probe row now and then, so that `/healthz` shows a
+/// store that cannot write (a full disk) even when no punch arrives, and
+/// shows it writing again once it can.
+async fn probe_store(store: crate::store::Store, health: Arc<Health>, stop: CancellationToken) {
+    loop {
+        let up = health.store().is_none_or(|s| s.up);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(if up { PROBE_EVERY } else { PROBE_EVERY_DOWN }) => {}
+        }
+        let r = store.probe_write(chrono::Utc::now()).await;
+        health.store_written(
+            r.map_err(|e| e.to_string()),
+            store.engine(),
+            chrono::Utc::now(),
+        );
+    }
+}
+
 /// Runs sources and the HTTP server until `shutdown` fires, then drains.
 pub async fn run<S: Sink>(
     config: &Config,
@@ -388,8 +436,10 @@ pub async fn run<S: Sink>(
             }),
         });
         let token = shutdown.clone();
+        let max_connections = config.http_max_connections;
         tracker.spawn(async move {
-            if let Err(e) = crate::http::serve(listener, router, token).await {
+            let limits = crate::http::Limits::with_max_connections(max_connections);
+            if let Err(e) = crate::http::listener::serve(listener, router, limits, token).await {
                 error!("http server failed: {e}");
             }
         });

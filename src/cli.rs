@@ -99,6 +99,7 @@ pub struct SimulateArgs {
     #[arg(
         long,
         value_name = "YYYY-MM-DD",
+        value_parser = crate::dates::parse_date,
         required_unless_present = "write_employees"
     )]
     pub date: Option<NaiveDate>,
@@ -153,10 +154,10 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "FILE")]
     pub holidays: Option<PathBuf>,
     /// First date, YYYY-MM-DD.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub from: NaiveDate,
     /// Last date (inclusive), YYYY-MM-DD.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub to: NaiveDate,
     /// One JSON object per line instead of a table.
     #[arg(long)]
@@ -220,6 +221,7 @@ fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
         to: a.to,
         json: a.json,
         scores: a.scores,
+        now: chrono::Utc::now(),
     };
     match evaluate::run(&req, out, err) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
@@ -348,6 +350,7 @@ fn run_simulate(a: SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
         duplicates: a.duplicates,
         format: a.format,
         tz: a.timezone,
+        not_after: Some(chrono::Utc::now()),
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -360,17 +363,26 @@ fn run_simulate(a: SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
         }
     };
     match rt.block_on(crate::simulate::publish(&plan)) {
-        Ok(r) => {
+        Ok(mut r) => {
+            r.future = crate::simulate::future_count(&plan);
             if a.json {
                 let _ = writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
                 let _ = writeln!(
                     out,
-                    "published {} punches ({} distinct, {} duplicates) in {:.2} s",
+                    "published {} punches ({} distinct, {} duplicates) in {:.2} s{}",
                     r.distinct + r.duplicates,
                     r.distinct,
                     r.duplicates,
-                    r.seconds
+                    r.seconds,
+                    if r.future > 0 {
+                        format!(
+                            "; {} later in the day not sent (not stamped in the future)",
+                            r.future
+                        )
+                    } else {
+                        String::new()
+                    }
                 );
             }
             ExitCode::SUCCESS
@@ -534,13 +546,44 @@ fn describe_policy(p: &crate::domain::policy::Policy, out: &mut dyn Write) -> io
         p.id, p.version, p.name, p.tz
     )?;
     for s in &p.shifts {
+        let mut own = String::new();
+        if s.before_secs != p.window_before_secs || s.after_secs != p.window_after_secs {
+            own.push_str(&format!(
+                "; window −{}/+{} min",
+                s.before_secs / 60,
+                s.after_secs / 60
+            ));
+        }
+        if let Some(g) = s.grace_minutes {
+            own.push_str(&format!("; grace {g} min"));
+        }
         writeln!(
             out,
-            "  shift {}: {}–{}{}",
+            "  shift {}: {}–{}{}{own}",
             s.id,
             s.start.format("%H:%M"),
             s.end.format("%H:%M"),
             if s.overnight { " (next day)" } else { "" }
+        )?;
+    }
+    writeln!(
+        out,
+        "  window: −{}/+{} min, repeats within {} s, one visit within {} min",
+        p.window_before_secs / 60,
+        p.window_after_secs / 60,
+        p.dedupe_secs,
+        p.visit_secs / 60
+    )?;
+    if let Some(rule) = &p.hours.rule {
+        writeln!(
+            out,
+            "  hours: half day below {}, absent below {} (rule {rule})",
+            p.hours
+                .half_day_below
+                .map_or("-".into(), |m| format!("{m} min")),
+            p.hours
+                .absent_below
+                .map_or("-".into(), |m| format!("{m} min")),
         )?;
     }
     writeln!(

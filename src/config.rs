@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::domain::policy::Policy;
@@ -196,6 +197,10 @@ pub struct RawIngest {
     /// How often days touched by new punches are re-classified; default 5 s.
     #[serde(default = "default_recompute")]
     pub recompute_interval_seconds: u64,
+    /// The first date classified automatically (policy.md, "Real sites").
+    /// Unset: fixed in the store the first time it is needed.
+    #[serde(default)]
+    pub classify_from: Option<NaiveDate>,
 }
 
 fn default_skew() -> i64 {
@@ -210,6 +215,7 @@ impl Default for RawIngest {
         RawIngest {
             max_future_skew_seconds: default_skew(),
             recompute_interval_seconds: default_recompute(),
+            classify_from: None,
         }
     }
 }
@@ -495,6 +501,16 @@ pub struct RawHttp {
     /// Without any, every API request is refused (401).
     #[serde(default)]
     pub tokens: Vec<RawToken>,
+    /// Most connections open at once on the API listener; default 1024.
+    /// At the cap a new connection closes the longest-idle one (or a
+    /// half-sent request), else waits. Request heads must arrive within
+    /// 30 s of their first byte; idle connections close after 60 s.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    crate::http::DEFAULT_MAX_CONNECTIONS
 }
 
 /// `[[http.tokens]]`: one API bearer token.
@@ -531,6 +547,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// API bearer tokens, secrets resolved from the environment.
     pub http_tokens: Vec<crate::http::auth::ApiToken>,
+    /// `[http] max_connections`.
+    pub http_max_connections: usize,
     /// `[ingest]` settings.
     pub ingest: RawIngest,
     /// `[schedule]` settings.
@@ -866,8 +884,39 @@ fn check_sink(
     }
 }
 
-/// Reads and validates a configuration and the policy it names.
+/// Reads and validates a configuration and the policy it names, for the
+/// daemon: every secret it names in the environment must be set.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_for(path, Purpose::Daemon)
+}
+
+/// Reads and validates a configuration for a command that only reads or
+/// writes the store (`punches`, `day`, `quarantine`, `deduct`, …): secrets
+/// named by `url_env`, `secret_env`, `password_env`, `path_secret_env` or
+/// `token_env` may be unset, since only the daemon sends alerts, serves
+/// terminals and answers the API. Everything else is checked as for the
+/// daemon.
+pub fn load_for_commands(path: &Path) -> Result<Config, ConfigError> {
+    load_for(path, Purpose::Commands)
+}
+
+/// Who reads the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// `attendd run` and `check-config`: everything must be in place.
+    Daemon,
+    /// Store commands: secrets in the environment are not needed.
+    Commands,
+}
+
+/// True for a problem that says a secret's environment variable is unset,
+/// which only the daemon cares about.
+fn is_unset_secret(key: &str, why: &str) -> bool {
+    let secret_key = key.ends_with("_env") || (key.starts_with("sink[") && key.ends_with(".url"));
+    secret_key && why.starts_with("environment variable ")
+}
+
+fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let one = |m: String| ConfigError { problems: vec![m] };
     let text =
@@ -883,7 +932,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
-    let mut push = |key: &str, why: String| problems.push(format!("{file}: key `{key}`: {why}"));
+    let mut push = |key: &str, why: String| {
+        if purpose == Purpose::Commands && is_unset_secret(key, &why) {
+            return;
+        }
+        problems.push(format!("{file}: key `{key}`: {why}"))
+    };
 
     let policy_path = base.join(&raw.policy.file);
     for k in &mut raw.sink {
@@ -904,6 +958,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         }
     }
     let policy = crate::policy::load(&policy_path);
+    if let Some(d) = raw.ingest.classify_from {
+        let lo = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
+        let hi = NaiveDate::from_ymd_opt(2100, 12, 31).unwrap_or_default();
+        if d < lo || d > hi {
+            push(
+                "ingest.classify_from",
+                format!("{d} lies outside 2000-01-01..2100-12-31"),
+            );
+        }
+    }
 
     let url = std::env::var("ATTENDD_STORE_URL").unwrap_or(raw.store.url.clone());
     let store_url = if let Some(p) = url.strip_prefix("sqlite://") {
@@ -1096,6 +1160,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         },
         None => None,
     };
+    if raw.http.as_ref().is_some_and(|h| h.max_connections == 0) {
+        push("http.max_connections", "must be positive".into());
+    }
     check_schedule(&raw.schedule, &mut push);
     let mut names = std::collections::HashSet::new();
     for (i, k) in raw.sink.iter().enumerate() {
@@ -1125,6 +1192,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             sources: raw.source,
             http_listen,
             http_tokens,
+            http_max_connections: raw
+                .http
+                .as_ref()
+                .map_or(crate::http::DEFAULT_MAX_CONNECTIONS, |h| h.max_connections),
             ingest: raw.ingest,
             schedule: raw.schedule,
             sinks: raw.sink,

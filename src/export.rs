@@ -74,6 +74,9 @@ pub fn status_label(status: &str, lang: Lang) -> &str {
         "field" => ("field work", "外出"),
         "rest" => ("rest", "休息"),
         "holiday" => ("holiday", "节假日"),
+        "not_employed" => ("not employed", "未在职"),
+        "not_arrived" => ("not arrived yet", "尚未到岗"),
+        "in_progress" => ("in progress", "在岗"),
         other => (other, other),
     };
     lang.pick(en, zh)
@@ -102,7 +105,19 @@ impl Cell {
 }
 
 fn t(s: impl Into<String>) -> Cell {
-    Cell::Text(s.into())
+    Cell::Text(neutralise(s.into()))
+}
+
+/// Text a spreadsheet program would read as a formula (it starts with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, so that
+/// a note such as `=HYPERLINK(…)` is shown, never run (OWASP "CSV
+/// Injection"). Used for every text cell of the CSV and the workbook.
+fn neutralise(s: String) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s
+    }
 }
 
 fn n(p: Points) -> Cell {
@@ -312,9 +327,9 @@ pub fn xlsx(policy: &Policy, d: &MonthData, lang: Lang) -> Result<Vec<u8>, XlsxE
     }
     for (r, e) in d.employees.iter().enumerate() {
         let row = (r + 1) as u32;
-        ws.write_string(row, 0, &e.employee_id)?;
-        ws.write_string(row, 1, &e.name)?;
-        ws.write_string(row, 2, &e.team)?;
+        ws.write_string(row, 0, neutralise(e.employee_id.clone()))?;
+        ws.write_string(row, 1, neutralise(e.name.clone()))?;
+        ws.write_string(row, 2, neutralise(e.team.clone()))?;
         for (v, _) in d.days.get(&e.employee_id).into_iter().flatten() {
             if let Some(i) = dates.iter().position(|x| *x == v.date) {
                 ws.write_string(row, (3 + i) as u16, status_label(v.status.as_str(), lang))?;
@@ -341,4 +356,28 @@ pub fn xlsx(policy: &Policy, d: &MonthData, lang: Lang) -> Result<Vec<u8>, XlsxE
         ws.set_freeze_panes(1, 0)?;
     }
     wb.save_to_buffer()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 13: a note starting with `=`, `+`, `-` or `@` was written raw.
+    #[test]
+    fn formulas_are_neutralised() {
+        for (raw, want) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "'=HYPERLINK(\"http://x\",\"y\")",
+            ),
+            ("+1+1", "'+1+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("jeans", "jeans"),
+            ("a=b", "a=b"),
+        ] {
+            assert_eq!(t(raw), Cell::Text(want.into()), "{raw}");
+        }
+    }
 }

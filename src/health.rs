@@ -7,6 +7,9 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+/// The component name of the store.
+pub const STORE: &str = "store";
+
 /// One component's state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ComponentState {
@@ -42,6 +45,43 @@ impl Health {
                 );
             }
         }
+    }
+
+    /// Records the outcome of a write to the store (`store`): a failed
+    /// write marks it down with the driver's error (a full disk, a lost
+    /// database server), the next successful one marks it up again.
+    ///
+    /// A change is logged once and told to systemd as the unit's STATUS
+    /// line; the watchdog keeps being fed, since a restart would not free
+    /// any space and writes resume by themselves when it returns.
+    pub fn store_written(&self, result: Result<(), String>, engine: &str, now: DateTime<Utc>) {
+        let was_up = self.store().is_none_or(|s| s.up);
+        match result {
+            Ok(()) => {
+                self.set(STORE, true, engine, now);
+                if !was_up {
+                    tracing::info!("store: writes succeed again");
+                    crate::service::status("running: the store writes again");
+                }
+            }
+            Err(e) => {
+                let detail = format!("cannot write: {e}");
+                if was_up {
+                    tracing::error!("store: {detail}");
+                    crate::service::status(&format!("degraded: the store {detail}"));
+                }
+                self.set(STORE, false, detail, now);
+            }
+        }
+    }
+
+    /// The store's state, when it was ever recorded.
+    pub fn store(&self) -> Option<ComponentState> {
+        self.components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(STORE)
+            .cloned()
     }
 
     /// A copy of every state.

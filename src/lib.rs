@@ -8,6 +8,8 @@
 //!   employee-day verdicts and points come out.
 //! - [`policy`]: the policy file format (raw TOML mirror) and its validation
 //!   into a [`domain::policy::Policy`].
+//! - [`dates`]: dates, months and times typed by people, parsed and
+//!   bounded to 2000-01-01 … 2100-12-31 for the CLI, the API and the CSVs.
 //! - [`input`]: the CSV input files of `interfaces.md` (employees, punches,
 //!   roster, leaves, holidays), parsed with file and line in every error.
 //! - [`evaluate`]: the offline `attendd evaluate` command built on the above.
@@ -30,6 +32,7 @@ pub mod app;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod dates;
 pub mod domain;
 pub mod evaluate;
 pub mod export;

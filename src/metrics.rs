@@ -4,7 +4,7 @@
 //! The hot path (a committed batch) takes the lock once per batch, not per
 //! punch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::Mutex;
 
@@ -97,10 +97,69 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Most distinct `device` label values: configured terminals first, then
+/// devices as they are first seen; any further device is counted as
+/// [`OTHER_DEVICE`]. Without a bound, a payload field a terminal (or anyone
+/// reaching the broker) chooses freely would add series forever.
+pub const MAX_DEVICE_LABELS: usize = 500;
+
+/// The `device` label of devices beyond [`MAX_DEVICE_LABELS`].
+pub const OTHER_DEVICE: &str = "other";
+
 /// The process's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
     values: Mutex<BTreeMap<(&'static str, String), f64>>,
+    labels: Mutex<Labels>,
+}
+
+/// How `device` and `source` label values are shown.
+#[derive(Debug, Default)]
+struct Labels {
+    /// Configured terminals: device id → the configured name. A ZKTeco
+    /// push terminal's id is its serial number, its only credential, and
+    /// `/metrics` is open: the name is shown instead.
+    named: HashMap<String, String>,
+    /// Source names holding a serial number → the same with the name.
+    sources: HashMap<String, String>,
+    /// Other devices given their own label so far.
+    seen: HashSet<String>,
+}
+
+impl Labels {
+    fn device(&mut self, id: &str, remember: bool) -> String {
+        if let Some(n) = self.named.get(id) {
+            return n.clone();
+        }
+        if self.seen.contains(id) {
+            return id.to_string();
+        }
+        if self.named.len() + self.seen.len() < MAX_DEVICE_LABELS {
+            if remember {
+                self.seen.insert(id.to_string());
+            }
+            return id.to_string();
+        }
+        OTHER_DEVICE.to_string()
+    }
+
+    fn show(&mut self, pairs: &[(&str, &str)], remember: bool) -> String {
+        let mut shown: Vec<(&str, String)> = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            let v = match *k {
+                "device" => self.device(v, remember),
+                "source" => self
+                    .sources
+                    .get(*v)
+                    .cloned()
+                    .unwrap_or_else(|| v.to_string()),
+                _ => v.to_string(),
+            };
+            shown.push((k, v));
+        }
+        let refs: Vec<(&str, &str)> = shown.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        labels(&refs)
+    }
 }
 
 fn labels(pairs: &[(&str, &str)]) -> String {
@@ -119,22 +178,58 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 }
 
 impl Metrics {
+    /// Names configured terminals: `(device id, name)`. Their `device`
+    /// labels show the name, and they keep their own label however many
+    /// other devices are seen.
+    pub fn name_devices(&self, named: impl IntoIterator<Item = (String, String)>) {
+        let mut l = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, name) in named {
+            l.seen.remove(&id);
+            l.named.insert(id, name);
+        }
+    }
+
+    /// Shows source names (`zk_push[0]:SERIAL`) under another name
+    /// (`zk_push[0]:gate-1`) in `source` labels.
+    pub fn name_sources(&self, named: impl IntoIterator<Item = (String, String)>) {
+        let mut l = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        l.sources.extend(named);
+    }
+
+    fn key(&self, label_pairs: &[(&str, &str)], remember: bool) -> String {
+        if !label_pairs
+            .iter()
+            .any(|(k, _)| *k == "device" || *k == "source")
+        {
+            return labels(label_pairs);
+        }
+        self.labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .show(label_pairs, remember)
+    }
+
     /// Adds `by` to a counter.
     pub fn add(&self, name: &'static str, label_pairs: &[(&str, &str)], by: f64) {
+        let key = self.key(label_pairs, true);
         let mut m = self.values.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry((name, labels(label_pairs))).or_insert(0.0) += by;
+        *m.entry((name, key)).or_insert(0.0) += by;
     }
 
-    /// Sets a gauge.
+    /// Sets a gauge. A gauge of a device beyond [`MAX_DEVICE_LABELS`]
+    /// lands in [`OTHER_DEVICE`] (the last value set wins).
     pub fn set(&self, name: &'static str, label_pairs: &[(&str, &str)], value: f64) {
+        let key = self.key(label_pairs, true);
         let mut m = self.values.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert((name, labels(label_pairs)), value);
+        m.insert((name, key), value);
     }
 
-    /// A value, for tests and health checks.
+    /// A value, for tests and health checks (labels as given to
+    /// [`Metrics::add`]).
     pub fn get(&self, name: &'static str, label_pairs: &[(&str, &str)]) -> f64 {
+        let key = self.key(label_pairs, false);
         let m = self.values.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&(name, labels(label_pairs))).copied().unwrap_or(0.0)
+        m.get(&(name, key)).copied().unwrap_or(0.0)
     }
 
     /// Prometheus text exposition format 0.0.4.
@@ -191,5 +286,47 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("# TYPE attendd_punches_total counter\n"));
+    }
+
+    /// Issue 13: a series per distinct device id, forever (50,000 series,
+    /// 8.4 MB), and push terminals' serial numbers on an open endpoint.
+    #[test]
+    fn device_labels_are_bounded_and_configured_terminals_named() {
+        let m = Metrics::default();
+        m.name_devices([("CQZ7231460021".to_string(), "gate-1".to_string())]);
+        m.name_sources([(
+            "zk_push[0]:CQZ7231460021".to_string(),
+            "zk_push[0]:gate-1".to_string(),
+        )]);
+        for i in 0..50_000 {
+            m.set(
+                "attendd_terminal_last_seen_seconds",
+                &[("device", &format!("dev-{i}"))],
+                1.0,
+            );
+        }
+        m.set(
+            "attendd_terminal_last_seen_seconds",
+            &[("device", "CQZ7231460021")],
+            2.0,
+        );
+        m.add(
+            "attendd_punches_total",
+            &[("source", "zk_push[0]:CQZ7231460021"), ("outcome", "new")],
+            1.0,
+        );
+        let t = m.render();
+        let series = t
+            .lines()
+            .filter(|l| l.starts_with("attendd_terminal_last_seen_seconds{"))
+            .count();
+        assert_eq!(series, MAX_DEVICE_LABELS + 1, "499 seen, 1 named, other");
+        assert!(t.contains("{device=\"gate-1\"} 2\n"), "{t}");
+        assert!(t.contains("{device=\"other\"} 1\n"));
+        assert!(t.contains("{device=\"dev-498\"}"));
+        assert!(!t.contains("{device=\"dev-499\"}"));
+        assert!(t.contains("source=\"zk_push[0]:gate-1\""));
+        assert!(!t.contains("CQZ7231460021"), "serial number published");
+        assert!(t.len() < 100_000, "{} bytes", t.len());
     }
 }

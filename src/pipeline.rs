@@ -64,14 +64,39 @@ pub struct Pipeline {
     devices: HashMap<Arc<str>, String>,
     /// [`STALL_FILE_ENV`], read once at start.
     stall_file: Option<std::path::PathBuf>,
+    /// Where a failed or successful write to the store is reported
+    /// (`/healthz`'s `store`).
+    health: Option<Arc<crate::health::Health>>,
+    /// `[ingest] classify_from`, when configured.
+    classify_from: Option<NaiveDate>,
 }
 
 /// The keys an alias is found under: as written (lower case), and the
 /// canonical card number when it reads as one (`0012345678` → `12345678`,
 /// `0C8707` → `820999`).
+///
+/// All digits read as decimal: a card number written `1000000042` stays
+/// that number. A hex UID that happens to be all digits, as a reader shows
+/// it (esp-rfid shows `27373963`), is written `hex:27373963` (or
+/// `0x27373963`) in the alias column and means 0x27373963 (issue 11,
+/// defect 12); existing decimal aliases are never reinterpreted.
 pub fn alias_keys(alias: &str) -> Vec<String> {
     let a = alias.trim();
     let mut keys = vec![a.to_lowercase()];
+    let hex = a
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("hex:"))
+        .and_then(|_| a.get(4..))
+        .or_else(|| a.strip_prefix("0x"))
+        .or_else(|| a.strip_prefix("0X"));
+    if let Some(h) = hex {
+        if let Some(c) = canonical_card(h.trim(), 16)
+            && !keys.contains(&c)
+        {
+            keys.push(c);
+        }
+        return keys;
+    }
     let digits = !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit());
     let canon = if digits {
         canonical_card(a, 10)
@@ -122,6 +147,8 @@ impl Pipeline {
             drift: Arc::default(),
             devices: HashMap::new(),
             stall_file: std::env::var_os(STALL_FILE_ENV).map(Into::into),
+            health: None,
+            classify_from: None,
         })
     }
 
@@ -151,6 +178,12 @@ impl Pipeline {
         self
     }
 
+    /// The same pipeline reporting every commit's outcome to `health`.
+    pub fn with_health(mut self, health: Arc<crate::health::Health>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
     /// The heartbeat `commit` and the recompute loop bump.
     pub fn heartbeat(&self) -> Heartbeat {
         self.heartbeat.clone()
@@ -166,18 +199,30 @@ impl Pipeline {
         }
     }
 
+    /// Notes the days a new punch of `employee` at `at` can change: its
+    /// date, the day before (an overnight shift started then) and the rest
+    /// of that month (the escalation ladder counts per month). Only this
+    /// employee's days: other employees' verdicts do not depend on it.
     fn mark_dirty(&self, employee: &str, at: DateTime<Utc>) {
         let d = to_local(self.policy().tz, at).date_naive();
-        // An overnight shift started the day before.
         let from = d - Days::new(1);
+        let to = crate::store::month_bounds(d).1;
         let mut m = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-        let e = m.entry(employee.to_string()).or_insert((from, d));
+        let e = m.entry(employee.to_string()).or_insert((from, to));
         e.0 = e.0.min(from);
-        e.1 = e.1.max(d);
+        e.1 = e.1.max(to);
+    }
+
+    /// The same pipeline with `[ingest] classify_from`.
+    pub fn with_classify_from(mut self, classify_from: Option<NaiveDate>) -> Self {
+        self.classify_from = classify_from;
+        self
     }
 
     /// Re-classifies the days touched since the last call and reloads the
-    /// aliases. Returns the number of employee-days evaluated.
+    /// aliases. Each employee's own range is re-classified, from the
+    /// classification start on (policy.md, "Real sites"). Returns the number
+    /// of employee-days evaluated.
     pub async fn recompute_dirty(
         &self,
         now: DateTime<Utc>,
@@ -190,34 +235,50 @@ impl Pipeline {
         if dirty.is_empty() {
             return Ok(0);
         }
-        let from = dirty.values().map(|r| r.0).min().unwrap_or_default();
-        let to = dirty.values().map(|r| r.1).max().unwrap_or_default();
-        let ids: Vec<String> = dirty.keys().cloned().collect();
-        match self
-            .store
-            .recompute(
-                &self.policy(),
-                Some(&ids),
-                from,
-                to,
-                "punches received",
-                "ingest",
-                now,
-            )
-            .await
-        {
-            Ok(r) => Ok(r.evaluated),
-            Err(e) => {
-                // Put them back so the next round tries again.
-                let mut m = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-                for (k, v) in dirty {
-                    let e = m.entry(k).or_insert(v);
-                    e.0 = e.0.min(v.0);
-                    e.1 = e.1.max(v.1);
+        let policy = self.policy();
+        let today = to_local(policy.tz, now).date_naive();
+        let result = async {
+            let start = self
+                .store
+                .classification_start(self.classify_from, Some(today), now)
+                .await?;
+            // Employees with the same range share one recompute.
+            let mut groups: BTreeMap<(NaiveDate, NaiveDate), Vec<String>> = BTreeMap::new();
+            for (emp, (from, to)) in &dirty {
+                let from = start.map_or(*from, |s| (*from).max(s));
+                if from <= *to {
+                    groups.entry((from, *to)).or_default().push(emp.clone());
                 }
-                Err(e)
+            }
+            let mut evaluated = 0;
+            for ((from, to), ids) in groups {
+                let r = self
+                    .store
+                    .recompute(
+                        &policy,
+                        Some(&ids),
+                        from,
+                        to,
+                        "punches received",
+                        "ingest",
+                        now,
+                    )
+                    .await?;
+                evaluated += r.evaluated;
+            }
+            Ok(evaluated)
+        }
+        .await;
+        if result.is_err() {
+            // Put them back so the next round tries again.
+            let mut m = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, v) in dirty {
+                let e = m.entry(k).or_insert(v);
+                e.0 = e.0.min(v.0);
+                e.1 = e.1.max(v.1);
             }
         }
+        result
     }
 
     /// Runs [`Pipeline::recompute_dirty`] every `interval` until `shutdown`,
@@ -457,34 +518,34 @@ impl Pipeline {
             last_seen,
         } = prepared;
         let started = std::time::Instant::now();
-        let store_err = |e: crate::store::StoreError| {
+        let written = async {
+            if let Some(ack) = pull {
+                self.store.quarantine_many(&quarantine).await?;
+                self.store
+                    .insert_punches_with_cursor(&punches, ack.source, ack.device, ack.cursor)
+                    .await
+            } else {
+                let outcomes = if punches.is_empty() {
+                    Vec::new()
+                } else {
+                    self.store.insert_punches(&punches).await?
+                };
+                self.store.quarantine_many(&quarantine).await?;
+                Ok::<_, crate::store::StoreError>(outcomes)
+            }
+        }
+        .await;
+        if let Some(h) = &self.health {
+            h.store_written(
+                written.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                self.store.engine(),
+                Utc::now(),
+            );
+        }
+        let outcomes = written.map_err(|e| {
             self.metrics.add("attendd_store_errors_total", &[], 1.0);
             SinkError(e.to_string())
-        };
-        let outcomes = if let Some(ack) = pull {
-            self.store
-                .quarantine_many(&quarantine)
-                .await
-                .map_err(store_err)?;
-            self.store
-                .insert_punches_with_cursor(&punches, ack.source, ack.device, ack.cursor)
-                .await
-                .map_err(store_err)?
-        } else {
-            let outcomes = if punches.is_empty() {
-                Vec::new()
-            } else {
-                self.store
-                    .insert_punches(&punches)
-                    .await
-                    .map_err(store_err)?
-            };
-            self.store
-                .quarantine_many(&quarantine)
-                .await
-                .map_err(store_err)?;
-            outcomes
-        };
+        })?;
         self.metrics.add(
             "attendd_store_commit_seconds_sum",
             &[],
@@ -547,5 +608,21 @@ mod tests {
         assert_eq!(alias_keys("0012345678"), vec!["0012345678", "12345678"]);
         assert_eq!(alias_keys("0C8707"), vec!["0c8707", "820999"]);
         assert_eq!(alias_keys("Leyla"), vec!["leyla"]);
+    }
+
+    /// Issue 11 (12): an all-digit hex UID is said to be hex explicitly;
+    /// a decimal alias keeps its meaning.
+    #[test]
+    fn hex_prefix_in_the_alias_column() {
+        // esp-rfid's `"uid":"27373963"` is read as hex by the decoder.
+        let decoded = canonical_card("27373963", 16).unwrap();
+        assert_eq!(decoded, "657930595");
+        assert!(alias_keys("hex:27373963").contains(&decoded));
+        assert!(alias_keys("HEX:27373963").contains(&decoded));
+        assert!(alias_keys("0x27373963").contains(&decoded));
+        assert!(!alias_keys("27373963").contains(&decoded));
+        assert_eq!(alias_keys("1000000042"), vec!["1000000042"]);
+        // Not hex after the prefix: only the text itself.
+        assert_eq!(alias_keys("hex:xyz"), vec!["hex:xyz"]);
     }
 }

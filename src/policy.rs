@@ -56,6 +56,9 @@ pub struct RawPolicy {
     /// Punch window and repeat merging.
     #[serde(default)]
     pub window: RawWindow,
+    /// Worked-minute thresholds; absent: none.
+    #[serde(default)]
+    pub hours: Option<RawHours>,
     /// Shifts.
     #[serde(default)]
     pub shift: Vec<RawShift>,
@@ -115,6 +118,25 @@ pub struct RawWindow {
     /// default 60.
     #[serde(default = "default_dedupe")]
     pub dedupe_seconds: i64,
+    /// A shift whose punches all lie within this many minutes of its first
+    /// is one visit; default 30.
+    #[serde(default = "default_visit")]
+    pub visit_minutes: i64,
+}
+
+/// `[hours]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHours {
+    /// Fewer worked minutes are half a day of absence.
+    #[serde(default)]
+    pub half_day_below: Option<i64>,
+    /// Fewer worked minutes are a whole day of absence.
+    #[serde(default)]
+    pub absent_below: Option<i64>,
+    /// Rule id for the deduction; required with either threshold.
+    #[serde(default)]
+    pub rule: Option<String>,
 }
 
 fn default_window() -> i64 {
@@ -123,6 +145,9 @@ fn default_window() -> i64 {
 fn default_dedupe() -> i64 {
     60
 }
+fn default_visit() -> i64 {
+    30
+}
 
 impl Default for RawWindow {
     fn default() -> Self {
@@ -130,6 +155,7 @@ impl Default for RawWindow {
             before_minutes: default_window(),
             after_minutes: default_window(),
             dedupe_seconds: default_dedupe(),
+            visit_minutes: default_visit(),
         }
     }
 }
@@ -147,6 +173,18 @@ pub struct RawShift {
     /// Must be true when the end is on the next day.
     #[serde(default)]
     pub overnight: bool,
+    /// Grace for lateness and earliness on this shift; default: the
+    /// `[lateness]` and `[earliness]` graces.
+    #[serde(default)]
+    pub grace_minutes: Option<i64>,
+    /// Minutes before the start the window opens; default
+    /// `[window] before_minutes`.
+    #[serde(default)]
+    pub before_minutes: Option<i64>,
+    /// Minutes after the end the window closes; default
+    /// `[window] after_minutes`.
+    #[serde(default)]
+    pub after_minutes: Option<i64>,
 }
 
 /// `[lateness]` / `[earliness]`.
@@ -556,6 +594,20 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         }
         let (start, end) = (start.unwrap_or_default(), end.unwrap_or_default());
         check_shift_bounds(start, end, s.overnight, &mut is, &key);
+        for (k, v) in [
+            ("grace_minutes", s.grace_minutes),
+            ("before_minutes", s.before_minutes),
+            ("after_minutes", s.after_minutes),
+        ] {
+            if let Some(v) = v
+                && !(0..=24 * 60).contains(&v)
+            {
+                is.push(
+                    format!("{key}.{k}"),
+                    format!("{v} is outside 0 … 1440 minutes"),
+                );
+            }
+        }
         let id: Arc<str> = Arc::from(s.id.as_str());
         if shift_ids.insert(id.clone(), ShiftIdx(i as u16)).is_some() {
             is.push(format!("{key}.id"), format!("duplicate shift {:?}", s.id));
@@ -565,6 +617,9 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
             start,
             end,
             overnight: s.overnight,
+            grace_minutes: s.grace_minutes,
+            before_secs: s.before_minutes.unwrap_or(raw.window.before_minutes) * 60,
+            after_secs: s.after_minutes.unwrap_or(raw.window.after_minutes) * 60,
         });
     }
     if shifts.is_empty() {
@@ -639,6 +694,12 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         is.push(
             "window.dedupe_seconds",
             format!("{} is outside 0 … 3600 seconds", w.dedupe_seconds),
+        );
+    }
+    if !(0..=24 * 60).contains(&w.visit_minutes) {
+        is.push(
+            "window.visit_minutes",
+            format!("{} is outside 0 … 1440 minutes", w.visit_minutes),
         );
     }
 
@@ -746,6 +807,49 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
     let lateness = grading("lateness", &raw.lateness, &mut is);
     let earliness = grading("earliness", &raw.earliness, &mut is);
 
+    let hours = match &raw.hours {
+        None => Hours::default(),
+        Some(h) => {
+            for (k, v) in [
+                ("hours.half_day_below", h.half_day_below),
+                ("hours.absent_below", h.absent_below),
+            ] {
+                if let Some(v) = v
+                    && !(1..=24 * 60).contains(&v)
+                {
+                    is.push(k, format!("{v} is outside 1 … 1440 minutes"));
+                }
+            }
+            if let (Some(half), Some(full)) = (h.half_day_below, h.absent_below)
+                && full > half
+            {
+                is.push(
+                    "hours.absent_below",
+                    format!(
+                        "{full} is above half_day_below = {half} (fewer minutes cannot be a smaller absence)"
+                    ),
+                );
+            }
+            let any = h.half_day_below.is_some() || h.absent_below.is_some();
+            let rule = match (&h.rule, any) {
+                (Some(r), _) => Some(rule_ref(&mut is, "hours.rule".into(), r)),
+                (None, true) => {
+                    is.push(
+                        "hours.rule",
+                        "required when half_day_below or absent_below is set",
+                    );
+                    None
+                }
+                (None, false) => None,
+            };
+            Hours {
+                half_day_below: h.half_day_below,
+                absent_below: h.absent_below,
+                rule,
+            }
+        }
+    };
+
     let mut actions = BTreeMap::new();
     for (id, l) in &raw.actions {
         actions.insert(
@@ -813,6 +917,8 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         window_before_secs: raw.window.before_minutes * 60,
         window_after_secs: raw.window.after_minutes * 60,
         dedupe_secs: raw.window.dedupe_seconds,
+        visit_secs: raw.window.visit_minutes * 60,
+        hours,
         lateness,
         earliness,
         absence,

@@ -65,6 +65,10 @@ pub fn absence_decision(
     state: AlertState,
 ) -> AlertDecision {
     let policy = clock.policy();
+    // policy.md, "Employment dates": no alert outside them.
+    if !emp.employed_on(date) {
+        return AlertDecision::Nothing;
+    }
     let (Some(shift), _) = shift_on(policy, holidays, emp.roster, emp.default_shift, date) else {
         return AlertDecision::Nothing;
     };
@@ -73,7 +77,7 @@ pub fn absence_decision(
         .leaves
         .iter()
         .any(|l| l.status == LeaveStatus::Approved && l.start <= t.start && l.end > t.start);
-    let win_start = t.start - Duration::seconds(policy.window_before_secs);
+    let win_start = t.start - Duration::seconds(policy.shift(shift).before_secs);
     let first = emp
         .punches
         .iter()
@@ -105,7 +109,6 @@ pub fn close_time(
     close_delay: Duration,
 ) -> DateTime<Utc> {
     let policy = clock.policy();
-    let grace = Duration::minutes(policy.earliness.grace_minutes);
     let end_of_date = super::time::resolve_local(
         policy.tz,
         date.succ_opt()
@@ -114,9 +117,16 @@ pub fn close_time(
     );
     employees
         .iter()
+        .filter(|e| e.employed_on(date))
         .filter_map(|e| {
             let (s, _) = shift_on(policy, holidays, e.roster, e.default_shift, date);
-            s.map(|s| clock.times(date, s).end + grace)
+            s.map(|s| {
+                let grace = policy
+                    .shift(s)
+                    .grace_minutes
+                    .unwrap_or(policy.earliness.grace_minutes);
+                clock.times(date, s).end + Duration::minutes(grace)
+            })
         })
         .max()
         .unwrap_or(end_of_date)

@@ -30,6 +30,8 @@ pub enum DayKind {
     RosterRest,
     /// The policy takes shifts from the roster only and there is no row.
     NotRostered,
+    /// Outside the employee's employment dates.
+    NotEmployed,
 }
 
 impl DayKind {
@@ -43,6 +45,7 @@ impl DayKind {
             DayKind::Roster => "roster",
             DayKind::RosterRest => "roster_rest",
             DayKind::NotRostered => "not_rostered",
+            DayKind::NotEmployed => "not_employed",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! This is `spec/policy.md`, "Classifying one employee-day", step by step.
 //! Each step's doc comment names the seed rule it encodes.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
@@ -27,6 +28,17 @@ pub struct EmployeeDays<'a> {
     pub roster: Option<&'a Roster>,
     /// Leave and field-work records, in any state.
     pub leaves: &'a [Leave],
+    /// First day employed (inclusive); earlier dates are `not_employed`.
+    pub start_date: Option<NaiveDate>,
+    /// Last day employed (inclusive); later dates are `not_employed`.
+    pub end_date: Option<NaiveDate>,
+}
+
+impl EmployeeDays<'_> {
+    /// True when `date` lies within the employment dates.
+    pub fn employed_on(&self, date: NaiveDate) -> bool {
+        employed_on(self.start_date, self.end_date, date)
+    }
 }
 
 /// A shift instance of one employee with its punch window.
@@ -37,6 +49,16 @@ struct Instance {
     times: ShiftTimes,
     win_start: DateTime<Utc>,
     win_end: DateTime<Utc>,
+    /// The window includes `win_end` itself: true unless the next shift's
+    /// window starts there (policy.md, "Windows").
+    end_inclusive: bool,
+}
+
+impl Instance {
+    /// The window is still open at `now`: punches may yet arrive.
+    fn open_at(&self, now: DateTime<Utc>) -> bool {
+        now < self.win_end || (self.end_inclusive && now == self.win_end)
+    }
 }
 
 /// A punch after repeats were merged.
@@ -47,7 +69,12 @@ struct Kept<'a> {
     merged: u32,
 }
 
-/// Evaluates every date in `[from, to]` for one employee.
+/// Evaluates every date in `[from, to]` for one employee, as known at
+/// `now`.
+///
+/// A shift whose punch window is still open at `now` gets a provisional
+/// verdict (policy.md, "Today"); pass an instant after every window (e.g.
+/// [`DateTime::<Utc>::MAX_UTC`]) for final verdicts only.
 ///
 /// Dates from the first of `from`'s month are classified too (and
 /// discarded) because the escalation ladder counts occurrences per calendar
@@ -58,6 +85,7 @@ pub fn evaluate_employee(
     emp: &EmployeeDays<'_>,
     from: NaiveDate,
     to: NaiveDate,
+    now: DateTime<Utc>,
 ) -> Vec<DayVerdict> {
     let policy = clock.policy();
     if to < from {
@@ -65,11 +93,18 @@ pub fn evaluate_employee(
     }
     let eval_from = from.with_day(1).unwrap_or(from);
 
-    let kept = merge_repeats(policy, emp.punches);
+    let sorted: Cow<'_, [Punch]> = if emp.punches.is_sorted() {
+        Cow::Borrowed(emp.punches)
+    } else {
+        let mut v = emp.punches.to_vec();
+        v.sort_unstable();
+        Cow::Owned(v)
+    };
 
     // Shift instances over the range plus enough margin that a neighbour's
     // window can reach into it.
-    let margin = ((policy.window_before_secs + policy.window_after_secs) / 86_400 + 2) as u64;
+    let (before, after) = policy.max_window_secs();
+    let margin = ((before + after) / 86_400 + 2) as u64;
     let first = eval_from - Days::new(margin);
     let last = to + Days::new(margin);
     let mut kinds: Vec<(NaiveDate, Option<ShiftIdx>, DayKind)> =
@@ -77,16 +112,22 @@ pub fn evaluate_employee(
     let mut instances: Vec<Instance> = Vec::new();
     let mut d = first;
     while d <= last {
-        let (shift, kind) = shift_on(policy, holidays, emp.roster, emp.default_shift, d);
+        let (shift, kind) = if emp.employed_on(d) {
+            shift_on(policy, holidays, emp.roster, emp.default_shift, d)
+        } else {
+            (None, DayKind::NotEmployed)
+        };
         kinds.push((d, shift, kind));
         if let Some(s) = shift {
             let times = clock.times(d, s);
+            let sh = policy.shift(s);
             instances.push(Instance {
                 date: d,
                 shift: s,
                 times,
-                win_start: times.start - chrono::Duration::seconds(policy.window_before_secs),
-                win_end: times.end + chrono::Duration::seconds(policy.window_after_secs),
+                win_start: times.start - chrono::Duration::seconds(sh.before_secs),
+                win_end: times.end + chrono::Duration::seconds(sh.after_secs),
+                end_inclusive: true,
             });
         }
         d = d + Days::new(1);
@@ -95,17 +136,26 @@ pub fn evaluate_employee(
 
     let mut out = Vec::with_capacity((to - eval_from).num_days() as usize + 1);
     let mut next_instance = 0;
+    let mut scratch: Vec<Kept<'_>> = Vec::new();
     for &(date, shift, kind) in &kinds {
         if date < eval_from || date > to {
             continue;
         }
         let verdict = match shift {
-            None => rest_day(policy, emp.employee, date, kind),
+            None => rest_day(emp.employee, date, kind),
             Some(_) => {
                 while instances[next_instance].date < date {
                     next_instance += 1;
                 }
-                classify_instance(policy, emp, &kept, &instances[next_instance], kind)
+                classify_instance(
+                    policy,
+                    emp,
+                    &sorted,
+                    &instances[next_instance],
+                    kind,
+                    now,
+                    &mut scratch,
+                )
             }
         };
         out.push(verdict);
@@ -118,17 +168,16 @@ pub fn evaluate_employee(
 }
 
 /// 坐席考勤管理制度 四1 (face recognition) and `dedupe_seconds`: punches of
-/// the same employee within the window of the previous kept punch are one
-/// punch (a terminal re-sending, a reader repeating, a person trying twice).
-fn merge_repeats<'a>(policy: &Policy, punches: &'a [Punch]) -> Vec<Kept<'a>> {
-    let mut refs: Vec<&Punch> = punches.iter().collect();
-    if !refs.is_sorted() {
-        refs.sort_unstable();
-    }
-    let mut kept: Vec<Kept<'a>> = Vec::with_capacity(refs.len());
-    for p in refs {
+/// one shift within `dedupe_secs` of the previous kept punch are one punch
+/// (a terminal re-sending, a reader repeating, a person trying twice).
+/// Called on one shift's punches only, so repeats are never merged across
+/// two shifts (policy.md, "One visit, one punch": a handover at 07:59:40
+/// and 08:00:20 is two punches for two shifts). `punches` is sorted.
+fn merge_repeats<'a>(dedupe_secs: i64, punches: &'a [Punch], kept: &mut Vec<Kept<'a>>) {
+    kept.clear();
+    for p in punches {
         if let Some(last) = kept.last_mut()
-            && (p.at - last.at).num_seconds() <= policy.dedupe_secs
+            && (p.at - last.at).num_seconds() <= dedupe_secs
         {
             last.merged += 1;
             continue;
@@ -139,36 +188,38 @@ fn merge_repeats<'a>(policy: &Policy, punches: &'a [Punch]) -> Vec<Kept<'a>> {
             merged: 0,
         });
     }
-    kept
 }
 
-/// Punch windows of consecutive shifts never overlap: where they would, the
-/// gap between the earlier shift's end and the later one's start is split
-/// in half (policy.md, "Punch window").
+/// Punch windows of consecutive shifts never overlap. Where they would, the
+/// boundary is the midpoint between the earlier shift's end and the later
+/// one's start, moved into `[later.start − later.before, earlier.end +
+/// earlier.after]`: a split never widens a window past its own margin
+/// (policy.md, "Windows"). The boundary instant belongs to the later shift.
 fn split_windows(instances: &mut [Instance]) {
     for i in 1..instances.len() {
         let (a, b) = instances.split_at_mut(i);
         let prev = &mut a[i - 1];
         let cur = &mut b[0];
-        if prev.win_end > cur.win_start {
+        if prev.win_end >= cur.win_start {
             let gap = cur.times.start - prev.times.end;
-            let split = prev.times.end + gap / 2;
-            prev.win_end = split;
-            cur.win_start = split;
+            let mid = prev.times.end + gap / 2;
+            let boundary = mid.clamp(cur.win_start, prev.win_end);
+            prev.win_end = boundary;
+            prev.end_inclusive = false;
+            cur.win_start = boundary;
         }
     }
 }
 
-fn rest_day(policy: &Policy, employee: &EmployeeId, date: NaiveDate, kind: DayKind) -> DayVerdict {
-    let _ = policy;
+fn rest_day(employee: &EmployeeId, date: NaiveDate, kind: DayKind) -> DayVerdict {
     DayVerdict {
         employee_id: employee.clone(),
         date,
         shift: None,
-        status: if kind == DayKind::Holiday {
-            Status::Holiday
-        } else {
-            Status::Rest
+        status: match kind {
+            DayKind::Holiday => Status::Holiday,
+            DayKind::NotEmployed => Status::NotEmployed,
+            _ => Status::Rest,
         },
         check_in: None,
         check_out: None,
@@ -176,6 +227,8 @@ fn rest_day(policy: &Policy, employee: &EmployeeId, date: NaiveDate, kind: DayKi
         early_minutes: 0,
         absence_days: Points::ZERO,
         leave_days: Points::ZERO,
+        worked_minutes: None,
+        provisional: false,
         points: Points::ZERO,
         actions: Vec::new(),
         deductions: Vec::new(),
@@ -195,14 +248,10 @@ fn whole_minutes(a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
 
 /// 坐席考勤管理制度 五1 (grace of 15 minutes) and 坐席员考核细则 二(二)1
 /// (≤ 30 min: 1 point; > 30 min: half-day absence; > 3 h: whole day).
-fn grade_side(grading: &Grading, minutes: i64) -> SideGrade {
-    match grading.step_for(minutes) {
-        None => SideGrade {
-            minutes,
-            grade: Grade::OnTime,
-            rule: None,
-            points: Points::ZERO,
-        },
+/// `grace` is the shift's own when it sets one (`[[shift]] grace_minutes`).
+fn grade_side(grading: &Grading, grace: Option<i64>, minutes: i64) -> SideGrade {
+    match grading.step_with_grace(minutes, grace.unwrap_or(grading.grace_minutes)) {
+        None => on_time(minutes),
         Some(step) => SideGrade {
             minutes,
             grade: step.grade,
@@ -212,30 +261,90 @@ fn grade_side(grading: &Grading, minutes: i64) -> SideGrade {
     }
 }
 
-/// Moves the expected start past approved leave that covers it and the
-/// expected end before approved leave that covers it (policy.md step 2).
-/// Returns the leave records used.
+fn on_time(minutes: i64) -> SideGrade {
+    SideGrade {
+        minutes,
+        grade: Grade::OnTime,
+        rule: None,
+        points: Points::ZERO,
+    }
+}
+
+/// Approved leave or field work overlapping `[a, b)`.
+fn approved_in(
+    leaves: &[Leave],
+    a: DateTime<Utc>,
+    b: DateTime<Utc>,
+) -> impl Iterator<Item = &Leave> {
+    leaves
+        .iter()
+        .filter(move |l| l.status == LeaveStatus::Approved && l.start < b && l.end > a)
+}
+
+/// Seconds of `[a, b)` covered by approved leave (field work too when
+/// `field`), overlapping records counted once.
+fn covered_secs(leaves: &[Leave], a: DateTime<Utc>, b: DateTime<Utc>, field: bool) -> i64 {
+    if b <= a || leaves.is_empty() {
+        return 0;
+    }
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = approved_in(leaves, a, b)
+        .filter(|l| field || !l.is_field())
+        .map(|l| (l.start.max(a), l.end.min(b)))
+        .collect();
+    spans.sort_unstable();
+    let mut total = 0;
+    let mut reach = a;
+    for (s, e) in spans {
+        let s = s.max(reach);
+        if e > s {
+            total += (e - s).num_seconds();
+            reach = e;
+        }
+    }
+    total
+}
+
+/// Whole minutes of `[a, b)` not excused by approved leave or field work
+/// (policy.md, "Partial leave": lateness and earliness count only
+/// unexcused minutes).
+fn unexcused_minutes(leaves: &[Leave], a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
+    if b <= a {
+        return 0;
+    }
+    ((b - a).num_seconds() - covered_secs(leaves, a, b, true))
+        .div_euclid(60)
+        .max(0)
+}
+
+/// Leave days for `covered` seconds of leave in a shift of `shift` seconds:
+/// the share rounded to the nearest half day, exactly a quarter or three
+/// quarters rounding up (policy.md, "Partial leave": a morning is 0.5).
+fn leave_share(covered: i64, shift: i64) -> Points {
+    if covered <= 0 || shift <= 0 || covered * 4 < shift {
+        Points::ZERO
+    } else if covered * 4 < shift * 3 {
+        Points::HALF
+    } else {
+        Points::ONE
+    }
+}
+
+/// The expected start moved past approved leave that covers it and the
+/// expected end before approved leave that covers it: the whole shift is
+/// excused when they cross (policy.md step 2), and the one-punch rule
+/// measures from them. Returns the leave records overlapping the shift.
 fn apply_leave(leaves: &[Leave], times: ShiftTimes) -> (DateTime<Utc>, DateTime<Utc>, Vec<&Leave>) {
     let mut start = times.start;
     let mut end = times.end;
-    let mut used: Vec<&Leave> = Vec::new();
-    let approved = || {
-        leaves.iter().filter(|l| {
-            l.status == LeaveStatus::Approved && l.start < times.end && l.end > times.start
-        })
-    };
-    while let Some(l) = approved().find(|l| l.start <= start && l.end > start) {
+    let used: Vec<&Leave> = approved_in(leaves, times.start, times.end).collect();
+    while let Some(l) = used.iter().find(|l| l.start <= start && l.end > start) {
         start = l.end;
-        used.push(l);
         if start >= end {
             return (start, end, used);
         }
     }
-    while let Some(l) = approved().find(|l| l.start < end && l.end >= end) {
+    while let Some(l) = used.iter().find(|l| l.start < end && l.end >= end) {
         end = l.start;
-        if !used.contains(&l) {
-            used.push(l);
-        }
         if start >= end {
             break;
         }
@@ -243,12 +352,26 @@ fn apply_leave(leaves: &[Leave], times: ShiftTimes) -> (DateTime<Utc>, DateTime<
     (start, end, used)
 }
 
-fn classify_instance(
+/// What the punches of a shift say, once sided.
+enum Sides {
+    /// No punch in the window.
+    None,
+    /// A check-in only.
+    In(DateTime<Utc>),
+    /// A check-out only.
+    Out(DateTime<Utc>),
+    /// Both.
+    Both(DateTime<Utc>, DateTime<Utc>),
+}
+
+fn classify_instance<'a>(
     policy: &Policy,
     emp: &EmployeeDays<'_>,
-    kept: &[Kept<'_>],
+    punches: &'a [Punch],
     inst: &Instance,
     kind: DayKind,
+    now: DateTime<Utc>,
+    kept: &mut Vec<Kept<'a>>,
 ) -> DayVerdict {
     let tz = policy.tz;
     let shift = policy.shift(inst.shift);
@@ -271,6 +394,8 @@ fn classify_instance(
         early_minutes: 0,
         absence_days: Points::ZERO,
         leave_days: Points::ZERO,
+        worked_minutes: None,
+        provisional: false,
         points: Points::ZERO,
         actions: Vec::new(),
         deductions: Vec::new(),
@@ -278,20 +403,35 @@ fn classify_instance(
         explanation: Explanation::default(),
     };
 
-    // Punches in the half-open window [win_start, win_end).
-    let lo = kept.partition_point(|p| p.at < inst.win_start);
-    let hi = kept.partition_point(|p| p.at < inst.win_end);
-    let punches = &kept[lo..hi];
-    ex.punches = punches
+    // The window: [win_start, win_end], or [win_start, win_end) when the
+    // next shift's window starts at win_end (policy.md, "Windows").
+    let lo = punches.partition_point(|p| p.at < inst.win_start);
+    let hi = if inst.end_inclusive {
+        punches.partition_point(|p| p.at <= inst.win_end)
+    } else {
+        punches.partition_point(|p| p.at < inst.win_end)
+    };
+    merge_repeats(policy.dedupe_secs, &punches[lo..hi], kept);
+    ex.punches = kept
         .iter()
         .map(|p| PunchRef {
             time: to_local(tz, p.at),
             device: p.device.cloned(),
         })
         .collect();
-    ex.repeats_merged = punches.iter().map(|p| p.merged).sum();
+    ex.repeats_merged = kept.iter().map(|p| p.merged).sum();
+    // policy.md, "One visit, one punch": all of a shift's punches within
+    // visit_minutes of its first are one visit to the terminal.
+    let one_visit = match (kept.first(), kept.last()) {
+        (Some(f), Some(l)) => kept.len() > 1 && (l.at - f.at).num_seconds() <= policy.visit_secs,
+        _ => false,
+    };
+    ex.one_visit = one_visit;
+    let open = inst.open_at(now);
+    v.provisional = open;
 
     // Step 2: approved leave or field work (坐席考勤管理制度 三2, 四2).
+    let shift_secs = (inst.times.end - inst.times.start).num_seconds();
     let (exp_start, exp_end, used) = if emp.leaves.is_empty() {
         (inst.times.start, inst.times.end, Vec::new())
     } else {
@@ -305,17 +445,30 @@ fn classify_instance(
             end: to_local(tz, l.end),
         })
         .collect();
+    let (excused_secs, leave_secs) = if used.is_empty() {
+        (0, 0)
+    } else {
+        (
+            covered_secs(emp.leaves, inst.times.start, inst.times.end, true),
+            covered_secs(emp.leaves, inst.times.start, inst.times.end, false),
+        )
+    };
+    ex.excused_minutes = excused_secs / 60;
+    let all_field = used.iter().all(|l| l.is_field());
     if exp_start >= exp_end {
-        let field = used.iter().all(|l| l.is_field());
-        v.status = if field {
+        v.status = if all_field {
             Status::Field
         } else {
             Status::OnLeave
         };
-        v.leave_days = if field { Points::ZERO } else { Points::ONE };
-        if let (Some(f), Some(l)) = (punches.first(), punches.last()) {
+        v.leave_days = leave_share(leave_secs, shift_secs);
+        v.provisional = false;
+        if let (Some(f), Some(l)) = (kept.first(), kept.last()) {
             v.check_in = Some(to_local(tz, f.at));
             v.check_out = Some(to_local(tz, l.at));
+            if kept.len() > 1 && !one_visit {
+                v.worked_minutes = Some(whole_minutes(f.at, l.at));
+            }
         }
         v.explanation = ex;
         return v;
@@ -323,18 +476,67 @@ fn classify_instance(
     if !used.is_empty() {
         ex.expected_start = Some(to_local(tz, exp_start));
         ex.expected_end = Some(to_local(tz, exp_end));
-        v.flags.push(if used.iter().all(|l| l.is_field()) {
+        v.flags.push(if all_field {
             Flag::PartialField
         } else {
             Flag::PartialLeave
         });
     }
 
+    // Which sides the punches show. policy.md, "Today": while the window is
+    // open nothing that has not happened yet is graded; before the
+    // (expected) end every punch so far is on the arrival side.
+    let shift_over = now >= exp_end;
+    let sides = match (kept.first(), kept.last()) {
+        (None, _) | (_, None) => Sides::None,
+        (Some(f), Some(_)) if open && !shift_over => Sides::In(f.at),
+        // Step 4: one punch (or one visit): the side it is nearer to.
+        (Some(f), Some(l)) if kept.len() == 1 || one_visit => {
+            if (f.at - exp_start).abs() < (exp_end - f.at).abs() {
+                Sides::In(f.at)
+            } else {
+                Sides::Out(l.at)
+            }
+        }
+        // Step 5: first in, last out.
+        (Some(f), Some(l)) => Sides::Both(f.at, l.at),
+    };
+
     let abs = &policy.absence;
-    let (late, early) = match punches {
+    let grace = shift.grace_minutes;
+    let late_of = |at: DateTime<Utc>| {
+        grade_side(
+            &policy.lateness,
+            grace,
+            unexcused_minutes(emp.leaves, inst.times.start, at),
+        )
+    };
+    let early_of = |at: DateTime<Utc>| {
+        grade_side(
+            &policy.earliness,
+            grace,
+            unexcused_minutes(emp.leaves, at, inst.times.end),
+        )
+    };
+    let missing = || match &abs.missing_punch {
+        MissingPunch::AbsentHalf { rule, points } => SideGrade {
+            minutes: 0,
+            grade: Grade::HalfDay,
+            rule: Some(rule.clone()),
+            points: *points,
+        },
+        MissingPunch::Flag => on_time(0),
+    };
+    let mut in_progress = false;
+    let (late, early) = match sides {
+        Sides::None if open => {
+            v.status = Status::NotArrived;
+            v.explanation = ex;
+            return v;
+        }
         // Step 3: no punch in the window: a whole day of absence
         // (坐席员考核细则 二(二)2: 旷工1天扣10分).
-        [] => {
+        Sides::None if excused_secs == 0 => {
             v.status = Status::AbsentFull;
             v.absence_days = Points::ONE;
             v.points = abs.no_punch_points;
@@ -345,46 +547,35 @@ fn classify_instance(
             v.explanation = ex;
             return v;
         }
-        // Step 4: one punch: the side it is nearer to is kept, the other is
-        // missing.
-        [only] => {
-            let to_start = (only.at - exp_start).abs();
-            let to_end = (exp_end - only.at).abs();
-            let missing = match &abs.missing_punch {
-                MissingPunch::AbsentHalf { rule, points } => SideGrade {
-                    minutes: 0,
-                    grade: Grade::HalfDay,
-                    rule: Some(rule.clone()),
-                    points: *points,
-                },
-                MissingPunch::Flag => SideGrade {
-                    minutes: 0,
-                    grade: Grade::OnTime,
-                    rule: None,
-                    points: Points::ZERO,
-                },
-            };
-            if to_start < to_end {
-                v.check_in = Some(to_local(tz, only.at));
+        // policy.md, "Partial leave": with no punch at all, the unexcused
+        // minutes of the shift are graded on the lateness ladder.
+        Sides::None => (late_of(inst.times.end), on_time(0)),
+        Sides::In(at) => {
+            v.check_in = Some(to_local(tz, at));
+            let late = late_of(at);
+            if open {
+                // No missing check-out before the window closes; while the
+                // shift runs the day is `in_progress`, after its end the
+                // lateness alone decides the provisional status.
+                in_progress = !shift_over;
+                (late, on_time(0))
+            } else {
                 ex.missing = Some(MissingSide::CheckOut);
                 v.flags.push(Flag::MissingCheckOut);
-                let late = grade_side(&policy.lateness, whole_minutes(exp_start, only.at));
-                (late, missing)
-            } else {
-                v.check_out = Some(to_local(tz, only.at));
-                ex.missing = Some(MissingSide::CheckIn);
-                v.flags.push(Flag::MissingCheckIn);
-                let early = grade_side(&policy.earliness, whole_minutes(only.at, exp_end));
-                (missing, early)
+                (late, missing())
             }
         }
-        // Step 5: first in, last out, each graded on its ladder.
-        [first, .., last] => {
-            v.check_in = Some(to_local(tz, first.at));
-            v.check_out = Some(to_local(tz, last.at));
-            let late = grade_side(&policy.lateness, whole_minutes(exp_start, first.at));
-            let early = grade_side(&policy.earliness, whole_minutes(last.at, exp_end));
-            (late, early)
+        Sides::Out(at) => {
+            v.check_out = Some(to_local(tz, at));
+            ex.missing = Some(MissingSide::CheckIn);
+            v.flags.push(Flag::MissingCheckIn);
+            (missing(), early_of(at))
+        }
+        Sides::Both(i, o) => {
+            v.check_in = Some(to_local(tz, i));
+            v.check_out = Some(to_local(tz, o));
+            v.worked_minutes = Some(whole_minutes(i, o));
+            (late_of(i), early_of(o))
         }
     };
 
@@ -394,7 +585,38 @@ fn classify_instance(
 
     // Step 6: two half days make one; the day's points are capped.
     v.absence_days = (late.grade.absence() + early.grade.absence()).min(Points::ONE);
-    let raw = late.points + early.points;
+    let mut raw = late.points + early.points;
+    // policy.md, "Worked minutes": too few worked minutes (leave minutes
+    // counting as worked) are absence when that is worse.
+    let mut short = None;
+    if let (Sides::Both(i, o), Some(rule)) = (&sides, &policy.hours.rule) {
+        let excused_outside = excused_secs
+            - covered_secs(
+                emp.leaves,
+                (*i).max(inst.times.start),
+                (*o).min(inst.times.end),
+                true,
+            );
+        let credited = ((*o - *i).num_seconds() + excused_outside).div_euclid(60);
+        if let Some(grade) = policy.hours.grade(credited) {
+            let points = if grade == Grade::FullDay {
+                abs.full_day_points
+            } else {
+                abs.half_day_points
+            };
+            let absence = grade.absence();
+            if absence > v.absence_days || (absence == v.absence_days && points > raw) {
+                v.absence_days = absence;
+                raw = points;
+                short = Some(SideGrade {
+                    minutes: credited,
+                    grade,
+                    rule: Some(rule.clone()),
+                    points,
+                });
+            }
+        }
+    }
     v.points = match abs.day_cap {
         Some(cap) if raw > cap => {
             ex.uncapped_points = Some(raw);
@@ -403,7 +625,11 @@ fn classify_instance(
         _ => raw,
     };
     let mut left = v.points;
-    for side in [&late, &early] {
+    let sources: [Option<&SideGrade>; 2] = match &short {
+        Some(s) => [Some(s), None],
+        None => [Some(&late), Some(&early)],
+    };
+    for side in sources.into_iter().flatten() {
         if let Some(rule) = &side.rule
             && !side.points.is_zero()
         {
@@ -415,11 +641,24 @@ fn classify_instance(
         }
     }
 
+    // policy.md, "Partial leave": leave days are the covered share, and
+    // leave days plus absence days never exceed one (leave gives way).
+    v.leave_days = leave_share(leave_secs, shift_secs).min(Points::ONE - v.absence_days);
+
     // Step 7: status.
-    v.status = if v.absence_days >= Points::ONE {
+    v.status = if in_progress {
+        Status::InProgress
+    } else if v.absence_days >= Points::ONE {
         Status::AbsentFull
     } else if v.absence_days > Points::ZERO {
         Status::AbsentHalf
+    } else if short.is_none() && matches!(sides, Sides::None) && late.grade == Grade::OnTime {
+        // No punch, and the little that leave did not cover is within grace.
+        if all_field {
+            Status::Field
+        } else {
+            Status::OnLeave
+        }
     } else {
         match (late.grade == Grade::Minor, early.grade == Grade::Minor) {
             (true, true) => Status::LateAndEarly,
@@ -430,6 +669,7 @@ fn classify_instance(
     };
     ex.late = Some(late);
     ex.early = Some(early);
+    ex.short_hours = short;
     v.explanation = ex;
     v
 }

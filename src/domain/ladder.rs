@@ -41,7 +41,8 @@ pub fn apply_ladder(ladder: &Ladder, days: &mut [DayVerdict]) {
             } else {
                 v.explanation.early.as_ref()
             };
-            if side.is_none_or(|s| s.grade != Grade::Minor) {
+            // A day that worked too few hours is punished as absence.
+            if side.is_none_or(|s| s.grade != Grade::Minor) || v.explanation.short_hours.is_some() {
                 runs[k] = 0;
                 continue;
             }

@@ -25,6 +25,15 @@ pub struct Shift {
     pub end: NaiveTime,
     /// The end falls on the day after the start (18:00–08:00).
     pub overnight: bool,
+    /// Grace for both lateness and earliness on this shift, replacing the
+    /// policy's (`[[shift]] grace_minutes`); `None` keeps the policy's.
+    pub grace_minutes: Option<i64>,
+    /// Seconds before the start where this shift's punch window opens
+    /// (`[[shift]] before_minutes`, else `[window] before_minutes`).
+    pub before_secs: i64,
+    /// Seconds after the end where this shift's punch window closes
+    /// (`[[shift]] after_minutes`, else `[window] after_minutes`).
+    pub after_secs: i64,
 }
 
 /// What a date with no roster row means for an employee.
@@ -62,7 +71,13 @@ pub struct Grading {
 impl Grading {
     /// The step that `minutes` falls on, or `None` when within grace.
     pub fn step_for(&self, minutes: i64) -> Option<&Step> {
-        if minutes <= self.grace_minutes {
+        self.step_with_grace(minutes, self.grace_minutes)
+    }
+
+    /// [`Grading::step_for`] with a shift's own grace in place of the
+    /// policy's: minutes up to `grace` are on time, the steps apply beyond.
+    pub fn step_with_grace(&self, minutes: i64, grace: i64) -> Option<&Step> {
+        if minutes <= grace {
             return None;
         }
         self.steps
@@ -100,6 +115,32 @@ pub struct Absence {
     pub no_punch_points: Points,
     /// Treatment of a day with exactly one punch.
     pub missing_punch: MissingPunch,
+}
+
+/// `[hours]`: worked minutes that count as absence (policy.md, "Worked
+/// minutes"). Leave minutes count as worked.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hours {
+    /// Fewer worked minutes than this are half a day of absence.
+    pub half_day_below: Option<i64>,
+    /// Fewer worked minutes than this are a whole day of absence.
+    pub absent_below: Option<i64>,
+    /// Rule for the deduction (required when a threshold is set).
+    pub rule: Option<Arc<str>>,
+}
+
+impl Hours {
+    /// The absence `minutes` worked count as, or `None` when enough.
+    /// "Fewer than" excludes the threshold itself (不满).
+    pub fn grade(&self, minutes: i64) -> Option<Grade> {
+        if self.absent_below.is_some_and(|t| minutes < t) {
+            Some(Grade::FullDay)
+        } else if self.half_day_below.is_some_and(|t| minutes < t) {
+            Some(Grade::HalfDay)
+        } else {
+            None
+        }
+    }
 }
 
 /// The escalation ladder for repeat offenders (坐席考勤管理制度 五2).
@@ -193,8 +234,13 @@ pub struct Policy {
     /// Seconds after shift end where the punch window closes.
     pub window_after_secs: i64,
     /// Punches of one employee within this many seconds of the previous
-    /// kept punch are the same punch.
+    /// kept punch are the same punch (merged within a shift only).
     pub dedupe_secs: i64,
+    /// A shift whose punches all lie within this many seconds of its first
+    /// is one visit (`[window] visit_minutes`, default 30 minutes).
+    pub visit_secs: i64,
+    /// Worked-minute thresholds (`[hours]`).
+    pub hours: Hours,
     /// Grading of check-in lateness.
     pub lateness: Grading,
     /// Grading of check-out earliness.
@@ -229,6 +275,15 @@ impl Policy {
     /// True when the weekday is a weekly workday.
     pub fn is_weekly_workday(&self, wd: Weekday) -> bool {
         self.workdays[wd.num_days_from_monday() as usize]
+    }
+
+    /// The widest window margins of any shift, before and after, in
+    /// seconds: how far a neighbouring date's window can reach.
+    pub fn max_window_secs(&self) -> (i64, i64) {
+        self.shifts.iter().fold(
+            (self.window_before_secs, self.window_after_secs),
+            |(b, a), s| (b.max(s.before_secs), a.max(s.after_secs)),
+        )
     }
 
     /// The category a rule counts against.

@@ -55,6 +55,26 @@ pub struct Employee {
     pub default_shift: Option<ShiftIdx>,
     /// Card numbers and face-match names that identify the person.
     pub aliases: Vec<String>,
+    /// First day employed (inclusive); `None` when employees.csv leaves it
+    /// empty. Earlier dates are `not_employed` (policy.md, "Employment
+    /// dates").
+    pub start_date: Option<NaiveDate>,
+    /// Last day employed (inclusive); `None` when employees.csv leaves it
+    /// empty. Later dates are `not_employed`.
+    pub end_date: Option<NaiveDate>,
+}
+
+impl Employee {
+    /// True when `date` lies within the employment dates.
+    pub fn employed_on(&self, date: NaiveDate) -> bool {
+        employed_on(self.start_date, self.end_date, date)
+    }
+}
+
+/// True when `date` lies in `[start, end]`, either bound optional
+/// (policy.md, "Employment dates": both inclusive).
+pub fn employed_on(start: Option<NaiveDate>, end: Option<NaiveDate>, date: NaiveDate) -> bool {
+    start.is_none_or(|s| date >= s) && end.is_none_or(|e| date <= e)
 }
 
 /// One recognition event, already attributed to an employee.
@@ -148,6 +168,16 @@ pub enum Status {
     Rest,
     /// A public holiday.
     Holiday,
+    /// Outside the employee's employment dates (policy.md, "Employment
+    /// dates"): no points, not a workday.
+    NotEmployed,
+    /// The punch window is open and there is no punch yet (policy.md,
+    /// "Today"); always provisional.
+    NotArrived,
+    /// Checked in, the window is open and no check-out can be told yet
+    /// (policy.md, "Today"); always provisional. Lateness already known is
+    /// in the deductions.
+    InProgress,
 }
 
 impl Status {
@@ -164,6 +194,9 @@ impl Status {
             Status::Field => "field",
             Status::Rest => "rest",
             Status::Holiday => "holiday",
+            Status::NotEmployed => "not_employed",
+            Status::NotArrived => "not_arrived",
+            Status::InProgress => "in_progress",
         }
     }
 
@@ -180,12 +213,15 @@ impl Status {
             Status::Field => "外出",
             Status::Rest => "休息",
             Status::Holiday => "节假日",
+            Status::NotEmployed => "未在职",
+            Status::NotArrived => "未到岗",
+            Status::InProgress => "在岗中",
         }
     }
 
     /// True for days the employee was expected to work.
     pub fn is_workday(self) -> bool {
-        !matches!(self, Status::Rest | Status::Holiday)
+        !matches!(self, Status::Rest | Status::Holiday | Status::NotEmployed)
     }
 }
 
@@ -336,13 +372,23 @@ pub struct Explanation {
     /// First instant of the punch window (inclusive).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_start: Option<DateTime<FixedOffset>>,
-    /// End of the punch window (exclusive).
+    /// Last instant of the punch window: included, unless the next
+    /// shift's window starts there (policy.md, "Windows").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_end: Option<DateTime<FixedOffset>>,
     /// Punches in the window after merging repeats.
     pub punches: Vec<PunchRef>,
-    /// Punches merged into an earlier one as repeats.
+    /// Punches merged into an earlier one as repeats (within this shift
+    /// only).
     pub repeats_merged: u32,
+    /// The shift's punches all lay within `[window] visit_minutes` of the
+    /// first: one visit to the terminal, sided by the one-punch rule
+    /// (policy.md, "One visit, one punch").
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub one_visit: bool,
+    /// Minutes of the shift covered by approved leave or field work.
+    #[serde(skip_serializing_if = "is_zero_i64", default)]
+    pub excused_minutes: i64,
     /// Leave that excused the day or moved its expected start or end.
     pub leave: Vec<LeaveRef>,
     /// Arrival grading.
@@ -354,12 +400,20 @@ pub struct Explanation {
     /// The side with no punch, when there was exactly one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing: Option<MissingSide>,
+    /// Worked minutes graded under `[hours]`, when they decided the day
+    /// (worse than the lateness and earliness grading).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub short_hours: Option<SideGrade>,
     /// The day's points before the day cap, when the cap lowered them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uncapped_points: Option<Points>,
     /// Ladder steps reached on this day.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub ladder: Vec<LadderHit>,
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
 }
 
 /// The verdict on one employee-day, with its explanation.
@@ -383,8 +437,19 @@ pub struct DayVerdict {
     pub early_minutes: i64,
     /// 0, 0.5 or 1.
     pub absence_days: Points,
-    /// Leave days taken: 1 when leave covers the whole shift, else 0.
+    /// Leave days taken: the share of the shift covered by approved leave,
+    /// rounded to a half day (a quarter and three quarters round up), and
+    /// never more than `1 − absence_days` (policy.md, "Partial leave").
     pub leave_days: Points,
+    /// Whole minutes from check-in to check-out; `null` when a side is
+    /// missing (policy.md, "Worked minutes").
+    #[serde(default)]
+    pub worked_minutes: Option<i64>,
+    /// The punch window is still open at the `now` the verdict was made
+    /// for: a side that has not happened yet is not graded (policy.md,
+    /// "Today").
+    #[serde(default)]
+    pub provisional: bool,
     /// Points deducted, after the day cap.
     pub points: Points,
     /// Ladder actions HR and the supervisor are told about.

@@ -48,7 +48,7 @@ pub struct ManualArgs {
     #[arg(long, value_name = "ID")]
     pub employee: String,
     /// The day it concerns, YYYY-MM-DD.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub date: NaiveDate,
     /// Rule id from the policy's catalogue.
     #[arg(long)]
@@ -239,7 +239,7 @@ async fn dispatch(cmd: HrCommand, out: &mut dyn Write) -> Result<(), CmdError> {
     }
     .clone();
     let path = config::config_path(common.config.as_deref());
-    let cfg = config::load(&path).map_err(|e| CmdError::Input(e.to_string()))?;
+    let cfg = config::load_for_commands(&path).map_err(|e| CmdError::Input(e.to_string()))?;
     let store = Store::open(&cfg.store_url).await?;
     let r = run_one(cmd, &cfg.policy, &store, common.json, out).await;
     store.close().await;

@@ -125,6 +125,8 @@ pub enum ApiError {
     NotFound(String),
     /// 409: conflicts with the state (published month, deadline passed).
     Conflict(String),
+    /// 415: a JSON route was sent a body that does not say it is JSON.
+    UnsupportedMediaType(String),
     /// 500: logged with this text, answered without it.
     Internal(String),
 }
@@ -160,6 +162,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             ApiError::Internal(m) => {
                 tracing::error!("api: {m}");
                 (
@@ -230,8 +233,7 @@ async fn visible_employee(api: &Api, c: &Caller, id: &str) -> Result<EmployeeRec
 }
 
 fn parse_date(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| ApiError::BadRequest(format!("{field}: {s:?} is not YYYY-MM-DD")))
+    crate::dates::parse_date(s).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
 
 fn parse_month(s: &str) -> Result<NaiveDate, ApiError> {
@@ -297,6 +299,53 @@ fn created<T: Serialize>(v: &T) -> ApiResult {
     Ok((StatusCode::CREATED, axum::Json(v)).into_response())
 }
 
+/// The body of a JSON route. Its `Content-Type` must be
+/// `application/json` (parameters such as `charset` allowed) or an
+/// `application/…+json` type; anything else, or none, is 415.
+struct JsonBody(Bytes);
+
+/// True for `application/json` and `application/…+json`, any parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|s| s.ends_with("+json"))
+}
+
+impl axum::extract::FromRequest<Arc<Api>> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &Arc<Api>) -> Result<Self, ApiError> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("?").to_string());
+        match ct {
+            Some(ct) if is_json(&ct) => {}
+            Some(ct) => {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "content-type: {ct:?} is not application/json"
+                )));
+            }
+            None => {
+                return Err(ApiError::UnsupportedMediaType(
+                    "content-type: missing; send application/json".into(),
+                ));
+            }
+        }
+        let b = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+        Ok(JsonBody(b))
+    }
+}
+
 fn body<T: for<'de> Deserialize<'de>>(b: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(b).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
 }
@@ -309,6 +358,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/policy", get(policy))
         .route("/api/v1/days/{date}", get(days))
         .route("/api/v1/summaries/{date}", get(summary))
+        .route("/api/v1/missing/{date}", get(missing))
         .route("/api/v1/employees/{id}/days", get(employee_days))
         .route("/api/v1/months/{month}", get(month))
         .route("/api/v1/months/{month}/publish", post(publish))
@@ -380,6 +430,9 @@ async fn days(
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
     let status = q.get("status").map(String::as_str);
+    if let Some(doc) = before_start(&api, date, p, "items").await? {
+        return ok(&doc);
+    }
     // Filtering and paging happen in the database: only the page's
     // verdicts are read, and they are sent as stored.
     let (total, rows) = api
@@ -396,6 +449,33 @@ async fn days(
     let end = p.offset.saturating_add(rows.len());
     let body = days_json(date, &rows, total, p, (end < total).then_some(end))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The answer for a date before classification starts (policy.md, "Real
+/// sites"): no rows, one note.
+async fn before_start(
+    api: &Api,
+    date: NaiveDate,
+    p: Paging,
+    rows: &str,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let Some(start) = api.store.classify_from(None).await?.filter(|s| date < *s) else {
+        return Ok(None);
+    };
+    let mut doc = json!({
+        "date": date,
+        "classify_from": start,
+        "note": crate::store::cmd::before_start_note(date, start),
+        "total": 0,
+        "offset": p.offset,
+        "limit": p.limit,
+        "next_offset": null,
+    });
+    doc[rows] = json!([]);
+    if rows == "rows" {
+        doc["totals"] = json!({"employees": 0, "points": 0, "by_status": {}, "by_team": {}});
+    }
+    Ok(Some(doc))
 }
 
 /// Writes a page of the daily table. The stored verdicts are our own
@@ -484,6 +564,9 @@ async fn summary(
     let date = parse_date("date", &date)?;
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
+    if let Some(doc) = before_start(&api, date, p, "rows").await? {
+        return ok(&doc);
+    }
     // Totals are counted in the database; only the page's rows are read.
     let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_team: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
@@ -538,6 +621,113 @@ async fn summary(
         "offset": p.offset,
         "limit": p.limit,
         "next_offset": (end < total).then_some(end),
+    }))
+}
+
+/// `GET /api/v1/missing/{date}`: who is missing, from the schedule and
+/// the punches as absence alerts decide it (not from stored verdicts, which
+/// lag behind the punches): scheduled, the shift started, no approved leave
+/// at its start, no punch in its window so far. For today "so far" is now
+/// (the dashboard's "Missing right now"); for a past date it is the shift's
+/// end (that day's absentees).
+async fn missing(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Path(date): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    use crate::domain::alerting::{AlertDecision, AlertState, absence_decision};
+    use crate::domain::calendar::{ShiftClock, shift_on};
+    use crate::domain::classify::EmployeeDays;
+    use crate::domain::types::EmployeeId;
+    people(&c)?;
+    let date = parse_date("date", &date)?;
+    let team = team_filter(&c, &q)?;
+    let policy = api.policy();
+    let now = api.now();
+    let today = api.today();
+    let mut items = Vec::new();
+    let before = api.store.classify_from(None).await?.filter(|s| date < *s);
+    if date <= today && before.is_none() {
+        let first = date - chrono::Days::new(1);
+        let last = date + chrono::Days::new(1);
+        let margin =
+            chrono::Duration::seconds(policy.window_before_secs + policy.window_after_secs);
+        let lo =
+            crate::domain::time::resolve_local(policy.tz, first.and_time(chrono::NaiveTime::MIN))
+                - margin;
+        let hi = crate::domain::time::resolve_local(
+            policy.tz,
+            (last + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN),
+        ) + margin;
+        if let Some(inputs) = api
+            .store
+            .load_inputs(&policy, None, first, last, lo, hi)
+            .await?
+        {
+            let clock = ShiftClock::new(&policy, first, last);
+            for (i, e) in inputs.emps.iter().enumerate() {
+                if team.as_deref().is_some_and(|t| t != e.team) {
+                    continue;
+                }
+                let id = EmployeeId::from(e.employee_id.as_str());
+                let default_shift = e.shift.as_deref().and_then(|s| policy.shift_by_id(s));
+                let (Some(shift), _) = shift_on(
+                    &policy,
+                    &inputs.holidays,
+                    Some(&inputs.roster[i]),
+                    default_shift,
+                    date,
+                ) else {
+                    continue;
+                };
+                let t = clock.times(date, shift);
+                // The alert rule holds while the shift runs: a past day is
+                // judged at its last second.
+                let at = now.min(t.end - chrono::Duration::seconds(1));
+                let days = EmployeeDays {
+                    employee: &id,
+                    default_shift,
+                    punches: &inputs.punches[i],
+                    roster: Some(&inputs.roster[i]),
+                    leaves: &inputs.leaves[i],
+                    start_date: e.start_date,
+                    end_date: e.end_date,
+                };
+                let state = AlertState {
+                    absence_sent: false,
+                    arrival_sent: false,
+                };
+                if let AlertDecision::Absent {
+                    shift_start,
+                    minutes_late,
+                } = absence_decision(
+                    &clock,
+                    &inputs.holidays,
+                    &days,
+                    date,
+                    chrono::Duration::zero(),
+                    at,
+                    state,
+                ) {
+                    items.push(json!({
+                        "employee_id": e.employee_id,
+                        "name": e.name,
+                        "team": e.team,
+                        "shift": policy.shift(shift).id.to_string(),
+                        "shift_start": to_local(policy.tz, shift_start).to_rfc3339(),
+                        "minutes_since_start": minutes_late,
+                    }));
+                }
+            }
+        }
+    }
+    ok(&json!({
+        "date": date,
+        "as_of": if date == today { Some(to_local(policy.tz, now).to_rfc3339()) } else { None },
+        "classify_from": before,
+        "items": items,
+        "total": items.len(),
     }))
 }
 
@@ -660,7 +850,7 @@ async fn publish(State(api): State<Arc<Api>>, c: Caller, Path(m): Path<String>) 
     hr_only(&c)?;
     let first = parse_month(&m)?;
     let label = hr::month_label(first);
-    let done = hr::publish(&api.store, &label, &c.name, api.now()).await?;
+    let done = hr::publish(&api.store, &api.policy(), &label, &c.name, api.now()).await?;
     let at = api.store.published(&label).await?.map(|p| p.0);
     ok(&json!({
         "month": label,
@@ -798,7 +988,7 @@ struct EntryBody {
     kind: Option<String>,
 }
 
-async fn add_entry(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+async fn add_entry(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBody) -> ApiResult {
     people(&c)?;
     let b: EntryBody = body(&b)?;
     let kind = match b.kind.as_deref() {
@@ -839,7 +1029,11 @@ struct CorrectionBody {
     reason: String,
 }
 
-async fn add_correction(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+async fn add_correction(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    JsonBody(b): JsonBody,
+) -> ApiResult {
     people(&c)?;
     let b: CorrectionBody = body(&b)?;
     let time = crate::input::LocalTimes::new(api.policy().tz)
@@ -897,7 +1091,7 @@ struct AppealBody {
     reason: String,
 }
 
-async fn file_appeal(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+async fn file_appeal(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBody) -> ApiResult {
     people(&c)?;
     let b: AppealBody = body(&b)?;
     let entry = api.store.ledger_entry(b.ledger_id).await?;
@@ -938,7 +1132,7 @@ async fn answer_appeal(
     State(api): State<Arc<Api>>,
     c: Caller,
     Path(id): Path<String>,
-    b: Bytes,
+    JsonBody(b): JsonBody,
 ) -> ApiResult {
     hr_only(&c)?;
     let id: i64 = id

@@ -156,9 +156,14 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The caller for an `Authorization` header value, when it is
-/// `Bearer <known secret>`.
+/// `Bearer <known secret>`. The scheme is case-insensitive (RFC 9110
+/// 11.1: `bearer` and `BEARER` are the same scheme).
 pub fn authenticate(tokens: &[ApiToken], header: Option<&str>) -> Option<Caller> {
-    let given = header?.strip_prefix("Bearer ")?.trim();
+    let (scheme, given) = header?.trim_start().split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let given = given.trim();
     let mut found = None;
     // Every token is compared, so timing does not tell which one matched.
     for t in tokens {
@@ -174,6 +179,23 @@ pub fn authenticate(tokens: &[ApiToken], header: Option<&str>) -> Option<Caller>
 
 #[cfg(test)]
 mod tests {
+    /// Issue 13: `Authorization: bearer …` (lower case) was refused.
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let toks = vec![ApiToken {
+            name: "a".into(),
+            secret: "0123456789abcdef".into(),
+            role: Role::Hr,
+        }];
+        for h in [
+            "bearer 0123456789abcdef",
+            "BEARER 0123456789abcdef",
+            "BeArEr  0123456789abcdef",
+        ] {
+            assert!(authenticate(&toks, Some(h)).is_some(), "{h}");
+        }
+    }
+
     use super::*;
 
     fn raw(token: Option<&str>, env: Option<&str>, role: &str) -> RawToken {
@@ -234,6 +256,9 @@ mod tests {
         assert!(authenticate(&toks, Some("Bearer 0123456789abcdef")).is_some());
         assert!(authenticate(&toks, Some("Bearer 0123456789abcdeX")).is_none());
         assert!(authenticate(&toks, Some("0123456789abcdef")).is_none());
+        assert!(authenticate(&toks, Some("Basic 0123456789abcdef")).is_none());
+        assert!(authenticate(&toks, Some("Bearer")).is_none());
+        assert!(authenticate(&toks, Some("Bearer ")).is_none());
         assert!(authenticate(&toks, None).is_none());
     }
 }

@@ -3,11 +3,15 @@
 //! ([`dashboard`]).
 //!
 //! [`router`] builds the routes from shared state and is what tests call;
-//! [`serve`] binds nothing itself and runs until the shutdown token fires.
+//! [`serve`] binds nothing itself and runs until the shutdown token fires,
+//! with the header, idle and connection limits of [`listener`].
 
 pub mod api;
 pub mod auth;
 pub mod dashboard;
+pub mod listener;
+
+pub use listener::{DEFAULT_MAX_CONNECTIONS, Limits};
 
 use std::sync::Arc;
 
@@ -47,15 +51,14 @@ pub fn router(state: AppState) -> Router {
     }
 }
 
-/// Serves `router` on an already bound listener until `shutdown` fires.
+/// Serves `router` on an already bound listener with the default
+/// [`Limits`] until `shutdown` fires.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    listener::serve(listener, router, Limits::default(), shutdown).await
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {

@@ -47,6 +47,8 @@ pub struct HikHttp {
     committer: Committer,
     limiter: RateLimiter,
     auth: Auth,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    proxies: Vec<std::net::IpAddr>,
     max_body: usize,
     metrics: Arc<Metrics>,
     /// Highest `serialNo` committed per device.
@@ -68,6 +70,7 @@ impl HikHttp {
             committer,
             limiter: RateLimiter::new(raw.listener.rate_per_second, raw.listener.burst),
             auth: raw.listener.auth(),
+            proxies: raw.listener.proxies(),
             max_body: raw.listener.max_body_bytes,
             metrics,
             last_serial: Mutex::new(HashMap::new()),
@@ -265,7 +268,7 @@ async fn receive(
     if method != Method::POST && method != Method::PUT {
         return (StatusCode::METHOD_NOT_ALLOWED, "POST events here\n").into_response();
     }
-    let peer = peer_key(peer, &headers);
+    let peer = peer_key(peer, &headers, &s.proxies);
     if !s.limiter.admit(&peer, Instant::now()) {
         s.count("rate_limited");
         return (

@@ -63,6 +63,20 @@ pub struct RawListener {
     /// auth: configure the server path as `…/<secret>`).
     #[serde(default)]
     pub path_secret_env: Option<String>,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed
+    /// (for per-address rate limits); from any other peer the header is
+    /// ignored, so a terminal cannot pick a fresh address per request.
+    /// Default none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Most connections open at once on this listener; default 1024. One
+    /// more waits until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    crate::http::DEFAULT_MAX_CONNECTIONS
 }
 
 fn default_max_body() -> usize {
@@ -81,6 +95,11 @@ fn default_burst() -> u32 {
 pub struct RawZkTerminal {
     /// The serial number the terminal sends as `SN=`.
     pub sn: String,
+    /// What `/metrics` calls the terminal (`gate-1`): its serial number is
+    /// its only credential and is never shown there. Default
+    /// `zk_push[I].terminals[J]`, its place in this file.
+    #[serde(default)]
+    pub name: Option<String>,
     /// IANA zone of the terminal's wall clock; default the policy's zone.
     #[serde(default)]
     pub timezone: Option<String>,
@@ -174,6 +193,17 @@ impl RawListener {
         if self.rate_per_second > 0.0 && self.burst == 0 {
             push(&format!("{key}.burst"), "must be positive".into());
         }
+        for (j, p) in self.trusted_proxies.iter().enumerate() {
+            if p.trim().parse::<IpAddr>().is_err() {
+                push(
+                    &format!("{key}.trusted_proxies[{j}]"),
+                    format!("{p:?} is not an IP address such as 127.0.0.1"),
+                );
+            }
+        }
+        if self.max_connections == 0 {
+            push(&format!("{key}.max_connections"), "must be positive".into());
+        }
         match (&self.username, &self.password_env) {
             (Some(_), None) => push(
                 &format!("{key}.password_env"),
@@ -207,6 +237,14 @@ impl RawListener {
         }
     }
 
+    /// The proxies whose `X-Forwarded-For` is believed.
+    pub fn proxies(&self) -> Vec<IpAddr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| p.trim().parse().ok())
+            .collect()
+    }
+
     /// Resolves the secrets from the environment.
     pub fn auth(&self) -> Auth {
         let basic = self.username.as_ref().map(|u| {
@@ -232,10 +270,62 @@ fn path_safe(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+impl RawZkTerminal {
+    /// The terminal's name in metrics: `name`, else its place in the
+    /// configuration (`zk_push[0].terminals[1]`).
+    pub fn label(&self, source: usize, index: usize) -> String {
+        match &self.name {
+            Some(n) => n.trim().to_string(),
+            None => format!("zk_push[{source}].terminals[{index}]"),
+        }
+    }
+}
+
+/// Pairs of (what a label would say, what it says instead).
+pub type Renames = Vec<(String, String)>;
+
+/// What `/metrics` shows for the configured push terminals: (device id,
+/// name) and (source name, `zk_push[I]:NAME`, or `zk_push[I].terminals[J]`
+/// without a name), so that no serial number appears in a label.
+pub fn metric_names(sources: &crate::config::RawSources) -> (Renames, Renames) {
+    let mut devices = Vec::new();
+    let mut names = Vec::new();
+    for (i, z) in sources.zk_push.iter().enumerate() {
+        for (j, t) in z.terminals.iter().enumerate() {
+            let label = t.label(i, j);
+            devices.push((t.sn.clone(), label.clone()));
+            let shown = match &t.name {
+                Some(_) => super::zk_push::source_name(i, &label),
+                None => label.clone(),
+            };
+            names.push((super::zk_push::source_name(i, &t.sn), shown));
+        }
+    }
+    (devices, names)
+}
+
 impl RawZkPush {
     /// Reports every problem through `push(key, why)`.
     pub fn check(&self, key: &str, push: &mut dyn FnMut(&str, String)) {
         self.listener.check(key, push);
+        let mut names = std::collections::HashSet::new();
+        for (j, t) in self.terminals.iter().enumerate() {
+            let Some(n) = &t.name else { continue };
+            let nk = format!("{key}.terminals[{j}].name");
+            if n.trim().is_empty() || n.len() > 64 || n.chars().any(char::is_control) {
+                push(
+                    &nk,
+                    format!("{n:?} is not a name of 1 to 64 printable characters"),
+                );
+            } else if n.trim() == t.sn.trim() {
+                push(
+                    &nk,
+                    "is the serial number; /metrics is open and the serial number is the terminal's credential".into(),
+                );
+            } else if !names.insert(n.trim()) {
+                push(&nk, format!("{n:?} is used twice"));
+            }
+        }
         if self.terminals.is_empty() {
             push(
                 &format!("{key}.terminals"),
@@ -557,19 +647,24 @@ impl LogOnce {
 }
 
 /// The peer's address for rate limits when the terminal has no id in the
-/// URL. Behind a reverse proxy every request comes from the proxy, so the
-/// first `X-Forwarded-For` address is used when the peer is a loopback.
-pub fn peer_key(peer: SocketAddr, headers: &HeaderMap) -> String {
-    if peer.ip().is_loopback()
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+/// URL. Behind a reverse proxy every request comes from the proxy, so when
+/// the peer is one of `trusted` the last `X-Forwarded-For` address (the one
+/// that proxy added; earlier ones came with the request) is used instead.
+/// From any other peer the header is ignored.
+pub fn peer_key(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> String {
+    let ip = peer.ip().to_canonical();
+    if trusted.iter().any(|t| t.to_canonical() == ip)
+        && let Some(fwd) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|v| v.trim().parse::<IpAddr>().ok())
+            .next_back()
     {
-        return ip.to_string();
+        return fwd.to_string();
     }
-    peer.ip().to_string()
+    ip.to_string()
 }
 
 #[cfg(test)]
@@ -673,6 +768,23 @@ mod tests {
             .unwrap();
         drop(c);
         task.await.unwrap();
+    }
+
+    /// Issue 13: `X-Forwarded-For` was believed from any loopback peer, so a
+    /// random header reset the rate limit.
+    #[test]
+    fn forwarded_for_is_believed_from_trusted_proxies_only() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6, 10.0.0.7".parse().unwrap());
+        let proxy: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let other: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        let trusted = ["127.0.0.1".parse().unwrap()];
+        assert_eq!(peer_key(proxy, &h, &trusted), "10.0.0.7");
+        assert_eq!(peer_key(proxy, &h, &[]), "127.0.0.1");
+        assert_eq!(peer_key(other, &h, &trusted), "10.0.0.9");
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        assert_eq!(peer_key(mapped, &h, &trusted), "10.0.0.7");
+        assert_eq!(peer_key(proxy, &HeaderMap::new(), &trusted), "127.0.0.1");
     }
 
     #[test]
@@ -789,18 +901,18 @@ pub async fn start<S: Sink>(
         let (l, local) = bind(&h.listener.listen, format!("source.hik_http[{i}].listen")).await?;
         bound.push((l, local));
     }
+    let (devices, names) = metric_names(sources);
+    shared.metrics.name_devices(devices);
+    shared.metrics.name_sources(names);
     let (committer, task) = Committer::new(sink, shared.store.clone());
     tracker.spawn(task);
     let mut bound = bound.into_iter();
     let now = chrono::Utc::now();
-    let serve = |l: tokio::net::TcpListener, router: axum::Router, name: String| {
+    let serve = |l: tokio::net::TcpListener, router: axum::Router, name: String, max: usize| {
         let token = shutdown.clone();
         tracker.spawn(async move {
-            let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(l, svc)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await
-            {
+            let limits = crate::http::Limits::with_max_connections(max);
+            if let Err(e) = crate::http::listener::serve(l, router, limits, token).await {
                 tracing::error!("{name}: http push listener failed: {e}");
             }
         });
@@ -824,7 +936,7 @@ pub async fn start<S: Sink>(
         shared
             .health
             .set(&name, true, format!("listening on {local}"), now);
-        serve(l, router, name);
+        serve(l, router, name, z.listener.max_connections);
     }
     for (i, h) in sources.hik_http.iter().enumerate() {
         let Some((l, local)) = bound.next() else {
@@ -838,7 +950,7 @@ pub async fn start<S: Sink>(
         shared
             .health
             .set(&name, true, format!("listening on {local}"), now);
-        serve(l, router, name);
+        serve(l, router, name, h.listener.max_connections);
     }
     Ok(())
 }

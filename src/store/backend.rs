@@ -31,12 +31,32 @@ pub(super) async fn insert_punches(
     keys: &[String],
     now: DateTime<Utc>,
 ) -> Result<Vec<Inserted>, StoreError> {
+    let mut tx = begin(pool).await?;
+    let out = insert_punches_in(&mut tx, rows, keys, now).await?;
+    tx.commit().await.ctx("commit punches")?;
+    Ok(out)
+}
+
+/// [`insert_punches`] inside a transaction the caller commits (a pull
+/// source's cursor goes in the same one).
+async fn insert_punches_in(
+    tx: &mut Tx,
+    rows: &[NewPunch],
+    keys: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<Inserted>, StoreError> {
     let mut out = vec![Inserted::Duplicate; rows.len()];
-    // The first occurrence of each key in the batch is the one inserted.
+    // The first occurrence of each key in the batch is the one inserted; so
+    // is the first of each (device, employee, instant), see below.
     let mut first: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+    let mut same_instant: HashSet<(&str, DateTime<Utc>, &str)> = HashSet::with_capacity(rows.len());
     let mut todo: Vec<usize> = Vec::with_capacity(rows.len());
     for (i, k) in keys.iter().enumerate() {
-        if let std::collections::hash_map::Entry::Vacant(v) = first.entry(k.as_str()) {
+        let p = &rows[i];
+        let at = (p.employee_id.as_str(), p.time, p.device_id.as_deref().unwrap_or(""));
+        if let std::collections::hash_map::Entry::Vacant(v) = first.entry(k.as_str())
+            && same_instant.insert(at)
+        {
             v.insert(i);
             todo.push(i);
         }
@@ -45,7 +65,44 @@ pub(super) async fn insert_punches(
     todo.sort_unstable_by(|&a, &b| {
         (rows[a].employee_id.as_str(), rows[a].time).cmp(&(rows[b].employee_id.as_str(), rows[b].time))
     });
-    let mut tx = begin(pool).await?;
+    // A punch of the same employee at the same instant on the same device
+    // is already stored: a duplicate whatever its key says. Keys changed
+    // recipe (issue 11, defect 3: a device's record counter alone is no
+    // longer a key), and a backlog re-sent after an upgrade must not be
+    // stored twice.
+    let mut stored: HashSet<(String, DateTime<Utc>, String)> = HashSet::new();
+    for chunk in todo.chunks(200) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT employee_id, time, COALESCE(device_id, '') FROM punches WHERE ",
+        );
+        for (n, &i) in chunk.iter().enumerate() {
+            if n > 0 {
+                qb.push(" OR ");
+            }
+            qb.push("(employee_id = ")
+                .push_bind(rows[i].employee_id.as_str())
+                .push(" AND time = ")
+                .push_bind(rows[i].time)
+                .push(")");
+        }
+        for r in qb.build().fetch_all(&mut **tx).await.ctx("find stored punches")? {
+            stored.insert((
+                r.try_get(0).ctx("find stored punches")?,
+                r.try_get(1).ctx("find stored punches")?,
+                r.try_get(2).ctx("find stored punches")?,
+            ));
+        }
+    }
+    if !stored.is_empty() {
+        todo.retain(|&i| {
+            let p = &rows[i];
+            !stored.contains(&(
+                p.employee_id.clone(),
+                p.time,
+                p.device_id.clone().unwrap_or_default(),
+            ))
+        });
+    }
     for chunk in todo.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
             "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, raw, received_at, dedupe_key) ",
@@ -63,7 +120,7 @@ pub(super) async fn insert_punches(
                 .push_bind(keys[i].as_str());
         });
         qb.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
-        let got = qb.build().fetch_all(&mut *tx).await.ctx("insert punches")?;
+        let got = qb.build().fetch_all(&mut **tx).await.ctx("insert punches")?;
         for r in got {
             let id: i64 = r.try_get(0).ctx("insert punches")?;
             let key: String = r.try_get(1).ctx("insert punches")?;
@@ -72,7 +129,6 @@ pub(super) async fn insert_punches(
             }
         }
     }
-    tx.commit().await.ctx("commit punches")?;
     Ok(out)
 }
 
@@ -206,18 +262,23 @@ pub(super) async fn upsert_employees(
 ) -> Result<(), StoreError> {
     let mut tx = begin(pool).await?;
     for chunk in rows.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Db>::new("INSERT INTO employees (employee_id, name, team, supervisor, shift, updated_at) ");
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO employees (employee_id, name, team, supervisor, shift, start_date, end_date, updated_at) ",
+        );
         qb.push_values(chunk, |mut b, e| {
             b.push_bind(e.employee_id.as_str())
                 .push_bind(e.name.as_str())
                 .push_bind(e.team.as_str())
                 .push_bind(e.supervisor.as_str())
                 .push_bind(e.shift.as_deref())
+                .push_bind(e.start_date)
+                .push_bind(e.end_date)
                 .push_bind(now);
         });
         qb.push(
             " ON CONFLICT (employee_id) DO UPDATE SET name = excluded.name, team = excluded.team, \
-             supervisor = excluded.supervisor, shift = excluded.shift, updated_at = excluded.updated_at",
+             supervisor = excluded.supervisor, shift = excluded.shift, start_date = excluded.start_date, \
+             end_date = excluded.end_date, updated_at = excluded.updated_at",
         );
         qb.build().execute(&mut *tx).await.ctx("upsert employees")?;
     }
@@ -244,7 +305,9 @@ pub(super) async fn upsert_employees(
 }
 
 pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, StoreError> {
-    let rows = sqlx::query("SELECT employee_id, name, team, supervisor, shift FROM employees ORDER BY employee_id")
+    let rows = sqlx::query(
+        "SELECT employee_id, name, team, supervisor, shift, start_date, end_date FROM employees ORDER BY employee_id",
+    )
         .fetch_all(pool)
         .await
         .ctx("select employees")?;
@@ -258,6 +321,8 @@ pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, St
                 supervisor: r.try_get(3)?,
                 shift: r.try_get(4)?,
                 aliases: Vec::new(),
+                start_date: r.try_get(5)?,
+                end_date: r.try_get(6)?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()

@@ -378,3 +378,16 @@ pub(super) async fn set_adjustment_status(
     tx.commit().await.ctx("commit adjustment")?;
     Ok(true)
 }
+
+/// Rewrites the probe row in a write transaction: fails as any write would.
+pub(super) async fn probe_write(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut tx = begin(pool).await?;
+    sqlx::query(
+        "INSERT INTO store_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .ctx("write probe")?;
+    tx.commit().await.ctx("commit probe")
+}

@@ -14,7 +14,7 @@
 //! or edits a stored punch, and none prunes anything (retention floor: two
 //! years, [`super::RETENTION_FLOOR_DAYS`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -148,7 +148,7 @@ pub enum PunchFormat {
 #[derive(Debug, clap::Args)]
 pub struct PunchesArgs {
     /// The date, YYYY-MM-DD, in the policy's zone.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub date: NaiveDate,
     /// Only this employee.
     #[arg(long, value_name = "ID")]
@@ -162,6 +162,7 @@ pub struct PunchesArgs {
 #[derive(Debug, clap::Args)]
 pub struct DayArgs {
     /// The date, YYYY-MM-DD; default today in the policy's zone.
+    #[arg(value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub date: Option<NaiveDate>,
     /// Configuration and output options.
     #[command(flatten)]
@@ -256,10 +257,10 @@ pub enum AdjustmentAction {
 #[derive(Debug, clap::Args)]
 pub struct RecomputeArgs {
     /// First date, YYYY-MM-DD.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub from: NaiveDate,
     /// Last date (inclusive), YYYY-MM-DD; capped at today.
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
     pub to: NaiveDate,
     /// Only this employee.
     #[arg(long, value_name = "ID")]
@@ -282,8 +283,7 @@ pub struct PublishArgs {
 
 /// Parses `YYYY-MM` into the first day of the month.
 pub fn parse_month(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(&format!("{}-01", s.trim()), "%Y-%m-%d")
-        .map_err(|_| format!("month {s:?} is not YYYY-MM"))
+    crate::dates::parse_month(s)
 }
 
 /// Why a command failed, and so its exit code.
@@ -345,7 +345,7 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
     }
     .clone();
     let path = config::config_path(common.config.as_deref());
-    let cfg = config::load(&path).map_err(|e| CmdError::Input(e.to_string()))?;
+    let cfg = config::load_for_commands(&path).map_err(|e| CmdError::Input(e.to_string()))?;
     let store = Store::open(&cfg.store_url).await?;
     let ctx = Ctx {
         cfg: &cfg,
@@ -405,6 +405,14 @@ fn open(path: &Path) -> Result<io::BufReader<File>, CmdError> {
         .map_err(|e| CmdError::Input(format!("{}: {e}", path.display())))
 }
 
+/// A table file as CSV text (`.xlsx`, GB18030 and CRLF read as
+/// `input::load` says).
+fn table(path: &Path) -> Result<io::Cursor<Vec<u8>>, CmdError> {
+    input::load(path)
+        .map(io::Cursor::new)
+        .map_err(|e| CmdError::Input(format!("{}: {e}", path.display())))
+}
+
 /// Refuses a whole file when any row is bad.
 fn refuse(file: &str, mut errors: Vec<RowError>) -> CmdResult {
     if errors.is_empty() {
@@ -446,11 +454,14 @@ fn report_text(r: &RecomputeReport) -> String {
 
 /// Recomputes the days an import touched: per employee set, from the day
 /// before the earliest date (an overnight shift reaches into the next day)
-/// to the end of the latest date's month (the ladder counts per month).
+/// to the end of the latest date's month (the ladder counts per month),
+/// never before the classification start (policy.md, "Real sites"; a punch
+/// import offers its earliest date as `candidate` when none is fixed yet).
 async fn recompute_affected(
     ctx: &Ctx<'_>,
     employees: Option<Vec<String>>,
     dates: impl Iterator<Item = NaiveDate>,
+    candidate: Option<NaiveDate>,
     cause: &str,
     err: &mut dyn Write,
 ) -> Result<RecomputeReport, CmdError> {
@@ -466,8 +477,20 @@ async fn recompute_affected(
     if employees.as_ref().is_some_and(Vec::is_empty) {
         return Ok(RecomputeReport::default());
     }
-    let from = lo.pred_opt().unwrap_or(lo);
+    let Some(start) = ctx
+        .store
+        .classification_start(ctx.cfg.ingest.classify_from, candidate, ctx.now)
+        .await?
+    else {
+        // Nothing fixed the classification start yet: no day is classified
+        // automatically before a punch import or the daemon's first run.
+        return Ok(RecomputeReport::default());
+    };
+    let from = lo.pred_opt().unwrap_or(lo).max(start);
     let to = month_bounds(hi).1;
+    if from > to {
+        return Ok(RecomputeReport::default());
+    }
     let started = Instant::now();
     let progress = io::stderr().is_terminal();
     if progress {
@@ -501,7 +524,7 @@ async fn import(
     match what {
         ImportKind::Employees { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_employees(open(&file)?, &name, policy);
+            let parsed = input::read_employees(table(&file)?, &name, policy);
             let mut errors = parsed.errors;
             let mut alias_line: HashMap<&str, (u64, &str)> = HashMap::new();
             for (line, r) in &parsed.rows {
@@ -518,12 +541,15 @@ async fn import(
                 }
             }
             refuse(&name, errors)?;
-            let before: HashMap<String, Option<String>> = ctx
+            // What classification depends on: the default shift and the
+            // employment dates.
+            type Basis = (Option<String>, Option<NaiveDate>, Option<NaiveDate>);
+            let before: HashMap<String, Basis> = ctx
                 .store
                 .employees()
                 .await?
                 .into_iter()
-                .map(|e| (e.employee_id, e.shift))
+                .map(|e| (e.employee_id, (e.shift, e.start_date, e.end_date)))
                 .collect();
             let rows: Vec<EmployeeRecord> = parsed
                 .rows
@@ -535,21 +561,36 @@ async fn import(
                     team: r.team,
                     supervisor: r.supervisor,
                     aliases: r.aliases,
+                    start_date: r.start_date,
+                    end_date: r.end_date,
                 })
                 .collect();
             ctx.store.upsert_employees(&rows).await?;
             let changed: Vec<String> = rows
                 .iter()
-                .filter(|r| before.get(&r.employee_id) != Some(&r.shift))
+                .filter(|r| {
+                    before.get(&r.employee_id) != Some(&(r.shift.clone(), r.start_date, r.end_date))
+                })
                 .map(|r| r.employee_id.clone())
                 .collect();
+            // From their first punch's month, or (none yet) from the
+            // classification start: a new employee who never came is absent
+            // on the days since, unless not employed then.
             let first = ctx.store.first_punch(&changed).await?;
-            let start = first.map(|t| {
-                to_local(policy.tz, t)
-                    .date_naive()
-                    .with_day(1)
-                    .unwrap_or_default()
-            });
+            let start = match first {
+                Some(t) => Some(
+                    to_local(policy.tz, t)
+                        .date_naive()
+                        .with_day(1)
+                        .unwrap_or_default(),
+                ),
+                None if changed.is_empty() => None,
+                None => {
+                    ctx.store
+                        .classify_from(ctx.cfg.ingest.classify_from)
+                        .await?
+                }
+            };
             let rep = match start {
                 Some(s) => {
                     let days = [s, ctx.today()];
@@ -557,6 +598,7 @@ async fn import(
                         ctx,
                         Some(changed.clone()),
                         days.into_iter(),
+                        None,
                         &format!("import employees {name}"),
                         err,
                     )
@@ -573,23 +615,52 @@ async fn import(
         }
         ImportKind::Roster { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_roster(open(&file)?, &name, policy);
+            let parsed = input::read_roster(table(&file)?, &name, policy);
             let known = known_employees(ctx.store).await?;
             let mut errors = parsed.errors;
-            let mut seen: HashMap<(&str, NaiveDate), u64> = HashMap::new();
             for (line, r) in &parsed.rows {
                 check_known(&known, &r.employee_id, &name, *line, &mut errors);
-                if let Some(prev) = seen.insert((&r.employee_id, r.date), *line) {
-                    errors.push(RowError {
-                        file: name.clone(),
-                        line: *line,
-                        message: format!(
-                            "{} on {} is already rostered on line {prev}",
-                            r.employee_id, r.date
-                        ),
+            }
+            // Overlaps with the stored neighbours count too; a stored row
+            // the file replaces does not.
+            let mut stored = Vec::new();
+            if let (Some(lo), Some(hi)) = (
+                parsed.rows.iter().map(|(_, r)| r.date).min(),
+                parsed.rows.iter().map(|(_, r)| r.date).max(),
+            ) {
+                let in_file: HashSet<(&str, NaiveDate)> = parsed
+                    .rows
+                    .iter()
+                    .map(|(_, r)| (r.employee_id.as_str(), r.date))
+                    .collect();
+                for r in ctx
+                    .store
+                    .roster(lo.pred_opt().unwrap_or(lo), hi.succ_opt().unwrap_or(hi))
+                    .await?
+                {
+                    if in_file.contains(&(r.employee_id.as_str(), r.date)) {
+                        continue;
+                    }
+                    let entry = if r.shift == "rest" {
+                        RosterEntry::Rest
+                    } else if let Some(s) = policy.shift_by_id(&r.shift) {
+                        RosterEntry::Shift(s)
+                    } else {
+                        continue;
+                    };
+                    stored.push(input::RosterRow {
+                        employee_id: r.employee_id,
+                        date: r.date,
+                        entry,
                     });
                 }
             }
+            errors.extend(input::roster_conflicts(
+                policy,
+                &name,
+                &parsed.rows,
+                &stored,
+            ));
             refuse(&name, errors)?;
             let rows: Vec<RosterRecord> = parsed
                 .rows
@@ -609,6 +680,7 @@ async fn import(
                 ctx,
                 Some(emps),
                 changed.iter().map(|r| r.date),
+                None,
                 &format!("import roster {name}"),
                 err,
             )
@@ -622,7 +694,7 @@ async fn import(
         }
         ImportKind::Leaves { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_leaves(open(&file)?, &name, policy.tz);
+            let parsed = input::read_leaves(table(&file)?, &name, policy.tz);
             let known = known_employees(ctx.store).await?;
             let mut errors = parsed.errors;
             for (line, r) in &parsed.rows {
@@ -658,6 +730,7 @@ async fn import(
                 ctx,
                 Some(emps),
                 dates,
+                None,
                 &format!("import leaves {name}"),
                 err,
             )
@@ -671,18 +744,9 @@ async fn import(
         }
         ImportKind::Holidays { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_holidays(open(&file)?, &name);
+            let parsed = input::read_holidays(table(&file)?, &name);
             let mut errors = parsed.errors;
-            let mut seen: HashMap<NaiveDate, u64> = HashMap::new();
-            for (line, r) in &parsed.rows {
-                if let Some(prev) = seen.insert(r.date, *line) {
-                    errors.push(RowError {
-                        file: name.clone(),
-                        line: *line,
-                        message: format!("{} is already listed on line {prev}", r.date),
-                    });
-                }
-            }
+            errors.extend(input::holiday_conflicts(&name, &parsed.rows));
             refuse(&name, errors)?;
             let rows: Vec<HolidayRecord> = parsed
                 .rows
@@ -701,6 +765,7 @@ async fn import(
                 ctx,
                 None,
                 changed.iter().map(|r| r.date),
+                None,
                 &format!("import holidays {name}"),
                 err,
             )
@@ -769,6 +834,13 @@ async fn import_punches(
     for e in &employees {
         for a in &e.aliases {
             identity.insert(a.clone(), e.employee_id.clone());
+            // An explicit hex card (`hex:27373963`) is also found under its
+            // canonical number, as the daemon finds it (issue 11, 12).
+            if a.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("hex:")) {
+                for k in crate::pipeline::alias_keys(a) {
+                    identity.entry(k).or_insert_with(|| e.employee_id.clone());
+                }
+            }
         }
     }
     for e in &employees {
@@ -780,7 +852,7 @@ async fn import_punches(
     let mut quarantined = 0usize;
     match format {
         PunchFormat::Csv => {
-            let parsed = input::read_punches(open(file)?, &name, policy.tz);
+            let parsed = input::read_punches(table(file)?, &name, policy.tz);
             refuse(&name, parsed.errors)?;
             punches = parsed
                 .rows
@@ -826,7 +898,7 @@ async fn import_punches(
                     Ok(None) => {}
                     Ok(Some((text, l))) => punches.push(NewPunch {
                         employee_id: attribute(&l.pin),
-                        time: times.resolve(l.local),
+                        time: l.at.unwrap_or_else(|| times.resolve(l.local)),
                         device_id: device.clone(),
                         event_id: None,
                         source: source.clone(),
@@ -852,20 +924,21 @@ async fn import_punches(
     let progress = io::stderr().is_terminal();
     let started = Instant::now();
     let (mut new, mut dup) = (0usize, 0usize);
-    let mut affected: BTreeMap<String, (NaiveDate, NaiveDate)> = BTreeMap::new();
-    let known: HashSet<&str> = employees.iter().map(|e| e.employee_id.as_str()).collect();
+    // The dates the file covers (its new punches): classified for every
+    // employee, so that those who never came are absent there too.
+    let mut covered: Option<(NaiveDate, NaiveDate)> = None;
+    let mut new_dates: Vec<NaiveDate> = Vec::new();
     for (b, batch) in punches.chunks(IMPORT_BATCH).enumerate() {
         let res = ctx.store.insert_punches(batch).await?;
         for (p, r) in batch.iter().zip(res) {
             match r {
                 Inserted::New(_) => {
                     new += 1;
-                    if known.contains(p.employee_id.as_str()) {
-                        let d = to_local(policy.tz, p.time).date_naive();
-                        let e = affected.entry(p.employee_id.clone()).or_insert((d, d));
-                        e.0 = e.0.min(d);
-                        e.1 = e.1.max(d);
-                    }
+                    let d = to_local(policy.tz, p.time).date_naive();
+                    new_dates.push(d);
+                    let c = covered.get_or_insert((d, d));
+                    c.0 = c.0.min(d);
+                    c.1 = c.1.max(d);
                 }
                 Inserted::Duplicate => dup += 1,
             }
@@ -882,23 +955,41 @@ async fn import_punches(
     if progress && !punches.is_empty() {
         writeln!(err, " in {:.1?}", started.elapsed())?;
     }
-    let emps: Vec<String> = affected.keys().cloned().collect();
-    let dates = affected.values().flat_map(|(a, b)| [*a, *b]);
     let rep = recompute_affected(
         ctx,
-        Some(emps),
-        dates,
+        None,
+        covered.into_iter().flat_map(|(a, b)| [a, b]),
+        covered.map(|c| c.0),
         &format!("import punches {name}"),
         err,
     )
     .await?;
+    let start = ctx
+        .store
+        .classify_from(ctx.cfg.ingest.classify_from)
+        .await?;
+    let before = start.map_or(0, |s| new_dates.iter().filter(|d| **d < s).count());
+    if before > 0
+        && let Some(s) = start
+    {
+        writeln!(
+            err,
+            "note: {before} punch(es) dated before the classification start {s} stored, not classified \
+             (attendd recompute --from DATE classifies earlier days)"
+        )?;
+    }
     ctx.emit(
         out,
         json!({"imported": "punches", "file": name, "new": new, "duplicates": dup, "quarantined": quarantined,
+               "before_classify_from": before, "classify_from": start,
                "recompute": report_json(&rep)}),
         &format!(
-            "{name}: {new} new, {dup} duplicates{}\n{}",
+            "{name}: {new} new, {dup} duplicates{}{}\n{}",
             if quarantined > 0 { format!(", {quarantined} quarantined") } else { String::new() },
+            match start {
+                Some(s) if before > 0 => format!(", {before} before the classification start {s}"),
+                _ => String::new(),
+            },
             report_text(&rep)
         ),
     )?;
@@ -950,6 +1041,24 @@ async fn punches(ctx: &Ctx<'_>, a: PunchesArgs, out: &mut dyn Write) -> CmdResul
     Ok(())
 }
 
+/// The classification start when `date` lies before it (policy.md, "Real
+/// sites": such a date has no rows, only a note).
+async fn before_start(ctx: &Ctx<'_>, date: NaiveDate) -> Result<Option<NaiveDate>, CmdError> {
+    Ok(ctx
+        .store
+        .classify_from(ctx.cfg.ingest.classify_from)
+        .await?
+        .filter(|s| date < *s))
+}
+
+/// What a view of a date before the classification start says.
+pub fn before_start_note(date: NaiveDate, start: NaiveDate) -> String {
+    format!(
+        "{date} is before classification starts ({start}); its punches are stored, \
+         its days not classified (attendd recompute --from {date} --to {date} classifies them)"
+    )
+}
+
 fn parse_verdict(json: &str, key: &str) -> Result<DayVerdict, CmdError> {
     serde_json::from_str(json).map_err(|e| {
         CmdError::Store(StoreError::Corrupt {
@@ -966,6 +1075,13 @@ async fn day(
     err: &mut dyn Write,
 ) -> CmdResult {
     let date = date.unwrap_or_else(|| ctx.today());
+    if let Some(start) = before_start(ctx, date).await? {
+        if !ctx.json {
+            render::table_header(out)?;
+        }
+        writeln!(err, "note: {}", before_start_note(date, start))?;
+        return Ok(());
+    }
     let rows = ctx.store.verdicts(date, date, None).await?;
     let pending: HashSet<String> = ctx
         .store
@@ -1013,6 +1129,19 @@ async fn day(
 
 async fn summary(ctx: &Ctx<'_>, date: Option<NaiveDate>, out: &mut dyn Write) -> CmdResult {
     let date = date.unwrap_or_else(|| ctx.today());
+    if let Some(start) = before_start(ctx, date).await? {
+        let note = before_start_note(date, start);
+        if ctx.json {
+            writeln!(
+                out,
+                "{}",
+                json!({"date": date, "classify_from": start, "note": note, "rows": []})
+            )?;
+        } else {
+            writeln!(out, "deduction summary {date}\nnote: {note}")?;
+        }
+        return Ok(());
+    }
     let doc = super::summary::daily_summary(ctx.store, ctx.policy(), date).await?;
     let provisional = doc["provisional"].as_bool().unwrap_or(false);
     let empty = Vec::new();
@@ -1381,7 +1510,9 @@ async fn recompute_cmd(
 
 async fn publish(ctx: &Ctx<'_>, month: NaiveDate, out: &mut dyn Write) -> CmdResult {
     let label = month.format("%Y-%m").to_string();
-    let done = ctx.store.publish_month(&label, &ctx.actor).await?;
+    let done = crate::hr::publish(ctx.store, ctx.policy(), &label, &ctx.actor, ctx.now)
+        .await
+        .map_err(hr_error)?;
     ctx.emit(
         out,
         json!({"month": label, "published": done}),

@@ -13,17 +13,21 @@
 //! - Raw punches are append-only. No code path here updates or deletes one,
 //!   and database triggers refuse `UPDATE` and `DELETE` on `punches` (and
 //!   `DELETE` on `ledger`, any change to `audit`) from any client.
-//! - A punch is identified by its dedupe key (`interfaces.md`): the device
-//!   and event id when the event id is known, else the identity as sent,
-//!   the instant and the device. Inserting a stored key again reports
-//!   [`Inserted::Duplicate`]; it is never an error.
+//! - A punch is identified by its dedupe key (`interfaces.md`): the device,
+//!   event id, identity as sent and instant when the event id is known,
+//!   else the identity as sent, the instant and the device. Inserting a
+//!   stored key again, or the same employee at the same instant on the
+//!   same device, reports [`Inserted::Duplicate`]; it is never an error.
 //! - Ledger entries are voided, never deleted; every change to a verdict or
 //!   a ledger entry writes an audit row (old value, new value, cause, actor).
 //!   The first verdict of a day is a creation, not a change, and is not
 //!   audited; its row carries `updated_at`.
-//! - Retention: nothing in this module deletes a punch, verdict, ledger
-//!   entry or audit row. There is no purge yet; when one is added it must
-//!   refuse anything younger than [`RETENTION_FLOOR_DAYS`].
+//! - Retention: nothing in this module deletes a punch, ledger entry or
+//!   audit row. A verdict is removed in one case only: an absence stored
+//!   for a day before the classification start (policy.md, "Real sites"),
+//!   with its old value in the audit trail and its ledger entries voided.
+//!   There is no purge yet; when one is added it must refuse anything
+//!   younger than [`RETENTION_FLOOR_DAYS`].
 //!
 //! # Durability (SQLite)
 //!
@@ -45,6 +49,7 @@ pub mod outbox;
 mod pull;
 mod push;
 mod recompute;
+mod start;
 pub mod summary;
 mod zk;
 
@@ -147,12 +152,23 @@ pub struct NewPunch {
 }
 
 impl NewPunch {
-    /// The dedupe key (`interfaces.md`): `(device_id, event_id)` when an
-    /// event id is present, else `(employee_id as sent, time, device_id)`.
+    /// The dedupe key (`interfaces.md`): `(device_id, event_id, identity,
+    /// time)` when an event id is present, else `(employee_id as sent,
+    /// time, device_id)`. The event id alone is not trusted: Hikvision
+    /// `serialNo`, Dahua `RecNo` and RecPush `RecordID` are per-device
+    /// counters that restart after a reset, and Dahua uploads name no
+    /// device, so a key of the counter alone made new punches "duplicates"
+    /// (issue 11, defect 3). Punches stored under the older recipe are
+    /// still recognised: the insert also treats the same employee at the
+    /// same instant on the same device as a duplicate.
     pub fn dedupe_key(&self) -> String {
         let dev = self.device_id.as_deref().unwrap_or("");
         match &self.event_id {
-            Some(ev) => format!("e\u{1f}{dev}\u{1f}{ev}"),
+            Some(ev) => format!(
+                "e\u{1f}{dev}\u{1f}{ev}\u{1f}{}\u{1f}{}",
+                self.identity,
+                self.time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            ),
             // Time first: punches arrive roughly in time order, so new keys
             // land at the end of the unique index instead of all over it.
             None => format!(
@@ -238,6 +254,10 @@ pub struct EmployeeRecord {
     pub shift: Option<String>,
     /// Card numbers and face-match names.
     pub aliases: Vec<String>,
+    /// First day employed (inclusive), when known.
+    pub start_date: Option<NaiveDate>,
+    /// Last day employed (inclusive), when known.
+    pub end_date: Option<NaiveDate>,
 }
 
 /// A roster row as stored.
@@ -323,7 +343,9 @@ pub struct LedgerEntry {
     pub category: String,
     /// Rule id.
     pub rule: String,
-    /// Points in hundredths, always positive.
+    /// Points in hundredths, always positive. Shown as points (`10`,
+    /// `0.5`) wherever an entry is serialised: the API, `--json`, the audit.
+    #[serde(serialize_with = "points_number")]
     pub points: i64,
     /// True for a bonus.
     pub bonus: bool,
@@ -341,6 +363,12 @@ pub struct LedgerEntry {
     pub voided_by: Option<String>,
     /// Why it was voided.
     pub void_cause: Option<String>,
+}
+
+/// Hundredths serialised as the points they stand for (`1000` → `10`,
+/// `50` → `0.5`), as every other view shows points.
+fn points_number<S: serde::Serializer>(hundredths: &i64, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&crate::domain::Points::from_hundredths(*hundredths), s)
 }
 
 /// A manual ledger entry to record (a supervisor's deduction or a bonus).
@@ -428,6 +456,23 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// Whether an idle connection may be handed out: not when a transaction is
+/// still open on it. A failed `COMMIT` (SQLite's `database or disk is
+/// full`) can leave the driver counting an open transaction that SQLite
+/// already rolled back; the `ROLLBACK` queued by the dropped transaction
+/// then fails too, and every later `BEGIN` on that connection would be
+/// refused ("attempted to call begin_with at non-zero transaction depth")
+/// until a restart. Such a connection is closed instead and the pool opens
+/// a fresh one. (The pool pings a connection when it is released and again
+/// before this check, so a queued rollback has run by now.)
+async fn fit_for_reuse<C: sqlx::Connection>(c: &mut C) -> Result<bool, sqlx::Error> {
+    if c.is_in_transaction() {
+        tracing::warn!("store: closing a connection left inside a failed transaction");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// Hides the password of a URL for messages.
 pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://")
@@ -472,6 +517,7 @@ impl Store {
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                .before_acquire(|c, _| Box::pin(fit_for_reuse(c)))
                 .connect_with(opts)
                 .await
                 .map_err(|source| StoreError::Connect {
@@ -491,6 +537,7 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
+                .before_acquire(|c, _| Box::pin(fit_for_reuse(c)))
                 .connect_with(opts)
                 .await
                 .map_err(|source| StoreError::Connect {
@@ -676,6 +723,12 @@ impl Store {
     /// Audit rows of one table (all tables when `None`), oldest first.
     pub async fn audit(&self, table: Option<&str>) -> Result<Vec<AuditRow>, StoreError> {
         dispatch!(self, audit(table))
+    }
+
+    /// Rewrites one probe row in a write transaction: `Ok` when the store
+    /// can write now (`/healthz` asks every few seconds).
+    pub async fn probe_write(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, probe_write(now))
     }
 
     /// The earliest punch date (UTC) of any of these employees.

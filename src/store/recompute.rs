@@ -350,19 +350,35 @@ impl Store {
         let mut changes: Vec<Change> = Vec::new();
         for (i, e) in emps.iter().enumerate() {
             let id = EmployeeId::from(e.employee_id.as_str());
-            let days = evaluate_employee(
-                &clock,
-                &holidays,
-                &EmployeeDays {
-                    employee: &id,
-                    default_shift: e.shift.as_deref().and_then(|s| policy.shift_by_id(s)),
-                    punches: &punches[i],
-                    roster: Some(&roster[i]),
-                    leaves: &leaves[i],
-                },
-                from,
-                to,
-            );
+            let input = EmployeeDays {
+                employee: &id,
+                default_shift: e.shift.as_deref().and_then(|s| policy.shift_by_id(s)),
+                punches: &punches[i],
+                roster: Some(&roster[i]),
+                leaves: &leaves[i],
+                start_date: e.start_date,
+                end_date: e.end_date,
+            };
+            let mut days = evaluate_employee(&clock, &holidays, &input, from, to, now);
+            // A closed day is final even while its window is open.
+            if days
+                .iter()
+                .any(|v| v.provisional && closed.contains(&v.date))
+            {
+                let fin = evaluate_employee(
+                    &clock,
+                    &holidays,
+                    &input,
+                    from,
+                    to,
+                    DateTime::<Utc>::MAX_UTC,
+                );
+                for (v, f) in days.iter_mut().zip(fin) {
+                    if v.provisional && closed.contains(&v.date) {
+                        *v = f;
+                    }
+                }
+            }
             report.evaluated += days.len();
             for v in days {
                 let key = (e.employee_id.clone(), v.date);
@@ -416,10 +432,13 @@ fn diff(
         key: format!("day_verdicts/{}/{}", v.employee_id, v.date),
         why: format!("verdict does not serialise: {e}"),
     })?;
+    // The engine made the verdict for `now`: provisional while the punch
+    // window (its end instant included) is open.
     let provisional = !final_day
-        && v.explanation
-            .window_end
-            .is_some_and(|w| w.with_timezone(&Utc) > now);
+        && (v.provisional
+            || v.explanation
+                .window_end
+                .is_some_and(|w| w.with_timezone(&Utc) > now));
     let hash = verdict_hash(&verdict);
     let same_verdict = old.as_ref().is_some_and(|o| o.hash == hash);
     if same_verdict && let Some(o) = &old {

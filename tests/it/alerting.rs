@@ -32,6 +32,8 @@ fn decide(
         punches: &punches,
         roster: Some(roster),
         leaves,
+        start_date: None,
+        end_date: None,
     };
     absence_decision(
         &clock,
@@ -183,6 +185,8 @@ fn overnight_shift_alerts_in_the_evening_and_closes_next_morning() {
         punches: &[],
         roster: Some(&r),
         leaves: &[],
+        start_date: None,
+        end_date: None,
     };
     let close = close_time(
         &clock,
@@ -206,6 +210,8 @@ fn day_close_uses_the_latest_shift_plus_grace_and_delay() {
         punches: &[],
         roster: Some(&r),
         leaves: &[],
+        start_date: None,
+        end_date: None,
     };
     let close = close_time(
         &clock,

@@ -410,7 +410,10 @@ async fn manual_entries_validate_against_the_catalogue() {
     let e = ok.json();
     assert_eq!(e["source"], "manual");
     assert_eq!(e["category"], "internal");
-    assert_eq!(e["points"], 200, "hundredths: the rule's default 2 points");
+    assert_eq!(
+        e["points"], 2,
+        "points as a number: the rule's default 2 points"
+    );
     assert_eq!(e["recorded_by"], "sup-a");
     assert_eq!(e["evidence"], "no uniform");
 
@@ -425,6 +428,16 @@ async fn manual_entries_validate_against_the_catalogue() {
     .json();
     assert_eq!(m["score"]["score"], 98);
     assert_eq!(m["score"]["categories"]["internal"]["raw"], 2);
+    let entry = m["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["rule"] == "dress_code")
+        .unwrap();
+    assert_eq!(
+        entry["points"], 2,
+        "ledger points as numbers, not hundredths"
+    );
 
     let audit = f.store.audit(Some("ledger")).await.unwrap();
     assert!(

@@ -47,6 +47,11 @@ pub struct Case<'p> {
     pub leaves: Vec<Leave>,
     pub holidays: Holidays,
     pub default_shift: Option<ShiftIdx>,
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    /// The instant verdicts are made for; by default after every window,
+    /// so every verdict is final.
+    pub now: DateTime<Utc>,
 }
 
 impl<'p> Case<'p> {
@@ -58,7 +63,24 @@ impl<'p> Case<'p> {
             leaves: Vec::new(),
             holidays: policy.holidays.clone(),
             default_shift: None,
+            start_date: None,
+            end_date: None,
+            now: DateTime::<Utc>::MAX_UTC,
         }
+    }
+
+    /// Employment dates (inclusive; either may be `""` for none).
+    pub fn employed(mut self, start: &str, end: &str) -> Self {
+        self.start_date = (!start.is_empty()).then(|| date(start));
+        self.end_date = (!end.is_empty()).then(|| date(end));
+        self
+    }
+
+    /// Evaluates as known at `now` (a local time), so open windows are
+    /// provisional.
+    pub fn at_time(mut self, now: &str) -> Self {
+        self.now = at(self.policy, now);
+        self
     }
 
     /// Adds punches given as local times.
@@ -119,9 +141,12 @@ impl<'p> Case<'p> {
                 punches: &self.punches,
                 roster: Some(&self.roster),
                 leaves: &self.leaves,
+                start_date: self.start_date,
+                end_date: self.end_date,
             },
             from,
             to,
+            self.now,
         )
     }
 

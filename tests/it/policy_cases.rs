@@ -249,8 +249,10 @@ fn seed_default_boundaries() {
                 "5",
                 ["missing_punch"]
             ),
+            // The window's end instant is in it (issue 12: 21:30:00 counts).
+            row!(["08:30", "21:30"], Present, 0, 0, "0", "0", []),
             row!(
-                ["08:30", "21:30"],
+                ["08:30", "21:30:01"],
                 AbsentHalf,
                 0,
                 0,

@@ -574,3 +574,125 @@ fn terminal_users_lists_a_zk_terminal_and_writes_employees() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("zk_pull[7]"));
 }
+
+// --- Dahua ------------------------------------------------------------------
+
+use crate::pull_emu::{DahuaEmu, DahuaRec, DahuaState, dahua_history};
+
+const DAHUA_SERIAL: &str = "4L0AB12PAJ00123";
+
+fn dahua_site(port: u16) -> Site {
+    Site::new(&format!(
+        "[[source.dahua_pull]]\nurl = \"http://127.0.0.1:{port}\"\nusername = \"admin\"\n\
+         password_env = \"{PASSWORD_ENV}\"\ntimezone = \"Asia/Shanghai\"\npage_size = 20\n\
+         retry_min_ms = 200\nheartbeat_seconds = 1\n"
+    ))
+}
+
+fn assert_dahua_exactly(punches: &[StoredPunch], recs: &[DahuaRec]) {
+    let mut got: Vec<(String, i64)> = punches
+        .iter()
+        .map(|p| (p.employee_id.clone(), p.time.timestamp()))
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, i64)> = recs
+        .iter()
+        .filter(|r| r.status == 1)
+        .map(|r| (r.user.clone(), r.utc))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+const T0: i64 = 1_793_664_000; // 2026-11-02T00:00:00Z
+
+#[test]
+fn dahua_pull_catches_up_pages_then_live_and_fills_gaps() {
+    let history = dahua_history(1, T0, 70); // 56 granted, in pages of 20
+    let emu = DahuaEmu::start(DahuaState {
+        serial: DAHUA_SERIAL.into(),
+        password: "door-s3cret".into(),
+        log: history.clone(),
+        ..DahuaState::default()
+    });
+    let mut site = dahua_site(emu.port);
+    let _d = site.start("door-s3cret");
+    let p = site.wait_punches(56, Duration::from_secs(30));
+    assert_dahua_exactly(&p, &history);
+    assert!(p.iter().all(|p| p.device_id.as_deref() == Some(DAHUA_SERIAL)));
+    assert!(emu.finds.load(std::sync::atomic::Ordering::SeqCst) >= 4);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.streams.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "{}", site.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut all = history.clone();
+    // Live.
+    let live = DahuaRec {
+        rec_no: 71,
+        utc: T0 + 86_400,
+        user: "9".into(),
+        status: 1,
+    };
+    emu.punch(live.clone());
+    all.push(live);
+    site.wait_punches(57, Duration::from_secs(20));
+    // Two records the stream never carried, then one it did: the RecNo gap
+    // is filled from recordFinder.
+    emu.state.lock().unwrap().stream_silent = true;
+    for (no, user) in [(72, "10"), (73, "11")] {
+        let r = DahuaRec {
+            rec_no: no,
+            utc: T0 + 86_400 + 60 * (no - 71),
+            user: user.into(),
+            status: 1,
+        };
+        emu.punch(r.clone());
+        all.push(r);
+    }
+    emu.state.lock().unwrap().stream_silent = false;
+    let r = DahuaRec {
+        rec_no: 74,
+        utc: T0 + 86_400 + 300,
+        user: "12".into(),
+        status: 1,
+    };
+    emu.punch(r.clone());
+    all.push(r);
+    let p = site.wait_punches(60, Duration::from_secs(20));
+    assert_dahua_exactly(&p, &all);
+    let health = site.get("/healthz");
+    assert!(health.contains("dahua_pull[0]") && health.contains(DAHUA_SERIAL), "{health}");
+}
+
+#[test]
+fn dahua_pull_cleared_log_wrong_password_and_sigkill() {
+    let history = dahua_history(1, T0, 10);
+    let emu = DahuaEmu::start(DahuaState {
+        serial: DAHUA_SERIAL.into(),
+        password: "door-s3cret".into(),
+        log: history.clone(),
+        ..DahuaState::default()
+    });
+    let mut site = dahua_site(emu.port);
+    // Wrong password: named, backed off, nothing stored.
+    let mut d = site.start("wrong");
+    std::thread::sleep(Duration::from_secs(3));
+    let refused = emu.unauthorized.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=8).contains(&refused), "{refused}");
+    let health = site.get("/healthz");
+    assert!(health.contains("dahua_pull[0]") && health.contains("wrong username or password"), "{health}");
+    d.kill();
+    let mut d = site.start("door-s3cret");
+    site.wait_punches(8, Duration::from_secs(30));
+    d.kill();
+    // The log is cleared and numbering restarts while attendd is down: the
+    // reused RecNo values are new records, not duplicates.
+    let after = dahua_history(1, T0 + 86_400, 5);
+    emu.state.lock().unwrap().log = after.clone();
+    let _d = site.start("door-s3cret");
+    let p = site.wait_punches(12, Duration::from_secs(30));
+    let mut all = history.clone();
+    all.extend(after);
+    assert_dahua_exactly(&p, &all);
+}

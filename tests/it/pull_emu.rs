@@ -660,3 +660,213 @@ pub fn zk_history(start: &str, n: usize) -> Vec<ZkRec> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// Dahua access controller CGI, shaped after the Home Assistant Dahua
+// integration (rroller/dahua) and dahua-watch style event listeners:
+// `magicBox.cgi?action=getSerialNo` answers `sn=…`; `recordFinder.cgi?
+// action=find&name=AccessControlCardRec&StartTime=…&EndTime=…&count=N`
+// answers `found=N` then `records[i].Key=Value` lines (CreateTime in epoch
+// seconds, RecNo, UserID, Status, Method, Type); `eventManager.cgi?action=
+// attach&codes=[AccessControl]` is a `multipart/x-mixed-replace;
+// boundary=myboundary` stream of `text/plain` parts with Content-Length:
+// `Code=AccessControl;action=Pulse;index=0;data={…}` and `Heartbeat`.
+// Digest authentication on every route.
+
+/// One access record of the controller.
+#[derive(Clone, Debug)]
+pub struct DahuaRec {
+    pub rec_no: i64,
+    pub utc: i64,
+    pub user: String,
+    /// 1 granted, 0 refused.
+    pub status: i64,
+}
+
+impl DahuaRec {
+    fn lines(&self, i: usize) -> String {
+        format!(
+            "records[{i}].AttendanceState=0\r\nrecords[{i}].CardName=\r\nrecords[{i}].CardNo=\r\nrecords[{i}].CardType=0\r\nrecords[{i}].CreateTime={}\r\nrecords[{i}].Door=0\r\nrecords[{i}].ErrorCode=0\r\nrecords[{i}].Method=15\r\nrecords[{i}].Password=\r\nrecords[{i}].ReaderID=1\r\nrecords[{i}].RecNo={}\r\nrecords[{i}].RoomNumber=\r\nrecords[{i}].Status={}\r\nrecords[{i}].Type=Entry\r\nrecords[{i}].URL=\r\nrecords[{i}].UserID={}\r\n",
+            self.utc, self.rec_no, self.status, self.user
+        )
+    }
+
+    fn part(&self) -> String {
+        format!(
+            "Code=AccessControl;action=Pulse;index=0;data={{\n   \"CardNo\" : \"\",\n   \"CardType\" : null,\n   \"ErrorCode\" : 0,\n   \"Method\" : 15,\n   \"Name\" : \"Face\",\n   \"Password\" : \"\",\n   \"ReaderID\" : \"1\",\n   \"RecNo\" : {},\n   \"SnapURL\" : \"\",\n   \"Status\" : {},\n   \"Type\" : \"Entry\",\n   \"UTC\" : {},\n   \"UserID\" : \"{}\",\n   \"UserType\" : null\n}}\n",
+            self.rec_no, self.status, self.utc, self.user
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct DahuaState {
+    pub serial: String,
+    pub password: String,
+    pub log: Vec<DahuaRec>,
+    pub pending: Vec<DahuaRec>,
+    pub stream_silent: bool,
+}
+
+pub struct DahuaEmu {
+    pub port: u16,
+    pub state: Arc<Mutex<DahuaState>>,
+    pub finds: Arc<AtomicUsize>,
+    pub streams: Arc<AtomicUsize>,
+    pub unauthorized: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for DahuaEmu {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+const DAHUA_REALM: &str = "Login to 4L0AB12PAJ00123";
+const DAHUA_NONCE: &str = "1874590187";
+
+impl DahuaEmu {
+    pub fn start(state: DahuaState) -> DahuaEmu {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let emu = DahuaEmu {
+            port: l.local_addr().unwrap().port(),
+            state: Arc::new(Mutex::new(state)),
+            finds: Arc::default(),
+            streams: Arc::default(),
+            unauthorized: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (st, fi, sr, un, stop) = (
+            emu.state.clone(),
+            emu.finds.clone(),
+            emu.streams.clone(),
+            emu.unauthorized.clone(),
+            emu.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(c) = c else { continue };
+                let (st, fi, sr, un, stop) =
+                    (st.clone(), fi.clone(), sr.clone(), un.clone(), stop.clone());
+                std::thread::spawn(move || serve_dahua(c, st, fi, sr, un, stop));
+            }
+        });
+        emu
+    }
+
+    pub fn punch(&self, r: DahuaRec) {
+        let mut s = self.state.lock().unwrap();
+        s.log.push(r.clone());
+        if !s.stream_silent {
+            s.pending.push(r);
+        }
+    }
+}
+
+fn query<'q>(path: &'q str, key: &str) -> Option<&'q str> {
+    path.split_once('?')?
+        .1
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn serve_dahua(
+    c: TcpStream,
+    st: Arc<Mutex<DahuaState>>,
+    finds: Arc<AtomicUsize>,
+    streams: Arc<AtomicUsize>,
+    unauthorized: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut w = c.try_clone().unwrap();
+    let mut r = BufReader::new(c);
+    let Some(req) = read_req(&mut r) else { return };
+    let password = st.lock().unwrap().password.clone();
+    if !digest_ok(req.header("Authorization"), &req.method, "admin", &password, DAHUA_REALM, DAHUA_NONCE) {
+        if req.header("Authorization").is_some() {
+            unauthorized.fetch_add(1, Ordering::SeqCst);
+        }
+        challenge_401(&mut w, DAHUA_REALM, DAHUA_NONCE);
+        return;
+    }
+    let route = req.path.split('?').next().unwrap_or("");
+    match route {
+        "/cgi-bin/magicBox.cgi" => {
+            let sn = st.lock().unwrap().serial.clone();
+            reply(&mut w, "text/plain", format!("sn={sn}\r\n").as_bytes());
+        }
+        "/cgi-bin/recordFinder.cgi" => {
+            finds.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(query(&req.path, "name"), Some("AccessControlCardRec"));
+            let start: i64 = query(&req.path, "StartTime").unwrap().parse().unwrap();
+            let end: i64 = query(&req.path, "EndTime").unwrap().parse().unwrap();
+            let count: usize = query(&req.path, "count").unwrap_or("1024").parse().unwrap();
+            let s = st.lock().unwrap();
+            let m: Vec<&DahuaRec> = s
+                .log
+                .iter()
+                .filter(|r| r.utc >= start && r.utc <= end)
+                .take(count)
+                .collect();
+            let mut body = format!("found={}\r\n", m.len());
+            for (i, r) in m.iter().enumerate() {
+                body.push_str(&r.lines(i));
+            }
+            reply(&mut w, "text/plain", body.as_bytes());
+        }
+        "/cgi-bin/eventManager.cgi" => {
+            assert_eq!(query(&req.path, "action"), Some("attach"));
+            let mine = streams.fetch_add(1, Ordering::SeqCst) + 1;
+            let _ = write!(
+                w,
+                "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=myboundary\r\nConnection: close\r\n\r\n"
+            );
+            let mut beat = std::time::Instant::now() - Duration::from_secs(10);
+            while !stop.load(Ordering::SeqCst) && streams.load(Ordering::SeqCst) == mine {
+                let next = {
+                    let mut s = st.lock().unwrap();
+                    (!s.pending.is_empty()).then(|| s.pending.remove(0))
+                };
+                let part = match next {
+                    Some(r) => r.part(),
+                    None if beat.elapsed() > Duration::from_secs(1) => {
+                        beat = std::time::Instant::now();
+                        "Heartbeat".to_string()
+                    }
+                    None => {
+                        std::thread::sleep(Duration::from_millis(30));
+                        continue;
+                    }
+                };
+                let msg = format!(
+                    "--myboundary\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{part}\r\n",
+                    part.len()
+                );
+                if w.write_all(msg.as_bytes()).is_err() {
+                    return;
+                }
+                let _ = w.flush();
+            }
+        }
+        _ => {
+            let _ = write!(w, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        }
+    }
+}
+
+/// `n` granted records from RecNo `first`, one minute apart from epoch
+/// `t0`, users `1` … `25`; every fifth is refused (Status 0, not a punch).
+pub fn dahua_history(first: i64, t0: i64, n: usize) -> Vec<DahuaRec> {
+    (0..n)
+        .map(|i| DahuaRec {
+            rec_no: first + i as i64,
+            utc: t0 + 60 * i as i64,
+            user: format!("{}", i % 25 + 1),
+            status: i64::from(i % 5 != 4),
+        })
+        .collect()
+}

@@ -344,10 +344,14 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
         ["2025-03-05T03:30:00+00:00", "2025-03-05T03:31:00+00:00"]
     );
     let m = site.metrics();
-    for (sn, n) in [(SN, 5), (SN_KOLKATA, 2)] {
-        let line =
-            format!("attendd_punches_total{{source=\"zk_push[0]:{sn}\",outcome=\"new\"}} {n}");
+    // Issue 13: labels name terminals by their place in the configuration
+    // (or their `name`), never by serial number.
+    for (j, sn, n) in [(0, SN, 5), (1, SN_KOLKATA, 2)] {
+        let line = format!(
+            "attendd_punches_total{{source=\"zk_push[0].terminals[{j}]\",outcome=\"new\"}} {n}"
+        );
         assert!(m.contains(&line), "{line} not in\n{m}");
+        assert!(!m.contains(sn), "{sn} in\n{m}");
     }
 
     // Other tables and endpoints are acknowledged and ignored.

@@ -217,6 +217,8 @@ async fn one_employee(db: &TestDb, id: &str) {
             supervisor: "S01".into(),
             shift: None,
             aliases: vec![format!("card-{id}")],
+            start_date: None,
+            end_date: None,
         }])
         .await
         .unwrap();
@@ -247,18 +249,25 @@ async fn duplicate_punch_is_stored_once(db: &TestDb) {
         db.store.insert_punches(&[other]).await.unwrap()[0],
         Inserted::New(_)
     ));
-    // With an event id, (device, event) is the key whatever the time says.
+    // With an event id, (device, event, identity, time) is the key: a
+    // re-sent record is a duplicate; the same record number at another
+    // time is another punch (a device counter that restarted; issue 11,
+    // defect 3 changed this, it used to be a duplicate).
     let mut ev = punch("E001", "2026-11-02T09:00:00+08:00");
     ev.event_id = Some("gate-1-000123".into());
-    let mut resent = ev.clone();
-    resent.time = at("2026-11-02T09:00:05+08:00");
-    let r = db.store.insert_punches(&[ev]).await.unwrap();
+    let mut reused = ev.clone();
+    reused.time = at("2026-11-02T09:00:05+08:00");
+    let r = db.store.insert_punches(&[ev.clone()]).await.unwrap();
     assert!(matches!(r[0], Inserted::New(_)));
     assert_eq!(
-        db.store.insert_punches(&[resent]).await.unwrap(),
+        db.store.insert_punches(&[ev]).await.unwrap(),
         vec![Inserted::Duplicate]
     );
-    assert_eq!(db.store.punch_count().await.unwrap(), 3);
+    assert!(matches!(
+        db.store.insert_punches(&[reused]).await.unwrap()[0],
+        Inserted::New(_)
+    ));
+    assert_eq!(db.store.punch_count().await.unwrap(), 4);
     let day = db
         .store
         .punches(
@@ -268,10 +277,78 @@ async fn duplicate_punch_is_stored_once(db: &TestDb) {
         )
         .await
         .unwrap();
-    assert_eq!(day.len(), 3);
+    assert_eq!(day.len(), 4);
     assert_eq!(day[0].time, at("2026-11-02T08:29:13+08:00"));
 }
 store_test!(duplicate_punch_is_stored_once);
+
+/// Issue 11, defect 3: a per-device record counter is never a key alone.
+async fn record_counters_are_not_keys_alone(db: &TestDb) {
+    // Hikvision `serialNo` reused after a reset: another employee, another
+    // time, same device and number.
+    let mut a = punch("E001", "2026-11-02T08:29:13+08:00");
+    a.event_id = Some("48211".into());
+    let mut b = punch("E002", "2026-11-20T08:31:02+08:00");
+    b.event_id = Some("48211".into());
+    // Dahua `Code=AccessControl` uploads name no device: two terminals'
+    // records with one `RecNo`.
+    let mut c = punch("E003", "2026-11-02T08:29:13+08:00");
+    c.device_id = None;
+    c.event_id = Some("5521".into());
+    let mut d = punch("E004", "2026-11-02T08:40:00+08:00");
+    d.device_id = None;
+    d.event_id = Some("5521".into());
+    let r = db.store.insert_punches(&[a, b, c, d]).await.unwrap();
+    assert!(r.iter().all(|o| matches!(o, Inserted::New(_))), "{r:?}");
+}
+store_test!(record_counters_are_not_keys_alone);
+
+/// Issue 11, defect 3, upgrade: a punch stored under the old key recipe
+/// (device and record number only) is recognised when the terminal
+/// re-sends its backlog, by device, employee and instant.
+async fn backlog_stored_under_the_old_key_is_not_stored_twice(db: &TestDb) {
+    let t = at("2026-11-02T08:29:13+08:00");
+    let sql = "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, received_at, dedupe_key) \
+               VALUES ($1, $2, 'gate-1', 'hik_http[0]', '48211', $1, $2, $3)";
+    let old_key = "e\u{1f}gate-1\u{1f}48211";
+    match &db.store {
+        Store::Sqlite(p) => sqlx::query(sql)
+            .bind("E001")
+            .bind(t)
+            .bind(old_key)
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Store::Postgres(p) => sqlx::query(sql)
+            .bind("E001")
+            .bind(t)
+            .bind(old_key)
+            .execute(p)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+    let mut resent = punch("E001", "2026-11-02T08:29:13+08:00");
+    resent.event_id = Some("48211".into());
+    // Twice in one batch too.
+    assert_eq!(
+        db.store
+            .insert_punches(&[resent.clone(), resent.clone()])
+            .await
+            .unwrap(),
+        vec![Inserted::Duplicate, Inserted::Duplicate]
+    );
+    // Another device at that instant is another punch; so is the same
+    // device a second later.
+    let mut other = resent.clone();
+    other.device_id = Some("gate-2".into());
+    let mut later = resent.clone();
+    later.time = at("2026-11-02T08:29:14+08:00");
+    let r = db.store.insert_punches(&[other, later]).await.unwrap();
+    assert!(r.iter().all(|o| matches!(o, Inserted::New(_))), "{r:?}");
+    assert_eq!(db.store.punch_count().await.unwrap(), 3);
+}
+store_test!(backlog_stored_under_the_old_key_is_not_stored_twice);
 
 async fn late_punch_changes_verdict_and_ledger_with_audit(db: &TestDb) {
     one_employee(db, "E001").await;
@@ -980,6 +1057,8 @@ async fn concurrent_recomputes_do_not_double_the_ledger(db: &TestDb) {
             supervisor: "S".into(),
             shift: None,
             aliases: vec![],
+            start_date: None,
+            end_date: None,
         })
         .collect();
     db.store.upsert_employees(&emps).await.unwrap();
@@ -1008,3 +1087,73 @@ async fn concurrent_recomputes_do_not_double_the_ledger(db: &TestDb) {
     third.close().await;
 }
 store_test!(concurrent_recomputes_do_not_double_the_ledger);
+
+/// Issue 12 defect 3: a recompute at noon stores today's verdict as
+/// provisional `in_progress` with no ledger entry; once the window has
+/// closed (or the day is closed) the missing check-out is charged.
+async fn today_is_stored_provisional_without_ledger(db: &TestDb) {
+    one_employee(db, "E001").await;
+    db.store
+        .insert_punches(&[
+            punch("E001", "2026-11-02T08:20:00+08:00"),
+            punch("E001", "2026-11-03T08:20:00+08:00"),
+        ])
+        .await
+        .unwrap();
+    let day = d("2026-11-02");
+    let noon = at("2026-11-02T12:00:00+08:00");
+    db.store
+        .recompute(&db.policy, None, day, day, "test", "tester", noon)
+        .await
+        .unwrap();
+    let v = db.store.verdicts(day, day, None).await.unwrap();
+    assert_eq!(v[0].status, "in_progress");
+    assert!(v[0].provisional);
+    assert_eq!(v[0].points, 0);
+    assert!(
+        db.store
+            .ledger(day, day, Some("E001"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    db.store
+        .recompute(
+            &db.policy,
+            None,
+            day,
+            day,
+            "test",
+            "tester",
+            at("2026-11-02T21:31:00+08:00"),
+        )
+        .await
+        .unwrap();
+    let v = db.store.verdicts(day, day, None).await.unwrap();
+    assert_eq!(v[0].status, "absent_half");
+    assert!(!v[0].provisional);
+    assert_eq!(
+        db.store.ledger(day, day, Some("E001")).await.unwrap().len(),
+        1
+    );
+
+    // The day close at 18:30 makes the next day final while its window is
+    // still open.
+    let next = d("2026-11-03");
+    db.store
+        .recompute_closing(&db.policy, next, at("2026-11-03T18:30:00+08:00"))
+        .await
+        .unwrap();
+    let v = db.store.verdicts(next, next, None).await.unwrap();
+    assert_eq!(v[0].status, "absent_half");
+    assert!(!v[0].provisional);
+    assert_eq!(
+        db.store
+            .ledger(next, next, Some("E001"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+store_test!(today_is_stored_provisional_without_ledger);

@@ -5,7 +5,10 @@
 //! ended by CR (e.g. `0C8707\r`); [`CardPreset::Decimal`], 10 decimal digits
 //! ended by CR LF (e.g. `0000820999\r\n`), where keypad keys arrive as single
 //! bytes without a line end and so sit in front of the next card number
-//! (they are ignored). Lines end with CR, LF or both. Nothing on the line
+//! (they are ignored; `A`/`B` stand for `*`/`#` on some converters);
+//! [`CardPreset::ArduinoWiegand`], the Arduino Wiegand library's example
+//! output `Wiegand HEX = 7D3257, DECIMAL = 8204887, Type W26` (4- and 8-bit
+//! reads are keypad keys, ignored). Lines end with CR, LF or both. Nothing on the line
 //! carries a time or a direction: the punch time is the arrival time, the
 //! direction comes from which reader fired (configuration). The identity is
 //! the card in [`super::canonical_card`] form, so both presets give the same
@@ -27,8 +30,14 @@ pub enum CardPreset {
     /// 6 or 8 hex characters.
     #[default]
     Hex,
-    /// 10 decimal digits, possibly after keypad keys.
+    /// 10 decimal digits, possibly after keypad keys (digits, `*`, `#`, or
+    /// the letters `A`/`B` that some converters send for `*`/`#`).
     Decimal,
+    /// The Arduino Wiegand library's example sketch output, one line per
+    /// read: `Wiegand HEX = 7D3257, DECIMAL = 8204887, Type W26`. The
+    /// `DECIMAL` value is the card (checked against `HEX`); reads of 4 or 8
+    /// bits (`Type W4`, `Type W8`) are keypad keys.
+    ArduinoWiegand,
 }
 
 /// Options of the `card-line` decoder.
@@ -39,9 +48,64 @@ pub struct CardLineOptions {
     pub preset: CardPreset,
 }
 
+/// A keypad key as a converter writes it: a digit, `*`, `#`, or `A`/`B`
+/// for `*`/`#`.
+fn keypad_key(b: u8) -> bool {
+    b.is_ascii_digit() || matches!(b, b'*' | b'#' | b'A' | b'B' | b'a' | b'b')
+}
+
+/// One line of the Arduino Wiegand library example: the card, or `None`
+/// for a keypad key (4 or 8 bits).
+fn arduino_line(line: &str) -> Result<Option<String>, DecodeError> {
+    let bad = || {
+        invalid(
+            "card",
+            line,
+            "is not \"Wiegand HEX = …, DECIMAL = …, Type W…\"",
+        )
+    };
+    let mut hex = None;
+    let mut dec = None;
+    let mut bits = None;
+    for part in line.split(',') {
+        let (k, v) = match part.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_uppercase(), v.trim()),
+            None => {
+                let p = part.trim();
+                match p.get(..6) {
+                    Some(t) if t.eq_ignore_ascii_case("type w") => {
+                        ("TYPE".to_string(), p.get(6..).unwrap_or(""))
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+        };
+        match k.as_str() {
+            "WIEGAND HEX" => hex = Some(v),
+            "DECIMAL" => dec = Some(v),
+            "TYPE" => bits = v.parse::<u32>().ok(),
+            _ => return Err(bad()),
+        }
+    }
+    let (Some(hex), Some(dec), Some(bits)) = (hex, dec, bits) else {
+        return Err(bad());
+    };
+    let (Some(h), Some(d)) = (canonical_card(hex, 16), canonical_card(dec, 10)) else {
+        return Err(bad());
+    };
+    if h != d {
+        return Err(invalid("card", line, "HEX and DECIMAL differ"));
+    }
+    Ok((bits > 8).then_some(d))
+}
+
 /// The canonical card of one line, and how many keypad keys preceded it.
 fn card(line: &str, preset: CardPreset) -> Result<(String, usize), DecodeError> {
     match preset {
+        CardPreset::ArduinoWiegand => match arduino_line(line)? {
+            Some(c) => Ok((c, 0)),
+            None => Err(invalid("card", line, "is a keypad key")),
+        },
         CardPreset::Hex => {
             if !matches!(line.len(), 6 | 8) {
                 return Err(invalid("card", line, "is not 6 or 8 hex characters"));
@@ -55,9 +119,7 @@ fn card(line: &str, preset: CardPreset) -> Result<(String, usize), DecodeError> 
             let well_formed = line.is_ascii()
                 && line.len() >= 10
                 && line[keys..].bytes().all(|b| b.is_ascii_digit())
-                && line[..keys]
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+                && line[..keys].bytes().all(keypad_key);
             if !well_formed {
                 return Err(invalid("card", line, "is not 10 decimal digits"));
             }
@@ -82,12 +144,12 @@ pub fn decode(
             continue;
         }
         let n = i + 1;
-        if o.preset == CardPreset::Decimal
-            && line.len() < 10
-            && line
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
-        {
+        let keypad = match o.preset {
+            CardPreset::Decimal => line.len() < 10 && line.bytes().all(keypad_key),
+            CardPreset::ArduinoWiegand => matches!(arduino_line(line), Ok(None)),
+            CardPreset::Hex => false,
+        };
+        if keypad {
             out.ignored.push(Ignored {
                 line: Some(n),
                 reason: "keypad keys".into(),
@@ -129,6 +191,7 @@ pub(crate) const SAMPLES: &[&[u8]] = &[
     b"0C8707\r",
     b"0000820999\r\n",
     b"5#0000820999\r\n0012345678\r\n",
+    b"Wiegand Hex = 7D3257, DECIMAL = 8204887, Type W26\r\n",
 ];
 
 #[cfg(test)]
@@ -164,6 +227,60 @@ mod tests {
         let d = decode(b"5\r\n", &cx(IST), &DEC).unwrap();
         assert!(d.punches.is_empty());
         assert_eq!(d.ignored[0].reason, "keypad keys");
+    }
+
+    /// Issue 11 (16): keypad keys sent as letters (`A`/`B` for `*`/`#`).
+    #[test]
+    fn keypad_letters_are_keys() {
+        let d = decode(b"A\r\nB0000820999\r\n12AB\r\n", &cx(IST), &DEC).unwrap();
+        assert_eq!(one(&d).identity, Identity::Alias("820999".into()));
+        assert_eq!(
+            d.ignored
+                .iter()
+                .map(|i| i.reason.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "keypad keys",
+                "1 keypad key(s) before the card",
+                "keypad keys"
+            ]
+        );
+        assert!(d.line_errors.is_empty());
+    }
+
+    /// Issue 11 (16): the Arduino Wiegand library line. The W26 sample is
+    /// the one a PAM module's source parses (`Wiegand Hex = 7D3257,
+    /// DECIMAL = 8204887, Type W26`, public code index), the others follow
+    /// the library example's `Serial.print` calls.
+    #[test]
+    fn arduino_wiegand_library_lines() {
+        let o = CardLineOptions {
+            preset: CardPreset::ArduinoWiegand,
+        };
+        let c = cx(IST).with_device("door-uno");
+        let d = decode(
+            b"Wiegand Hex = 7D3257, DECIMAL = 8204887, Type W26\r\nWiegand HEX = B, DECIMAL = 11, Type W4\r\nWiegand HEX = C8707, DECIMAL = 820999, Type W26\r\n",
+            &c,
+            &o,
+        )
+        .unwrap();
+        assert_eq!(d.punches.len(), 2, "{d:?}");
+        assert_eq!(d.punches[0].identity, Identity::Alias("8204887".into()));
+        assert_eq!(d.punches[0].at, c.received_at);
+        // The same card as the hex converter's `0C8707`.
+        assert_eq!(
+            d.punches[1],
+            one(&decode(SAMPLES[0], &c, &HEX).unwrap()).clone()
+        );
+        assert_eq!(d.ignored[0].reason, "keypad keys");
+        let e = decode(
+            b"Wiegand HEX = 7D3258, DECIMAL = 8204887, Type W26\r\n",
+            &c,
+            &o,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("HEX and DECIMAL differ"), "{e}");
+        assert!(decode(b"Wiegand HEX = 7D3257\r\n", &c, &o).is_err());
     }
 
     #[test]

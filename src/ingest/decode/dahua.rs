@@ -16,6 +16,17 @@
 //! decides. Direction: a configured `AttendanceState` mapping, else `Type`
 //! `Entry`/`Exit`. Backfill records are replays. Deflate-compressed uploads
 //! must be inflated by the transport before this decoder.
+//!
+//! Also read: Intelbras/Dahua `_DoorFace_` parts (a recognised face;
+//! `UserID` `FFFFFF` is an unknown face, ignored); an event with no time at
+//! all is stamped on arrival with a warning, never dropped; a
+//! `recordFinder` answer is recognised by its structure (`found=N` and
+//! `records[i].Key=Value` lines), never by a substring, and its
+//! `CreateTime` is epoch seconds (Dahua) or local wall time (Intelbras).
+//! Parts start at a line that starts with `Code=`. `RecNo` is a per-device
+//! counter and uploads often name no device (then `PhysicalAddress` or
+//! `MacAddress` when the event has one): the store's key adds the employee
+//! and the instant.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
@@ -114,7 +125,16 @@ fn event_time(
             Ok((resolve_local(cx.device_tz, local), Some(local)))
         }
         (None, Some(utc)) => Ok((utc, None)),
-        (None, None) => Err(missing("LocaleTime")),
+        // Issue 11 (8): some events carry no time at all (Intelbras
+        // `_DoorFace_`, a bare `{"UserID":…}`): the punch is stamped on
+        // arrival, as a card reader's is (no device wall time), and flagged.
+        (None, None) => {
+            out.warnings.push(format!(
+                "event without RealUTC, LocaleTime or UTC: stamped on arrival ({})",
+                cx.received_at.to_rfc3339()
+            ));
+            Ok((cx.received_at, None))
+        }
     }
 }
 
@@ -151,11 +171,54 @@ fn access_control(
         identity: Identity::Employee(user),
         at: at_utc,
         device_local,
-        device_id: cx.device_id.map(str::to_string),
+        device_id: device(data, cx),
         event_id: text(at(data, "RecNo")),
         kind,
         verify: verify(int(at(data, "Method"))),
         replay,
+    });
+    Ok(())
+}
+
+/// The device: the source's, else what the event names (`PhysicalAddress`,
+/// `MacAddress`). `Code=AccessControl` uploads often name none; then the
+/// dedupe key rests on employee and instant with `RecNo` (issue 11, 3).
+fn device(data: &Value, cx: &DecodeContext) -> Option<String> {
+    cx.device_id
+        .map(str::to_string)
+        .or_else(|| text(at(data, "PhysicalAddress")))
+        .or_else(|| text(at(data, "MacAddress")))
+}
+
+/// Intelbras/Dahua `_DoorFace_`: a face recognised at the door. `UserID`
+/// `FFFFFF` (or empty) is a face the terminal did not recognise. Often no
+/// time but `RealUTC`, sometimes none at all (stamped on arrival).
+fn door_face(
+    data: &Value,
+    cx: &DecodeContext,
+    o: &DahuaOptions,
+    out: &mut Decoded,
+) -> Result<(), DecodeError> {
+    if !data.is_object() {
+        return Err(missing("data"));
+    }
+    let user = match text(at(data, "UserID")) {
+        Some(u) if !u.eq_ignore_ascii_case("FFFFFF") => u,
+        _ => {
+            out.ignore("face not recognised (no UserID)");
+            return Ok(());
+        }
+    };
+    let (at_utc, device_local) = event_time(data, cx, o, out)?;
+    out.punches.push(DecodedPunch {
+        identity: Identity::Employee(user),
+        at: at_utc,
+        device_local,
+        device_id: device(data, cx),
+        event_id: None,
+        kind: PunchKind::Unspecified,
+        verify: Verify::Face,
+        replay: false,
     });
     Ok(())
 }
@@ -169,7 +232,8 @@ fn event(
     o: &DahuaOptions,
     out: &mut Decoded,
 ) -> Result<(), DecodeError> {
-    if !code.eq_ignore_ascii_case("AccessControl") {
+    let face = code.eq_ignore_ascii_case("_DoorFace_");
+    if !code.eq_ignore_ascii_case("AccessControl") && !face {
         out.ignore(format!("event code {code:?} is not AccessControl"));
         return Ok(());
     }
@@ -177,7 +241,12 @@ fn event(
         out.ignore(format!("action {a:?} is not Pulse"));
         return Ok(());
     }
-    access_control(data.ok_or_else(|| missing("data"))?, cx, o, false, out)
+    let data = data.ok_or_else(|| missing("data"))?;
+    if face {
+        door_face(data, cx, o, out)
+    } else {
+        access_control(data, cx, o, false, out)
+    }
 }
 
 fn get_ci<'v>(m: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
@@ -211,19 +280,44 @@ fn events_envelope(
     Ok(())
 }
 
-/// `Code=…;action=…;index=…;data={…}` parts, wherever they are in the body.
+/// Byte offsets where a line starts with `Code=`: the start of an event
+/// part. Only there: `ErrorCode=` in a `recordFinder` answer, or `Code=`
+/// inside a value, is not a part (issue 11, defect 10).
+fn part_starts(text: &str) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut line_start = 0;
+    for line in text.split_inclusive('\n') {
+        let lead = line.len() - line.trim_start_matches([' ', '\t', '\r']).len();
+        if line[lead..].starts_with("Code=") {
+            v.push(line_start + lead);
+        }
+        line_start += line.len();
+    }
+    v
+}
+
+/// `Code=…;action=…;index=…;data={…}` parts (the header on one line, or one
+/// `key=value` per line), each starting a line.
 fn text_parts(text: &str, cx: &DecodeContext, o: &DahuaOptions, out: &mut Decoded) {
-    let mut pos = 0;
-    let mut n = 0;
-    while let Some(i) = text.get(pos..).and_then(|t| t.find("Code=")) {
-        n += 1;
-        let start = pos + i;
+    let starts = part_starts(text);
+    let mut resume = 0;
+    for (n, &start) in starts.iter().enumerate() {
+        if start < resume {
+            // Inside the JSON of the previous part.
+            continue;
+        }
+        let n = n + 1;
+        let limit = starts
+            .iter()
+            .find(|&&s| s > start)
+            .copied()
+            .unwrap_or(text.len());
         let line_end = text[start..].find('\n').map_or(text.len(), |e| start + e);
-        let head_end = text[start..line_end].find("data=").map(|d| start + d);
+        let head_end = text[start..limit].find("data=").map(|d| start + d);
         let head = &text[start..head_end.unwrap_or(line_end)];
         let mut code = "";
         let mut action = None;
-        for kv in head.split(';') {
+        for kv in head.split([';', '\n']) {
             match kv.trim().split_once('=') {
                 Some((k, v)) if k.eq_ignore_ascii_case("Code") => code = v.trim(),
                 Some((k, v)) if k.eq_ignore_ascii_case("action") => action = Some(v.trim()),
@@ -233,15 +327,36 @@ fn text_parts(text: &str, cx: &DecodeContext, o: &DahuaOptions, out: &mut Decode
         let (r, next) = match head_end {
             Some(d) => match json_prefix(text, d + "data=".len()) {
                 Ok((v, end)) => (event(code, action, Some(&v), cx, o, out), end),
-                // Where a broken part ends is unknown: resume after its
-                // first line, the next part starts with its own `Code=`.
+                // Where a broken part ends is unknown: resume at the next
+                // line that starts a part.
                 Err(e) => (Err(e), line_end),
             },
             None => (event(code, action, None, cx, o, out), line_end),
         };
-        keep(out, n, || head.to_string(), r);
-        pos = next.max(start + 1);
+        keep(out, n, || head.trim_end().to_string(), r);
+        resume = next;
     }
+}
+
+/// A `recordFinder.cgi` answer: `found=N` (or `totalCount=N`) first and
+/// `records[i].Key=Value` lines, recognised by that structure.
+fn is_record_finder(text: &str) -> bool {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let Some(first) = lines.next() else {
+        return false;
+    };
+    let counter = |l: &str| {
+        ["found=", "totalCount="].iter().any(|p| {
+            l.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let record = |l: &str| l.starts_with("records[") && l.contains("].") && l.contains('=');
+    (counter(first) || record(first))
+        && text
+            .lines()
+            .map(str::trim)
+            .all(|l| l.is_empty() || counter(l) || record(l))
 }
 
 /// `records[N].Key=Value` lines of a `recordFinder` answer, as data objects.
@@ -257,15 +372,19 @@ fn records(text: &str) -> Vec<Value> {
         let (Ok(idx), Some((key, value))) = (idx.parse::<usize>(), rest.split_once('=')) else {
             continue;
         };
+        let value = value.trim();
         let key = match key {
             "CreateTimeRealUTC" => "RealUTC",
-            "CreateTime" => "UTC",
+            // Epoch seconds on Dahua; Intelbras firmware write the local
+            // wall time there (`2026-05-15 10:14:27`).
+            "CreateTime" if value.bytes().all(|b| b.is_ascii_digit()) => "UTC",
+            "CreateTime" => "LocaleTime",
             k => k,
         };
         by_index
             .entry(idx)
             .or_default()
-            .insert(key.to_string(), Value::String(value.trim().to_string()));
+            .insert(key.to_string(), Value::String(value.to_string()));
     }
     by_index.into_values().map(Value::Object).collect()
 }
@@ -273,21 +392,28 @@ fn records(text: &str) -> Vec<Value> {
 /// Decodes one Dahua body.
 pub fn decode(bytes: &[u8], cx: &DecodeContext, o: &DahuaOptions) -> Result<Decoded, DecodeError> {
     let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_start_matches('\u{feff}');
     let mut out = Decoded::default();
-    if text.contains("Code=") {
-        text_parts(&text, cx, o, &mut out);
-    } else if text.trim_start().starts_with('{') {
-        events_envelope(&parse_json(bytes)?, cx, o, &mut out)?;
-    } else if text.contains("records[") {
-        for (i, r) in records(&text).into_iter().enumerate() {
+    // Formats are told apart by structure, never by a substring (issue 11,
+    // defect 10: `ErrorCode=` of a record contains `Code=`).
+    if is_record_finder(text) {
+        let recs = records(text);
+        if recs.is_empty() {
+            out.ignore("recordFinder answer without records");
+        }
+        for (i, r) in recs.into_iter().enumerate() {
             let res = access_control(&r, cx, o, true, &mut out);
             keep(&mut out, i + 1, || format!("records[{i}]"), res);
         }
-    } else if text.contains("Heartbeat") {
+    } else if text.trim_start().starts_with('{') {
+        events_envelope(&parse_json(text.as_bytes())?, cx, o, &mut out)?;
+    } else if !part_starts(text).is_empty() {
+        text_parts(text, cx, o, &mut out);
+    } else if text.lines().any(|l| l.trim() == "Heartbeat") {
         out.ignore("heartbeat");
-    } else if !text.trim().is_empty() && !text.trim().starts_with("found=") {
+    } else if !text.trim().is_empty() {
         return Err(DecodeError::Unrecognised(
-            "no Code=…;data= part, Events envelope or records[] lines".into(),
+            "no Code=…;data= part, Events envelope or recordFinder answer".into(),
         ));
     }
     if out.punches.is_empty() && out.ignored.is_empty() && out.line_errors.len() == 1 {
@@ -471,10 +597,98 @@ mod tests {
         let e = dec(b"Code=AccessControl;action=Pulse;index=0;data={\"UserID\":\"1\"").unwrap_err();
         assert!(matches!(e, DecodeError::NotJson(_)), "{e}");
         assert!(matches!(dec(b"hello"), Err(DecodeError::Unrecognised(_))));
-        let e =
-            dec(br#"{"Events":[{"Code":"AccessControl","Action":"Pulse","Data":{"UserID":"1"}}]}"#)
-                .unwrap_err();
-        assert_eq!(e.to_string(), "field \"LocaleTime\": missing");
+    }
+
+    /// Issue 11 (8): an event without a time is stamped on arrival and
+    /// flagged (it was an error, "field LocaleTime: missing", before).
+    #[test]
+    fn an_event_without_a_time_is_stamped_on_arrival() {
+        let c = cx(IST).with_device("dahua-1");
+        let d = decode(
+            br#"{"Events":[{"Code":"AccessControl","Action":"Pulse","Data":{"UserID":"1"}}]}"#,
+            &c,
+            &DahuaOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(one(&d).at, c.received_at);
+        assert_eq!(one(&d).device_local, None);
+        assert_eq!(one(&d).clock_skew(c.received_at), None);
+        assert_eq!(d.warnings.len(), 1);
+        assert!(
+            d.warnings[0].contains("stamped on arrival"),
+            "{:?}",
+            d.warnings
+        );
+        // The shape of an Intelbras `_DoorFace_` part with no time at all.
+        let body = b"--myboundary\r\nContent-Type: text/plain\r\n\r\nCode=_DoorFace_;action=Pulse;index=0;data={\"UserID\":\"22222\",\"Similarity\":92,\"CardNo\":\"\"}\r\n";
+        let d = decode(body, &c, &DahuaOptions::default()).unwrap();
+        assert_eq!(one(&d).identity, Identity::Employee("22222".into()));
+        assert_eq!(one(&d).at, c.received_at);
+        assert_eq!(one(&d).verify, Verify::Face);
+    }
+
+    /// Intelbras `_DoorFace_` capture (`tests/fixtures/captures/README.md`):
+    /// a recognised face with `RealUTC`; `FFFFFF` is an unknown face.
+    #[test]
+    fn intelbras_door_face_capture() {
+        let body = include_bytes!("../../../tests/fixtures/captures/intelbras_doorface.txt");
+        let d = dec(body).unwrap();
+        let p = one(&d);
+        assert_eq!(p.identity, Identity::Employee("22222".into()));
+        assert_eq!(p.at, DateTime::from_timestamp(1761311858, 0).unwrap());
+        assert_eq!(p.verify, Verify::Face);
+        let unknown = String::from_utf8_lossy(body).replace("\"22222\"", "\"FFFFFF\"");
+        let d = dec(unknown.as_bytes()).unwrap();
+        assert!(d.punches.is_empty());
+        assert_eq!(d.ignored[0].reason, "face not recognised (no UserID)");
+    }
+
+    /// Issue 11 (10), on a live terminal's `recordFinder` answer: its
+    /// `ErrorCode=0` lines made it look like an event stream (`Code=`), so
+    /// both records were ignored.
+    #[test]
+    fn record_finder_answer_with_error_code_lines_is_read_as_records() {
+        let body =
+            include_bytes!("../../../tests/fixtures/captures/dahua_recordfinder_errorcode.txt");
+        let d = decode(
+            body,
+            &cx(chrono_tz::Asia::Tashkent),
+            &DahuaOptions::default(),
+        )
+        .unwrap();
+        assert!(d.ignored.is_empty() && d.line_errors.is_empty(), "{d:?}");
+        assert_eq!(d.punches.len(), 2);
+        let p = &d.punches[0];
+        assert_eq!(p.identity, Identity::Employee("108".into()));
+        assert_eq!(p.at, DateTime::from_timestamp(1789554842, 0).unwrap());
+        assert_eq!(p.event_id.as_deref(), Some("550478"));
+        assert_eq!(p.kind, PunchKind::CheckIn);
+        assert_eq!(p.verify, Verify::Face);
+        assert!(p.replay);
+        assert_eq!(d.punches[1].identity, Identity::Employee("28".into()));
+        // A line that starts with `Code=` still starts an event part.
+        assert!(!is_record_finder(
+            "Code=AccessControl;action=Pulse;index=0;data={}"
+        ));
+        assert!(is_record_finder("found=0\r\n"));
+        assert!(!is_record_finder("found=2\r\nhello\r\n"));
+    }
+
+    /// Intelbras firmware write `CreateTime` as local wall time.
+    #[test]
+    fn intelbras_record_finder_with_local_create_time() {
+        let body =
+            include_bytes!("../../../tests/fixtures/captures/intelbras_recordfinder_localtime.txt");
+        let sp = chrono_tz::America::Sao_Paulo;
+        let d = decode(body, &cx(sp), &DahuaOptions::default()).unwrap();
+        assert_eq!(d.punches.len(), 2, "{d:?}");
+        assert_eq!(d.ignored.len(), 1); // Status 0: access refused
+        assert_eq!(d.punches[0].at, utc("2026-05-15T13:14:27Z"));
+        assert_eq!(
+            d.punches[0].device_local.unwrap().to_string(),
+            "2026-05-15 10:14:27"
+        );
+        assert_eq!(d.punches[1].kind, PunchKind::CheckOut);
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! (`frigate/tracked_object_update` with `"type":"face"`, §4.3).
 //!
 //! Traps handled: the timestamp is UTC (`Z`, or epoch seconds on Frigate);
-//! matches below the confidence threshold, `match:false` and `unknown` are
-//! not punches; several attempts of one event share its `id` (the event id
+//! `match:true` is Double Take's own decision and is trusted (a site may
+//! raise the bar with `min_confidence`); `match:false`, `unknown` and
+//! matches below a configured `min_confidence` are not punches; Frigate
+//! updates of other types (`lpr`, `description`, …) and faces with
+//! `name: null` are counted as ignored; several attempts of one event share its `id` (the event id
 //! here, the dedupe key) and one walk-by gives many updates, so callers also
 //! run a [`super::Debounce`]. The identity is the match name, lowercased
 //! (Double Take sanitises names to `a-z0-9-`), as an alias.
@@ -17,19 +20,15 @@ use super::value::{at, float, missing, parse_json, text, time_value, topic_level
 use super::{DecodeContext, DecodeError, Decoded, DecodedPunch, Identity, PunchKind, Verify};
 
 /// Which matches count.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DoubleTakeOptions {
-    /// Lowest confidence (0–100) that is a punch. Default 80.
-    pub min_confidence: f64,
-}
-
-impl Default for DoubleTakeOptions {
-    fn default() -> Self {
-        DoubleTakeOptions {
-            min_confidence: 80.0,
-        }
-    }
+    /// Lowest confidence (0–100; Frigate's 0–1 `score` is scaled) that is a
+    /// punch. Default none: Double Take has already applied its own
+    /// threshold (its default is 60) when it says `match: true`, and
+    /// Frigate names a face only above its recognition threshold, so their
+    /// decision is trusted (issue 11, defect 5). A site may raise it.
+    pub min_confidence: Option<f64>,
 }
 
 struct Match {
@@ -56,12 +55,33 @@ pub fn decode(
 ) -> Result<Decoded, DecodeError> {
     let v = parse_json(bytes)?;
     let mut out = Decoded::default();
-    let frigate = text(at(&v, "type")).as_deref() == Some("face");
+    let kind = text(at(&v, "type"));
+    let double_take = at(&v, "match").is_some_and(Value::is_object)
+        || at(&v, "matches").is_some_and(Value::is_array);
+    // Frigate's `tracked_object_update` topic carries more than faces:
+    // license plates, generated descriptions, and faces it could not name.
+    // That is normal traffic, counted as ignored, never quarantined.
+    if !double_take && let Some(kind) = kind.as_deref() {
+        if kind != "face" {
+            out.ignore(format!("frigate {kind:?} update is not a face"));
+            return Ok(out);
+        }
+        if text(at(&v, "name")).is_none() {
+            out.ignore("frigate face update without a name (not recognised)");
+            return Ok(out);
+        }
+    }
+    let frigate = !double_take && kind.as_deref() == Some("face");
     let matches = if frigate {
-        let score = float(at(&v, "score")).ok_or_else(|| missing("score"))?;
+        // Frigate names a face only above its own threshold; a score is
+        // needed only to apply a site's higher `min_confidence`.
+        let score = float(at(&v, "score"));
+        if score.is_none() && o.min_confidence.is_some() {
+            return Err(missing("score"));
+        }
         vec![Match {
             name: text(at(&v, "name")),
-            confidence: score * 100.0,
+            confidence: score.unwrap_or(1.0) * 100.0,
             is_match: true,
         }]
     } else if let Some(m) = at(&v, "match").filter(|m| m.is_object()) {
@@ -96,11 +116,8 @@ pub fn decode(
             out.ignore("unknown face");
         } else if !m.is_match {
             out.ignore(format!("{name}: not a match"));
-        } else if m.confidence < o.min_confidence {
-            out.ignore(format!(
-                "{name}: confidence {} below {}",
-                m.confidence, o.min_confidence
-            ));
+        } else if let Some(min) = o.min_confidence.filter(|min| m.confidence < *min) {
+            out.ignore(format!("{name}: confidence {} below {min}", m.confidence));
         } else {
             out.punches.push(DecodedPunch {
                 identity: Identity::Alias(name),
@@ -137,7 +154,7 @@ mod tests {
             s.as_bytes(),
             &c,
             &DoubleTakeOptions {
-                min_confidence: min,
+                min_confidence: Some(min),
             },
         )
     }
@@ -198,8 +215,92 @@ mod tests {
           "matches":[{"name":"leyla","confidence":91,"match":true},{"name":"omar","confidence":55,"match":true}],
           "unknowns":[]}"#;
         let d = decode(s.as_bytes(), &cx(IST), &DoubleTakeOptions::default()).unwrap();
+        // Both are Double Take matches: trusted by default.
+        assert_eq!(d.punches.len(), 2);
+        let raised = DoubleTakeOptions {
+            min_confidence: Some(80.0),
+        };
+        let d = decode(s.as_bytes(), &cx(IST), &raised).unwrap();
         assert_eq!(d.punches.len(), 1);
         assert_eq!(d.ignored.len(), 1);
+    }
+
+    /// Issue 11 (5): a `match: true` at confidence 66 is Double Take's own
+    /// decision (its default threshold is 60); it was dropped under a
+    /// default of 80.
+    #[test]
+    fn match_true_is_trusted_by_default() {
+        let s = sample().replace("88.4", "66");
+        let d = decode(
+            s.as_bytes(),
+            &cx(IST).with_topic("double-take/matches/leyla"),
+            &DoubleTakeOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(one(&d).identity, Identity::Alias("leyla".into()));
+        let d = dec(&s, 70.0).unwrap();
+        assert!(d.punches.is_empty());
+        assert_eq!(d.ignored[0].reason, "leyla: confidence 66 below 70");
+    }
+
+    /// Double Take's own README samples (`tests/fixtures/captures/
+    /// README.md`): the `matches/david` message is a `match: true` at
+    /// confidence 66.07, below the old default of 80 (issue 11, defect 5).
+    #[test]
+    fn double_take_readme_messages() {
+        let m = include_bytes!("../../../tests/fixtures/captures/double_take_matches_david.json");
+        let c = cx(IST).with_topic("double-take/matches/david");
+        let d = decode(m, &c, &DoubleTakeOptions::default()).unwrap();
+        let p = one(&d);
+        assert_eq!(p.identity, Identity::Alias("david".into()));
+        assert_eq!(p.at.to_rfc3339(), "2021-06-17T05:01:36.030+00:00");
+        assert_eq!(p.device_id.as_deref(), Some("living-room"));
+        assert_eq!(p.event_id.as_deref(), Some("1623906078.684285-5l9hw6"));
+        let cam =
+            include_bytes!("../../../tests/fixtures/captures/double_take_cameras_back_door.json");
+        let c = cx(IST).with_topic("double-take/cameras/back-door");
+        let d = decode(cam, &c, &DoubleTakeOptions::default()).unwrap();
+        assert_eq!(one(&d).identity, Identity::Alias("david".into()));
+        assert_eq!(one(&d).device_id.as_deref(), Some("back-door"));
+    }
+
+    /// Frigate's `tracked_object_update` as documented and as logged
+    /// (`tests/fixtures/captures/README.md`): one face punch; description
+    /// and plate updates are ignored, never errors.
+    #[test]
+    fn frigate_tracked_object_update_capture() {
+        let lines =
+            include_str!("../../../tests/fixtures/captures/frigate_tracked_object_update.jsonl");
+        let c = cx(IST).with_topic("frigate/tracked_object_update");
+        let mut punches = Vec::new();
+        let mut ignored = 0;
+        for l in lines.lines() {
+            let d = decode(l.as_bytes(), &c, &DoubleTakeOptions::default())
+                .unwrap_or_else(|e| panic!("{l}: {e}"));
+            ignored += d.ignored.len();
+            punches.extend(d.punches);
+        }
+        assert_eq!(ignored, 3);
+        assert_eq!(punches.len(), 1);
+        assert_eq!(punches[0].identity, Identity::Alias("john".into()));
+        assert_eq!(punches[0].device_id.as_deref(), Some("front_door_cam"));
+        assert_eq!(punches[0].at.timestamp(), 1607123958);
+    }
+
+    /// Issue 11 (5): Frigate's other `tracked_object_update` messages are
+    /// normal traffic: ignored and counted, never an error (quarantine).
+    #[test]
+    fn frigate_lpr_description_and_unnamed_faces_are_ignored() {
+        for s in [
+            r#"{"type":"lpr","id":"1741067830.412077-k2v9aq","name":null,"plate":"ABC123","score":0.91,"camera":"drive","timestamp":1741067832.51}"#,
+            r#"{"type":"description","id":"1741067830.412077-k2v9aq","description":"A person walks to the door."}"#,
+            r#"{"type":"face","id":"1741067830.412077-k2v9aq","name":null,"score":0.12,"camera":"lobby","timestamp":1741067832.51}"#,
+        ] {
+            let d = decode(s.as_bytes(), &cx(IST), &DoubleTakeOptions::default())
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert!(d.punches.is_empty(), "{s}");
+            assert_eq!(d.ignored.len(), 1, "{s}");
+        }
     }
 
     #[test]
@@ -208,11 +309,17 @@ mod tests {
         let p = one(&d);
         assert_eq!(p.identity, Identity::Alias("leyla".into()));
         assert_eq!(p.at.to_rfc3339(), "2025-03-04T05:57:12.510+00:00");
+        // Frigate named it: trusted unless the site raised the bar.
         let low = String::from_utf8(SAMPLES[1].to_vec())
             .unwrap()
             .replace("0.93", "0.42");
+        let d = decode(low.as_bytes(), &cx(IST), &DoubleTakeOptions::default()).unwrap();
+        assert_eq!(d.punches.len(), 1);
+        let raised = DoubleTakeOptions {
+            min_confidence: Some(80.0),
+        };
         assert!(
-            decode(low.as_bytes(), &cx(IST), &DoubleTakeOptions::default())
+            decode(low.as_bytes(), &cx(IST), &raised)
                 .unwrap()
                 .punches
                 .is_empty()

@@ -7,7 +7,9 @@
 //! door open, door closed), so only major 5 with a pass minor is a punch,
 //! keyed on the (major, minor) pair; `heartBeat` posts are ignored;
 //! `currentEvent:false` marks history uploaded after a link recovers, and
-//! backfill results are history too; `serialNo` is the dedupe key; the time
+//! backfill results are history too; `serialNo` is the event id, but it
+//! restarts after a reset, so the dedupe key adds the employee and the
+//! instant ([`super::DecodedPunch::dedupe_key`]); the time
 //! carries an offset; `currentVerifyMode` is the reader's configured mode,
 //! so the method is derived from the minor; `attendanceStatus` is
 //! `undefined` unless attendance mode is configured.
@@ -24,19 +26,49 @@ use super::{
 /// Access event major type.
 const MAJOR_EVENT: i64 = 5;
 
+/// Minor types under major 5 (`MAJOR_EVENT`) that the vendor SDK names as
+/// a person passing authentication (`MINOR_*_PASS` in the HCNetSDK headers;
+/// [S14] of `devices.md`, checked against public copies of `HCNetSDK.java`
+/// / `CHCNetSDK.cs`): card, card+password, fingerprint, the two- and
+/// three-factor combinations, face, employee number + face or password,
+/// person vs. ID card, dynamic code and password alone.
+pub const PASS_MINORS: &[i64] = &[
+    0x01, // MINOR_LEGAL_CARD_PASS
+    0x02, // MINOR_CARD_AND_PSW_PASS
+    0x26, // MINOR_FINGERPRINT_COMPARE_PASS
+    0x28, // MINOR_CARD_FINGERPRINT_VERIFY_PASS
+    0x2b, // MINOR_CARD_FINGERPRINT_PASSWD_VERIFY_PASS
+    0x2e, // MINOR_FINGERPRINT_PASSWD_VERIFY_PASS
+    0x36, // MINOR_FACE_AND_FP_VERIFY_PASS
+    0x39, // MINOR_FACE_AND_PW_VERIFY_PASS
+    0x3c, // MINOR_FACE_AND_CARD_VERIFY_PASS
+    0x3f, // MINOR_FACE_AND_PW_AND_FP_VERIFY_PASS
+    0x42, // MINOR_FACE_CARD_AND_FP_VERIFY_PASS
+    0x45, // MINOR_EMPLOYEENO_AND_FP_VERIFY_PASS
+    0x48, // MINOR_EMPLOYEENO_AND_FP_AND_PW_VERIFY_PASS
+    0x4b, // MINOR_FACE_VERIFY_PASS
+    0x4d, // MINOR_EMPLOYEENO_AND_FACE_VERIFY_PASS
+    0x65, // MINOR_EMPLOYEENO_AND_PW_PASS
+    0x69, // MINOR_PEOPLE_AND_ID_CARD_COMPARE_PASS
+    0xb3, // MINOR_DYNAMICCODE_VERIFY_PASS
+    0xb5, // MINOR_PASSWD_VERIFY_PASS
+];
+
 /// Which events are punches.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HikOptions {
     /// Minor codes under major 5 that mean "person authenticated". Default
-    /// 1 (valid card), 38 (fingerprint passed), 75 (face passed).
+    /// [`PASS_MINORS`], every pass minor of the vendor SDK (1, 2, 38, 40,
+    /// 43, 46, 54, 57, 60, 63, 66, 69, 72, 75, 77, 101, 105, 179, 181);
+    /// a site that wants fewer lists them.
     pub pass_minors: Vec<i64>,
 }
 
 impl Default for HikOptions {
     fn default() -> Self {
         HikOptions {
-            pass_minors: vec![1, 38, 75],
+            pass_minors: PASS_MINORS.to_vec(),
         }
     }
 }
@@ -66,11 +98,13 @@ fn kind(status: Option<String>) -> PunchKind {
     }
 }
 
+/// The method of a single-factor pass; combined passes keep their minor.
 fn verify(minor: i64) -> Verify {
     match minor {
-        75 => Verify::Face,
-        1 => Verify::Card,
-        38 => Verify::Fingerprint,
+        0x4b => Verify::Face,
+        0x01 => Verify::Card,
+        0x26 => Verify::Fingerprint,
+        0xb5 => Verify::Password,
         m => Verify::Other(u32::try_from(m).unwrap_or(u32::MAX)),
     }
 }
@@ -126,12 +160,15 @@ fn record(
     let (time_field, time) = time;
     let time = time.ok_or_else(|| missing(time_field))?;
     let (at_utc, device_local) = parse_time(time_field, &time, cx.device_tz)?;
+    // `serialNo` restarts after a reset or a firmware update: the store's
+    // key adds the employee and the instant (issue 11, defect 3).
+    let event_id = text(at(ev, "serialNo"));
     out.punches.push(DecodedPunch {
         identity,
         at: at_utc,
         device_local,
         device_id,
-        event_id: text(at(ev, "serialNo")),
+        event_id,
         kind: kind(text(at(ev, "attendanceStatus"))),
         verify: verify(minor),
         replay,
@@ -331,6 +368,64 @@ mod tests {
         );
         let s = sample().replace("\"subEventType\":75", "\"subEventType\":38");
         assert_eq!(one(&dec(&s).unwrap()).verify, Verify::Fingerprint);
+    }
+
+    /// Issue 11 (11): every pass minor of the vendor SDK is a punch by
+    /// default; two-factor and combined passes were ignored with 200.
+    #[test]
+    fn every_sdk_pass_minor_is_a_punch_by_default() {
+        for minor in [
+            1, 2, 38, 40, 43, 46, 54, 57, 60, 63, 66, 69, 72, 75, 77, 101, 105, 179, 181,
+        ] {
+            let s = sample().replace("\"subEventType\":75", &format!("\"subEventType\":{minor}"));
+            let d = dec(&s).unwrap();
+            assert_eq!(d.punches.len(), 1, "minor {minor}: {d:?}");
+        }
+        // Failures, timeouts and door events are not.
+        for minor in [3, 39, 41, 55, 76, 78, 102, 103] {
+            let s = sample().replace("\"subEventType\":75", &format!("\"subEventType\":{minor}"));
+            assert!(dec(&s).unwrap().punches.is_empty(), "minor {minor}");
+        }
+        // A site may narrow the list.
+        let o = HikOptions {
+            pass_minors: vec![75],
+        };
+        let s = sample().replace("\"subEventType\":75", "\"subEventType\":38");
+        assert!(
+            decode(s.as_bytes(), &cx(chrono_tz::UTC), &o)
+                .unwrap()
+                .punches
+                .is_empty()
+        );
+    }
+
+    /// A real listening-mode push (TAB-indented JSON, `purePwdVerifyEnable`
+    /// firmware; `tests/fixtures/captures/README.md`): fingerprint pass with
+    /// `checkIn`, then the lock closing, which is not a punch.
+    #[test]
+    fn tab_indented_push_capture() {
+        let c = cx(chrono_tz::Asia::Shanghai);
+        let clock_in = include_bytes!("../../../tests/fixtures/captures/hik_fp_clockin.json");
+        let d = decode(clock_in, &c, &HikOptions::default()).unwrap();
+        let p = one(&d);
+        assert_eq!(p.identity, Identity::Employee("001".into()));
+        assert_eq!(p.at, utc("2025-10-22T05:43:48Z"));
+        assert_eq!(p.kind, PunchKind::CheckIn);
+        assert_eq!(p.verify, Verify::Fingerprint);
+        assert_eq!(p.event_id.as_deref(), Some("139"));
+        assert_eq!(p.device_id.as_deref(), Some("a4:d5:c2:24:dd:74"));
+        let lock = include_bytes!("../../../tests/fixtures/captures/hik_lock_closed.json");
+        let d = decode(lock, &c, &HikOptions::default()).unwrap();
+        assert!(d.punches.is_empty());
+        assert_eq!(d.ignored[0].reason, "major 5 minor 22: lock closed");
+        // The same serialNo after a reset is another punch: the dedupe key
+        // carries the employee and the instant (issue 11, defect 3).
+        let after_reset = String::from_utf8_lossy(clock_in)
+            .replace("2025-10-22T13:43:48", "2025-11-03T08:01:02")
+            .replace("\"001\"", "\"007\"");
+        let d2 = decode(after_reset.as_bytes(), &c, &HikOptions::default()).unwrap();
+        assert_eq!(one(&d2).event_id, p.event_id);
+        assert_ne!(one(&d2).dedupe_key(), p.dedupe_key());
     }
 
     #[test]

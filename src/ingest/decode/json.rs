@@ -340,6 +340,52 @@ mod tests {
         assert_eq!(hb.ignored.len(), 1);
     }
 
+    /// Tasmota's own sample messages (`tests/fixtures/captures/README.md`):
+    /// 26- and 34-bit cards, local time without offset.
+    #[test]
+    fn tasmota_wiegand_captures() {
+        let f = JsonFields::tasmota_wiegand();
+        let c = cx(chrono_tz::Europe::Berlin).with_topic("tele/door-2/SENSOR");
+        let lines: Vec<&str> =
+            include_str!("../../../tests/fixtures/captures/tasmota_wiegand.jsonl")
+                .lines()
+                .collect();
+        let a = decode(lines[0].as_bytes(), &c, &f).unwrap();
+        assert_eq!(one(&a).identity, Identity::Alias("7748328".into()));
+        assert_eq!(one(&a).at, utc("2021-01-21T15:04:12Z"));
+        let b = decode(lines[1].as_bytes(), &c, &f).unwrap();
+        assert_eq!(one(&b).identity, Identity::Alias("4302741608".into()));
+    }
+
+    /// esp-rfid captures (`tests/fixtures/captures/README.md`): a reader
+    /// with NTP gives a punch; a reader counting seconds since boot is
+    /// "terminal clock not set" (issue 11, defect 4), never a 1970 punch;
+    /// the heartbeat is ignored. The all-digit UID `27373963` is hex, as
+    /// the alias column must then say (`hex:27373963`, defect 12).
+    #[test]
+    fn esp_rfid_captures() {
+        let f = JsonFields::esp_rfid();
+        let c = cx(IST).with_topic("frontdoor/send");
+        let lines: Vec<&str> =
+            include_str!("../../../tests/fixtures/captures/esp_rfid_access.jsonl")
+                .lines()
+                .collect();
+        let d = decode(lines[0].as_bytes(), &c, &f).unwrap();
+        let p = one(&d);
+        assert_eq!(p.identity, Identity::Alias(0xf3ec6234u64.to_string()));
+        assert_eq!(p.at.timestamp(), 1631240207);
+        for l in &lines[1..3] {
+            let e = decode(l.as_bytes(), &c, &f).unwrap_err();
+            assert!(e.to_string().contains("terminal clock not set"), "{l}: {e}");
+        }
+        let hb = decode(lines[3].as_bytes(), &c, &f).unwrap();
+        assert!(hb.punches.is_empty() && hb.ignored.len() == 1);
+        let synced = lines[1].replace("23852", "1741067832");
+        let d = decode(synced.as_bytes(), &c, &f).unwrap();
+        assert_eq!(one(&d).identity, Identity::Alias(0x27373963u64.to_string()));
+        assert!(crate::pipeline::alias_keys("hex:27373963").contains(&0x27373963u64.to_string()));
+    }
+
     #[test]
     fn errors_name_the_field() {
         let f = JsonFields::default();

@@ -191,18 +191,25 @@ pub struct DecodedPunch {
 }
 
 /// The key the store dedupes a punch on (`interfaces.md`, "MQTT
-/// (terminals → daemon)"): the device's own record key when the format has
-/// one, else who, when and where. A record key without a device id is not
-/// used (record counters restart per device), so such punches fall back to
-/// the second form.
+/// (terminals → daemon)"; [`crate::store::NewPunch::dedupe_key`]): the
+/// device's own record key with who and when, when the format has one, else
+/// who, when and where. A record key is never a key alone: Hikvision
+/// `serialNo`, Dahua `RecNo` and RecPush `RecordID` are per-device counters
+/// that restart after a reset or a firmware update, and Dahua uploads carry
+/// no device id, so two terminals' records with one `RecNo` would collide
+/// (issue 11, defect 3).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DedupeKey {
-    /// (device_id, event_id).
+    /// (device_id, event_id, identity, time).
     Event {
-        /// The terminal.
-        device_id: String,
+        /// The terminal, when known.
+        device_id: Option<String>,
         /// Its record key.
         event_id: String,
+        /// Who.
+        identity: Identity,
+        /// When.
+        at: DateTime<Utc>,
     },
     /// (identity, time, device_id).
     Punch {
@@ -218,12 +225,14 @@ pub enum DedupeKey {
 impl DecodedPunch {
     /// The key re-sent copies of this punch share.
     pub fn dedupe_key(&self) -> DedupeKey {
-        match (&self.device_id, &self.event_id) {
-            (Some(device_id), Some(event_id)) => DedupeKey::Event {
-                device_id: device_id.clone(),
+        match &self.event_id {
+            Some(event_id) => DedupeKey::Event {
+                device_id: self.device_id.clone(),
                 event_id: event_id.clone(),
+                identity: self.identity.clone(),
+                at: self.at,
             },
-            _ => DedupeKey::Punch {
+            None => DedupeKey::Punch {
                 identity: self.identity.clone(),
                 at: self.at,
                 device_id: self.device_id.clone(),
@@ -331,6 +340,15 @@ pub enum DecodeError {
         found: u8,
         /// Checksum computed from the data.
         computed: u8,
+    },
+    /// A time before 2000-01-01 or after 2100-12-31: the terminal's clock
+    /// was never set (it counts from 1970 or from boot) or is far off.
+    #[error("field {field:?}: {value:?}: terminal clock not set (outside 2000-01-01 … 2100-12-31)")]
+    ClockNotSet {
+        /// Wire name (dotted path) of the field.
+        field: String,
+        /// The value as received (capped).
+        value: String,
     },
     /// The bytes do not have the shape this decoder reads.
     #[error("{0}")]
@@ -441,8 +459,16 @@ impl Decoder {
         }
     }
 
-    /// Decodes one payload.
+    /// Decodes one payload. Whatever the decoder, a punch stamped outside
+    /// 2000-01-01 ..= 2100-12-31 is not kept: it is reported as a
+    /// [`DecodeError::ClockNotSet`] record error ("terminal clock not set"),
+    /// so it is quarantined, never stored as a 1970 punch.
     pub fn decode(&self, bytes: &[u8], cx: &DecodeContext) -> Result<Decoded, DecodeError> {
+        let decoded = self.decode_raw(bytes, cx)?;
+        clock_check(decoded)
+    }
+
+    fn decode_raw(&self, bytes: &[u8], cx: &DecodeContext) -> Result<Decoded, DecodeError> {
         match self {
             Decoder::Json(o) => json::decode(bytes, cx, o),
             Decoder::RecPush => recpush::decode(bytes, cx),
@@ -454,6 +480,37 @@ impl Decoder {
             Decoder::StxEtx => stx_etx::decode(bytes, cx),
         }
     }
+}
+
+/// Moves punches stamped outside the plausible range into the record
+/// errors (issue 11, defect 4). Decoders already refuse such times where
+/// they parse them; this catches times made another way (an arrival stamp
+/// from a daemon whose own clock is wrong, an offset applied to a local
+/// time).
+fn clock_check(mut d: Decoded) -> Result<Decoded, DecodeError> {
+    if d.punches
+        .iter()
+        .all(|p| value::plausible(p.at.naive_utc()) && p.device_local.is_none_or(value::plausible))
+    {
+        return Ok(d);
+    }
+    let punches = std::mem::take(&mut d.punches);
+    for (i, p) in punches.into_iter().enumerate() {
+        if value::plausible(p.at.naive_utc()) && p.device_local.is_none_or(value::plausible) {
+            d.punches.push(p);
+        } else {
+            let shown = match p.device_local {
+                Some(l) => l.format("%Y-%m-%d %H:%M:%S").to_string(),
+                None => p.at.to_rfc3339(),
+            };
+            d.line_errors.push(LineError {
+                line: i + 1,
+                text: value::cap(&format!("{} {shown}", p.identity.as_str())),
+                error: value::clock_not_set("time", &shown),
+            });
+        }
+    }
+    d.or_first_error()
 }
 
 /// The canonical alias form of a card number: the decimal value of the
@@ -597,6 +654,61 @@ mod tests {
         assert_eq!(canonical_card("1FFFFFFFFFFFFFFFF", 16), None);
     }
 
+    /// Issue 11 (4): whatever the decoder, a punch stamped before 2000 (a
+    /// terminal whose clock was never set, an esp-rfid reader counting
+    /// seconds since boot) is quarantined with that reason, never stored.
+    #[test]
+    fn a_clock_that_was_never_set_is_quarantined_by_every_decoder() {
+        let c = cx(IST).with_topic("mqtt/face/1026731/Rec");
+        let cases: Vec<(Decoder, String)> = vec![
+            (
+                Decoder::from_name("json").unwrap(),
+                r#"{"employee_id":"1043","time":"1970-01-01T00:00:05Z"}"#.into(),
+            ),
+            (
+                Decoder::Json(JsonFields::esp_rfid()),
+                r#"{"type":"access","time":3605,"isKnown":"true","access":"Always","username":"Leyla","uid":"27373963","hostname":"door-1"}"#.into(),
+            ),
+            (
+                Decoder::RecPush,
+                String::from_utf8_lossy(recpush::SAMPLES[0]).replace("2025-03-04 08:57:12", "1970-01-01 08:00:09"),
+            ),
+            (
+                Decoder::from_name("hik-isapi").unwrap(),
+                String::from_utf8_lossy(hik_isapi::SAMPLES[0]).replace("2025-03-04T08:57:12+03:00", "1970-01-01T02:00:31+03:00"),
+            ),
+            (
+                Decoder::from_name("double-take").unwrap(),
+                String::from_utf8_lossy(double_take::SAMPLES[1]).replace("1741067832.51", "412.5"),
+            ),
+            (
+                Decoder::from_name("zk-attlog").unwrap(),
+                "1043	1999-12-31 23:59:59	0	15	0	0	0".into(),
+            ),
+            (
+                Decoder::from_name("dahua").unwrap(),
+                String::from_utf8_lossy(dahua::SAMPLES[1]).replace("2025-03-04 18:02:05", "1970-01-01 00:00:00").replace("1741100525", "3600"),
+            ),
+        ];
+        for (d, payload) in cases {
+            let e = d.decode(payload.as_bytes(), &c).unwrap_err();
+            assert!(
+                e.to_string().contains("terminal clock not set"),
+                "{}: {e}",
+                d.name()
+            );
+        }
+        // A serial reader is stamped on arrival: a daemon clock before 2000
+        // is caught by the central check.
+        let mut early = cx(IST);
+        early.received_at = chrono::DateTime::from_timestamp(86_400, 0).unwrap();
+        let e = Decoder::from_name("card-line")
+            .unwrap()
+            .decode(b"0C8707\r", &early)
+            .unwrap_err();
+        assert!(e.to_string().contains("terminal clock not set"), "{e}");
+    }
+
     #[test]
     fn decoders_are_built_from_every_configured_name() {
         for name in crate::config::DECODERS {
@@ -622,7 +734,7 @@ mod tests {
         assert_eq!(
             Decoder::with_options("double-take", &t).unwrap(),
             Decoder::DoubleTake(DoubleTakeOptions {
-                min_confidence: 90.0
+                min_confidence: Some(90.0)
             })
         );
         let t: toml::Table = toml::from_str("preset = \"decimal\"").unwrap();
@@ -686,26 +798,17 @@ mod tests {
         assert_eq!(
             key,
             DedupeKey::Event {
-                device_id: "1026731".into(),
-                event_id: "3310".into()
+                device_id: Some("1026731".into()),
+                event_id: "3310".into(),
+                identity: one(&live).identity.clone(),
+                at: one(&live).at,
             }
         );
-        // Without a device, the record counter alone is not trusted.
-        let bare = Decoder::RecPush
-            .decode(
-                String::from_utf8_lossy(recpush::SAMPLES[0])
-                    .replace("facesluiceId", "x")
-                    .as_bytes(),
-                &cx(IST),
-            )
-            .unwrap();
-        assert!(matches!(
-            one(&bare).dedupe_key(),
-            DedupeKey::Punch {
-                device_id: None,
-                ..
-            }
-        ));
+        // Issue 11 (3): a record counter that restarted names another
+        // punch when who or when differ.
+        let reused = String::from_utf8_lossy(recpush::SAMPLES[0]).replace("08:57:12", "17:30:00");
+        let reused = Decoder::RecPush.decode(reused.as_bytes(), &c).unwrap();
+        assert_ne!(one(&reused).dedupe_key(), key);
         let card = Decoder::from_name("card-line")
             .unwrap()
             .decode(b"0C8707\r", &c)
@@ -740,6 +843,9 @@ mod tests {
         v.push(Decoder::CardLine(CardLineOptions {
             preset: CardPreset::Decimal,
         }));
+        v.push(Decoder::CardLine(CardLineOptions {
+            preset: CardPreset::ArduinoWiegand,
+        }));
         v.push(Decoder::Json(JsonFields::tasmota_wiegand()));
         v.push(Decoder::Json(JsonFields::esp_rfid()));
         v.push(Decoder::ZkAttlog(ZkOptions {
@@ -758,8 +864,23 @@ mod tests {
         v.extend_from_slice(dahua::SAMPLES);
         v.extend_from_slice(card_line::SAMPLES);
         v.extend_from_slice(stx_etx::SAMPLES);
+        v.extend_from_slice(CAPTURES);
         v
     }
+
+    /// Captures from real terminals (`tests/fixtures/captures/README.md`)
+    /// that hold punches: seeds for the mutation proptest too.
+    const CAPTURES: &[&[u8]] = &[
+        include_bytes!("../../../tests/fixtures/captures/zk_mb10vl_attlog.txt"),
+        include_bytes!("../../../tests/fixtures/captures/zk_face_status255_attlog.txt"),
+        include_bytes!("../../../tests/fixtures/captures/hik_fp_clockin.json"),
+        include_bytes!("../../../tests/fixtures/captures/dahua_recordfinder_errorcode.txt"),
+        include_bytes!("../../../tests/fixtures/captures/intelbras_recordfinder_localtime.txt"),
+        include_bytes!("../../../tests/fixtures/captures/intelbras_doorface.txt"),
+        include_bytes!("../../../tests/fixtures/captures/double_take_matches_david.json"),
+        include_bytes!("../../../tests/fixtures/captures/double_take_cameras_back_door.json"),
+        include_bytes!("../../../tests/fixtures/captures/recpush_cloud_1026700.json"),
+    ];
 
     #[test]
     fn every_sample_decodes_with_its_own_decoder_at_least() {
@@ -819,7 +940,9 @@ mod tests {
         }
 
         #[test]
-        fn ids_pass_through_verbatim(pin in "[0-9A-Za-z]{1,12}", secs in 0i64..(130 * 365 * 86400)) {
+        // Times within 2000-01-02 .. 2100-12-30: outside 2000 ..= 2100 a
+        // time is "terminal clock not set" (issue 11, defect 4).
+        fn ids_pass_through_verbatim(pin in "[0-9A-Za-z]{1,12}", secs in 946_771_200i64..4_133_808_000) {
             let t = chrono::DateTime::from_timestamp(secs, 0).unwrap().naive_utc();
             let c = cx(chrono_tz::Europe::Berlin);
             let line = format!("{pin}\t{}\t0\t15\t0\t0\t0", t.format("%Y-%m-%d %H:%M:%S"));

@@ -92,6 +92,23 @@ mod tests {
         String::from_utf8(SAMPLES[0].to_vec()).unwrap()
     }
 
+    /// A payload captured from a real terminal (`tests/fixtures/captures/
+    /// README.md`): enrolled on the device, so `customId` is empty and the
+    /// device-local `personId` is the alias; `RecordID` with the device is
+    /// the record key, and the dedupe key adds who and when.
+    #[test]
+    fn captured_record_of_a_person_enrolled_on_the_device() {
+        let body = include_bytes!("../../../tests/fixtures/captures/recpush_cloud_1026700.json");
+        let c = cx(chrono_tz::Europe::Amsterdam).with_topic("mqtt/face/1026700/Rec");
+        let d = decode(body, &c).unwrap();
+        let p = one(&d);
+        assert_eq!(p.identity, Identity::Alias("3".into()));
+        assert_eq!(p.at, utc("2026-04-10T08:00:07Z"));
+        assert_eq!(p.device_id.as_deref(), Some("1026700"));
+        assert_eq!(p.event_id.as_deref(), Some("2"));
+        assert_eq!(p.verify, Verify::Face);
+    }
+
     #[test]
     fn live_record() {
         let d = dec(&sample()).unwrap();

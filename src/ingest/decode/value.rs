@@ -2,7 +2,7 @@
 //! often arrive as strings, `devices.md` §6 "Encoding"), time parsing, and
 //! error construction with capped values.
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
@@ -12,9 +12,33 @@ use crate::domain::time::resolve_local;
 /// The local time layout terminals write, as error messages name it.
 pub const LOCAL_LAYOUT: &str = "YYYY-MM-DD HH:MM:SS";
 
-/// Years outside this range are refused: no terminal punch is older than
-/// the epoch, and the bound keeps date arithmetic far from overflow.
-const YEARS: std::ops::RangeInclusive<i32> = 1970..=2200;
+/// First day a punch may carry. A terminal whose clock was never set
+/// counts from its epoch (1970, 2000-00-00 on some firmware) or from boot
+/// (esp-rfid before NTP), so anything earlier is "terminal clock not set".
+pub const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+
+/// Last day a punch may carry; the bound also keeps date arithmetic far
+/// from overflow.
+pub const LAST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(2100, 12, 31) {
+    Some(d) => d,
+    None => NaiveDate::MAX,
+};
+
+/// True when `t` falls on a day in [`FIRST_DAY`] ..= [`LAST_DAY`].
+pub fn plausible(t: NaiveDateTime) -> bool {
+    (FIRST_DAY..=LAST_DAY).contains(&t.date())
+}
+
+/// The error for a time outside the plausible range.
+pub fn clock_not_set(field: &str, value: &str) -> DecodeError {
+    DecodeError::ClockNotSet {
+        field: field.to_string(),
+        value: cap(value),
+    }
+}
 
 /// Parses a JSON payload. Bytes that are not UTF-8 (GBK names) are
 /// replaced, so they cannot fail a payload whose fields we read are ASCII.
@@ -141,10 +165,6 @@ pub fn invalid(field: &str, value: &str, why: impl Into<String>) -> DecodeError 
     }
 }
 
-fn in_range(year: i32) -> bool {
-    YEARS.contains(&year)
-}
-
 /// A device-local wall time: `YYYY-MM-DD HH:MM:SS` (also with `T` or `/`,
 /// and optional fractional seconds).
 pub fn parse_local(field: &str, s: &str) -> Result<NaiveDateTime, DecodeError> {
@@ -157,8 +177,8 @@ pub fn parse_local(field: &str, s: &str) -> Result<NaiveDateTime, DecodeError> {
     .iter()
     .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok());
     match parsed {
-        Some(n) if in_range(n.year()) => Ok(n),
-        Some(_) => Err(invalid(field, s, "is outside the years 1970-2200")),
+        Some(n) if plausible(n) => Ok(n),
+        Some(_) => Err(clock_not_set(field, s)),
         None => Err(invalid(field, s, format!("is not {LOCAL_LAYOUT}"))),
     }
 }
@@ -171,18 +191,20 @@ pub fn parse_time(
     tz: Tz,
 ) -> Result<(DateTime<Utc>, Option<NaiveDateTime>), DecodeError> {
     let t = s.trim();
-    if let Ok(local) = parse_local(field, t) {
-        return Ok((resolve_local(tz, local), Some(local)));
+    match parse_local(field, t) {
+        Ok(local) => return Ok((resolve_local(tz, local), Some(local))),
+        Err(e @ DecodeError::ClockNotSet { .. }) => return Err(e),
+        Err(_) => {}
     }
     let with_offset = DateTime::parse_from_rfc3339(t)
         .ok()
         .or_else(|| DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z").ok())
         .or_else(|| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%z").ok());
     match with_offset {
-        Some(d) if in_range(d.year()) && in_range(d.naive_utc().year()) => {
+        Some(d) if plausible(d.naive_local()) && plausible(d.naive_utc()) => {
             Ok((d.with_timezone(&Utc), Some(d.naive_local())))
         }
-        Some(_) => Err(invalid(field, s, "is outside the years 1970-2200")),
+        Some(_) => Err(clock_not_set(field, s)),
         None => Err(invalid(
             field,
             s,
@@ -193,17 +215,17 @@ pub fn parse_time(
 
 /// Seconds since the Unix epoch (fractions allowed). Values above 1e11 are
 /// read as milliseconds: as seconds they would be past the year 5000.
+/// Small values (a clock counting from 1970 or from boot) and values past
+/// 2100 are "terminal clock not set".
 pub fn from_epoch(field: &str, secs: f64) -> Result<DateTime<Utc>, DecodeError> {
     let secs = if secs > 1e11 { secs / 1000.0 } else { secs };
-    let bad = || {
-        invalid(
-            field,
-            &secs.to_string(),
-            "is not epoch seconds between 1970 and 2200",
-        )
-    };
-    if !secs.is_finite() || !(0.0..7.3e9).contains(&secs) {
+    let bad = || invalid(field, &secs.to_string(), "is not epoch seconds");
+    if !secs.is_finite() || secs < 0.0 {
         return Err(bad());
+    }
+    // 2000-01-01T00:00:00Z and 2101-01-01T00:00:00Z.
+    if !(946_684_800.0..4_133_980_800.0).contains(&secs) {
+        return Err(clock_not_set(field, &secs.to_string()));
     }
     let whole = secs.floor();
     // f64 epoch seconds hold about a microsecond; finer digits are noise.
@@ -292,11 +314,26 @@ mod tests {
             e.to_string(),
             "field \"time\": \"2025-13-01\" is not YYYY-MM-DD HH:MM:SS"
         );
-        let e = parse_local("time", "1969-12-31 23:59:59").unwrap_err();
+        // Issue 11 (4): a clock that was never set is named as such.
+        let e = parse_local("time", "1970-01-01 08:00:05").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "field \"time\": \"1969-12-31 23:59:59\" is outside the years 1970-2200"
+            "field \"time\": \"1970-01-01 08:00:05\": terminal clock not set (outside 2000-01-01 … 2100-12-31)"
         );
+        assert!(matches!(
+            parse_local("time", "2101-01-01 00:00:00"),
+            Err(DecodeError::ClockNotSet { .. })
+        ));
+        assert!(parse_local("time", "2000-01-01 00:00:00").is_ok());
+        assert!(parse_local("time", "2100-12-31 23:59:59").is_ok());
+        assert!(matches!(
+            from_epoch("t", 3_600.0),
+            Err(DecodeError::ClockNotSet { .. })
+        ));
+        assert!(matches!(
+            parse_time("t", "1970-01-01T00:00:05Z", Tz::UTC),
+            Err(DecodeError::ClockNotSet { .. })
+        ));
         assert!(from_epoch("t", -1.0).is_err());
         assert!(from_epoch("t", f64::NAN).is_err());
         assert_eq!(

@@ -11,7 +11,9 @@
 //!
 //! Traps handled: PINs are text (leading zeros kept; the space padding of
 //! `attlog.dat` trimmed); time is local wall time in the device's zone
-//! unless `TimeOffset` (seconds east of UTC) is present; LF or CRLF, no
+//! unless `TimeOffset` (seconds east of UTC) is present and looks like one
+//! (see [`time_offset`]: MB10-VL-style firmware write a record counter in
+//! that column); LF or CRLF, no
 //! final newline; form-encoded bodies (`%09` for TAB); `OPLOG`/`USER`/`FP`
 //! lines of other tables, and the serial-number header and checksum
 //! trailer of the extended `attlog.dat`, are skipped; bytes that are not
@@ -21,6 +23,7 @@
 //! [`Verify`] with an `Other` arm and never rejects. The event id is
 //! `PIN` + local time, the natural key with the device (§1.1 "Duplicates").
 
+use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 use super::value::{LOCAL_LAYOUT, cap, invalid, missing, parse_local, with_offset};
@@ -126,8 +129,51 @@ fn header_like(line: &str) -> bool {
     !line.is_empty() && line.len() <= 64 && line.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn line(cols: &[&str], cx: &DecodeContext, layout: ZkLayout) -> Result<DecodedPunch, DecodeError> {
-    let pin = cols[0].trim();
+/// One ATTLOG record as written, before it is placed in time: what both
+/// the live decoder and `attendd import punches --format zk-attlog` read
+/// (one parser, so both agree).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZkLine {
+    /// The PIN, leading zeros kept, padding trimmed.
+    pub pin: String,
+    /// The device wall time.
+    pub local: NaiveDateTime,
+    /// A trusted `TimeOffset` (seconds east of UTC), see [`time_offset`].
+    pub offset: Option<i64>,
+    /// A non-empty `TimeOffset` column that was not trusted, as written.
+    pub untrusted_offset: Option<String>,
+    /// `Status`.
+    pub kind: PunchKind,
+    /// `Verify`.
+    pub verify: Verify,
+    /// The `attlog.dat` `DeviceID` column, when that layout was read.
+    pub column_device: Option<String>,
+    /// True for the `attlog.dat` layout.
+    pub dat: bool,
+}
+
+/// Reads the 11th column as a `TimeOffset` only when it looks like one:
+/// signed (`+28800`, `-18000`, `+0`), a whole number of quarter hours and
+/// within ±14 h. Some firmware (e.g. MB10-VL) put a running record counter
+/// there (`10881`, `10882`, …); read as seconds it shifted every punch by a
+/// different amount (issue 11, defect 1). Anything else is not an offset
+/// and the device's configured zone applies.
+pub fn time_offset(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    if !(raw.starts_with('+') || raw.starts_with('-')) {
+        return None;
+    }
+    let digits = &raw[1..];
+    if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs = raw.parse::<i64>().ok()?;
+    (secs % 900 == 0 && secs.abs() <= 14 * 3600).then_some(secs)
+}
+
+/// Reads one TAB-separated record (already split into columns).
+pub fn read_columns(cols: &[&str], layout: ZkLayout) -> Result<ZkLine, DecodeError> {
+    let pin = cols.first().copied().unwrap_or("").trim();
     if pin.is_empty() {
         return Err(missing("PIN"));
     }
@@ -160,30 +206,42 @@ fn line(cols: &[&str], cx: &DecodeContext, layout: ZkLayout) -> Result<DecodedPu
     } else {
         (col(2), col(3), None)
     };
-    let offset = if dat { "" } else { col(10).trim() };
-    let at = if offset.is_empty() {
-        resolve_local(cx.device_tz, local)
-    } else {
-        let secs = offset.parse::<i64>().map_err(|_| {
-            invalid(
-                "TimeOffset",
-                offset,
-                "is not seconds from UTC such as +28800",
-            )
-        })?;
-        with_offset("TimeOffset", local, secs, offset)?
-    };
-    Ok(DecodedPunch {
-        identity: Identity::Employee(pin.to_string()),
-        at,
-        device_local: Some(local),
-        device_id: cx.device_id.or(column_device).map(str::to_string),
-        event_id: Some(format!("{pin} {}", local.format("%Y-%m-%d %H:%M:%S"))),
+    let raw_offset = if dat { "" } else { col(10).trim() };
+    let offset = time_offset(raw_offset);
+    Ok(ZkLine {
+        pin: pin.to_string(),
+        local,
+        offset,
+        untrusted_offset: (offset.is_none() && !raw_offset.is_empty()).then(|| cap(raw_offset)),
         kind: kind(status),
         verify: verify(code),
-        // A USB export is history by nature.
-        replay: dat,
+        column_device: column_device.map(str::to_string),
+        dat,
     })
+}
+
+fn line(
+    cols: &[&str],
+    cx: &DecodeContext,
+    layout: ZkLayout,
+) -> Result<(DecodedPunch, Option<String>), DecodeError> {
+    let l = read_columns(cols, layout)?;
+    let at = match l.offset {
+        Some(secs) => with_offset("TimeOffset", l.local, secs, &secs.to_string())?,
+        None => resolve_local(cx.device_tz, l.local),
+    };
+    let punch = DecodedPunch {
+        identity: Identity::Employee(l.pin.clone()),
+        at,
+        device_local: Some(l.local),
+        device_id: cx.device_id.map(str::to_string).or(l.column_device.clone()),
+        event_id: Some(format!("{} {}", l.pin, l.local.format("%Y-%m-%d %H:%M:%S"))),
+        kind: l.kind,
+        verify: l.verify,
+        // A USB export is history by nature.
+        replay: l.dat,
+    };
+    Ok((punch, l.untrusted_offset))
 }
 
 /// Decodes a body of ATTLOG lines.
@@ -230,7 +288,17 @@ pub fn decode(bytes: &[u8], cx: &DecodeContext, o: &ZkOptions) -> Result<Decoded
             continue;
         }
         match line(&cols, cx, o.layout) {
-            Ok(p) => out.punches.push(p),
+            Ok((p, untrusted)) => {
+                if let Some(raw) = untrusted
+                    && out.warnings.is_empty()
+                {
+                    out.warnings.push(format!(
+                        "line {n}: field \"TimeOffset\": {raw:?} is not a signed whole number of quarter hours within ±14 h (some firmware write a record counter there); read in the device zone {}",
+                        cx.device_tz
+                    ));
+                }
+                out.punches.push(p)
+            }
             Err(error) => out.line_errors.push(LineError {
                 line: n,
                 text: cap(l),
@@ -281,12 +349,97 @@ mod tests {
         let d = dec(SAMPLES[0], &cx(chrono_tz::Asia::Shanghai)).unwrap();
         assert_eq!(d.punches[0].at, utc("2025-03-04T00:57:12Z"));
         assert_eq!(d.punches[2].at, utc("2025-03-04T15:02:05Z"));
+        // Issue 11 (1): a value that is not a plausible offset is not used
+        // (it was an error before); the device zone applies, with a warning.
         let bad = b"1043\t2025-03-04 18:02:05\t1\t15\t0\t0\t0\t0\t36.4\t36.4\t+99999999\t\n";
-        let e = dec(bad, &cx(IST)).unwrap_err();
+        let d = dec(bad, &cx(IST)).unwrap();
+        assert_eq!(one(&d).at, utc("2025-03-04T15:02:05Z"));
+        assert_eq!(d.warnings.len(), 1);
+        assert!(d.warnings[0].contains("\"+99999999\""), "{:?}", d.warnings);
+    }
+
+    #[test]
+    fn time_offset_must_be_signed_quarter_hours_within_14_h() {
+        assert_eq!(time_offset("+28800"), Some(28800));
+        assert_eq!(time_offset("-18000"), Some(-18000));
+        assert_eq!(time_offset("+19800"), Some(19800)); // India, +05:30
+        assert_eq!(time_offset("+20700"), Some(20700)); // Nepal, +05:45
+        assert_eq!(time_offset("+0"), Some(0));
+        assert_eq!(time_offset("+50400"), Some(50400));
+        assert_eq!(time_offset("10881"), None); // unsigned: a counter
+        assert_eq!(time_offset("28800"), None);
+        assert_eq!(time_offset("+10881"), None); // not quarter hours
+        assert_eq!(time_offset("+51300"), None); // beyond 14 h
+        assert_eq!(time_offset("+"), None);
+        assert_eq!(time_offset("--900"), None);
+        assert_eq!(time_offset(""), None);
+    }
+
+    /// Issue 11 (1), on the MB10-VL capture (`tests/fixtures/captures/
+    /// README.md`): field 11 is a running record counter, not a time
+    /// offset; every punch is the device's wall time in its zone.
+    #[test]
+    fn mb10_vl_record_counter_is_not_a_time_offset() {
+        let body = include_bytes!("../../../tests/fixtures/captures/zk_mb10vl_attlog.txt");
+        let bogota = chrono_tz::America::Bogota;
+        let c = cx(bogota).with_device("CNYG213260182");
+        let d = dec(body, &c).unwrap();
+        assert_eq!(d.punches.len(), 3);
+        assert!(d.line_errors.is_empty());
+        let at: Vec<String> = d.punches.iter().map(|p| p.at.to_rfc3339()).collect();
         assert_eq!(
-            e.to_string(),
-            "line 1: field \"TimeOffset\": \"+99999999\" is not seconds from UTC within ±14 h"
+            at,
+            [
+                "2025-01-29T11:58:48+00:00",
+                "2025-01-29T11:59:10+00:00",
+                "2025-01-29T11:59:32+00:00"
+            ]
         );
+        assert_eq!(d.punches[0].identity, Identity::Employee("46".into()));
+        assert_eq!(d.punches[0].verify, Verify::Face);
+        assert_eq!(d.punches[1].verify, Verify::Fingerprint);
+        assert_eq!(d.punches[2].kind, PunchKind::CheckIn);
+        // One warning per body, not one per line.
+        assert_eq!(d.warnings.len(), 1);
+        assert!(d.warnings[0].contains("\"10881\""), "{:?}", d.warnings);
+    }
+
+    /// Face terminals behind `iClock Proxy/1.09` (`tests/fixtures/
+    /// captures/README.md`): ten or eleven fields, `Status` 255 (no punch
+    /// state), an empty 11th field: the device zone, no warning.
+    #[test]
+    fn status_255_face_terminals() {
+        let body = include_bytes!("../../../tests/fixtures/captures/zk_face_status255_attlog.txt");
+        let c = cx(chrono_tz::America::Argentina::Buenos_Aires).with_device("0782232260009");
+        let d = dec(body, &c).unwrap();
+        assert_eq!(d.punches.len(), 3);
+        assert!(d.warnings.is_empty() && d.line_errors.is_empty(), "{d:?}");
+        assert!(
+            d.punches
+                .iter()
+                .all(|p| p.kind == PunchKind::Unspecified && p.verify == Verify::Face)
+        );
+        assert_eq!(d.punches[0].at, utc("2023-10-16T11:38:16Z"));
+        assert_eq!(d.punches[0].identity, Identity::Employee("3".into()));
+    }
+
+    #[test]
+    fn a_clock_that_was_never_set_is_quarantined_per_line() {
+        // Issue 11 (4).
+        let body = b"1043\t1970-01-01 00:01:12\t0\t15\t0\t0\t0\n0217\t2025-03-04 09:04:40\t0\t1\t0\t0\t0\n";
+        let d = dec(body, &cx(IST)).unwrap();
+        assert_eq!(one(&d).identity, Identity::Employee("0217".into()));
+        assert_eq!(d.line_errors.len(), 1);
+        assert!(
+            d.line_errors[0]
+                .error
+                .to_string()
+                .contains("terminal clock not set"),
+            "{}",
+            d.line_errors[0].error
+        );
+        let e = dec(b"1043\t1970-01-01 00:01:12\t0\t15\t0\t0\t0\n", &cx(IST)).unwrap_err();
+        assert!(e.to_string().contains("terminal clock not set"), "{e}");
     }
 
     #[test]
