@@ -457,6 +457,9 @@ fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write
                     h.listener.listen, h.decoder
                 );
             }
+            for line in crate::source::pull::describe(&c.sources) {
+                let _ = writeln!(out, "{line}");
+            }
             if let Some(h) = c.http_listen {
                 let _ = writeln!(out, "http: {h}");
                 let roles: Vec<String> = c

@@ -231,6 +231,24 @@ pub fn decodings(
     out
 }
 
+/// One line per pull source for `attendd check-config`.
+pub fn describe(sources: &crate::config::RawSources) -> Vec<String> {
+    let mut out = Vec::new();
+    for z in &sources.zk_pull {
+        out.push(format!(
+            "source zk_pull: {} ({}) every {} s",
+            z.address, z.transport, z.poll_seconds
+        ));
+    }
+    for h in &sources.hik_pull {
+        out.push(format!("source hik_pull: {} as {}", h.url, h.username));
+    }
+    for d in &sources.dahua_pull {
+        out.push(format!("source dahua_pull: {} as {}", d.url, d.username));
+    }
+    out
+}
+
 /// Starts every pull source; each runs until `stop` fires.
 pub fn spawn(
     sources: &crate::config::RawSources,

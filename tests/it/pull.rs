@@ -696,3 +696,156 @@ fn dahua_pull_cleared_log_wrong_password_and_sigkill() {
     all.extend(after);
     assert_dahua_exactly(&p, &all);
 }
+
+/// The cursor goes in with the punches, on both engines; a batch that is
+/// all duplicates still moves it; reading it back gives the last one.
+mod cursor_store {
+    use attendd::store::{Inserted, NewPunch, Store};
+    use chrono::{DateTime, Utc};
+
+    fn punch(emp: &str, t: &str, ev: &str) -> NewPunch {
+        NewPunch {
+            employee_id: emp.into(),
+            identity: emp.into(),
+            time: DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc),
+            device_id: Some("DEV1".into()),
+            event_id: Some(ev.into()),
+            source: "hik_pull[0]".into(),
+            raw: None,
+        }
+    }
+
+    async fn roundtrip(s: &Store) {
+        assert_eq!(s.pull_cursor("hik_pull[0]", "DEV1").await.unwrap(), None);
+        let a = [
+            punch("E1", "2026-11-02T08:00:00+08:00", "1"),
+            punch("E2", "2026-11-02T08:01:00+08:00", "3"),
+        ];
+        let r = s
+            .insert_punches_with_cursor(&a, "hik_pull[0]", "DEV1", "c1")
+            .await
+            .unwrap();
+        assert!(r.iter().all(|o| matches!(o, Inserted::New(_))));
+        let r = s
+            .insert_punches_with_cursor(&a[1..], "hik_pull[0]", "DEV1", "c2")
+            .await
+            .unwrap();
+        assert_eq!(r, vec![Inserted::Duplicate]);
+        s.insert_punches_with_cursor(&[], "hik_pull[0]", "DEV2", "other")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.pull_cursor("hik_pull[0]", "DEV1").await.unwrap().as_deref(),
+            Some("c2")
+        );
+        assert_eq!(
+            s.pull_cursor("hik_pull[0]", "DEV2").await.unwrap().as_deref(),
+            Some("other")
+        );
+        assert_eq!(s.punch_count().await.unwrap(), 2);
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        rt().block_on(async {
+            let s = Store::open(&format!("sqlite://{}", dir.path().join("a.db").display()))
+                .await
+                .unwrap();
+            roundtrip(&s).await;
+            s.close().await;
+        });
+    }
+
+    #[test]
+    fn postgres() {
+        use sqlx::Connection;
+        let base = match std::env::var("TEST_POSTGRES_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ if crate::services::required() => {
+                panic!("pull cursors: TEST_POSTGRES_URL is not set but ATTENDD_REQUIRE_SERVICES=1")
+            }
+            _ => {
+                eprintln!("skipping postgres: TEST_POSTGRES_URL not set (pull cursors)");
+                return;
+            }
+        };
+        rt().block_on(async {
+            let schema = crate::services::unique("pull").replace('-', "_");
+            let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let s = Store::open(&format!("{base}{sep}options[search_path]={schema}"))
+                .await
+                .unwrap();
+            roundtrip(&s).await;
+            s.close().await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut c)
+                .await;
+        });
+    }
+}
+
+#[test]
+fn check_config_lists_pull_sources_and_names_bad_keys() {
+    let site = Site::new(&format!(
+        "[[source.zk_pull]]\naddress = \"10.0.0.23:4370\"\ncomm_key = 0\ntimezone = \"Asia/Shanghai\"\npoll_seconds = 30\n\n\
+         [[source.hik_pull]]\nurl = \"http://10.0.0.21\"\nusername = \"admin\"\npassword_env = \"{PASSWORD_ENV}\"\ntimezone = \"Asia/Shanghai\"\n\n\
+         [[source.dahua_pull]]\nurl = \"http://10.0.0.22\"\nusername = \"admin\"\npassword_env = \"{PASSWORD_ENV}\"\ntimezone = \"Asia/Shanghai\"\n"
+    ));
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&site.config)
+        .env(PASSWORD_ENV, "x")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for want in [
+        "source zk_pull: 10.0.0.23:4370",
+        "source hik_pull: http://10.0.0.21 as admin",
+        "source dahua_pull: http://10.0.0.22 as admin",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    // Missing password variable, bad address, bad zone: each named.
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&site.config)
+        .env_remove(PASSWORD_ENV)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("source.hik_pull[0].password_env"), "{err}");
+    assert!(err.contains("source.dahua_pull[0].password_env"), "{err}");
+    let bad = site.dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&site.config)
+            .unwrap()
+            .replace("10.0.0.23:4370", "10.0.0.23")
+            .replace("http://10.0.0.22", "https://10.0.0.22"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .env(PASSWORD_ENV, "x")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("source.zk_pull[0].address"), "{err}");
+    assert!(err.contains("source.dahua_pull[0].url"), "{err}");
+}
