@@ -354,14 +354,22 @@ impl Pipeline {
     /// (quarantined parts first: re-quarantining on a retry is harmless,
     /// losing them is not). `Ok` means the punches and the cursor are
     /// durable.
-    pub async fn commit_pull(&self, batch: &[Received], ack: &PullAck<'_>) -> Result<(), SinkError> {
+    pub async fn commit_pull(
+        &self,
+        batch: &[Received],
+        ack: &PullAck<'_>,
+    ) -> Result<(), SinkError> {
         self.wait_stall(batch.len()).await;
         let prepared = self.prepare(batch, Some(ack.device), ack.event_suffix);
         self.store_prepared(batch, prepared, Some(ack)).await
     }
 
     /// The stored cursor of a pull source on a terminal.
-    pub async fn pull_cursor(&self, source: &str, device: &str) -> Result<Option<String>, SinkError> {
+    pub async fn pull_cursor(
+        &self,
+        source: &str,
+        device: &str,
+    ) -> Result<Option<String>, SinkError> {
         self.store
             .pull_cursor(source, device)
             .await

@@ -87,7 +87,10 @@ impl RawDahuaPull {
             push(&format!("{key}.retry_min_ms"), "must be positive".into());
         }
         if self.heartbeat_seconds == 0 {
-            push(&format!("{key}.heartbeat_seconds"), "must be positive".into());
+            push(
+                &format!("{key}.heartbeat_seconds"),
+                "must be positive".into(),
+            );
         }
     }
 }
@@ -173,7 +176,8 @@ fn part_meta(body: &[u8]) -> (bool, Option<DateTime<Utc>>, Option<i64>) {
     let Some(d) = head.find("data=") else {
         return (is_ac && pulse, None, None);
     };
-    let mut de = serde_json::Deserializer::from_str(&head[d + 5..]).into_iter::<serde_json::Value>();
+    let mut de =
+        serde_json::Deserializer::from_str(&head[d + 5..]).into_iter::<serde_json::Value>();
     let Some(Ok(v)) = de.next() else {
         return (is_ac && pulse, None, None);
     };
@@ -307,8 +311,10 @@ impl Dahua {
         let mut parts = Multipart::new(&boundary(ct).unwrap_or_else(|| "myboundary".into()));
         let mut body = resp.into_body();
         backoff.reset();
-        self.cx
-            .state(true, format!("device {serial}: following eventManager attach"));
+        self.cx.state(
+            true,
+            format!("device {serial}: following eventManager attach"),
+        );
         info!(source = %self.cx.name, "device {serial}: caught up; following eventManager attach");
         let idle = Duration::from_secs(hb * 3 + 2);
         let mut out = Vec::new();
@@ -318,12 +324,18 @@ impl Dahua {
                 f = tokio::time::timeout(idle, body.frame()) => f,
             };
             let frame = match frame {
-                Err(_) => return Stop::Retry(format!("event stream silent for {idle:?}"), "connection"),
-                Ok(None) => return Stop::Retry("event stream closed by the device".into(), "connection"),
+                Err(_) => {
+                    return Stop::Retry(format!("event stream silent for {idle:?}"), "connection");
+                }
+                Ok(None) => {
+                    return Stop::Retry("event stream closed by the device".into(), "connection");
+                }
                 Ok(Some(Err(e))) => return Stop::Retry(format!("event stream: {e}"), "connection"),
                 Ok(Some(Ok(f))) => f,
             };
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             parts.push(&data, &mut out);
             for part in out.drain(..) {
                 let (access, time, rec_no) = part_meta(&part.body);
@@ -332,7 +344,11 @@ impl Dahua {
                 }
                 let (Some(time), Some(rec_no)) = (time, rec_no) else {
                     let c = cursor.clone();
-                    if !self.cx.commit(&serial, vec![part.body], &c, &self.stop).await {
+                    if !self
+                        .cx
+                        .commit(&serial, vec![part.body], &c, &self.stop)
+                        .await
+                    {
                         return Stop::Shutdown;
                     }
                     continue;
@@ -348,7 +364,11 @@ impl Dahua {
                     warn!(source = %self.cx.name, "device {serial}: RecNo went back to {rec_no}: the device cleared its log or restarted its numbering");
                 }
                 self.cx.live();
-                if !self.cx.commit(&serial, vec![part.body], &cursor, &self.stop).await {
+                if !self
+                    .cx
+                    .commit(&serial, vec![part.body], &cursor, &self.stop)
+                    .await
+                {
                     return Stop::Shutdown;
                 }
             }

@@ -324,7 +324,12 @@ impl Client {
             .map_err(|e| HttpError::Io(format!("request {uri}: {e}")))?;
         tokio::time::timeout(self.timeout, send.send_request(req))
             .await
-            .map_err(|_| HttpError::Io(format!("{method} {uri}: no answer within {:?}", self.timeout)))?
+            .map_err(|_| {
+                HttpError::Io(format!(
+                    "{method} {uri}: no answer within {:?}",
+                    self.timeout
+                ))
+            })?
             .map_err(|e| HttpError::Io(format!("{method} {uri}: {e}")))
     }
 
@@ -433,7 +438,10 @@ mod tests {
         )
         .unwrap();
         assert!(c.qop_auth);
-        assert_eq!(c.opaque.as_deref(), Some("5ccc069c403ebaf9f0171e9517f40e41"));
+        assert_eq!(
+            c.opaque.as_deref(),
+            Some("5ccc069c403ebaf9f0171e9517f40e41")
+        );
         let r = response(
             &c,
             "Mufasa",
@@ -490,7 +498,15 @@ mod tests {
         let ha1 = md5_hex("Mufasa:testrealm@host.com:Circle Of Life");
         let ha2 = md5_hex("GET:/dir/index.html");
         assert_eq!(
-            response(&c, "Mufasa", "Circle Of Life", "GET", "/dir/index.html", 1, "x"),
+            response(
+                &c,
+                "Mufasa",
+                "Circle Of Life",
+                "GET",
+                "/dir/index.html",
+                1,
+                "x"
+            ),
             md5_hex(&format!("{ha1}:dcd98b7102dd2f0e8b11d0f600bfb0c093:{ha2}"))
         );
         assert!(Challenge::parse("Basic realm=\"x\"").is_none());
@@ -502,7 +518,10 @@ mod tests {
     #[test]
     fn endpoints() {
         let e = Endpoint::parse("http://10.0.0.21").unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.prefix.as_str()), ("10.0.0.21", 80, ""));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.prefix.as_str()),
+            ("10.0.0.21", 80, "")
+        );
         let e = Endpoint::parse("http://127.0.0.1:8081/x/").unwrap();
         assert_eq!((e.port, e.prefix.as_str()), (8081, "/x"));
         assert!(Endpoint::parse("https://a").is_err());

@@ -259,7 +259,13 @@ impl Hik {
     async fn serial(&self) -> Result<String, Stop> {
         let body = self
             .client
-            .fetch("GET", "/ISAPI/System/deviceInfo", Bytes::new(), None, 64 * 1024)
+            .fetch(
+                "GET",
+                "/ISAPI/System/deviceInfo",
+                Bytes::new(),
+                None,
+                64 * 1024,
+            )
             .await
             .map_err(http_stop)?;
         let text = String::from_utf8_lossy(&body);
@@ -320,16 +326,17 @@ impl Hik {
             };
             let frame = match frame {
                 Err(_) => {
-                    return Stop::Retry(
-                        format!("alertStream silent for {idle:?}"),
-                        "connection",
-                    );
+                    return Stop::Retry(format!("alertStream silent for {idle:?}"), "connection");
                 }
-                Ok(None) => return Stop::Retry("alertStream closed by the device".into(), "connection"),
+                Ok(None) => {
+                    return Stop::Retry("alertStream closed by the device".into(), "connection");
+                }
                 Ok(Some(Err(e))) => return Stop::Retry(format!("alertStream: {e}"), "connection"),
                 Ok(Some(Ok(f))) => f,
             };
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             parts.push(&data, &mut out);
             for part in out.drain(..) {
                 if part.content_type.starts_with("image/") {
@@ -343,7 +350,11 @@ impl Hik {
                     // Cannot place it: the pipeline quarantines or stores it,
                     // the cursor stays.
                     let c = cursor.clone();
-                    if !self.cx.commit(&serial, vec![part.body], &c, &self.stop).await {
+                    if !self
+                        .cx
+                        .commit(&serial, vec![part.body], &c, &self.stop)
+                        .await
+                    {
                         return Stop::Shutdown;
                     }
                     continue;
@@ -367,7 +378,11 @@ impl Hik {
                     );
                 }
                 self.cx.live();
-                if !self.cx.commit(&serial, vec![part.body], &cursor, &self.stop).await {
+                if !self
+                    .cx
+                    .commit(&serial, vec![part.body], &cursor, &self.stop)
+                    .await
+                {
                     return Stop::Shutdown;
                 }
             }
@@ -389,8 +404,10 @@ impl Hik {
         let search_id = format!("attendd-{}", Utc::now().timestamp_millis());
         let mut position: u64 = 0;
         let mut read = 0usize;
-        self.cx
-            .state(true, format!("device {serial}: catching up from {}", fmt(start)));
+        self.cx.state(
+            true,
+            format!("device {serial}: catching up from {}", fmt(start)),
+        );
         loop {
             let cond = serde_json::json!({"AcsEventCond": {
                 "searchID": search_id,
@@ -418,9 +435,7 @@ impl Hik {
             let a = &v["AcsEvent"];
             let status = a["responseStatusStrg"].as_str().unwrap_or("").to_string();
             let list = a["InfoList"].as_array().cloned().unwrap_or_default();
-            let n = a["numOfMatches"]
-                .as_u64()
-                .unwrap_or(list.len() as u64);
+            let n = a["numOfMatches"].as_u64().unwrap_or(list.len() as u64);
             // One payload per event, grouped by epoch: events after a reset
             // of the counter get the new epoch's suffix.
             let mut groups: Vec<(Cursor, Vec<Vec<u8>>)> = Vec::new();
@@ -501,7 +516,10 @@ mod tests {
         assert_eq!(t.unwrap().to_rfc3339(), "2025-03-04T05:57:12+00:00");
         assert_eq!(sn, Some(48211));
         let (et, _, sn) = part_meta(crate::ingest::decode::hik_isapi::SAMPLES[1]);
-        assert_eq!((et.as_deref(), sn), (Some("AccessControllerEvent"), Some(48377)));
+        assert_eq!(
+            (et.as_deref(), sn),
+            (Some("AccessControllerEvent"), Some(48377))
+        );
         let (et, _, _) = part_meta(br#"{"eventType":"heartBeat","eventState":"active"}"#);
         assert_eq!(et.as_deref(), Some("heartBeat"));
     }

@@ -59,7 +59,11 @@ impl Cursor {
         if reset {
             self.epoch += 1;
         }
-        if reset || self.time.is_none_or(|t| time > t || (time == t && count >= self.count)) {
+        if reset
+            || self
+                .time
+                .is_none_or(|t| time > t || (time == t && count >= self.count))
+        {
             self.time = Some(time);
             self.count = count;
         }
@@ -114,7 +118,11 @@ impl PullCtx {
     /// Counts a catch-up run and the records it read.
     pub fn caught_up(&self, records: usize) {
         if let Some(m) = &self.metrics {
-            m.add("attendd_pull_catchups_total", &[("source", &self.name)], 1.0);
+            m.add(
+                "attendd_pull_catchups_total",
+                &[("source", &self.name)],
+                1.0,
+            );
             m.add(
                 "attendd_pull_records_total",
                 &[("source", &self.name), ("path", "catchup")],
@@ -330,11 +338,18 @@ pub fn run_terminal(
             "error: {}: no [[source.zk_pull]] named {:?} (known: {}); user lists are read from ZKTeco terminals only",
             path.display(),
             a.source,
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         );
         return ExitCode::from(1);
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(err, "error: cannot start the runtime: {e}");
@@ -376,7 +391,11 @@ pub fn run_terminal(
         let mut w = csv::Writer::from_writer(Vec::new());
         let _ = w.write_record(["employee_id", "name", "team", "supervisor", "alias"]);
         for u in &users {
-            let card = if u.card == 0 { String::new() } else { u.card.to_string() };
+            let card = if u.card == 0 {
+                String::new()
+            } else {
+                u.card.to_string()
+            };
             let _ = w.write_record([u.user_id.as_str(), u.name.as_str(), "", "", card.as_str()]);
         }
         let bytes = w.into_inner().unwrap_or_default();
@@ -575,8 +594,14 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty());
-        assert_eq!(boundary("multipart/mixed; boundary=\"MIME_boundary\"").as_deref(), Some("MIME_boundary"));
-        assert_eq!(boundary("multipart/x-mixed-replace;boundary=myboundary").as_deref(), Some("myboundary"));
+        assert_eq!(
+            boundary("multipart/mixed; boundary=\"MIME_boundary\"").as_deref(),
+            Some("MIME_boundary")
+        );
+        assert_eq!(
+            boundary("multipart/x-mixed-replace;boundary=myboundary").as_deref(),
+            Some("myboundary")
+        );
         assert_eq!(boundary("text/plain"), None);
     }
 

@@ -123,10 +123,18 @@ fn default_retry_ms() -> u64 {
 impl RawZkPull {
     /// Reports every problem through `push(key, why)`.
     pub fn check(&self, key: &str, push: &mut dyn FnMut(&str, String)) {
-        if self.address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+        if self
+            .address
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
             push(
                 &format!("{key}.address"),
-                format!("{:?} is not host:port (the terminal listens on 4370)", self.address),
+                format!(
+                    "{:?} is not host:port (the terminal listens on 4370)",
+                    self.address
+                ),
             );
         }
         if self.poll_seconds == 0 {
@@ -481,7 +489,9 @@ impl Session {
                     let mut top = [0u8; 8];
                     s.read_exact(&mut top).await.map_err(io("receive"))?;
                     if top[..4] != TCP_MAGIC {
-                        return Err(ZkError::Protocol("answer without the 5050827d frame".into()));
+                        return Err(ZkError::Protocol(
+                            "answer without the 5050827d frame".into(),
+                        ));
                     }
                     let n = u32::from_le_bytes([top[4], top[5], top[6], top[7]]);
                     if !(8..=MAX_DATA).contains(&n) {
@@ -536,7 +546,9 @@ impl Session {
         let v = v.split_once('=').map(|(_, v)| v.to_string()).unwrap_or(v);
         let v = v.trim().to_string();
         if v.is_empty() {
-            return Err(ZkError::Protocol("the device reports no serial number".into()));
+            return Err(ZkError::Protocol(
+                "the device reports no serial number".into(),
+            ));
         }
         Ok(v)
     }
@@ -574,7 +586,9 @@ impl Session {
             return Ok(d);
         }
         if code != cmd::ACK_OK || d.len() < 5 {
-            return Err(ZkError::Protocol(format!("_CMD_PREPARE_BUFFER answered {code}")));
+            return Err(ZkError::Protocol(format!(
+                "_CMD_PREPARE_BUFFER answered {code}"
+            )));
         }
         let size = u32::from_le_bytes([d[1], d[2], d[3], d[4]]);
         if size > MAX_DATA {
@@ -861,7 +875,10 @@ mod tests {
     fn commkey_is_pyzk_make_commkey() {
         // make_commkey(0, 0, 50) = pack('BBBB', ...) of 'ZKSO' swapped and
         // xored with 50: [0x53^50, 0x4f^50, 50, 0x4b^50].
-        assert_eq!(make_commkey(0, 0, 50), [0x53 ^ 50, 0x4f ^ 50, 50, 0x4b ^ 50]);
+        assert_eq!(
+            make_commkey(0, 0, 50),
+            [0x53 ^ 50, 0x4f ^ 50, 50, 0x4b ^ 50]
+        );
         assert_ne!(make_commkey(123456, 77, 50), make_commkey(123457, 77, 50));
     }
 
@@ -902,7 +919,10 @@ mod tests {
                 punch: 15
             }]
         );
-        assert_eq!(attlog_line(&recs[0]), "0042\t2026-11-02 08:29:13\t1\t15\t0\t0\t0");
+        assert_eq!(
+            attlog_line(&recs[0]),
+            "0042\t2026-11-02 08:29:13\t1\t15\t0\t0\t0"
+        );
         // 16-byte record: <I4sBB2sI
         let mut r16 = vec![0u8; 16];
         r16[..4].copy_from_slice(&7u32.to_le_bytes());

@@ -28,7 +28,11 @@ impl Store {
     }
 
     /// The stored cursor of `source` on `device`, if any.
-    pub async fn pull_cursor(&self, source: &str, device: &str) -> Result<Option<String>, StoreError> {
+    pub async fn pull_cursor(
+        &self,
+        source: &str,
+        device: &str,
+    ) -> Result<Option<String>, StoreError> {
         dispatch!(self, pull_cursor(source, device))
     }
 }

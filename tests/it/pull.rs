@@ -69,7 +69,11 @@ impl Site {
         let deadline = Instant::now() + Duration::from_secs(30);
         while http_get(self.http, "/healthz").is_none() {
             assert!(g.running(), "daemon exited early:\n{}", self.logs());
-            assert!(Instant::now() < deadline, "no HTTP within 30 s:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "no HTTP within 30 s:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         g
@@ -144,7 +148,9 @@ fn assert_exactly(punches: &[StoredPunch], expected: &[HikEvent]) {
         .map(|e| {
             (
                 e.employee.clone(),
-                DateTime::parse_from_rfc3339(&e.time).unwrap().with_timezone(&Utc),
+                DateTime::parse_from_rfc3339(&e.time)
+                    .unwrap()
+                    .with_timezone(&Utc),
             )
         })
         .collect();
@@ -215,7 +221,8 @@ fn hik_pull_catches_up_history_then_follows_live_events() {
     );
     assert!(
         metrics.contains("attendd_pull_records_total{path=\"live\",source=\"hik_pull[0]\"} 2")
-            || metrics.contains("attendd_pull_records_total{source=\"hik_pull[0]\",path=\"live\"} 2"),
+            || metrics
+                .contains("attendd_pull_records_total{source=\"hik_pull[0]\",path=\"live\"} 2"),
         "{metrics}"
     );
 }
@@ -331,7 +338,10 @@ fn hik_pull_wrong_password_names_the_source_and_backs_off() {
     assert!(metrics.contains("attendd_pull_errors_total"), "{metrics}");
     d.kill();
     let logs = site.logs();
-    assert!(logs.contains("hik_pull[0]") && logs.contains("wrong username or password"), "{logs}");
+    assert!(
+        logs.contains("hik_pull[0]") && logs.contains("wrong username or password"),
+        "{logs}"
+    );
     // With the right password it reads the log.
     let _d = site.start("gate-s3cret");
     site.wait_punches(2, Duration::from_secs(30));
@@ -357,7 +367,10 @@ fn hik_pull_sigkill_during_catch_up_loses_and_doubles_nothing() {
     }
     d.kill();
     let part = site.punches().len();
-    assert!(part < 150, "the kill came too late to test anything ({part})");
+    assert!(
+        part < 150,
+        "the kill came too late to test anything ({part})"
+    );
     let _d = site.start("gate-s3cret");
     let p = site.wait_punches(150, Duration::from_secs(60));
     assert_exactly(&p, &history);
@@ -455,7 +468,10 @@ fn zk_pull_reads_the_log_with_a_comm_key_then_only_new_records() {
         "commands sent: {cmds:?}"
     );
     let health = site.get("/healthz");
-    assert!(health.contains("zk_pull[0]") && health.contains(ZK_SERIAL), "{health}");
+    assert!(
+        health.contains("zk_pull[0]") && health.contains(ZK_SERIAL),
+        "{health}"
+    );
     let metrics = site.get("/metrics");
     assert!(
         metrics.contains("attendd_pull_up{source=\"zk_pull[0]\"} 1"),
@@ -619,7 +635,10 @@ fn dahua_pull_catches_up_pages_then_live_and_fills_gaps() {
     let _d = site.start("door-s3cret");
     let p = site.wait_punches(56, Duration::from_secs(30));
     assert_dahua_exactly(&p, &history);
-    assert!(p.iter().all(|p| p.device_id.as_deref() == Some(DAHUA_SERIAL)));
+    assert!(
+        p.iter()
+            .all(|p| p.device_id.as_deref() == Some(DAHUA_SERIAL))
+    );
     assert!(emu.finds.load(std::sync::atomic::Ordering::SeqCst) >= 4);
     let deadline = Instant::now() + Duration::from_secs(20);
     while emu.streams.load(std::sync::atomic::Ordering::SeqCst) == 0 {
@@ -662,7 +681,10 @@ fn dahua_pull_catches_up_pages_then_live_and_fills_gaps() {
     let p = site.wait_punches(60, Duration::from_secs(20));
     assert_dahua_exactly(&p, &all);
     let health = site.get("/healthz");
-    assert!(health.contains("dahua_pull[0]") && health.contains(DAHUA_SERIAL), "{health}");
+    assert!(
+        health.contains("dahua_pull[0]") && health.contains(DAHUA_SERIAL),
+        "{health}"
+    );
 }
 
 #[test]
@@ -681,7 +703,10 @@ fn dahua_pull_cleared_log_wrong_password_and_sigkill() {
     let refused = emu.unauthorized.load(std::sync::atomic::Ordering::SeqCst);
     assert!((1..=8).contains(&refused), "{refused}");
     let health = site.get("/healthz");
-    assert!(health.contains("dahua_pull[0]") && health.contains("wrong username or password"), "{health}");
+    assert!(
+        health.contains("dahua_pull[0]") && health.contains("wrong username or password"),
+        "{health}"
+    );
     d.kill();
     let mut d = site.start("door-s3cret");
     site.wait_punches(8, Duration::from_secs(30));
@@ -735,11 +760,17 @@ mod cursor_store {
             .await
             .unwrap();
         assert_eq!(
-            s.pull_cursor("hik_pull[0]", "DEV1").await.unwrap().as_deref(),
+            s.pull_cursor("hik_pull[0]", "DEV1")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("c2")
         );
         assert_eq!(
-            s.pull_cursor("hik_pull[0]", "DEV2").await.unwrap().as_deref(),
+            s.pull_cursor("hik_pull[0]", "DEV2")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("other")
         );
         assert_eq!(s.punch_count().await.unwrap(), 2);
@@ -811,7 +842,11 @@ fn check_config_lists_pull_sources_and_names_bad_keys() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for want in [
         "source zk_pull: 10.0.0.23:4370",
         "source hik_pull: http://10.0.0.21 as admin",

@@ -86,7 +86,14 @@ pub fn read_req(s: &mut BufReader<TcpStream>) -> Option<Req> {
 }
 
 /// Checks a digest `Authorization` header against `user`/`password`.
-pub fn digest_ok(auth: Option<&str>, method: &str, user: &str, password: &str, realm: &str, nonce: &str) -> bool {
+pub fn digest_ok(
+    auth: Option<&str>,
+    method: &str,
+    user: &str,
+    password: &str,
+    realm: &str,
+    nonce: &str,
+) -> bool {
     let Some(a) = auth.and_then(|a| a.strip_prefix("Digest ")) else {
         return false;
     };
@@ -104,9 +111,13 @@ pub fn digest_ok(auth: Option<&str>, method: &str, user: &str, password: &str, r
         algorithm: "MD5".into(),
         stale: false,
     };
-    let (Some(u), Some(uri), Some(nc), Some(cnonce), Some(resp)) =
-        (get("username"), get("uri"), get("nc"), get("cnonce"), get("response"))
-    else {
+    let (Some(u), Some(uri), Some(nc), Some(cnonce), Some(resp)) = (
+        get("username"),
+        get("uri"),
+        get("nc"),
+        get("cnonce"),
+        get("response"),
+    ) else {
         return false;
     };
     let Ok(nc) = u32::from_str_radix(&nc, 16) else {
@@ -298,7 +309,12 @@ fn serve_hik(
                 (m, s.page_delay)
             };
             std::thread::sleep(delay);
-            let page: Vec<Value> = matches.iter().skip(pos).take(max).map(HikEvent::search).collect();
+            let page: Vec<Value> = matches
+                .iter()
+                .skip(pos)
+                .take(max)
+                .map(HikEvent::search)
+                .collect();
             let more = pos + page.len() < matches.len();
             let status = if matches.is_empty() {
                 "NO MATCH"
@@ -481,14 +497,28 @@ fn zk_handle(
     if code == cmd::CONNECT {
         c.session = 0x3a5c;
         c.authed = s.comm_key == 0;
-        return vec![(if c.authed { cmd::ACK_OK } else { cmd::ACK_UNAUTH }, vec![])];
+        return vec![(
+            if c.authed {
+                cmd::ACK_OK
+            } else {
+                cmd::ACK_UNAUTH
+            },
+            vec![],
+        )];
     }
     if code == cmd::AUTH {
         c.authed = data == make_commkey(s.comm_key, c.session, 50);
         if !c.authed {
             refused.fetch_add(1, Ordering::SeqCst);
         }
-        return vec![(if c.authed { cmd::ACK_OK } else { cmd::ACK_UNAUTH }, vec![])];
+        return vec![(
+            if c.authed {
+                cmd::ACK_OK
+            } else {
+                cmd::ACK_UNAUTH
+            },
+            vec![],
+        )];
     }
     if !c.authed {
         return vec![(cmd::ACK_UNAUTH, vec![])];
@@ -550,7 +580,10 @@ fn zk_handle(
             let end = (start + size).min(c.buffer.len());
             let chunk = c.buffer[start.min(end)..end].to_vec();
             vec![
-                (cmd::PREPARE_DATA, (chunk.len() as u32).to_le_bytes().to_vec()),
+                (
+                    cmd::PREPARE_DATA,
+                    (chunk.len() as u32).to_le_bytes().to_vec(),
+                ),
                 (cmd::DATA, chunk),
                 (cmd::ACK_OK, vec![]),
             ]
@@ -569,7 +602,8 @@ impl ZkEmu {
         if udp_only {
             let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             port = sock.local_addr().unwrap().port();
-            sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
             let (st, rf, stop) = (state.clone(), refused.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut conn = ZkConn {
@@ -579,7 +613,9 @@ impl ZkEmu {
                 };
                 let mut buf = vec![0u8; 65536];
                 while !stop.load(Ordering::SeqCst) {
-                    let Ok((n, peer)) = sock.recv_from(&mut buf) else { continue };
+                    let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                        continue;
+                    };
                     if n < 8 {
                         continue;
                     }
@@ -786,7 +822,14 @@ fn serve_dahua(
     let mut r = BufReader::new(c);
     let Some(req) = read_req(&mut r) else { return };
     let password = st.lock().unwrap().password.clone();
-    if !digest_ok(req.header("Authorization"), &req.method, "admin", &password, DAHUA_REALM, DAHUA_NONCE) {
+    if !digest_ok(
+        req.header("Authorization"),
+        &req.method,
+        "admin",
+        &password,
+        DAHUA_REALM,
+        DAHUA_NONCE,
+    ) {
         if req.header("Authorization").is_some() {
             unauthorized.fetch_add(1, Ordering::SeqCst);
         }
