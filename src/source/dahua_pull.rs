@@ -116,8 +116,9 @@ pub struct FoundRecord {
 /// `found=`.
 pub fn found_records(text: &str) -> (Option<usize>, Vec<FoundRecord>) {
     let mut found = None;
-    let mut by: std::collections::BTreeMap<usize, (String, Option<i64>, Option<i64>, Option<i64>)> =
-        Default::default();
+    // Per index: lines, CreateTime, CreateTimeRealUTC, RecNo.
+    type Acc = (String, Option<i64>, Option<i64>, Option<i64>);
+    let mut by: std::collections::BTreeMap<usize, Acc> = Default::default();
     for line in text.lines() {
         let line = line.trim();
         if let Some(n) = line.strip_prefix("found=") {

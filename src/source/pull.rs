@@ -277,8 +277,8 @@ pub fn spawn(
         cx.state(false, "connecting");
         cx
     };
-    super::zk_pull::spawn_all(&sources.zk_pull, default_tz, &make, tracker, stop);
-    super::hik_pull::spawn_all(&sources.hik_pull, default_tz, &make, tracker, stop);
+    super::zk_pull::spawn_all(&sources.zk_pull, default_tz, make, tracker, stop);
+    super::hik_pull::spawn_all(&sources.hik_pull, default_tz, make, tracker, stop);
     super::dahua_pull::spawn_all(&sources.dahua_pull, make, tracker, stop);
 }
 
