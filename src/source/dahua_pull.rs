@@ -287,9 +287,6 @@ impl Dahua {
             Ok(c) => c,
             Err(e) => return Stop::Retry(format!("reading the cursor: {e}"), "store"),
         };
-        if let Err(s) = self.catch_up(&serial, &mut cursor).await {
-            return s;
-        }
         let hb = self.raw.heartbeat_seconds;
         let resp = match self
             .client
@@ -304,6 +301,11 @@ impl Dahua {
             Ok(r) => r,
             Err(e) => return http_stop(e),
         };
+        // Caught up after the stream is open: an event recorded between the
+        // two is in the search, never in neither.
+        if let Err(s) = self.catch_up(&serial, &mut cursor).await {
+            return s;
+        }
         let ct = resp
             .headers()
             .get(hyper::header::CONTENT_TYPE)

@@ -85,8 +85,7 @@ impl Challenge {
     /// challenge with a nonce.
     pub fn parse(header: &str) -> Option<Challenge> {
         let h = header.trim();
-        let rest = h.get(..6).filter(|p| p.eq_ignore_ascii_case("digest"))?;
-        let _ = rest;
+        h.get(..6).filter(|p| p.eq_ignore_ascii_case("digest"))?;
         let mut c = Challenge {
             algorithm: "MD5".into(),
             ..Challenge::default()

@@ -290,9 +290,6 @@ impl Hik {
             Ok(c) => c,
             Err(e) => return Stop::Retry(format!("reading the cursor: {e}"), "store"),
         };
-        if let Err(s) = self.catch_up(&serial, &mut cursor).await {
-            return s;
-        }
         let resp = match self
             .client
             .send(
@@ -306,6 +303,11 @@ impl Hik {
             Ok(r) => r,
             Err(e) => return http_stop(e),
         };
+        // Caught up after the stream is open: an event recorded between the
+        // two is in the search, never in neither.
+        if let Err(s) = self.catch_up(&serial, &mut cursor).await {
+            return s;
+        }
         let ct = resp
             .headers()
             .get(hyper::header::CONTENT_TYPE)
