@@ -884,3 +884,38 @@ fn check_config_lists_pull_sources_and_names_bad_keys() {
     assert!(err.contains("source.zk_pull[0].address"), "{err}");
     assert!(err.contains("source.dahua_pull[0].url"), "{err}");
 }
+
+#[test]
+fn zk_pull_sigkill_with_a_read_log_not_yet_committed_loses_and_doubles_nothing() {
+    // 1 200 records: three commits of 500, 500 and 200, each with its cursor.
+    let history = zk_history("2026-11-01 06:00:00", 1200);
+    let emu = ZkEmu::start(zk_state(history.clone(), 0), false);
+    let mut site = zk_site(emu.port, 0, "");
+    let stall = site.dir.path().join("stall");
+    std::fs::write(&stall, b"").unwrap();
+    // The store stalls: the log is read, its first commit waits.
+    site.starts += 1;
+    let log = std::fs::File::create(site.log_path(site.starts)).unwrap();
+    let mut d = Guard(Some(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&site.config)
+            .env(attendd::pipeline::STALL_FILE_ENV, &stall)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !site.logs().contains("stalled") {
+        assert!(Instant::now() < deadline, "{}", site.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.kill();
+    assert!(site.punches().is_empty());
+    std::fs::remove_file(&stall).unwrap();
+    let _d = site.start("");
+    let p = site.wait_punches(1200, Duration::from_secs(60));
+    assert_zk_exactly(&p, &history);
+}
