@@ -116,6 +116,7 @@ pub async fn run_daemon(
     let (push_sources, push_devices) =
         crate::source::push::decodings(&config.sources, policy.tz).map_err(|e| (1, e))?;
     sources.extend(push_sources);
+    sources.extend(crate::source::pull::decodings(&config.sources, policy.tz));
     let metrics: Arc<Metrics> = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     health.set(
@@ -209,6 +210,15 @@ pub async fn run_daemon(
         },
         recompute_stop.clone(),
     ));
+    crate::source::pull::spawn(
+        &config.sources,
+        config.policy.tz,
+        &pipeline,
+        &shared.health,
+        &shared.metrics,
+        &background,
+        &shutdown,
+    );
     background.close();
     let result = run(&config, pipeline, shared, shutdown).await;
     recompute_stop.cancel();

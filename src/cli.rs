@@ -55,6 +55,9 @@ pub enum Command {
     /// HR's commands: deduct, bonus, correct, appeal, export.
     #[command(flatten)]
     Hr(crate::hr::cmd::HrCommand),
+    /// Ask a pulled terminal directly (its user list).
+    #[command(subcommand)]
+    Terminal(crate::source::pull::TerminalCommand),
 }
 
 /// `attendd simulate`.
@@ -195,6 +198,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Simulate(a) => run_simulate(a, &mut out, &mut err),
         Command::Store(c) => crate::store::cmd::run(c, &mut out, &mut err),
         Command::Hr(c) => crate::hr::cmd::run(c, &mut out, &mut err),
+        Command::Terminal(c) => crate::source::pull::run_terminal(c, &mut out, &mut err),
     };
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe
@@ -452,6 +456,9 @@ fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write
                     "source hik_http: {} decoder {}",
                     h.listener.listen, h.decoder
                 );
+            }
+            for line in crate::source::pull::describe(&c.sources) {
+                let _ = writeln!(out, "{line}");
             }
             if let Some(h) = c.http_listen {
                 let _ = writeln!(out, "http: {h}");

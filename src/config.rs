@@ -287,6 +287,15 @@ pub struct RawSources {
     /// Hikvision/Dahua event upload listeners.
     #[serde(default)]
     pub hik_http: Vec<crate::source::push::RawHikHttp>,
+    /// ZKTeco terminals read over their own protocol (port 4370).
+    #[serde(default)]
+    pub zk_pull: Vec<crate::source::zk_pull::RawZkPull>,
+    /// Hikvision terminals read over ISAPI.
+    #[serde(default)]
+    pub hik_pull: Vec<crate::source::hik_pull::RawHikPull>,
+    /// Dahua access controllers read over their CGI.
+    #[serde(default)]
+    pub dahua_pull: Vec<crate::source::dahua_pull::RawDahuaPull>,
 }
 
 /// `[[source.mqtt]]`.
@@ -1157,6 +1166,15 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
     }
     for (i, h) in raw.source.hik_http.iter().enumerate() {
         h.check(&format!("source.hik_http[{i}]"), &mut push);
+    }
+    for (i, z) in raw.source.zk_pull.iter().enumerate() {
+        z.check(&format!("source.zk_pull[{i}]"), &mut push);
+    }
+    for (i, h) in raw.source.hik_pull.iter().enumerate() {
+        h.check(&format!("source.hik_pull[{i}]"), &mut push);
+    }
+    for (i, d) in raw.source.dahua_pull.iter().enumerate() {
+        d.check(&format!("source.dahua_pull[{i}]"), &mut push);
     }
     let http_listen = match &raw.http {
         Some(h) => match h.listen.parse::<SocketAddr>() {

@@ -61,6 +61,36 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Events a push terminal numbered but never delivered (gaps in Hikvision serialNo), by device.",
     ),
     (
+        "attendd_pull_up",
+        "gauge",
+        "1 while a pull source is connected to its terminal, by source.",
+    ),
+    (
+        "attendd_pull_errors_total",
+        "counter",
+        "Pull source failures, by source and kind (auth, connection, protocol, store); each is retried with backoff.",
+    ),
+    (
+        "attendd_pull_records_total",
+        "counter",
+        "Records read from pulled terminals, by source and path (catchup, live).",
+    ),
+    (
+        "attendd_pull_catchups_total",
+        "counter",
+        "Catch-up reads of a pulled terminal's log, by source.",
+    ),
+    (
+        "attendd_pull_cursor_seconds",
+        "gauge",
+        "Unix time of the last record a pull source has stored, by source and device.",
+    ),
+    (
+        "attendd_pull_clock_offset_seconds",
+        "gauge",
+        "How far a pulled terminal's clock is off the daemon's (positive: ahead), by source and device.",
+    ),
+    (
         "attendd_alerts_total",
         "counter",
         "Alerts by sink and outcome.",

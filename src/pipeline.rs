@@ -530,15 +530,63 @@ impl Pipeline {
     }
 }
 
-impl Sink for Pipeline {
-    async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
+/// A batch decoded and attributed, ready to store.
+struct Prepared<'b> {
+    punches: Vec<NewPunch>,
+    /// The source of each punch: a batch may mix sources (HTTP push).
+    punch_sources: Vec<&'b str>,
+    quarantine: Vec<NewQuarantine>,
+    last_seen: HashMap<String, DateTime<Utc>>,
+}
+
+/// Where a pull source has read up to, stored with the punches it covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullAck<'a> {
+    /// The configured source, e.g. `hik_pull[0]`.
+    pub source: &'a str,
+    /// The terminal's serial number: the device id of every punch read.
+    pub device: &'a str,
+    /// The cursor after this batch (opaque to the store).
+    pub cursor: &'a str,
+    /// Appended to the terminal's event ids (`48211~1`) after it reset its
+    /// counter, so that reused numbers are not taken for stored events.
+    pub event_suffix: Option<&'a str>,
+}
+
+impl Pipeline {
+    /// Commits a pull source's batch and its cursor in one transaction
+    /// (quarantined parts first: re-quarantining on a retry is harmless,
+    /// losing them is not). `Ok` means the punches and the cursor are
+    /// durable.
+    pub async fn commit_pull(
+        &self,
+        batch: &[Received],
+        ack: &PullAck<'_>,
+    ) -> Result<(), SinkError> {
+        self.wait_stall(batch.len()).await;
+        let prepared = self.prepare(batch, Some(ack.device), ack.event_suffix);
+        self.store_prepared(batch, prepared, Some(ack)).await
+    }
+
+    /// The stored cursor of a pull source on a terminal.
+    pub async fn pull_cursor(
+        &self,
+        source: &str,
+        device: &str,
+    ) -> Result<Option<String>, SinkError> {
+        self.store
+            .pull_cursor(source, device)
+            .await
+            .map_err(|e| SinkError(e.to_string()))
+    }
+
+    async fn wait_stall(&self, n: usize) {
         if let Some(f) = &self.stall_file {
             let mut logged = false;
             while f.exists() {
                 if !logged {
                     warn!(
-                        "fault injection ({STALL_FILE_ENV}): commit of {} message(s) stalled while {} exists",
-                        batch.len(),
+                        "fault injection ({STALL_FILE_ENV}): commit of {n} message(s) stalled while {} exists",
                         f.display()
                     );
                     logged = true;
@@ -547,6 +595,14 @@ impl Sink for Pipeline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+    }
+
+    fn prepare<'b>(
+        &self,
+        batch: &'b [Received],
+        device: Option<&str>,
+        event_suffix: Option<&str>,
+    ) -> Prepared<'b> {
         let mut punches: Vec<NewPunch> = Vec::with_capacity(batch.len());
         // The source of each punch: a batch may mix sources (HTTP push).
         let mut punch_sources: Vec<&str> = Vec::with_capacity(batch.len());
@@ -572,7 +628,7 @@ impl Sink for Pipeline {
                 Some(t) => format!("{}:{t}", r.source),
                 None => r.source.to_string(),
             };
-            let device = self.devices.get(&r.source).map(String::as_str);
+            let device = device.or_else(|| self.devices.get(&r.source).map(String::as_str));
             let mut cx = DecodeContext::new(src.tz, r.received_at);
             if let Some(t) = &r.topic {
                 cx = cx.with_topic(t);
@@ -678,12 +734,16 @@ impl Sink for Pipeline {
                     }
                 };
                 punch_sources.push(&r.source);
+                let event_id = match (p.event_id, event_suffix) {
+                    (Some(e), Some(sfx)) => Some(format!("{e}{sfx}")),
+                    (e, _) => e,
+                };
                 punches.push(NewPunch {
                     employee_id,
                     identity: p.identity.as_str().to_string(),
                     time: p.at,
                     device_id: p.device_id,
-                    event_id: p.event_id,
+                    event_id,
                     source: origin.clone(),
                     raw: Some(raw.clone()),
                 });
@@ -691,15 +751,42 @@ impl Sink for Pipeline {
         }
         let quarantine = quarantine.finish();
         self.count_ignored(ignored);
+        Prepared {
+            punches,
+            punch_sources,
+            quarantine,
+            last_seen,
+        }
+    }
+
+    async fn store_prepared(
+        &self,
+        batch: &[Received],
+        prepared: Prepared<'_>,
+        pull: Option<&PullAck<'_>>,
+    ) -> Result<(), SinkError> {
+        let Prepared {
+            punches,
+            punch_sources,
+            quarantine,
+            last_seen,
+        } = prepared;
         let started = std::time::Instant::now();
         let written = async {
-            let outcomes = if punches.is_empty() {
-                Vec::new()
+            if let Some(ack) = pull {
+                self.store.quarantine_many(&quarantine).await?;
+                self.store
+                    .insert_punches_with_cursor(&punches, ack.source, ack.device, ack.cursor)
+                    .await
             } else {
-                self.store.insert_punches(&punches).await?
-            };
-            self.store.quarantine_many(&quarantine).await?;
-            Ok::<_, crate::store::StoreError>(outcomes)
+                let outcomes = if punches.is_empty() {
+                    Vec::new()
+                } else {
+                    self.store.insert_punches(&punches).await?
+                };
+                self.store.quarantine_many(&quarantine).await?;
+                Ok::<_, crate::store::StoreError>(outcomes)
+            }
         }
         .await;
         if let Some(h) = &self.health {
@@ -755,6 +842,14 @@ impl Sink for Pipeline {
         }
         self.heartbeat.beat();
         Ok(())
+    }
+}
+
+impl Sink for Pipeline {
+    async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
+        self.wait_stall(batch.len()).await;
+        let prepared = self.prepare(batch, None, None);
+        self.store_prepared(batch, prepared, None).await
     }
 }
 

@@ -1,5 +1,5 @@
 //! Sources: the adapters that receive raw terminal messages (MQTT, serial,
-//! HTTP push)
+//! HTTP push, and terminals pulled over their own protocols)
 //! and hand them to a [`Sink`] that decodes and commits them.
 //!
 //! A source never decodes and never touches the store. Its one promise is
@@ -8,10 +8,15 @@
 //! a crash between receipt and commit makes the sender re-send. Doubles are
 //! the store's job (every punch has a dedupe key).
 
+pub mod dahua_pull;
+pub mod digest;
 pub mod hik_http;
+pub mod hik_pull;
 pub mod mqtt;
+pub mod pull;
 pub mod push;
 pub mod serial;
+pub mod zk_pull;
 pub mod zk_push;
 
 use std::future::Future;

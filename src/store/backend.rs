@@ -31,6 +31,20 @@ pub(super) async fn insert_punches(
     keys: &[String],
     now: DateTime<Utc>,
 ) -> Result<Vec<Inserted>, StoreError> {
+    let mut tx = begin(pool).await?;
+    let out = insert_punches_in(&mut tx, rows, keys, now).await?;
+    tx.commit().await.ctx("commit punches")?;
+    Ok(out)
+}
+
+/// [`insert_punches`] inside a transaction the caller commits (a pull
+/// source's cursor goes in the same one).
+async fn insert_punches_in(
+    tx: &mut Tx,
+    rows: &[NewPunch],
+    keys: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<Inserted>, StoreError> {
     let mut out = vec![Inserted::Duplicate; rows.len()];
     // The first occurrence of each key in the batch is the one inserted; so
     // is the first of each (device, employee, instant), see below.
@@ -51,7 +65,6 @@ pub(super) async fn insert_punches(
     todo.sort_unstable_by(|&a, &b| {
         (rows[a].employee_id.as_str(), rows[a].time).cmp(&(rows[b].employee_id.as_str(), rows[b].time))
     });
-    let mut tx = begin(pool).await?;
     // A punch of the same employee at the same instant on the same device
     // is already stored: a duplicate whatever its key says. Keys changed
     // recipe (issue 11, defect 3: a device's record counter alone is no
@@ -72,7 +85,7 @@ pub(super) async fn insert_punches(
                 .push_bind(rows[i].time)
                 .push(")");
         }
-        for r in qb.build().fetch_all(&mut *tx).await.ctx("find stored punches")? {
+        for r in qb.build().fetch_all(&mut **tx).await.ctx("find stored punches")? {
             stored.insert((
                 r.try_get(0).ctx("find stored punches")?,
                 r.try_get(1).ctx("find stored punches")?,
@@ -107,7 +120,7 @@ pub(super) async fn insert_punches(
                 .push_bind(keys[i].as_str());
         });
         qb.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
-        let got = qb.build().fetch_all(&mut *tx).await.ctx("insert punches")?;
+        let got = qb.build().fetch_all(&mut **tx).await.ctx("insert punches")?;
         for r in got {
             let id: i64 = r.try_get(0).ctx("insert punches")?;
             let key: String = r.try_get(1).ctx("insert punches")?;
@@ -116,7 +129,6 @@ pub(super) async fn insert_punches(
             }
         }
     }
-    tx.commit().await.ctx("commit punches")?;
     Ok(out)
 }
 

@@ -7,4 +7,5 @@ const BEGIN_WRITE: &str = "BEGIN";
 
 include!("backend.rs");
 include!("backend_outbox.rs");
+include!("backend_pull.rs");
 include!("backend_start.rs");

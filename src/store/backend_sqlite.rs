@@ -9,4 +9,5 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 include!("backend.rs");
 include!("backend_outbox.rs");
+include!("backend_pull.rs");
 include!("backend_start.rs");

@@ -46,6 +46,7 @@ pub mod cmd;
 pub mod hr;
 mod lock;
 pub mod outbox;
+mod pull;
 mod push;
 mod quarantine;
 mod recompute;

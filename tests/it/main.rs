@@ -19,6 +19,8 @@ mod policy_cases;
 mod policy_files;
 mod proc;
 mod properties;
+mod pull;
+mod pull_emu;
 mod push;
 mod real_site;
 mod real_sites;

@@ -1,0 +1,45 @@
+// Pull sources' cursors, shared by both engines (included after
+// `backend.rs`, whose `begin`, `CHUNK` and imports it uses).
+
+/// Stores `rows` (keys in `keys`, as [`insert_punches`]) and the cursor of
+/// `(source, device)` in one transaction: the cursor never runs ahead of
+/// the punches it covers, nor behind them.
+pub(super) async fn insert_punches_cursor(
+    pool: &Pool<Db>,
+    rows: &[NewPunch],
+    keys: &[String],
+    cursor: (&str, &str, &str),
+    now: DateTime<Utc>,
+) -> Result<Vec<Inserted>, StoreError> {
+    let mut tx = begin(pool).await?;
+    let out = insert_punches_in(&mut tx, rows, keys, now).await?;
+    let (source, device, value) = cursor;
+    sqlx::query(
+        "INSERT INTO pull_cursors (source, device_id, cursor, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (source, device_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+    )
+    .bind(source)
+    .bind(device)
+    .bind(value)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .ctx("save pull cursor")?;
+    tx.commit().await.ctx("commit punches and pull cursor")?;
+    Ok(out)
+}
+
+pub(super) async fn pull_cursor(
+    pool: &Pool<Db>,
+    source: &str,
+    device: &str,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar::<_, String>(
+        "SELECT cursor FROM pull_cursors WHERE source = $1 AND device_id = $2",
+    )
+    .bind(source)
+    .bind(device)
+    .fetch_optional(pool)
+    .await
+    .ctx("select pull cursor")
+}

@@ -1,0 +1,38 @@
+//! Cursors of pull sources (terminals attendd reads on its own initiative).
+//!
+//! A pull has no one to acknowledge: the stored cursor is the
+//! acknowledgement. It is written in the same transaction as the punches it
+//! covers, so a crash at any moment re-reads from the last cursor and the
+//! dedupe keys absorb what was stored before.
+
+use chrono::Utc;
+
+use super::{Inserted, NewPunch, Store, StoreError, backend_pg, backend_sqlite, dispatch};
+
+impl Store {
+    /// Stores `punches` and sets the cursor of `source` on `device` to
+    /// `cursor`, in one transaction. Reports each punch as new or duplicate.
+    pub async fn insert_punches_with_cursor(
+        &self,
+        punches: &[NewPunch],
+        source: &str,
+        device: &str,
+        cursor: &str,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        let keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
+        let now = Utc::now();
+        dispatch!(
+            self,
+            insert_punches_cursor(punches, &keys, (source, device, cursor), now)
+        )
+    }
+
+    /// The stored cursor of `source` on `device`, if any.
+    pub async fn pull_cursor(
+        &self,
+        source: &str,
+        device: &str,
+    ) -> Result<Option<String>, StoreError> {
+        dispatch!(self, pull_cursor(source, device))
+    }
+}
