@@ -391,3 +391,73 @@ pub(super) async fn probe_write(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<(
     .ctx("write probe")?;
     tx.commit().await.ctx("commit probe")
 }
+
+pub(super) async fn set_supervisor_contacts(
+    pool: &Pool<Db>,
+    rows: &[(String, Option<String>)],
+) -> Result<(), StoreError> {
+    let mut tx = begin(pool).await?;
+    for (employee, contact) in rows {
+        sqlx::query("UPDATE employees SET supervisor_contact = $2 WHERE employee_id = $1")
+            .bind(employee.as_str())
+            .bind(contact.as_deref())
+            .execute(&mut *tx)
+            .await
+            .ctx("update supervisor contact")?;
+    }
+    tx.commit().await.ctx("commit supervisor contacts")
+}
+
+pub(super) async fn supervisor_contacts(
+    pool: &Pool<Db>,
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT employee_id, supervisor_contact FROM employees WHERE supervisor_contact IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .ctx("select supervisor contacts")?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read supervisor contacts")
+}
+
+pub(super) async fn outbox_defer(
+    pool: &Pool<Db>,
+    outbox_id: i64,
+    sink: &str,
+    next: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox_deliveries SET next_attempt_at = $3 \
+         WHERE outbox_id = $1 AND sink = $2 AND sent_at IS NULL",
+    )
+    .bind(outbox_id)
+    .bind(sink)
+    .bind(next)
+    .execute(pool)
+    .await
+    .ctx("defer outbox delivery")?;
+    Ok(())
+}
+
+pub(super) async fn outbox_sent_since(
+    pool: &Pool<Db>,
+    sink: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT sent_at FROM outbox_deliveries \
+         WHERE sink = $1 AND sent_at IS NOT NULL AND sent_at >= $2 ORDER BY sent_at",
+    )
+    .bind(sink)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+    .ctx("select recent deliveries")?;
+    rows.iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read recent deliveries")
+}

@@ -525,6 +525,11 @@ async fn import(
                 .into_iter()
                 .map(|e| (e.employee_id, e.shift))
                 .collect();
+            let contacts: Vec<(String, Option<String>)> = parsed
+                .rows
+                .iter()
+                .map(|(_, r)| (r.id.clone(), r.supervisor_contact.clone()))
+                .collect();
             let rows: Vec<EmployeeRecord> = parsed
                 .rows
                 .into_iter()
@@ -538,6 +543,7 @@ async fn import(
                 })
                 .collect();
             ctx.store.upsert_employees(&rows).await?;
+            ctx.store.set_supervisor_contacts(&contacts).await?;
             let changed: Vec<String> = rows
                 .iter()
                 .filter(|r| before.get(&r.employee_id) != Some(&r.shift))
