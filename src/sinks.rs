@@ -230,7 +230,7 @@ impl Sink {
                     .await
                     .into_iter()
                     .map(|o| match o {
-                        Outcome::Sent => Ok(()),
+                        Outcome::Sent(_) => Ok(()),
                         Outcome::Failed(e) => Err(e),
                         Outcome::Deferred(t) => Err(format!("deferred to {t}")),
                     })
@@ -265,6 +265,10 @@ impl Sink {
             .map(|_| Outcome::Failed("not aggregated".into()))
             .collect();
         let mut down: Option<String> = None;
+        // Each message gets its own instant (a millisecond apart within a
+        // round): the store's distinct sent times then count the robot
+        // messages, which is how a restart seeds the pace.
+        let mut stamp = now;
         for rm in self.robot_messages(msgs) {
             let outcome = if let Some(e) = &down {
                 Outcome::Failed(format!("not tried: {e}"))
@@ -286,11 +290,14 @@ impl Sink {
                 let r = post_json(&target, &rm.body).await;
                 match &r {
                     // The robot counts what reached it, accepted or not.
-                    Ok(_) => pace.record(now),
+                    Ok(_) => {
+                        pace.record(stamp);
+                        stamp += Duration::milliseconds(1);
+                    }
                     Err(e) => down = Some(e.clone()),
                 }
                 match robot_ok(r) {
-                    Ok(()) => Outcome::Sent,
+                    Ok(()) => Outcome::Sent(stamp - Duration::milliseconds(1)),
                     Err(e) => Outcome::Failed(e),
                 }
             };
@@ -351,8 +358,8 @@ impl Sink {
 /// What became of one message handed to a paced sink.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The sink accepted it.
-    Sent,
+    /// The sink accepted it at this instant.
+    Sent(DateTime<Utc>),
     /// The attempt failed; retried with backoff.
     Failed(String),
     /// Not tried: the robot's rate allows the next message at this
@@ -1041,14 +1048,11 @@ async fn deliver_one(
             .await
             .into_iter()
             .map(|r| match r {
-                Ok(()) => Outcome::Sent,
+                Ok(()) => Outcome::Sent(Utc::now()),
                 Err(e) => Outcome::Failed(e),
             })
             .collect(),
     };
-    // A robot's deliveries are marked sent at the instant its pace
-    // counted, which is what a restart reads back to seed the pace.
-    let sent_at = |robot: bool| if robot { now } else { Utc::now() };
     let mut ok = 0;
     for (d, r) in items.iter().zip(results) {
         match r {
@@ -1056,10 +1060,10 @@ async fn deliver_one(
                 debug!(sink = name, id = %d.key, "robot rate reached; due again at {at}");
                 store.outbox_defer(d.outbox_id, name, at).await?;
             }
-            Outcome::Sent => {
-                store
-                    .outbox_sent(d.outbox_id, name, sent_at(sink.is_robot()))
-                    .await?;
+            // A robot's deliveries are marked sent at the instant its pace
+            // counted, which is what a restart reads back to seed the pace.
+            Outcome::Sent(at) => {
+                store.outbox_sent(d.outbox_id, name, at).await?;
                 metrics.add(
                     "attendd_alerts_total",
                     &[("sink", name), ("kind", &d.kind), ("outcome", "sent")],
@@ -1069,7 +1073,7 @@ async fn deliver_one(
                 ok += 1;
             }
             Outcome::Failed(e) => {
-                let next = sent_at(sink.is_robot()) + retry_delay(d.attempts);
+                let next = if sink.is_robot() { now } else { Utc::now() } + retry_delay(d.attempts);
                 metrics.add(
                     "attendd_alerts_total",
                     &[("sink", name), ("kind", &d.kind), ("outcome", "failed")],

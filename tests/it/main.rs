@@ -19,6 +19,7 @@ mod proc;
 mod properties;
 mod push;
 mod real_sites;
+mod robots;
 mod scale;
 mod scheduler;
 mod scores_dst;
