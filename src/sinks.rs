@@ -606,7 +606,8 @@ fn robot_body(
 /// times messages were sent): robots count per minute and throttle what
 /// goes over, so a burst may use the whole minute's allowance but never
 /// more. (A token bucket such as governor's `Quota::per_minute(20)` lets
-/// 20 go at once and then one every 3 s, i.e. up to 39 within one minute.)
+/// 20 go at once and then one every 3 s, i.e. up to 39 within one minute:
+/// docs.rs/governor, `Quota`, "Burst sizes".)
 #[derive(Clone, Debug)]
 pub struct Pace {
     limit: usize,

@@ -628,3 +628,55 @@ async fn a_refused_message_is_not_marked_sent_and_the_keyword_gets_it_through() 
     assert_eq!(got.len(), 1);
     assert!(check_wecom(&got[0].1).unwrap().starts_with("### 考勤 "));
 }
+
+/// employees.csv's `supervisor_contact` is read, stored with the employee
+/// by `attendd import employees`, replaced by the next import, and a cell
+/// that is not one word is reported with its line.
+#[tokio::test]
+async fn import_stores_the_supervisor_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let policy = crate::common::root().join("config/policies/seed-default.toml");
+    let config = dir.path().join("attendd.toml");
+    std::fs::write(
+        &config,
+        format!("[policy]\nfile = {policy:?}\n[store]\nurl = {url:?}\n"),
+    )
+    .unwrap();
+    let import = |csv: &str| {
+        let f = dir.path().join("employees.csv");
+        std::fs::write(&f, csv).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_attendd"))
+            .args(["import", "employees"])
+            .arg(&f)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("ATTENDD_STORE_URL")
+            .output()
+            .unwrap()
+    };
+    let o = import(
+        "employee_id,name,team,supervisor,supervisor_contact\n\
+         E1,Li Na,A,Wang Wu,13800001111\nE2,Zhang Min,A,Wang Wu,wangwu\nE3,Liu Yang,B,Zhao Liu,\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let store = Store::open(&url).await.unwrap();
+    let c = store.supervisor_contacts().await.unwrap();
+    assert_eq!(c.get("E1").map(String::as_str), Some("13800001111"));
+    assert_eq!(c.get("E2").map(String::as_str), Some("wangwu"));
+    assert!(!c.contains_key("E3"));
+
+    // A file without the column clears it; a bad cell names its line.
+    let o = import("employee_id,name,team,supervisor\nE1,Li Na,A,Wang Wu\n");
+    assert!(o.status.success());
+    assert!(!store.supervisor_contacts().await.unwrap().contains_key("E1"));
+    let o = import(
+        "employee_id,name,team,supervisor,supervisor_contact\nE1,Li Na,A,Wang Wu,138 0000 1111\n",
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("employees.csv:2") && err.contains("supervisor_contact"),
+        "{err}"
+    );
+}
