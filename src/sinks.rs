@@ -479,7 +479,11 @@ fn render(
     // DingTalk's markdown needs a blank line to break a line; WeCom's takes
     // a newline. Neither list syntax is used: WeCom's markdown does not
     // render `- ` lists.
-    let br = if style == Style::DingTalk { "\n\n" } else { "\n" };
+    let br = if style == Style::DingTalk {
+        "\n\n"
+    } else {
+        "\n"
+    };
     let strong = |s: &str| match style {
         Style::WeComText => s.to_string(),
         _ => format!("**{s}**"),
@@ -522,7 +526,8 @@ fn render(
     }
     match key {
         GroupKey::Supervisor(sup, _) => {
-            for (kind, label) in [("absence", "未打卡 absent"), ("arrival", "已到岗 arrived")] {
+            for (kind, label) in [("absence", "未打卡 absent"), ("arrival", "已到岗 arrived")]
+            {
                 let items = of(kind);
                 if items.is_empty() {
                     continue;

@@ -80,7 +80,10 @@ fn check_dingtalk(b: &Value) -> Result<String, String> {
     }
     let at = &b["at"];
     for k in ["atMobiles", "atUserIds"] {
-        if !at[k].as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+        if !at[k]
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_string))
+        {
             return Err(format!("at.{k} is not a list of strings"));
         }
     }
@@ -282,11 +285,14 @@ fn the_pace_allows_a_burst_of_20_and_never_21_in_a_minute() {
     assert_eq!(p.next_free(t0 + Duration::minutes(1)), None);
 }
 
+/// Bodies a receiver accepted, with the simulated instant.
+type Log = Arc<Mutex<Vec<(DateTime<Utc>, Value)>>>;
+
 /// A robot on 127.0.0.1: answers like the real one, on a simulated clock.
 struct Receiver {
     url: String,
     /// Accepted bodies with the simulated instant.
-    accepted: Arc<Mutex<Vec<(DateTime<Utc>, Value)>>>,
+    accepted: Log,
     /// Refused: (why, body).
     refused: Arc<Mutex<Vec<(String, Value)>>>,
 }
@@ -300,7 +306,7 @@ enum Kind {
 async fn receiver(kind: Kind, clock: Arc<AtomicI64>, keyword: Option<&'static str>) -> Receiver {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
-    let accepted: Arc<Mutex<Vec<(DateTime<Utc>, Value)>>> = Arc::default();
+    let accepted: Log = Arc::default();
     let refused: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
     let (acc, refd) = (accepted.clone(), refused.clone());
     tokio::spawn(async move {
@@ -333,7 +339,9 @@ async fn receiver(kind: Kind, clock: Arc<AtomicI64>, keyword: Option<&'static st
             };
             let Some(body) = body else { continue };
             let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let now = Utc.timestamp_millis_opt(clock.load(Ordering::SeqCst)).unwrap();
+            let now = Utc
+                .timestamp_millis_opt(clock.load(Ordering::SeqCst))
+                .unwrap();
             let checked = match kind {
                 Kind::DingTalk => check_dingtalk(&v),
                 Kind::WeCom => check_wecom(&v),
@@ -397,7 +405,12 @@ async fn store() -> (tempfile::TempDir, Store) {
 
 /// Enqueues an absence alert for each (employee, supervisor, contact),
 /// addressed to `sinks`.
-async fn enqueue(store: &Store, alerts: &[(String, String, String)], sinks: &[&str], at: DateTime<Utc>) {
+async fn enqueue(
+    store: &Store,
+    alerts: &[(String, String, String)],
+    sinks: &[&str],
+    at: DateTime<Utc>,
+) {
     for (emp, sup, contact) in alerts {
         let payload = absence(emp, sup, Some(contact));
         store
@@ -517,7 +530,12 @@ async fn robots_get_one_message_per_supervisor_and_at_most_20_a_minute() {
                 b["text"]["mentioned_mobile_list"].as_array().unwrap().len(),
                 1
             ),
-            _ => assert!(b["markdown"]["content"].as_str().unwrap().contains("<@boss")),
+            _ => assert!(
+                b["markdown"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .contains("<@boss")
+            ),
         }
     }
     // Deferring is not failing: no attempt was counted beyond the one that
@@ -669,7 +687,13 @@ async fn import_stores_the_supervisor_contact() {
     // A file without the column clears it; a bad cell names its line.
     let o = import("employee_id,name,team,supervisor\nE1,Li Na,A,Wang Wu\n");
     assert!(o.status.success());
-    assert!(!store.supervisor_contacts().await.unwrap().contains_key("E1"));
+    assert!(
+        !store
+            .supervisor_contacts()
+            .await
+            .unwrap()
+            .contains_key("E1")
+    );
     let o = import(
         "employee_id,name,team,supervisor,supervisor_contact\nE1,Li Na,A,Wang Wu,138 0000 1111\n",
     );

@@ -457,17 +457,13 @@ fn check(schema: &serde_json::Value, v: &serde_json::Value, at: &str) -> Vec<Str
             errs.push(format!("{at}: {s:?} is not a {f}"));
         }
     }
-    if let (Some(min), Some(n)) = (
-        schema.get("minimum").and_then(Value::as_f64),
-        v.as_f64(),
-    ) && n < min
+    if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_f64), v.as_f64())
+        && n < min
     {
         errs.push(format!("{at}: {n} < {min}"));
     }
-    if let (Some(min), Some(s)) = (
-        schema.get("minLength").and_then(Value::as_u64),
-        v.as_str(),
-    ) && (s.chars().count() as u64) < min
+    if let (Some(min), Some(s)) = (schema.get("minLength").and_then(Value::as_u64), v.as_str())
+        && (s.chars().count() as u64) < min
     {
         errs.push(format!("{at}: {s:?} shorter than {min}"));
     }
