@@ -226,6 +226,8 @@ impl Scheduler {
         let alert_after = Duration::minutes(plan.schedule.alert_after_minutes);
         // Read once, and only when some alert is decided.
         let mut contacts: Option<HashMap<String, String>> = None;
+        // The tick's alerts, stored together at the end.
+        let mut alerts: Vec<NewMessage> = Vec::new();
         for date in [today - Days::new(1), today] {
             let wanted: Vec<String> = inputs
                 .emps
@@ -317,16 +319,17 @@ impl Scheduler {
                     "decided_at": local_rfc3339(policy, now),
                 });
                 merge(&mut payload, detail);
-                if self
-                    .enqueue(&plan, key, kind, payload, Some(&e.team), now)
-                    .await?
-                {
-                    if kind == "absence" {
-                        report.absences += 1;
-                    } else {
-                        report.arrivals += 1;
-                    }
-                }
+                alerts.push(self.message(&plan, key, kind, payload, Some(&e.team)));
+            }
+        }
+        // One transaction: the deliverer never sees half a tick, so a robot
+        // gets the tick's alerts as one message per supervisor.
+        let new = self.store.enqueue_many(&alerts, now).await?;
+        for (m, new) in alerts.iter().zip(new) {
+            match (new, m.kind.as_str()) {
+                (false, _) => {}
+                (true, "absence") => report.absences += 1,
+                (true, _) => report.arrivals += 1,
             }
         }
 

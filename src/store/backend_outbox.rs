@@ -9,6 +9,36 @@ pub(super) async fn enqueue(
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut tx = begin(pool).await?;
+    let new = enqueue_tx(&mut tx, msg, now).await?;
+    // A day's close record is saved with its summary message, in the same
+    // transaction: a crash cannot record a summary as published that was
+    // not queued, nor queue one twice.
+    if let Some((c, summary)) = close {
+        save_day_close_tx(&mut tx, c, summary).await?;
+    }
+    tx.commit().await.ctx("commit outbox")?;
+    Ok(new)
+}
+
+pub(super) async fn enqueue_many(
+    pool: &Pool<Db>,
+    msgs: &[super::outbox::NewMessage],
+    now: DateTime<Utc>,
+) -> Result<Vec<bool>, StoreError> {
+    let mut tx = begin(pool).await?;
+    let mut out = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        out.push(enqueue_tx(&mut tx, m, now).await?);
+    }
+    tx.commit().await.ctx("commit outbox")?;
+    Ok(out)
+}
+
+async fn enqueue_tx(
+    tx: &mut Tx,
+    msg: &super::outbox::NewMessage,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let id: Option<i64> = sqlx::query(
         "INSERT INTO outbox (key, kind, payload, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (key) DO NOTHING RETURNING id",
@@ -17,7 +47,7 @@ pub(super) async fn enqueue(
     .bind(msg.kind.as_str())
     .bind(msg.payload.to_string())
     .bind(now)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await
     .and_then(|r| r.map(|r| r.try_get(0)).transpose())
     .ctx("insert outbox")?;
@@ -29,18 +59,11 @@ pub(super) async fn enqueue(
             .bind(id)
             .bind(sink.as_str())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .ctx("insert outbox delivery")?;
         }
     }
-    // A day's close record is saved with its summary message, in the same
-    // transaction: a crash cannot record a summary as published that was
-    // not queued, nor queue one twice.
-    if let Some((c, summary)) = close {
-        save_day_close_tx(&mut tx, c, summary).await?;
-    }
-    tx.commit().await.ctx("commit outbox")?;
     Ok(id.is_some())
 }
 

@@ -85,6 +85,20 @@ impl Store {
         dispatch!(self, enqueue(msg, None, now))
     }
 
+    /// Stores several messages in one transaction (a scheduler tick's
+    /// alerts: the deliverer sees all of them or none, so a robot gets them
+    /// in one message per supervisor). True for each that is new.
+    pub async fn enqueue_many(
+        &self,
+        msgs: &[NewMessage],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, enqueue_many(msgs, now))
+    }
+
     /// Stores a day's summary message and its close record in one
     /// transaction. True when the message is new.
     pub async fn enqueue_summary(

@@ -704,3 +704,73 @@ async fn import_stores_the_supervisor_contact() {
         "{err}"
     );
 }
+
+/// From the scheduler to the robot: a tick that finds five people absent
+/// under two supervisors gives the robot two messages, each @-mentioning
+/// the contact imported with the employees.
+#[tokio::test]
+async fn a_ticks_absences_reach_the_robot_as_one_message_per_supervisor() {
+    use attendd::config::RawSchedule;
+    use attendd::scheduler::{DriftBoard, Plan, Route, Scheduler};
+    use attendd::store::EmployeeRecord;
+    let (_dir, store) = store().await;
+    let emps: Vec<EmployeeRecord> = (1..=5)
+        .map(|i| EmployeeRecord {
+            employee_id: format!("E{i}"),
+            name: format!("Name {i}"),
+            team: "A".into(),
+            supervisor: if i <= 3 { "Wang Wu" } else { "Zhao Liu" }.into(),
+            shift: None,
+            aliases: vec![],
+        })
+        .collect();
+    store.upsert_employees(&emps).await.unwrap();
+    let contacts: Vec<(String, Option<String>)> = (1..=5)
+        .map(|i| {
+            let c = if i <= 3 { "13800001111" } else { "zhaoliu" };
+            (format!("E{i}"), Some(c.to_string()))
+        })
+        .collect();
+    store.set_supervisor_contacts(&contacts).await.unwrap();
+    let policy =
+        attendd::policy::load(&crate::common::root().join("config/policies/seed-default.toml"))
+            .unwrap();
+    let sched = Scheduler::new(
+        store.clone(),
+        Plan {
+            policy: Arc::new(policy),
+            schedule: RawSchedule {
+                terminal_silent_minutes: 0,
+                quarantine_spike: 0,
+                ..RawSchedule::default()
+            },
+            routes: vec![Route {
+                name: "ding".into(),
+                events: Some(vec!["absence".into(), "arrival".into()]),
+                teams: None,
+            }],
+        },
+        Arc::new(DriftBoard::default()),
+    );
+    // 2026-03-02 is a Monday; the day shift starts 08:30 Shanghai.
+    let t = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2026, 3, 2, 9, 5, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(sched.tick(t).await.unwrap().absences, 5);
+
+    let clock = Arc::new(AtomicI64::new(0));
+    let ding = receiver(Kind::DingTalk, clock.clone(), None).await;
+    let sinks = Arc::new(RwLock::new(HashMap::from([(
+        "ding".to_string(),
+        robot("dingtalk", &ding.url, None),
+    )])));
+    deliver_until_sent(&store, &sinks, &clock, t, Duration::seconds(5)).await;
+    let got = ding.accepted.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[0].1["at"]["atMobiles"], json!(["13800001111"]));
+    let text = check_dingtalk(&got[0].1).unwrap();
+    assert!(text.contains("未打卡 absent (3)"), "{text}");
+    assert_eq!(got[1].1["at"]["atUserIds"], json!(["zhaoliu"]));
+    assert!(check_dingtalk(&got[1].1).unwrap().contains("absent (2)"));
+}
