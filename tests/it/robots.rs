@@ -403,6 +403,34 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, Store::open(&url).await.unwrap())
 }
 
+/// A SQLite store, and a PostgreSQL one in a fresh schema when
+/// `TEST_POSTGRES_URL` is set (said on stderr when not).
+async fn stores(test: &str) -> (tempfile::TempDir, Vec<Store>) {
+    use sqlx::Connection as _;
+    let (dir, sqlite) = store().await;
+    let mut v = vec![sqlite];
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(base) if !base.is_empty() => {
+            let schema = format!(
+                "robots_{}_{}",
+                std::process::id(),
+                Utc::now().timestamp_nanos_opt().unwrap_or(0) % 1_000_000_000
+            );
+            let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            let _ = c.close().await;
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{sep}options[search_path]={schema}");
+            v.push(Store::open(&url).await.unwrap());
+        }
+        _ => eprintln!("skipping postgres: TEST_POSTGRES_URL not set ({test})"),
+    }
+    (dir, v)
+}
+
 /// Enqueues an absence alert for each (employee, supervisor, contact),
 /// addressed to `sinks`.
 async fn enqueue(
@@ -550,7 +578,13 @@ async fn robots_get_one_message_per_supervisor_and_at_most_20_a_minute() {
 /// sink name, which is what a restart looks like to the pace.)
 #[tokio::test]
 async fn after_a_restart_the_last_minutes_messages_still_count() {
-    let (_dir, store) = store().await;
+    let (_dir, stores) = stores("after_a_restart").await;
+    for store in stores {
+        restart_case(store).await;
+    }
+}
+
+async fn restart_case(store: Store) {
     let clock = Arc::new(AtomicI64::new(0));
     let ding = receiver(Kind::DingTalk, clock.clone(), None).await;
     let sinks = Arc::new(RwLock::new(HashMap::from([(
@@ -710,10 +744,16 @@ async fn import_stores_the_supervisor_contact() {
 /// the contact imported with the employees.
 #[tokio::test]
 async fn a_ticks_absences_reach_the_robot_as_one_message_per_supervisor() {
+    let (_dir, stores) = stores("a_ticks_absences").await;
+    for store in stores {
+        tick_to_robot_case(store).await;
+    }
+}
+
+async fn tick_to_robot_case(store: Store) {
     use attendd::config::RawSchedule;
     use attendd::scheduler::{DriftBoard, Plan, Route, Scheduler};
     use attendd::store::EmployeeRecord;
-    let (_dir, store) = store().await;
     let emps: Vec<EmployeeRecord> = (1..=5)
         .map(|i| EmployeeRecord {
             employee_id: format!("E{i}"),
