@@ -403,12 +403,31 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, Store::open(&url).await.unwrap())
 }
 
+/// PostgreSQL schemas a test made: (server URL, schema).
+type Schemas = Vec<(String, String)>;
+
+/// Drops the PostgreSQL schemas a test made.
+async fn drop_schemas(list: Schemas) {
+    use sqlx::Connection as _;
+    for (base, schema) in list {
+        if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE"
+            )))
+            .execute(&mut c)
+            .await;
+            let _ = c.close().await;
+        }
+    }
+}
+
 /// A SQLite store, and a PostgreSQL one in a fresh schema when
 /// `TEST_POSTGRES_URL` is set (said on stderr when not).
-async fn stores(test: &str) -> (tempfile::TempDir, Vec<Store>) {
+async fn stores(test: &str) -> (tempfile::TempDir, Vec<Store>, Schemas) {
     use sqlx::Connection as _;
     let (dir, sqlite) = store().await;
     let mut v = vec![sqlite];
+    let mut made = Schemas::new();
     match std::env::var("TEST_POSTGRES_URL") {
         Ok(base) if !base.is_empty() => {
             let schema = format!(
@@ -425,10 +444,11 @@ async fn stores(test: &str) -> (tempfile::TempDir, Vec<Store>) {
             let sep = if base.contains('?') { '&' } else { '?' };
             let url = format!("{base}{sep}options[search_path]={schema}");
             v.push(Store::open(&url).await.unwrap());
+            made.push((base, schema));
         }
         _ => eprintln!("skipping postgres: TEST_POSTGRES_URL not set ({test})"),
     }
-    (dir, v)
+    (dir, v, made)
 }
 
 /// Enqueues an absence alert for each (employee, supervisor, contact),
@@ -578,10 +598,11 @@ async fn robots_get_one_message_per_supervisor_and_at_most_20_a_minute() {
 /// sink name, which is what a restart looks like to the pace.)
 #[tokio::test]
 async fn after_a_restart_the_last_minutes_messages_still_count() {
-    let (_dir, stores) = stores("after_a_restart").await;
+    let (_dir, stores, made) = stores("after_a_restart").await;
     for store in stores {
         restart_case(store).await;
     }
+    drop_schemas(made).await;
 }
 
 async fn restart_case(store: Store) {
@@ -744,10 +765,11 @@ async fn import_stores_the_supervisor_contact() {
 /// the contact imported with the employees.
 #[tokio::test]
 async fn a_ticks_absences_reach_the_robot_as_one_message_per_supervisor() {
-    let (_dir, stores) = stores("a_ticks_absences").await;
+    let (_dir, stores, made) = stores("a_ticks_absences").await;
     for store in stores {
         tick_to_robot_case(store).await;
     }
+    drop_schemas(made).await;
 }
 
 async fn tick_to_robot_case(store: Store) {
