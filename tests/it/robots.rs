@@ -784,6 +784,8 @@ async fn tick_to_robot_case(store: Store) {
             supervisor: if i <= 3 { "Wang Wu" } else { "Zhao Liu" }.into(),
             shift: None,
             aliases: vec![],
+            start_date: None,
+            end_date: None,
         })
         .collect();
     store.upsert_employees(&emps).await.unwrap();
