@@ -159,6 +159,10 @@ pub struct RawSink {
     /// Only employees of these teams (alerts); default all.
     #[serde(default)]
     pub teams: Option<Vec<String>>,
+    /// `dingtalk`, `wecom`: the word a robot with keyword security
+    /// requires in every message; default none.
+    #[serde(default)]
+    pub keyword: Option<String>,
 }
 
 fn default_topic_prefix() -> String {
@@ -850,6 +854,16 @@ fn check_sink(
                 format!("unknown event {e:?} (one of {})", EVENT_KINDS.join(", ")),
             );
         }
+    }
+    match &k.keyword {
+        Some(w) if !matches!(k.kind.as_str(), "dingtalk" | "wecom") => push(
+            &format!("{key}.keyword"),
+            format!("{w:?}: only dingtalk and wecom robots take a keyword"),
+        ),
+        Some(w) if w.trim().is_empty() => {
+            push(&format!("{key}.keyword"), "is empty".into());
+        }
+        _ => {}
     }
     if k.kind == "mqtt" {
         let broker = k.broker.clone().or_else(|| {

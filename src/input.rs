@@ -175,6 +175,9 @@ pub struct EmployeeRow {
     pub start_date: Option<NaiveDate>,
     /// Optional `end_date`: last day employed (inclusive).
     pub end_date: Option<NaiveDate>,
+    /// Optional `supervisor_contact`: the mobile number or robot user id
+    /// that alerts @-mention.
+    pub supervisor_contact: Option<String>,
 }
 
 /// A row of punches.csv.
@@ -498,6 +501,10 @@ pub fn read_employees(reader: impl Read, file: &str, policy: &Policy) -> Parsed<
             name: r.opt("name").unwrap_or("").to_string(),
             team: r.opt("team").unwrap_or("").to_string(),
             supervisor: r.opt("supervisor").unwrap_or("").to_string(),
+            supervisor_contact: r
+                .opt("supervisor_contact")
+                .map(supervisor_contact)
+                .transpose()?,
             shift: r.opt("shift").map(|s| shift_ref(policy, s)).transpose()?,
             aliases: r
                 .opt("alias")
@@ -513,6 +520,18 @@ pub fn read_employees(reader: impl Read, file: &str, policy: &Policy) -> Parsed<
         })
     });
     out
+}
+
+/// A `supervisor_contact` cell: a mobile number or a robot user id, one
+/// token of at most 64 characters (robots take it verbatim).
+fn supervisor_contact(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.chars().count() > 64 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "supervisor_contact {v:?} is not a mobile number or a user id (one word, at most 64 characters)"
+        ));
+    }
+    Ok(v.to_string())
 }
 
 /// Reads punches.csv: `employee_id,time[,device_id]`.

@@ -236,6 +236,10 @@ impl Scheduler {
 
         // Absence alerts and follow-ups: yesterday (overnight shifts) and today.
         let alert_after = Duration::minutes(plan.schedule.alert_after_minutes);
+        // Read once, and only when some alert is decided.
+        let mut contacts: Option<HashMap<String, String>> = None;
+        // The tick's alerts, stored together at the end.
+        let mut alerts: Vec<NewMessage> = Vec::new();
         for date in [today - Days::new(1), today] {
             let wanted: Vec<String> = inputs
                 .emps
@@ -306,7 +310,15 @@ impl Scheduler {
                 )
                 .0
                 .map(|s| policy.shifts[s.0 as usize].id.to_string());
+                if contacts.is_none() {
+                    contacts = Some(self.store.supervisor_contacts().await?);
+                }
+                let contact = contacts
+                    .as_ref()
+                    .and_then(|c| c.get(&e.employee_id))
+                    .cloned();
                 let mut payload = json!({
+                    "schema": schema_id(kind),
                     "id": key,
                     "kind": kind,
                     "date": date,
@@ -314,20 +326,22 @@ impl Scheduler {
                     "name": e.name,
                     "team": e.team,
                     "supervisor": e.supervisor,
+                    "supervisor_contact": contact,
                     "shift": shift,
-                    "decided_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "decided_at": local_rfc3339(policy, now),
                 });
                 merge(&mut payload, detail);
-                if self
-                    .enqueue(&plan, key, kind, payload, Some(&e.team), now)
-                    .await?
-                {
-                    if kind == "absence" {
-                        report.absences += 1;
-                    } else {
-                        report.arrivals += 1;
-                    }
-                }
+                alerts.push(self.message(&plan, key, kind, payload, Some(&e.team)));
+            }
+        }
+        // One transaction: the deliverer never sees half a tick, so a robot
+        // gets the tick's alerts as one message per supervisor.
+        let new = self.store.enqueue_many(&alerts, now).await?;
+        for (m, new) in alerts.iter().zip(new) {
+            match (new, m.kind.as_str()) {
+                (false, _) => {}
+                (true, "absence") => report.absences += 1,
+                (true, _) => report.arrivals += 1,
             }
         }
 
@@ -394,12 +408,13 @@ impl Scheduler {
         merge(
             &mut summary,
             json!({
+                "schema": schema_id("summary"),
                 "id": key,
                 "kind": "summary",
                 "revision": close.revision,
                 "revises": (close.revision > 0)
                     .then(|| format!("summary/{}/r{}", close.date, close.revision - 1)),
-                "closed_at": close.closed_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "closed_at": local_rfc3339(&plan.policy, close.closed_at),
             }),
         );
         let text = summary.to_string();
@@ -460,18 +475,23 @@ impl Scheduler {
             if now - at > recent {
                 continue;
             }
+            // The deadline is the first refused instant; people read a
+            // deadline as the last allowed one, so the message states that
+            // (a month published on 11-30 with 2 days: 12-02 23:59:59).
             let deadline =
                 crate::domain::appeal::appeal_deadline(at, policy.tz, policy.appeal_days);
-            let until = to_local(policy.tz, deadline).format("%Y-%m-%d %H:%M");
+            let last = deadline - Duration::seconds(1);
+            let until = to_local(policy.tz, last).format("%Y-%m-%d %H:%M:%S");
             let payload = json!({
+                "schema": schema_id("publication"),
                 "id": key,
                 "kind": "publication",
                 "month": month,
                 "published_at": local_rfc3339(policy, at),
                 "published_by": by,
-                "appeal_deadline": local_rfc3339(policy, deadline),
+                "appeals_until": local_rfc3339(policy, last),
                 "text": format!(
-                    "{month} scores published by {by}; appeals until {until} — 考核结果已公布，申诉截止 {until}"
+                    "{month} scores published by {by}; appeals until {until} inclusive — 考核结果已公布，申诉截止 {until}"
                 ),
             });
             if self
@@ -515,7 +535,7 @@ impl Scheduler {
                         json!({
                             "problem": "silent",
                             "device_id": device,
-                            "last_seen": last.to_rfc3339_opts(SecondsFormat::Secs, true),
+                            "last_seen": local_rfc3339(policy, last),
                             "text": format!(
                                 "terminal {device} silent since {} ({} min) — 终端无数据",
                                 to_local(policy.tz, last).format("%Y-%m-%d %H:%M"),
@@ -532,7 +552,7 @@ impl Scheduler {
                 json!({
                     "problem": "clock_ahead",
                     "device_id": device,
-                    "seen_at": at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "seen_at": local_rfc3339(policy, at),
                     "skew_seconds": skew,
                     "text": format!("terminal {device} clock runs {skew} s ahead — 终端时钟偏差"),
                 }),
@@ -559,10 +579,11 @@ impl Scheduler {
             merge(
                 &mut payload,
                 json!({
+                    "schema": schema_id("terminal"),
                     "id": key,
                     "kind": "terminal",
                     "to": ops,
-                    "decided_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "decided_at": local_rfc3339(policy, now),
                 }),
             );
             if self
@@ -603,6 +624,14 @@ impl Scheduler {
     }
 }
 
+/// The `schema` field of an output message of `kind`: names its JSON
+/// Schema, `config/schemas/KIND.v1.json` (whose `$id` it is). A change
+/// that breaks readers gets a new version.
+pub fn schema_id(kind: &str) -> String {
+    format!("attendd/{kind}/v1")
+}
+
+/// Every time in an output message: RFC 3339 with the site's offset.
 fn local_rfc3339(policy: &Policy, at: DateTime<Utc>) -> String {
     to_local(policy.tz, at).to_rfc3339_opts(SecondsFormat::Secs, true)
 }

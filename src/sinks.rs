@@ -8,19 +8,32 @@
 //!   broker, it publishes into that broker in-process (no network login)
 //!   and counts as delivered once handed over.
 //! - `webhook`: the message as JSON, `POST`ed; any 2xx is delivered.
-//! - `dingtalk`: a DingTalk group robot's `markdown` message; with a
-//!   secret, the URL is signed (`timestamp` + `sign` = Base64 of
+//! - `dingtalk`: a DingTalk group robot's `markdown` message, the
+//!   supervisor @-mentioned through `at.atMobiles` / `at.atUserIds`; with
+//!   a secret, the URL is signed (`timestamp` + `sign` = Base64 of
 //!   HMAC-SHA256 over `"{timestamp}\n{secret}"`, URL-encoded). The robot
 //!   answers 200 with `errcode` 0 on success.
-//! - `wecom`: a WeCom (企业微信) group robot's `markdown` message; success
-//!   is `errcode` 0.
+//! - `wecom`: a WeCom (企业微信) group robot's `markdown` message, the
+//!   supervisor @-mentioned as `<@userid>`; for a mobile number a `text`
+//!   message with `mentioned_mobile_list` (WeCom's markdown cannot mention
+//!   by mobile). Success is `errcode` 0.
+//!
+//! Robots take at most 20 messages a minute each (DingTalk: 每个机器人每分钟
+//! 最多发送20条, over it the robot is throttled for 10 minutes; WeCom: 每个
+//! 机器人发送的消息不能超过20条/分钟). So a robot sink sends one message per
+//! supervisor for the alerts due together (the absences and arrivals of a
+//! scheduler tick), one per operations contact for terminal alerts, and
+//! paces itself with [`Pace`]: what the rate does not allow now stays in the
+//! outbox, due again when the robot has room, without counting as a failed
+//! attempt. Each alert is marked sent only when the robot accepted the
+//! message that carried it.
 //!
 //! Every message carries its outbox key as `id`, so a receiver can drop
 //! the repeats that at-least-once delivery allows. Failures back off
 //! exponentially per delivery (1 s doubling to 5 min).
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -63,11 +76,15 @@ pub enum Sink {
         url: Http,
         /// The signing secret, when the robot has one.
         secret: Option<String>,
+        /// The word keyword security requires in every message.
+        keyword: Option<String>,
     },
     /// A WeCom group robot.
     WeCom {
         /// The robot URL with its key.
         url: Http,
+        /// The word keyword security requires in every message.
+        keyword: Option<String>,
     },
 }
 
@@ -145,14 +162,19 @@ impl Sink {
             "dingtalk" => Sink::DingTalk {
                 url: url()?,
                 secret: s.secret(),
+                keyword: s.keyword.clone(),
             },
-            "wecom" => Sink::WeCom { url: url()? },
+            "wecom" => Sink::WeCom {
+                url: url()?,
+                keyword: s.keyword.clone(),
+            },
             k => return Err(format!("unknown sink kind {k:?}")),
         })
     }
 
     /// Delivers a batch of messages of one sink, in order. Returns, for
-    /// each, whether it was accepted.
+    /// each, whether it was accepted. Robots aggregate the batch (see the
+    /// module doc) but are not paced here; the deliverer paces them.
     pub async fn deliver(
         &self,
         name: &str,
@@ -177,76 +199,499 @@ impl Sink {
                     Ok(())
                 })
                 .collect(),
-            http => {
+            Sink::Webhook { url } => {
                 let mut out = Vec::with_capacity(msgs.len());
                 // After a transport failure (refused, timed out, TLS) the rest
                 // of the batch is not tried: one dead endpoint must not hold
                 // the deliverer for a timeout per message.
                 let mut down: Option<String> = None;
-                for (kind, m) in msgs {
+                for (_, m) in msgs {
                     if let Some(e) = &down {
                         out.push(Err(format!("not tried: {e}")));
                         continue;
                     }
-                    let (target, body, robot) = http.request(kind, m, now);
-                    let r = post_json(&target, &body).await;
+                    let r = post_json(url, m).await;
                     if let Err(e) = &r {
                         down = Some(e.clone());
                     }
-                    out.push(if robot {
-                        robot_ok(r)
-                    } else {
-                        r.and_then(|(code, body)| {
-                            if (200..300).contains(&code) {
-                                Ok(())
-                            } else {
-                                Err(format!("HTTP {code}: {}", truncate(&body)))
-                            }
-                        })
-                    });
+                    out.push(r.and_then(|(code, body)| {
+                        if (200..300).contains(&code) {
+                            Ok(())
+                        } else {
+                            Err(format!("HTTP {code}: {}", truncate(&body)))
+                        }
+                    }));
                 }
                 out
+            }
+            Sink::DingTalk { .. } | Sink::WeCom { .. } => {
+                let mut unpaced = Pace::new(usize::MAX, Duration::minutes(1));
+                self.deliver_robot(msgs, now, &mut unpaced)
+                    .await
+                    .into_iter()
+                    .map(|o| match o {
+                        Outcome::Sent(_) => Ok(()),
+                        Outcome::Failed(e) => Err(e),
+                        Outcome::Deferred(t) => Err(format!("deferred to {t}")),
+                    })
+                    .collect()
             }
         }
     }
 
-    /// An HTTP sink's request for one message: where, what, and whether
-    /// the answer is a robot's `errcode`.
-    fn request(
-        &self,
-        kind: &str,
-        m: &serde_json::Value,
-        now: DateTime<Utc>,
-    ) -> (Http, serde_json::Value, bool) {
+    /// True for the group robots, which aggregate and pace.
+    pub fn is_robot(&self) -> bool {
+        matches!(self, Sink::DingTalk { .. } | Sink::WeCom { .. })
+    }
+
+    /// A robot's identity for its rate: the URL without signature.
+    fn robot_url(&self) -> Option<&str> {
         match self {
-            Sink::DingTalk { url, secret } => (
-                Http {
-                    url: match secret {
-                        Some(s) => dingtalk_signed_url(&url.url, s, now.timestamp_millis()),
-                        None => url.url.clone(),
-                    },
-                    tls: url.tls.clone(),
-                },
-                serde_json::json!({
-                    "msgtype": "markdown",
-                    "markdown": {"title": title(kind, m), "text": markdown(kind, m)},
-                }),
-                true,
-            ),
-            Sink::WeCom { url } => (
-                url.clone(),
-                serde_json::json!({
-                    "msgtype": "markdown",
-                    "markdown": {"content": markdown(kind, m)},
-                }),
-                true,
-            ),
-            Sink::Webhook { url } => (url.clone(), m.clone(), false),
-            Sink::Mqtt { .. } | Sink::Embedded { .. } => {
-                unreachable!("MQTT sinks publish, they do not post")
-            }
+            Sink::DingTalk { url, .. } | Sink::WeCom { url, .. } => Some(&url.url),
+            _ => None,
         }
     }
+
+    /// Sends a batch to a robot as aggregated messages within `pace`; one
+    /// outcome per message of the batch.
+    pub async fn deliver_robot(
+        &self,
+        msgs: &[(&str, &serde_json::Value)],
+        now: DateTime<Utc>,
+        pace: &mut Pace,
+    ) -> Vec<Outcome> {
+        let mut out: Vec<Outcome> = msgs
+            .iter()
+            .map(|_| Outcome::Failed("not aggregated".into()))
+            .collect();
+        let mut down: Option<String> = None;
+        // Each message gets its own instant (a millisecond apart within a
+        // round): the store's distinct sent times then count the robot
+        // messages, which is how a restart seeds the pace.
+        let mut stamp = now;
+        for rm in self.robot_messages(msgs) {
+            let outcome = if let Some(e) = &down {
+                Outcome::Failed(format!("not tried: {e}"))
+            } else if let Some(at) = pace.next_free(now) {
+                Outcome::Deferred(at)
+            } else {
+                let target = match self {
+                    Sink::DingTalk {
+                        url,
+                        secret: Some(s),
+                        ..
+                    } => Http {
+                        url: dingtalk_signed_url(&url.url, s, now.timestamp_millis()),
+                        tls: url.tls.clone(),
+                    },
+                    Sink::DingTalk { url, .. } | Sink::WeCom { url, .. } => url.clone(),
+                    _ => return out,
+                };
+                let r = post_json(&target, &rm.body).await;
+                match &r {
+                    // The robot counts what reached it, accepted or not.
+                    Ok(_) => {
+                        pace.record(stamp);
+                        stamp += Duration::milliseconds(1);
+                    }
+                    Err(e) => down = Some(e.clone()),
+                }
+                match robot_ok(r) {
+                    Ok(()) => Outcome::Sent(stamp - Duration::milliseconds(1)),
+                    Err(e) => Outcome::Failed(e),
+                }
+            };
+            for i in rm.members {
+                out[i] = outcome.clone();
+            }
+        }
+        out
+    }
+
+    /// The robot messages for a batch: alerts grouped per supervisor (and
+    /// contact), terminal alerts per operations contact, the rest one by
+    /// one; a group too long for one message is split.
+    pub fn robot_messages(&self, msgs: &[(&str, &serde_json::Value)]) -> Vec<RobotMessage> {
+        let mut groups: Vec<(GroupKey, Vec<usize>)> = Vec::new();
+        for (i, (kind, m)) in msgs.iter().enumerate() {
+            let key = match *kind {
+                "absence" | "arrival" => GroupKey::Supervisor(
+                    m["supervisor"].as_str().unwrap_or("").to_string(),
+                    m["supervisor_contact"].as_str().map(String::from),
+                ),
+                "terminal" => GroupKey::Operations(m["to"].as_str().unwrap_or("").to_string()),
+                _ => GroupKey::Alone(i),
+            };
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        let (keyword, dingtalk) = match self {
+            Sink::DingTalk { keyword, .. } => (keyword.as_deref(), true),
+            Sink::WeCom { keyword, .. } => (keyword.as_deref(), false),
+            _ => return Vec::new(),
+        };
+        let mut out = Vec::new();
+        for (key, members) in groups {
+            let contact = match &key {
+                GroupKey::Supervisor(_, c) => c.as_deref().map(Contact::parse),
+                _ => None,
+            };
+            let style = match (dingtalk, &contact) {
+                (true, _) => Style::DingTalk,
+                (false, Some(Contact::Mobile(_))) => Style::WeComText,
+                (false, _) => Style::WeComMarkdown,
+            };
+            for chunk in split_to_fit(&key, &members, msgs, style, keyword, contact.as_ref()) {
+                let (title, text) = render(&key, &chunk, msgs, style, keyword, contact.as_ref());
+                out.push(RobotMessage {
+                    body: robot_body(style, &title, &text, contact.as_ref()),
+                    members: chunk,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// What became of one message handed to a paced sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The sink accepted it at this instant.
+    Sent(DateTime<Utc>),
+    /// The attempt failed; retried with backoff.
+    Failed(String),
+    /// Not tried: the robot's rate allows the next message at this
+    /// instant. Not a failure.
+    Deferred(DateTime<Utc>),
+}
+
+/// One robot message: the batch's messages it carries and its JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RobotMessage {
+    /// Indices into the batch.
+    pub members: Vec<usize>,
+    /// The robot request's body.
+    pub body: serde_json::Value,
+}
+
+/// What messages are aggregated by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum GroupKey {
+    /// Absences and arrivals: the supervisor's name and contact.
+    Supervisor(String, Option<String>),
+    /// Terminal alerts: the operations contact.
+    Operations(String),
+    /// Summaries and publications: each on its own.
+    Alone(usize),
+}
+
+/// A `supervisor_contact`: a mainland mobile number (11 digits from 1) or
+/// a number written with `+`, else a robot user id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Contact {
+    /// Mentioned by mobile number.
+    Mobile(String),
+    /// Mentioned by user id.
+    UserId(String),
+}
+
+impl Contact {
+    /// Classifies a contact.
+    pub fn parse(s: &str) -> Contact {
+        let digits = s.trim_start_matches('+');
+        let numeric = !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit() || c == '-');
+        let mainland = s.len() == 11 && s.starts_with('1') && s.chars().all(|c| c.is_ascii_digit());
+        if mainland || (s.starts_with('+') && numeric) {
+            Contact::Mobile(s.to_string())
+        } else {
+            Contact::UserId(s.to_string())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Contact::Mobile(s) | Contact::UserId(s) => s,
+        }
+    }
+}
+
+/// The robot message format a group is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    /// DingTalk `markdown` with `at`.
+    DingTalk,
+    /// WeCom `markdown` (`<@userid>` mentions; no lists).
+    WeComMarkdown,
+    /// WeCom `text` with `mentioned_mobile_list`.
+    WeComText,
+}
+
+impl Style {
+    /// The documented size limits: WeCom markdown content at most 4096
+    /// bytes, text content at most 2048; DingTalk's is larger, kept at
+    /// WeCom's markdown size so that a message stays readable on a phone.
+    fn budget(self) -> usize {
+        match self {
+            Style::WeComText => 2000,
+            _ => 4000,
+        }
+    }
+}
+
+/// Splits a group's members so that each message stays within the size
+/// limit of its format.
+fn split_to_fit(
+    key: &GroupKey,
+    members: &[usize],
+    msgs: &[(&str, &serde_json::Value)],
+    style: Style,
+    keyword: Option<&str>,
+    contact: Option<&Contact>,
+) -> Vec<Vec<usize>> {
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
+    let mut cur: Vec<usize> = Vec::new();
+    for &i in members {
+        cur.push(i);
+        let (_, text) = render(key, &cur, msgs, style, keyword, contact);
+        if text.len() > style.budget() && cur.len() > 1 {
+            cur.pop();
+            chunks.push(std::mem::take(&mut cur));
+            cur.push(i);
+        }
+    }
+    if !cur.is_empty() {
+        chunks.push(cur);
+    }
+    chunks
+}
+
+/// The title and text of one robot message for `members` of a group.
+fn render(
+    key: &GroupKey,
+    members: &[usize],
+    msgs: &[(&str, &serde_json::Value)],
+    style: Style,
+    keyword: Option<&str>,
+    contact: Option<&Contact>,
+) -> (String, String) {
+    // DingTalk's markdown needs a blank line to break a line; WeCom's takes
+    // a newline. Neither list syntax is used: WeCom's markdown does not
+    // render `- ` lists.
+    let br = if style == Style::DingTalk {
+        "\n\n"
+    } else {
+        "\n"
+    };
+    let strong = |s: &str| match style {
+        Style::WeComText => s.to_string(),
+        _ => format!("**{s}**"),
+    };
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        members
+            .iter()
+            .filter(|&&i| msgs[i].0 == kind)
+            .map(|&i| msgs[i].1)
+            .collect()
+    };
+    let mut head = match key {
+        GroupKey::Supervisor(sup, _) => {
+            let (a, r) = (of("absence").len(), of("arrival").len());
+            let mut t = String::from("考勤提醒 attendance");
+            if a > 0 {
+                t.push_str(&format!(" · 未打卡 absent {a}"));
+            }
+            if r > 0 {
+                t.push_str(&format!(" · 已到岗 arrived {r}"));
+            }
+            if !sup.is_empty() {
+                t.push_str(&format!(" · {sup}"));
+            }
+            t
+        }
+        GroupKey::Operations(_) => format!("终端告警 terminal alerts {}", members.len()),
+        GroupKey::Alone(_) => {
+            let (kind, m) = msgs[members[0]];
+            title(kind, m)
+        }
+    };
+    if let Some(w) = keyword {
+        head = format!("{w} {head}");
+    }
+    let mut lines: Vec<String> = Vec::new();
+    match style {
+        Style::WeComText => lines.push(head.clone()),
+        _ => lines.push(format!("### {head}")),
+    }
+    match key {
+        GroupKey::Supervisor(sup, _) => {
+            for (kind, label) in [("absence", "未打卡 absent"), ("arrival", "已到岗 arrived")]
+            {
+                let items = of(kind);
+                if items.is_empty() {
+                    continue;
+                }
+                lines.push(strong(&format!("{label} ({})", items.len())));
+                for m in items {
+                    lines.push(m["text"].as_str().unwrap_or("").to_string());
+                }
+            }
+            let mention = match (style, contact) {
+                (Style::WeComMarkdown, Some(Contact::UserId(u))) => format!(" <@{u}>"),
+                (Style::DingTalk, Some(c)) => format!(" @{}", c.as_str()),
+                _ => String::new(),
+            };
+            if !sup.is_empty() || !mention.is_empty() {
+                lines.push(format!("主管 supervisor: {sup}{mention}"));
+            }
+        }
+        GroupKey::Operations(to) => {
+            for &i in members {
+                lines.push(msgs[i].1["text"].as_str().unwrap_or("").to_string());
+            }
+            if !to.is_empty() {
+                lines.push(format!("运维 operations: {to}"));
+            }
+        }
+        GroupKey::Alone(_) => {
+            let (kind, m) = msgs[members[0]];
+            lines.extend(body_lines(kind, m));
+        }
+    }
+    let ids: Vec<&str> = members
+        .iter()
+        .filter_map(|&i| msgs[i].1["id"].as_str())
+        .collect();
+    match style {
+        Style::WeComText => lines.push(format!("id: {}", ids.join(" "))),
+        _ => lines.push(format!("> id: {}", ids.join(" "))),
+    }
+    (head, lines.join(br))
+}
+
+/// The robot request body in the format's documented shape.
+fn robot_body(
+    style: Style,
+    title: &str,
+    text: &str,
+    contact: Option<&Contact>,
+) -> serde_json::Value {
+    match style {
+        Style::DingTalk => {
+            let (mobiles, users): (Vec<&str>, Vec<&str>) = match contact {
+                Some(Contact::Mobile(m)) => (vec![m.as_str()], vec![]),
+                Some(Contact::UserId(u)) => (vec![], vec![u.as_str()]),
+                None => (vec![], vec![]),
+            };
+            serde_json::json!({
+                "msgtype": "markdown",
+                "markdown": {"title": title, "text": text},
+                "at": {"atMobiles": mobiles, "atUserIds": users, "isAtAll": false},
+            })
+        }
+        Style::WeComMarkdown => serde_json::json!({
+            "msgtype": "markdown",
+            "markdown": {"content": text},
+        }),
+        Style::WeComText => {
+            let mobiles: Vec<&str> = match contact {
+                Some(Contact::Mobile(m)) => vec![m.as_str()],
+                _ => vec![],
+            };
+            serde_json::json!({
+                "msgtype": "text",
+                "text": {"content": text, "mentioned_mobile_list": mobiles},
+            })
+        }
+    }
+}
+
+/// At most `limit` messages in any `window` (a sliding window over the
+/// times messages were sent): robots count per minute and throttle what
+/// goes over, so a burst may use the whole minute's allowance but never
+/// more. (A token bucket such as governor's `Quota::per_minute(20)` lets
+/// 20 go at once and then one every 3 s, i.e. up to 39 within one minute:
+/// docs.rs/governor, `Quota`, "Burst sizes".)
+#[derive(Clone, Debug)]
+pub struct Pace {
+    limit: usize,
+    window: Duration,
+    sent: VecDeque<DateTime<Utc>>,
+}
+
+impl Pace {
+    /// An empty pace.
+    pub fn new(limit: usize, window: Duration) -> Pace {
+        Pace {
+            limit,
+            window,
+            sent: VecDeque::new(),
+        }
+    }
+
+    /// A pace that already counts messages sent at `times`.
+    pub fn seeded(limit: usize, window: Duration, times: &[DateTime<Utc>]) -> Pace {
+        let mut p = Pace::new(limit, window);
+        let mut t = times.to_vec();
+        t.sort();
+        p.sent.extend(t);
+        p
+    }
+
+    /// `None` when a message may go at `now`, else the first instant one
+    /// may.
+    pub fn next_free(&mut self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        while self.sent.front().is_some_and(|t| *t + self.window <= now) {
+            self.sent.pop_front();
+        }
+        if self.sent.len() < self.limit {
+            return None;
+        }
+        // The window holds `limit` or more: room comes when the one that
+        // brings the count under the limit leaves it.
+        let i = self.sent.len() - self.limit;
+        self.sent.get(i).map(|t| *t + self.window)
+    }
+
+    /// Counts a message sent at `now`.
+    pub fn record(&mut self, now: DateTime<Utc>) {
+        self.sent.push_back(now);
+    }
+}
+
+/// Messages a robot takes per minute (both robots' documented limit).
+pub const ROBOT_PER_MINUTE: usize = 20;
+
+/// Each robot's pace, by robot URL, shared by every sink that names the
+/// robot and kept across reloads.
+static PACES: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Pace>>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The pace of the robot at `url`, seeded on first use from what `sink`
+/// sent in the last minute (a restart must not grant a fresh minute).
+async fn robot_pace(
+    store: &Store,
+    sink: &str,
+    url: &str,
+    now: DateTime<Utc>,
+) -> Result<Arc<tokio::sync::Mutex<Pace>>, crate::store::StoreError> {
+    if let Some(p) = PACES.lock().unwrap_or_else(|e| e.into_inner()).get(url) {
+        return Ok(p.clone());
+    }
+    let window = Duration::minutes(1);
+    let times = store.outbox_sent_since(sink, now - window).await?;
+    let pace = Arc::new(tokio::sync::Mutex::new(Pace::seeded(
+        ROBOT_PER_MINUTE,
+        window,
+        &times,
+    )));
+    Ok(PACES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(url.to_string())
+        .or_insert(pace)
+        .clone())
 }
 
 fn truncate(s: &str) -> String {
@@ -295,36 +740,35 @@ fn title(kind: &str, m: &serde_json::Value) -> String {
             "考勤日报 daily summary {}",
             m["date"].as_str().unwrap_or("")
         ),
+        "publication" => format!(
+            "考核结果公布 scores published {}",
+            m["month"].as_str().unwrap_or("")
+        ),
         _ => "终端告警 terminal alert".to_string(),
     }
 }
 
-/// The markdown text for robots: a title line, the human text, and the id.
-pub fn markdown(kind: &str, m: &serde_json::Value) -> String {
-    let mut s = format!("### {}\n\n", title(kind, m));
+/// The lines of a summary, publication or other single message (no
+/// list syntax: WeCom's markdown does not render it).
+fn body_lines(kind: &str, m: &serde_json::Value) -> Vec<String> {
+    let mut v = Vec::new();
     if kind == "summary" {
         let t = &m["totals"];
-        s.push_str(&format!(
-            "- employees: {}\n- deductions: {}\n- points: {}\n",
+        v.push(format!(
+            "employees {} · deductions {} · points {}",
             t["employees"], t["deductions"], t["points"]
         ));
         if let Some(by) = t["by_status"].as_object() {
-            for (k, v) in by {
-                s.push_str(&format!("- {k}: {v}\n"));
-            }
+            let parts: Vec<String> = by.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            v.push(parts.join(" · "));
         }
         if m["revision"].as_u64().unwrap_or(0) > 0 {
-            s.push_str(&format!("\n修订 revision {}\n", m["revision"]));
+            v.push(format!("修订 revision {}", m["revision"]));
         }
     } else {
-        s.push_str(m["text"].as_str().unwrap_or(""));
-        s.push('\n');
-        if let Some(sup) = m["supervisor"].as_str() {
-            s.push_str(&format!("\n主管 supervisor: {sup}\n"));
-        }
+        v.push(m["text"].as_str().unwrap_or("").to_string());
     }
-    s.push_str(&format!("\n> id: {}", m["id"].as_str().unwrap_or("")));
-    s
+    v
 }
 
 /// Splits `http[s]://host[:port]/path?query`; true for https.
@@ -600,12 +1044,33 @@ async fn deliver_one(
         .iter()
         .map(|d| (d.kind.as_str(), &d.payload))
         .collect();
-    let results = sink.deliver(name, &msgs, now).await;
+    let results: Vec<Outcome> = match sink.robot_url() {
+        Some(url) => {
+            let pace = robot_pace(store, name, url, now).await?;
+            let mut pace = pace.lock().await;
+            sink.deliver_robot(&msgs, now, &mut pace).await
+        }
+        None => sink
+            .deliver(name, &msgs, now)
+            .await
+            .into_iter()
+            .map(|r| match r {
+                Ok(()) => Outcome::Sent(Utc::now()),
+                Err(e) => Outcome::Failed(e),
+            })
+            .collect(),
+    };
     let mut ok = 0;
     for (d, r) in items.iter().zip(results) {
         match r {
-            Ok(()) => {
-                store.outbox_sent(d.outbox_id, name, Utc::now()).await?;
+            Outcome::Deferred(at) => {
+                debug!(sink = name, id = %d.key, "robot rate reached; due again at {at}");
+                store.outbox_defer(d.outbox_id, name, at).await?;
+            }
+            // A robot's deliveries are marked sent at the instant its pace
+            // counted, which is what a restart reads back to seed the pace.
+            Outcome::Sent(at) => {
+                store.outbox_sent(d.outbox_id, name, at).await?;
                 metrics.add(
                     "attendd_alerts_total",
                     &[("sink", name), ("kind", &d.kind), ("outcome", "sent")],
@@ -614,8 +1079,8 @@ async fn deliver_one(
                 debug!(sink = name, id = %d.key, "delivered");
                 ok += 1;
             }
-            Err(e) => {
-                let next = Utc::now() + retry_delay(d.attempts);
+            Outcome::Failed(e) => {
+                let next = if sink.is_robot() { now } else { Utc::now() } + retry_delay(d.attempts);
                 metrics.add(
                     "attendd_alerts_total",
                     &[("sink", name), ("kind", &d.kind), ("outcome", "failed")],

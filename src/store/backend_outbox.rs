@@ -9,6 +9,36 @@ pub(super) async fn enqueue(
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut tx = begin(pool).await?;
+    let new = enqueue_tx(&mut tx, msg, now).await?;
+    // A day's close record is saved with its summary message, in the same
+    // transaction: a crash cannot record a summary as published that was
+    // not queued, nor queue one twice.
+    if let Some((c, summary)) = close {
+        save_day_close_tx(&mut tx, c, summary).await?;
+    }
+    tx.commit().await.ctx("commit outbox")?;
+    Ok(new)
+}
+
+pub(super) async fn enqueue_many(
+    pool: &Pool<Db>,
+    msgs: &[super::outbox::NewMessage],
+    now: DateTime<Utc>,
+) -> Result<Vec<bool>, StoreError> {
+    let mut tx = begin(pool).await?;
+    let mut out = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        out.push(enqueue_tx(&mut tx, m, now).await?);
+    }
+    tx.commit().await.ctx("commit outbox")?;
+    Ok(out)
+}
+
+async fn enqueue_tx(
+    tx: &mut Tx,
+    msg: &super::outbox::NewMessage,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let id: Option<i64> = sqlx::query(
         "INSERT INTO outbox (key, kind, payload, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (key) DO NOTHING RETURNING id",
@@ -17,7 +47,7 @@ pub(super) async fn enqueue(
     .bind(msg.kind.as_str())
     .bind(msg.payload.to_string())
     .bind(now)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await
     .and_then(|r| r.map(|r| r.try_get(0)).transpose())
     .ctx("insert outbox")?;
@@ -29,18 +59,11 @@ pub(super) async fn enqueue(
             .bind(id)
             .bind(sink.as_str())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .ctx("insert outbox delivery")?;
         }
     }
-    // A day's close record is saved with its summary message, in the same
-    // transaction: a crash cannot record a summary as published that was
-    // not queued, nor queue one twice.
-    if let Some((c, summary)) = close {
-        save_day_close_tx(&mut tx, c, summary).await?;
-    }
-    tx.commit().await.ctx("commit outbox")?;
     Ok(id.is_some())
 }
 
@@ -399,4 +422,74 @@ pub(super) async fn probe_write(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<(
     .await
     .ctx("write probe")?;
     tx.commit().await.ctx("commit probe")
+}
+
+pub(super) async fn set_supervisor_contacts(
+    pool: &Pool<Db>,
+    rows: &[(String, Option<String>)],
+) -> Result<(), StoreError> {
+    let mut tx = begin(pool).await?;
+    for (employee, contact) in rows {
+        sqlx::query("UPDATE employees SET supervisor_contact = $2 WHERE employee_id = $1")
+            .bind(employee.as_str())
+            .bind(contact.as_deref())
+            .execute(&mut *tx)
+            .await
+            .ctx("update supervisor contact")?;
+    }
+    tx.commit().await.ctx("commit supervisor contacts")
+}
+
+pub(super) async fn supervisor_contacts(
+    pool: &Pool<Db>,
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT employee_id, supervisor_contact FROM employees WHERE supervisor_contact IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .ctx("select supervisor contacts")?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read supervisor contacts")
+}
+
+pub(super) async fn outbox_defer(
+    pool: &Pool<Db>,
+    outbox_id: i64,
+    sink: &str,
+    next: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox_deliveries SET next_attempt_at = $3 \
+         WHERE outbox_id = $1 AND sink = $2 AND sent_at IS NULL",
+    )
+    .bind(outbox_id)
+    .bind(sink)
+    .bind(next)
+    .execute(pool)
+    .await
+    .ctx("defer outbox delivery")?;
+    Ok(())
+}
+
+pub(super) async fn outbox_sent_since(
+    pool: &Pool<Db>,
+    sink: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT sent_at FROM outbox_deliveries \
+         WHERE sink = $1 AND sent_at IS NOT NULL AND sent_at >= $2 ORDER BY sent_at",
+    )
+    .bind(sink)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+    .ctx("select recent deliveries")?;
+    rows.iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read recent deliveries")
 }

@@ -619,6 +619,11 @@ async fn import(
                 .into_iter()
                 .map(|e| (e.employee_id, (e.shift, e.start_date, e.end_date)))
                 .collect();
+            let contacts: Vec<(String, Option<String>)> = parsed
+                .rows
+                .iter()
+                .map(|(_, r)| (r.id.clone(), r.supervisor_contact.clone()))
+                .collect();
             let rows: Vec<EmployeeRecord> = parsed
                 .rows
                 .into_iter()
@@ -634,6 +639,7 @@ async fn import(
                 })
                 .collect();
             ctx.store.upsert_employees(&rows).await?;
+            ctx.store.set_supervisor_contacts(&contacts).await?;
             let changed: Vec<String> = rows
                 .iter()
                 .filter(|r| {

@@ -85,6 +85,20 @@ impl Store {
         dispatch!(self, enqueue(msg, None, now))
     }
 
+    /// Stores several messages in one transaction (a scheduler tick's
+    /// alerts: the deliverer sees all of them or none, so a robot gets them
+    /// in one message per supervisor). True for each that is new.
+    pub async fn enqueue_many(
+        &self,
+        msgs: &[NewMessage],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, enqueue_many(msgs, now))
+    }
+
     /// Stores a day's summary message and its close record in one
     /// transaction. True when the message is new.
     pub async fn enqueue_summary(
@@ -138,6 +152,45 @@ impl Store {
         why: &str,
     ) -> Result<(), StoreError> {
         dispatch!(self, outbox_mark(outbox_id, sink, Err((next, why))))
+    }
+
+    /// Moves a claimed delivery's next attempt to `next` without counting
+    /// an attempt: the sink is pacing itself (a robot's rate limit), not
+    /// failing.
+    pub async fn outbox_defer(
+        &self,
+        outbox_id: i64,
+        sink: &str,
+        next: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, outbox_defer(outbox_id, sink, next))
+    }
+
+    /// The distinct times at which `sink` accepted deliveries at or after
+    /// `since`: one per robot message (an aggregated message marks all
+    /// its alerts sent at one instant), so a restarted daemon knows how
+    /// much of a robot's rate the last minute used.
+    pub async fn outbox_sent_since(
+        &self,
+        sink: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        dispatch!(self, outbox_sent_since(sink, since))
+    }
+
+    /// Sets each listed employee's `supervisor_contact` (`None` clears it).
+    pub async fn set_supervisor_contacts(
+        &self,
+        rows: &[(String, Option<String>)],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, set_supervisor_contacts(rows))
+    }
+
+    /// Employee id → the contact their supervisor's alerts @-mention.
+    pub async fn supervisor_contacts(
+        &self,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        dispatch!(self, supervisor_contacts())
     }
 
     /// The latest messages, newest first, optionally of one kind.

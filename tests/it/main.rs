@@ -24,6 +24,7 @@ mod pull_emu;
 mod push;
 mod real_site;
 mod real_sites;
+mod robots;
 mod scale;
 mod scheduler;
 mod scores_dst;

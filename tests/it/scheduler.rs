@@ -373,6 +373,9 @@ async fn silent_terminals_and_clocks_ahead_alert_the_operations_contact_once_a_d
     assert_eq!(r.terminal, 2, "{r:?}");
     assert_eq!(sched.tick(later).await.unwrap().terminal, 0);
     let rows = store.outbox(Some("terminal"), 10).await.unwrap();
+    for r in &rows {
+        validate("terminal", &r.payload);
+    }
     let problems: Vec<&str> = rows
         .iter()
         .map(|r| r.payload["problem"].as_str().unwrap())
@@ -398,6 +401,200 @@ async fn a_published_month_is_announced_once_with_its_appeal_deadline() {
     assert_eq!(p["id"], "publication/2026-03");
     assert_eq!(p["published_by"], "hr-office");
     // 坐席员考核细则 一(七): appeals within 2 days of publication — until the
-    // end of the 2nd calendar day after it.
-    assert_eq!(p["appeal_deadline"], "2026-04-04T00:00:00+08:00");
+    // end of the 2nd calendar day after it. Issue 17: the message states the
+    // last moment (inclusive), not the first refused instant.
+    assert_eq!(p["appeals_until"], "2026-04-03T23:59:59+08:00");
+    assert!(
+        p["text"].as_str().unwrap().contains("2026-04-03 23:59:59"),
+        "{p}"
+    );
+    validate("publication", p);
+}
+
+/// Checks `m` against `config/schemas/KIND.v1.json` by hand: `type`,
+/// `const`, `enum`, `required`, `properties`, `items`,
+/// `additionalProperties`, `minimum`, `minLength`, `format` (`date-time`:
+/// RFC 3339 with an offset; `date`) and `allOf` of `if`/`then`. (The
+/// `jsonschema` crate pulls in an HTTP client and a regex engine for this
+/// one test; patterns are checked by Python's `jsonschema` in
+/// [`validate`] where it is installed.)
+fn check(schema: &serde_json::Value, v: &serde_json::Value, at: &str) -> Vec<String> {
+    use serde_json::Value;
+    let mut errs = Vec::new();
+    if let Some(c) = schema.get("const")
+        && c != v
+    {
+        errs.push(format!("{at}: {v} is not {c}"));
+    }
+    if let Some(e) = schema.get("enum").and_then(Value::as_array)
+        && !e.contains(v)
+    {
+        errs.push(format!("{at}: {v} not in {e:?}"));
+    }
+    if let Some(t) = schema.get("type") {
+        let types: Vec<&str> = match t {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let ok = types.iter().any(|t| match *t {
+            "string" => v.is_string(),
+            "integer" => v.is_i64() || v.is_u64(),
+            "number" => v.is_number(),
+            "boolean" => v.is_boolean(),
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "null" => v.is_null(),
+            _ => false,
+        });
+        if !ok {
+            errs.push(format!("{at}: {v} is not {types:?}"));
+        }
+    }
+    if let (Some(f), Some(s)) = (schema.get("format").and_then(Value::as_str), v.as_str()) {
+        let ok = match f {
+            "date-time" => chrono::DateTime::parse_from_rfc3339(s).is_ok() && !s.ends_with('Z'),
+            "date" => NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
+            _ => true,
+        };
+        if !ok {
+            errs.push(format!("{at}: {s:?} is not a {f}"));
+        }
+    }
+    if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_f64), v.as_f64())
+        && n < min
+    {
+        errs.push(format!("{at}: {n} < {min}"));
+    }
+    if let (Some(min), Some(s)) = (schema.get("minLength").and_then(Value::as_u64), v.as_str())
+        && (s.chars().count() as u64) < min
+    {
+        errs.push(format!("{at}: {s:?} shorter than {min}"));
+    }
+    if let Some(o) = v.as_object() {
+        for r in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let r = r.as_str().unwrap();
+            if !o.contains_key(r) {
+                errs.push(format!("{at}: `{r}` is missing"));
+            }
+        }
+        let props = schema.get("properties").and_then(Value::as_object);
+        for (k, x) in o {
+            match props.and_then(|p| p.get(k)) {
+                Some(ps) => errs.extend(check(ps, x, &format!("{at}.{k}"))),
+                None => {
+                    if let Some(ap) = schema.get("additionalProperties") {
+                        errs.extend(check(ap, x, &format!("{at}.{k}")));
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(a)) = (schema.get("items"), v.as_array()) {
+        for (i, x) in a.iter().enumerate() {
+            errs.extend(check(items, x, &format!("{at}[{i}]")));
+        }
+    }
+    for sub in schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(cond), Some(then)) = (sub.get("if"), sub.get("then")) {
+            if check(cond, v, at).is_empty() {
+                errs.extend(check(then, v, at));
+            }
+        } else {
+            errs.extend(check(sub, v, at));
+        }
+    }
+    errs
+}
+
+/// Asserts that `m` is a valid `kind` message: the hand check above, and
+/// Python's `jsonschema` (Draft 2020-12, patterns included) when present.
+pub(crate) fn validate(kind: &str, m: &serde_json::Value) {
+    let path = crate::common::root().join(format!("config/schemas/{kind}.v1.json"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(m["schema"], schema["$id"], "{m}");
+    let errs = check(&schema, m, kind);
+    assert!(errs.is_empty(), "{kind}: {errs:#?}\n{m:#}");
+    let py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,jsonschema\n\
+             s=json.load(open(sys.argv[1])); m=json.loads(sys.argv[2])\n\
+             jsonschema.Draft202012Validator(s, format_checker=jsonschema.FormatChecker()).validate(m)",
+        ])
+        .arg(&path)
+        .arg(m.to_string())
+        .output();
+    match py {
+        Ok(o) if o.status.success() => {}
+        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named") => {
+            eprintln!("python3 jsonschema not installed: {kind} checked by hand only");
+        }
+        Ok(o) => panic!(
+            "{kind}: python jsonschema: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(_) => eprintln!("no python3: {kind} checked by hand only"),
+    }
+}
+
+/// Issue 17: every output message names its schema and validates against
+/// it; times are RFC 3339 with the site's offset; absences carry the
+/// supervisor's contact from employees.csv.
+#[tokio::test]
+async fn every_output_message_validates_against_its_schema() {
+    let s = site("seed-default", &[("E1", "A", None), ("E2", "B", None)]).await;
+    s.store
+        .set_supervisor_contacts(&[("E1".into(), Some("13800001111".into()))])
+        .await
+        .unwrap();
+    assert_eq!(s.tick(at(D, "09:05")).await.absences, 2);
+    s.punch("E1", at(D, "09:40")).await;
+    assert_eq!(s.tick(at(D, "09:41")).await.arrivals, 1);
+    s.punch("E1", at(D, "17:40")).await;
+    s.tick(at(D, "18:45")).await;
+    s.store
+        .publish_month_at("2026-02", "hr-office", at(D, "19:00"))
+        .await
+        .unwrap();
+    s.tick(at(D, "19:01")).await;
+    let rows = s.outbox().await;
+    let mut kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(kinds, ["absence", "arrival", "publication", "summary"]);
+    for r in &rows {
+        validate(&r.kind, &r.payload);
+    }
+    let a1 = &rows
+        .iter()
+        .find(|r| r.key == format!("absence/{D}/E1"))
+        .unwrap()
+        .payload;
+    assert_eq!(a1["supervisor_contact"], "13800001111");
+    assert_eq!(a1["decided_at"], "2026-03-02T09:05:00+08:00");
+    let a2 = &rows
+        .iter()
+        .find(|r| r.key == format!("absence/{D}/E2"))
+        .unwrap()
+        .payload;
+    assert!(a2["supervisor_contact"].is_null());
+    let sum = rows.iter().find(|r| r.kind == "summary").unwrap();
+    assert!(
+        sum.payload["closed_at"]
+            .as_str()
+            .unwrap()
+            .ends_with("+08:00")
+    );
 }

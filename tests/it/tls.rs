@@ -342,6 +342,7 @@ async fn https_sinks_verify_the_server_and_dingtalk_urls_are_signed() {
         )
         .unwrap(),
         secret: Some("SECtest".into()),
+        keyword: None,
     };
     let now = chrono::Utc::now();
     let r = sink.deliver("dingtalk", &[("absence", &body)], now).await;
