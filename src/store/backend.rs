@@ -391,6 +391,8 @@ fn leave_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LeaveRecord, sqlx::
         end: r.try_get("end_at")?,
         kind: r.try_get("kind")?,
         status: r.try_get("status")?,
+        requested_at: r.try_get("requested_at")?,
+        document: r.try_get("document")?,
     })
 }
 
@@ -410,19 +412,30 @@ pub(super) async fn upsert_leaves(
     let mut tx = begin(pool).await?;
     for chunk in uniq.chunks(CHUNK) {
         let mut qb =
-            QueryBuilder::<Db>::new("INSERT INTO leaves (employee_id, start_at, end_at, kind, status, updated_at) ");
+            QueryBuilder::<Db>::new(
+                "INSERT INTO leaves (employee_id, start_at, end_at, kind, status, requested_at, document, updated_at) ",
+            );
         qb.push_values(chunk, |mut b, r| {
             b.push_bind(r.employee_id.as_str())
                 .push_bind(r.start)
                 .push_bind(r.end)
                 .push_bind(r.kind.as_str())
                 .push_bind(r.status.as_str())
+                .push_bind(r.requested_at)
+                .push_bind(r.document.as_deref())
                 .push_bind(now);
         });
+        // A file that does not say when a leave was asked for, or which
+        // document came with it (no such column), keeps what is stored.
         qb.push(
             " ON CONFLICT (employee_id, start_at, end_at, kind) DO UPDATE SET status = excluded.status, \
-             updated_at = excluded.updated_at WHERE leaves.status <> excluded.status \
-             RETURNING employee_id, start_at, end_at, kind, status",
+             requested_at = COALESCE(excluded.requested_at, leaves.requested_at), \
+             document = COALESCE(excluded.document, leaves.document), \
+             updated_at = excluded.updated_at \
+             WHERE leaves.status <> excluded.status \
+             OR (excluded.requested_at IS NOT NULL AND excluded.requested_at IS DISTINCT FROM leaves.requested_at) \
+             OR (excluded.document IS NOT NULL AND excluded.document IS DISTINCT FROM leaves.document) \
+             RETURNING employee_id, start_at, end_at, kind, status, requested_at, document",
         );
         for r in qb.build().fetch_all(&mut *tx).await.ctx("upsert leaves")? {
             changed.push(leave_from_row(&r).ctx("upsert leaves")?);
@@ -438,7 +451,7 @@ pub(super) async fn leaves(
     to: DateTime<Utc>,
 ) -> Result<Vec<LeaveRecord>, StoreError> {
     let rows = sqlx::query(
-        "SELECT employee_id, start_at, end_at, kind, status FROM leaves WHERE end_at > $1 AND start_at < $2 \
+        "SELECT employee_id, start_at, end_at, kind, status, requested_at, document FROM leaves WHERE end_at > $1 AND start_at < $2 \
          ORDER BY employee_id, start_at",
     )
     .bind(from)

@@ -33,7 +33,7 @@ use super::{
 };
 use crate::config::{self, Config};
 use crate::domain::time::{resolve_local, to_local};
-use crate::domain::types::{DayVerdict, HolidayKind, LeaveStatus, RosterEntry};
+use crate::domain::types::{DayVerdict, HolidayKind, LeaveDocument, LeaveStatus, RosterEntry};
 use crate::domain::{Points, policy::Policy};
 use crate::input::{self, LocalTimes, RowError};
 use crate::render;
@@ -783,6 +783,12 @@ async fn import(
                         LeaveStatus::Rejected => "rejected",
                     }
                     .into(),
+                    requested_at: r.requested_at,
+                    document: match r.document {
+                        LeaveDocument::Unknown => None,
+                        LeaveDocument::Missing => Some(String::new()),
+                        LeaveDocument::Given(d) => Some(d.to_string()),
+                    },
                 })
                 .collect();
             let changed = ctx.store.upsert_leaves(&rows).await?;

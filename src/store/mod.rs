@@ -312,6 +312,12 @@ pub struct LeaveRecord {
     pub kind: String,
     /// `approved`, `pending` or `rejected`.
     pub status: String,
+    /// When it was asked for (leaves.csv `requested_at`); `None` when the
+    /// source does not say.
+    pub requested_at: Option<DateTime<Utc>>,
+    /// The document handed in (leaves.csv `document`): `None` when the
+    /// source does not say, `Some("")` when it says none was.
+    pub document: Option<String>,
 }
 
 /// A holiday-calendar row as stored.

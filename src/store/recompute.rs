@@ -24,7 +24,8 @@ use crate::domain::classify::{EmployeeDays, evaluate_employee};
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
 use crate::domain::types::{
-    DayVerdict, EmployeeId, HolidayKind, Leave, LeaveStatus, Punch, Roster, RosterEntry,
+    DayVerdict, EmployeeId, HolidayKind, Leave, LeaveDocument, LeaveStatus, Punch, Roster,
+    RosterEntry,
 };
 
 /// Up to this many employees in scope, a recompute queries each one's
@@ -643,9 +644,12 @@ impl Store {
                 end: l.end,
                 kind: Arc::from(l.kind.as_str()),
                 status,
-                // leaves has no columns for them yet: unknown, no flags.
-                requested_at: None,
-                document: Default::default(),
+                requested_at: l.requested_at,
+                document: match l.document {
+                    None => LeaveDocument::Unknown,
+                    Some(d) if d.is_empty() => LeaveDocument::Missing,
+                    Some(d) => LeaveDocument::Given(Arc::from(d.as_str())),
+                },
             });
         }
 

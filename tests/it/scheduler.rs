@@ -192,6 +192,8 @@ async fn approved_leave_holds_the_alert_back_and_pending_leave_does_not() {
         end: at("2026-03-03", "00:00"),
         kind: "annual".into(),
         status: status.into(),
+        requested_at: None,
+        document: None,
     };
     s.store
         .upsert_leaves(&[leave("E1", "approved"), leave("E2", "pending")])
