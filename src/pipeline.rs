@@ -686,6 +686,7 @@ impl Sink for Pipeline {
                     event_id: p.event_id,
                     source: origin.clone(),
                     raw: Some(raw.clone()),
+                    direction: p.kind.state().map(String::from),
                 });
             }
         }

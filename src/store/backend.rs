@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Pool, QueryBuilder, Row};
 
-use super::recompute::{Change, ChangeKind};
+use super::recompute::{Change, ChangeKind, PunchTime};
 use super::{
     Adjustment, AuditRow, EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, LedgerEntry,
     NewManualEntry, NewPunch, NewQuarantine, QUARANTINE_MAX_BYTES, QueryContext,
@@ -92,7 +92,7 @@ pub(super) async fn insert_punches(
     }
     for chunk in todo.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, raw, received_at, dedupe_key) ",
+            "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, raw, received_at, dedupe_key, direction) ",
         );
         qb.push_values(chunk, |mut b, &i| {
             let p = &rows[i];
@@ -104,7 +104,8 @@ pub(super) async fn insert_punches(
                 .push_bind(p.identity.as_str())
                 .push_bind(p.raw.as_deref())
                 .push_bind(now)
-                .push_bind(keys[i].as_str());
+                .push_bind(keys[i].as_str())
+                .push_bind(p.direction.as_deref());
         });
         qb.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
         let got = qb.build().fetch_all(&mut *tx).await.ctx("insert punches")?;
@@ -159,8 +160,9 @@ pub(super) async fn punch_times(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     employee: Option<&str>,
-) -> Result<Vec<(String, DateTime<Utc>, Option<String>)>, StoreError> {
-    let mut qb = QueryBuilder::<Db>::new("SELECT employee_id, time, device_id FROM punches WHERE time >= ");
+) -> Result<Vec<PunchTime>, StoreError> {
+    let mut qb =
+        QueryBuilder::<Db>::new("SELECT employee_id, time, device_id, direction FROM punches WHERE time >= ");
     qb.push_bind(from).push(" AND time < ").push_bind(to);
     // A superseded punch (`attendd punches supersede`) is not classified.
     qb.push(" AND NOT EXISTS (SELECT 1 FROM punch_supersedes s WHERE s.punch_id = punches.id)");
@@ -170,7 +172,7 @@ pub(super) async fn punch_times(
     qb.push(" ORDER BY employee_id, time");
     let rows = qb.build().fetch_all(pool).await.ctx("select punch times")?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
         .collect::<Result<_, sqlx::Error>>()
         .ctx("read punch times")
 }

@@ -942,6 +942,7 @@ async fn import_punches(
                     source: source.clone(),
                     raw: None,
                     identity: r.employee_id,
+                    direction: None,
                 })
                 .collect();
         }
@@ -977,6 +978,7 @@ async fn import_punches(
                         event_id: None,
                         source: source.clone(),
                         raw: Some(text.trim_end_matches(['\r', '\n']).to_string()),
+                        direction: l.kind.state().map(String::from),
                         identity: l.pin,
                     }),
                     Err(reason) => {

@@ -149,6 +149,9 @@ pub struct NewPunch {
     pub source: String,
     /// The raw line or payload, when it is text.
     pub raw: Option<String>,
+    /// The punch state the terminal reported (`check_in`, `break_out`, …;
+    /// [`crate::ingest::decode::PunchKind::state`]), when it reported one.
+    pub direction: Option<String>,
 }
 
 impl NewPunch {

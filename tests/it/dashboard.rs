@@ -240,6 +240,7 @@ fn browser_shows_todays_absences_and_explanations() {
                     event_id: None,
                     source: "test".into(),
                     raw: None,
+                    direction: None,
                 }])
                 .await
                 .unwrap();

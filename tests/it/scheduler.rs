@@ -97,6 +97,7 @@ impl Site {
                 event_id: None,
                 source: "test".into(),
                 raw: None,
+                direction: None,
             }])
             .await
             .unwrap();
@@ -352,6 +353,7 @@ async fn silent_terminals_and_clocks_ahead_alert_the_operations_contact_once_a_d
             event_id: None,
             source: "test".into(),
             raw: None,
+            direction: None,
         }])
         .await
         .unwrap();

@@ -191,6 +191,7 @@ fn punch(emp: &str, time: &str) -> NewPunch {
         event_id: None,
         source: "test".into(),
         raw: None,
+        direction: None,
     }
 }
 
@@ -1560,3 +1561,86 @@ async fn leave_rule_columns_are_stored_and_flag_as_evaluate_does(db: &TestDb) {
     );
 }
 store_test!(leave_rule_columns_are_stored_and_flag_as_evaluate_does);
+
+/// 坐席员考核细则 二(二)3 with `[leaving_post] trust_direction = true`: the
+/// ZKTeco status column of an ATTLOG import (2 break-out, 3 break-in) is
+/// stored with each punch and decides the time away. A double tap of
+/// break-out (09:00, 09:05) is one leave returning at 09:40: 40 minutes,
+/// half a day; pairing in order would have made it 5 minutes and an
+/// unpaired punch.
+async fn direction_codes_are_stored_and_decide_time_away(db: &TestDb) {
+    let dir = db.dir.path();
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/policies/city-management-24h.toml"
+    ))
+    .unwrap();
+    assert!(policy.contains("trust_direction = false"));
+    let policy_file = dir.join("city.toml");
+    std::fs::write(
+        &policy_file,
+        policy.replace("trust_direction = false", "trust_direction = true"),
+    )
+    .unwrap();
+    let config = dir.join("city-attendd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy]\nfile = {:?}\n\n[store]\nurl = {:?}\n",
+            policy_file.display().to_string(),
+            db.url
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("ATTENDD_STORE_URL")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    run(&["import", "employees", &format!("{EXAMPLES}/employees.csv")]);
+    let roster = dir.join("roster.csv");
+    std::fs::write(&roster, "employee_id,date,shift\nE001,2026-11-02,morning\n").unwrap();
+    run(&["import", "roster", roster.to_str().unwrap()]);
+    // attlog.dat lines: PIN, time, status, verify, workcode (ZKTeco
+    // "Attendance Log" USB export, as in the reimport test above).
+    let att = dir.join("attlog.dat");
+    std::fs::write(
+        &att,
+        "   E001\t2026-11-02 07:58:00\t0\t1\t0\n\
+         \x20  E001\t2026-11-02 09:00:00\t2\t1\t0\n\
+         \x20  E001\t2026-11-02 09:05:00\t2\t1\t0\n\
+         \x20  E001\t2026-11-02 09:40:00\t3\t1\t0\n\
+         \x20  E001\t2026-11-02 12:01:00\t1\t1\t0\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "import",
+        "punches",
+        att.to_str().unwrap(),
+        "--format",
+        "zk-attlog",
+        "--device",
+        "zk-1",
+    ]);
+    assert!(out.contains("5 new"), "{out}");
+    let day = run(&["day", "2026-11-02", "--json"]);
+    let v: serde_json::Value = day
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["employee_id"] == "E001")
+        .unwrap_or_else(|| panic!("{day}"));
+    assert_eq!(v["explanation"]["away"]["minutes"], 40, "{v}");
+    assert_eq!(
+        v["deductions"],
+        serde_json::json!([{"rule": "leaving_post_half_day", "category": "discipline", "points": 5}]),
+        "{v}"
+    );
+    assert_eq!(v["flags"], serde_json::json!([]), "{v}");
+}
+store_test!(direction_codes_are_stored_and_decide_time_away);
