@@ -112,6 +112,7 @@ fn main() {
                     event_id: None,
                     source: "bench".into(),
                     raw: None,
+                    direction: None,
                 });
             }
         }

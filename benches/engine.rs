@@ -91,6 +91,7 @@ fn engine_alone() {
                     v.push(Punch {
                         at: midnight + chrono::Duration::seconds(s as i64),
                         device: Some(device.clone()),
+                        direction: None,
                     });
                 }
             }

@@ -85,6 +85,7 @@ fn punches(employees: usize, n: usize) -> Vec<NewPunch> {
                     event_id: None,
                     source: "bench".into(),
                     raw: None,
+                    direction: None,
                 });
             }
         }

@@ -198,6 +198,7 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
             punches[i].push(Punch {
                 at: r.time,
                 device: r.device_id,
+                direction: None,
             });
             Some(())
         },

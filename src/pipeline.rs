@@ -746,6 +746,7 @@ impl Pipeline {
                     event_id,
                     source: origin.clone(),
                     raw: Some(raw.clone()),
+                    direction: p.kind.state().map(String::from),
                 });
             }
         }

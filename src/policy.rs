@@ -974,15 +974,6 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
                 ),
             }
         }
-        if lp.trust_direction {
-            // Direction codes are decoded but not yet kept with stored
-            // punches nor read from punches.csv: trusting them would
-            // silently pair as if they were absent.
-            is.push(
-                "leaving_post.trust_direction",
-                "true is not supported yet: punch direction codes are not stored with punches; leave it false (punches pair up in order)",
-            );
-        }
         if lp.grace_minutes > 24 * 60 {
             is.push(
                 "leaving_post.grace_minutes",

@@ -433,6 +433,7 @@ pub async fn replay(
                         event_id: p.event_id.clone(),
                         source: origin.clone(),
                         raw: Some(raw.clone()),
+                        direction: p.kind.state().map(String::from),
                     }),
                     Err(e) => why = why.or(Some(e)),
                 }

@@ -66,6 +66,7 @@ impl Instance {
 struct Kept<'a> {
     at: DateTime<Utc>,
     device: Option<&'a Arc<str>>,
+    direction: Option<Direction>,
     merged: u32,
 }
 
@@ -196,6 +197,7 @@ fn merge_repeats<'a>(dedupe_secs: i64, punches: &'a [Punch], kept: &mut Vec<Kept
         kept.push(Kept {
             at: p.at,
             device: p.device.as_ref(),
+            direction: p.direction,
             merged: 0,
         });
     }
@@ -841,6 +843,12 @@ fn time_away(
         return (0, 0, false);
     }
     let inner = &kept[1..kept.len() - 1];
+    // policy.md, "Leaving post": with `trust_direction`, the terminal's
+    // direction codes decide when every punch between check-in and
+    // check-out has one.
+    if lp.trust_direction && inner.iter().all(|p| p.direction.is_some()) {
+        return away_by_direction(lp, policy, leaves, inst, inner);
+    }
     let visit = chrono::Duration::seconds(policy.visit_secs);
     let arrival = inner
         .iter()
@@ -873,6 +881,42 @@ fn time_away(
         }
     }
     (raw, graded, !middle.len().is_multiple_of(2))
+}
+
+/// 坐席员考核细则 二(二)3 (脱岗) under `[leaving_post] trust_direction`:
+/// each `Out` punch between check-in and check-out leaves, the next `In`
+/// returns (a second `Out` before it is a repeat of the first leave); an
+/// `Out` without a return or an `In` without a leave is unpaired (flagged,
+/// not deducted).
+fn away_by_direction(
+    lp: &LeavingPost,
+    policy: &Policy,
+    leaves: &[Leave],
+    inst: &Instance,
+    inner: &[Kept<'_>],
+) -> (i64, i64, bool) {
+    let (mut raw, mut graded, mut unpaired) = (0, 0, false);
+    let mut out: Option<DateTime<Utc>> = None;
+    for p in inner {
+        match p.direction {
+            Some(Direction::Out) => out = out.or(Some(p.at)),
+            Some(Direction::In) => match out.take() {
+                Some(l) => {
+                    raw += (p.at - l).num_seconds();
+                    // Allowed breaks excuse time away inside the shift only.
+                    let s = l.max(inst.times.start);
+                    let e = p.at.min(inst.times.end);
+                    if e > s {
+                        graded += (e - s).num_seconds()
+                            - excused_away(lp, policy.tz, leaves, inst.date, s, e);
+                    }
+                }
+                None => unpaired = true,
+            },
+            None => {}
+        }
+    }
+    (raw, graded, unpaired || out.is_some())
 }
 
 /// Seconds of `[a, b)` inside an allowed break or approved leave, each

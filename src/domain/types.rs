@@ -84,6 +84,32 @@ pub struct Punch {
     pub at: DateTime<Utc>,
     /// The terminal that saw it, when known.
     pub device: Option<Arc<str>>,
+    /// The direction the terminal gave it, when it gave one (ZKTeco status
+    /// 0/1/2/3, Hikvision `attendanceStatus`); read only under
+    /// `[leaving_post] trust_direction = true`.
+    pub direction: Option<Direction>,
+}
+
+/// A punch's direction as a terminal reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// Coming in: check-in, break-in (returns), overtime-in.
+    In,
+    /// Going out: check-out, break-out (leaves), overtime-out.
+    Out,
+}
+
+impl Direction {
+    /// The direction of a stored punch state (`check_in`, `break_out`, …,
+    /// the names of [`crate::ingest::decode::PunchKind`]); `None` for
+    /// anything else.
+    pub fn of_state(state: &str) -> Option<Direction> {
+        match state {
+            "check_in" | "break_in" | "ot_in" => Some(Direction::In),
+            "check_out" | "break_out" | "ot_out" => Some(Direction::Out),
+            _ => None,
+        }
+    }
 }
 
 /// Whether a leave request was approved.

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Pool, QueryBuilder, Row};
 
-use super::recompute::{Change, ChangeKind};
+use super::recompute::{Change, ChangeKind, PunchTime};
 use super::{
     Adjustment, AuditRow, EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, LedgerEntry,
     NewManualEntry, NewPunch, NewQuarantine, QUARANTINE_MAX_BYTES, QueryContext,
@@ -105,7 +105,7 @@ async fn insert_punches_in(
     }
     for chunk in todo.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, raw, received_at, dedupe_key) ",
+            "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, raw, received_at, dedupe_key, direction) ",
         );
         qb.push_values(chunk, |mut b, &i| {
             let p = &rows[i];
@@ -117,7 +117,8 @@ async fn insert_punches_in(
                 .push_bind(p.identity.as_str())
                 .push_bind(p.raw.as_deref())
                 .push_bind(now)
-                .push_bind(keys[i].as_str());
+                .push_bind(keys[i].as_str())
+                .push_bind(p.direction.as_deref());
         });
         qb.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
         let got = qb.build().fetch_all(&mut **tx).await.ctx("insert punches")?;
@@ -171,8 +172,9 @@ pub(super) async fn punch_times(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     employee: Option<&str>,
-) -> Result<Vec<(String, DateTime<Utc>, Option<String>)>, StoreError> {
-    let mut qb = QueryBuilder::<Db>::new("SELECT employee_id, time, device_id FROM punches WHERE time >= ");
+) -> Result<Vec<PunchTime>, StoreError> {
+    let mut qb =
+        QueryBuilder::<Db>::new("SELECT employee_id, time, device_id, direction FROM punches WHERE time >= ");
     qb.push_bind(from).push(" AND time < ").push_bind(to);
     // A superseded punch (`attendd punches supersede`) is not classified.
     qb.push(" AND NOT EXISTS (SELECT 1 FROM punch_supersedes s WHERE s.punch_id = punches.id)");
@@ -182,7 +184,7 @@ pub(super) async fn punch_times(
     qb.push(" ORDER BY employee_id, time");
     let rows = qb.build().fetch_all(pool).await.ctx("select punch times")?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
         .collect::<Result<_, sqlx::Error>>()
         .ctx("read punch times")
 }
@@ -403,6 +405,8 @@ fn leave_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LeaveRecord, sqlx::
         end: r.try_get("end_at")?,
         kind: r.try_get("kind")?,
         status: r.try_get("status")?,
+        requested_at: r.try_get("requested_at")?,
+        document: r.try_get("document")?,
     })
 }
 
@@ -422,19 +426,30 @@ pub(super) async fn upsert_leaves(
     let mut tx = begin(pool).await?;
     for chunk in uniq.chunks(CHUNK) {
         let mut qb =
-            QueryBuilder::<Db>::new("INSERT INTO leaves (employee_id, start_at, end_at, kind, status, updated_at) ");
+            QueryBuilder::<Db>::new(
+                "INSERT INTO leaves (employee_id, start_at, end_at, kind, status, requested_at, document, updated_at) ",
+            );
         qb.push_values(chunk, |mut b, r| {
             b.push_bind(r.employee_id.as_str())
                 .push_bind(r.start)
                 .push_bind(r.end)
                 .push_bind(r.kind.as_str())
                 .push_bind(r.status.as_str())
+                .push_bind(r.requested_at)
+                .push_bind(r.document.as_deref())
                 .push_bind(now);
         });
+        // A file that does not say when a leave was asked for, or which
+        // document came with it (no such column), keeps what is stored.
         qb.push(
             " ON CONFLICT (employee_id, start_at, end_at, kind) DO UPDATE SET status = excluded.status, \
-             updated_at = excluded.updated_at WHERE leaves.status <> excluded.status \
-             RETURNING employee_id, start_at, end_at, kind, status",
+             requested_at = COALESCE(excluded.requested_at, leaves.requested_at), \
+             document = COALESCE(excluded.document, leaves.document), \
+             updated_at = excluded.updated_at \
+             WHERE leaves.status <> excluded.status \
+             OR (excluded.requested_at IS NOT NULL AND excluded.requested_at IS DISTINCT FROM leaves.requested_at) \
+             OR (excluded.document IS NOT NULL AND excluded.document IS DISTINCT FROM leaves.document) \
+             RETURNING employee_id, start_at, end_at, kind, status, requested_at, document",
         );
         for r in qb.build().fetch_all(&mut *tx).await.ctx("upsert leaves")? {
             changed.push(leave_from_row(&r).ctx("upsert leaves")?);
@@ -450,7 +465,7 @@ pub(super) async fn leaves(
     to: DateTime<Utc>,
 ) -> Result<Vec<LeaveRecord>, StoreError> {
     let rows = sqlx::query(
-        "SELECT employee_id, start_at, end_at, kind, status FROM leaves WHERE end_at > $1 AND start_at < $2 \
+        "SELECT employee_id, start_at, end_at, kind, status, requested_at, document FROM leaves WHERE end_at > $1 AND start_at < $2 \
          ORDER BY employee_id, start_at",
     )
     .bind(from)

@@ -33,7 +33,7 @@ use super::{
 };
 use crate::config::{self, Config};
 use crate::domain::time::{resolve_local, to_local};
-use crate::domain::types::{DayVerdict, HolidayKind, LeaveStatus, RosterEntry};
+use crate::domain::types::{DayVerdict, HolidayKind, LeaveDocument, LeaveStatus, RosterEntry};
 use crate::domain::{Points, policy::Policy};
 use crate::input::{self, LocalTimes, RowError};
 use crate::render;
@@ -789,6 +789,12 @@ async fn import(
                         LeaveStatus::Rejected => "rejected",
                     }
                     .into(),
+                    requested_at: r.requested_at,
+                    document: match r.document {
+                        LeaveDocument::Unknown => None,
+                        LeaveDocument::Missing => Some(String::new()),
+                        LeaveDocument::Given(d) => Some(d.to_string()),
+                    },
                 })
                 .collect();
             let changed = ctx.store.upsert_leaves(&rows).await?;
@@ -942,6 +948,7 @@ async fn import_punches(
                     source: source.clone(),
                     raw: None,
                     identity: r.employee_id,
+                    direction: None,
                 })
                 .collect();
         }
@@ -977,6 +984,7 @@ async fn import_punches(
                         event_id: None,
                         source: source.clone(),
                         raw: Some(text.trim_end_matches(['\r', '\n']).to_string()),
+                        direction: l.kind.state().map(String::from),
                         identity: l.pin,
                     }),
                     Err(reason) => {

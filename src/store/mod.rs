@@ -150,6 +150,9 @@ pub struct NewPunch {
     pub source: String,
     /// The raw line or payload, when it is text.
     pub raw: Option<String>,
+    /// The punch state the terminal reported (`check_in`, `break_out`, …;
+    /// [`crate::ingest::decode::PunchKind::state`]), when it reported one.
+    pub direction: Option<String>,
 }
 
 impl NewPunch {
@@ -313,6 +316,12 @@ pub struct LeaveRecord {
     pub kind: String,
     /// `approved`, `pending` or `rejected`.
     pub status: String,
+    /// When it was asked for (leaves.csv `requested_at`); `None` when the
+    /// source does not say.
+    pub requested_at: Option<DateTime<Utc>>,
+    /// The document handed in (leaves.csv `document`): `None` when the
+    /// source does not say, `Some("")` when it says none was.
+    pub document: Option<String>,
 }
 
 /// A holiday-calendar row as stored.

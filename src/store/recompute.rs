@@ -24,8 +24,13 @@ use crate::domain::classify::{EmployeeDays, evaluate_employee};
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
 use crate::domain::types::{
-    DayVerdict, EmployeeId, HolidayKind, Leave, LeaveStatus, Punch, Roster, RosterEntry,
+    DayVerdict, Direction, EmployeeId, HolidayKind, Leave, LeaveDocument, LeaveStatus, Punch,
+    Roster, RosterEntry,
 };
+
+/// A stored punch as a recompute reads it: employee, instant, device and
+/// the state the terminal reported.
+pub(super) type PunchTime = (String, DateTime<Utc>, Option<String>, Option<String>);
 
 /// Up to this many employees in scope, a recompute queries each one's
 /// rows by index instead of reading the whole range.
@@ -643,9 +648,12 @@ impl Store {
                 end: l.end,
                 kind: Arc::from(l.kind.as_str()),
                 status,
-                // leaves has no columns for them yet: unknown, no flags.
-                requested_at: None,
-                document: Default::default(),
+                requested_at: l.requested_at,
+                document: match l.document {
+                    None => LeaveDocument::Unknown,
+                    Some(d) if d.is_empty() => LeaveDocument::Missing,
+                    Some(d) => LeaveDocument::Given(Arc::from(d.as_str())),
+                },
             });
         }
 
@@ -662,10 +670,16 @@ impl Store {
         // device reads `correction:ID`, so the explanation shows them.
         let n_raw = times.len();
         for only in targets.iter().map(|t| t.as_deref()) {
-            times.extend(super::hr::correction_times(self, lo, hi, only).await?);
+            // A correction says when, not which way.
+            times.extend(
+                super::hr::correction_times(self, lo, hi, only)
+                    .await?
+                    .into_iter()
+                    .map(|(e, at, d)| (e, at, d, None)),
+            );
         }
         let corrected = times.len() > n_raw;
-        for (emp, at, device) in times {
+        for (emp, at, device, state) in times {
             let Some(&i) = index.get(emp.as_str()) else {
                 continue;
             };
@@ -675,7 +689,11 @@ impl Store {
                     .or_insert_with_key(|k| Arc::from(k.as_str()))
                     .clone()
             });
-            punches[i].push(Punch { at, device });
+            punches[i].push(Punch {
+                at,
+                device,
+                direction: state.as_deref().and_then(Direction::of_state),
+            });
         }
         if corrected {
             for p in &mut punches {

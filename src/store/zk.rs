@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 
+use crate::ingest::decode::PunchKind;
 use crate::ingest::decode::zk_attlog::{ZkLayout, read_columns};
 
 /// One decoded line: the PIN as written and the device wall-clock time.
@@ -19,6 +20,8 @@ pub(crate) struct AttLine {
     /// The instant, when the line carries a trusted `TimeOffset`; else the
     /// caller reads `local` in the terminal's zone.
     pub at: Option<DateTime<Utc>>,
+    /// `Status` (0 check-in, 1 check-out, 2 break-out, 3 break-in, …).
+    pub kind: PunchKind,
 }
 
 /// Decodes one line; the error says why it is not an ATTLOG record.
@@ -42,6 +45,7 @@ pub(crate) fn parse_line(line: &str) -> Result<AttLine, String> {
         pin: l.pin,
         local: l.local,
         at,
+        kind: l.kind,
     })
 }
 

@@ -24,6 +24,7 @@ fn decide(
         .map(|t| Punch {
             at: at(policy, t),
             device: None,
+            direction: None,
         })
         .collect();
     let emp = EmployeeDays {

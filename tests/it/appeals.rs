@@ -319,6 +319,7 @@ async fn hr_store_calls_on_postgres() {
             event_id: None,
             source: "test".into(),
             raw: None,
+            direction: None,
         }])
         .await
         .unwrap();

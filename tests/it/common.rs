@@ -90,6 +90,7 @@ impl<'p> Case<'p> {
             self.punches.push(Punch {
                 at,
                 device: Some("gate-1".into()),
+                direction: None,
             });
         }
         self

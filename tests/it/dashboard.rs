@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use attendd::store::{EmployeeRecord, NewPunch, RosterRecord, Store};
+use attendd::store::{EmployeeRecord, LeaveRecord, NewPunch, RosterRecord, Store};
 use axum::http::StatusCode;
 use chrono::{Days, Utc};
 
@@ -41,6 +41,32 @@ async fn page_language_follows_accept_language() {
     let zh = String::from_utf8_lossy(&body);
     assert!(zh.contains("<html lang=\"zh\">"));
     assert!(zh.contains("迟到") && zh.contains("早退") && zh.contains("旷工"));
+}
+
+/// Every flag the engine raises (`attendd::domain::types::Flag`) has a
+/// label in both languages; the id stays as a tooltip.
+#[tokio::test]
+async fn every_flag_has_a_label_in_both_languages() {
+    let f = fixture().await;
+    let page = call(&f.router(), "GET", "/", None, None).await.text();
+    for id in [
+        "missing_check_in",
+        "missing_check_out",
+        "partial_leave",
+        "partial_field",
+        "unpaired_punch",
+        "leave_short_notice",
+        "sick_leave_no_certificate",
+        "sick_leave_needs_hospital_record",
+        "possible_shift_swap",
+    ] {
+        assert_eq!(
+            page.matches(&format!("{id}: \"")).count(),
+            2,
+            "{id}: one English and one Chinese label"
+        );
+    }
+    assert!(page.contains("病假未提供病假证明") && page.contains("离岗"));
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -134,7 +160,12 @@ fn browser_shows_todays_absences_and_explanations() {
     let now = Utc::now();
     let local = attendd::domain::time::to_local(policy.tz, now);
     let today = local.date_naive();
-    let window_open = local.time() <= chrono::NaiveTime::from_hms_opt(21, 30, 0).unwrap();
+    let yesterday = today - Days::new(1);
+    // While the day shift's punch window (04:30–21:30) is open, Carol has
+    // not arrived yet; once it has closed she is absent (policy.md, "Today").
+    let window_open = (chrono::NaiveTime::from_hms_opt(4, 30, 0).unwrap()
+        ..chrono::NaiveTime::from_hms_opt(21, 30, 0).unwrap())
+        .contains(&local.time());
 
     // Today is a workday for everybody (a roster row), whatever the weekday.
     // Alice punched a minute ago when that is inside today's window; Carol
@@ -156,7 +187,11 @@ fn browser_shows_todays_absences_and_explanations() {
             end_date: None,
         };
         store
-            .upsert_employees(&[emp("E001", "Alice", "A"), emp("E003", "Carol", "B")])
+            .upsert_employees(&[
+                emp("E001", "Alice", "A"),
+                emp("E003", "Carol", "B"),
+                emp("E004", "Dave", "B"),
+            ])
             .await
             .unwrap();
         store
@@ -171,7 +206,28 @@ fn browser_shows_todays_absences_and_explanations() {
                     date: today,
                     shift: "day".into(),
                 },
+                RosterRecord {
+                    employee_id: "E004".into(),
+                    date: yesterday,
+                    shift: "day".into(),
+                },
             ])
+            .await
+            .unwrap();
+        // Dave was on sick leave yesterday and handed in no document.
+        let midnight = |d: chrono::NaiveDate| {
+            attendd::domain::time::resolve_local(policy.tz, d.and_hms_opt(0, 0, 0).unwrap())
+        };
+        store
+            .upsert_leaves(&[LeaveRecord {
+                employee_id: "E004".into(),
+                start: midnight(yesterday),
+                end: midnight(today),
+                kind: "sick".into(),
+                status: "approved".into(),
+                requested_at: None,
+                document: Some(String::new()),
+            }])
             .await
             .unwrap();
         if local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap() {
@@ -184,6 +240,7 @@ fn browser_shows_todays_absences_and_explanations() {
                     event_id: None,
                     source: "test".into(),
                     raw: None,
+                    direction: None,
                 }])
                 .await
                 .unwrap();
@@ -201,17 +258,12 @@ fn browser_shows_todays_absences_and_explanations() {
             .await
             .unwrap();
         let v = store.verdicts(today, today, Some("E003")).await.unwrap();
-        // While today's punch window is open (until 21:30 with
-        // seed-default's 4-hour margin) nobody is judged absent yet: the
-        // day is provisional, `not_arrived` (policy.md, "Today").
-        assert_eq!(
-            v[0].status,
-            if window_open {
-                "not_arrived"
-            } else {
-                "absent_full"
-            }
-        );
+        let expected = if window_open {
+            "not_arrived"
+        } else {
+            "absent_full"
+        };
+        assert_eq!(v[0].status, expected);
         store.close().await;
     });
 
@@ -267,16 +319,13 @@ fn browser_shows_todays_absences_and_explanations() {
     assert!(teams.contains(">B<"), "team B row:\n{teams}");
     let person = section(&dom, "person");
     assert!(person.contains("Carol"), "{person}");
+    assert!(
+        person.contains("no punch in the window"),
+        "explanation shown:\n{person}"
+    );
     if window_open {
-        assert!(
-            person.contains("not arrived yet"),
-            "provisional status shown:\n{person}"
-        );
+        assert!(person.contains("not arrived yet"), "{person}");
     } else {
-        assert!(
-            person.contains("no punch in the window"),
-            "explanation shown:\n{person}"
-        );
         assert!(
             person.contains("Absent all day (no punch)"),
             "rule label shown:\n{person}"
@@ -291,16 +340,41 @@ fn browser_shows_todays_absences_and_explanations() {
 
     let zh = browse(&chrome, &profile, "zh-CN", &["--dump-dom"], &page);
     assert!(zh.contains("<html lang=\"zh\">"), "zh page");
+    let missing_zh = if window_open {
+        "当前未到"
+    } else {
+        "旷工"
+    };
     assert!(
-        section(&zh, "missing").contains("当前未到") && section(&zh, "missing").contains("Carol"),
+        section(&zh, "missing").contains(missing_zh),
         "{}",
         section(&zh, "missing")
     );
-    if window_open {
-        assert!(section(&zh, "person").contains("尚未到岗"));
-    } else {
-        assert!(section(&zh, "person").contains("打卡时段内无打卡"));
-    }
+    assert!(section(&zh, "person").contains("打卡时段内无打卡"));
+
+    // Yesterday's month for Dave: his flag by its label, and the overtime
+    // column.
+    let dave = format!(
+        "http://127.0.0.1:{port}/#token={HR}&employee=E004&month={}",
+        yesterday.format("%Y-%m")
+    );
+    let dom = browse(&chrome, &profile, "en-US", &["--dump-dom"], &dave);
+    let person = section(&dom, "person");
+    assert!(
+        person.contains("sick leave without a certificate"),
+        "flag label shown:\n{person}"
+    );
+    assert!(
+        person.contains("title=\"sick_leave_no_certificate\""),
+        "{person}"
+    );
+    assert!(person.contains("Overtime (min)"), "{person}");
+    let zh = browse(&chrome, &profile, "zh-CN", &["--dump-dom"], &dave);
+    assert!(
+        section(&zh, "person").contains("病假未提供病假证明"),
+        "{}",
+        section(&zh, "person")
+    );
 
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

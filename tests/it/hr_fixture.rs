@@ -74,6 +74,7 @@ pub fn punch(emp: &str, at: DateTime<Utc>) -> NewPunch {
         event_id: None,
         source: "test".into(),
         raw: None,
+        direction: None,
     }
 }
 

@@ -235,6 +235,7 @@ async fn evaluate_import_day_close_and_api_agree_on_a_month() {
             event_id: None,
             source: "mqtt[0]".into(),
             raw: None,
+            direction: None,
         })
         .collect();
     store.insert_punches(&rows).await.unwrap();

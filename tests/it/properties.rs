@@ -17,6 +17,7 @@ fn punches_at(offsets: &[i64]) -> Vec<Punch> {
         .map(|s| Punch {
             at: monday_midnight() + Duration::seconds(*s),
             device: None,
+            direction: None,
         })
         .collect()
 }

@@ -737,6 +737,7 @@ mod cursor_store {
             event_id: Some(ev.into()),
             source: "hik_pull[0]".into(),
             raw: None,
+            direction: None,
         }
     }
 

@@ -331,6 +331,13 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
         p.iter().any(|p| p.employee_id == "0217"),
         "leading zero kept"
     );
+    // The ATTLOG status column (0 check-in, 1 check-out) is kept with each
+    // punch for `[leaving_post] trust_direction`.
+    assert_eq!(site.count_where("direction = 'check_in'"), 2);
+    assert_eq!(
+        site.count_where("direction = 'check_out' AND employee_id = '1043'"),
+        1
+    );
 
     // A malformed line in the middle: the good lines are stored, the bad
     // one quarantined, and the batch is acknowledged.

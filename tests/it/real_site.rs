@@ -945,6 +945,7 @@ async fn a_day_that_ended_while_the_daemon_was_down_closes_on_restart() {
             event_id: None,
             source: "mqtt[0]".into(),
             raw: None,
+            direction: None,
         }])
         .await
         .unwrap();

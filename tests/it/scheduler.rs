@@ -97,6 +97,7 @@ impl Site {
                 event_id: None,
                 source: "test".into(),
                 raw: None,
+                direction: None,
             }])
             .await
             .unwrap();
@@ -192,6 +193,8 @@ async fn approved_leave_holds_the_alert_back_and_pending_leave_does_not() {
         end: at("2026-03-03", "00:00"),
         kind: "annual".into(),
         status: status.into(),
+        requested_at: None,
+        document: None,
     };
     s.store
         .upsert_leaves(&[leave("E1", "approved"), leave("E2", "pending")])
@@ -350,6 +353,7 @@ async fn silent_terminals_and_clocks_ahead_alert_the_operations_contact_once_a_d
             event_id: None,
             source: "test".into(),
             raw: None,
+            direction: None,
         }])
         .await
         .unwrap();

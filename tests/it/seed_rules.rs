@@ -551,7 +551,8 @@ fn check_config_names_each_new_key() {
         "[leaving_post]\nallowed_breaks = [\"11:00-12:00\", \"lunch\"]\ngrace_minutes = 0\ntrust_direction = true\nsteps = [{ up_to = 30, grade = \"minor\", rule = \"leaving_post\", points = 2 }, { grade = \"half-day\", rule = \"nope\" }]\n",
     );
     assert!(e.contains("key `leaving_post.allowed_breaks[1]`"), "{e}");
-    assert!(e.contains("key `leaving_post.trust_direction`"), "{e}");
+    // trust_direction = true is accepted since punches keep their direction.
+    assert!(!e.contains("leaving_post.trust_direction"), "{e}");
     assert!(e.contains("key `leaving_post.steps[1].rule`"), "{e}");
     let e = errors_of(
         "[overtime]\nmin_minutes = 0\n[leave]\nnotice_hours = -1\nsick_days_need_hospital_record = 400\n",

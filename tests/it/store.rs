@@ -191,6 +191,7 @@ fn punch(emp: &str, time: &str) -> NewPunch {
         event_id: None,
         source: "test".into(),
         raw: None,
+        direction: None,
     }
 }
 
@@ -1445,3 +1446,201 @@ async fn device_scoped_recpush_aliases_through_the_pipeline(db: &TestDb) {
     assert_eq!(left[0].kind, attendd::store::QuarantineKind::Unknown);
 }
 store_test!(device_scoped_recpush_aliases_through_the_pipeline);
+
+/// 坐席考勤管理制度 三3, 三4: a leaves.csv with `requested_at` and `document`
+/// imported into the store flags the days as `evaluate` does on the same file,
+/// and a later file without those columns keeps what is stored.
+async fn leave_rule_columns_are_stored_and_flag_as_evaluate_does(db: &TestDb) {
+    let o = cli(
+        db,
+        &["import", "employees", &format!("{EXAMPLES}/employees.csv")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let dir = db.dir.path();
+    // A punch import fixes where classification starts; later imports
+    // recompute from there.
+    let punches = dir.join("punches.csv");
+    std::fs::write(&punches, "employee_id,time\nE005,2026-11-02 08:25:00\n").unwrap();
+    let o = cli(db, &["import", "punches", punches.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let leaves = dir.join("leaves.csv");
+    std::fs::write(
+        &leaves,
+        "employee_id,start,end,kind,status,requested_at,document\n\
+         E001,2026-11-03 08:30:00,2026-11-03 17:30:00,annual,approved,2026-11-02 08:31:00,\n\
+         E002,2026-11-02 00:00:00,2026-11-05 17:30:00,sick,approved,2026-10-30 09:00:00,certificate\n\
+         E003,2026-11-04 08:30:00,2026-11-04 17:30:00,sick,approved,,\n",
+    )
+    .unwrap();
+    let o = cli(db, &["import", "leaves", leaves.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let stored = db
+        .store
+        .leaves(at("2026-11-01T00:00:00Z"), at("2026-12-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let e002 = stored.iter().find(|l| l.employee_id == "E002").unwrap();
+    assert_eq!(e002.requested_at, Some(at("2026-10-30T09:00:00+08:00")));
+    assert_eq!(e002.document.as_deref(), Some("certificate"));
+    let e003 = stored.iter().find(|l| l.employee_id == "E003").unwrap();
+    assert_eq!(
+        (e003.requested_at, e003.document.as_deref()),
+        (None, Some(""))
+    );
+
+    let o = Command::new(BIN)
+        .args(["evaluate", "--policy", POLICY])
+        .args(["--employees", &format!("{EXAMPLES}/employees.csv")])
+        .args(["--punches", punches.to_str().unwrap()])
+        .args(["--leaves", leaves.to_str().unwrap()])
+        .args(["--from", "2026-11-02", "--to", "2026-11-05", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut expected: Vec<String> = text(&o.stdout).lines().map(String::from).collect();
+    let store_days = || {
+        let mut got: Vec<String> = Vec::new();
+        for day in ["2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"] {
+            let o = cli(db, &["day", day, "--json"]);
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+            got.extend(text(&o.stdout).lines().map(String::from));
+        }
+        got.sort();
+        got
+    };
+    let got = store_days();
+    expected.sort();
+    assert_eq!(got.len(), 20);
+    assert_eq!(got, expected);
+    let flags = |got: &[String], emp: &str, day: &str| -> serde_json::Value {
+        got.iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["employee_id"] == emp && v["date"] == day)
+            .unwrap()["flags"]
+            .clone()
+    };
+    assert_eq!(
+        flags(&got, "E001", "2026-11-03"),
+        serde_json::json!(["leave_short_notice"])
+    );
+    for day in ["2026-11-02", "2026-11-05"] {
+        assert_eq!(
+            flags(&got, "E002", day),
+            serde_json::json!(["sick_leave_needs_hospital_record"]),
+            "{day}"
+        );
+    }
+    assert_eq!(
+        flags(&got, "E003", "2026-11-04"),
+        serde_json::json!(["sick_leave_no_certificate"])
+    );
+
+    // A status-only file (no requested_at, no document column) keeps them.
+    std::fs::write(
+        &leaves,
+        "employee_id,start,end,kind,status\n\
+         E001,2026-11-03 08:30:00,2026-11-03 17:30:00,annual,approved\n\
+         E003,2026-11-04 08:30:00,2026-11-04 17:30:00,sick,approved\n",
+    )
+    .unwrap();
+    let o = cli(db, &["import", "leaves", leaves.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(store_days(), got);
+    // A document handed in later clears the flag.
+    std::fs::write(
+        &leaves,
+        "employee_id,start,end,kind,status,document\n\
+         E003,2026-11-04 08:30:00,2026-11-04 17:30:00,sick,approved,Certificate\n",
+    )
+    .unwrap();
+    let o = cli(db, &["import", "leaves", leaves.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        flags(&store_days(), "E003", "2026-11-04"),
+        serde_json::json!([])
+    );
+}
+store_test!(leave_rule_columns_are_stored_and_flag_as_evaluate_does);
+
+/// 坐席员考核细则 二(二)3 with `[leaving_post] trust_direction = true`: the
+/// ZKTeco status column of an ATTLOG import (2 break-out, 3 break-in) is
+/// stored with each punch and decides the time away. A double tap of
+/// break-out (09:00, 09:05) is one leave returning at 09:40: 40 minutes,
+/// half a day; pairing in order would have made it 5 minutes and an
+/// unpaired punch.
+async fn direction_codes_are_stored_and_decide_time_away(db: &TestDb) {
+    let dir = db.dir.path();
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/policies/city-management-24h.toml"
+    ))
+    .unwrap();
+    assert!(policy.contains("trust_direction = false"));
+    let policy_file = dir.join("city.toml");
+    std::fs::write(
+        &policy_file,
+        policy.replace("trust_direction = false", "trust_direction = true"),
+    )
+    .unwrap();
+    let config = dir.join("city-attendd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy]\nfile = {:?}\n\n[store]\nurl = {:?}\n",
+            policy_file.display().to_string(),
+            db.url
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("ATTENDD_STORE_URL")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    run(&["import", "employees", &format!("{EXAMPLES}/employees.csv")]);
+    let roster = dir.join("roster.csv");
+    std::fs::write(&roster, "employee_id,date,shift\nE001,2026-11-02,morning\n").unwrap();
+    run(&["import", "roster", roster.to_str().unwrap()]);
+    // attlog.dat lines: PIN, time, status, verify, workcode (ZKTeco
+    // "Attendance Log" USB export, as in the reimport test above).
+    let att = dir.join("attlog.dat");
+    std::fs::write(
+        &att,
+        "   E001\t2026-11-02 07:58:00\t0\t1\t0\n\
+         \x20  E001\t2026-11-02 09:00:00\t2\t1\t0\n\
+         \x20  E001\t2026-11-02 09:05:00\t2\t1\t0\n\
+         \x20  E001\t2026-11-02 09:40:00\t3\t1\t0\n\
+         \x20  E001\t2026-11-02 12:01:00\t1\t1\t0\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "import",
+        "punches",
+        att.to_str().unwrap(),
+        "--format",
+        "zk-attlog",
+        "--device",
+        "zk-1",
+    ]);
+    assert!(out.contains("5 new"), "{out}");
+    let day = run(&["day", "2026-11-02", "--json"]);
+    let v: serde_json::Value = day
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["employee_id"] == "E001")
+        .unwrap_or_else(|| panic!("{day}"));
+    assert_eq!(v["explanation"]["away"]["minutes"], 40, "{v}");
+    assert_eq!(
+        v["deductions"],
+        serde_json::json!([{"rule": "leaving_post_half_day", "category": "discipline", "points": 5}]),
+        "{v}"
+    );
+    assert_eq!(v["flags"], serde_json::json!([]), "{v}");
+}
+store_test!(direction_codes_are_stored_and_decide_time_away);

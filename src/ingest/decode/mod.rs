@@ -141,6 +141,22 @@ pub enum PunchKind {
     Unspecified,
 }
 
+impl PunchKind {
+    /// The name stored with a punch (`punches.direction`), `None` for
+    /// [`PunchKind::Unspecified`].
+    pub fn state(self) -> Option<&'static str> {
+        match self {
+            PunchKind::CheckIn => Some("check_in"),
+            PunchKind::CheckOut => Some("check_out"),
+            PunchKind::BreakOut => Some("break_out"),
+            PunchKind::BreakIn => Some("break_in"),
+            PunchKind::OtIn => Some("ot_in"),
+            PunchKind::OtOut => Some("ot_out"),
+            PunchKind::Unspecified => None,
+        }
+    }
+}
+
 /// How the person was verified (`devices.md` §6 "Verify method ≠
 /// configured mode"). Vendor codes that have no arm here are kept raw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
