@@ -29,6 +29,7 @@ mod scale;
 mod scheduler;
 mod scores_dst;
 mod seed_rules;
+mod seed_table;
 mod serial_source;
 mod services;
 mod simulate;
