@@ -8,20 +8,41 @@ use crate::domain::policy::Policy;
 use crate::domain::score::MonthScore;
 use crate::domain::types::DayVerdict;
 
-/// One day record as a JSON line (`interfaces.md`, "attendd evaluate").
-pub fn json_line(v: &DayVerdict, buf: &mut Vec<u8>) {
+/// One day record as a JSON line (`interfaces.md`, "attendd evaluate"),
+/// labelled with the employee's policy group (`default` for the default
+/// policy; policy.md, "Several rule sets on one site").
+pub fn json_line(v: &DayVerdict, policy: &str, buf: &mut Vec<u8>) {
+    #[derive(serde::Serialize)]
+    struct Labelled<'a> {
+        #[serde(flatten)]
+        v: &'a DayVerdict,
+        policy: &'a str,
+    }
     // Serialising plain data into a Vec cannot fail.
-    serde_json::to_writer(&mut *buf, v).expect("verdict serialises");
+    serde_json::to_writer(&mut *buf, &Labelled { v, policy }).expect("verdict serialises");
     buf.push(b'\n');
 }
 
 /// One monthly score as `{"scores":{…}}` on its own line.
-pub fn score_json_line(s: &MonthScore, buf: &mut Vec<u8>) {
+/// The score carries `policy` as a day record does.
+pub fn score_json_line(s: &MonthScore, policy: &str, buf: &mut Vec<u8>) {
+    #[derive(serde::Serialize)]
+    struct Labelled<'a> {
+        #[serde(flatten)]
+        s: &'a MonthScore,
+        policy: &'a str,
+    }
     #[derive(serde::Serialize)]
     struct Wrap<'a> {
-        scores: &'a MonthScore,
+        scores: Labelled<'a>,
     }
-    serde_json::to_writer(&mut *buf, &Wrap { scores: s }).expect("score serialises");
+    serde_json::to_writer(
+        &mut *buf,
+        &Wrap {
+            scores: Labelled { s, policy },
+        },
+    )
+    .expect("score serialises");
     buf.push(b'\n');
 }
 
