@@ -356,8 +356,14 @@ pub fn run(
     let mut last_tick = started;
     let total = inputs.employees.len();
     let mut scores: Vec<(usize, MonthScore)> = Vec::new();
+    // With groups, table rows name their policy (JSON records always do).
+    let mixed = policies.len() > 1;
     if !req.json {
-        render::table_header(out)?;
+        if mixed {
+            render::table_header_labelled(out)?;
+        } else {
+            render::table_header(out)?;
+        }
     }
     let mut line: Vec<u8> = Vec::with_capacity(2048);
     for (i, emp) in inputs.employees.iter().enumerate() {
@@ -384,7 +390,11 @@ pub fn run(
             if req.json {
                 render::json_line(v, label, &mut line);
             } else {
-                render::table_row(v, &mut line);
+                if mixed {
+                    render::table_row_labelled(v, label, &mut line);
+                } else {
+                    render::table_row(v, &mut line);
+                }
             }
             out.write_all(&line)?;
         }

@@ -55,6 +55,19 @@ pub fn table_header(out: &mut dyn Write) -> io::Result<()> {
     )
 }
 
+/// The day table's header with a first `policy` column, for runs that mix
+/// several policies (policy.md, "Several rule sets on one site").
+pub fn table_header_labelled(out: &mut dyn Write) -> io::Result<()> {
+    write!(out, "{:<12} ", "policy")?;
+    table_header(out)
+}
+
+/// One day as a table row after its policy label.
+pub fn table_row_labelled(v: &DayVerdict, policy: &str, buf: &mut Vec<u8>) {
+    let _ = write!(buf, "{policy:<12} ");
+    table_row(v, buf);
+}
+
 fn clock(v: &DayVerdict, t: Option<chrono::DateTime<chrono::FixedOffset>>) -> String {
     match t {
         None => "-".into(),

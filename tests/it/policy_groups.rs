@@ -255,7 +255,7 @@ fn times_and_shifts_are_read_in_the_employees_policy() {
 }
 
 #[test]
-fn the_score_table_shows_the_union_of_categories() {
+fn tables_name_each_rows_policy_and_the_union_of_categories() {
     let dir = tempfile::tempdir().unwrap();
     let o = evaluate(
         dir.path(),
@@ -272,4 +272,17 @@ fn the_score_table_shows_the_union_of_categories() {
     // seed-default's discipline and outbound-call-centre's attendance.
     assert!(header.contains("discipline(20)"), "{header}");
     assert!(header.contains("attendance(8)"), "{header}");
+    // Day rows name their policy first.
+    let days: Vec<&str> = out.lines().take_while(|l| !l.is_empty()).collect();
+    assert!(days[0].starts_with("policy"), "{}", days[0]);
+    assert!(
+        days.iter()
+            .any(|l| l.starts_with("default") && l.contains("E1")),
+        "{out}"
+    );
+    assert!(
+        days.iter()
+            .any(|l| l.starts_with("outbound") && l.contains("E2")),
+        "{out}"
+    );
 }
