@@ -138,7 +138,7 @@ pub struct EvaluateArgs {
     /// Policy file (TOML), e.g. config/policies/seed-default.toml.
     #[arg(long, value_name = "POLICY.toml")]
     pub policy: PathBuf,
-    /// employees.csv: employee_id,name,team,supervisor[,shift][,alias].
+    /// employees.csv: employee_id,name,team,supervisor[,shift][,alias][,policy].
     #[arg(long, value_name = "FILE")]
     pub employees: PathBuf,
     /// punches.csv: employee_id,time[,device_id].
