@@ -138,7 +138,7 @@ pub struct EvaluateArgs {
     /// Policy file (TOML), e.g. config/policies/seed-default.toml.
     #[arg(long, value_name = "POLICY.toml")]
     pub policy: PathBuf,
-    /// employees.csv: employee_id,name,team,supervisor[,shift][,alias].
+    /// employees.csv: employee_id,name,team,supervisor[,shift][,alias][,policy].
     #[arg(long, value_name = "FILE")]
     pub employees: PathBuf,
     /// punches.csv: employee_id,time[,device_id].
@@ -165,6 +165,20 @@ pub struct EvaluateArgs {
     /// After the days, print each employee's monthly score per month.
     #[arg(long)]
     pub scores: bool,
+    /// A further policy, ID=POLICY.toml, for the employees whose
+    /// employees.csv `policy` column says ID (repeatable).
+    #[arg(long = "group", value_name = "ID=FILE", value_parser = parse_group)]
+    pub groups: Vec<(String, PathBuf)>,
+}
+
+/// `--group ID=FILE`.
+fn parse_group(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((id, file)) if !id.trim().is_empty() && !file.is_empty() => {
+            Ok((id.trim().to_string(), PathBuf::from(file)))
+        }
+        _ => Err(format!("{s:?} is not ID=FILE")),
+    }
 }
 
 /// `attendd run`.
@@ -212,6 +226,7 @@ pub fn run(cli: Cli) -> ExitCode {
 fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
     let req = evaluate::Request {
         policy: a.policy,
+        groups: a.groups,
         employees: a.employees,
         punches: a.punches,
         roster: a.roster,

@@ -15,17 +15,20 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 
 use crate::domain::calendar::ShiftClock;
 use crate::domain::classify::{EmployeeDays, evaluate_employee};
-use crate::domain::policy::Policy;
 use crate::domain::score::{MonthScore, month_scores};
 use crate::domain::types::*;
 use crate::input::{self, Parsed, RowError};
+use crate::policy::Policies;
 use crate::render;
 
 /// What to evaluate.
 #[derive(Clone, Debug)]
 pub struct Request {
-    /// Policy file.
+    /// Policy file (the default policy).
     pub policy: PathBuf,
+    /// Further policies by group id (`--group ID=FILE`), picked by
+    /// employees.csv's `policy` column.
+    pub groups: Vec<(String, PathBuf)>,
     /// employees.csv.
     pub employees: PathBuf,
     /// punches.csv.
@@ -86,6 +89,9 @@ pub enum EvaluateError {
     /// for one holiday date); one line per conflict.
     #[error("{0}")]
     Refused(String),
+    /// `--group` ids that cannot stand together.
+    #[error("--group: {0}")]
+    Group(String),
     /// Writing the output failed.
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
@@ -116,14 +122,17 @@ fn table(path: &Path) -> Result<io::Cursor<Vec<u8>>, EvaluateError> {
 pub struct Inputs {
     /// Employees sorted by id.
     pub employees: Vec<Employee>,
+    /// Each employee's policy, an index into the [`Policies`].
+    pub policy_of: Vec<usize>,
     /// Punches by employee index.
     pub punches: Vec<Vec<Punch>>,
     /// Roster by employee index.
     pub roster: Vec<Roster>,
     /// Leaves by employee index.
     pub leaves: Vec<Vec<Leave>>,
-    /// Policy holidays merged with holidays.csv (the file wins).
-    pub holidays: Holidays,
+    /// Per policy (by index): its holidays merged with holidays.csv (the
+    /// file wins).
+    pub holidays: Vec<Holidays>,
     /// Malformed rows.
     pub errors: Vec<RowError>,
     /// Rows naming an employee not in employees.csv.
@@ -131,14 +140,16 @@ pub struct Inputs {
 }
 
 /// Reads and groups the input files.
-pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateError> {
+pub fn read_inputs(policies: &Policies, req: &Request) -> Result<Inputs, EvaluateError> {
     let file = |p: &Path| p.display().to_string();
-    let emps = input::read_employees(table(&req.employees)?, &file(&req.employees), policy);
+    let emps = input::read_employees_in(table(&req.employees)?, &file(&req.employees), policies);
     let mut errors = emps.errors;
-    let mut employees: Vec<Employee> = emps
-        .rows
+    let mut rows: Vec<input::EmployeeRow> = emps.rows.into_iter().map(|(_, r)| r).collect();
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    let policy_of: Vec<usize> = rows.iter().map(|r| r.policy).collect();
+    let employees: Vec<Employee> = rows
         .into_iter()
-        .map(|(_, r)| Employee {
+        .map(|r| Employee {
             id: EmployeeId::from(r.id.as_str()),
             name: r.name,
             team: r.team,
@@ -149,7 +160,6 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
             end_date: r.end_date,
         })
         .collect();
-    employees.sort_by(|a, b| a.id.cmp(&b.id));
     let index: HashMap<&str, usize> = employees
         .iter()
         .enumerate()
@@ -157,6 +167,11 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
         .collect();
     let n = employees.len();
     let mut unknown = Vec::new();
+    // Rows of employees not in employees.csv are reported, not evaluated;
+    // their times and shifts are read with the default policy.
+    let group_of = |id: &str| index.get(id).map_or(0, |&i| policy_of[i]);
+    let policy_for = |id: &str| policies.get(group_of(id));
+    let tz_of = |id: &str| policy_for(id).tz;
 
     fn place<T, U>(
         parsed: Parsed<T>,
@@ -186,7 +201,7 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
     }
 
     let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
-    let p = input::read_punches(table(&req.punches)?, &file(&req.punches), policy.tz);
+    let p = input::read_punches_by(table(&req.punches)?, &file(&req.punches), tz_of);
     place(
         p,
         &file(&req.punches),
@@ -209,8 +224,25 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
 
     let mut roster: Vec<Roster> = vec![Roster::new(); n];
     if let Some(path) = &req.roster {
-        let r = input::read_roster(table(path)?, &file(path), policy);
-        refuse(input::roster_conflicts(policy, &file(path), &r.rows, &[]))?;
+        let r = input::read_roster_by(table(path)?, &file(path), policy_for);
+        // Overlaps are measured on each policy's own shift clock.
+        let mut conflicts = Vec::new();
+        for g in 0..policies.len() {
+            let mine: Vec<(u64, input::RosterRow)> = r
+                .rows
+                .iter()
+                .filter(|(_, row)| group_of(&row.employee_id) == g)
+                .cloned()
+                .collect();
+            conflicts.extend(input::roster_conflicts(
+                policies.get(g),
+                &file(path),
+                &mine,
+                &[],
+            ));
+        }
+        conflicts.sort_by_key(|e| e.line);
+        refuse(conflicts)?;
         place(
             r,
             &file(path),
@@ -223,7 +255,7 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
     }
     let mut leaves: Vec<Vec<Leave>> = vec![Vec::new(); n];
     if let Some(path) = &req.leaves {
-        let l = input::read_leaves(table(path)?, &file(path), policy.tz);
+        let l = input::read_leaves_by(table(path)?, &file(path), tz_of);
         place(
             l,
             &file(path),
@@ -244,18 +276,23 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
             },
         );
     }
-    let mut holidays = policy.holidays.clone();
+    let mut holidays: Vec<Holidays> = (0..policies.len())
+        .map(|g| policies.get(g).holidays.clone())
+        .collect();
     if let Some(path) = &req.holidays {
         let h = input::read_holidays(table(path)?, &file(path));
         refuse(input::holiday_conflicts(&file(path), &h.rows))?;
         errors.extend(h.errors);
         for (_, row) in h.rows {
-            holidays.insert(row.date, row.kind);
+            for set in &mut holidays {
+                set.insert(row.date, row.kind);
+            }
         }
     }
     errors.sort_by(|a, b| (a.file.as_str(), a.line).cmp(&(b.file.as_str(), b.line)));
     Ok(Inputs {
         employees,
+        policy_of,
         punches,
         roster,
         leaves,
@@ -263,6 +300,16 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
         errors,
         unknown,
     })
+}
+
+/// The default policy and each `--group ID=FILE`.
+fn load_policies(req: &Request) -> Result<Policies, EvaluateError> {
+    let default = crate::policy::load(&req.policy)?;
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for (id, path) in &req.groups {
+        groups.push((id.clone(), crate::policy::load(path)?));
+    }
+    Policies::new(default, groups).map_err(EvaluateError::Group)
 }
 
 /// Runs `attendd evaluate`, writing records to `out` and problems to `err`.
@@ -277,8 +324,8 @@ pub fn run(
             to: req.to,
         });
     }
-    let policy = crate::policy::load(&req.policy)?;
-    let inputs = read_inputs(&policy, req)?;
+    let policies = load_policies(req)?;
+    let inputs = read_inputs(&policies, req)?;
     for e in &inputs.errors {
         writeln!(err, "error: {e}")?;
     }
@@ -295,20 +342,36 @@ pub fn run(
     }
 
     let month_start = req.from.with_day(1).unwrap_or(req.from);
-    let clock = ShiftClock::new(&policy, month_start - Days::new(3), req.to + Days::new(3));
+    let clocks: Vec<ShiftClock> = (0..policies.len())
+        .map(|g| {
+            ShiftClock::new(
+                policies.get(g),
+                month_start - Days::new(3),
+                req.to + Days::new(3),
+            )
+        })
+        .collect();
     let progress = io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_tick = started;
     let total = inputs.employees.len();
-    let mut scores: Vec<MonthScore> = Vec::new();
+    let mut scores: Vec<(usize, MonthScore)> = Vec::new();
+    // With groups, table rows name their policy (JSON records always do).
+    let mixed = policies.len() > 1;
     if !req.json {
-        render::table_header(out)?;
+        if mixed {
+            render::table_header_labelled(out)?;
+        } else {
+            render::table_header(out)?;
+        }
     }
     let mut line: Vec<u8> = Vec::with_capacity(2048);
     for (i, emp) in inputs.employees.iter().enumerate() {
+        let g = inputs.policy_of[i];
+        let label = policies.label(g);
         let days = evaluate_employee(
-            &clock,
-            &inputs.holidays,
+            &clocks[g],
+            &inputs.holidays[g],
             &EmployeeDays {
                 employee: &emp.id,
                 default_shift: emp.default_shift,
@@ -325,14 +388,22 @@ pub fn run(
         for v in &days {
             line.clear();
             if req.json {
-                render::json_line(v, &mut line);
+                render::json_line(v, label, &mut line);
             } else {
-                render::table_row(v, &mut line);
+                if mixed {
+                    render::table_row_labelled(v, label, &mut line);
+                } else {
+                    render::table_row(v, &mut line);
+                }
             }
             out.write_all(&line)?;
         }
         if req.scores {
-            scores.extend(month_scores(&policy, &emp.id, &days, &[]));
+            scores.extend(
+                month_scores(policies.get(g), &emp.id, &days, &[])
+                    .into_iter()
+                    .map(|s| (g, s)),
+            );
         }
         if progress && last_tick.elapsed().as_millis() >= 200 {
             last_tick = Instant::now();
@@ -347,16 +418,19 @@ pub fn run(
         )?;
     }
     if req.scores {
+        // Mixed policies show the union of their categories.
+        let mut shown = policies.default_policy().clone();
+        shown.categories = policies.category_union();
         if !req.json {
             writeln!(out)?;
-            render::score_header(&policy, out)?;
+            render::score_header(&shown, out)?;
         }
-        for s in &scores {
+        for (g, s) in &scores {
             line.clear();
             if req.json {
-                render::score_json_line(s, &mut line);
+                render::score_json_line(s, policies.label(*g), &mut line);
             } else {
-                render::score_row(&policy, s, &mut line);
+                render::score_row(&shown, s, &mut line);
             }
             out.write_all(&line)?;
         }

@@ -178,6 +178,9 @@ pub struct EmployeeRow {
     /// Optional `supervisor_contact`: the mobile number or robot user id
     /// that alerts @-mention.
     pub supervisor_contact: Option<String>,
+    /// Optional `policy`: the index in [`crate::policy::Policies`] of the
+    /// employee's policy group (0, the default, when empty or absent).
+    pub policy: usize,
 }
 
 /// A row of punches.csv.
@@ -470,8 +473,24 @@ fn shift_ref(policy: &Policy, id: &str) -> Result<ShiftIdx, String> {
 }
 
 /// Reads employees.csv: `employee_id,name,team,supervisor[,shift][,alias]
-/// [,start_date][,end_date]`.
+/// [,start_date][,end_date]` with one policy: a non-empty `policy` cell is
+/// refused as naming no configured group.
 pub fn read_employees(reader: impl Read, file: &str, policy: &Policy) -> Parsed<EmployeeRow> {
+    read_employees_in(
+        reader,
+        file,
+        &crate::policy::Policies::single(policy.clone()),
+    )
+}
+
+/// Reads employees.csv with a site's policies: the `policy` column names
+/// the employee's group (empty: the default), whose shifts the `shift`
+/// column names (policy.md, "Several rule sets on one site").
+pub fn read_employees_in(
+    reader: impl Read,
+    file: &str,
+    policies: &crate::policy::Policies,
+) -> Parsed<EmployeeRow> {
     let mut out = Parsed::default();
     let Some(t) = Table::open(
         reader,
@@ -495,7 +514,10 @@ pub fn read_employees(reader: impl Read, file: &str, policy: &Policy) -> Parsed<
         {
             return Err(format!("end_date {b} is before start_date {a}"));
         }
+        let group = policies.index_of(r.opt("policy"))?;
+        let policy = policies.get(group);
         Ok(EmployeeRow {
+            policy: group,
             start_date,
             end_date,
             name: r.opt("name").unwrap_or("").to_string(),
@@ -536,16 +558,43 @@ fn supervisor_contact(v: &str) -> Result<String, String> {
 
 /// Reads punches.csv: `employee_id,time[,device_id]`.
 pub fn read_punches(reader: impl Read, file: &str, tz: Tz) -> Parsed<PunchRow> {
+    read_punches_by(reader, file, |_| tz)
+}
+
+/// Local times in several zones, one cache each.
+struct ZonedTimes(Vec<LocalTimes>);
+
+impl ZonedTimes {
+    fn parse(&mut self, tz: Tz, s: &str) -> Result<DateTime<Utc>, String> {
+        let i = match self.0.iter().position(|t| t.tz == tz) {
+            Some(i) => i,
+            None => {
+                self.0.push(LocalTimes::new(tz));
+                self.0.len() - 1
+            }
+        };
+        self.0[i].parse(s)
+    }
+}
+
+/// Reads punches.csv, each local time in the zone `tz_of` gives for the
+/// row's employee (the zone of the employee's policy).
+pub fn read_punches_by(
+    reader: impl Read,
+    file: &str,
+    tz_of: impl Fn(&str) -> Tz,
+) -> Parsed<PunchRow> {
     let mut out = Parsed::default();
     let Some(t) = Table::open(reader, file, &["employee_id", "time"], &mut out) else {
         return out;
     };
-    let mut times = LocalTimes::new(tz);
+    let mut times = ZonedTimes(Vec::new());
     let mut devices: HashMap<String, Arc<str>> = HashMap::new();
     t.each(&mut out, |r| {
+        let employee_id = r.req("employee_id")?;
         Ok(PunchRow {
-            employee_id: r.req("employee_id")?.to_string(),
-            time: times.parse(r.req("time")?)?,
+            time: times.parse(tz_of(employee_id), r.req("time")?)?,
+            employee_id: employee_id.to_string(),
             device_id: r.opt("device_id").map(|d| {
                 devices
                     .entry(d.to_string())
@@ -559,20 +608,31 @@ pub fn read_punches(reader: impl Read, file: &str, tz: Tz) -> Parsed<PunchRow> {
 
 /// Reads roster.csv: `employee_id,date,shift` (a shift id or `rest`).
 pub fn read_roster(reader: impl Read, file: &str, policy: &Policy) -> Parsed<RosterRow> {
+    read_roster_by(reader, file, |_| policy)
+}
+
+/// Reads roster.csv, each shift id looked up in the policy `policy_of`
+/// gives for the row's employee.
+pub fn read_roster_by<'p>(
+    reader: impl Read,
+    file: &str,
+    policy_of: impl Fn(&str) -> &'p Policy,
+) -> Parsed<RosterRow> {
     let mut out = Parsed::default();
     let Some(t) = Table::open(reader, file, &["employee_id", "date", "shift"], &mut out) else {
         return out;
     };
     t.each(&mut out, |r| {
         let shift = r.req("shift")?;
+        let employee_id = r.req("employee_id")?;
         Ok(RosterRow {
-            employee_id: r.req("employee_id")?.to_string(),
             date: parse_date(r.req("date")?)?,
             entry: if shift.eq_ignore_ascii_case("rest") {
                 RosterEntry::Rest
             } else {
-                RosterEntry::Shift(shift_ref(policy, shift)?)
+                RosterEntry::Shift(shift_ref(policy_of(employee_id), shift)?)
             },
+            employee_id: employee_id.to_string(),
         })
     });
     out
@@ -580,6 +640,16 @@ pub fn read_roster(reader: impl Read, file: &str, policy: &Policy) -> Parsed<Ros
 
 /// Reads leaves.csv: `employee_id,start,end,kind,status[,requested_at][,document]`.
 pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
+    read_leaves_by(reader, file, |_| tz)
+}
+
+/// Reads leaves.csv, each local time in the zone `tz_of` gives for the
+/// row's employee.
+pub fn read_leaves_by(
+    reader: impl Read,
+    file: &str,
+    tz_of: impl Fn(&str) -> Tz,
+) -> Parsed<LeaveRow> {
     let mut out = Parsed::default();
     let Some(t) = Table::open(
         reader,
@@ -589,10 +659,12 @@ pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
     ) else {
         return out;
     };
-    let mut times = LocalTimes::new(tz);
+    let mut zones = ZonedTimes(Vec::new());
     t.each(&mut out, |r| {
-        let start = times.parse(r.req("start")?)?;
-        let end = times.parse(r.req("end")?)?;
+        let tz = tz_of(r.req("employee_id")?);
+        let mut times = |s: &str| zones.parse(tz, s);
+        let start = times(r.req("start")?)?;
+        let end = times(r.req("end")?)?;
         if end <= start {
             return Err("leave ends before it starts".into());
         }
@@ -614,7 +686,7 @@ pub fn read_leaves(reader: impl Read, file: &str, tz: Tz) -> Parsed<LeaveRow> {
             status,
             requested_at: r
                 .opt("requested_at")
-                .map(|t| times.parse(t).map_err(|e| format!("requested_at: {e}")))
+                .map(|t| times(t).map_err(|e| format!("requested_at: {e}")))
                 .transpose()?,
             document: match r.opt("document").map(str::trim) {
                 Some(d) if !d.is_empty() => {

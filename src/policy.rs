@@ -1210,3 +1210,145 @@ fn check_shift_bounds(
         );
     }
 }
+
+/// The label of the default policy (`[policy] file`, or `evaluate
+/// --policy`) in records that name an employee's policy.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// A site's rule sets (policy.md, "Several rule sets on one site"): the
+/// default policy and the `[[policy.group]]`s by id. Index 0 is the
+/// default; an employee's `policy` column picks one of the others.
+#[derive(Clone, Debug)]
+pub struct Policies {
+    list: Vec<(String, Policy)>,
+}
+
+impl Policies {
+    /// The default policy alone.
+    pub fn single(default: Policy) -> Self {
+        Policies {
+            list: vec![(DEFAULT_GROUP.to_string(), default)],
+        }
+    }
+
+    /// The default policy and the groups; a group id that is empty,
+    /// `default` or repeated is refused, naming it.
+    pub fn new(default: Policy, groups: Vec<(String, Policy)>) -> Result<Self, String> {
+        let mut p = Policies::single(default);
+        for (id, policy) in groups {
+            if id.trim().is_empty() || id != id.trim() {
+                return Err(format!("policy group id {id:?} is empty or padded"));
+            }
+            if p.list.iter().any(|(g, _)| *g == id) {
+                return Err(if id == DEFAULT_GROUP {
+                    format!("policy group id {id:?} is reserved for the default policy")
+                } else {
+                    format!("policy group {id:?} is given twice")
+                });
+            }
+            p.list.push((id, policy));
+        }
+        Ok(p)
+    }
+
+    /// The default policy.
+    pub fn default_policy(&self) -> &Policy {
+        &self.list[0].1
+    }
+
+    /// The index an employees.csv `policy` cell names: empty (or absent)
+    /// is the default; an unknown id is an error listing the known ones.
+    pub fn index_of(&self, group: Option<&str>) -> Result<usize, String> {
+        let g = group.map(str::trim).unwrap_or("");
+        if g.is_empty() {
+            return Ok(0);
+        }
+        self.list.iter().position(|(id, _)| id == g).ok_or_else(|| {
+            let known: Vec<&str> = self.list.iter().map(|(id, _)| id.as_str()).collect();
+            format!(
+                "policy {g:?} is no policy group (known: {})",
+                known.join(", ")
+            )
+        })
+    }
+
+    /// The policy at `i` (from [`Policies::index_of`]); out of range is
+    /// the default.
+    pub fn get(&self, i: usize) -> &Policy {
+        &self.list.get(i).unwrap_or(&self.list[0]).1
+    }
+
+    /// The id records carry for the policy at `i` (`default` for 0).
+    pub fn label(&self, i: usize) -> &str {
+        &self.list.get(i).unwrap_or(&self.list[0]).0
+    }
+
+    /// How many policies (the default counts).
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Never: the default is always there.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The categories of every policy, each id once, in order of first
+    /// appearance (default first); a category whose cap differs between
+    /// policies shows no cap.
+    pub fn category_union(&self) -> Vec<crate::domain::policy::Category> {
+        let mut out: Vec<crate::domain::policy::Category> = Vec::new();
+        for (_, p) in &self.list {
+            for c in &p.categories {
+                match out.iter_mut().find(|o| o.id == c.id) {
+                    Some(o) if o.cap != c.cap => o.cap = None,
+                    Some(_) => {}
+                    None => out.push(c.clone()),
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod policies_tests {
+    use super::*;
+
+    fn shipped(name: &str) -> Policy {
+        load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/policies/{name}.toml")))
+            .unwrap()
+    }
+
+    #[test]
+    fn groups_are_found_by_id_and_empty_is_the_default() {
+        let p = Policies::new(
+            shipped("seed-default"),
+            vec![("outbound".into(), shipped("outbound-call-centre"))],
+        )
+        .unwrap();
+        assert_eq!(p.index_of(None), Ok(0));
+        assert_eq!(p.index_of(Some(" ")), Ok(0));
+        assert_eq!(p.index_of(Some("outbound")), Ok(1));
+        assert_eq!(p.get(1).id, "outbound-call-centre");
+        assert_eq!(p.label(0), "default");
+        assert_eq!(p.label(1), "outbound");
+        let e = p.index_of(Some("inbound")).unwrap_err();
+        assert!(
+            e.contains("\"inbound\"") && e.contains("default, outbound"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_category_with_differing_caps_shows_none() {
+        let a = shipped("seed-default");
+        let mut b = a.clone();
+        b.categories[0].cap = None;
+        let p = Policies::new(a.clone(), vec![("b".into(), b)]).unwrap();
+        let u = p.category_union();
+        assert_eq!(u.len(), a.categories.len());
+        assert_eq!(u[0].cap, None);
+        assert_eq!(u[1].cap, a.categories[1].cap);
+    }
+}

@@ -8,20 +8,41 @@ use crate::domain::policy::Policy;
 use crate::domain::score::MonthScore;
 use crate::domain::types::DayVerdict;
 
-/// One day record as a JSON line (`interfaces.md`, "attendd evaluate").
-pub fn json_line(v: &DayVerdict, buf: &mut Vec<u8>) {
+/// One day record as a JSON line (`interfaces.md`, "attendd evaluate"),
+/// labelled with the employee's policy group (`default` for the default
+/// policy; policy.md, "Several rule sets on one site").
+pub fn json_line(v: &DayVerdict, policy: &str, buf: &mut Vec<u8>) {
+    #[derive(serde::Serialize)]
+    struct Labelled<'a> {
+        #[serde(flatten)]
+        v: &'a DayVerdict,
+        policy: &'a str,
+    }
     // Serialising plain data into a Vec cannot fail.
-    serde_json::to_writer(&mut *buf, v).expect("verdict serialises");
+    serde_json::to_writer(&mut *buf, &Labelled { v, policy }).expect("verdict serialises");
     buf.push(b'\n');
 }
 
 /// One monthly score as `{"scores":{…}}` on its own line.
-pub fn score_json_line(s: &MonthScore, buf: &mut Vec<u8>) {
+/// The score carries `policy` as a day record does.
+pub fn score_json_line(s: &MonthScore, policy: &str, buf: &mut Vec<u8>) {
+    #[derive(serde::Serialize)]
+    struct Labelled<'a> {
+        #[serde(flatten)]
+        s: &'a MonthScore,
+        policy: &'a str,
+    }
     #[derive(serde::Serialize)]
     struct Wrap<'a> {
-        scores: &'a MonthScore,
+        scores: Labelled<'a>,
     }
-    serde_json::to_writer(&mut *buf, &Wrap { scores: s }).expect("score serialises");
+    serde_json::to_writer(
+        &mut *buf,
+        &Wrap {
+            scores: Labelled { s, policy },
+        },
+    )
+    .expect("score serialises");
     buf.push(b'\n');
 }
 
@@ -32,6 +53,19 @@ pub fn table_header(out: &mut dyn Write) -> io::Result<()> {
         "{:<10} {:<10} {:<9} {:<14} {:<11} {:<11} {:>5} {:>5} {:>7} {:>6}  actions / rules",
         "employee", "date", "shift", "status", "in", "out", "late", "early", "absence", "points"
     )
+}
+
+/// The day table's header with a first `policy` column, for runs that mix
+/// several policies (policy.md, "Several rule sets on one site").
+pub fn table_header_labelled(out: &mut dyn Write) -> io::Result<()> {
+    write!(out, "{:<12} ", "policy")?;
+    table_header(out)
+}
+
+/// One day as a table row after its policy label.
+pub fn table_row_labelled(v: &DayVerdict, policy: &str, buf: &mut Vec<u8>) {
+    let _ = write!(buf, "{policy:<12} ");
+    table_row(v, buf);
 }
 
 fn clock(v: &DayVerdict, t: Option<chrono::DateTime<chrono::FixedOffset>>) -> String {

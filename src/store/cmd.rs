@@ -1188,7 +1188,7 @@ async fn day(
         )?;
         line.clear();
         if ctx.json {
-            render::json_line(&v, &mut line);
+            render::json_line(&v, crate::policy::DEFAULT_GROUP, &mut line);
         } else {
             render::table_row(&v, &mut line);
             if pending.contains(&r.employee_id) || r.provisional {
@@ -1317,7 +1317,7 @@ async fn employee(
     for v in &days {
         line.clear();
         if ctx.json {
-            render::json_line(v, &mut line);
+            render::json_line(v, crate::policy::DEFAULT_GROUP, &mut line);
         } else {
             render::table_row(v, &mut line);
         }
@@ -1364,7 +1364,7 @@ async fn employee(
     {
         line.clear();
         if ctx.json {
-            render::score_json_line(s, &mut line);
+            render::score_json_line(s, crate::policy::DEFAULT_GROUP, &mut line);
         } else {
             render::score_row(policy, s, &mut line);
         }
@@ -1388,7 +1388,7 @@ async fn month(ctx: &Ctx<'_>, month: Option<NaiveDate>, out: &mut dyn Write) -> 
     for s in &data.scores {
         line.clear();
         if ctx.json {
-            render::score_json_line(s, &mut line);
+            render::score_json_line(s, crate::policy::DEFAULT_GROUP, &mut line);
         } else {
             render::score_row(policy, s, &mut line);
         }

@@ -17,6 +17,7 @@ mod mqtt_source;
 mod peer_cases;
 mod policy_cases;
 mod policy_files;
+mod policy_groups;
 mod proc;
 mod properties;
 mod pull;

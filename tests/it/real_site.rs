@@ -1018,3 +1018,26 @@ async fn ledger_points_are_numbers_in_the_api() {
         "the day and its ledger entry say the same"
     );
 }
+
+/// The store does not yet keep several rule sets (policy.md, "Several rule
+/// sets on one site"): an employees.csv row naming a policy group is refused
+/// with its line, never stored under the default policy unnoticed; an empty
+/// `policy` cell is the default.
+#[test]
+fn import_refuses_a_policy_group_the_site_does_not_have() {
+    let s = site("");
+    let file = s.file(
+        "employees.csv",
+        "employee_id,name,team,supervisor,policy\nE001,Li Na,hotline,S01,\nE002,Wang Wei,outbound,S02,outbound\n",
+    );
+    let o = s.cli(&["import", "employees", &file]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("employees.csv:3:"), "{err}");
+    assert!(err.contains("\"outbound\""), "{err}");
+    let file = s.file(
+        "employees.csv",
+        "employee_id,name,team,supervisor,policy\nE001,Li Na,hotline,S01,\n",
+    );
+    s.ok(&["import", "employees", &file]);
+}

@@ -152,14 +152,14 @@ fn json_carries_provisional_and_worked_minutes() {
         .at_time(&t("12:00"))
         .day(DAY);
     let mut buf = Vec::new();
-    attendd::render::json_line(&v, &mut buf);
+    attendd::render::json_line(&v, "default", &mut buf);
     let j: serde_json::Value = serde_json::from_slice(&buf).unwrap();
     assert_eq!(j["status"], "in_progress");
     assert_eq!(j["provisional"], true);
     assert!(j["worked_minutes"].is_null());
     let v = Case::new(&p).punches(&[&t("08:29"), &t("17:31")]).day(DAY);
     let mut buf = Vec::new();
-    attendd::render::json_line(&v, &mut buf);
+    attendd::render::json_line(&v, "default", &mut buf);
     let j: serde_json::Value = serde_json::from_slice(&buf).unwrap();
     assert_eq!(j["provisional"], false);
     assert_eq!(j["worked_minutes"], 542);
