@@ -722,6 +722,51 @@ fn dahua_pull_cleared_log_wrong_password_and_sigkill() {
     assert_dahua_exactly(&p, &all);
 }
 
+#[test]
+fn dahua_pull_sigkill_during_catch_up_loses_and_doubles_nothing() {
+    // 200 records (160 granted) in pages of 20 at 80 ms a page: SIGKILL
+    // lands between two pages of one catch-up, not between phases. Three
+    // records share each second, so page edges fall inside a second (the
+    // next page re-reads that second).
+    let history: Vec<DahuaRec> = dahua_history(1, T0, 200)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| DahuaRec {
+            utc: T0 + (i / 3) as i64,
+            ..r
+        })
+        .collect();
+    let emu = DahuaEmu::start(DahuaState {
+        serial: DAHUA_SERIAL.into(),
+        password: "door-s3cret".into(),
+        log: history.clone(),
+        page_delay: Duration::from_millis(80),
+        ..DahuaState::default()
+    });
+    let mut site = dahua_site(emu.port);
+    let mut d = site.start("door-s3cret");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while site.punches().len() < 20 {
+        assert!(Instant::now() < deadline, "{}", site.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.kill();
+    let part = site.punches().len();
+    assert!(
+        part < 160,
+        "the kill came too late to test anything ({part})"
+    );
+    assert!(emu.finds.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert_eq!(
+        emu.streams.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the kill is meant to land during the catch-up"
+    );
+    let _d = site.start("door-s3cret");
+    let p = site.wait_punches(160, Duration::from_secs(60));
+    assert_dahua_exactly(&p, &history);
+}
+
 /// The cursor goes in with the punches, on both engines; a batch that is
 /// all duplicates still moves it; reading it back gives the last one.
 mod cursor_store {

@@ -742,6 +742,8 @@ pub struct DahuaState {
     pub log: Vec<DahuaRec>,
     pub pending: Vec<DahuaRec>,
     pub stream_silent: bool,
+    /// How long each `recordFinder` answer takes (a slow controller).
+    pub page_delay: Duration,
 }
 
 pub struct DahuaEmu {
@@ -848,6 +850,8 @@ fn serve_dahua(
             let start: i64 = query(&req.path, "StartTime").unwrap().parse().unwrap();
             let end: i64 = query(&req.path, "EndTime").unwrap().parse().unwrap();
             let count: usize = query(&req.path, "count").unwrap_or("1024").parse().unwrap();
+            let delay = st.lock().unwrap().page_delay;
+            std::thread::sleep(delay);
             let s = st.lock().unwrap();
             let m: Vec<&DahuaRec> = s
                 .log
