@@ -167,8 +167,9 @@ impl HikEvent {
                "attendanceStatus":"undefined"})
     }
 
-    /// The alertStream part body.
-    fn live(&self) -> Value {
+    /// The alertStream part body (also what the terminal POSTs in
+    /// listening mode).
+    pub fn live(&self) -> Value {
         json!({"ipAddress":"127.0.0.1","portNo":80,"protocol":"HTTP",
                "macAddress":"24:0f:9b:4e:aa:10","channelID":1,"dateTime":self.time,
                "activePostCount":1,"eventType":"AccessControllerEvent","eventState":"active",
