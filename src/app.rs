@@ -218,9 +218,7 @@ pub async fn run_daemon(
         &config.sources,
         config.policy.tz,
         &pipeline,
-        &shared.health,
-        &shared.metrics,
-        &shared.catch_up,
+        &shared,
         &background,
         &shutdown,
     );

@@ -294,9 +294,7 @@ pub fn spawn(
     sources: &crate::config::RawSources,
     default_tz: chrono_tz::Tz,
     pipeline: &Arc<Pipeline>,
-    health: &Arc<Health>,
-    metrics: &Arc<Metrics>,
-    catch_up: &Arc<CatchUpSignals>,
+    shared: &crate::app::Shared,
     tracker: &tokio_util::task::TaskTracker,
     stop: &tokio_util::sync::CancellationToken,
 ) {
@@ -304,9 +302,9 @@ pub fn spawn(
         let cx = PullCtx {
             name: Arc::from(name),
             pipeline: pipeline.clone(),
-            health: Some(health.clone()),
-            metrics: Some(metrics.clone()),
-            catch_up: catch_up.clone(),
+            health: Some(shared.health.clone()),
+            metrics: Some(shared.metrics.clone()),
+            catch_up: shared.catch_up.clone(),
         };
         cx.state(false, "connecting");
         cx
