@@ -35,6 +35,9 @@ pub struct Shared {
     /// Embedded brokers made before they listen (the sinks publish into
     /// them), by `[[source.mqtt]]` index; [`run`] makes any missing one.
     pub brokers: std::collections::HashMap<usize, crate::broker::BrokerHandle>,
+    /// Catch-up requests from push listeners to the pulls reading the same
+    /// terminal, by device id.
+    pub catch_up: Arc<crate::source::pull::CatchUpSignals>,
 }
 
 /// Why the daemon could not start.
@@ -162,6 +165,7 @@ pub async fn run_daemon(
             Arc::new(config.policy.clone()),
             config.http_tokens.clone(),
         )),
+        catch_up: Arc::default(),
     };
     let recompute_stop = CancellationToken::new();
     let recompute = tokio::spawn(pipeline.clone().recompute_loop(
@@ -214,8 +218,7 @@ pub async fn run_daemon(
         &config.sources,
         config.policy.tz,
         &pipeline,
-        &shared.health,
-        &shared.metrics,
+        &shared,
         &background,
         &shutdown,
     );

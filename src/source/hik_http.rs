@@ -55,6 +55,10 @@ pub struct HikHttp {
     metrics: Arc<Metrics>,
     /// Highest `serialNo` committed per device.
     last_serial: Mutex<HashMap<String, i64>>,
+    /// Serial numbers of terminals by MAC/IP (`decoder_options`).
+    options: crate::ingest::decode::hik_isapi::HikOptions,
+    /// Where a gap is reported to a pull reading the same terminal.
+    catch_up: Option<Arc<crate::source::pull::CatchUpSignals>>,
 }
 
 impl HikHttp {
@@ -77,7 +81,21 @@ impl HikHttp {
             max_body: raw.listener.max_body_bytes,
             metrics,
             last_serial: Mutex::new(HashMap::new()),
+            options: match crate::ingest::decode::Decoder::with_options(
+                &raw.decoder,
+                raw.decoder_options.as_ref().unwrap_or(&toml::Table::new()),
+            ) {
+                Ok(crate::ingest::decode::Decoder::HikIsapi(o)) => o,
+                _ => Default::default(),
+            },
+            catch_up: None,
         }
+    }
+
+    /// Reports `serialNo` gaps to the pulls registered in `signals`.
+    pub fn with_catch_up(mut self, signals: Arc<crate::source::pull::CatchUpSignals>) -> Self {
+        self.catch_up = Some(signals);
+        self
     }
 
     /// The routes (every path), with the body limit; under `/<secret>/`
@@ -121,6 +139,13 @@ impl HikHttp {
                             &[("device", dev)],
                             lost as f64,
                         );
+                        if self.catch_up.as_ref().is_some_and(|c| c.ask(dev)) {
+                            info!(
+                                source = %self.name,
+                                device = %dev,
+                                "asked the pull reading this terminal to search its log for the missing event(s)"
+                            );
+                        }
                     }
                     *last = *serial;
                 }
@@ -139,7 +164,10 @@ impl HikHttp {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Envelope {
     event_type: Option<String>,
+    /// `macAddress`, else `ipAddress`.
     device: Option<String>,
+    /// `ipAddress`.
+    ip: Option<String>,
     serial: Option<i64>,
 }
 
@@ -167,6 +195,7 @@ fn envelope(part: &[u8]) -> Envelope {
         return Envelope {
             event_type: s("eventType"),
             device: s("macAddress").or_else(|| s("ipAddress")),
+            ip: s("ipAddress"),
             serial,
         };
     }
@@ -176,6 +205,7 @@ fn envelope(part: &[u8]) -> Envelope {
             device: xml_tag(&text, "macAddress")
                 .or_else(|| xml_tag(&text, "ipAddress"))
                 .map(str::to_string),
+            ip: xml_tag(&text, "ipAddress").map(str::to_string),
             serial: xml_tag(&text, "serialNo").and_then(|t| t.parse().ok()),
         };
     }
@@ -328,7 +358,11 @@ async fn receive(
                 continue;
             }
             if let Some(serial) = e.serial {
-                seen.push((e.device.unwrap_or_else(|| peer.clone()), serial));
+                let device = s
+                    .options
+                    .terminal_id(e.device.as_deref(), e.ip.as_deref())
+                    .unwrap_or_else(|| peer.clone());
+                seen.push((device, serial));
             }
         }
         messages.push(Received {
@@ -391,6 +425,7 @@ mod tests {
             Envelope {
                 event_type: Some("AccessControllerEvent".into()),
                 device: Some("24:0f".into()),
+                ip: None,
                 serial: Some(48211)
             }
         );

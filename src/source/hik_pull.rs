@@ -286,6 +286,9 @@ impl Hik {
             Ok(s) => s,
             Err(s) => return s,
         };
+        // A push listener that hears the same terminal asks here when its
+        // `serialNo` jumps.
+        let asked = self.cx.catch_up.register(&serial);
         let mut cursor = match self.cx.cursor(&serial).await {
             Ok(c) => c,
             Err(e) => return Stop::Retry(format!("reading the cursor: {e}"), "store"),
@@ -324,6 +327,16 @@ impl Hik {
         loop {
             let frame = tokio::select! {
                 _ = self.stop.cancelled() => return Stop::Shutdown,
+                _ = asked.notified() => {
+                    info!(
+                        source = %self.cx.name,
+                        "device {serial}: a push listener saw a serialNo gap: catching up"
+                    );
+                    if let Err(s) = self.catch_up(&serial, &mut cursor).await {
+                        return s;
+                    }
+                    continue;
+                }
                 f = tokio::time::timeout(idle, body.frame()) => f,
             };
             let frame = match frame {

@@ -76,6 +76,36 @@ impl Cursor {
     }
 }
 
+/// Catch-up requests by device id (a terminal's serial number): a
+/// Hikvision pull registers the terminal it reads; a push listener that
+/// sees a `serialNo` gap from the same terminal asks that pull to search
+/// the terminal's log for what the pushes missed.
+#[derive(Debug, Default)]
+pub struct CatchUpSignals {
+    by_device: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Notify>>>,
+}
+
+impl CatchUpSignals {
+    /// The signal of `device`, made on first use (by either side).
+    pub fn register(&self, device: &str) -> Arc<tokio::sync::Notify> {
+        let mut m = self.by_device.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(device.to_string()).or_default().clone()
+    }
+
+    /// Asks the pull reading `device` to catch up; false when no pull reads
+    /// it (the gap is only counted).
+    pub fn ask(&self, device: &str) -> bool {
+        let m = self.by_device.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(device) {
+            Some(n) => {
+                n.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// A pull source's handle on the daemon: where it commits and reports.
 #[derive(Clone, Debug)]
 pub struct PullCtx {
@@ -87,6 +117,8 @@ pub struct PullCtx {
     pub health: Option<Arc<Health>>,
     /// `/metrics`.
     pub metrics: Option<Arc<Metrics>>,
+    /// Catch-up requests from push listeners, by device id.
+    pub catch_up: Arc<CatchUpSignals>,
 }
 
 impl PullCtx {
@@ -262,8 +294,7 @@ pub fn spawn(
     sources: &crate::config::RawSources,
     default_tz: chrono_tz::Tz,
     pipeline: &Arc<Pipeline>,
-    health: &Arc<Health>,
-    metrics: &Arc<Metrics>,
+    shared: &crate::app::Shared,
     tracker: &tokio_util::task::TaskTracker,
     stop: &tokio_util::sync::CancellationToken,
 ) {
@@ -271,8 +302,9 @@ pub fn spawn(
         let cx = PullCtx {
             name: Arc::from(name),
             pipeline: pipeline.clone(),
-            health: Some(health.clone()),
-            metrics: Some(metrics.clone()),
+            health: Some(shared.health.clone()),
+            metrics: Some(shared.metrics.clone()),
+            catch_up: shared.catch_up.clone(),
         };
         cx.state(false, "connecting");
         cx

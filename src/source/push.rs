@@ -967,8 +967,9 @@ pub async fn start<S: Sink>(
             break;
         };
         let name = super::hik_http::source_name(i);
-        let router =
-            super::hik_http::HikHttp::new(i, h, committer.clone(), shared.metrics.clone()).router();
+        let router = super::hik_http::HikHttp::new(i, h, committer.clone(), shared.metrics.clone())
+            .with_catch_up(shared.catch_up.clone())
+            .router();
         super::hik_http::announce(i, local, &h.decoder);
         listening.push(format!("{name} on {local}"));
         shared

@@ -376,6 +376,89 @@ fn hik_pull_sigkill_during_catch_up_loses_and_doubles_nothing() {
     assert_exactly(&p, &history);
 }
 
+/// `POST /` of `body` as JSON to 127.0.0.1:`port`; the status code.
+fn http_post_json(port: u16, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /ISAPI/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn hik_push_gap_asks_the_pull_of_the_same_terminal_to_fill_it() {
+    let history = hik_history(1, "2026-11-02T08:00:00+08:00", 3);
+    let emu = HikEmu::start(hik_state(history.clone()));
+    let push = free_port();
+    // The terminal posts in listening mode to attendd and is also read by
+    // the pull; its events carry only the MAC, mapped to its serial number.
+    let mut site = Site::hik(
+        emu.port,
+        &format!(
+            "\n[[source.hik_http]]\nlisten = \"127.0.0.1:{push}\"\n\
+             [source.hik_http.decoder_options.serial_numbers]\n\
+             \"24:0F:9B:4E:AA:10\" = \"{HIK_SERIAL}\"\n"
+        ),
+    );
+    let _d = site.start("gate-s3cret");
+    site.wait_punches(3, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.streams.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "{}", site.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The pull's own stream carries nothing from here: only the push
+    // listener hears live events, and only some of them.
+    emu.state.lock().unwrap().stream_silent = true;
+    let ev = |sn: i64, min: u32, emp: &str| HikEvent {
+        serial_no: sn,
+        minor: 75,
+        time: format!("2026-11-02T09:{min:02}:00+08:00"),
+        employee: emp.into(),
+    };
+    let mut all = history.clone();
+    let first = ev(7, 0, "E020");
+    emu.punch(first.clone());
+    assert_eq!(http_post_json(push, &first.live().to_string()), 200);
+    all.push(first);
+    site.wait_punches(4, Duration::from_secs(20));
+    // Two events the push never delivered (attendd's listener was
+    // unreachable), then one it did: serialNo 7 → 10.
+    for e in [ev(8, 1, "E021"), ev(9, 2, "E022")] {
+        emu.punch(e.clone());
+        all.push(e);
+    }
+    let last = ev(10, 3, "E023");
+    emu.punch(last.clone());
+    assert_eq!(http_post_json(push, &last.live().to_string()), 200);
+    all.push(last);
+    let p = site.wait_punches(7, Duration::from_secs(20));
+    // Nothing doubled: the search re-reads 7 and 10 under the same device
+    // id the pushes were stored with.
+    std::thread::sleep(Duration::from_millis(700));
+    let p2 = site.punches();
+    assert_eq!(p.len(), p2.len(), "{}", site.logs());
+    assert_exactly(&p2, &all);
+    for x in &p2 {
+        assert_eq!(x.device_id.as_deref(), Some(HIK_SERIAL), "{x:?}");
+    }
+    let by_source = |s: &str| p2.iter().filter(|x| x.source == s).count();
+    assert_eq!(by_source("hik_http[0]"), 2, "{p2:?}");
+    let logs = site.logs();
+    assert!(logs.contains("push listener saw a serialNo gap"), "{logs}");
+}
+
 // --- ZKTeco 4370 ------------------------------------------------------------
 
 use crate::pull_emu::{ZK_READ_ONLY, ZkEmu, ZkRec, ZkState, zk_history};
@@ -720,6 +803,51 @@ fn dahua_pull_cleared_log_wrong_password_and_sigkill() {
     let mut all = history.clone();
     all.extend(after);
     assert_dahua_exactly(&p, &all);
+}
+
+#[test]
+fn dahua_pull_sigkill_during_catch_up_loses_and_doubles_nothing() {
+    // 200 records (160 granted) in pages of 20 at 80 ms a page: SIGKILL
+    // lands between two pages of one catch-up, not between phases. Three
+    // records share each second, so page edges fall inside a second (the
+    // next page re-reads that second).
+    let history: Vec<DahuaRec> = dahua_history(1, T0, 200)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| DahuaRec {
+            utc: T0 + (i / 3) as i64,
+            ..r
+        })
+        .collect();
+    let emu = DahuaEmu::start(DahuaState {
+        serial: DAHUA_SERIAL.into(),
+        password: "door-s3cret".into(),
+        log: history.clone(),
+        page_delay: Duration::from_millis(80),
+        ..DahuaState::default()
+    });
+    let mut site = dahua_site(emu.port);
+    let mut d = site.start("door-s3cret");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while site.punches().len() < 20 {
+        assert!(Instant::now() < deadline, "{}", site.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.kill();
+    let part = site.punches().len();
+    assert!(
+        part < 160,
+        "the kill came too late to test anything ({part})"
+    );
+    assert!(emu.finds.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert_eq!(
+        emu.streams.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the kill is meant to land during the catch-up"
+    );
+    let _d = site.start("door-s3cret");
+    let p = site.wait_punches(160, Duration::from_secs(60));
+    assert_dahua_exactly(&p, &history);
 }
 
 /// The cursor goes in with the punches, on both engines; a batch that is

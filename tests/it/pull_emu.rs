@@ -167,8 +167,9 @@ impl HikEvent {
                "attendanceStatus":"undefined"})
     }
 
-    /// The alertStream part body.
-    fn live(&self) -> Value {
+    /// The alertStream part body (also what the terminal POSTs in
+    /// listening mode).
+    pub fn live(&self) -> Value {
         json!({"ipAddress":"127.0.0.1","portNo":80,"protocol":"HTTP",
                "macAddress":"24:0f:9b:4e:aa:10","channelID":1,"dateTime":self.time,
                "activePostCount":1,"eventType":"AccessControllerEvent","eventState":"active",
@@ -742,6 +743,8 @@ pub struct DahuaState {
     pub log: Vec<DahuaRec>,
     pub pending: Vec<DahuaRec>,
     pub stream_silent: bool,
+    /// How long each `recordFinder` answer takes (a slow controller).
+    pub page_delay: Duration,
 }
 
 pub struct DahuaEmu {
@@ -848,6 +851,8 @@ fn serve_dahua(
             let start: i64 = query(&req.path, "StartTime").unwrap().parse().unwrap();
             let end: i64 = query(&req.path, "EndTime").unwrap().parse().unwrap();
             let count: usize = query(&req.path, "count").unwrap_or("1024").parse().unwrap();
+            let delay = st.lock().unwrap().page_delay;
+            std::thread::sleep(delay);
             let s = st.lock().unwrap();
             let m: Vec<&DahuaRec> = s
                 .log

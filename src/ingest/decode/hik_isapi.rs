@@ -63,13 +63,38 @@ pub struct HikOptions {
     /// 43, 46, 54, 57, 60, 63, 66, 69, 72, 75, 77, 101, 105, 179, 181);
     /// a site that wants fewer lists them.
     pub pass_minors: Vec<i64>,
+    /// A terminal's serial number (ISAPI `deviceInfo` `serialNumber`) by
+    /// the `macAddress` or `ipAddress` its events carry: pushed events then
+    /// bear the same device id as a `[[source.hik_pull]]` reading the same
+    /// terminal, so both dedupe on one key and the push listener's
+    /// `serialNo` gaps reach that pull. Event posts carry no serial number
+    /// of their own (see the captures in `tests/fixtures/captures/hik_*`).
+    pub serial_numbers: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for HikOptions {
     fn default() -> Self {
         HikOptions {
             pass_minors: PASS_MINORS.to_vec(),
+            serial_numbers: Default::default(),
         }
+    }
+}
+
+impl HikOptions {
+    /// The device id of a terminal known by `mac` and/or `ip`: its
+    /// configured serial number, else the MAC, else the address.
+    pub fn terminal_id(&self, mac: Option<&str>, ip: Option<&str>) -> Option<String> {
+        let lookup = |k: &str| {
+            self.serial_numbers
+                .iter()
+                .find(|(a, _)| a.trim().eq_ignore_ascii_case(k.trim()))
+                .map(|(_, s)| s.clone())
+        };
+        mac.and_then(lookup)
+            .or_else(|| ip.and_then(lookup))
+            .or_else(|| mac.map(str::to_string))
+            .or_else(|| ip.map(str::to_string))
     }
 }
 
@@ -239,11 +264,12 @@ fn locate(bytes: &[u8]) -> Result<Value, DecodeError> {
 pub fn decode(bytes: &[u8], cx: &DecodeContext, o: &HikOptions) -> Result<Decoded, DecodeError> {
     let v = locate(bytes)?;
     let mut out = Decoded::default();
-    let device_id = cx
-        .device_id
-        .map(str::to_string)
-        .or_else(|| text(at(&v, "macAddress")))
-        .or_else(|| text(at(&v, "ipAddress")));
+    let device_id = cx.device_id.map(str::to_string).or_else(|| {
+        o.terminal_id(
+            text(at(&v, "macAddress")).as_deref(),
+            text(at(&v, "ipAddress")).as_deref(),
+        )
+    });
     if let Some(list) = at(&v, "AcsEvent.InfoList") {
         let list = list
             .as_array()
@@ -296,6 +322,32 @@ mod tests {
 
     fn sample() -> String {
         String::from_utf8(SAMPLES[0].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_configured_serial_number_is_the_device_id_of_json_and_xml_posts() {
+        let o: HikOptions = toml::from_str(
+            "[serial_numbers]\n\"24:0F:9B:4E:AA:10\" = \"DS-K1T341BM20220101V010100ENF12345678\"\n",
+        )
+        .unwrap();
+        for bytes in SAMPLES {
+            let d = decode(bytes, &cx(chrono_tz::UTC), &o).unwrap();
+            assert_eq!(
+                d.punches[0].device_id.as_deref(),
+                Some("DS-K1T341BM20220101V010100ENF12345678")
+            );
+            // Without a mapping the MAC stays the id.
+            let d = decode(bytes, &cx(chrono_tz::UTC), &HikOptions::default()).unwrap();
+            assert_eq!(d.punches[0].device_id.as_deref(), Some("24:0f:9b:4e:aa:10"));
+        }
+        // By address when the MAC is not listed.
+        let o: HikOptions =
+            toml::from_str("[serial_numbers]\n\"10.20.1.31\" = \"FJ0001\"\n").unwrap();
+        assert_eq!(
+            o.terminal_id(Some("24:0f:9b:4e:aa:10"), Some("10.20.1.31"))
+                .as_deref(),
+            Some("FJ0001")
+        );
     }
 
     #[test]
@@ -389,6 +441,7 @@ mod tests {
         // A site may narrow the list.
         let o = HikOptions {
             pass_minors: vec![75],
+            ..HikOptions::default()
         };
         let s = sample().replace("\"subEventType\":75", "\"subEventType\":38");
         assert!(
