@@ -55,6 +55,71 @@ pub enum Command {
     /// HR's commands: deduct, bonus, correct, appeal, export.
     #[command(flatten)]
     Hr(crate::hr::cmd::HrCommand),
+    /// Print a shell completion script for bash, zsh or fish to stdout.
+    ///
+    /// bash: `attendd completions bash > /etc/bash_completion.d/attendd`;
+    /// the Debian package installs all three.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff, section 8) to stdout; the Debian
+    /// package installs it as attendd(8).
+    #[command(hide = true)]
+    Manpage,
+}
+
+/// `attendd completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `attendd completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    /// bash (bash-completion).
+    Bash,
+    /// zsh (`#compdef attendd`).
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// Writes the completion script for `shell` (generated from the same
+/// definition clap parses with, so it cannot drift from the commands).
+pub fn write_completions(shell: CompletionShell, out: &mut dyn Write) {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "attendd", out);
+}
+
+/// Writes the manual page, attendd(8): the top-level page with every
+/// command and its options as sections.
+pub fn write_manpage(out: &mut dyn Write) -> io::Result<()> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone()).section("8");
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name();
+        writeln!(out, ".SH \"ATTENDD {}\"", name.to_uppercase())?;
+        let sub = sub.clone().bin_name(format!("attendd {name}"));
+        let page = clap_mangen::Man::new(sub);
+        page.render_synopsis_section(out)?;
+        page.render_description_section(out)?;
+        page.render_options_section(out)?;
+    }
+    man.render_version_section(out)?;
+    Ok(())
 }
 
 /// `attendd simulate`.
@@ -195,6 +260,17 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Simulate(a) => run_simulate(a, &mut out, &mut err),
         Command::Store(c) => crate::store::cmd::run(c, &mut out, &mut err),
         Command::Hr(c) => crate::hr::cmd::run(c, &mut out, &mut err),
+        Command::Completions(a) => {
+            write_completions(a.shell, &mut out);
+            ExitCode::SUCCESS
+        }
+        Command::Manpage => match write_manpage(&mut out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(err, "error: writing output: {e}");
+                ExitCode::from(2)
+            }
+        },
     };
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe
