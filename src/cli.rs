@@ -235,6 +235,9 @@ pub struct RunArgs {
     /// Daemon configuration; default $ATTENDD_CONFIG, else /etc/attendd/attendd.toml.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log lines as text, or as one JSON object per line for log shippers.
+    #[arg(long, value_enum, env = "ATTENDD_LOG_FORMAT", default_value = "text")]
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 /// `attendd check-config`.
@@ -318,7 +321,7 @@ fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
 }
 
 fn run_daemon(a: RunArgs, err: &mut dyn Write) -> ExitCode {
-    crate::telemetry::init();
+    crate::telemetry::init(a.log_format);
     let path = crate::config::config_path(a.config.as_deref());
     let config = match crate::config::load(&path) {
         Ok(c) => c,

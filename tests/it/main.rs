@@ -12,6 +12,7 @@ mod hardening;
 mod hr_cli;
 mod hr_fixture;
 mod mqtt_source;
+mod package;
 mod peer_cases;
 mod policy_cases;
 mod policy_files;
