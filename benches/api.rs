@@ -83,6 +83,8 @@ fn main() {
                 supervisor: format!("lead-{:02}", i % 50),
                 shift: None,
                 aliases: Vec::new(),
+                start_date: None,
+                end_date: None,
             })
             .collect();
         store.upsert_employees(&emps).await.unwrap();

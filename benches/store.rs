@@ -260,6 +260,8 @@ fn main() {
                 supervisor: format!("S{:02}", e % 50),
                 shift: None,
                 aliases: Vec::new(),
+                start_date: None,
+                end_date: None,
             })
             .collect();
         store.upsert_employees(&emps).await.unwrap();

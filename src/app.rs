@@ -94,6 +94,7 @@ pub async fn run_daemon(
             crate::pipeline::SourceDecoding {
                 decoder,
                 tz: tz_of(&m.timezone),
+                options: m.decoder_options.clone().unwrap_or_default(),
             },
         );
     }
@@ -108,6 +109,7 @@ pub async fn run_daemon(
             crate::pipeline::SourceDecoding {
                 decoder,
                 tz: tz_of(&s.timezone),
+                options: s.decoder_options.clone().unwrap_or_default(),
             },
         );
     }
@@ -133,9 +135,22 @@ pub async fn run_daemon(
         .await
         .map_err(|e| (2, format!("store: {e}")))?
         .with_devices(push_devices)
-        .with_health(health.clone()),
+        .with_health(health.clone())
+        .with_classify_from(config.ingest.classify_from)
+        .with_quarantine_retention(config.quarantine_retention_days),
     );
-
+    // The day the daemon first runs on a store is where it starts
+    // classifying, unless configured or already fixed (policy.md).
+    let now = chrono::Utc::now();
+    let today = crate::domain::time::to_local(config.policy.tz, now).date_naive();
+    store
+        .classification_start(config.ingest.classify_from, Some(today), now)
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?;
+    store
+        .note_first_run(today, now)
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?;
     let shared = Shared {
         health,
         heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],

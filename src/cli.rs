@@ -425,6 +425,7 @@ fn run_simulate(a: SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
         duplicates: a.duplicates,
         format: a.format,
         tz: a.timezone,
+        not_after: Some(chrono::Utc::now()),
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -437,17 +438,26 @@ fn run_simulate(a: SimulateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
         }
     };
     match rt.block_on(crate::simulate::publish(&plan)) {
-        Ok(r) => {
+        Ok(mut r) => {
+            r.future = crate::simulate::future_count(&plan);
             if a.json {
                 let _ = writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
                 let _ = writeln!(
                     out,
-                    "published {} punches ({} distinct, {} duplicates) in {:.2} s",
+                    "published {} punches ({} distinct, {} duplicates) in {:.2} s{}",
                     r.distinct + r.duplicates,
                     r.distinct,
                     r.duplicates,
-                    r.seconds
+                    r.seconds,
+                    if r.future > 0 {
+                        format!(
+                            "; {} later in the day not sent (not stamped in the future)",
+                            r.future
+                        )
+                    } else {
+                        String::new()
+                    }
                 );
             }
             ExitCode::SUCCESS

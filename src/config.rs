@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::domain::policy::Policy;
@@ -29,6 +30,8 @@ pub const DECODERS: &[&str] = &[
     "dahua",
     "card-line",
     "stx-etx",
+    "zk-rtlog",
+    "uniview",
 ];
 
 /// The file as written.
@@ -196,6 +199,10 @@ pub struct RawIngest {
     /// How often days touched by new punches are re-classified; default 5 s.
     #[serde(default = "default_recompute")]
     pub recompute_interval_seconds: u64,
+    /// The first date classified automatically (policy.md, "Real sites").
+    /// Unset: fixed in the store the first time it is needed.
+    #[serde(default)]
+    pub classify_from: Option<NaiveDate>,
 }
 
 fn default_skew() -> i64 {
@@ -210,6 +217,7 @@ impl Default for RawIngest {
         RawIngest {
             max_future_skew_seconds: default_skew(),
             recompute_interval_seconds: default_recompute(),
+            classify_from: None,
         }
     }
 }
@@ -230,6 +238,17 @@ pub struct RawStore {
     /// `postgres://…`. `ATTENDD_STORE_URL` overrides it.
     #[serde(default = "default_store_url")]
     pub url: String,
+    /// Days an undecodable quarantined payload is kept before it is
+    /// pruned; default 90. Unknown-employee punches are never pruned.
+    #[serde(default = "default_quarantine_retention")]
+    pub quarantine_retention_days: u32,
+}
+
+/// `[store] quarantine_retention_days` when unset.
+pub const DEFAULT_QUARANTINE_RETENTION_DAYS: u32 = 90;
+
+fn default_quarantine_retention() -> u32 {
+    DEFAULT_QUARANTINE_RETENTION_DAYS
 }
 
 fn default_store_url() -> String {
@@ -240,6 +259,7 @@ impl Default for RawStore {
     fn default() -> Self {
         RawStore {
             url: default_store_url(),
+            quarantine_retention_days: DEFAULT_QUARANTINE_RETENTION_DAYS,
         }
     }
 }
@@ -526,6 +546,8 @@ pub struct Config {
     pub policy: Policy,
     /// Store URL with relative SQLite paths made absolute.
     pub store_url: String,
+    /// `[store] quarantine_retention_days`.
+    pub quarantine_retention_days: u32,
     /// The raw sources (validated).
     pub sources: RawSources,
     /// HTTP listen address, when enabled.
@@ -943,6 +965,16 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         }
     }
     let policy = crate::policy::load(&policy_path);
+    if let Some(d) = raw.ingest.classify_from {
+        let lo = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
+        let hi = NaiveDate::from_ymd_opt(2100, 12, 31).unwrap_or_default();
+        if d < lo || d > hi {
+            push(
+                "ingest.classify_from",
+                format!("{d} lies outside 2000-01-01..2100-12-31"),
+            );
+        }
+    }
 
     let url = std::env::var("ATTENDD_STORE_URL").unwrap_or(raw.store.url.clone());
     let store_url = if let Some(p) = url.strip_prefix("sqlite://") {
@@ -965,6 +997,12 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         );
         url
     };
+    if raw.store.quarantine_retention_days == 0 {
+        push(
+            "store.quarantine_retention_days",
+            "must be at least 1 (days an undecodable payload is kept)".into(),
+        );
+    }
 
     for (i, m) in raw.source.mqtt.iter().enumerate() {
         let key = format!("source.mqtt[{i}]");
@@ -1155,6 +1193,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
             policy_path,
             policy,
             store_url,
+            quarantine_retention_days: raw.store.quarantine_retention_days,
             sources: raw.source,
             http_listen,
             http_tokens,

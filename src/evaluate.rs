@@ -7,7 +7,6 @@
 //! lines with `--json`. With `--scores`, monthly scores follow.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -82,14 +81,31 @@ pub enum EvaluateError {
         /// Last date.
         to: NaiveDate,
     },
+    /// A roster or holiday file holds rows that cannot stand together
+    /// (two rows for one employee and date, overlapping shifts, two rows
+    /// for one holiday date); one line per conflict.
+    #[error("{0}")]
+    Refused(String),
     /// Writing the output failed.
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
 }
 
-fn open(path: &Path) -> Result<io::BufReader<File>, EvaluateError> {
-    File::open(path)
-        .map(|f| io::BufReader::with_capacity(1 << 16, f))
+/// Stops evaluation when rows conflict (policy.md, "Roster and holiday
+/// files": refused in `evaluate` as in `import`).
+fn refuse(conflicts: Vec<RowError>) -> Result<(), EvaluateError> {
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = conflicts.iter().map(|e| e.to_string()).collect();
+    Err(EvaluateError::Refused(lines.join("\n")))
+}
+
+/// A table file as CSV text (`.xlsx`, GB18030 and CRLF read as
+/// `input::load` says).
+fn table(path: &Path) -> Result<io::Cursor<Vec<u8>>, EvaluateError> {
+    input::load(path)
+        .map(io::Cursor::new)
         .map_err(|source| EvaluateError::Open {
             path: path.display().to_string(),
             source,
@@ -117,7 +133,7 @@ pub struct Inputs {
 /// Reads and groups the input files.
 pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateError> {
     let file = |p: &Path| p.display().to_string();
-    let emps = input::read_employees(open(&req.employees)?, &file(&req.employees), policy);
+    let emps = input::read_employees(table(&req.employees)?, &file(&req.employees), policy);
     let mut errors = emps.errors;
     let mut employees: Vec<Employee> = emps
         .rows
@@ -129,8 +145,8 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
             supervisor: r.supervisor,
             default_shift: r.shift,
             aliases: r.aliases,
-            start_date: None,
-            end_date: None,
+            start_date: r.start_date,
+            end_date: r.end_date,
         })
         .collect();
     employees.sort_by(|a, b| a.id.cmp(&b.id));
@@ -170,7 +186,7 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
     }
 
     let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
-    let p = input::read_punches(open(&req.punches)?, &file(&req.punches), policy.tz);
+    let p = input::read_punches(table(&req.punches)?, &file(&req.punches), policy.tz);
     place(
         p,
         &file(&req.punches),
@@ -192,7 +208,8 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
 
     let mut roster: Vec<Roster> = vec![Roster::new(); n];
     if let Some(path) = &req.roster {
-        let r = input::read_roster(open(path)?, &file(path), policy);
+        let r = input::read_roster(table(path)?, &file(path), policy);
+        refuse(input::roster_conflicts(policy, &file(path), &r.rows, &[]))?;
         place(
             r,
             &file(path),
@@ -205,7 +222,7 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
     }
     let mut leaves: Vec<Vec<Leave>> = vec![Vec::new(); n];
     if let Some(path) = &req.leaves {
-        let l = input::read_leaves(open(path)?, &file(path), policy.tz);
+        let l = input::read_leaves(table(path)?, &file(path), policy.tz);
         place(
             l,
             &file(path),
@@ -226,7 +243,8 @@ pub fn read_inputs(policy: &Policy, req: &Request) -> Result<Inputs, EvaluateErr
     }
     let mut holidays = policy.holidays.clone();
     if let Some(path) = &req.holidays {
-        let h = input::read_holidays(open(path)?, &file(path));
+        let h = input::read_holidays(table(path)?, &file(path));
+        refuse(input::holiday_conflicts(&file(path), &h.rows))?;
         errors.extend(h.errors);
         for (_, row) in h.rows {
             holidays.insert(row.date, row.kind);

@@ -74,6 +74,9 @@ pub fn status_label(status: &str, lang: Lang) -> &str {
         "field" => ("field work", "外出"),
         "rest" => ("rest", "休息"),
         "holiday" => ("holiday", "节假日"),
+        "not_employed" => ("not employed", "未在职"),
+        "not_arrived" => ("not arrived yet", "尚未到岗"),
+        "in_progress" => ("in progress", "在岗"),
         other => (other, other),
     };
     lang.pick(en, zh)

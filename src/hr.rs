@@ -273,15 +273,48 @@ pub async fn record_correction(
 }
 
 /// Publishes a month (`attendd publish`): its scores are frozen and the
-/// appeal window opens.
+/// appeal window opens. Refused before the last punch window of the
+/// month's last day has closed (policy.md, "Today"): a later punch would
+/// otherwise become an adjustment for a day that had not ended.
 pub async fn publish(
     store: &Store,
+    policy: &Policy,
     month: &str,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, HrError> {
-    parse_month(month)?;
+    let first = parse_month(month)?;
+    let closes = month_closes_at(policy, first);
+    if now < closes {
+        return Err(HrError::Conflict(format!(
+            "month {month} cannot be published before its last punch window closes at {}",
+            crate::domain::time::to_local(policy.tz, closes).to_rfc3339()
+        )));
+    }
     Ok(store.publish_month_at(month, by, now).await?)
+}
+
+/// When the last punch window of the last day of `first`'s month closes:
+/// the latest end of any of the policy's shifts on that day (an overnight
+/// shift ends the next morning) plus the window's after-margin.
+pub fn month_closes_at(policy: &Policy, first: NaiveDate) -> DateTime<Utc> {
+    let last = crate::store::month_bounds(first).1;
+    let clock = crate::domain::calendar::ShiftClock::new(policy, last, last);
+    let after = chrono::Duration::seconds(policy.window_after_secs);
+    (0..policy.shifts.len())
+        .map(|i| {
+            clock
+                .times(last, crate::domain::types::ShiftIdx(i as u16))
+                .end
+                + after
+        })
+        .max()
+        .unwrap_or_else(|| {
+            crate::domain::time::resolve_local(
+                policy.tz,
+                (last + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN),
+            )
+        })
 }
 
 /// Parses `YYYY-MM` into the month's first day.
@@ -516,12 +549,13 @@ async fn load_month(
     let mut scores = Vec::with_capacity(employees.len());
     for e in &employees {
         // Deductions come from the ledger; the verdicts give workdays and
-        // absence only.
+        // absence only, every day the grid shows (a provisional day too:
+        // its verdict grades only what has happened), so that the scores
+        // agree with the days listed beside them.
         let closed: Vec<DayVerdict> = days
             .get(&e.employee_id)
             .map(|d| {
                 d.iter()
-                    .filter(|(_, prov)| !prov)
                     .map(|(v, _)| {
                         let mut v = v.clone();
                         v.deductions.clear();

@@ -1,7 +1,11 @@
 //! The CSV files HR hands attendd (`interfaces.md`, "CSV inputs").
 //!
-//! UTF-8 with a header row; columns are found by name, in any order, and
-//! extra columns are ignored. A bad row never stops the file: it becomes a
+//! A header row; columns are found by name, in any order, and extra
+//! columns are ignored. Files come from spreadsheet programs: [`load`]
+//! accepts UTF-8 (with or without a byte-order mark), GB18030/GBK when the
+//! bytes are not UTF-8 (a Chinese-locale spreadsheet's "CSV"), CRLF or LF
+//! line ends (line numbers are the file's own either way), and `.xlsx`
+//! workbooks (the first sheet; a row's line number is its sheet row). A bad row never stops the file: it becomes a
 //! [`RowError`] naming the file, the line and the reason, and the good rows
 //! are still returned. Whether a caller then uses the good rows (as
 //! `evaluate` does) or refuses the whole file (as `import` does) is the
@@ -18,6 +22,104 @@ use chrono_tz::Tz;
 use crate::domain::policy::Policy;
 use crate::domain::time::resolve_local;
 use crate::domain::types::{HolidayKind, LeaveStatus, RosterEntry, ShiftIdx};
+
+/// Reads a table file as UTF-8 CSV text with LF line ends: an `.xlsx`
+/// workbook (chosen by the extension) becomes CSV, one line per sheet row;
+/// bytes that are not UTF-8 are read as GB18030.
+pub fn load(path: &std::path::Path) -> Result<Vec<u8>, std::io::Error> {
+    let bytes = std::fs::read(path)?;
+    let xlsx = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx") || e.eq_ignore_ascii_case("xlsm"));
+    if xlsx {
+        return xlsx_to_csv(bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a readable .xlsx workbook: {e}"),
+            )
+        });
+    }
+    Ok(text_to_csv(bytes))
+}
+
+/// UTF-8 as it is, else GB18030 (GBK is its subset); CRLF and lone CR
+/// become LF so that the CSV reader counts the file's own lines.
+pub fn text_to_csv(bytes: Vec<u8>) -> Vec<u8> {
+    let text = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let b = e.into_bytes();
+            encoding_rs::GB18030.decode(&b).0.into_owned()
+        }
+    };
+    if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n").into_bytes()
+    } else {
+        text.into_bytes()
+    }
+}
+
+/// The first sheet of a workbook as CSV. Row `r` of the sheet (1-based) is
+/// line `r` of the text, so messages name the row HR sees. Dates become
+/// `YYYY-MM-DD`, date-times `YYYY-MM-DD HH:MM:SS`, whole numbers lose
+/// their `.0`; line breaks inside a cell become spaces.
+pub fn xlsx_to_csv(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    use calamine::{Data, Reader, Xlsx};
+    let mut book = Xlsx::new(std::io::Cursor::new(bytes)).map_err(|e| e.to_string())?;
+    let range = match book.worksheet_range_at(0) {
+        Some(r) => r.map_err(|e| e.to_string())?,
+        None => return Err("the workbook has no sheet".into()),
+    };
+    let mut out = Vec::new();
+    let Some((row0, col0)) = range.start() else {
+        return Ok(out);
+    };
+    out.extend(std::iter::repeat_n(b'\n', row0 as usize));
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .flexible(true)
+        .from_writer(out);
+    for row in range.rows() {
+        let mut fields: Vec<String> = vec![String::new(); col0 as usize];
+        for c in row {
+            fields.push(match c {
+                Data::Empty => String::new(),
+                Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => {
+                    s.replace(['\r', '\n'], " ")
+                }
+                Data::Int(i) => i.to_string(),
+                Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+                Data::Float(f) => f.to_string(),
+                Data::Bool(b) => b.to_string(),
+                Data::DateTime(d) => {
+                    let (y, mo, da, h, mi, se, ms) = d.to_ymd_hms_milli();
+                    // Milliseconds round to the nearest second, as a
+                    // spreadsheet shows them.
+                    let se = se as u32 + u32::from(ms >= 500);
+                    // Below 1 is a time of day (serial 0, Excel's
+                    // "1900-01-00", is no date anyone rosters).
+                    if d.as_f64() < 1.0 {
+                        format!("{h:02}:{mi:02}:{:02}", se.min(59))
+                    } else if d.as_f64().fract() == 0.0 {
+                        format!("{y:04}-{mo:02}-{da:02}")
+                    } else {
+                        format!("{y:04}-{mo:02}-{da:02} {h:02}:{mi:02}:{:02}", se.min(59))
+                    }
+                }
+                Data::Error(e) => format!("#{e:?}"),
+            });
+        }
+        if fields.iter().all(String::is_empty) {
+            // A blank row stays a (skipped) blank line.
+            w.write_record(std::iter::empty::<&str>())
+                .map_err(|e| e.to_string())?;
+        } else {
+            w.write_record(&fields).map_err(|e| e.to_string())?;
+        }
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
 
 /// A row that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +171,10 @@ pub struct EmployeeRow {
     pub shift: Option<ShiftIdx>,
     /// Optional `alias`: card numbers and face-match names, `;`-separated.
     pub aliases: Vec<String>,
+    /// Optional `start_date`: first day employed (inclusive).
+    pub start_date: Option<NaiveDate>,
+    /// Optional `end_date`: last day employed (inclusive).
+    pub end_date: Option<NaiveDate>,
 }
 
 /// A row of punches.csv.
@@ -218,6 +324,13 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
     crate::dates::parse_date(s).map_err(|e| format!("date {e}"))
 }
 
+/// An optional date column.
+fn opt_date(r: &Row<'_>, col: &str) -> Result<Option<NaiveDate>, String> {
+    r.opt(col)
+        .map(|v| parse_date(v).map_err(|e| format!("column `{col}`: {e}")))
+        .transpose()
+}
+
 /// A CSV file with named columns.
 struct Table<R: Read> {
     file: String,
@@ -348,7 +461,8 @@ fn shift_ref(policy: &Policy, id: &str) -> Result<ShiftIdx, String> {
     })
 }
 
-/// Reads employees.csv: `employee_id,name,team,supervisor[,shift][,alias]`.
+/// Reads employees.csv: `employee_id,name,team,supervisor[,shift][,alias]
+/// [,start_date][,end_date]`.
 pub fn read_employees(reader: impl Read, file: &str, policy: &Policy) -> Parsed<EmployeeRow> {
     let mut out = Parsed::default();
     let Some(t) = Table::open(
@@ -366,7 +480,16 @@ pub fn read_employees(reader: impl Read, file: &str, policy: &Policy) -> Parsed<
         if let Some(prev) = seen.insert(id.clone(), line) {
             return Err(format!("employee {id:?} already listed on line {prev}"));
         }
+        let start_date = opt_date(r, "start_date")?;
+        let end_date = opt_date(r, "end_date")?;
+        if let (Some(a), Some(b)) = (start_date, end_date)
+            && b < a
+        {
+            return Err(format!("end_date {b} is before start_date {a}"));
+        }
         Ok(EmployeeRow {
+            start_date,
+            end_date,
             name: r.opt("name").unwrap_or("").to_string(),
             team: r.opt("team").unwrap_or("").to_string(),
             supervisor: r.opt("supervisor").unwrap_or("").to_string(),
@@ -489,9 +612,112 @@ pub fn read_holidays(reader: impl Read, file: &str) -> Parsed<HolidayRow> {
     out
 }
 
+/// The roster rows a file may not hold together (policy.md, "Roster and
+/// holiday files"): a second row for one employee and date, and a rostered
+/// shift that overlaps in time the employee's rostered shift of the day
+/// before or after. `stored` holds rows already known (a store's roster),
+/// checked against the file's rows but not against each other; their line
+/// is 0. Each conflict names the file's later line and the earlier one.
+pub fn roster_conflicts(
+    policy: &Policy,
+    file: &str,
+    rows: &[(u64, RosterRow)],
+    stored: &[RosterRow],
+) -> Vec<RowError> {
+    let mut errors = Vec::new();
+    let mut by_day: HashMap<(&str, NaiveDate), (u64, &RosterEntry)> = HashMap::new();
+    for r in stored {
+        by_day.insert((r.employee_id.as_str(), r.date), (0, &r.entry));
+    }
+    let mut own: HashMap<(&str, NaiveDate), u64> = HashMap::new();
+    for (line, r) in rows {
+        let key = (r.employee_id.as_str(), r.date);
+        if let Some(prev) = own.insert(key, *line) {
+            errors.push(RowError {
+                file: file.to_string(),
+                line: *line,
+                message: format!(
+                    "{} on {} is already rostered on line {prev}",
+                    r.employee_id, r.date
+                ),
+            });
+            continue;
+        }
+        by_day.insert(key, (*line, &r.entry));
+    }
+    let Some(first) = rows.iter().map(|(_, r)| r.date).min() else {
+        return errors;
+    };
+    let last = rows.iter().map(|(_, r)| r.date).max().unwrap_or(first);
+    let clock = crate::domain::calendar::ShiftClock::new(
+        policy,
+        first - chrono::Days::new(1),
+        last + chrono::Days::new(1),
+    );
+    for (line, r) in rows {
+        if own.get(&(r.employee_id.as_str(), r.date)) != Some(line) {
+            continue;
+        }
+        let RosterEntry::Shift(s) = r.entry else {
+            continue;
+        };
+        let mine = clock.times(r.date, s);
+        for other in [r.date.pred_opt(), r.date.succ_opt()].into_iter().flatten() {
+            let Some(&(oline, RosterEntry::Shift(o))) =
+                by_day.get(&(r.employee_id.as_str(), other))
+            else {
+                continue;
+            };
+            let theirs = clock.times(other, *o);
+            if mine.start < theirs.end && theirs.start < mine.end {
+                // A pair of the file's rows is reported once, on the later line.
+                if oline > *line {
+                    continue;
+                }
+                let where_ = if oline == 0 {
+                    "the stored roster".to_string()
+                } else {
+                    format!("line {oline}")
+                };
+                errors.push(RowError {
+                    file: file.to_string(),
+                    line: *line,
+                    message: format!(
+                        "{}: shift {} on {} overlaps shift {} on {} ({where_})",
+                        r.employee_id,
+                        policy.shift(s).id,
+                        r.date,
+                        policy.shift(*o).id,
+                        other
+                    ),
+                });
+            }
+        }
+    }
+    errors.sort_by_key(|e| e.line);
+    errors
+}
+
+/// Holiday rows naming a date a previous row already named.
+pub fn holiday_conflicts(file: &str, rows: &[(u64, HolidayRow)]) -> Vec<RowError> {
+    let mut seen: HashMap<NaiveDate, u64> = HashMap::new();
+    let mut errors = Vec::new();
+    for (line, r) in rows {
+        if let Some(prev) = seen.insert(r.date, *line) {
+            errors.push(RowError {
+                file: file.to_string(),
+                line: *line,
+                message: format!("{} is already listed on line {prev}", r.date),
+            });
+        }
+    }
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
 
     #[test]
     fn punches_with_bad_rows_keep_good_ones() {
@@ -509,6 +735,135 @@ mod tests {
                 .starts_with("p.csv:3: time \"yesterday\"")
         );
         assert_eq!(p.errors[1].line, 4);
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        (dir, p)
+    }
+
+    /// A spreadsheet program saves CSV with CRLF line ends: messages name
+    /// the file's own lines (they were one off).
+    #[test]
+    fn crlf_files_keep_their_line_numbers() {
+        let csv = "employee_id,time\r\nE1,2026-11-02 08:29:00\r\nE2,yesterday\r\nE3,2026-11-02 08:31:00\r\nE4,noon\r\n";
+        let (_d, p) = temp_file("p.csv", csv.as_bytes());
+        let r = read_punches(
+            io::Cursor::new(load(&p).unwrap()),
+            "p.csv",
+            chrono_tz::Asia::Shanghai,
+        );
+        assert_eq!(r.rows.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [2, 4]);
+        let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [3, 5], "{:?}", r.errors);
+    }
+
+    /// "CSV" from a Chinese-locale spreadsheet program is GB18030: read,
+    /// not refused as invalid UTF-8.
+    #[test]
+    fn gb18030_files_are_read() {
+        let text = "employee_id,name,team,supervisor\r\nE001,张敏,受理组,王伟\r\n";
+        let (bytes, _, bad) = encoding_rs::GB18030.encode(text);
+        assert!(!bad);
+        assert!(std::str::from_utf8(&bytes).is_err());
+        let (_d, p) = temp_file("employees.csv", &bytes);
+        let policy = crate::policy::parse_str(
+            include_str!("../config/policies/seed-default.toml"),
+            "seed-default.toml",
+        )
+        .unwrap();
+        let r = read_employees(io::Cursor::new(load(&p).unwrap()), "employees.csv", &policy);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.rows[0].1.name, "张敏");
+        assert_eq!(r.rows[0].1.team, "受理组");
+    }
+
+    /// HR's roster kept in a workbook: the first sheet, dates as date
+    /// cells or text, messages naming the sheet row.
+    #[test]
+    fn xlsx_rosters_are_read_by_extension() {
+        use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+        let mut wb = Workbook::new();
+        let ws = wb.add_worksheet();
+        let date = Format::new().set_num_format("yyyy-mm-dd");
+        ws.write(0, 0, "employee_id").unwrap();
+        ws.write(0, 1, "date").unwrap();
+        ws.write(0, 2, "shift").unwrap();
+        ws.write(1, 0, "E001").unwrap();
+        ws.write_with_format(1, 1, ExcelDateTime::from_ymd(2026, 11, 3).unwrap(), &date)
+            .unwrap();
+        ws.write(1, 2, "rest").unwrap();
+        ws.write(2, 0, 1002).unwrap();
+        ws.write(2, 1, "2026-11-04").unwrap();
+        ws.write(2, 2, "day").unwrap();
+        ws.write(3, 0, "E003").unwrap();
+        ws.write(3, 1, "someday").unwrap();
+        ws.write(3, 2, "day").unwrap();
+        let bytes = wb.save_to_buffer().unwrap();
+        let (_d, p) = temp_file("roster.xlsx", &bytes);
+        let policy = crate::policy::parse_str(
+            include_str!("../config/policies/seed-default.toml"),
+            "seed-default.toml",
+        )
+        .unwrap();
+        let r = read_roster(io::Cursor::new(load(&p).unwrap()), "roster.xlsx", &policy);
+        assert_eq!(r.rows.len(), 2, "{:?}", r.errors);
+        assert_eq!(r.rows[0].1.employee_id, "E001");
+        assert_eq!(r.rows[0].1.date.to_string(), "2026-11-03");
+        assert_eq!(r.rows[0].1.entry, RosterEntry::Rest);
+        assert_eq!(r.rows[1].1.employee_id, "1002");
+        assert_eq!(r.errors.len(), 1);
+        assert_eq!(r.errors[0].line, 4, "{:?}", r.errors);
+        // Punch times as date-time cells.
+        let mut wb = Workbook::new();
+        let ws = wb.add_worksheet();
+        let dt = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+        ws.write(0, 0, "employee_id").unwrap();
+        ws.write(0, 1, "time").unwrap();
+        ws.write(1, 0, "E001").unwrap();
+        ws.write_with_format(
+            1,
+            1,
+            ExcelDateTime::from_ymd(2026, 11, 3)
+                .unwrap()
+                .and_hms(8, 29, 13)
+                .unwrap(),
+            &dt,
+        )
+        .unwrap();
+        let (_d2, p) = temp_file("punches.xlsx", &wb.save_to_buffer().unwrap());
+        let r = read_punches(
+            io::Cursor::new(load(&p).unwrap()),
+            "punches.xlsx",
+            chrono_tz::Asia::Shanghai,
+        );
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.rows[0].1.time.to_rfc3339(), "2026-11-03T00:29:13+00:00");
+    }
+
+    #[test]
+    fn dates_outside_the_bounds_are_refused() {
+        let csv = "employee_id,name,team,supervisor,start_date,end_date\nE1,a,b,c,1999-12-31,\nE2,a,b,c,2026-11-02,2026-11-01\nE3,a,b,c,2026-11-02,\n";
+        let policy = crate::policy::parse_str(
+            include_str!("../config/policies/seed-default.toml"),
+            "seed-default.toml",
+        )
+        .unwrap();
+        let r = read_employees(csv.as_bytes(), "e.csv", &policy);
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(
+            r.rows[0].1.start_date.map(|d| d.to_string()).as_deref(),
+            Some("2026-11-02")
+        );
+        assert_eq!(r.errors.len(), 2);
+        assert!(r.errors[0].message.contains("start_date"), "{:?}", r.errors);
+        assert!(
+            r.errors[1].message.contains("before start_date"),
+            "{:?}",
+            r.errors
+        );
     }
 
     #[test]

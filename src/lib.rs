@@ -17,6 +17,8 @@
 //!   verdicts, the scoring ledger and its audit trail, and the commands that
 //!   import into it and query it.
 //! - [`ingest`]: terminal payload decoders (pure: bytes in, punches out).
+//! - [`quarantine`]: what is quarantined (bounded per upload, photos
+//!   stripped) and `attendd quarantine replay`.
 //! - [`cli`]: command-line definitions and dispatch.
 //! - [`broker`]: the embedded MQTT 3.1.1 terminal gateway (`broker =
 //!   "embedded"`): terminals log in, punches go into the pipeline and are
@@ -44,6 +46,7 @@ pub mod input;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod quarantine;
 pub mod render;
 pub mod scheduler;
 pub mod service;

@@ -2,15 +2,22 @@
 //! quarantine, and schedule re-classification of the days touched.
 //!
 //! [`Pipeline`] is the daemon's [`Sink`]: `commit` returns `Ok` only when
-//! every message of the batch is safe in the store, either as punches (one
-//! transaction, duplicates counted, never doubled) or in quarantine. Only
-//! then does the source acknowledge.
+//! every message of the batch ended in one of three ways: stored as punches
+//! (one transaction, duplicates counted, never doubled), quarantined with
+//! the reason, or deliberately ignored (not a punch; counted in
+//! `attendd_ignored_events_total` by kind and logged the first time per
+//! device and kind). Only then does the source acknowledge.
 //!
-//! Attribution: an employee id (PIN, `customId`, `employeeNoString`) is
-//! stored as sent, even when HR has not imported that employee yet (the
-//! punch is a fact; the verdict follows the import). A card number or
-//! face-match name goes through the employees' aliases; an alias nobody has
-//! is quarantined with the reason, never dropped.
+//! Attribution ([`Directory`]): an employee id (PIN, `customId`,
+//! `employeeNoString`) must be one HR imported; an id nobody holds (a new
+//! hire not imported yet, or a forged `&xxe;`) is quarantined as `unknown`,
+//! a punch waiting for `attendd quarantine replay`. Before the first
+//! import ids are taken as sent. A card number, face-match name or
+//! device-local person id goes through the employees' aliases (scoped to
+//! the device first); an alias nobody has is quarantined the same way.
+//! Quarantine rows keep what a replay needs; photos are stripped; at most
+//! 100 bad records of one upload are kept one by one
+//! ([`crate::quarantine`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -27,7 +34,7 @@ use crate::ingest::decode::{DecodeContext, Decoder, Identity, canonical_card};
 use crate::metrics::Metrics;
 use crate::service::Heartbeat;
 use crate::source::{Received, Sink, SinkError};
-use crate::store::{EmployeeRecord, Inserted, NewPunch, NewQuarantine, Store};
+use crate::store::{EmployeeRecord, Inserted, NewPunch, NewQuarantine, QuarantineKind, Store};
 
 /// How one source's messages are decoded.
 #[derive(Debug)]
@@ -36,6 +43,102 @@ pub struct SourceDecoding {
     pub decoder: Decoder,
     /// Zone of the devices' local times.
     pub tz: Tz,
+    /// The decoder's options as configured (kept, as JSON, with quarantined payloads
+    /// so that `attendd quarantine replay` decodes them the same way).
+    pub options: toml::Table,
+}
+
+impl SourceDecoding {
+    /// What a quarantine row of this source keeps for a replay.
+    pub fn replay_info(
+        &self,
+        source: &str,
+        topic: Option<&str>,
+        device: Option<&str>,
+    ) -> crate::store::ReplayInfo {
+        crate::store::ReplayInfo {
+            pipeline_source: source.to_string(),
+            topic: topic.map(str::to_string),
+            decoder: self.decoder.name().to_string(),
+            decoder_options: serde_json::to_string(&self.options).unwrap_or_default(),
+            device_id: device.map(str::to_string),
+            timezone: self.tz.name().to_string(),
+        }
+    }
+}
+
+/// Who the employees are, as the pipeline resolves identities: the ids HR
+/// imported and every alias (card numbers, face-match names, device-scoped
+/// person ids).
+#[derive(Debug, Default)]
+pub struct Directory {
+    aliases: HashMap<String, String>,
+    employees: std::collections::HashSet<String>,
+}
+
+/// The prefix of a device-scoped alias in employees.csv's alias column:
+/// `device:DEVICE_ID:PERSON_ID` (RecPush `personId` is a per-device
+/// counter on terminals enrolled from their own screen). The person id is
+/// after the last `:`, so device ids with colons (MAC addresses) work.
+pub const DEVICE_ALIAS_PREFIX: &str = "device:";
+
+/// Splits a device-scoped alias into (device, person id).
+pub fn device_alias(alias: &str) -> Option<(&str, &str)> {
+    let rest = alias.trim().strip_prefix(DEVICE_ALIAS_PREFIX)?;
+    let (dev, person) = rest.rsplit_once(':')?;
+    (!dev.trim().is_empty() && !person.trim().is_empty()).then(|| (dev.trim(), person.trim()))
+}
+
+fn scoped_key(device: &str, key: &str) -> String {
+    format!("{DEVICE_ALIAS_PREFIX}{}:{key}", device.to_lowercase())
+}
+
+impl Directory {
+    /// The directory of these employees.
+    pub fn new(emps: &[EmployeeRecord]) -> Directory {
+        Directory {
+            aliases: alias_map(emps),
+            employees: emps.iter().map(|e| e.employee_id.clone()).collect(),
+        }
+    }
+
+    /// The employee an identity seen on `device` stands for, or why none.
+    ///
+    /// An employee id nobody holds is refused once HR has imported any
+    /// employee (a forged or mistyped id must not count as a punch); until
+    /// then, ids are taken as sent so that a new site's first punches wait
+    /// for the import in the store, not in quarantine. An alias is looked
+    /// up scoped to the device first (`device:ID:alias`), then on its own.
+    pub fn resolve(&self, id: &Identity, device: Option<&str>) -> Result<String, String> {
+        match id {
+            Identity::Employee(e) => {
+                if self.employees.is_empty() || self.employees.contains(e) {
+                    Ok(e.clone())
+                } else {
+                    Err(format!(
+                        "unknown employee {:?}: no employee has this id; import employees.csv with it, then run `attendd quarantine replay`",
+                        crate::quarantine::shown(e)
+                    ))
+                }
+            }
+            Identity::Alias(a) => {
+                let keys = alias_keys(a);
+                device
+                    .and_then(|d| {
+                        keys.iter()
+                            .find_map(|k| self.aliases.get(&scoped_key(d, k)).cloned())
+                    })
+                    .or_else(|| keys.iter().find_map(|k| self.aliases.get(k).cloned()))
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown alias {:?}: no employee has it; add it to employees.csv (alias column, `device:ID:{}` for one terminal), import, and run `attendd quarantine replay`",
+                            crate::quarantine::shown(a),
+                            crate::quarantine::shown(a)
+                        )
+                    })
+            }
+        }
+    }
 }
 
 /// Fault injection for tests: while the file this variable names exists,
@@ -53,7 +156,7 @@ pub struct Pipeline {
     store: Store,
     policy: RwLock<Arc<Policy>>,
     sources: HashMap<Arc<str>, SourceDecoding>,
-    aliases: RwLock<HashMap<String, String>>,
+    directory: RwLock<Directory>,
     dirty: Mutex<BTreeMap<String, (NaiveDate, NaiveDate)>>,
     metrics: Arc<Metrics>,
     heartbeat: Heartbeat,
@@ -67,6 +170,14 @@ pub struct Pipeline {
     /// Where a failed or successful write to the store is reported
     /// (`/healthz`'s `store`).
     health: Option<Arc<crate::health::Health>>,
+    /// `[ingest] classify_from`, when configured.
+    classify_from: Option<NaiveDate>,
+    /// Ignored events already logged, per device and kind.
+    ignored_logged: crate::source::push::LogOnce,
+    /// Undecodable payloads older than this many days are pruned.
+    quarantine_retention_days: u32,
+    /// When the quarantine was last pruned.
+    last_prune: Mutex<Option<DateTime<Utc>>>,
 }
 
 /// The keys an alias is found under: as written (lower case), and the
@@ -115,6 +226,12 @@ fn alias_map(emps: &[EmployeeRecord]) -> HashMap<String, String> {
     let mut m = HashMap::new();
     for e in emps {
         for a in &e.aliases {
+            if let Some((dev, person)) = device_alias(a) {
+                for k in alias_keys(person) {
+                    m.insert(scoped_key(dev, &k), e.employee_id.clone());
+                }
+                continue;
+            }
             for k in alias_keys(a) {
                 m.insert(k, e.employee_id.clone());
             }
@@ -137,7 +254,7 @@ impl Pipeline {
             store,
             policy: RwLock::new(policy),
             sources,
-            aliases: RwLock::new(alias_map(&emps)),
+            directory: RwLock::new(Directory::new(&emps)),
             dirty: Mutex::new(BTreeMap::new()),
             metrics,
             heartbeat: Heartbeat::new(),
@@ -146,6 +263,10 @@ impl Pipeline {
             devices: HashMap::new(),
             stall_file: std::env::var_os(STALL_FILE_ENV).map(Into::into),
             health: None,
+            classify_from: None,
+            ignored_logged: Default::default(),
+            quarantine_retention_days: crate::config::DEFAULT_QUARANTINE_RETENTION_DAYS,
+            last_prune: Mutex::new(None),
         })
     }
 
@@ -186,68 +307,122 @@ impl Pipeline {
         self.heartbeat.clone()
     }
 
-    fn resolve(&self, id: &Identity) -> Option<String> {
-        match id {
-            Identity::Employee(e) => Some(e.clone()),
-            Identity::Alias(a) => {
-                let m = self.aliases.read().unwrap_or_else(|e| e.into_inner());
-                alias_keys(a).iter().find_map(|k| m.get(k).cloned())
+    /// The same pipeline pruning undecodable quarantined payloads after
+    /// `days` days (`[store] quarantine_retention_days`).
+    pub fn with_quarantine_retention(mut self, days: u32) -> Self {
+        self.quarantine_retention_days = days;
+        self
+    }
+
+    fn resolve(&self, id: &Identity, device: Option<&str>) -> Result<String, String> {
+        self.directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .resolve(id, device)
+    }
+
+    /// Deletes undecodable payloads older than the retention, at most once
+    /// an hour; never unknown-employee punches.
+    async fn prune_quarantine(&self, now: DateTime<Utc>) {
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| now - t < chrono::Duration::hours(1)) {
+                return;
             }
+            *last = Some(now);
+        }
+        let cutoff = now - chrono::Duration::days(i64::from(self.quarantine_retention_days));
+        match self.store.prune_quarantine(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                "pruned {n} undecodable quarantined payload(s) older than {} days",
+                self.quarantine_retention_days
+            ),
+            Err(e) => warn!("cannot prune the quarantine: {e}"),
         }
     }
 
+    /// Notes the days a new punch of `employee` at `at` can change: its
+    /// date, the day before (an overnight shift started then) and the rest
+    /// of that month (the escalation ladder counts per month). Only this
+    /// employee's days: other employees' verdicts do not depend on it.
     fn mark_dirty(&self, employee: &str, at: DateTime<Utc>) {
         let d = to_local(self.policy().tz, at).date_naive();
-        // An overnight shift started the day before.
         let from = d - Days::new(1);
+        let to = crate::store::month_bounds(d).1;
         let mut m = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-        let e = m.entry(employee.to_string()).or_insert((from, d));
+        let e = m.entry(employee.to_string()).or_insert((from, to));
         e.0 = e.0.min(from);
-        e.1 = e.1.max(d);
+        e.1 = e.1.max(to);
+    }
+
+    /// The same pipeline with `[ingest] classify_from`.
+    pub fn with_classify_from(mut self, classify_from: Option<NaiveDate>) -> Self {
+        self.classify_from = classify_from;
+        self
     }
 
     /// Re-classifies the days touched since the last call and reloads the
-    /// aliases. Returns the number of employee-days evaluated.
+    /// aliases. Each employee's own range is re-classified, from the
+    /// classification start on (policy.md, "Real sites"). Returns the number
+    /// of employee-days evaluated.
     pub async fn recompute_dirty(
         &self,
         now: DateTime<Utc>,
     ) -> Result<usize, crate::store::StoreError> {
         let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
         if let Ok(emps) = self.store.employees().await {
-            *self.aliases.write().unwrap_or_else(|e| e.into_inner()) = alias_map(&emps);
+            *self.directory.write().unwrap_or_else(|e| e.into_inner()) = Directory::new(&emps);
         }
+        self.prune_quarantine(now).await;
         self.heartbeat.beat();
         if dirty.is_empty() {
             return Ok(0);
         }
-        let from = dirty.values().map(|r| r.0).min().unwrap_or_default();
-        let to = dirty.values().map(|r| r.1).max().unwrap_or_default();
-        let ids: Vec<String> = dirty.keys().cloned().collect();
-        match self
-            .store
-            .recompute(
-                &self.policy(),
-                Some(&ids),
-                from,
-                to,
-                "punches received",
-                "ingest",
-                now,
-            )
-            .await
-        {
-            Ok(r) => Ok(r.evaluated),
-            Err(e) => {
-                // Put them back so the next round tries again.
-                let mut m = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-                for (k, v) in dirty {
-                    let e = m.entry(k).or_insert(v);
-                    e.0 = e.0.min(v.0);
-                    e.1 = e.1.max(v.1);
+        let policy = self.policy();
+        let today = to_local(policy.tz, now).date_naive();
+        let result = async {
+            let start = self
+                .store
+                .classification_start(self.classify_from, Some(today), now)
+                .await?;
+            // Employees with the same range share one recompute.
+            let mut groups: BTreeMap<(NaiveDate, NaiveDate), Vec<String>> = BTreeMap::new();
+            for (emp, (from, to)) in &dirty {
+                let from = start.map_or(*from, |s| (*from).max(s));
+                if from <= *to {
+                    groups.entry((from, *to)).or_default().push(emp.clone());
                 }
-                Err(e)
+            }
+            let mut evaluated = 0;
+            for ((from, to), ids) in groups {
+                let r = self
+                    .store
+                    .recompute(
+                        &policy,
+                        Some(&ids),
+                        from,
+                        to,
+                        "punches received",
+                        "ingest",
+                        now,
+                    )
+                    .await?;
+                evaluated += r.evaluated;
+            }
+            Ok(evaluated)
+        }
+        .await;
+        if result.is_err() {
+            // Put them back so the next round tries again.
+            let mut m = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, v) in dirty {
+                let e = m.entry(k).or_insert(v);
+                e.0 = e.0.min(v.0);
+                e.1 = e.1.max(v.1);
             }
         }
+        result
     }
 
     /// Runs [`Pipeline::recompute_dirty`] every `interval` until `shutdown`,
@@ -295,6 +470,66 @@ impl Pipeline {
     }
 }
 
+/// Ignored events of one commit, counted by (source, kind) and logged
+/// once per (device, kind): a 2 MiB upload of header lines costs a few map
+/// updates per line, not a metric and a log lookup each.
+#[derive(Default)]
+struct IgnoredTally<'a> {
+    kinds: HashMap<String, String>,
+    counts: BTreeMap<(&'a str, String), f64>,
+    first: BTreeMap<(String, String), (&'a str, String)>,
+}
+
+impl<'a> IgnoredTally<'a> {
+    fn add(
+        &mut self,
+        source: &'a str,
+        device: Option<&str>,
+        ignored: &[crate::ingest::decode::Ignored],
+    ) {
+        for i in ignored {
+            let kind = match self.kinds.get(&i.reason) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = crate::quarantine::ignored_kind(&i.reason);
+                    if self.kinds.len() < 1024 {
+                        self.kinds.insert(i.reason.clone(), k.clone());
+                    }
+                    k
+                }
+            };
+            let key = (device.unwrap_or("-").to_string(), kind.clone());
+            if self.first.len() < 1024 && !self.first.contains_key(&key) {
+                self.first.insert(key, (source, i.reason.clone()));
+            }
+            *self.counts.entry((source, kind)).or_default() += 1.0;
+        }
+    }
+}
+
+impl Pipeline {
+    /// Counts ignored events by kind and logs the first of each kind per
+    /// device.
+    fn count_ignored(&self, tally: IgnoredTally<'_>) {
+        for ((source, kind), n) in tally.counts {
+            self.metrics.add(
+                "attendd_ignored_events_total",
+                &[("source", source), ("kind", &kind)],
+                n,
+            );
+        }
+        for ((dev, kind), (source, reason)) in tally.first {
+            if self.ignored_logged.first(&format!("{dev}\u{1f}{kind}")) {
+                info!(
+                    source = %source,
+                    device = %dev,
+                    "ignored an event that is not a punch: {reason} (counted in attendd_ignored_events_total{{kind={kind:?}}}; logged once per device and kind)",
+                );
+            }
+        }
+    }
+}
+
 impl Sink for Pipeline {
     async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
         if let Some(f) = &self.stall_file {
@@ -315,14 +550,21 @@ impl Sink for Pipeline {
         let mut punches: Vec<NewPunch> = Vec::with_capacity(batch.len());
         // The source of each punch: a batch may mix sources (HTTP push).
         let mut punch_sources: Vec<&str> = Vec::with_capacity(batch.len());
-        let mut quarantine: Vec<NewQuarantine> = Vec::new();
+        let mut quarantine = crate::quarantine::Bounded::default();
+        let mut ignored = IgnoredTally::default();
         let mut last_seen: HashMap<String, DateTime<Utc>> = HashMap::new();
-        for r in batch {
+        for (i, r) in batch.iter().enumerate() {
+            // The lines of one HTTP upload (or serial read) share their
+            // source and arrival time; an MQTT message stands alone. At
+            // most 100 bad records of one upload are kept one by one.
+            let upload = (r.source.clone(), r.received_at, r.topic.as_ref().map(|_| i));
             let Some(src) = self.sources.get(&r.source) else {
-                quarantine.push(NewQuarantine {
+                quarantine.push(&upload, || NewQuarantine {
                     source: r.source.to_string(),
-                    payload: r.payload.clone(),
+                    payload: crate::quarantine::strip_photos(&r.payload),
                     reason: "no decoder configured for this source".into(),
+                    received_at: Some(r.received_at),
+                    ..Default::default()
                 });
                 continue;
             };
@@ -330,22 +572,35 @@ impl Sink for Pipeline {
                 Some(t) => format!("{}:{t}", r.source),
                 None => r.source.to_string(),
             };
+            let device = self.devices.get(&r.source).map(String::as_str);
             let mut cx = DecodeContext::new(src.tz, r.received_at);
             if let Some(t) = &r.topic {
                 cx = cx.with_topic(t);
             }
-            if let Some(d) = self.devices.get(&r.source) {
+            if let Some(d) = device {
                 cx = cx.with_device(d);
             }
+            // Built only for rows that are kept.
+            let quarantined = |label: String, payload: &[u8], reason: String, kind| NewQuarantine {
+                source: label,
+                payload: crate::quarantine::strip_photos(payload),
+                reason,
+                kind,
+                replay: Some(src.replay_info(&r.source, r.topic.as_deref(), device)),
+                received_at: Some(r.received_at),
+            };
             let decoded = match src.decoder.decode(&r.payload, &cx) {
                 Ok(d) => d,
                 Err(e) => {
                     self.metrics
                         .add("attendd_quarantined_total", &[("source", &r.source)], 1.0);
-                    quarantine.push(NewQuarantine {
-                        source: origin,
-                        payload: r.payload.clone(),
-                        reason: format!("{}: {e}", src.decoder.name()),
+                    quarantine.push(&upload, || {
+                        quarantined(
+                            origin,
+                            &r.payload,
+                            format!("{}: {e}", src.decoder.name()),
+                            QuarantineKind::Undecodable,
+                        )
                     });
                     continue;
                 }
@@ -353,23 +608,39 @@ impl Sink for Pipeline {
             for le in &decoded.line_errors {
                 self.metrics
                     .add("attendd_quarantined_total", &[("source", &r.source)], 1.0);
-                quarantine.push(NewQuarantine {
-                    source: format!("{origin} line {}", le.line),
-                    payload: le.text.clone().into_bytes(),
-                    reason: format!("{}: {}", src.decoder.name(), le.error),
+                quarantine.push(&upload, || {
+                    quarantined(
+                        format!("{origin} line {}", le.line),
+                        le.text.as_bytes(),
+                        format!("{}: {}", src.decoder.name(), le.error),
+                        QuarantineKind::Undecodable,
+                    )
                 });
             }
-            if !decoded.ignored.is_empty() {
-                self.metrics.add(
-                    "attendd_ignored_events_total",
-                    &[("source", &r.source)],
-                    decoded.ignored.len() as f64,
-                );
-            }
+            // The device, as far as it is known: the payload's, the
+            // source's, else the MQTT topic it came on.
+            let payload_device = decoded
+                .punches
+                .first()
+                .and_then(|p| p.device_id.as_deref())
+                .or(device)
+                .or(r.topic.as_deref());
+            ignored.add(&r.source, payload_device, &decoded.ignored);
             for w in &decoded.warnings {
                 warn!(source = %r.source, "{w}");
             }
-            let raw = String::from_utf8_lossy(&r.payload[..r.payload.len().min(2048)]).into_owned();
+            // The raw text punches keep (photos stripped), only when there
+            // are punches.
+            let raw = if decoded.punches.is_empty() {
+                String::new()
+            } else {
+                String::from_utf8_lossy(&crate::quarantine::strip_photos(
+                    &r.payload[..r.payload.len().min(64 * 1024)],
+                ))
+                .chars()
+                .take(2048)
+                .collect::<String>()
+            };
             for p in decoded.punches {
                 if let Some(d) = &p.device_id {
                     last_seen.insert(d.clone(), r.received_at);
@@ -387,21 +658,24 @@ impl Sink for Pipeline {
                         skew.num_seconds()
                     );
                 }
-                let Some(employee_id) = self.resolve(&p.identity) else {
-                    self.metrics.add(
-                        "attendd_punches_total",
-                        &[("source", &r.source), ("outcome", "unknown_alias")],
-                        1.0,
-                    );
-                    quarantine.push(NewQuarantine {
-                        source: origin.clone(),
-                        payload: r.payload.clone(),
-                        reason: format!(
-                            "unknown alias {:?}: no employee has it; add it to employees.csv (alias column), import, and replay",
-                            p.identity.as_str()
-                        ),
-                    });
-                    continue;
+                let employee_id = match self.resolve(&p.identity, p.device_id.as_deref()) {
+                    Ok(e) => e,
+                    Err(why) => {
+                        self.metrics.add(
+                            "attendd_punches_total",
+                            &[("source", &r.source), ("outcome", "unknown_employee")],
+                            1.0,
+                        );
+                        // Unknown people are punches waiting for HR: never
+                        // cut short by the per-upload bound.
+                        quarantine.push_always(quarantined(
+                            origin.clone(),
+                            &r.payload,
+                            why,
+                            QuarantineKind::Unknown,
+                        ));
+                        continue;
+                    }
                 };
                 punch_sources.push(&r.source);
                 punches.push(NewPunch {
@@ -415,6 +689,8 @@ impl Sink for Pipeline {
                 });
             }
         }
+        let quarantine = quarantine.finish();
+        self.count_ignored(ignored);
         let started = std::time::Instant::now();
         let written = async {
             let outcomes = if punches.is_empty() {
@@ -481,6 +757,70 @@ impl Sink for Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn emp(id: &str, aliases: &[&str]) -> EmployeeRecord {
+        EmployeeRecord {
+            employee_id: id.into(),
+            name: id.into(),
+            team: "t".into(),
+            supervisor: "s".into(),
+            shift: None,
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            start_date: None,
+            end_date: None,
+        }
+    }
+
+    #[test]
+    fn device_scoped_aliases_resolve_per_device_before_global_ones() {
+        // RecPush personId 57 is a different person on each terminal.
+        let d = Directory::new(&[
+            emp("E001", &["device:1026731:57", "Leyla"]),
+            emp("E002", &["device:1026732:57"]),
+            emp("E003", &["device:24:0F:AA:01:02:03:9"]),
+        ]);
+        let p57 = Identity::Alias("57".into());
+        assert_eq!(d.resolve(&p57, Some("1026731")).unwrap(), "E001");
+        assert_eq!(d.resolve(&p57, Some("1026732")).unwrap(), "E002");
+        let e = d.resolve(&p57, Some("1026733")).unwrap_err();
+        assert!(e.starts_with("unknown alias \"57\""), "{e}");
+        assert!(d.resolve(&p57, None).is_err());
+        // Device ids with colons (MAC addresses) work: the id is after the last `:`.
+        assert_eq!(
+            d.resolve(&Identity::Alias("9".into()), Some("24:0f:aa:01:02:03"))
+                .unwrap(),
+            "E003"
+        );
+        assert_eq!(
+            d.resolve(&Identity::Alias("leyla".into()), Some("x"))
+                .unwrap(),
+            "E001"
+        );
+        assert_eq!(device_alias("device:1026731:57"), Some(("1026731", "57")));
+        assert_eq!(device_alias("device::57"), None);
+        assert_eq!(device_alias("57"), None);
+    }
+
+    #[test]
+    fn unknown_and_forged_employee_ids_are_refused_once_employees_exist() {
+        let d = Directory::new(&[emp("E001", &[])]);
+        assert_eq!(
+            d.resolve(&Identity::Employee("E001".into()), None).unwrap(),
+            "E001"
+        );
+        let e = d
+            .resolve(&Identity::Employee("&xxe;".into()), None)
+            .unwrap_err();
+        assert!(e.starts_with("unknown employee \"&xxe;\""), "{e}");
+        // Before any import, ids are taken as sent.
+        let empty = Directory::new(&[]);
+        assert_eq!(
+            empty
+                .resolve(&Identity::Employee("E9".into()), None)
+                .unwrap(),
+            "E9"
+        );
+    }
 
     #[test]
     fn alias_keys_canonicalise_card_numbers() {

@@ -174,8 +174,18 @@ impl Scheduler {
             }
             d = d + Days::new(1);
         }
-        let start = closed.first().map_or(today - Days::new(1), |c| c.date);
-        open.retain(|d| *d >= start);
+        // Once the daemon has run on the store, every day from the day
+        // before its first run closes, even one that ended while it was
+        // down (policy.md, "Every employee, every day"); never a day before
+        // the classification start: such days are not classified
+        // automatically (policy.md, "Real sites").
+        let classify_from = self.store.classify_from_fixed().await?;
+        let start = match (self.store.first_run().await?, closed.first()) {
+            (Some(f), _) => f - Days::new(1),
+            (None, Some(c)) => c.date,
+            (None, None) => today - Days::new(1),
+        };
+        open.retain(|d| *d >= start && classify_from.is_none_or(|c| *d >= c));
         let first = open
             .first()
             .copied()
@@ -217,8 +227,8 @@ impl Scheduler {
                 punches: &inputs.punches[i],
                 roster: Some(&inputs.roster[i]),
                 leaves: &inputs.leaves[i],
-                start_date: None,
-                end_date: None,
+                start_date: e.start_date,
+                end_date: e.end_date,
             })
             .collect();
 

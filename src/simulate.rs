@@ -498,6 +498,24 @@ pub struct Plan {
     pub format: Format,
     /// Zone of the local times.
     pub tz: chrono_tz::Tz,
+    /// Punches stamped after this instant are not sent: a terminal does not
+    /// stamp the future (`attendd simulate` passes its clock's now, so
+    /// "today" holds the morning's punches, not the afternoon's).
+    pub not_after: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// True when `p` is stamped after the plan's `not_after`.
+fn in_future(plan: &Plan, p: &SimPunch) -> bool {
+    plan.not_after
+        .is_some_and(|n| crate::domain::time::resolve_local(plan.tz, p.local) > n)
+}
+
+/// How many of the day's punches lie after the plan's `not_after`.
+pub fn future_count(plan: &Plan) -> u64 {
+    generate_day(plan.date, plan.employees, plan.terminals, plan.seed)
+        .iter()
+        .filter(|p| in_future(plan, p))
+        .count() as u64
 }
 
 /// What was published.
@@ -511,6 +529,8 @@ pub struct Report {
     pub seconds: f64,
     /// Payload format (decoder name).
     pub format: String,
+    /// Punches of the day not sent because they lie after `not_after`.
+    pub future: u64,
 }
 
 /// The day's punches, each with how many times it is sent (1, or 2 for a
@@ -520,6 +540,7 @@ pub fn schedule(plan: &Plan) -> Vec<(SimPunch, u64)> {
     let mut rng = Rng::new(plan.seed ^ 0xA5A5);
     punches
         .into_iter()
+        .filter(|p| !in_future(plan, p))
         .map(|p| {
             let copies = if rng.below(10_000) < (plan.duplicates * 10_000.0) as u64 {
                 2

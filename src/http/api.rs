@@ -358,6 +358,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/policy", get(policy))
         .route("/api/v1/days/{date}", get(days))
         .route("/api/v1/summaries/{date}", get(summary))
+        .route("/api/v1/missing/{date}", get(missing))
         .route("/api/v1/employees/{id}/days", get(employee_days))
         .route("/api/v1/months/{month}", get(month))
         .route("/api/v1/months/{month}/publish", post(publish))
@@ -368,6 +369,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/appeals", get(appeals).post(file_appeal))
         .route("/api/v1/appeals/{id}/answer", post(answer_appeal))
         .route("/api/v1/quarantine", get(quarantine))
+        .route("/api/v1/quarantine/replay", post(replay_quarantine))
         .route("/api/v1/terminals", get(terminals))
         .with_state(api)
 }
@@ -429,6 +431,9 @@ async fn days(
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
     let status = q.get("status").map(String::as_str);
+    if let Some(doc) = before_start(&api, date, p, "items").await? {
+        return ok(&doc);
+    }
     // Filtering and paging happen in the database: only the page's
     // verdicts are read, and they are sent as stored.
     let (total, rows) = api
@@ -445,6 +450,33 @@ async fn days(
     let end = p.offset.saturating_add(rows.len());
     let body = days_json(date, &rows, total, p, (end < total).then_some(end))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The answer for a date before classification starts (policy.md, "Real
+/// sites"): no rows, one note.
+async fn before_start(
+    api: &Api,
+    date: NaiveDate,
+    p: Paging,
+    rows: &str,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let Some(start) = api.store.classify_from(None).await?.filter(|s| date < *s) else {
+        return Ok(None);
+    };
+    let mut doc = json!({
+        "date": date,
+        "classify_from": start,
+        "note": crate::store::cmd::before_start_note(date, start),
+        "total": 0,
+        "offset": p.offset,
+        "limit": p.limit,
+        "next_offset": null,
+    });
+    doc[rows] = json!([]);
+    if rows == "rows" {
+        doc["totals"] = json!({"employees": 0, "points": 0, "by_status": {}, "by_team": {}});
+    }
+    Ok(Some(doc))
 }
 
 /// Writes a page of the daily table. The stored verdicts are our own
@@ -533,6 +565,9 @@ async fn summary(
     let date = parse_date("date", &date)?;
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
+    if let Some(doc) = before_start(&api, date, p, "rows").await? {
+        return ok(&doc);
+    }
     // Totals are counted in the database; only the page's rows are read.
     let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_team: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
@@ -587,6 +622,113 @@ async fn summary(
         "offset": p.offset,
         "limit": p.limit,
         "next_offset": (end < total).then_some(end),
+    }))
+}
+
+/// `GET /api/v1/missing/{date}`: who is missing, from the schedule and
+/// the punches as absence alerts decide it (not from stored verdicts, which
+/// lag behind the punches): scheduled, the shift started, no approved leave
+/// at its start, no punch in its window so far. For today "so far" is now
+/// (the dashboard's "Missing right now"); for a past date it is the shift's
+/// end (that day's absentees).
+async fn missing(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Path(date): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    use crate::domain::alerting::{AlertDecision, AlertState, absence_decision};
+    use crate::domain::calendar::{ShiftClock, shift_on};
+    use crate::domain::classify::EmployeeDays;
+    use crate::domain::types::EmployeeId;
+    people(&c)?;
+    let date = parse_date("date", &date)?;
+    let team = team_filter(&c, &q)?;
+    let policy = api.policy();
+    let now = api.now();
+    let today = api.today();
+    let mut items = Vec::new();
+    let before = api.store.classify_from(None).await?.filter(|s| date < *s);
+    if date <= today && before.is_none() {
+        let first = date - chrono::Days::new(1);
+        let last = date + chrono::Days::new(1);
+        let margin =
+            chrono::Duration::seconds(policy.window_before_secs + policy.window_after_secs);
+        let lo =
+            crate::domain::time::resolve_local(policy.tz, first.and_time(chrono::NaiveTime::MIN))
+                - margin;
+        let hi = crate::domain::time::resolve_local(
+            policy.tz,
+            (last + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN),
+        ) + margin;
+        if let Some(inputs) = api
+            .store
+            .load_inputs(&policy, None, first, last, lo, hi)
+            .await?
+        {
+            let clock = ShiftClock::new(&policy, first, last);
+            for (i, e) in inputs.emps.iter().enumerate() {
+                if team.as_deref().is_some_and(|t| t != e.team) {
+                    continue;
+                }
+                let id = EmployeeId::from(e.employee_id.as_str());
+                let default_shift = e.shift.as_deref().and_then(|s| policy.shift_by_id(s));
+                let (Some(shift), _) = shift_on(
+                    &policy,
+                    &inputs.holidays,
+                    Some(&inputs.roster[i]),
+                    default_shift,
+                    date,
+                ) else {
+                    continue;
+                };
+                let t = clock.times(date, shift);
+                // The alert rule holds while the shift runs: a past day is
+                // judged at its last second.
+                let at = now.min(t.end - chrono::Duration::seconds(1));
+                let days = EmployeeDays {
+                    employee: &id,
+                    default_shift,
+                    punches: &inputs.punches[i],
+                    roster: Some(&inputs.roster[i]),
+                    leaves: &inputs.leaves[i],
+                    start_date: e.start_date,
+                    end_date: e.end_date,
+                };
+                let state = AlertState {
+                    absence_sent: false,
+                    arrival_sent: false,
+                };
+                if let AlertDecision::Absent {
+                    shift_start,
+                    minutes_late,
+                } = absence_decision(
+                    &clock,
+                    &inputs.holidays,
+                    &days,
+                    date,
+                    chrono::Duration::zero(),
+                    at,
+                    state,
+                ) {
+                    items.push(json!({
+                        "employee_id": e.employee_id,
+                        "name": e.name,
+                        "team": e.team,
+                        "shift": policy.shift(shift).id.to_string(),
+                        "shift_start": to_local(policy.tz, shift_start).to_rfc3339(),
+                        "minutes_since_start": minutes_late,
+                    }));
+                }
+            }
+        }
+    }
+    ok(&json!({
+        "date": date,
+        "as_of": if date == today { Some(to_local(policy.tz, now).to_rfc3339()) } else { None },
+        "classify_from": before,
+        "items": items,
+        "total": items.len(),
     }))
 }
 
@@ -709,7 +851,7 @@ async fn publish(State(api): State<Arc<Api>>, c: Caller, Path(m): Path<String>) 
     hr_only(&c)?;
     let first = parse_month(&m)?;
     let label = hr::month_label(first);
-    let done = hr::publish(&api.store, &label, &c.name, api.now()).await?;
+    let done = hr::publish(&api.store, &api.policy(), &label, &c.name, api.now()).await?;
     let at = api.store.published(&label).await?.map(|p| p.0);
     ok(&json!({
         "month": label,
@@ -1018,21 +1160,24 @@ async fn quarantine(
 ) -> ApiResult {
     terminals_role(&c)?;
     let p = paging(&q)?;
-    // Newest first; one more than the page tells whether there is a next.
-    let want = p.offset.saturating_add(p.limit).saturating_add(1);
-    let rows = api
+    // Newest first, paged in SQL; one more than the page tells whether
+    // there is a next.
+    let mut rows = api
         .store
-        .quarantined(i64::try_from(want).unwrap_or(i64::MAX))
+        .quarantine_page(
+            i64::try_from(p.offset).unwrap_or(i64::MAX),
+            i64::try_from(p.limit.saturating_add(1)).unwrap_or(i64::MAX),
+        )
         .await?;
-    let more = rows.len() == want;
+    let more = rows.len() > p.limit;
+    rows.truncate(p.limit);
     let items: Vec<_> = rows
         .iter()
-        .skip(p.offset)
-        .take(p.limit)
         .map(|r| {
             json!({"id": r.id, "source": r.source, "reason": r.reason,
                    "received_at": r.received_at.to_rfc3339(), "payload_len": r.payload_len,
-                   "payload": String::from_utf8_lossy(&r.payload)})
+                   "payload": String::from_utf8_lossy(&r.payload), "kind": r.kind,
+                   "resolved_at": r.resolved.as_ref().map(|x| x.0.to_rfc3339())})
         })
         .collect();
     let n = items.len();
@@ -1042,6 +1187,44 @@ async fn quarantine(
         "limit": p.limit,
         "next_offset": more.then_some(p.offset + n),
     }))
+}
+
+/// `POST /api/v1/quarantine/replay` body: `{"all": true}` or
+/// `{"ids": [..]}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    ids: Vec<i64>,
+}
+
+async fn replay_quarantine(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+    hr_only(&c)?;
+    let b: ReplayBody = body(&b)?;
+    let selection = match (b.all, b.ids.is_empty()) {
+        (true, true) => crate::quarantine::Selection::All,
+        (false, false) if b.ids.len() <= 10_000 => crate::quarantine::Selection::Ids(b.ids),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "body: give either \"all\": true or \"ids\": [1 to 10000 row ids]".into(),
+            ));
+        }
+    };
+    // Rows from before replay information was recorded need the CLI's
+    // `--source NAME`; they are reported as unresolved here.
+    let r = crate::quarantine::replay(
+        &api.store,
+        &api.policy(),
+        &crate::quarantine::Decodings::default(),
+        &selection,
+        None,
+        &c.name,
+        api.now(),
+    )
+    .await?;
+    ok(&r)
 }
 
 async fn terminals(State(api): State<Arc<Api>>, c: Caller) -> ApiResult {

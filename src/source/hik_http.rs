@@ -44,6 +44,8 @@ pub struct HikHttp {
     name: String,
     source: Arc<str>,
     hikvision: bool,
+    /// Uniview terminals expect a LAPI JSON answer.
+    uniview: bool,
     committer: Committer,
     limiter: RateLimiter,
     auth: Auth,
@@ -66,7 +68,8 @@ impl HikHttp {
         HikHttp {
             name: source_name(index),
             source: Arc::from(source_name(index).as_str()),
-            hikvision: raw.decoder != "dahua",
+            hikvision: raw.decoder == "hik-isapi",
+            uniview: raw.decoder == "uniview",
             committer,
             limiter: RateLimiter::new(raw.listener.rate_per_second, raw.listener.burst),
             auth: raw.listener.auth(),
@@ -249,10 +252,25 @@ pub fn text_parts(body: &[u8], boundary: &str) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
+/// Success as the terminal expects it: `OK`, or for Uniview the LAPI
+/// `{"Response":{"StatusCode":0,…}}` naming the path it posted to.
+fn success(s: &HikHttp, uri: &axum::http::Uri) -> Response {
+    if s.uniview {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            crate::ingest::decode::uniview::answer(uri.path()),
+        )
+            .into_response();
+    }
+    (StatusCode::OK, "OK").into_response()
+}
+
 async fn receive(
     State(s): State<Arc<HikHttp>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -322,7 +340,12 @@ async fn receive(
     }
     if messages.is_empty() {
         s.count("heartbeat");
-        return (StatusCode::OK, "OK").into_response();
+        s.metrics.add(
+            "attendd_ignored_events_total",
+            &[("source", &s.name), ("kind", "heartbeat")],
+            1.0,
+        );
+        return success(&s, &uri);
     }
     if let Err(e) = s.committer.commit(messages, None).await {
         warn!(source = %s.name, peer = %peer, "event not committed: {e}; the terminal will re-send");
@@ -331,7 +354,7 @@ async fn receive(
     }
     s.track(&seen);
     s.count("upload");
-    (StatusCode::OK, "OK").into_response()
+    success(&s, &uri)
 }
 
 /// Logs the listener's start.

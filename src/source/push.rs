@@ -139,7 +139,7 @@ pub struct RawHikHttp {
     /// Listener settings.
     #[serde(flatten)]
     pub listener: RawListener,
-    /// `hik-isapi` (default) or `dahua`.
+    /// `hik-isapi` (default), `dahua` or `uniview`.
     #[serde(default = "default_hik")]
     pub decoder: String,
     /// Zone of the terminals' local times (Dahua `LocaleTime`); default the
@@ -156,7 +156,7 @@ fn default_hik() -> String {
 }
 
 /// Decoders a `[[source.hik_http]]` may use.
-pub const HIK_HTTP_DECODERS: &[&str] = &["hik-isapi", "dahua"];
+pub const HIK_HTTP_DECODERS: &[&str] = &["hik-isapi", "dahua", "uniview"];
 
 fn check_zone(key: &str, tz: &Option<String>, push: &mut dyn FnMut(&str, String)) {
     if let Some(tz) = tz
@@ -467,34 +467,37 @@ impl RateLimiter {
 }
 
 /// Inflates a `Content-Encoding: deflate` body (zlib framing as HTTP means
-/// it, or raw deflate as some firmware send), refusing more than `max`
-/// bytes of output. `Ok(None)` when the encoding is identity.
+/// it, or raw deflate as some firmware send) or a `gzip` body, refusing
+/// more than `max` bytes of output. `Ok(None)` when the encoding is
+/// identity.
 pub fn inflate(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Option<Vec<u8>>, String> {
     let enc = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    match enc.as_str() {
-        "" | "identity" => Ok(None),
-        "deflate" => {
-            let read = |r: &mut dyn Read| -> std::io::Result<Vec<u8>> {
-                let mut out = Vec::new();
-                r.take(max as u64 + 1).read_to_end(&mut out)?;
-                Ok(out)
-            };
-            let out = read(&mut flate2::read::ZlibDecoder::new(body))
-                .or_else(|_| read(&mut flate2::read::DeflateDecoder::new(body)))
-                .map_err(|e| format!("deflate body does not inflate: {e}"))?;
-            if out.len() > max {
-                return Err(format!("inflated body is larger than {max} bytes"));
-            }
-            Ok(Some(out))
+    let read = |r: &mut dyn Read| -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        r.take(max as u64 + 1).read_to_end(&mut out)?;
+        Ok(out)
+    };
+    let out = match enc.as_str() {
+        "" | "identity" => return Ok(None),
+        "deflate" => read(&mut flate2::read::ZlibDecoder::new(body))
+            .or_else(|_| read(&mut flate2::read::DeflateDecoder::new(body)))
+            .map_err(|e| format!("deflate body does not inflate: {e}"))?,
+        "gzip" | "x-gzip" => read(&mut flate2::read::MultiGzDecoder::new(body))
+            .map_err(|e| format!("gzip body does not inflate: {e}"))?,
+        other => {
+            return Err(format!(
+                "Content-Encoding {other:?} is not supported (identity, gzip or deflate)"
+            ));
         }
-        other => Err(format!(
-            "Content-Encoding {other:?} is not supported (identity or deflate)"
-        )),
+    };
+    if out.len() > max {
+        return Err(format!("inflated body is larger than {max} bytes"));
     }
+    Ok(Some(out))
 }
 
 /// Most uploads one store transaction takes.
@@ -714,6 +717,12 @@ mod tests {
         assert_eq!(inflate(&h, &zlib, 1 << 20).unwrap().unwrap(), text);
         assert_eq!(inflate(&h, &raw, 1 << 20).unwrap().unwrap(), text);
         assert!(inflate(&h, &zlib, 16).unwrap_err().contains("larger"));
+        let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        g.write_all(&text).unwrap();
+        let gz = g.finish().unwrap();
+        h.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert_eq!(inflate(&h, &gz, 1 << 20).unwrap().unwrap(), text);
+        assert!(inflate(&h, &gz, 16).unwrap_err().contains("larger"));
         h.insert(header::CONTENT_ENCODING, "br".parse().unwrap());
         assert!(inflate(&h, &zlib, 1 << 20).is_err());
     }
@@ -826,6 +835,8 @@ pub fn decodings(
     for (i, z) in sources.zk_push.iter().enumerate() {
         for t in &z.terminals {
             let name: Arc<str> = Arc::from(super::zk_push::source_name(i, &t.sn).as_str());
+            let mut options = toml::Table::new();
+            options.insert("layout".into(), toml::Value::String("push".into()));
             out.push((
                 name.clone(),
                 crate::pipeline::SourceDecoding {
@@ -833,9 +844,21 @@ pub fn decodings(
                         layout: ZkLayout::Push,
                     }),
                     tz: zone(&t.timezone),
+                    options,
                 },
             ));
             devices.insert(name, t.sn.clone());
+            // Access-control firmware's `table=rtlog` uploads.
+            let rtlog: Arc<str> = Arc::from(super::zk_push::rtlog_source_name(i, &t.sn).as_str());
+            out.push((
+                rtlog.clone(),
+                crate::pipeline::SourceDecoding {
+                    decoder: Decoder::ZkRtlog(Default::default()),
+                    tz: zone(&t.timezone),
+                    options: toml::Table::new(),
+                },
+            ));
+            devices.insert(rtlog, t.sn.clone());
         }
     }
     for (i, h) in sources.hik_http.iter().enumerate() {
@@ -849,6 +872,7 @@ pub fn decodings(
             crate::pipeline::SourceDecoding {
                 decoder,
                 tz: zone(&h.timezone),
+                options: h.decoder_options.clone().unwrap_or_default(),
             },
         ));
     }

@@ -9,11 +9,23 @@
 //! bad lines quarantined) and the stamp saved; anything else makes the
 //! terminal re-send, which the store's dedupe key absorbs.
 //!
-//! `OPERLOG`, `ATTPHOTO` and `options` uploads are acknowledged and
-//! ignored (their stamps are kept so they are not re-sent either);
-//! `/iclock/getrequest` answers `OK` (no commands), `/iclock/devicecmd` and
-//! `/iclock/ping` answer `OK`. Serial numbers not configured are refused
-//! with 403, logged once per serial number.
+//! `OPERLOG` uploads (users, operations) are answered `OK:n` and their
+//! `OpStamp` kept; `ATTPHOTO`, `options` and other tables are acknowledged
+//! and ignored, counted per table and logged once per terminal and table.
+//! `GET …&table=RemoteAtt` (a user typed a PIN the terminal does not
+//! know) gets an empty remote-attendance answer: attendd does not hand out
+//! users. `/iclock/getrequest` answers `OK` (no commands),
+//! `/iclock/devicecmd` and `/iclock/ping` answer `OK`. Serial numbers not
+//! configured are refused with 403, logged once per serial number.
+//!
+//! Access-control firmware ("Security PUSH", `DeviceType=acc`: SpeedFace,
+//! ProFace) registers first: the handshake with `DeviceType=acc` answers
+//! `registry=ok` and a `RegistryCode`, `POST /iclock/registry` answers the
+//! code, `POST /iclock/push` the options, `GET /iclock/rtdata?type=time`
+//! the server time; its events arrive as `table=rtlog` and are decoded by
+//! `zk-rtlog` under the source `zk_push[i]:SN:rtlog`. Bodies sent with
+//! `Content-Encoding: gzip` or `deflate` are inflated first, within the
+//! body limit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,10 +61,17 @@ pub fn source_name(index: usize, sn: &str) -> String {
     format!("zk_push[{index}]:{sn}")
 }
 
+/// The pipeline source name of one terminal's `rtlog` uploads
+/// (access-control firmware): `zk_push[0]:CQZ7231460021:rtlog`.
+pub fn rtlog_source_name(index: usize, sn: &str) -> String {
+    format!("zk_push[{index}]:{sn}:rtlog")
+}
+
 /// One allowed terminal.
 #[derive(Debug)]
 struct Terminal {
     source: Arc<str>,
+    rtlog: Arc<str>,
     tz: Tz,
 }
 
@@ -66,6 +85,8 @@ pub struct ZkPush {
     limiter: RateLimiter,
     auth: Auth,
     refused: LogOnce,
+    ignored: LogOnce,
+    max_body: usize,
     delay: u32,
     realtime: bool,
     metrics: Arc<Metrics>,
@@ -96,6 +117,7 @@ impl ZkPush {
                     t.sn.clone(),
                     Terminal {
                         source: Arc::from(source_name(index, &t.sn).as_str()),
+                        rtlog: Arc::from(rtlog_source_name(index, &t.sn).as_str()),
                         tz,
                     },
                 )
@@ -109,6 +131,8 @@ impl ZkPush {
             limiter: RateLimiter::new(raw.listener.rate_per_second, raw.listener.burst),
             auth: raw.listener.auth(),
             refused: LogOnce::default(),
+            ignored: LogOnce::default(),
+            max_body: raw.listener.max_body_bytes,
             delay: raw.delay_seconds,
             realtime: raw.realtime,
             metrics,
@@ -127,6 +151,12 @@ impl ZkPush {
             .route("/iclock/devicecmd", post(no_command))
             .route("/iclock/devicecmd.aspx", post(no_command))
             .route("/iclock/ping", get(no_command))
+            .route("/iclock/registry", post(registry).get(registry))
+            .route("/iclock/registry.aspx", post(registry).get(registry))
+            .route("/iclock/push", post(push_options).get(push_options))
+            .route("/iclock/push.aspx", post(push_options).get(push_options))
+            .route("/iclock/rtdata", get(rtdata))
+            .route("/iclock/rtdata.aspx", get(rtdata))
             .layer(DefaultBodyLimit::max(max_body))
             .with_state(Arc::new(self));
         match secret {
@@ -260,6 +290,23 @@ async fn handshake(
         },
         None => HashMap::new(),
     };
+    if q.get("table")
+        .is_some_and(|t| t.eq_ignore_ascii_case("RemoteAtt"))
+    {
+        // No user data is handed out: an empty answer means "no such user".
+        s.count("remote_att");
+        return text(String::new());
+    }
+    if q.get("devicetype")
+        .is_some_and(|t| t.eq_ignore_ascii_case("acc"))
+    {
+        s.count("handshake");
+        return text(format!(
+            "registry=ok\nRegistryCode={}\n{}",
+            registry_code(sn),
+            acc_options(&s, sn)
+        ));
+    }
     s.count("handshake");
     let mut body = format!("GET OPTION FROM: {sn}\n");
     for (table, new, old) in STAMPED {
@@ -277,6 +324,110 @@ async fn handshake(
     text(body)
 }
 
+/// The `RegistryCode` of a terminal: stable per serial number (FNV-1a).
+fn registry_code(sn: &str) -> String {
+    let h = sn.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{:010x}", h & 0xff_ffff_ffff)
+}
+
+/// The options access-control firmware reads after registering.
+fn acc_options(s: &ZkPush, sn: &str) -> String {
+    format!(
+        "ServerVersion=3.1.2\nServerName=attendd\nPushProtVer=3.1.2\nErrorDelay=30\n\
+         RequestDelay={}\nTransTimes=00:00;14:05\nTransInterval=1\n\
+         TransTables=User Transaction\nRealtime={}\nSessionID={}\nTimeoutSec=10\n",
+        s.delay,
+        u8::from(s.realtime),
+        registry_code(sn),
+    )
+}
+
+/// `POST /iclock/registry`: the terminal announces itself; it gets its
+/// registry code.
+async fn registry(
+    State(s): State<Arc<ZkPush>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let q = params(q);
+    match s.admit(&q, &headers) {
+        Ok((sn, _)) => {
+            s.count("handshake");
+            text(format!("RegistryCode={}", registry_code(sn)))
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+/// `POST /iclock/push`: the options of a registered terminal.
+async fn push_options(
+    State(s): State<Arc<ZkPush>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let q = params(q);
+    match s.admit(&q, &headers) {
+        Ok((sn, _)) => {
+            s.count("handshake");
+            text(acc_options(&s, sn))
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+/// The Security PUSH time encoding: seconds counted in months of 31 days
+/// from 2000-01-01, in the terminal's local time.
+pub fn zk_time(local: chrono::NaiveDateTime) -> i64 {
+    use chrono::{Datelike, Timelike};
+    let days = (i64::from(local.year()) - 2000) * 12 * 31
+        + i64::from(local.month0()) * 31
+        + i64::from(local.day0());
+    days * 86_400 + i64::from(local.num_seconds_from_midnight())
+}
+
+/// `GET /iclock/rtdata?type=time`: the server's time for the terminal.
+async fn rtdata(
+    State(s): State<Arc<ZkPush>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let q = params(q);
+    let (_, t) = match s.admit(&q, &headers) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let now = Utc::now();
+    let local = now.with_timezone(&t.tz);
+    let off = local.offset().fix().local_minus_utc();
+    let sign = if off < 0 { '-' } else { '+' };
+    let off = off.abs();
+    text(format!(
+        "DateTime={},ServerTZ={sign}{:02}{:02}",
+        zk_time(local.naive_local()),
+        off / 3600,
+        off % 3600 / 60
+    ))
+}
+
+/// The body of an upload, inflated when the terminal compressed it.
+fn inflated(s: &ZkPush, headers: &HeaderMap, body: Bytes) -> Result<Bytes, Box<Response>> {
+    match super::push::inflate(headers, &body, s.max_body) {
+        Ok(Some(b)) => Ok(Bytes::from(b)),
+        Ok(None) => Ok(body),
+        Err(e) => {
+            s.count("refused");
+            let code = if e.contains("larger") {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            };
+            Err(Box::new((code, format!("{e}\n")).into_response()))
+        }
+    }
+}
+
 async fn upload(
     State(s): State<Arc<ZkPush>>,
     Query(q): Query<HashMap<String, String>>,
@@ -288,17 +439,42 @@ async fn upload(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
+    let body = match inflated(&s, &headers, body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     let table = q
         .get("table")
         .map(|t| t.to_ascii_uppercase())
         .unwrap_or_default();
+    // Firmware name the stamp after the table (`OpStamp`, `PhotoStamp`)
+    // or plainly `Stamp`.
     let stamp = q
         .get("stamp")
+        .or_else(|| match table.as_str() {
+            "OPERLOG" => q.get("opstamp"),
+            "ATTPHOTO" => q.get("photostamp"),
+            _ => None,
+        })
         .filter(|v| valid_stamp(v) && STAMPED.iter().any(|(tb, _, _)| *tb == table))
         .map(|v| (sn.to_string(), table.clone(), v.clone()));
     let now = Utc::now();
     let attlog = table == "ATTLOG";
+    let rtlog = table == "RTLOG";
     let mut messages = Vec::new();
+    if rtlog {
+        messages = body
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.trim_ascii().is_empty())
+            .map(|l| Received {
+                source: t.rtlog.clone(),
+                topic: None,
+                payload: l.to_vec(),
+                received_at: now,
+            })
+            .collect();
+    }
     if attlog {
         // One message per line, so each punch keeps its own line as raw
         // text and a bad line is quarantined alone. A form-encoded body
@@ -345,9 +521,38 @@ async fn upload(
     if attlog {
         s.count("upload");
         text(format!("OK:{n}"))
+    } else if rtlog {
+        s.count("upload");
+        text("OK".into())
     } else {
         s.count("ignored");
-        text("OK".into())
+        s.metrics.add(
+            "attendd_ignored_events_total",
+            &[
+                ("source", &s.name),
+                (
+                    "kind",
+                    &format!("zk table {}", crate::quarantine::ignored_kind(&table)),
+                ),
+            ],
+            1.0,
+        );
+        if s.ignored.first(&format!("{sn}\u{1f}{table}")) {
+            info!(
+                source = %s.name, sn,
+                "acknowledged and ignored a {table:?} upload: not punches (logged once per terminal and table)"
+            );
+        }
+        if table == "OPERLOG" {
+            // The protocol counts OPERLOG records like ATTLOG lines.
+            let records = body
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.trim_ascii().is_empty())
+                .count();
+            text(format!("OK:{records}"))
+        } else {
+            text("OK".into())
+        }
     }
 }
 
@@ -381,6 +586,19 @@ mod tests {
         assert_eq!(timezone_option(chrono_tz::Asia::Kolkata, now), 330);
         assert_eq!(timezone_option(chrono_tz::America::New_York, now), -5);
         assert_eq!(timezone_option(chrono_tz::UTC, now), 0);
+    }
+
+    #[test]
+    fn security_push_time_counts_31_day_months_from_2000() {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 9, 28)
+            .unwrap()
+            .and_hms_opt(11, 40, 45)
+            .unwrap();
+        let days = 26 * 12 * 31 + 8 * 31 + 27;
+        assert_eq!(zk_time(t), days * 86_400 + 11 * 3600 + 40 * 60 + 45);
+        assert_eq!(registry_code("CRJP230860129").len(), 10);
+        assert_eq!(registry_code("A"), registry_code("A"));
+        assert_ne!(registry_code("A"), registry_code("B"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use sqlx::{Pool, QueryBuilder, Row};
 use super::recompute::{Change, ChangeKind};
 use super::{
     Adjustment, AuditRow, EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, LedgerEntry,
-    NewManualEntry, NewPunch, NewQuarantine, QUARANTINE_MAX_BYTES, QuarantineRow, QueryContext,
+    NewManualEntry, NewPunch, NewQuarantine, QUARANTINE_MAX_BYTES, QueryContext,
     RosterRecord, StoreError, StoredPunch, StoredVerdict, VerdictMeta,
 };
 
@@ -162,6 +162,8 @@ pub(super) async fn punch_times(
 ) -> Result<Vec<(String, DateTime<Utc>, Option<String>)>, StoreError> {
     let mut qb = QueryBuilder::<Db>::new("SELECT employee_id, time, device_id FROM punches WHERE time >= ");
     qb.push_bind(from).push(" AND time < ").push_bind(to);
+    // A superseded punch (`attendd punches supersede`) is not classified.
+    qb.push(" AND NOT EXISTS (SELECT 1 FROM punch_supersedes s WHERE s.punch_id = punches.id)");
     if let Some(e) = employee {
         qb.push(" AND employee_id = ").push_bind(e);
     }
@@ -206,41 +208,27 @@ pub(super) async fn add_quarantine(
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let kept = &q.payload[..q.payload.len().min(QUARANTINE_MAX_BYTES)];
+    let r = q.replay.as_ref();
     sqlx::query(
-        "INSERT INTO quarantine (source, payload, payload_len, reason, received_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO quarantine (source, payload, payload_len, reason, received_at, kind, pipeline_source, topic, \
+         decoder, decoder_options, device_id, timezone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(q.source.as_str())
     .bind(kept)
     .bind(q.payload.len() as i64)
     .bind(q.reason.as_str())
-    .bind(now)
+    .bind(q.received_at.unwrap_or(now))
+    .bind(q.kind.as_str())
+    .bind(r.map(|r| r.pipeline_source.as_str()))
+    .bind(r.and_then(|r| r.topic.as_deref()))
+    .bind(r.map(|r| r.decoder.as_str()))
+    .bind(r.map(|r| r.decoder_options.as_str()))
+    .bind(r.and_then(|r| r.device_id.as_deref()))
+    .bind(r.map(|r| r.timezone.as_str()))
     .fetch_one(pool)
     .await
     .and_then(|r| r.try_get(0))
     .ctx("insert quarantine")
-}
-
-pub(super) async fn quarantined(pool: &Pool<Db>, limit: i64) -> Result<Vec<QuarantineRow>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, source, payload, payload_len, reason, received_at FROM quarantine ORDER BY id DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .ctx("select quarantine")?;
-    rows.iter()
-        .map(|r| {
-            Ok(QuarantineRow {
-                id: r.try_get("id")?,
-                source: r.try_get("source")?,
-                payload: r.try_get("payload")?,
-                payload_len: r.try_get("payload_len")?,
-                reason: r.try_get("reason")?,
-                received_at: r.try_get("received_at")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .ctx("read quarantine")
 }
 
 pub(super) async fn upsert_employees(
@@ -250,18 +238,23 @@ pub(super) async fn upsert_employees(
 ) -> Result<(), StoreError> {
     let mut tx = begin(pool).await?;
     for chunk in rows.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Db>::new("INSERT INTO employees (employee_id, name, team, supervisor, shift, updated_at) ");
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO employees (employee_id, name, team, supervisor, shift, start_date, end_date, updated_at) ",
+        );
         qb.push_values(chunk, |mut b, e| {
             b.push_bind(e.employee_id.as_str())
                 .push_bind(e.name.as_str())
                 .push_bind(e.team.as_str())
                 .push_bind(e.supervisor.as_str())
                 .push_bind(e.shift.as_deref())
+                .push_bind(e.start_date)
+                .push_bind(e.end_date)
                 .push_bind(now);
         });
         qb.push(
             " ON CONFLICT (employee_id) DO UPDATE SET name = excluded.name, team = excluded.team, \
-             supervisor = excluded.supervisor, shift = excluded.shift, updated_at = excluded.updated_at",
+             supervisor = excluded.supervisor, shift = excluded.shift, start_date = excluded.start_date, \
+             end_date = excluded.end_date, updated_at = excluded.updated_at",
         );
         qb.build().execute(&mut *tx).await.ctx("upsert employees")?;
     }
@@ -288,7 +281,9 @@ pub(super) async fn upsert_employees(
 }
 
 pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, StoreError> {
-    let rows = sqlx::query("SELECT employee_id, name, team, supervisor, shift FROM employees ORDER BY employee_id")
+    let rows = sqlx::query(
+        "SELECT employee_id, name, team, supervisor, shift, start_date, end_date FROM employees ORDER BY employee_id",
+    )
         .fetch_all(pool)
         .await
         .ctx("select employees")?;
@@ -302,6 +297,8 @@ pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, St
                 supervisor: r.try_get(3)?,
                 shift: r.try_get(4)?,
                 aliases: Vec::new(),
+                start_date: r.try_get(5)?,
+                end_date: r.try_get(6)?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()

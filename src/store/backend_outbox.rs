@@ -333,17 +333,26 @@ pub(super) async fn add_quarantine_many(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut tx = begin(pool).await?;
-    // 5 columns: far under either engine's bound-parameter limit.
+    // 12 columns: far under either engine's bound-parameter limit.
     for chunk in rows.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO quarantine (source, payload, payload_len, reason, received_at) ",
+            "INSERT INTO quarantine (source, payload, payload_len, reason, received_at, kind, \
+             pipeline_source, topic, decoder, decoder_options, device_id, timezone) ",
         );
         qb.push_values(chunk, |mut b, q| {
+            let r = q.replay.as_ref();
             b.push_bind(q.source.as_str())
                 .push_bind(&q.payload[..q.payload.len().min(QUARANTINE_MAX_BYTES)])
                 .push_bind(q.payload.len() as i64)
                 .push_bind(q.reason.as_str())
-                .push_bind(now);
+                .push_bind(q.received_at.unwrap_or(now))
+                .push_bind(q.kind.as_str())
+                .push_bind(r.map(|r| r.pipeline_source.as_str()))
+                .push_bind(r.and_then(|r| r.topic.as_deref()))
+                .push_bind(r.map(|r| r.decoder.as_str()))
+                .push_bind(r.map(|r| r.decoder_options.as_str()))
+                .push_bind(r.and_then(|r| r.device_id.as_deref()))
+                .push_bind(r.map(|r| r.timezone.as_str()));
         });
         qb.build()
             .execute(&mut *tx)

@@ -7,3 +7,4 @@ const BEGIN_WRITE: &str = "BEGIN";
 
 include!("backend.rs");
 include!("backend_outbox.rs");
+include!("backend_start.rs");

@@ -9,3 +9,4 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 include!("backend.rs");
 include!("backend_outbox.rs");
+include!("backend_start.rs");

@@ -14,7 +14,7 @@
 //! or edits a stored punch, and none prunes anything (retention floor: two
 //! years, [`super::RETENTION_FLOOR_DAYS`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -146,16 +146,67 @@ pub enum PunchFormat {
 
 /// `attendd punches`.
 #[derive(Debug, clap::Args)]
+#[command(subcommand_negates_reqs = true)]
 pub struct PunchesArgs {
+    /// Take stored punches out of classification instead of listing them.
+    #[command(subcommand)]
+    pub action: Option<PunchesAction>,
     /// The date, YYYY-MM-DD, in the policy's zone.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = crate::dates::parse_date)]
-    pub date: NaiveDate,
+    #[arg(long, value_name = "YYYY-MM-DD", required = true, value_parser = crate::dates::parse_date)]
+    pub date: Option<NaiveDate>,
     /// Only this employee.
     #[arg(long, value_name = "ID")]
     pub employee: Option<String>,
     /// Configuration and output options.
     #[command(flatten)]
     pub common: Common,
+}
+
+/// `attendd punches supersede`.
+#[derive(Debug, Subcommand)]
+pub enum PunchesAction {
+    /// Take a device's stored punches in [--from, --to) out of
+    /// classification (e.g. punches shifted by a misread time offset), so
+    /// that the correct punches the terminal re-sends count instead. The
+    /// punches stay stored; each supersede is audited; the days touched
+    /// are re-classified.
+    Supersede {
+        /// The terminal (its device id, e.g. a ZKTeco serial number).
+        #[arg(long, value_name = "ID")]
+        device: String,
+        /// First instant, `YYYY-MM-DD HH:MM[:SS]` in the policy's zone or
+        /// RFC 3339.
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// End instant (excluded), same forms.
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `attendd quarantine replay`.
+#[derive(Debug, Subcommand)]
+pub enum QuarantineAction {
+    /// Decode quarantined payloads again with today's employees and
+    /// aliases, store what now resolves (once: stored punches are
+    /// recognised), mark those rows resolved (audited) and re-classify the
+    /// days touched.
+    Replay {
+        /// Every unresolved row.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// These rows (ids as `attendd quarantine` lists them).
+        #[arg(value_name = "ID", required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// For rows kept before replay information was recorded: the
+        /// configured source they came from, e.g. `mqtt[0]`,
+        /// `hik_http[1]`, `zk_push[0]:SN`.
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+    },
 }
 
 /// `attendd day` and `attendd summary`.
@@ -196,6 +247,9 @@ pub struct MonthArgs {
 /// `attendd quarantine`.
 #[derive(Debug, clap::Args)]
 pub struct QuarantineArgs {
+    /// Replay quarantined payloads instead of listing them.
+    #[command(subcommand)]
+    pub action: Option<QuarantineAction>,
     /// How many of the newest entries to show.
     #[arg(long, default_value_t = 100)]
     pub limit: i64,
@@ -355,13 +409,27 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
         actor: std::env::var("USER").unwrap_or_else(|_| "attendd".into()),
     };
     let r = match cmd {
+        StoreCommand::Quarantine(QuarantineArgs {
+            action: Some(QuarantineAction::Replay { all, ids, source }),
+            ..
+        }) => replay(&ctx, all, ids, source, out).await,
+        StoreCommand::Quarantine(a) => quarantine(&ctx, a.limit, out).await,
+        StoreCommand::Punches(PunchesArgs {
+            action:
+                Some(PunchesAction::Supersede {
+                    device,
+                    from,
+                    to,
+                    reason,
+                }),
+            ..
+        }) => supersede(&ctx, &device, &from, &to, &reason, out).await,
         StoreCommand::Import(a) => import(&ctx, a.what, out, err).await,
         StoreCommand::Punches(a) => punches(&ctx, a, out).await,
         StoreCommand::Day(a) => day(&ctx, a.date, out, err).await,
         StoreCommand::Summary(a) => summary(&ctx, a.date, out).await,
         StoreCommand::Employee(a) => employee(&ctx, &a.id, a.month, out).await,
         StoreCommand::Month(a) => month(&ctx, a.month, out).await,
-        StoreCommand::Quarantine(a) => quarantine(&ctx, a.limit, out).await,
         StoreCommand::Outbox(a) => outbox(&ctx, a.kind.as_deref(), a.limit, out).await,
         StoreCommand::Adjustment(a) => adjustment(&ctx, a.action, out).await,
         StoreCommand::Recompute(a) => recompute_cmd(&ctx, a, out, err).await,
@@ -402,6 +470,14 @@ impl Ctx<'_> {
 fn open(path: &Path) -> Result<io::BufReader<File>, CmdError> {
     File::open(path)
         .map(|f| io::BufReader::with_capacity(1 << 16, f))
+        .map_err(|e| CmdError::Input(format!("{}: {e}", path.display())))
+}
+
+/// A table file as CSV text (`.xlsx`, GB18030 and CRLF read as
+/// `input::load` says).
+fn table(path: &Path) -> Result<io::Cursor<Vec<u8>>, CmdError> {
+    input::load(path)
+        .map(io::Cursor::new)
         .map_err(|e| CmdError::Input(format!("{}: {e}", path.display())))
 }
 
@@ -446,11 +522,14 @@ fn report_text(r: &RecomputeReport) -> String {
 
 /// Recomputes the days an import touched: per employee set, from the day
 /// before the earliest date (an overnight shift reaches into the next day)
-/// to the end of the latest date's month (the ladder counts per month).
+/// to the end of the latest date's month (the ladder counts per month),
+/// never before the classification start (policy.md, "Real sites"; a punch
+/// import offers its earliest date as `candidate` when none is fixed yet).
 async fn recompute_affected(
     ctx: &Ctx<'_>,
     employees: Option<Vec<String>>,
     dates: impl Iterator<Item = NaiveDate>,
+    candidate: Option<NaiveDate>,
     cause: &str,
     err: &mut dyn Write,
 ) -> Result<RecomputeReport, CmdError> {
@@ -466,8 +545,20 @@ async fn recompute_affected(
     if employees.as_ref().is_some_and(Vec::is_empty) {
         return Ok(RecomputeReport::default());
     }
-    let from = lo.pred_opt().unwrap_or(lo);
+    let Some(start) = ctx
+        .store
+        .classification_start(ctx.cfg.ingest.classify_from, candidate, ctx.now)
+        .await?
+    else {
+        // Nothing fixed the classification start yet: no day is classified
+        // automatically before a punch import or the daemon's first run.
+        return Ok(RecomputeReport::default());
+    };
+    let from = lo.pred_opt().unwrap_or(lo).max(start);
     let to = month_bounds(hi).1;
+    if from > to {
+        return Ok(RecomputeReport::default());
+    }
     let started = Instant::now();
     let progress = io::stderr().is_terminal();
     if progress {
@@ -501,7 +592,7 @@ async fn import(
     match what {
         ImportKind::Employees { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_employees(open(&file)?, &name, policy);
+            let parsed = input::read_employees(table(&file)?, &name, policy);
             let mut errors = parsed.errors;
             let mut alias_line: HashMap<&str, (u64, &str)> = HashMap::new();
             for (line, r) in &parsed.rows {
@@ -518,12 +609,15 @@ async fn import(
                 }
             }
             refuse(&name, errors)?;
-            let before: HashMap<String, Option<String>> = ctx
+            // What classification depends on: the default shift and the
+            // employment dates.
+            type Basis = (Option<String>, Option<NaiveDate>, Option<NaiveDate>);
+            let before: HashMap<String, Basis> = ctx
                 .store
                 .employees()
                 .await?
                 .into_iter()
-                .map(|e| (e.employee_id, e.shift))
+                .map(|e| (e.employee_id, (e.shift, e.start_date, e.end_date)))
                 .collect();
             let rows: Vec<EmployeeRecord> = parsed
                 .rows
@@ -535,21 +629,36 @@ async fn import(
                     team: r.team,
                     supervisor: r.supervisor,
                     aliases: r.aliases,
+                    start_date: r.start_date,
+                    end_date: r.end_date,
                 })
                 .collect();
             ctx.store.upsert_employees(&rows).await?;
             let changed: Vec<String> = rows
                 .iter()
-                .filter(|r| before.get(&r.employee_id) != Some(&r.shift))
+                .filter(|r| {
+                    before.get(&r.employee_id) != Some(&(r.shift.clone(), r.start_date, r.end_date))
+                })
                 .map(|r| r.employee_id.clone())
                 .collect();
+            // From their first punch's month, or (none yet) from the
+            // classification start: a new employee who never came is absent
+            // on the days since, unless not employed then.
             let first = ctx.store.first_punch(&changed).await?;
-            let start = first.map(|t| {
-                to_local(policy.tz, t)
-                    .date_naive()
-                    .with_day(1)
-                    .unwrap_or_default()
-            });
+            let start = match first {
+                Some(t) => Some(
+                    to_local(policy.tz, t)
+                        .date_naive()
+                        .with_day(1)
+                        .unwrap_or_default(),
+                ),
+                None if changed.is_empty() => None,
+                None => {
+                    ctx.store
+                        .classify_from(ctx.cfg.ingest.classify_from)
+                        .await?
+                }
+            };
             let rep = match start {
                 Some(s) => {
                     let days = [s, ctx.today()];
@@ -557,6 +666,7 @@ async fn import(
                         ctx,
                         Some(changed.clone()),
                         days.into_iter(),
+                        None,
                         &format!("import employees {name}"),
                         err,
                     )
@@ -573,23 +683,52 @@ async fn import(
         }
         ImportKind::Roster { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_roster(open(&file)?, &name, policy);
+            let parsed = input::read_roster(table(&file)?, &name, policy);
             let known = known_employees(ctx.store).await?;
             let mut errors = parsed.errors;
-            let mut seen: HashMap<(&str, NaiveDate), u64> = HashMap::new();
             for (line, r) in &parsed.rows {
                 check_known(&known, &r.employee_id, &name, *line, &mut errors);
-                if let Some(prev) = seen.insert((&r.employee_id, r.date), *line) {
-                    errors.push(RowError {
-                        file: name.clone(),
-                        line: *line,
-                        message: format!(
-                            "{} on {} is already rostered on line {prev}",
-                            r.employee_id, r.date
-                        ),
+            }
+            // Overlaps with the stored neighbours count too; a stored row
+            // the file replaces does not.
+            let mut stored = Vec::new();
+            if let (Some(lo), Some(hi)) = (
+                parsed.rows.iter().map(|(_, r)| r.date).min(),
+                parsed.rows.iter().map(|(_, r)| r.date).max(),
+            ) {
+                let in_file: HashSet<(&str, NaiveDate)> = parsed
+                    .rows
+                    .iter()
+                    .map(|(_, r)| (r.employee_id.as_str(), r.date))
+                    .collect();
+                for r in ctx
+                    .store
+                    .roster(lo.pred_opt().unwrap_or(lo), hi.succ_opt().unwrap_or(hi))
+                    .await?
+                {
+                    if in_file.contains(&(r.employee_id.as_str(), r.date)) {
+                        continue;
+                    }
+                    let entry = if r.shift == "rest" {
+                        RosterEntry::Rest
+                    } else if let Some(s) = policy.shift_by_id(&r.shift) {
+                        RosterEntry::Shift(s)
+                    } else {
+                        continue;
+                    };
+                    stored.push(input::RosterRow {
+                        employee_id: r.employee_id,
+                        date: r.date,
+                        entry,
                     });
                 }
             }
+            errors.extend(input::roster_conflicts(
+                policy,
+                &name,
+                &parsed.rows,
+                &stored,
+            ));
             refuse(&name, errors)?;
             let rows: Vec<RosterRecord> = parsed
                 .rows
@@ -609,6 +748,7 @@ async fn import(
                 ctx,
                 Some(emps),
                 changed.iter().map(|r| r.date),
+                None,
                 &format!("import roster {name}"),
                 err,
             )
@@ -622,7 +762,7 @@ async fn import(
         }
         ImportKind::Leaves { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_leaves(open(&file)?, &name, policy.tz);
+            let parsed = input::read_leaves(table(&file)?, &name, policy.tz);
             let known = known_employees(ctx.store).await?;
             let mut errors = parsed.errors;
             for (line, r) in &parsed.rows {
@@ -658,6 +798,7 @@ async fn import(
                 ctx,
                 Some(emps),
                 dates,
+                None,
                 &format!("import leaves {name}"),
                 err,
             )
@@ -671,18 +812,9 @@ async fn import(
         }
         ImportKind::Holidays { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_holidays(open(&file)?, &name);
+            let parsed = input::read_holidays(table(&file)?, &name);
             let mut errors = parsed.errors;
-            let mut seen: HashMap<NaiveDate, u64> = HashMap::new();
-            for (line, r) in &parsed.rows {
-                if let Some(prev) = seen.insert(r.date, *line) {
-                    errors.push(RowError {
-                        file: name.clone(),
-                        line: *line,
-                        message: format!("{} is already listed on line {prev}", r.date),
-                    });
-                }
-            }
+            errors.extend(input::holiday_conflicts(&name, &parsed.rows));
             refuse(&name, errors)?;
             let rows: Vec<HolidayRecord> = parsed
                 .rows
@@ -701,6 +833,7 @@ async fn import(
                 ctx,
                 None,
                 changed.iter().map(|r| r.date),
+                None,
                 &format!("import holidays {name}"),
                 err,
             )
@@ -787,7 +920,7 @@ async fn import_punches(
     let mut quarantined = 0usize;
     match format {
         PunchFormat::Csv => {
-            let parsed = input::read_punches(open(file)?, &name, policy.tz);
+            let parsed = input::read_punches(table(file)?, &name, policy.tz);
             refuse(&name, parsed.errors)?;
             punches = parsed
                 .rows
@@ -846,6 +979,7 @@ async fn import_punches(
                                 source: format!("{name}:{line_no}"),
                                 payload: buf.clone(),
                                 reason: reason.clone(),
+                                ..Default::default()
                             })
                             .await?;
                         writeln!(err, "warning: {name}:{line_no}: {reason}; quarantined")?;
@@ -859,20 +993,21 @@ async fn import_punches(
     let progress = io::stderr().is_terminal();
     let started = Instant::now();
     let (mut new, mut dup) = (0usize, 0usize);
-    let mut affected: BTreeMap<String, (NaiveDate, NaiveDate)> = BTreeMap::new();
-    let known: HashSet<&str> = employees.iter().map(|e| e.employee_id.as_str()).collect();
+    // The dates the file covers (its new punches): classified for every
+    // employee, so that those who never came are absent there too.
+    let mut covered: Option<(NaiveDate, NaiveDate)> = None;
+    let mut new_dates: Vec<NaiveDate> = Vec::new();
     for (b, batch) in punches.chunks(IMPORT_BATCH).enumerate() {
         let res = ctx.store.insert_punches(batch).await?;
         for (p, r) in batch.iter().zip(res) {
             match r {
                 Inserted::New(_) => {
                     new += 1;
-                    if known.contains(p.employee_id.as_str()) {
-                        let d = to_local(policy.tz, p.time).date_naive();
-                        let e = affected.entry(p.employee_id.clone()).or_insert((d, d));
-                        e.0 = e.0.min(d);
-                        e.1 = e.1.max(d);
-                    }
+                    let d = to_local(policy.tz, p.time).date_naive();
+                    new_dates.push(d);
+                    let c = covered.get_or_insert((d, d));
+                    c.0 = c.0.min(d);
+                    c.1 = c.1.max(d);
                 }
                 Inserted::Duplicate => dup += 1,
             }
@@ -889,23 +1024,41 @@ async fn import_punches(
     if progress && !punches.is_empty() {
         writeln!(err, " in {:.1?}", started.elapsed())?;
     }
-    let emps: Vec<String> = affected.keys().cloned().collect();
-    let dates = affected.values().flat_map(|(a, b)| [*a, *b]);
     let rep = recompute_affected(
         ctx,
-        Some(emps),
-        dates,
+        None,
+        covered.into_iter().flat_map(|(a, b)| [a, b]),
+        covered.map(|c| c.0),
         &format!("import punches {name}"),
         err,
     )
     .await?;
+    let start = ctx
+        .store
+        .classify_from(ctx.cfg.ingest.classify_from)
+        .await?;
+    let before = start.map_or(0, |s| new_dates.iter().filter(|d| **d < s).count());
+    if before > 0
+        && let Some(s) = start
+    {
+        writeln!(
+            err,
+            "note: {before} punch(es) dated before the classification start {s} stored, not classified \
+             (attendd recompute --from DATE classifies earlier days)"
+        )?;
+    }
     ctx.emit(
         out,
         json!({"imported": "punches", "file": name, "new": new, "duplicates": dup, "quarantined": quarantined,
+               "before_classify_from": before, "classify_from": start,
                "recompute": report_json(&rep)}),
         &format!(
-            "{name}: {new} new, {dup} duplicates{}\n{}",
+            "{name}: {new} new, {dup} duplicates{}{}\n{}",
             if quarantined > 0 { format!(", {quarantined} quarantined") } else { String::new() },
+            match start {
+                Some(s) if before > 0 => format!(", {before} before the classification start {s}"),
+                _ => String::new(),
+            },
             report_text(&rep)
         ),
     )?;
@@ -923,7 +1076,10 @@ fn day_span(policy: &Policy, d: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
 
 async fn punches(ctx: &Ctx<'_>, a: PunchesArgs, out: &mut dyn Write) -> CmdResult {
     let tz = ctx.policy().tz;
-    let (from, to) = day_span(ctx.policy(), a.date);
+    let date = a
+        .date
+        .ok_or_else(|| CmdError::Input("--date YYYY-MM-DD is required".into()))?;
+    let (from, to) = day_span(ctx.policy(), date);
     let rows = ctx.store.punches(from, to, a.employee.as_deref()).await?;
     if !ctx.json {
         writeln!(
@@ -957,6 +1113,24 @@ async fn punches(ctx: &Ctx<'_>, a: PunchesArgs, out: &mut dyn Write) -> CmdResul
     Ok(())
 }
 
+/// The classification start when `date` lies before it (policy.md, "Real
+/// sites": such a date has no rows, only a note).
+async fn before_start(ctx: &Ctx<'_>, date: NaiveDate) -> Result<Option<NaiveDate>, CmdError> {
+    Ok(ctx
+        .store
+        .classify_from(ctx.cfg.ingest.classify_from)
+        .await?
+        .filter(|s| date < *s))
+}
+
+/// What a view of a date before the classification start says.
+pub fn before_start_note(date: NaiveDate, start: NaiveDate) -> String {
+    format!(
+        "{date} is before classification starts ({start}); its punches are stored, \
+         its days not classified (attendd recompute --from {date} --to {date} classifies them)"
+    )
+}
+
 fn parse_verdict(json: &str, key: &str) -> Result<DayVerdict, CmdError> {
     serde_json::from_str(json).map_err(|e| {
         CmdError::Store(StoreError::Corrupt {
@@ -973,6 +1147,13 @@ async fn day(
     err: &mut dyn Write,
 ) -> CmdResult {
     let date = date.unwrap_or_else(|| ctx.today());
+    if let Some(start) = before_start(ctx, date).await? {
+        if !ctx.json {
+            render::table_header(out)?;
+        }
+        writeln!(err, "note: {}", before_start_note(date, start))?;
+        return Ok(());
+    }
     let rows = ctx.store.verdicts(date, date, None).await?;
     let pending: HashSet<String> = ctx
         .store
@@ -1020,6 +1201,19 @@ async fn day(
 
 async fn summary(ctx: &Ctx<'_>, date: Option<NaiveDate>, out: &mut dyn Write) -> CmdResult {
     let date = date.unwrap_or_else(|| ctx.today());
+    if let Some(start) = before_start(ctx, date).await? {
+        let note = before_start_note(date, start);
+        if ctx.json {
+            writeln!(
+                out,
+                "{}",
+                json!({"date": date, "classify_from": start, "note": note, "rows": []})
+            )?;
+        } else {
+            writeln!(out, "deduction summary {date}\nnote: {note}")?;
+        }
+        return Ok(());
+    }
     let doc = super::summary::daily_summary(ctx.store, ctx.policy(), date).await?;
     let provisional = doc["provisional"].as_bool().unwrap_or(false);
     let empty = Vec::new();
@@ -1196,6 +1390,131 @@ fn hr_error(e: crate::hr::HrError) -> CmdError {
     }
 }
 
+async fn replay(
+    ctx: &Ctx<'_>,
+    all: bool,
+    ids: Vec<i64>,
+    source: Option<String>,
+    out: &mut dyn Write,
+) -> CmdResult {
+    use crate::quarantine::{Decodings, Selection};
+    let decodings = Decodings::from_config(ctx.cfg).map_err(CmdError::Input)?;
+    let selection = if all {
+        Selection::All
+    } else {
+        Selection::Ids(ids)
+    };
+    let r = crate::quarantine::replay(
+        ctx.store,
+        ctx.policy(),
+        &decodings,
+        &selection,
+        source.as_deref(),
+        &ctx.actor,
+        ctx.now,
+    )
+    .await?;
+    if ctx.json {
+        writeln!(out, "{}", json!({"replay": r}))?;
+    } else {
+        writeln!(
+            out,
+            "replayed {} row(s): {} resolved, {} punch(es) stored, {} already stored, {} still unresolved, {} skipped; {} employee-day(s) re-classified",
+            r.examined,
+            r.resolved,
+            r.stored,
+            r.duplicates,
+            r.unresolved.len(),
+            r.skipped.len(),
+            r.evaluated
+        )?;
+        for (id, why) in &r.unresolved {
+            writeln!(out, "  {id}: unresolved: {why}")?;
+        }
+        for (id, why) in &r.skipped {
+            writeln!(out, "  {id}: skipped: {why}")?;
+        }
+    }
+    Ok(())
+}
+
+async fn supersede(
+    ctx: &Ctx<'_>,
+    device: &str,
+    from: &str,
+    to: &str,
+    reason: &str,
+    out: &mut dyn Write,
+) -> CmdResult {
+    let mut times = LocalTimes::new(ctx.policy().tz);
+    let mut at = |flag: &str, s: &str| -> Result<DateTime<Utc>, CmdError> {
+        let t = times
+            .parse(s)
+            .map_err(|e| CmdError::Input(format!("--{flag}: {e}")))?;
+        let y = chrono::Datelike::year(&t);
+        if !(2000..=2100).contains(&y) {
+            return Err(CmdError::Input(format!(
+                "--{flag}: {s:?} is outside 2000-01-01..2100-12-31"
+            )));
+        }
+        Ok(t)
+    };
+    let (from_t, to_t) = (at("from", from)?, at("to", to)?);
+    if from_t >= to_t {
+        return Err(CmdError::Input("--from must be before --to".into()));
+    }
+    if reason.trim().is_empty() {
+        return Err(CmdError::Input("--reason: must not be empty".into()));
+    }
+    let r = ctx
+        .store
+        .supersede_punches(device, from_t, to_t, reason.trim(), &ctx.actor, ctx.now)
+        .await?;
+    let mut evaluated = 0;
+    if !r.superseded.is_empty() {
+        let tz = ctx.policy().tz;
+        let dates: Vec<NaiveDate> = r
+            .superseded
+            .iter()
+            .map(|(_, _, t)| to_local(tz, *t).date_naive())
+            .collect();
+        let lo = dates.iter().min().copied().unwrap_or_default() - chrono::Days::new(1);
+        let hi = dates.iter().max().copied().unwrap_or_default();
+        let mut ids: Vec<String> = r.superseded.iter().map(|(_, e, _)| e.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        evaluated = ctx
+            .store
+            .recompute(
+                ctx.policy(),
+                Some(&ids),
+                lo,
+                hi,
+                &format!("punches supersede: {}", reason.trim()),
+                &ctx.actor,
+                ctx.now,
+            )
+            .await?
+            .evaluated;
+    }
+    if ctx.json {
+        writeln!(
+            out,
+            "{}",
+            json!({"superseded": r.superseded.iter().map(|(id, e, t)| json!({"id": id, "employee_id": e, "time": t.to_rfc3339()})).collect::<Vec<_>>(),
+                   "already_superseded": r.already, "evaluated": evaluated})
+        )?;
+    } else {
+        writeln!(
+            out,
+            "superseded {} punch(es) of {device} ({} already were); {evaluated} employee-day(s) re-classified",
+            r.superseded.len(),
+            r.already
+        )?;
+    }
+    Ok(())
+}
+
 async fn quarantine(ctx: &Ctx<'_>, limit: i64, out: &mut dyn Write) -> CmdResult {
     let rows = ctx.store.quarantined(limit).await?;
     if !ctx.json {
@@ -1212,7 +1531,8 @@ async fn quarantine(ctx: &Ctx<'_>, limit: i64, out: &mut dyn Write) -> CmdResult
                 out,
                 "{}",
                 json!({"id": q.id, "source": q.source, "reason": q.reason, "received_at": q.received_at.to_rfc3339(),
-                       "payload_len": q.payload_len, "payload": text})
+                       "payload_len": q.payload_len, "payload": text, "kind": q.kind,
+                       "resolved_at": q.resolved.as_ref().map(|r| r.0.to_rfc3339())})
             )?;
         } else {
             let preview: String = text.chars().take(60).collect();
@@ -1388,7 +1708,9 @@ async fn recompute_cmd(
 
 async fn publish(ctx: &Ctx<'_>, month: NaiveDate, out: &mut dyn Write) -> CmdResult {
     let label = month.format("%Y-%m").to_string();
-    let done = ctx.store.publish_month(&label, &ctx.actor).await?;
+    let done = crate::hr::publish(ctx.store, ctx.policy(), &label, &ctx.actor, ctx.now)
+        .await
+        .map_err(hr_error)?;
     ctx.emit(
         out,
         json!({"month": label, "published": done}),

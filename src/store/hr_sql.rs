@@ -138,7 +138,9 @@ pub(super) async fn corrections(
 }
 
 pub(super) async fn employee(pool: &Pool<Db>, id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
-    let Some(r) = sqlx::query("SELECT employee_id, name, team, supervisor, shift FROM employees WHERE employee_id = $1")
+    let Some(r) = sqlx::query(
+        "SELECT employee_id, name, team, supervisor, shift, start_date, end_date FROM employees WHERE employee_id = $1",
+    )
         .bind(id)
         .fetch_optional(pool)
         .await
@@ -153,6 +155,8 @@ pub(super) async fn employee(pool: &Pool<Db>, id: &str) -> Result<Option<Employe
         supervisor: r.try_get(3).ctx("read employee")?,
         shift: r.try_get(4).ctx("read employee")?,
         aliases: Vec::new(),
+        start_date: r.try_get(5).ctx("read employee")?,
+        end_date: r.try_get(6).ctx("read employee")?,
     };
     for a in sqlx::query("SELECT alias FROM employee_aliases WHERE employee_id = $1 ORDER BY alias")
         .bind(id)

@@ -22,9 +22,12 @@
 //!   a ledger entry writes an audit row (old value, new value, cause, actor).
 //!   The first verdict of a day is a creation, not a change, and is not
 //!   audited; its row carries `updated_at`.
-//! - Retention: nothing in this module deletes a punch, verdict, ledger
-//!   entry or audit row. There is no purge yet; when one is added it must
-//!   refuse anything younger than [`RETENTION_FLOOR_DAYS`].
+//! - Retention: nothing in this module deletes a punch, ledger entry or
+//!   audit row. A verdict is removed in one case only: an absence stored
+//!   for a day before the classification start (policy.md, "Real sites"),
+//!   with its old value in the audit trail and its ledger entries voided.
+//!   There is no purge yet; when one is added it must refuse anything
+//!   younger than [`RETENTION_FLOOR_DAYS`].
 //!
 //! # Durability (SQLite)
 //!
@@ -44,7 +47,9 @@ pub mod hr;
 mod lock;
 pub mod outbox;
 mod push;
+mod quarantine;
 mod recompute;
+mod start;
 pub mod summary;
 mod zk;
 
@@ -207,7 +212,7 @@ pub struct StoredPunch {
 }
 
 /// A payload that could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewQuarantine {
     /// Topic, port or `file:LINE`.
     pub source: String,
@@ -215,6 +220,28 @@ pub struct NewQuarantine {
     pub payload: Vec<u8>,
     /// Why it was refused.
     pub reason: String,
+    /// What kind of row it is (pruning and replay depend on it).
+    pub kind: QuarantineKind,
+    /// What a replay needs to decode it again; `None` for rows that cannot
+    /// be replayed (imports, summaries).
+    pub replay: Option<ReplayInfo>,
+    /// When the payload arrived; `None`: when it is stored.
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+pub use quarantine::{QuarantineKind, ReplayInfo, SupersedeReport};
+
+/// A punch taken out of classification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Supersede {
+    /// The punch's row id.
+    pub punch_id: i64,
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub actor: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// A quarantined payload.
@@ -230,8 +257,14 @@ pub struct QuarantineRow {
     pub payload_len: i64,
     /// Why it was refused.
     pub reason: String,
-    /// When.
+    /// When it arrived.
     pub received_at: DateTime<Utc>,
+    /// What kind of row it is.
+    pub kind: QuarantineKind,
+    /// What a replay needs (rows from before migration 0005 have none).
+    pub replay: Option<ReplayInfo>,
+    /// When a replay stored what it held, and who ran it.
+    pub resolved: Option<(DateTime<Utc>, String)>,
 }
 
 /// An employee as stored.
@@ -249,6 +282,10 @@ pub struct EmployeeRecord {
     pub shift: Option<String>,
     /// Card numbers and face-match names.
     pub aliases: Vec<String>,
+    /// First day employed (inclusive), when known.
+    pub start_date: Option<NaiveDate>,
+    /// Last day employed (inclusive), when known.
+    pub end_date: Option<NaiveDate>,
 }
 
 /// A roster row as stored.
@@ -334,7 +371,9 @@ pub struct LedgerEntry {
     pub category: String,
     /// Rule id.
     pub rule: String,
-    /// Points in hundredths, always positive.
+    /// Points in hundredths, always positive. Shown as points (`10`,
+    /// `0.5`) wherever an entry is serialised: the API, `--json`, the audit.
+    #[serde(serialize_with = "points_number")]
     pub points: i64,
     /// True for a bonus.
     pub bonus: bool,
@@ -352,6 +391,12 @@ pub struct LedgerEntry {
     pub voided_by: Option<String>,
     /// Why it was voided.
     pub void_cause: Option<String>,
+}
+
+/// Hundredths serialised as the points they stand for (`1000` → `10`,
+/// `50` → `0.5`), as every other view shows points.
+fn points_number<S: serde::Serializer>(hundredths: &i64, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&crate::domain::Points::from_hundredths(*hundredths), s)
 }
 
 /// A manual ledger entry to record (a supervisor's deduction or a bonus).
@@ -563,7 +608,9 @@ impl Store {
         if punches.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
+        let mut keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
+        // A key held by a superseded punch is free for the correct punch.
+        self.rekey_superseded(&mut keys).await?;
         let now = Utc::now();
         dispatch!(self, insert_punches(punches, &keys, now))
     }
@@ -591,7 +638,7 @@ impl Store {
 
     /// The most recent quarantined payloads, newest first.
     pub async fn quarantined(&self, limit: i64) -> Result<Vec<QuarantineRow>, StoreError> {
-        dispatch!(self, quarantined(limit))
+        self.quarantine_page(0, limit).await
     }
 
     /// Inserts or updates employees and replaces their aliases, in one

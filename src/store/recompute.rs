@@ -356,8 +356,8 @@ impl Store {
                 punches: &punches[i],
                 roster: Some(&roster[i]),
                 leaves: &leaves[i],
-                start_date: None,
-                end_date: None,
+                start_date: e.start_date,
+                end_date: e.end_date,
             };
             let mut days = evaluate_employee(&clock, &holidays, &input, from, to, now);
             // A closed day is final even while its window is open.

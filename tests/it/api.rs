@@ -45,6 +45,11 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
             Some(json!({"decision":"rejected","answer":"no"})),
         ),
         ("GET", "/api/v1/quarantine", None),
+        (
+            "POST",
+            "/api/v1/quarantine/replay",
+            Some(json!({"all": true})),
+        ),
         ("GET", "/api/v1/terminals", None),
     ]
 }
@@ -319,6 +324,7 @@ async fn terminal_admin_sees_quarantine_and_terminals_only() {
             source: "mqtt:attendance/x/punch".into(),
             payload: b"garbage".to_vec(),
             reason: "not JSON".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -410,7 +416,10 @@ async fn manual_entries_validate_against_the_catalogue() {
     let e = ok.json();
     assert_eq!(e["source"], "manual");
     assert_eq!(e["category"], "internal");
-    assert_eq!(e["points"], 200, "hundredths: the rule's default 2 points");
+    assert_eq!(
+        e["points"], 2,
+        "points as a number: the rule's default 2 points"
+    );
     assert_eq!(e["recorded_by"], "sup-a");
     assert_eq!(e["evidence"], "no uniform");
 
@@ -425,6 +434,16 @@ async fn manual_entries_validate_against_the_catalogue() {
     .json();
     assert_eq!(m["score"]["score"], 98);
     assert_eq!(m["score"]["categories"]["internal"]["raw"], 2);
+    let entry = m["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["rule"] == "dress_code")
+        .unwrap();
+    assert_eq!(
+        entry["points"], 2,
+        "ledger points as numbers, not hundredths"
+    );
 
     let audit = f.store.audit(Some("ledger")).await.unwrap();
     assert!(
@@ -647,4 +666,101 @@ async fn hr_exports_csv_and_xlsx_over_the_api() {
         Some(&Data::String("score".into()))
     );
     assert_eq!(scores.get_value((3, 4)), Some(&Data::Float(90.0)));
+}
+
+#[tokio::test]
+async fn quarantine_replay_is_hr_only_stores_once_and_pages_past_the_end() {
+    use attendd::store::{NewQuarantine, QuarantineKind, ReplayInfo};
+    let f = fixture().await;
+    // A punch for an employee not imported when it arrived, kept with what
+    // a replay needs.
+    let id = f
+        .store
+        .quarantine(&NewQuarantine {
+            source: "mqtt[0]:attendance/gate-1/punch".into(),
+            payload: br#"{"employee_id":"E004","time":"2026-11-03T08:20:00+08:00","device_id":"gate-1","event_id":"g1-77"}"#.to_vec(),
+            reason: "unknown employee \"E004\"".into(),
+            kind: QuarantineKind::Unknown,
+            replay: Some(ReplayInfo {
+                pipeline_source: "mqtt[0]".into(),
+                topic: Some("attendance/gate-1/punch".into()),
+                decoder: "json".into(),
+                decoder_options: String::new(),
+                device_id: None,
+                timezone: "Asia/Shanghai".into(),
+            }),
+            received_at: None,
+        })
+        .await
+        .unwrap();
+    let r = f.router();
+    let body = Some(json!({"ids": [id]}));
+    for tok in [SUP_A, TERM] {
+        let rep = call(
+            &r,
+            "POST",
+            "/api/v1/quarantine/replay",
+            Some(tok),
+            body.clone(),
+        )
+        .await;
+        assert_eq!(rep.status, StatusCode::FORBIDDEN);
+    }
+    let bad = call(
+        &r,
+        "POST",
+        "/api/v1/quarantine/replay",
+        Some(HR),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let rep = call(
+        &r,
+        "POST",
+        "/api/v1/quarantine/replay",
+        Some(HR),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(rep.status, StatusCode::OK);
+    let j = rep.json();
+    assert_eq!(
+        (j["stored"].as_i64(), j["resolved"].as_i64()),
+        (Some(1), Some(1)),
+        "{j}"
+    );
+    let again = call(&r, "POST", "/api/v1/quarantine/replay", Some(HR), body)
+        .await
+        .json();
+    assert_eq!(again["stored"], 0, "{again}");
+    let from = chrono::DateTime::parse_from_rfc3339("2026-11-03T00:00:00+08:00")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let p = f
+        .store
+        .punches(from, from + chrono::Duration::days(1), Some("E004"))
+        .await
+        .unwrap();
+    assert_eq!(p.len(), 1, "{p:?}");
+    let audit = f.store.audit(Some("quarantine")).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].actor, "hr-office");
+    let far = call(
+        &r,
+        "GET",
+        "/api/v1/quarantine?offset=4000000",
+        Some(HR),
+        None,
+    )
+    .await;
+    assert_eq!(far.status, StatusCode::OK);
+    let far = far.json();
+    assert!(far["items"].as_array().unwrap().is_empty(), "{far}");
+    assert!(far["next_offset"].is_null());
+    let listed = call(&r, "GET", "/api/v1/quarantine", Some(HR), None)
+        .await
+        .json();
+    assert_eq!(listed["items"][0]["kind"], "unknown", "{listed}");
+    assert!(listed["items"][0]["resolved_at"].is_string(), "{listed}");
 }

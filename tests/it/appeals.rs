@@ -305,6 +305,8 @@ async fn hr_store_calls_on_postgres() {
             supervisor: "lead".into(),
             shift: None,
             aliases: Vec::new(),
+            start_date: None,
+            end_date: None,
         }])
         .await
         .unwrap();
@@ -382,7 +384,7 @@ async fn hr_store_calls_on_postgres() {
     .await
     .unwrap();
     assert!(
-        attendd::hr::publish(&store, "2026-11", "hr", sh(2026, 12, 1, 10, 0, 0))
+        attendd::hr::publish(&store, &policy, "2026-11", "hr", sh(2026, 12, 1, 10, 0, 0))
             .await
             .unwrap()
     );

@@ -151,6 +151,8 @@ fn browser_shows_todays_absences_and_explanations() {
             supervisor: "lead".into(),
             shift: None,
             aliases: Vec::new(),
+            start_date: None,
+            end_date: None,
         };
         store
             .upsert_employees(&[emp("E001", "Alice", "A"), emp("E003", "Carol", "B")])

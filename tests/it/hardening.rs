@@ -484,7 +484,11 @@ fn fill(path: &Path) {
 }
 
 fn punch_payload(i: usize) -> Vec<u8> {
-    json!({"employee_id":"E001","time":"2026-11-26T08:29:13+08:00",
+    // Each punch at its own instant: the store takes one device, employee
+    // and instant as one punch whatever the record number.
+    let time = chrono::DateTime::parse_from_rfc3339("2026-11-26T08:29:13+08:00").unwrap()
+        + chrono::Duration::seconds(i as i64);
+    json!({"employee_id":"E001","time":time.to_rfc3339(),
            "device_id":"gate-1","event_id":format!("gate-1-{i}"),
            "pad": "x".repeat(4000)})
     .to_string()
@@ -519,6 +523,8 @@ async fn issue13_full_disk_does_not_poison_the_store_and_healthz_tells() {
             supervisor: "lead".into(),
             shift: None,
             aliases: Vec::new(),
+            start_date: None,
+            end_date: None,
         }])
         .await
         .unwrap();
@@ -530,6 +536,7 @@ async fn issue13_full_disk_does_not_poison_the_store_and_healthz_tells() {
             decoder: attendd::ingest::decode::Decoder::with_options("json", &toml::Table::new())
                 .unwrap(),
             tz: policy.tz,
+            options: toml::Table::new(),
         },
     );
     let health = Arc::new(attendd::health::Health::default());

@@ -64,7 +64,7 @@ async fn deduct_bonus_correct_appeal_export() {
     assert_eq!(code, 0, "{err}");
     let e: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(e["rule"], "shift_swap");
-    assert_eq!(e["points"], 200);
+    assert_eq!(e["points"], 2);
     assert_eq!(e["recorded_by"], "hr-clerk");
     let (code, _, err) = run(
         &cfg,
@@ -208,8 +208,27 @@ async fn deduct_bonus_correct_appeal_export() {
     );
     assert_eq!(code, 1);
     assert!(err.contains("not published"), "{err}");
+    // A month is published only once its last day's last punch window has
+    // closed (2026-11-30 21:30 Shanghai here); before that the command
+    // refuses, and the month is published as HR would the next morning.
+    let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
+    let closes = attendd::hr::month_closes_at(&policy, crate::common::date("2026-11-01"));
+    assert_eq!(closes.to_rfc3339(), "2026-11-30T13:30:00+00:00");
     let (code, _, err) = run(&cfg, &["publish", "2026-11"]);
-    assert_eq!(code, 0, "{err}");
+    if chrono::Utc::now() < closes {
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("cannot be published before"), "{err}");
+        let next_morning = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00+08:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert!(
+            attendd::hr::publish(&f.store, &policy, "2026-11", "hr-clerk", next_morning)
+                .await
+                .unwrap()
+        );
+    } else {
+        assert_eq!(code, 0, "{err}");
+    }
     let (code, out, err) = run(
         &cfg,
         &[

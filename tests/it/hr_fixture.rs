@@ -60,10 +60,12 @@ fn emp(id: &str, name: &str, team: &str) -> EmployeeRecord {
         supervisor: format!("lead-{team}"),
         shift: None,
         aliases: Vec::new(),
+        start_date: None,
+        end_date: None,
     }
 }
 
-fn punch(emp: &str, at: DateTime<Utc>) -> NewPunch {
+pub fn punch(emp: &str, at: DateTime<Utc>) -> NewPunch {
     NewPunch {
         employee_id: emp.into(),
         identity: emp.into(),

@@ -29,6 +29,7 @@ struct Site {
     zk: u16,
     hik: u16,
     dahua: u16,
+    unv: u16,
     starts: usize,
 }
 
@@ -36,6 +37,7 @@ impl Site {
     fn new() -> Site {
         let dir = tempfile::tempdir().unwrap();
         let (http, zk, hik, dahua) = (free_port(), free_port(), free_port(), free_port());
+        let unv = free_port();
         let policy = crate::common::root().join("config/policies/seed-default.toml");
         let db = dir.path().join("attendd.db");
         let text = format!(
@@ -47,7 +49,8 @@ impl Site {
              [[source.hik_http]]\nlisten = \"127.0.0.1:{hik}\"\ntimezone = \"Europe/Istanbul\"\n\n\
              [[source.hik_http]]\nlisten = \"127.0.0.1:{dahua}\"\ndecoder = \"dahua\"\n\
              timezone = \"Europe/Istanbul\"\nmax_body_bytes = 4096\nusername = \"dahua\"\n\
-             password_env = \"{DAHUA_PASSWORD_ENV}\"\n",
+             password_env = \"{DAHUA_PASSWORD_ENV}\"\n\n\
+             [[source.hik_http]]\nlisten = \"127.0.0.1:{unv}\"\ndecoder = \"uniview\"\n",
             policy = policy.display().to_string(),
             db = db.display(),
         );
@@ -61,6 +64,7 @@ impl Site {
             zk,
             hik,
             dahua,
+            unv,
             starts: 0,
         }
     }
@@ -165,6 +169,24 @@ impl Site {
             s.close().await;
             out
         })
+    }
+
+    /// `attendd ARGS --config …` (with the test's environment), which
+    /// must succeed; its stdout.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env(DAHUA_PASSWORD_ENV, DAHUA_PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "attendd {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
     }
 
     fn metrics(&self) -> String {
@@ -363,7 +385,8 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
             "77",
             "OPLOG 4\t0\t2025-03-05 08:03:00\t0\t0\t0\t0\n"
         ),
-        (200, "OK".into())
+        // Issue 11 item 9: OPERLOG is answered with its record count.
+        (200, "OK:1".into())
     );
     let photo = request(
         site.zk,
@@ -916,4 +939,390 @@ fn a_terminal_over_its_rate_gets_429_and_others_are_unaffected() {
         m.contains("attendd_push_requests_total{outcome=\"rate_limited\",source=\"zk_push[0]\"} 1"),
         "{m}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 11: access-control firmware, OPERLOG, compression, Uniview, unknown
+// employees and the quarantine replay; issue 13: bounded quarantine.
+
+/// A SpeedFace-V3L's `table=rtlog` upload, as quoted ("Trama real enviada
+/// por el SpeedFace-V3L", SN CRJP230860129) in the test suite of a public
+/// Node.js ZKTeco ADMS server (`accPushService` / `cdataController`
+/// tests): a verified pass (event 0) and an unregistered person (event 27,
+/// pin 0). The serial number is replaced by the test terminal's.
+const RTLOG: &str = "time=2026-09-28 11:40:45\tpin=41235478\tcardno=0\teventaddr=1\tevent=0\tinoutstatus=0\tverifytype=1\tindex=13355\tsitecode=0\tlinkid=0\tmaskflag=0\ttemperature=0\tconvtemperature=0\n\
+time=2026-09-28 11:45:56\tpin=0\tcardno=0\teventaddr=1\tevent=27\tinoutstatus=1\tverifytype=1\tindex=13357\tsitecode=0\tlinkid=0\tmaskflag=0\ttemperature=0\tconvtemperature=0\n";
+
+/// A Uniview face terminal's `PersonVerification` notification (device
+/// 210235C3R0320B000985), as kept in a public Go tool that masks the
+/// photos of such notifications (`replaceDataReg`, `replaceFeatureReg`);
+/// photo data shortened.
+const UNIVIEW: &str = r#"{"Reference":"","Seq":9,"DeviceCode":"210235C3R0320B000985","Timestamp":1624364137,"NotificationType":0,"FaceInfoNum":1,"FaceInfoList":[{"ID":9,"Timestamp":1624364136,"CapSrc":1,"FeatureNum":0,"FeatureList":[{"FeatureVersion":"","Feature":"QAAAQABAAD/2wDFABsSFBcUERsXFhceHB"}],"Temperature":0,"MaskFlag":0,"PanoImage":{"Name":"1624364136_1_93.jpg","Size":134884,"Data":"/9j/4AAQSkZJRgABAQAAAQABAAD/2wDFABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdAY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2N+mRJbiARSuJMfdYjkU0SSN/q4SfwzR5V22Moye5OKAGRGewfbKhaBu4521fBBAKkFSMg+tUnsnmQpLcsqnrs61PbW0VpAIYixVe7HJoAmooo70AGaQ/NnNHel4FADo5OiP17GpKgPIp6SfwOeexoAkopKWgAooooAKM0UlAC0UUlAC0UlFAC0lFGaACikozQAtJRmj86AP/9k="},"FaceArea":{"LeftTopX":2555,"LeftTopY":5390,"RightBottomX":4620,"RightBottomY":6531}}],"CardInfoNum":0,"CardInfoList":[],"GateInfoNum":0,"GateInfoList":[],"LibMatInfoNum":1,"LibMatInfoList":[{"ID":9,"LibID":3,"LibType":3,"MatchStatus":1,"MatchPersonID":111,"MatchFaceID":1,"MatchPersonInfo":{"PersonCode":"111","PersonName":"\u4f4f\u62371","Gender":0,"CardID":"","IdentityNo":""}}]}"#;
+
+fn count_metric(metrics: &str, name: &str, label: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn zk_access_control_firmware_registers_and_its_verified_rtlog_events_are_punches() {
+    let mut site = Site::new();
+    let mut d = site.start();
+    let (code, body) = request(
+        site.zk,
+        "GET",
+        &format!("/iclock/cdata?SN={SN}&options=all&pushver=3.1.2&DeviceType=acc"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("registry=ok\n"), "{body}");
+    let reg = option(&body, "RegistryCode")
+        .expect("RegistryCode")
+        .to_string();
+    let (code, body) = request(
+        site.zk,
+        "POST",
+        &format!("/iclock/registry?SN={SN}"),
+        &[],
+        b"DeviceType=acc,~DeviceName=SpeedFace-V3L,FirmVer=ZAM180-NF-Ver1.0.0",
+    )
+    .unwrap();
+    assert_eq!(
+        (code, body.trim()),
+        (200, format!("RegistryCode={reg}").as_str())
+    );
+    let (code, body) =
+        request(site.zk, "POST", &format!("/iclock/push?SN={SN}"), &[], b"").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(option(&body, "Realtime"), Some("1"), "{body}");
+    let (code, body) = request(
+        site.zk,
+        "GET",
+        &format!("/iclock/rtdata?SN={SN}&type=time"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.starts_with("DateTime=") && body.contains(",ServerTZ=+0300"),
+        "{body}"
+    );
+    // Unknown serial numbers stay refused on the new routes too.
+    let (code, _) = request(site.zk, "POST", "/iclock/registry?SN=NOPE", &[], b"").unwrap();
+    assert_eq!(code, 403);
+
+    let rtlog = |body: &str| {
+        request(
+            site.zk,
+            "POST",
+            &format!("/iclock/cdata?SN={SN}&table=rtlog"),
+            &[("Content-Type", "text/plain")],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    assert_eq!(rtlog(RTLOG), (200, "OK".to_string()));
+    let p = site.punches();
+    assert_eq!(p.len(), 1, "{p:?}\n{}", site.logs());
+    assert_eq!(p[0].employee_id, "41235478");
+    assert_eq!(p[0].device_id.as_deref(), Some(SN));
+    // Istanbul (+03:00) wall time.
+    assert_eq!(p[0].time.to_rfc3339(), "2026-09-28T08:40:45+00:00");
+    assert!(site.quarantine().is_empty(), "{:?}", site.quarantine());
+    // The door event is counted as ignored, by kind.
+    let m = site.metrics();
+    assert_eq!(
+        count_metric(
+            &m,
+            "attendd_ignored_events_total{",
+            "kind=\"rtlog event N is not a verified pass\""
+        ),
+        1.0,
+        "{m}"
+    );
+    // Re-sent after a lost answer: stored once.
+    assert_eq!(rtlog(RTLOG).0, 200);
+    assert_eq!(site.punches().len(), 1);
+    // A garbage line is quarantined with its own text.
+    assert_eq!(rtlog("not an event at all\n").0, 200);
+    let q = site.quarantine();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&q[0].payload),
+        "not an event at all"
+    );
+    d.kill();
+}
+
+#[test]
+fn zk_operlog_is_answered_ok_n_with_its_opstamp_kept_and_remote_att_gets_its_own_answer() {
+    let mut site = Site::new();
+    let mut d = site.start();
+    let oplog = "OPLOG 4\t0\t2025-03-04 08:50:01\t0\t0\t0\t0\nUSER PIN=1043\tName=Leyla\tPri=0\tPasswd=\tCard=\tGrp=1\tTZ=0000000100000000\n";
+    let (code, body) = request(
+        site.zk,
+        "POST",
+        &format!("/iclock/cdata?SN={SN}&table=OPERLOG&OpStamp=7765"),
+        &[("Content-Type", "text/plain")],
+        oplog.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!((code, body.as_str()), (200, "OK:2"));
+    let (_, hs) = handshake(&site, SN);
+    assert_eq!(option(&hs, "OPERLOGStamp"), Some("7765"), "{hs}");
+    assert_eq!(option(&hs, "OpStamp"), Some("7765"), "{hs}");
+    let (code, body) = request(
+        site.zk,
+        "GET",
+        &format!("/iclock/cdata?SN={SN}&table=RemoteAtt&PIN=1043"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+    assert!(!body.contains("GET OPTION FROM"), "{body}");
+    assert!(site.punches().is_empty());
+    d.kill();
+}
+
+#[test]
+fn zk_gzip_and_deflate_uploads_are_inflated_within_the_body_limit() {
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    let mut site = Site::new();
+    let mut d = site.start();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(b"1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0\n")
+        .unwrap();
+    let gz = gz.finish().unwrap();
+    let (code, body) = request(
+        site.zk,
+        "POST",
+        &format!("/iclock/cdata?SN={SN}&table=ATTLOG&Stamp=1"),
+        &[("Content-Encoding", "gzip")],
+        &gz,
+    )
+    .unwrap();
+    assert_eq!((code, body.as_str()), (200, "OK:1"));
+    let (code, body) = request(
+        site.zk,
+        "POST",
+        &format!("/iclock/cdata?SN={SN}&table=ATTLOG&Stamp=2"),
+        &[("Content-Encoding", "deflate")],
+        &deflate(b"0217\t2025-03-04 09:04:40\t0\t1\t0\t0\t0\n"),
+    )
+    .unwrap();
+    assert_eq!((code, body.as_str()), (200, "OK:1"));
+    let p = site.punches();
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(site.quarantine().is_empty(), "{:?}", site.quarantine());
+    // A bomb is refused, not inflated without bound.
+    let mut bomb = GzEncoder::new(Vec::new(), Compression::best());
+    bomb.write_all(&vec![b'1'; 8 * 1024 * 1024]).unwrap();
+    let bomb = bomb.finish().unwrap();
+    let (code, _) = request(
+        site.zk,
+        "POST",
+        &format!("/iclock/cdata?SN={SN}&table=ATTLOG&Stamp=3"),
+        &[("Content-Encoding", "gzip")],
+        &bomb,
+    )
+    .unwrap();
+    assert_eq!(code, 413);
+    d.kill();
+}
+
+#[test]
+fn uniview_person_verification_is_a_punch_answered_in_lapi_json_and_photos_never_kept() {
+    let mut site = Site::new();
+    let mut d = site.start();
+    let path = "/LAPI/V1.0/System/Event/Notification/PersonVerification";
+    let (code, body) = request(
+        site.unv,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        UNIVIEW.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON answer");
+    assert_eq!(v["Response"]["StatusCode"], 0, "{body}");
+    assert_eq!(v["Response"]["ResponseURL"], path, "{body}");
+    let p = site.punches();
+    assert_eq!(p.len(), 1, "{p:?}\n{}", site.logs());
+    assert_eq!(p[0].employee_id, "111");
+    assert_eq!(p[0].device_id.as_deref(), Some("210235C3R0320B000985"));
+    assert_eq!(p[0].time.to_rfc3339(), "2021-06-22T12:15:37+00:00");
+    // The punch's raw text keeps no photo either.
+    assert_eq!(
+        site.count_where("raw LIKE '%/9j/4AAQSkZJRgABAQAAAQABAAD%'"),
+        0
+    );
+    // A notification that cannot be read, with a large photo: quarantined
+    // without it.
+    let photo = "/9j/".to_string() + &"QUFB".repeat(2000);
+    let bad = UNIVIEW
+        .replace("\"PersonCode\":\"111\"", "\"PersonCode\":\"\"")
+        .replace("\"MatchPersonID\":111", "\"MatchPersonID\":0")
+        .replace(
+            "\"Size\":134884,\"Data\":\"/9j/",
+            &format!("\"Size\":134884,\"Data\":\"{photo}"),
+        );
+    let (code, body) = request(site.unv, "POST", path, &[], bad.as_bytes()).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let q = site.quarantine();
+    assert_eq!(q.len(), 1, "{q:?}");
+    let kept = String::from_utf8_lossy(&q[0].payload);
+    assert!(!kept.contains("QUFBQUFB"), "photo kept: {kept}");
+    assert!(kept.contains("photo removed"), "{kept}");
+    assert!(q[0].reason.starts_with("uniview:"), "{}", q[0].reason);
+    d.kill();
+}
+
+#[test]
+fn an_upload_of_garbage_keeps_100_bad_records_and_one_summary() {
+    let mut site = Site::new();
+    let mut d = site.start();
+    let body: String = (0..1000).map(|i| format!("garbage line {i}\n")).collect();
+    let (code, answer) = zk_post(&site, SN, "ATTLOG", "5", &body);
+    assert_eq!((code, answer.as_str()), (200, "OK:1000"));
+    let q = site.with_store(|s| Box::pin(async move { s.quarantined(5000).await.unwrap() }));
+    assert_eq!(q.len(), 101, "{}", q.len());
+    let summaries: Vec<_> = q
+        .iter()
+        .filter(|r| r.kind == attendd::store::QuarantineKind::Summary)
+        .collect();
+    assert_eq!(summaries.len(), 1);
+    assert!(
+        summaries[0].reason.starts_with("900 further"),
+        "{}",
+        summaries[0].reason
+    );
+    // The kept ones are replayable: they know their decoder and terminal.
+    let kept = q
+        .iter()
+        .find(|r| r.kind != attendd::store::QuarantineKind::Summary)
+        .unwrap();
+    let info = kept.replay.as_ref().expect("replay information");
+    assert_eq!(info.decoder, "zk-attlog");
+    assert_eq!(info.device_id.as_deref(), Some(SN));
+    assert_eq!(info.timezone, "Europe/Istanbul");
+    d.kill();
+}
+
+#[test]
+fn unknown_employees_are_quarantined_and_replayed_once_after_import() {
+    let mut site = Site::new();
+    let employees = site.dir.path().join("employees.csv");
+    std::fs::write(
+        &employees,
+        "employee_id,name,team,supervisor\n1043,Leyla Aydin,gate,S1\n",
+    )
+    .unwrap();
+    site.cli(&["import", "employees", employees.to_str().unwrap()]);
+    let mut d = site.start();
+    let body = "1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0\n\
+                &xxe;\t2025-03-04 08:58:00\t0\t15\t0\t0\t0\n\
+                2001\t2025-03-04 09:01:00\t0\t1\t0\t0\t0\n";
+    assert_eq!(
+        zk_post(&site, SN, "ATTLOG", "9", body),
+        (200, "OK:3".to_string())
+    );
+    let p = site.punches();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].employee_id, "1043");
+    let q = site.quarantine();
+    assert_eq!(q.len(), 2, "{q:?}");
+    for r in &q {
+        assert_eq!(r.kind, attendd::store::QuarantineKind::Unknown, "{r:?}");
+        assert!(r.reason.starts_with("unknown employee"), "{}", r.reason);
+        assert!(r.reason.contains("quarantine replay"), "{}", r.reason);
+    }
+    // HR imports the new hire; the replay stores that punch, once.
+    std::fs::write(
+        &employees,
+        "employee_id,name,team,supervisor\n1043,Leyla Aydin,gate,S1\n2001,Deniz Kaya,gate,S1\n",
+    )
+    .unwrap();
+    site.cli(&["import", "employees", employees.to_str().unwrap()]);
+    let out = site.cli(&["quarantine", "replay", "--all", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["replay"]["stored"], 1, "{out}");
+    assert_eq!(r["replay"]["resolved"], 1, "{out}");
+    assert_eq!(
+        r["replay"]["unresolved"].as_array().unwrap().len(),
+        1,
+        "{out}"
+    );
+    let ids: Vec<String> = site.punches().into_iter().map(|p| p.employee_id).collect();
+    assert_eq!(ids.iter().filter(|i| *i == "2001").count(), 1, "{ids:?}");
+    // Again: nothing more is stored; the resolved row is skipped by id.
+    let resolved = site
+        .quarantine()
+        .into_iter()
+        .find(|r| r.resolved.is_some())
+        .expect("a resolved row");
+    let out = site.cli(&["quarantine", "replay", &resolved.id.to_string(), "--json"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["replay"]["stored"], 0, "{out}");
+    assert_eq!(r["replay"]["skipped"].as_array().unwrap().len(), 1, "{out}");
+    let out = site.cli(&["quarantine", "replay", "--all", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["replay"]["stored"], 0, "{out}");
+    assert_eq!(site.punches().len(), 2);
+    // The forged id was never stored and is still waiting.
+    assert_eq!(site.count_where("identity = '&xxe;'"), 0);
+    let audit =
+        site.with_store(|s| Box::pin(async move { s.audit(Some("quarantine")).await.unwrap() }));
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].cause, "quarantine replay");
+    assert_eq!(audit[0].row_key, resolved.id.to_string());
+    d.kill();
+}
+
+#[test]
+fn rows_kept_before_replay_information_replay_with_their_source_named() {
+    let mut site = Site::new();
+    let mut d = site.start();
+    // A row as kept before migration 0005: source and payload only.
+    let id = site.with_store(|s| {
+        Box::pin(async move {
+            s.quarantine(&attendd::store::NewQuarantine {
+                source: format!("zk_push[0]:{SN} line 1"),
+                payload: b"1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0".to_vec(),
+                reason: "unknown alias \"1043\"".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+        })
+    });
+    let id = id.to_string();
+    let out = site.cli(&["quarantine", "replay", &id, "--json"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["replay"]["stored"], 0, "{out}");
+    assert!(
+        r["replay"]["unresolved"][0][1]
+            .as_str()
+            .unwrap()
+            .contains("--source"),
+        "{out}"
+    );
+    let source = format!("zk_push[0]:{SN}");
+    let out = site.cli(&["quarantine", "replay", &id, "--source", &source, "--json"]);
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["replay"]["stored"], 1, "{out}");
+    let p = site.punches();
+    assert_eq!(p.len(), 1, "{p:?}");
+    // Decoded as the terminal's: its serial number and zone.
+    assert_eq!(p[0].device_id.as_deref(), Some(SN));
+    assert_eq!(p[0].time.to_rfc3339(), "2025-03-04T05:57:12+00:00");
+    d.kill();
 }

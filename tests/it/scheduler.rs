@@ -46,6 +46,8 @@ async fn site(policy_name: &str, employees: &[(&str, &str, Option<&str>)]) -> Si
             supervisor: format!("boss-{team}"),
             shift: shift.map(String::from),
             aliases: vec![],
+            start_date: None,
+            end_date: None,
         })
         .collect();
     store.upsert_employees(&rows).await.unwrap();
@@ -332,6 +334,8 @@ async fn silent_terminals_and_clocks_ahead_alert_the_operations_contact_once_a_d
             supervisor: "s".into(),
             shift: None,
             aliases: vec![],
+            start_date: None,
+            end_date: None,
         }])
         .await
         .unwrap();

@@ -36,6 +36,7 @@ fn plan(format: Format, tz: Tz, employees: usize, duplicates: f64) -> Plan {
         duplicates,
         format,
         tz,
+        not_after: None,
     }
 }
 

@@ -217,6 +217,8 @@ async fn one_employee(db: &TestDb, id: &str) {
             supervisor: "S01".into(),
             shift: None,
             aliases: vec![format!("card-{id}")],
+            start_date: None,
+            end_date: None,
         }])
         .await
         .unwrap();
@@ -1015,6 +1017,7 @@ async fn outbox_and_day_closes(db: &TestDb) {
             source: "mqtt[0]".into(),
             payload: format!("bad {i}").into_bytes(),
             reason: "test".into(),
+            ..Default::default()
         })
         .collect();
     db.store.quarantine_many(&q).await.unwrap();
@@ -1055,6 +1058,8 @@ async fn concurrent_recomputes_do_not_double_the_ledger(db: &TestDb) {
             supervisor: "S".into(),
             shift: None,
             aliases: vec![],
+            start_date: None,
+            end_date: None,
         })
         .collect();
     db.store.upsert_employees(&emps).await.unwrap();
@@ -1153,3 +1158,290 @@ async fn today_is_stored_provisional_without_ledger(db: &TestDb) {
     );
 }
 store_test!(today_is_stored_provisional_without_ledger);
+
+// ---------------------------------------------------------------------------
+// Issue 11 (supersede) and issue 13 (bounded quarantine).
+
+async fn superseded_punch_leaves_classification_and_the_resent_one_counts(db: &TestDb) {
+    one_employee(db, "E001").await;
+    // A check-in shifted by a misread time offset (08:29 became 11:29)
+    // and a correct check-out.
+    let mut shifted = punch("E001", "2026-11-02T11:29:13+08:00");
+    shifted.device_id = Some("CQZ7231460021".into());
+    // ZKTeco ATTLOG's key is the PIN and the wall time as written: the
+    // correct re-sent punch carries the same one.
+    shifted.event_id = Some("E001 2026-11-02 08:29:13".into());
+    db.store
+        .insert_punches(&[shifted, punch("E001", "2026-11-02T17:31:02+08:00")])
+        .await
+        .unwrap();
+    let day = d("2026-11-02");
+    db.store
+        .recompute(&db.policy, None, day, day, "test", "tester", later())
+        .await
+        .unwrap();
+    let status = |v: Vec<attendd::store::StoredVerdict>| v[0].status.clone();
+    assert_ne!(
+        status(db.store.verdicts(day, day, None).await.unwrap()),
+        "present"
+    );
+
+    let out = cli(
+        db,
+        &[
+            "punches",
+            "supersede",
+            "--device",
+            "CQZ7231460021",
+            "--from",
+            "2026-11-02 00:00",
+            "--to",
+            "2026-11-03 00:00",
+            "--reason",
+            "TimeOffset read as a record counter",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["superseded"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+    // Applying it again supersedes nothing more.
+    let again = cli(
+        db,
+        &[
+            "punches",
+            "supersede",
+            "--device",
+            "CQZ7231460021",
+            "--from",
+            "2026-11-02 00:00",
+            "--to",
+            "2026-11-03 00:00",
+            "--reason",
+            "again",
+            "--json",
+        ],
+    );
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["already_superseded"], 1, "{again}");
+    // The punch is still stored (append-only), but not classified.
+    assert_eq!(db.store.punch_count().await.unwrap(), 2);
+    // The terminal re-sends the correct punch.
+    let mut correct = punch("E001", "2026-11-02T08:29:13+08:00");
+    correct.device_id = Some("CQZ7231460021".into());
+    correct.event_id = Some("E001 2026-11-02 08:29:13".into());
+    let r = db
+        .store
+        .insert_punches(std::slice::from_ref(&correct))
+        .await
+        .unwrap();
+    assert!(matches!(r[0], Inserted::New(_)), "{r:?}");
+    // Sent once more: now a duplicate of the correct punch.
+    assert_eq!(
+        db.store.insert_punches(&[correct]).await.unwrap(),
+        vec![Inserted::Duplicate]
+    );
+    db.store
+        .recompute(&db.policy, None, day, day, "resent", "ingest", later())
+        .await
+        .unwrap();
+    assert_eq!(
+        status(db.store.verdicts(day, day, None).await.unwrap()),
+        "present"
+    );
+    let audit = db.store.audit(Some("punch_supersedes")).await.unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(audit[0].cause.contains("TimeOffset"), "{audit:?}");
+    // Bad ranges are input errors naming the flag.
+    let bad = cli(
+        db,
+        &[
+            "punches",
+            "supersede",
+            "--device",
+            "X",
+            "--from",
+            "1970-01-01 00:00",
+            "--to",
+            "2026-11-03 00:00",
+            "--reason",
+            "r",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("--from"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+store_test!(superseded_punch_leaves_classification_and_the_resent_one_counts);
+
+async fn quarantine_prunes_garbage_never_unknown_employees_and_pages_in_sql(db: &TestDb) {
+    use attendd::store::{NewQuarantine, QuarantineKind};
+    let now = later();
+    let old = now - chrono::Duration::days(120);
+    let row = |kind, at, reason: &str| NewQuarantine {
+        source: "zk_push[0]:A".into(),
+        payload: reason.as_bytes().to_vec(),
+        reason: reason.into(),
+        kind,
+        replay: None,
+        received_at: Some(at),
+    };
+    db.store
+        .quarantine_many(&[
+            row(QuarantineKind::Undecodable, old, "old garbage"),
+            row(QuarantineKind::Summary, old, "old summary"),
+            row(QuarantineKind::Unknown, old, "old unknown employee"),
+            row(QuarantineKind::Undecodable, now, "new garbage"),
+        ])
+        .await
+        .unwrap();
+    let n = db
+        .store
+        .prune_quarantine(now - chrono::Duration::days(90))
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let left: Vec<String> = db
+        .store
+        .quarantined(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.reason)
+        .collect();
+    assert_eq!(left, vec!["new garbage", "old unknown employee"]);
+    // Pages come from SQL: an offset past the end is an empty page.
+    assert_eq!(db.store.quarantine_page(1, 5).await.unwrap().len(), 1);
+    assert!(
+        db.store
+            .quarantine_page(4_000_000, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+store_test!(quarantine_prunes_garbage_never_unknown_employees_and_pages_in_sql);
+
+/// Issue 11 item 6: RecPush `personId` is a per-terminal counter; an alias
+/// scoped to a device (`device:ID:personId`) resolves it on that terminal
+/// only. Through the daemon's pipeline (decode, attribute, commit).
+async fn device_scoped_recpush_aliases_through_the_pipeline(db: &TestDb) {
+    use attendd::ingest::decode::Decoder;
+    use attendd::pipeline::{Pipeline, SourceDecoding};
+    use attendd::source::{Received, Sink};
+    use std::sync::Arc;
+    db.store
+        .upsert_employees(&[
+            attendd::store::EmployeeRecord {
+                employee_id: "E001".into(),
+                name: "Leyla".into(),
+                team: "gate".into(),
+                supervisor: "S01".into(),
+                shift: None,
+                aliases: vec!["device:1026731:57".into()],
+                start_date: None,
+                end_date: None,
+            },
+            attendd::store::EmployeeRecord {
+                employee_id: "E002".into(),
+                name: "Deniz".into(),
+                team: "gate".into(),
+                supervisor: "S01".into(),
+                shift: None,
+                aliases: vec!["device:1026732:57".into()],
+                start_date: None,
+                end_date: None,
+            },
+        ])
+        .await
+        .unwrap();
+    let mut sources = std::collections::HashMap::new();
+    sources.insert(
+        Arc::<str>::from("mqtt[0]"),
+        SourceDecoding {
+            decoder: Decoder::RecPush,
+            tz: chrono_tz::Europe::Istanbul,
+            options: Default::default(),
+        },
+    );
+    let pipeline = Pipeline::new(
+        db.store.clone(),
+        Arc::new(db.policy.clone()),
+        sources,
+        Arc::new(attendd::metrics::Metrics::default()),
+        chrono::Duration::minutes(5),
+    )
+    .await
+    .unwrap();
+    // A terminal enrolled from its own screen: customId empty, personId 57
+    // (layout of the vendor's RecPush document, devices.md §4.1).
+    let rec = |dev: &str, record: u32| {
+        Received {
+        source: Arc::from("mqtt[0]"),
+        topic: Some(format!("mqtt/face/{dev}/Rec")),
+        payload: format!(
+            r#"{{"operator":"RecPush","info":{{"customId":"","personId":"57","RecordID":"{record}","VerifyStatus":"1","similarity1":"91.0","Sendintime":1,"facesluiceId":"{dev}","time":"2026-11-02 08:29:13"}}}}"#
+        )
+        .into_bytes(),
+        received_at: at("2026-11-02T05:29:20Z"),
+    }
+    };
+    pipeline
+        .commit(&[rec("1026731", 1), rec("1026732", 1), rec("1026733", 1)])
+        .await
+        .unwrap();
+    let from = at("2026-11-02T00:00:00Z");
+    let p = db
+        .store
+        .punches(from, from + chrono::Duration::days(1), None)
+        .await
+        .unwrap();
+    let who: Vec<(&str, Option<&str>)> = p
+        .iter()
+        .map(|p| (p.employee_id.as_str(), p.device_id.as_deref()))
+        .collect();
+    assert_eq!(
+        who,
+        vec![("E001", Some("1026731")), ("E002", Some("1026732"))]
+    );
+    let q = db.store.quarantined(10).await.unwrap();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert!(
+        q[0].reason.starts_with("unknown alias \"57\""),
+        "{}",
+        q[0].reason
+    );
+    assert_eq!(q[0].kind, attendd::store::QuarantineKind::Unknown);
+    let info = q[0].replay.as_ref().unwrap();
+    assert_eq!(info.topic.as_deref(), Some("mqtt/face/1026733/Rec"));
+    assert_eq!(info.decoder, "recpush");
+
+    // Issue 13: the daemon prunes undecodable payloads past the retention
+    // (here 30 days) as it re-classifies, never unknown-person punches.
+    let pipeline = pipeline.with_quarantine_retention(30);
+    pipeline
+        .commit(&[Received {
+            source: Arc::from("mqtt[0]"),
+            topic: Some("mqtt/face/1026731/Rec".into()),
+            payload: b"\x00garbage".to_vec(),
+            received_at: at("2026-11-02T05:29:20Z"),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(db.store.quarantined(10).await.unwrap().len(), 2);
+    pipeline
+        .recompute_dirty(at("2026-12-15T00:00:00Z"))
+        .await
+        .unwrap();
+    let left = db.store.quarantined(10).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].kind, attendd::store::QuarantineKind::Unknown);
+}
+store_test!(device_scoped_recpush_aliases_through_the_pipeline);

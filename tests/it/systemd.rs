@@ -87,6 +87,11 @@ fn ready_watchdog_reload_and_stopping_under_a_fake_systemd() {
     let http = free_port();
     let broker = free_port();
     let (hook, seen) = webhook(2);
+    // A daemon classifies from the day it first runs on a store; this site
+    // says it started yesterday, so that yesterday closes on the first tick.
+    let yesterday = (chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai)
+        - chrono::Duration::days(1))
+    .date_naive();
     let config = dir.path().join("attendd.toml");
     std::fs::write(
         &config,
@@ -96,6 +101,7 @@ fn ready_watchdog_reload_and_stopping_under_a_fake_systemd() {
              topics = [\"t/+/punch\"]\ndecoder = \"json\"\nclient_id = \"attendd-sd\"\n\
              [http]\nlisten = \"127.0.0.1:{http}\"\n\
              [[http.tokens]]\nname = \"hr\"\ntoken = \"old-token-0123456789\"\nrole = \"hr\"\n\
+             [ingest]\nclassify_from = \"{yesterday}\"\n\
              [schedule]\ntick_seconds = 1\n\
              [[sink]]\nname = \"hr-hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/attendance\"\n"
         ),

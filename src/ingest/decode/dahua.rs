@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::value::{
-    at, cap, from_epoch, int, invalid, json_prefix, missing, parse_json, parse_local, text,
+    at, cap_record, from_epoch, int, invalid, json_prefix, missing, parse_json, parse_local, text,
 };
 use super::{
     DecodeContext, DecodeError, Decoded, DecodedPunch, Identity, LineError, PunchKind, Verify,
@@ -333,7 +333,9 @@ fn text_parts(text: &str, cx: &DecodeContext, o: &DahuaOptions, out: &mut Decode
             },
             None => (event(code, action, None, cx, o, out), line_end),
         };
-        keep(out, n, || head.trim_end().to_string(), r);
+        // The part's own text (quarantined when it cannot be read).
+        let own = text.get(start..next.max(start + 1)).unwrap_or(head);
+        keep(out, n, || own.trim_end().to_string(), r);
         resume = next;
     }
 }
@@ -359,8 +361,9 @@ fn is_record_finder(text: &str) -> bool {
             .all(|l| l.is_empty() || counter(l) || record(l))
 }
 
-/// `records[N].Key=Value` lines of a `recordFinder` answer, as data objects.
-fn records(text: &str) -> Vec<Value> {
+/// `records[N].Key=Value` lines of a `recordFinder` answer, as (N, data
+/// object).
+fn records(text: &str) -> Vec<(usize, Value)> {
     let mut by_index: std::collections::BTreeMap<usize, Map<String, Value>> = Default::default();
     for line in text.lines() {
         let Some(rest) = line.trim().strip_prefix("records[") else {
@@ -386,7 +389,20 @@ fn records(text: &str) -> Vec<Value> {
             .or_default()
             .insert(key.to_string(), Value::String(value.to_string()));
     }
-    by_index.into_values().map(Value::Object).collect()
+    by_index
+        .into_iter()
+        .map(|(i, m)| (i, Value::Object(m)))
+        .collect()
+}
+
+/// The lines of record `idx` of a `recordFinder` answer, as sent.
+fn record_text(text: &str, idx: usize) -> String {
+    let prefix = format!("records[{idx}].");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(&prefix))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Decodes one Dahua body.
@@ -401,9 +417,9 @@ pub fn decode(bytes: &[u8], cx: &DecodeContext, o: &DahuaOptions) -> Result<Deco
         if recs.is_empty() {
             out.ignore("recordFinder answer without records");
         }
-        for (i, r) in recs.into_iter().enumerate() {
+        for (i, (idx, r)) in recs.into_iter().enumerate() {
             let res = access_control(&r, cx, o, true, &mut out);
-            keep(&mut out, i + 1, || format!("records[{i}]"), res);
+            keep(&mut out, i + 1, || record_text(text, idx), res);
         }
     } else if text.trim_start().starts_with('{') {
         events_envelope(&parse_json(text.as_bytes())?, cx, o, &mut out)?;
@@ -429,7 +445,7 @@ fn keep(out: &mut Decoded, n: usize, shown: impl FnOnce() -> String, r: Result<(
     if let Err(error) = r {
         out.line_errors.push(LineError {
             line: n,
-            text: cap(&shown()),
+            text: cap_record(&shown()),
             error,
         });
     }
@@ -704,13 +720,26 @@ mod tests {
             d.line_errors[0].error.to_string(),
             "field \"LocaleTime\": \"2025-03-04\" is not YYYY-MM-DD HH:MM:SS"
         );
+        // Issue 11 item 15: the part's own text (up to where it breaks),
+        // not only its header.
         assert_eq!(
             d.line_errors[1].text,
-            "Code=AccessControl;action=Pulse;index=0;"
+            "Code=AccessControl;action=Pulse;index=0;data={\"UserID\":\"7\","
+        );
+        assert!(
+            d.line_errors[0]
+                .text
+                .contains("\"LocaleTime\":\"2025-03-04\""),
+            "{}",
+            d.line_errors[0].text
         );
         let recs = "records[0].UserID=1\r\nrecords[0].CreateTime=x\r\nrecords[1].UserID=2\r\nrecords[1].CreateTime=1741067832\r\n";
         let d = dec(recs.as_bytes()).unwrap();
         assert_eq!(one(&d).identity, Identity::Employee("2".into()));
-        assert_eq!(d.line_errors[0].text, "records[0]");
+        // Issue 11 item 15: the record's own text, not a label.
+        assert_eq!(
+            d.line_errors[0].text,
+            "records[0].UserID=1\nrecords[0].CreateTime=x"
+        );
     }
 }

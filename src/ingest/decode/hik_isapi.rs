@@ -17,7 +17,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::value::{at, cap, flag, int, json_prefix, missing, parse_time, text};
+use super::value::{at, cap_record, flag, int, json_prefix, missing, parse_time, text};
 use super::{
     DecodeContext, DecodeError, Decoded, DecodedPunch, Identity, LineError, PunchKind, Verify,
     canonical_card,
@@ -255,7 +255,7 @@ pub fn decode(bytes: &[u8], cx: &DecodeContext, o: &HikOptions) -> Result<Decode
             {
                 out.line_errors.push(LineError {
                     line: i + 1,
-                    text: cap(&ev.to_string()),
+                    text: cap_record(&ev.to_string()),
                     error,
                 });
             }

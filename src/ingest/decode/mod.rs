@@ -39,8 +39,10 @@ pub mod hik_isapi;
 pub mod json;
 pub mod recpush;
 pub mod stx_etx;
+pub mod uniview;
 mod value;
 pub mod zk_attlog;
+pub mod zk_rtlog;
 
 pub use card_line::{CardLineOptions, CardPreset};
 pub use dahua::{AttendanceState, DahuaOptions};
@@ -384,6 +386,10 @@ pub enum Decoder {
     CardLine(CardLineOptions),
     /// `stx-etx`: EM4100 frames.
     StxEtx,
+    /// `zk-rtlog`: ZKTeco access-control `rtlog` events.
+    ZkRtlog(zk_rtlog::RtlogOptions),
+    /// `uniview`: Uniview LAPI `PersonVerification`.
+    Uniview,
 }
 
 /// A decoder name or its options were not understood.
@@ -441,6 +447,8 @@ impl Decoder {
             "dahua" => Ok(Decoder::Dahua(opts(name, options)?)),
             "card-line" => Ok(Decoder::CardLine(opts(name, options)?)),
             "stx-etx" => no_options(Decoder::StxEtx),
+            "zk-rtlog" => Ok(Decoder::ZkRtlog(opts(name, options)?)),
+            "uniview" => no_options(Decoder::Uniview),
             _ => Err(DecoderConfigError::Unknown(name.to_string())),
         }
     }
@@ -456,6 +464,8 @@ impl Decoder {
             Decoder::Dahua(_) => "dahua",
             Decoder::CardLine(_) => "card-line",
             Decoder::StxEtx => "stx-etx",
+            Decoder::ZkRtlog(_) => "zk-rtlog",
+            Decoder::Uniview => "uniview",
         }
     }
 
@@ -478,6 +488,8 @@ impl Decoder {
             Decoder::Dahua(o) => dahua::decode(bytes, cx, o),
             Decoder::CardLine(o) => card_line::decode(bytes, cx, o),
             Decoder::StxEtx => stx_etx::decode(bytes, cx),
+            Decoder::ZkRtlog(o) => zk_rtlog::decode(bytes, cx, o),
+            Decoder::Uniview => uniview::decode(bytes, cx),
         }
     }
 }
@@ -865,6 +877,8 @@ mod tests {
         v.extend_from_slice(card_line::SAMPLES);
         v.extend_from_slice(stx_etx::SAMPLES);
         v.extend_from_slice(CAPTURES);
+        v.extend_from_slice(zk_rtlog::SAMPLES);
+        v.extend_from_slice(uniview::SAMPLES);
         v
     }
 

@@ -140,6 +140,20 @@ pub fn shown(v: &Value) -> String {
     }
 }
 
+/// A record of a multi-record body as kept for quarantine and replay: its
+/// own text, up to 64 KiB (cut at a character boundary).
+pub fn cap_record(s: &str) -> String {
+    const MAX: usize = 64 * 1024;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
 /// At most 80 characters of `s`.
 pub fn cap(s: &str) -> String {
     let mut out: String = s.chars().take(80).collect();
