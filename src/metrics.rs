@@ -33,8 +33,8 @@ const COUNTERS: &[Spec] = &[
     ),
     (
         "attendd_ignored_events_total",
-        &["source"],
-        "Decoded events that are not punches (door, heartbeat, refused), by source.",
+        &["source", "kind"],
+        "Decoded events that are not punches, by source and kind (door, heartbeat, refused, …; empty where a source does not say).",
     ),
     (
         "attendd_store_commits_total",
@@ -317,7 +317,7 @@ impl Metrics {
         } else {
             0
         };
-        match family.get_metric_with(&by_name(&key)) {
+        match family.get_metric_with_label_values(&values(name, COUNTERS, &key)) {
             Ok(c) => c.inc_by(by),
             Err(e) => debug_assert!(false, "{name}: {e}"),
         }
@@ -331,7 +331,7 @@ impl Metrics {
             return;
         };
         let key = self.key(label_pairs, true);
-        match family.get_metric_with(&by_name(&key)) {
+        match family.get_metric_with_label_values(&values(name, GAUGES, &key)) {
             Ok(g) => g.set(value as i64),
             Err(e) => debug_assert!(false, "{name}: {e}"),
         }
@@ -372,26 +372,33 @@ impl Metrics {
     /// [`Metrics::add`]); 0 for a series never written.
     pub fn get(&self, name: &'static str, label_pairs: &[(&str, &str)]) -> f64 {
         let key = self.key(label_pairs, false);
-        let labels = by_name(&key);
-        let find = |fams: Vec<prometheus::proto::MetricFamily>| {
-            fams.iter()
-                .flat_map(|f| f.get_metric())
-                .find(|m| {
-                    m.get_label().len() == labels.len()
-                        && m.get_label()
-                            .iter()
-                            .all(|l| labels.get(l.name()) == Some(&l.value()))
-                })
-                .map(|m| m.get_counter().get_value() + m.get_gauge().get_value())
-                .unwrap_or(0.0)
+        let (fams, specs) = if let Some(f) = self.counters.get(name) {
+            (f.collect(), COUNTERS)
+        } else if let Some(f) = self.gauges.get(name) {
+            (f.collect(), GAUGES)
+        } else {
+            return 0.0;
         };
-        if let Some(f) = self.counters.get(name) {
-            return find(f.collect());
-        }
-        if let Some(f) = self.gauges.get(name) {
-            return find(f.collect());
-        }
-        0.0
+        let names = specs
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, l, _)| *l)
+            .unwrap_or_default();
+        let want: HashMap<&str, &str> = names
+            .iter()
+            .copied()
+            .zip(values(name, specs, &key))
+            .collect();
+        fams.iter()
+            .flat_map(|f| f.get_metric())
+            .find(|m| {
+                m.get_label().len() == want.len()
+                    && m.get_label()
+                        .iter()
+                        .all(|l| want.get(l.name()) == Some(&l.value()))
+            })
+            .map(|m| m.get_counter().get_value() + m.get_gauge().get_value())
+            .unwrap_or(0.0)
     }
 
     /// The Prometheus text exposition (format 0.0.4), process metrics
@@ -422,8 +429,29 @@ impl Metrics {
     }
 }
 
-fn by_name(key: &LabelSet) -> HashMap<&str, &str> {
-    key.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+/// The values of `key` in the order of the family's label names; a label
+/// the caller did not give is empty (Prometheus reads an empty label as
+/// absent), one the family does not have is left out (and fails a debug
+/// build's tests).
+fn values<'a>(name: &str, specs: &[Spec], key: &'a LabelSet) -> Vec<&'a str> {
+    let names = specs
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, l, _)| *l)
+        .unwrap_or_default();
+    debug_assert!(
+        key.iter().all(|(k, _)| names.contains(&k.as_str())),
+        "{name} has no label among {key:?}"
+    );
+    names
+        .iter()
+        .map(|n| {
+            key.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        })
+        .collect()
 }
 
 /// The content type of [`Metrics::render`]'s output.
@@ -534,6 +562,16 @@ mod tests {
             3.0,
         );
         m.add("attendd_store_commits_total", &[], 1.0);
+        m.add(
+            "attendd_ignored_events_total",
+            &[("source", "mqtt[0]")],
+            1.0,
+        );
+        m.add(
+            "attendd_ignored_events_total",
+            &[("source", "zk_push[0]"), ("kind", "door")],
+            2.0,
+        );
         m.observe_commit(0.004);
         m.set(
             "attendd_terminal_last_seen_seconds",
