@@ -11,27 +11,38 @@
 #   4. the installed binary checks the installed configuration, and the
 #      script checks each file, the conffiles, Recommends and the stripping.
 # Needs cargo-deb (`cargo install cargo-deb --locked`). The release build
-# takes long: .ci/run runs this under CI=true only.
+# takes long: .ci/run runs this under CI=true only. PACKAGE_PROFILE=dev
+# packs a debug build instead, to try this script quickly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target="${CARGO_TARGET_DIR:-target}"
+profile="${PACKAGE_PROFILE:-release}"
 fail() { echo "package: FAILED: $*" >&2; exit 1; }
 
-cargo build --release --locked
-bin="$target/release/attendd"
-pkg="$target/release/pkg"
+if [ "$profile" = release ]; then
+  cargo build --release --locked
+  out="$target/release"
+else
+  cargo build --profile "$profile" --locked
+  out="$target/debug"
+fi
+bin="$out/attendd"
+pkg="$out/pkg"
 mkdir -p "$pkg"
 "$bin" manpage | gzip -9n > "$pkg/attendd.8.gz"
 "$bin" completions bash > "$pkg/attendd.bash"
 "$bin" completions zsh > "$pkg/_attendd"
 "$bin" completions fish > "$pkg/attendd.fish"
 
-rm -f "$target"/debian/attendd_*.deb
-cargo deb --no-build --locked
+rm -f "$target"/debian/attendd_*.deb "$target"/debian/attendd-dbgsym_*
+# Stripped binary; its debug symbols (line tables) in attendd-dbgsym.
+cargo deb --no-build --locked --profile "$profile" --dbgsym --compress-debug-symbols=zlib
 deb=$(ls "$target"/debian/attendd_*.deb | head -n1)
 [ -f "$deb" ] || fail "no .deb in $target/debian"
-echo "package: built $deb ($(du -k "$deb" | cut -f1) KiB)"
+ddeb=$(ls "$target"/debian/attendd-dbgsym_* 2>/dev/null | head -n1)
+[ -n "$ddeb" ] || fail "no attendd-dbgsym package in $target/debian"
+echo "package: built $deb ($(du -k "$deb" | cut -f1) KiB) and $ddeb ($(du -k "$ddeb" | cut -f1) KiB)"
 
 # The control file.
 control=$(dpkg-deb -f "$deb")
@@ -62,14 +73,27 @@ for f in usr/bin/attendd usr/lib/systemd/system/attendd.service \
   [ -e "$root/$f" ] || fail "/$f not in the package"
 done
 
-# Stripped binary; its line tables apart under /usr/lib/debug.
-if readelf -S "$root/usr/bin/attendd" | grep -q '\.debug_line'; then
+# Stripped binary; its line tables apart, in the dbgsym package under
+# /usr/lib/debug/.build-id/, matching the binary's build id.
+if readelf -S "$root/usr/bin/attendd" 2>/dev/null | grep -q '\.debug_line'; then
   fail "/usr/bin/attendd is not stripped"
 fi
-dbg=$(find "$root/usr/lib/debug" -type f 2>/dev/null | head -n1)
-[ -n "$dbg" ] || fail "no separate debug symbols under /usr/lib/debug"
+if find "$root/usr/lib/debug" -type f 2>/dev/null | grep -q .; then
+  fail "debug symbols in the main package"
+fi
+dbgroot=$(mktemp -d)
+dpkg-deb -x "$ddeb" "$dbgroot"
+dbg=$(find "$dbgroot/usr/lib/debug" -type f -name '*.debug' | head -n1)
+[ -n "$dbg" ] || { rm -rf "$dbgroot"; fail "no .debug file in $ddeb"; }
+buildid=$(readelf -n "$root/usr/bin/attendd" 2>/dev/null | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+case "$dbg" in
+  *"${buildid:2}.debug") ;;
+  *) rm -rf "$dbgroot"; fail "debug file $dbg does not match build id $buildid" ;;
+esac
+readelf -S "$dbg" | grep -q '\.debug_line' || { rm -rf "$dbgroot"; fail "$dbg has no line tables"; }
 echo "package: /usr/bin/attendd $(du -k "$root/usr/bin/attendd" | cut -f1) KiB stripped;" \
-  "debug symbols ${dbg#"$root"} $(du -k "$dbg" | cut -f1) KiB"
+  "debug symbols ${dbg#"$dbgroot"} $(du -k "$dbg" | cut -f1) KiB"
+rm -rf "$dbgroot"
 
 # Conffiles: the configuration and every policy.
 if [ "$mode" = installed ]; then
