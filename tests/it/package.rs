@@ -201,3 +201,99 @@ fn maintainer_scripts_start_nothing() {
     assert!(post.contains("daemon-reload"));
     assert!(Path::new(&root().join(".ci/package.sh")).is_file());
 }
+
+/// The daemon as systemd runs it (`JOURNAL_STREAM` set): its log lines
+/// carry syslog priorities, and its `/metrics` passes
+/// `promtool check metrics` with the outbox gauge for the configured sink,
+/// build info and process metrics. promtool comes from Debian's
+/// `prometheus` package; without it that part skips, saying so.
+#[test]
+fn daemon_under_journald_logs_priorities_and_serves_valid_metrics() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(etc.join("policies")).unwrap();
+    std::fs::create_dir_all(dir.path().join("var")).unwrap();
+    std::fs::copy(
+        root().join("config/policies/seed-default.toml"),
+        etc.join("policies/seed-default.toml"),
+    )
+    .unwrap();
+    let (http, mqtt) = (crate::proc::free_port(), crate::proc::free_port());
+    let config = std::fs::read_to_string(root().join("config/attendd.toml"))
+        .unwrap()
+        .replace("127.0.0.1:18830", &format!("127.0.0.1:{mqtt}"))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"));
+    std::fs::write(etc.join("attendd.toml"), config).unwrap();
+    let log = dir.path().join("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_attendd"))
+        .args(["run", "--config"])
+        .arg(etc.join("attendd.toml"))
+        .env("JOURNAL_STREAM", "8:12345")
+        .env("RUST_LOG", "info")
+        .env_remove("ATTENDD_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _kill = crate::proc::Kill(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while crate::proc::healthz(http) != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, response) = crate::proc::http_get(http, "/metrics").unwrap();
+    assert_eq!(code, 200, "{response}");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(
+        body.contains("attendd_outbox_pending{sink=\"site-mqtt\"} 0\n"),
+        "{body}"
+    );
+    assert!(body.contains("attendd_build_info{"), "{body}");
+    assert!(body.contains("# TYPE process_open_fds gauge"), "{body}");
+    let logs = std::fs::read_to_string(&log).unwrap();
+    let first = logs.lines().next().unwrap_or_default();
+    assert!(first.starts_with("<6>"), "{logs}");
+    assert!(
+        logs.lines()
+            .all(|l| l.len() > 3 && l.starts_with('<') && l.as_bytes()[2] == b'>'),
+        "{logs}"
+    );
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(mut p) => {
+            p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+            let o = p.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "promtool: {}{}\n{body}",
+                text(&o.stdout),
+                text(&o.stderr)
+            );
+        }
+        Err(e) => {
+            assert!(
+                !crate::services::required(),
+                "promtool is required under CI: {e}"
+            );
+            eprintln!("SKIPPED promtool check of the daemon's /metrics: {e}");
+        }
+    }
+}
