@@ -118,6 +118,17 @@ pub fn write_manpage(out: &mut dyn Write) -> io::Result<()> {
         page.render_description_section(out)?;
         page.render_options_section(out)?;
     }
+    out.write_all(
+        b".SH FILES\n\
+.TP\n/etc/attendd/attendd.toml\nThe configuration (\\fBattendd check\\-config\\fR validates it; \\fBATTENDD_CONFIG\\fR names another).\n\
+.TP\n/etc/attendd/policies/\nAttendance policies the configuration names.\n\
+.TP\n/etc/attendd/attendd.env\nSecrets read by the systemd unit (store URL, broker passwords, API tokens).\n\
+.TP\n/var/lib/attendd/\nThe SQLite store.\n\
+.SH ENVIRONMENT\n\
+.TP\nRUST_LOG\nLog level (default info).\n\
+.TP\nATTENDD_LOG_FORMAT\ntext or json, as \\fB\\-\\-log\\-format\\fR.\n\
+.TP\nJOURNAL_STREAM\nSet by systemd: log lines start with their syslog priority.\n",
+    )?;
     man.render_version_section(out)?;
     Ok(())
 }

@@ -80,6 +80,8 @@ fn man_page_has_every_command() {
         );
     }
     assert!(s.contains("\\-\\-config"), "options rendered");
+    assert!(s.contains(".SH FILES") && s.contains("/etc/attendd/attendd.toml"));
+    assert!(s.contains(".SH ENVIRONMENT") && s.contains("JOURNAL_STREAM"));
 }
 
 /// The packaged /etc/attendd/attendd.toml, laid out as installed (the
