@@ -177,6 +177,12 @@ pub async fn run_daemon(
     let sinks: crate::sinks::SinkTable = Arc::new(std::sync::RwLock::new(
         crate::sinks::table(&config.sinks, default_broker.as_ref()).map_err(|e| (1, e))?,
     ));
+    // attendd_outbox_pending shows every configured sink from the start
+    // (0 until /metrics counts the store's outbox).
+    if let Ok(t) = sinks.read() {
+        let names: Vec<(String, i64)> = t.keys().map(|k| (k.clone(), 0)).collect();
+        shared.metrics.set_outbox_pending(&names);
+    }
     let scheduler = Arc::new(crate::scheduler::Scheduler::new(
         store.clone(),
         plan(&config),

@@ -58,6 +58,82 @@ pub enum Command {
     /// Ask a pulled terminal directly (its user list).
     #[command(subcommand)]
     Terminal(crate::source::pull::TerminalCommand),
+    /// Print a shell completion script for bash, zsh or fish to stdout.
+    ///
+    /// bash: `attendd completions bash > /etc/bash_completion.d/attendd`;
+    /// the Debian package installs all three.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff, section 8) to stdout; the Debian
+    /// package installs it as attendd(8).
+    #[command(hide = true)]
+    Manpage,
+}
+
+/// `attendd completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `attendd completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    /// bash (bash-completion).
+    Bash,
+    /// zsh (`#compdef attendd`).
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// Writes the completion script for `shell` (generated from the same
+/// definition clap parses with, so it cannot drift from the commands).
+pub fn write_completions(shell: CompletionShell, out: &mut dyn Write) {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "attendd", out);
+}
+
+/// Writes the manual page, attendd(8): the top-level page with every
+/// command and its options as sections.
+pub fn write_manpage(out: &mut dyn Write) -> io::Result<()> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone()).section("8");
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name();
+        writeln!(out, ".SH \"ATTENDD {}\"", name.to_uppercase())?;
+        let sub = sub.clone().bin_name(format!("attendd {name}"));
+        let page = clap_mangen::Man::new(sub);
+        page.render_synopsis_section(out)?;
+        page.render_description_section(out)?;
+        page.render_options_section(out)?;
+    }
+    out.write_all(
+        b".SH FILES\n\
+.TP\n/etc/attendd/attendd.toml\nThe configuration (\\fBattendd check\\-config\\fR validates it; \\fBATTENDD_CONFIG\\fR names another).\n\
+.TP\n/etc/attendd/policies/\nAttendance policies the configuration names.\n\
+.TP\n/etc/attendd/attendd.env\nSecrets read by the systemd unit (store URL, broker passwords, API tokens).\n\
+.TP\n/var/lib/attendd/\nThe SQLite store.\n\
+.SH ENVIRONMENT\n\
+.TP\nRUST_LOG\nLog level (default info).\n\
+.TP\nATTENDD_LOG_FORMAT\ntext or json, as \\fB\\-\\-log\\-format\\fR.\n\
+.TP\nJOURNAL_STREAM\nSet by systemd: log lines start with their syslog priority.\n",
+    )?;
+    man.render_version_section(out)?;
+    Ok(())
 }
 
 /// `attendd simulate`.
@@ -187,6 +263,9 @@ pub struct RunArgs {
     /// Daemon configuration; default $ATTENDD_CONFIG, else /etc/attendd/attendd.toml.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log lines as text, or as one JSON object per line for log shippers.
+    #[arg(long, value_enum, env = "ATTENDD_LOG_FORMAT", default_value = "text")]
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 /// `attendd check-config`.
@@ -213,6 +292,17 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Store(c) => crate::store::cmd::run(c, &mut out, &mut err),
         Command::Hr(c) => crate::hr::cmd::run(c, &mut out, &mut err),
         Command::Terminal(c) => crate::source::pull::run_terminal(c, &mut out, &mut err),
+        Command::Completions(a) => {
+            write_completions(a.shell, &mut out);
+            ExitCode::SUCCESS
+        }
+        Command::Manpage => match write_manpage(&mut out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(err, "error: writing output: {e}");
+                ExitCode::from(2)
+            }
+        },
     };
     if let Err(e) = out.flush()
         && e.kind() != io::ErrorKind::BrokenPipe
@@ -261,7 +351,7 @@ fn run_evaluate(a: EvaluateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
 }
 
 fn run_daemon(a: RunArgs, err: &mut dyn Write) -> ExitCode {
-    crate::telemetry::init();
+    crate::telemetry::init(a.log_format);
     let path = crate::config::config_path(a.config.as_deref());
     let config = match crate::config::load(&path) {
         Ok(c) => c,

@@ -801,11 +801,7 @@ impl Pipeline {
             self.metrics.add("attendd_store_errors_total", &[], 1.0);
             SinkError(e.to_string())
         })?;
-        self.metrics.add(
-            "attendd_store_commit_seconds_sum",
-            &[],
-            started.elapsed().as_secs_f64(),
-        );
+        self.metrics.observe_commit(started.elapsed().as_secs_f64());
         self.metrics.add("attendd_store_commits_total", &[], 1.0);
         let mut counts: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
         for ((p, o), src) in punches.iter().zip(&outcomes).zip(&punch_sources) {

@@ -76,8 +76,20 @@ async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
+    if let Some(api) = &s.api {
+        // Undelivered outbox messages per sink, counted now (bounded wait:
+        // a store that hangs must not hang the scrape).
+        if let Ok(Ok(pending)) = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            api.store.outbox_pending(),
+        )
+        .await
+        {
+            s.metrics.set_outbox_pending(&pending);
+        }
+    }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         s.metrics.render(),
     )
         .into_response()

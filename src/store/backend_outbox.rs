@@ -174,6 +174,19 @@ pub(super) async fn outbox_mark(
     Ok(())
 }
 
+pub(super) async fn outbox_pending(pool: &Pool<Db>) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT sink, COUNT(*) FROM outbox_deliveries WHERE sent_at IS NULL GROUP BY sink ORDER BY sink",
+    )
+    .fetch_all(pool)
+    .await
+    .ctx("count pending outbox deliveries")?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .ctx("read pending outbox deliveries")
+}
+
 pub(super) async fn outbox_list(
     pool: &Pool<Db>,
     kind: Option<&str>,

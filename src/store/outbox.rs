@@ -193,6 +193,11 @@ impl Store {
         dispatch!(self, supervisor_contacts())
     }
 
+    /// Deliveries not yet accepted, per sink name.
+    pub async fn outbox_pending(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        dispatch!(self, outbox_pending())
+    }
+
     /// The latest messages, newest first, optionally of one kind.
     pub async fn outbox(
         &self,

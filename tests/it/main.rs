@@ -14,6 +14,7 @@ mod hr_fixture;
 mod hr_rules;
 mod month_views;
 mod mqtt_source;
+mod package;
 mod peer_cases;
 mod policy_cases;
 mod policy_files;

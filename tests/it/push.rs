@@ -377,7 +377,7 @@ fn zk_handshake_upload_malformed_line_resume_and_unknown_serial() {
     // (or their `name`), never by serial number.
     for (j, sn, n) in [(0, SN, 5), (1, SN_KOLKATA, 2)] {
         let line = format!(
-            "attendd_punches_total{{source=\"zk_push[0].terminals[{j}]\",outcome=\"new\"}} {n}"
+            "attendd_punches_total{{outcome=\"new\",source=\"zk_push[0].terminals[{j}]\"}} {n}"
         );
         assert!(m.contains(&line), "{line} not in\n{m}");
         assert!(!m.contains(sn), "{sn} in\n{m}");
@@ -943,7 +943,7 @@ fn a_terminal_over_its_rate_gets_429_and_others_are_unaffected() {
     assert_eq!(poll(SN_KOLKATA), 200);
     let m = site.metrics();
     assert!(
-        m.contains("attendd_push_requests_total{source=\"zk_push[0]\",outcome=\"rate_limited\"} 1"),
+        m.contains("attendd_push_requests_total{outcome=\"rate_limited\",source=\"zk_push[0]\"} 1"),
         "{m}"
     );
 }

@@ -955,6 +955,11 @@ async fn outbox_and_day_closes(db: &TestDb) {
     };
     assert!(db.store.enqueue(&msg, t).await.unwrap());
     assert!(!db.store.enqueue(&msg, t).await.unwrap(), "same key twice");
+    // attendd_outbox_pending: undelivered messages per sink.
+    assert_eq!(
+        db.store.outbox_pending().await.unwrap(),
+        vec![("a".to_string(), 1), ("b".to_string(), 1)]
+    );
     let asked = [
         "absence/2026-11-02/E001".to_string(),
         "absence/2026-11-03/E001".to_string(),
@@ -989,6 +994,11 @@ async fn outbox_and_day_closes(db: &TestDb) {
         .outbox_failed(due[1].outbox_id, &due[1].sink, later, "HTTP 500")
         .await
         .unwrap();
+    assert_eq!(
+        db.store.outbox_pending().await.unwrap(),
+        vec![(due[1].sink.clone(), 1)],
+        "the sent one is no longer pending, the failed one is"
+    );
     assert!(
         db.store
             .outbox_claim(t, lease, 10)
