@@ -910,7 +910,8 @@ fn issue13_daemon_on_a_full_disk_says_so_and_recovers() {
     assert!(body.contains("cannot write"), "{body}");
     // Still fed while degraded.
     assert!(
-        wait_for(&|l| l == "WATCHDOG=1", Duration::from_secs(5)),
+        // Generous: under a loaded machine a ping can be seconds late.
+        wait_for(&|l| l == "WATCHDOG=1", Duration::from_secs(15)),
         "{seen:?}"
     );
 
