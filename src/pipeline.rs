@@ -697,6 +697,10 @@ impl Pipeline {
                 .take(2048)
                 .collect::<String>()
             };
+            // Unknown identities of this payload: one quarantine row holds
+            // the payload once (a replay re-decodes all of it), however
+            // many of its punches wait for HR.
+            let mut unknown: Option<(String, usize)> = None;
             for p in decoded.punches {
                 if let Some(d) = &p.device_id {
                     last_seen.insert(d.clone(), r.received_at);
@@ -722,14 +726,10 @@ impl Pipeline {
                             &[("source", &r.source), ("outcome", "unknown_employee")],
                             1.0,
                         );
-                        // Unknown people are punches waiting for HR: never
-                        // cut short by the per-upload bound.
-                        quarantine.push_always(quarantined(
-                            origin.clone(),
-                            &r.payload,
-                            why,
-                            QuarantineKind::Unknown,
-                        ));
+                        match &mut unknown {
+                            Some((_, more)) => *more += 1,
+                            None => unknown = Some((why, 0)),
+                        }
                         continue;
                     }
                 };
@@ -748,6 +748,21 @@ impl Pipeline {
                     raw: Some(raw.clone()),
                     direction: p.kind.state().map(String::from),
                 });
+            }
+            if let Some((why, more)) = unknown {
+                let why = if more == 0 {
+                    why
+                } else {
+                    format!("{why} (and {more} more unknown in this payload)")
+                };
+                // Unknown people are punches waiting for HR: never cut
+                // short by the per-upload bound.
+                quarantine.push_always(quarantined(
+                    origin.clone(),
+                    &r.payload,
+                    why,
+                    QuarantineKind::Unknown,
+                ));
             }
         }
         let quarantine = quarantine.finish();

@@ -298,6 +298,13 @@ pub fn metric_names(sources: &crate::config::RawSources) -> (Renames, Renames) {
                 Some(_) => super::zk_push::source_name(i, &label),
                 None => label.clone(),
             };
+            // The serial number is the terminal's only credential: it is
+            // never shown on /metrics, for attendance or access-control
+            // (rtlog) uploads alike.
+            names.push((
+                super::zk_push::rtlog_source_name(i, &t.sn),
+                format!("{shown}:rtlog"),
+            ));
             names.push((super::zk_push::source_name(i, &t.sn), shown));
         }
     }
@@ -673,6 +680,28 @@ pub fn peer_key(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 13: a terminal's serial number (its only credential) never
+    /// reaches /metrics, for access-control (rtlog) uploads too.
+    #[test]
+    fn metric_names_hide_serial_numbers_of_every_upload_kind() {
+        let sources: crate::config::RawSources = toml::from_str(
+            "[[zk_push]]\nlisten = \"127.0.0.1:0\"\n[[zk_push.terminals]]\nsn = \"CQZ7231460021\"\nname = \"front-door\"\n",
+        )
+        .unwrap();
+        let (_, names) = metric_names(&sources);
+        for source in [
+            super::super::zk_push::source_name(0, "CQZ7231460021"),
+            super::super::zk_push::rtlog_source_name(0, "CQZ7231460021"),
+        ] {
+            let shown = names
+                .iter()
+                .find(|(from, _)| *from == source)
+                .map(|(_, to)| to.clone());
+            let shown = shown.unwrap_or_else(|| panic!("{source} has no shown name"));
+            assert!(!shown.contains("CQZ7231460021"), "{shown}");
+        }
+    }
 
     #[test]
     fn base64_matches_rfc_4648_vectors() {

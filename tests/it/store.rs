@@ -1457,6 +1457,69 @@ async fn device_scoped_recpush_aliases_through_the_pipeline(db: &TestDb) {
 }
 store_test!(device_scoped_recpush_aliases_through_the_pipeline);
 
+/// Issue 13 (bounded memory): a payload of many punches for people nobody
+/// holds (a form-encoded ZKTeco upload of 2 MiB is one message) keeps the
+/// payload once, in one quarantine row naming the first id and how many
+/// more; before, every unknown punch kept its own copy of the whole upload
+/// (≈77,000 copies of 2 MiB). A replay re-decodes the whole payload.
+async fn unknown_punches_of_one_payload_keep_it_once(db: &TestDb) {
+    use attendd::ingest::decode::Decoder;
+    use attendd::pipeline::{Pipeline, SourceDecoding};
+    use attendd::source::{Received, Sink};
+    use std::sync::Arc;
+    one_employee(db, "E001").await;
+    let mut sources = std::collections::HashMap::new();
+    sources.insert(
+        Arc::<str>::from("serial[0]"),
+        SourceDecoding {
+            decoder: Decoder::from_name("zk-attlog").unwrap(),
+            tz: chrono_tz::Asia::Shanghai,
+            options: Default::default(),
+        },
+    );
+    let pipeline = Pipeline::new(
+        db.store.clone(),
+        Arc::new(db.policy.clone()),
+        sources,
+        Arc::new(attendd::metrics::Metrics::default()),
+        chrono::Duration::minutes(5),
+    )
+    .await
+    .unwrap();
+    let body: String = (0..300)
+        .map(|i| format!("X{i:04}\t2026-11-02 08:{:02}:{:02}\t0\t1\n", i / 60, i % 60))
+        .chain(std::iter::once(
+            "E001\t2026-11-02 08:29:13\t0\t1\n".to_string(),
+        ))
+        .collect();
+    pipeline
+        .commit(&[Received {
+            source: Arc::from("serial[0]"),
+            topic: None,
+            payload: body.clone().into_bytes(),
+            received_at: at("2026-11-02T00:30:00Z"),
+        }])
+        .await
+        .unwrap();
+    let q = db.store.quarantined(1000).await.unwrap();
+    assert_eq!(q.len(), 1, "one row for the payload, not one per punch");
+    assert_eq!(q[0].kind, attendd::store::QuarantineKind::Unknown);
+    assert!(
+        q[0].reason.contains("X0000") && q[0].reason.contains("and 299 more"),
+        "{}",
+        q[0].reason
+    );
+    assert_eq!(q[0].payload.len(), body.len());
+    let from = at("2026-11-02T00:00:00Z");
+    let stored = db
+        .store
+        .punches(from, from + chrono::Duration::days(1), None)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "the known employee's punch is stored");
+}
+store_test!(unknown_punches_of_one_payload_keep_it_once);
+
 /// 坐席考勤管理制度 三3, 三4: a leaves.csv with `requested_at` and `document`
 /// imported into the store flags the days as `evaluate` does on the same file,
 /// and a later file without those columns keeps what is stored.
