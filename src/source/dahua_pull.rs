@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -113,8 +113,10 @@ pub struct FoundRecord {
 }
 
 /// Splits a `recordFinder` answer into its records, in index order; and
-/// `found=`.
-pub fn found_records(text: &str) -> (Option<usize>, Vec<FoundRecord>) {
+/// `found=`. `CreateTime` is epoch seconds on Dahua firmware and the local
+/// wall time (`2026-05-15 10:14:27`) on Intelbras firmware, read in `tz`
+/// (the source's `timezone`; without one such a record has no time).
+pub fn found_records(text: &str, tz: Option<Tz>) -> (Option<usize>, Vec<FoundRecord>) {
     let mut found = None;
     // Per index: lines, CreateTime, CreateTimeRealUTC, RecNo.
     type Acc = (String, Option<i64>, Option<i64>, Option<i64>);
@@ -137,7 +139,13 @@ pub fn found_records(text: &str) -> (Option<usize>, Vec<FoundRecord>) {
         let e = by.entry(idx).or_default();
         e.0.push_str(&format!("records[0].{kv}\r\n"));
         if let Some((k, v)) = kv.split_once('=') {
-            let v = v.trim().parse::<i64>().ok();
+            let local = || {
+                let t =
+                    chrono::NaiveDateTime::parse_from_str(v.trim(), "%Y-%m-%d %H:%M:%S").ok()?;
+                let t = tz?.from_local_datetime(&t).earliest()?;
+                Some(t.timestamp())
+            };
+            let v = v.trim().parse::<i64>().ok().or_else(local);
             match k {
                 "CreateTime" => e.1 = v,
                 "CreateTimeRealUTC" => e.2 = v,
@@ -381,6 +389,11 @@ impl Dahua {
     async fn catch_up(&self, serial: &str, cursor: &mut Cursor) -> Result<(), Stop> {
         let mut start = cursor.time.map(|t| t.timestamp()).unwrap_or(946_684_800);
         let end = (Utc::now() + chrono::Duration::days(1)).timestamp();
+        let tz = self
+            .raw
+            .timezone
+            .as_deref()
+            .and_then(|t| t.parse::<Tz>().ok());
         let count = self.raw.page_size as usize;
         let mut read = 0usize;
         self.cx
@@ -394,7 +407,7 @@ impl Dahua {
                 .fetch("GET", &path, Bytes::new(), None, 8 << 20)
                 .await
                 .map_err(http_stop)?;
-            let (found, recs) = found_records(&String::from_utf8_lossy(&body));
+            let (found, recs) = found_records(&String::from_utf8_lossy(&body), tz);
             let n = found.unwrap_or(recs.len());
             let mut groups: Vec<(Cursor, Vec<Vec<u8>>)> = Vec::new();
             let mut last_time = None;
@@ -432,6 +445,12 @@ impl Dahua {
                 }
             };
             start = next;
+            if start >= end {
+                // A device that keeps answering full pages cannot hold the
+                // source in catch-up past the search's end.
+                warn!(source = %self.cx.name, "device {serial}: catch-up reached its end ({end}) with full pages still coming; the rest comes with the next catch-up");
+                break;
+            }
             if self.stop.is_cancelled() {
                 return Err(Stop::Shutdown);
             }
@@ -469,17 +488,34 @@ pub fn decoding(tz: Tz) -> crate::pipeline::SourceDecoding {
 mod tests {
     use super::*;
 
+    /// Intelbras firmware writes `CreateTime` as the local wall time: read
+    /// in the source's zone, the cursor moves (before, every record had no
+    /// time and catch-up stepped one second per request forever).
+    #[test]
+    fn intelbras_local_create_time_is_read_in_the_source_zone() {
+        let text =
+            include_str!("../../tests/fixtures/captures/intelbras_recordfinder_localtime.txt");
+        let (found, r) = found_records(text, Some(chrono_tz::America::Sao_Paulo));
+        assert_eq!(found, Some(3));
+        assert_eq!(
+            r[0].time.map(|t| t.to_rfc3339()),
+            Some("2026-05-15T13:14:27+00:00".to_string())
+        );
+        assert!(r.iter().all(|x| x.time.is_some()));
+        assert!(found_records(text, None).1.iter().all(|x| x.time.is_none()));
+    }
+
     #[test]
     fn record_finder_answer_splits_into_records() {
         let text = "found=2\r\nrecords[0].RecNo=5521\r\nrecords[0].UserID=1043\r\nrecords[0].CreateTime=1741067832\r\nrecords[0].Status=1\r\nrecords[1].RecNo=5523\r\nrecords[1].UserID=7\r\nrecords[1].CreateTime=1741067900\r\nrecords[1].CreateTimeRealUTC=1741067901\r\n";
-        let (found, r) = found_records(text);
+        let (found, r) = found_records(text, None);
         assert_eq!(found, Some(2));
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].rec_no, Some(5521));
         assert_eq!(r[0].time.unwrap().timestamp(), 1741067832);
         assert_eq!(r[1].time.unwrap().timestamp(), 1741067901);
         assert!(r[1].text.starts_with("records[0].RecNo=5523\r\n"));
-        assert_eq!(found_records("found=0\r\n"), (Some(0), vec![]));
+        assert_eq!(found_records("found=0\r\n", None), (Some(0), vec![]));
     }
 
     #[test]
