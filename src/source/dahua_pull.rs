@@ -24,9 +24,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Backoff;
-use super::digest::{Client, Endpoint, HttpError};
-use super::hik_pull::{check_http, resolve_password};
-use super::pull::{Cursor, Multipart, PullCtx, boundary};
+use super::digest::Client;
+use super::hik_pull::check_http;
+use super::pull::{
+    Cursor, Multipart, PullCtx, Stop, boundary, http_client, http_stop, retry_after,
+};
 
 /// `[[source.dahua_pull]]` as written.
 #[derive(Clone, Debug, Deserialize)]
@@ -201,18 +203,6 @@ fn part_meta(body: &[u8]) -> (bool, Option<DateTime<Utc>>, Option<i64>) {
     (is_ac && pulse, time, num("RecNo"))
 }
 
-enum Stop {
-    Shutdown,
-    Retry(String, &'static str),
-}
-
-fn http_stop(e: HttpError) -> Stop {
-    match e {
-        e @ HttpError::Unauthorized { .. } => Stop::Retry(e.to_string(), "auth"),
-        e => Stop::Retry(e.to_string(), "connection"),
-    }
-}
-
 struct Dahua {
     raw: RawDahuaPull,
     client: Client,
@@ -222,15 +212,15 @@ struct Dahua {
 
 /// Runs the source until `stop` fires.
 pub async fn run(raw: RawDahuaPull, cx: PullCtx, stop: CancellationToken) {
-    let endpoint = match Endpoint::parse(&raw.url) {
-        Ok(e) => e,
-        Err(e) => {
-            cx.state(false, format!("{}: url: {e}", cx.name));
-            return;
-        }
+    let Some(client) = http_client(
+        &cx,
+        &raw.url,
+        &raw.username,
+        &raw.password,
+        &raw.password_env,
+    ) else {
+        return;
     };
-    let password = resolve_password(&raw.password, &raw.password_env);
-    let client = Client::new(endpoint, &raw.username, &password, Duration::from_secs(20));
     let mut backoff = Backoff::new(
         Duration::from_millis(raw.retry_min_ms),
         Duration::from_secs(300),
@@ -246,14 +236,8 @@ pub async fn run(raw: RawDahuaPull, cx: PullCtx, stop: CancellationToken) {
         match d.session(&mut backoff).await {
             Stop::Shutdown => return,
             Stop::Retry(why, kind) => {
-                d.cx.error(kind);
-                let wait = backoff.next_delay();
-                let msg = format!("{}: {why}; retrying in {wait:.1?}", d.cx.name);
-                warn!(source = %d.cx.name, "{msg}");
-                d.cx.state(false, msg);
-                tokio::select! {
-                    _ = d.stop.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
+                if !retry_after(&d.cx, &d.stop, &mut backoff, why, kind).await {
+                    return;
                 }
             }
         }

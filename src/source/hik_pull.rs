@@ -25,8 +25,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Backoff;
-use super::digest::{Client, Endpoint, HttpError};
-use super::pull::{Cursor, Multipart, PullCtx, boundary};
+use super::digest::{Client, Endpoint};
+use super::pull::{
+    Cursor, Multipart, PullCtx, Stop, boundary, http_client, http_stop, retry_after,
+};
 
 /// `[[source.hik_pull]]` as written.
 #[derive(Clone, Debug, Deserialize)]
@@ -192,13 +194,6 @@ fn search_meta(ev: &Value) -> Option<(DateTime<Utc>, i64)> {
     Some((t.with_timezone(&Utc), sn))
 }
 
-enum Stop {
-    /// Shut down.
-    Shutdown,
-    /// Retry after a delay.
-    Retry(String, &'static str),
-}
-
 struct Hik {
     raw: RawHikPull,
     tz: Tz,
@@ -209,15 +204,15 @@ struct Hik {
 
 /// Runs the source until `stop` fires.
 pub async fn run(raw: RawHikPull, tz: Tz, cx: PullCtx, stop: CancellationToken) {
-    let endpoint = match Endpoint::parse(&raw.url) {
-        Ok(e) => e,
-        Err(e) => {
-            cx.state(false, format!("{}: url: {e}", cx.name));
-            return;
-        }
+    let Some(client) = http_client(
+        &cx,
+        &raw.url,
+        &raw.username,
+        &raw.password,
+        &raw.password_env,
+    ) else {
+        return;
     };
-    let password = resolve_password(&raw.password, &raw.password_env);
-    let client = Client::new(endpoint, &raw.username, &password, Duration::from_secs(20));
     let mut backoff = Backoff::new(
         Duration::from_millis(raw.retry_min_ms),
         Duration::from_secs(300),
@@ -234,24 +229,11 @@ pub async fn run(raw: RawHikPull, tz: Tz, cx: PullCtx, stop: CancellationToken) 
         match h.session(&mut backoff).await {
             Stop::Shutdown => return,
             Stop::Retry(why, kind) => {
-                h.cx.error(kind);
-                let d = backoff.next_delay();
-                let msg = format!("{}: {why}; retrying in {d:.1?}", h.cx.name);
-                warn!(source = %h.cx.name, "{msg}");
-                h.cx.state(false, msg);
-                tokio::select! {
-                    _ = h.stop.cancelled() => return,
-                    _ = tokio::time::sleep(d) => {}
+                if !retry_after(&h.cx, &h.stop, &mut backoff, why, kind).await {
+                    return;
                 }
             }
         }
-    }
-}
-
-fn http_stop(e: HttpError) -> Stop {
-    match e {
-        e @ HttpError::Unauthorized { .. } => Stop::Retry(e.to_string(), "auth"),
-        e => Stop::Retry(e.to_string(), "connection"),
     }
 }
 

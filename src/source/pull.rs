@@ -575,6 +575,68 @@ impl Multipart {
     }
 }
 
+/// Why a pull session ended.
+pub(crate) enum Stop {
+    /// Shut down.
+    Shutdown,
+    /// Retry after a delay; the reason and the error kind counted in
+    /// `attendd_pull_errors_total`.
+    Retry(String, &'static str),
+}
+
+/// A failed HTTP exchange with a terminal, as a retry.
+pub(crate) fn http_stop(e: super::digest::HttpError) -> Stop {
+    match e {
+        e @ super::digest::HttpError::Unauthorized { .. } => Stop::Retry(e.to_string(), "auth"),
+        e => Stop::Retry(e.to_string(), "connection"),
+    }
+}
+
+/// The digest client of an HTTP pull source, or `None` (reported in its
+/// health) when the URL cannot be used.
+pub(crate) fn http_client(
+    cx: &PullCtx,
+    url: &str,
+    username: &str,
+    password: &Option<String>,
+    password_env: &Option<String>,
+) -> Option<super::digest::Client> {
+    let endpoint = match super::digest::Endpoint::parse(url) {
+        Ok(e) => e,
+        Err(e) => {
+            cx.state(false, format!("{}: url: {e}", cx.name));
+            return None;
+        }
+    };
+    let password = super::hik_pull::resolve_password(password, password_env);
+    Some(super::digest::Client::new(
+        endpoint,
+        username,
+        &password,
+        std::time::Duration::from_secs(20),
+    ))
+}
+
+/// After a failed session: counts and logs it, shows it in the source's
+/// health and waits the backoff's next delay. False when shutting down.
+pub(crate) async fn retry_after(
+    cx: &PullCtx,
+    stop: &tokio_util::sync::CancellationToken,
+    backoff: &mut Backoff,
+    why: String,
+    kind: &'static str,
+) -> bool {
+    cx.error(kind);
+    let wait = backoff.next_delay();
+    let msg = format!("{}: {why}; retrying in {wait:.1?}", cx.name);
+    tracing::warn!(source = %cx.name, "{msg}");
+    cx.state(false, msg);
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
