@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -302,7 +301,7 @@ async fn receive(
     method: Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> Response {
     if !s.auth.allows(&headers) {
         s.count("unauthorised");
@@ -326,6 +325,13 @@ async fn receive(
         )
             .into_response();
     }
+    let body = match super::push::read_body(req.into_body(), s.max_body).await {
+        Ok(b) => b,
+        Err(r) => {
+            s.count("refused");
+            return r;
+        }
+    };
     let body = match inflate(&headers, &body, s.max_body) {
         Ok(Some(b)) => b,
         Ok(None) => body.to_vec(),

@@ -507,6 +507,45 @@ pub fn inflate(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Option<Ve
     Ok(Some(out))
 }
 
+/// Reads the body of a request that was already admitted (authenticated,
+/// its terminal known, within its rate): at most `max` bytes (413 beyond),
+/// within the listener's body deadline (408 after it). Handlers take the
+/// body only after admission, so that a client that is refused never gets
+/// to hold a connection open by sending a body slowly.
+pub async fn read_body(
+    body: axum::body::Body,
+    max: usize,
+) -> Result<bytes::Bytes, axum::response::Response> {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    match axum::body::to_bytes(body, max).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            let mut too_large = false;
+            while let Some(c) = cause {
+                if c.is::<http_body_util::LengthLimitError>() {
+                    too_large = true;
+                }
+                cause = c.source();
+            }
+            Err(if too_large {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body is larger than {max} bytes\n"),
+                )
+                    .into_response()
+            } else {
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("body not received: {e}\n"),
+                )
+                    .into_response()
+            })
+        }
+    }
+}
+
 /// Most uploads one store transaction takes.
 const GROUP_MAX: usize = 256;
 /// Most payload bytes one store transaction takes.
