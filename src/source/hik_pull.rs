@@ -459,7 +459,7 @@ impl Hik {
                     return Err(Stop::Shutdown);
                 }
             }
-            position += n;
+            position = position.saturating_add(n);
             if status != "MORE" || n == 0 {
                 break;
             }
