@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
@@ -316,7 +315,7 @@ async fn receive(
         return (StatusCode::METHOD_NOT_ALLOWED, "POST events here\n").into_response();
     }
     let peer = peer_key(peer, &headers, &s.proxies);
-    if !s.limiter.admit(&peer, Instant::now()) {
+    if !s.limiter.admit(&peer) {
         s.count("rate_limited");
         return (
             StatusCode::TOO_MANY_REQUESTS,

@@ -29,7 +29,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -195,7 +194,7 @@ impl ZkPush {
             }
             return Err(Refusal::Unknown);
         };
-        if !self.limiter.admit(sn, Instant::now()) {
+        if !self.limiter.admit(sn) {
             self.count("rate_limited");
             return Err(Refusal::RateLimited);
         }
