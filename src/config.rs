@@ -394,6 +394,11 @@ pub struct RawMqttUser {
     /// `ATTENDD_MQTT_GATE_1`.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Terminals only: the topics (MQTT filters) this terminal may publish
+    /// to, e.g. `["mqtt/face/1026731/#"]`, so that one terminal's password
+    /// cannot publish as another; default any punch topic.
+    #[serde(default)]
+    pub topics: Vec<String>,
 }
 
 impl std::fmt::Debug for RawMqttUser {
@@ -663,6 +668,7 @@ impl RawMqtt {
                         username: u.username.clone(),
                         password: u.password().filter(|p| !p.is_empty())?,
                         role,
+                        publish: u.topics.clone(),
                     })
                 })
                 .collect()
@@ -775,6 +781,22 @@ fn check_embedded(key: &str, m: &RawMqtt, push: &mut impl FnMut(&str, String)) {
     }
     for (j, u) in m.readers.iter().enumerate() {
         u.check(&format!("{key}.readers[{j}]"), &mut names, push);
+        if !u.topics.is_empty() {
+            push(
+                &format!("{key}.readers[{j}].topics"),
+                "readers publish nothing: topics is for terminals".into(),
+            );
+        }
+    }
+    for (j, u) in m.terminals.iter().enumerate() {
+        for (t, f) in u.topics.iter().enumerate() {
+            if f.is_empty() || f.starts_with("$share/") || f.contains('\0') {
+                push(
+                    &format!("{key}.terminals[{j}].topics[{t}]"),
+                    format!("{f:?} is not an MQTT topic filter"),
+                );
+            }
+        }
     }
     if m.max_connections == Some(0) {
         push(&format!("{key}.max_connections"), "must be positive".into());

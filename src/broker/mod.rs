@@ -77,6 +77,10 @@ pub struct User {
     pub password: String,
     /// What it may do.
     pub role: Role,
+    /// A terminal's own topics (MQTT filters such as `mqtt/face/1026731/#`):
+    /// it may publish only there, so one terminal's password cannot
+    /// publish as another terminal; empty: any punch topic.
+    pub publish: Vec<String>,
 }
 
 impl std::fmt::Debug for User {
@@ -84,6 +88,7 @@ impl std::fmt::Debug for User {
         f.debug_struct("User")
             .field("username", &self.username)
             .field("role", &self.role)
+            .field("publish", &self.publish)
             .finish_non_exhaustive()
     }
 }
