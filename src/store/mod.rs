@@ -42,7 +42,6 @@
 
 mod backend_pg;
 mod backend_sqlite;
-pub mod cmd;
 pub mod hr;
 mod lock;
 pub mod outbox;
@@ -52,7 +51,6 @@ mod quarantine;
 mod recompute;
 mod start;
 pub mod summary;
-mod zk;
 
 use std::str::FromStr;
 use std::time::Duration;
