@@ -482,7 +482,16 @@ pub enum Store {
 }
 
 /// Calls the same backend function on whichever engine the store uses.
+/// `dispatch!(store, f(args))` calls a query of `backend.rs`,
+/// `backend_outbox.rs`, `backend_pull.rs` or `backend_start.rs`;
+/// `dispatch!(store, hr::f(args))` one of `hr_sql.rs`.
 macro_rules! dispatch {
+    ($self:expr, hr :: $f:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(p) => backend_sqlite::hr_queries::$f(p $(, $arg)*).await,
+            Store::Postgres(p) => backend_pg::hr_queries::$f(p $(, $arg)*).await,
+        }
+    };
     ($self:expr, $f:ident ( $($arg:expr),* )) => {
         match $self {
             Store::Sqlite(p) => backend_sqlite::$f(p $(, $arg)*).await,

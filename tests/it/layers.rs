@@ -318,9 +318,21 @@ fn store_imports_no_interface_config_csv_or_printing() {
     rust_files(&src_dir().join("store"), &mut files);
     for f in files {
         let text = drop_test_modules(strip(&std::fs::read_to_string(&f).unwrap()));
-        for foreign in ["clap::", "csv::"] {
+        for foreign in ["clap::", "csv::", "include!("] {
             assert!(!text.contains(foreign), "{} uses {foreign}", f.display());
         }
+    }
+}
+
+/// One way to compile a query for both engines: `#[path]` modules, no
+/// `include!` of Rust files anywhere.
+#[test]
+fn no_rust_file_is_included() {
+    let mut files = Vec::new();
+    rust_files(&src_dir(), &mut files);
+    for f in files {
+        let text = strip(&std::fs::read_to_string(&f).unwrap());
+        assert!(!text.contains("include!("), "{} uses include!", f.display());
     }
 }
 
