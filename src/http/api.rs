@@ -470,7 +470,7 @@ async fn before_start(
     let mut doc = json!({
         "date": date,
         "classify_from": start,
-        "note": crate::store::cmd::before_start_note(date, start),
+        "note": crate::hr::before_start_note(date, start),
         "total": 0,
         "offset": p.offset,
         "limit": p.limit,

@@ -13,6 +13,9 @@ pub mod listener;
 
 pub use listener::{DEFAULT_MAX_CONNECTIONS, Limits};
 
+// The configuration's default for `[http] max_connections` is the listener's.
+const _: () = assert!(DEFAULT_MAX_CONNECTIONS == crate::config::DEFAULT_MAX_CONNECTIONS);
+
 use std::sync::Arc;
 
 use axum::Router;

@@ -291,19 +291,31 @@ pub fn describe(sources: &crate::config::RawSources) -> Vec<String> {
     out
 }
 
+/// What every pull source takes from the daemon.
+#[derive(Clone, Debug)]
+pub struct PullShared {
+    /// Commits punches with cursors.
+    pub pipeline: Arc<Pipeline>,
+    /// `/healthz`.
+    pub health: Arc<Health>,
+    /// `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Catch-up requests from push listeners, by device id.
+    pub catch_up: Arc<CatchUpSignals>,
+}
+
 /// Starts every pull source; each runs until `stop` fires.
 pub fn spawn(
     sources: &crate::config::RawSources,
     default_tz: chrono_tz::Tz,
-    pipeline: &Arc<Pipeline>,
-    shared: &crate::app::Shared,
+    shared: &PullShared,
     tracker: &tokio_util::task::TaskTracker,
     stop: &tokio_util::sync::CancellationToken,
 ) {
     let make = |name: &str| {
         let cx = PullCtx {
             name: Arc::from(name),
-            pipeline: pipeline.clone(),
+            pipeline: shared.pipeline.clone(),
             health: Some(shared.health.clone()),
             metrics: Some(shared.metrics.clone()),
             catch_up: shared.catch_up.clone(),
