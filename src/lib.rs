@@ -19,6 +19,7 @@
 //! - [`dates`]: dates, months and times typed by people, parsed and
 //!   bounded to 2000-01-01 … 2100-12-31 for the CLI, the API and the CSVs.
 //! - [`render`]: tables and JSON lines shared by every command.
+//! - [`progress`]: progress bars of long commands on a terminal's stderr.
 //! - [`ingest`]: terminal payload decoders (pure: bytes in, punches out),
 //!   registered in one place ([`ingest::decode::Decoder`]).
 //!
@@ -76,6 +77,7 @@ pub mod input;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod progress;
 pub mod quarantine;
 pub mod render;
 pub mod scheduler;
