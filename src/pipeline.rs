@@ -790,9 +790,15 @@ impl Pipeline {
         let started = std::time::Instant::now();
         let written = async {
             if let Some(ack) = pull {
-                self.store.quarantine_many(&quarantine).await?;
+                self.store.quarantine_many(&quarantine, Utc::now()).await?;
                 self.store
-                    .insert_punches_with_cursor(&punches, ack.source, ack.device, ack.cursor)
+                    .insert_punches_with_cursor(
+                        &punches,
+                        ack.source,
+                        ack.device,
+                        ack.cursor,
+                        Utc::now(),
+                    )
                     .await
             } else {
                 let outcomes = if punches.is_empty() {
@@ -800,7 +806,7 @@ impl Pipeline {
                 } else {
                     self.store.insert_punches(&punches).await?
                 };
-                self.store.quarantine_many(&quarantine).await?;
+                self.store.quarantine_many(&quarantine, Utc::now()).await?;
                 Ok::<_, crate::store::StoreError>(outcomes)
             }
         }

@@ -747,7 +747,7 @@ async fn import(
                     },
                 })
                 .collect();
-            let changed = ctx.store.upsert_roster(&rows).await?;
+            let changed = ctx.store.upsert_roster(&rows, chrono::Utc::now()).await?;
             let emps: Vec<String> = unique(changed.iter().map(|r| r.employee_id.clone()));
             let rep = recompute_affected(
                 ctx,
@@ -796,7 +796,7 @@ async fn import(
                     },
                 })
                 .collect();
-            let changed = ctx.store.upsert_leaves(&rows).await?;
+            let changed = ctx.store.upsert_leaves(&rows, chrono::Utc::now()).await?;
             let emps: Vec<String> = unique(changed.iter().map(|r| r.employee_id.clone()));
             let tz = policy.tz;
             let dates = changed.iter().flat_map(|l| {
@@ -839,7 +839,7 @@ async fn import(
                     .into(),
                 })
                 .collect();
-            let changed = ctx.store.upsert_holidays(&rows).await?;
+            let changed = ctx.store.upsert_holidays(&rows, chrono::Utc::now()).await?;
             let rep = recompute_affected(
                 ctx,
                 None,

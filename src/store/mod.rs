@@ -674,8 +674,9 @@ impl Store {
     pub async fn upsert_roster(
         &self,
         rows: &[RosterRecord],
+        now: DateTime<Utc>,
     ) -> Result<Vec<RosterRecord>, StoreError> {
-        dispatch!(self, upsert_roster(rows, Utc::now()))
+        dispatch!(self, upsert_roster(rows, now))
     }
 
     /// Roster rows with `from <= date <= to`.
@@ -692,8 +693,9 @@ impl Store {
     pub async fn upsert_leaves(
         &self,
         rows: &[LeaveRecord],
+        now: DateTime<Utc>,
     ) -> Result<Vec<LeaveRecord>, StoreError> {
-        dispatch!(self, upsert_leaves(rows, Utc::now()))
+        dispatch!(self, upsert_leaves(rows, now))
     }
 
     /// Leave records overlapping `[from, to)`.
@@ -710,8 +712,9 @@ impl Store {
     pub async fn upsert_holidays(
         &self,
         rows: &[HolidayRecord],
+        now: DateTime<Utc>,
     ) -> Result<Vec<HolidayRecord>, StoreError> {
-        dispatch!(self, upsert_holidays(rows, Utc::now()))
+        dispatch!(self, upsert_holidays(rows, now))
     }
 
     /// The imported holiday calendar.
@@ -746,15 +749,9 @@ impl Store {
         &self,
         e: &NewManualEntry,
         cause: &str,
+        now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        dispatch!(self, add_manual_entry(e, cause, Utc::now()))
-    }
-
-    /// Marks a month (`YYYY-MM`) published. Returns false when it already
-    /// was. Verdicts of a published month are no longer rewritten: a change
-    /// becomes an [`Adjustment`].
-    pub async fn publish_month(&self, month: &str, actor: &str) -> Result<bool, StoreError> {
-        dispatch!(self, publish_month(month, actor, Utc::now()))
+        dispatch!(self, add_manual_entry(e, cause, now))
     }
 
     /// Published months, `YYYY-MM`, ascending.

@@ -197,7 +197,10 @@ async fn approved_leave_holds_the_alert_back_and_pending_leave_does_not() {
         document: None,
     };
     s.store
-        .upsert_leaves(&[leave("E1", "approved"), leave("E2", "pending")])
+        .upsert_leaves(
+            &[leave("E1", "approved"), leave("E2", "pending")],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     s.tick(at(D, "09:30")).await;
@@ -208,11 +211,14 @@ async fn approved_leave_holds_the_alert_back_and_pending_leave_does_not() {
 async fn overnight_shift_alerts_after_midnight_boundaries_correctly() {
     let s = site("city-management-24h", &[("N1", "night", None)]).await;
     s.store
-        .upsert_roster(&[RosterRecord {
-            employee_id: "N1".into(),
-            date: NaiveDate::parse_from_str(D, "%Y-%m-%d").unwrap(),
-            shift: "night".into(),
-        }])
+        .upsert_roster(
+            &[RosterRecord {
+                employee_id: "N1".into(),
+                date: NaiveDate::parse_from_str(D, "%Y-%m-%d").unwrap(),
+                shift: "night".into(),
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     // The night shift starts 18:00; grace 0 in this policy, alert at 18:30.

@@ -463,8 +463,18 @@ async fn published_month_gets_adjustment_not_edit(db: &TestDb) {
     let day = d("2026-11-03");
     let published = db.store.verdicts(day, day, None).await.unwrap();
     let ledger_before = db.store.ledger(from, to, None).await.unwrap();
-    assert!(db.store.publish_month("2026-11", "hr").await.unwrap());
-    assert!(!db.store.publish_month("2026-11", "hr").await.unwrap());
+    assert!(
+        db.store
+            .publish_month_at("2026-11", "hr", chrono::Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.store
+            .publish_month_at("2026-11", "hr", chrono::Utc::now())
+            .await
+            .unwrap()
+    );
 
     db.store
         .insert_punches(&[punch("E001", "2026-11-03T17:30:40+08:00")])
@@ -1031,7 +1041,10 @@ async fn outbox_and_day_closes(db: &TestDb) {
             ..Default::default()
         })
         .collect();
-    db.store.quarantine_many(&q).await.unwrap();
+    db.store
+        .quarantine_many(&q, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!(db.store.quarantined(5000).await.unwrap().len(), 1500);
 
     let d = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
@@ -1305,12 +1318,15 @@ async fn quarantine_prunes_garbage_never_unknown_employees_and_pages_in_sql(db: 
         received_at: Some(at),
     };
     db.store
-        .quarantine_many(&[
-            row(QuarantineKind::Undecodable, old, "old garbage"),
-            row(QuarantineKind::Summary, old, "old summary"),
-            row(QuarantineKind::Unknown, old, "old unknown employee"),
-            row(QuarantineKind::Undecodable, now, "new garbage"),
-        ])
+        .quarantine_many(
+            &[
+                row(QuarantineKind::Undecodable, old, "old garbage"),
+                row(QuarantineKind::Summary, old, "old summary"),
+                row(QuarantineKind::Unknown, old, "old unknown employee"),
+                row(QuarantineKind::Undecodable, now, "new garbage"),
+            ],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let n = db
