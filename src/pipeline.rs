@@ -804,7 +804,9 @@ impl Pipeline {
                 let outcomes = if punches.is_empty() {
                     Vec::new()
                 } else {
-                    self.store.insert_punches(&punches).await?
+                    self.store
+                        .insert_punches(&punches, chrono::Utc::now())
+                        .await?
                 };
                 self.store.quarantine_many(&quarantine, Utc::now()).await?;
                 Ok::<_, crate::store::StoreError>(outcomes)

@@ -438,7 +438,7 @@ pub async fn replay(
                     Err(e) => why = why.or(Some(e)),
                 }
             }
-            let outcomes = store.insert_punches(&punches).await?;
+            let outcomes = store.insert_punches(&punches, chrono::Utc::now()).await?;
             let mut new = 0usize;
             for (p, o) in punches.iter().zip(&outcomes) {
                 if let Inserted::New(_) = o {

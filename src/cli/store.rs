@@ -637,7 +637,9 @@ async fn import(
                     end_date: r.end_date,
                 })
                 .collect();
-            ctx.store.upsert_employees(&rows).await?;
+            ctx.store
+                .upsert_employees(&rows, chrono::Utc::now())
+                .await?;
             ctx.store.set_supervisor_contacts(&contacts).await?;
             let changed: Vec<String> = rows
                 .iter()
@@ -988,12 +990,15 @@ async fn import_punches(
                     }),
                     Err(reason) => {
                         ctx.store
-                            .quarantine(&NewQuarantine {
-                                source: format!("{name}:{line_no}"),
-                                payload: buf.clone(),
-                                reason: reason.clone(),
-                                ..Default::default()
-                            })
+                            .quarantine(
+                                &NewQuarantine {
+                                    source: format!("{name}:{line_no}"),
+                                    payload: buf.clone(),
+                                    reason: reason.clone(),
+                                    ..Default::default()
+                                },
+                                chrono::Utc::now(),
+                            )
                             .await?;
                         writeln!(err, "warning: {name}:{line_no}: {reason}; quarantined")?;
                         quarantined += 1;
@@ -1011,7 +1016,7 @@ async fn import_punches(
     let mut covered: Option<(NaiveDate, NaiveDate)> = None;
     let mut new_dates: Vec<NaiveDate> = Vec::new();
     for (b, batch) in punches.chunks(IMPORT_BATCH).enumerate() {
-        let res = ctx.store.insert_punches(batch).await?;
+        let res = ctx.store.insert_punches(batch, chrono::Utc::now()).await?;
         for (p, r) in batch.iter().zip(res) {
             match r {
                 Inserted::New(_) => {

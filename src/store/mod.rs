@@ -621,14 +621,17 @@ impl Store {
     /// Stores a batch of punches in one transaction and reports, for each,
     /// whether it was new or a duplicate of a stored punch (or of an
     /// earlier punch in the same batch). Durable when it returns.
-    pub async fn insert_punches(&self, punches: &[NewPunch]) -> Result<Vec<Inserted>, StoreError> {
+    pub async fn insert_punches(
+        &self,
+        punches: &[NewPunch],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Inserted>, StoreError> {
         if punches.is_empty() {
             return Ok(Vec::new());
         }
         let mut keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
         // A key held by a superseded punch is free for the correct punch.
         self.rekey_superseded(&mut keys).await?;
-        let now = Utc::now();
         dispatch!(self, insert_punches(punches, &keys, now))
     }
 
@@ -649,8 +652,12 @@ impl Store {
     }
 
     /// Keeps an undecodable payload, cut to [`QUARANTINE_MAX_BYTES`].
-    pub async fn quarantine(&self, q: &NewQuarantine) -> Result<i64, StoreError> {
-        dispatch!(self, add_quarantine(q, Utc::now()))
+    pub async fn quarantine(
+        &self,
+        q: &NewQuarantine,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self, add_quarantine(q, now))
     }
 
     /// The most recent quarantined payloads, newest first.
@@ -660,8 +667,12 @@ impl Store {
 
     /// Inserts or updates employees and replaces their aliases, in one
     /// transaction.
-    pub async fn upsert_employees(&self, rows: &[EmployeeRecord]) -> Result<(), StoreError> {
-        dispatch!(self, upsert_employees(rows, Utc::now()))
+    pub async fn upsert_employees(
+        &self,
+        rows: &[EmployeeRecord],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, upsert_employees(rows, now))
     }
 
     /// Every employee with aliases, sorted by id.

@@ -187,11 +187,14 @@ fn browser_shows_todays_absences_and_explanations() {
             end_date: None,
         };
         store
-            .upsert_employees(&[
-                emp("E001", "Alice", "A"),
-                emp("E003", "Carol", "B"),
-                emp("E004", "Dave", "B"),
-            ])
+            .upsert_employees(
+                &[
+                    emp("E001", "Alice", "A"),
+                    emp("E003", "Carol", "B"),
+                    emp("E004", "Dave", "B"),
+                ],
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
         store
@@ -238,16 +241,19 @@ fn browser_shows_todays_absences_and_explanations() {
             .unwrap();
         if local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap() {
             store
-                .insert_punches(&[NewPunch {
-                    employee_id: "E001".into(),
-                    identity: "E001".into(),
-                    time: now - chrono::Duration::minutes(1),
-                    device_id: Some("gate-1".into()),
-                    event_id: None,
-                    source: "test".into(),
-                    raw: None,
-                    direction: None,
-                }])
+                .insert_punches(
+                    &[NewPunch {
+                        employee_id: "E001".into(),
+                        identity: "E001".into(),
+                        time: now - chrono::Duration::minutes(1),
+                        device_id: Some("gate-1".into()),
+                        event_id: None,
+                        source: "test".into(),
+                        raw: None,
+                        direction: None,
+                    }],
+                    chrono::Utc::now(),
+                )
                 .await
                 .unwrap();
         }

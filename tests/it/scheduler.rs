@@ -50,7 +50,10 @@ async fn site(policy_name: &str, employees: &[(&str, &str, Option<&str>)]) -> Si
             end_date: None,
         })
         .collect();
-    store.upsert_employees(&rows).await.unwrap();
+    store
+        .upsert_employees(&rows, chrono::Utc::now())
+        .await
+        .unwrap();
     let policy = Arc::new(policy(policy_name));
     let schedule = RawSchedule {
         // Terminal health has its own test; keep it quiet elsewhere.
@@ -89,16 +92,19 @@ async fn site(policy_name: &str, employees: &[(&str, &str, Option<&str>)]) -> Si
 impl Site {
     async fn punch(&self, emp: &str, t: DateTime<Utc>) {
         self.store
-            .insert_punches(&[NewPunch {
-                employee_id: emp.into(),
-                identity: emp.into(),
-                time: t,
-                device_id: Some("gate-1".into()),
-                event_id: None,
-                source: "test".into(),
-                raw: None,
-                direction: None,
-            }])
+            .insert_punches(
+                &[NewPunch {
+                    employee_id: emp.into(),
+                    identity: emp.into(),
+                    time: t,
+                    device_id: Some("gate-1".into()),
+                    event_id: None,
+                    source: "test".into(),
+                    raw: None,
+                    direction: None,
+                }],
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
     }
@@ -336,31 +342,37 @@ async fn silent_terminals_and_clocks_ahead_alert_the_operations_contact_once_a_d
         .await
         .unwrap();
     store
-        .upsert_employees(&[EmployeeRecord {
-            employee_id: "E1".into(),
-            name: "n".into(),
-            team: "A".into(),
-            supervisor: "s".into(),
-            shift: None,
-            aliases: vec![],
-            start_date: None,
-            end_date: None,
-        }])
+        .upsert_employees(
+            &[EmployeeRecord {
+                employee_id: "E1".into(),
+                name: "n".into(),
+                team: "A".into(),
+                supervisor: "s".into(),
+                shift: None,
+                aliases: vec![],
+                start_date: None,
+                end_date: None,
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     // The punch's received_at is the real clock; tick two hours later.
     let now = Utc::now();
     store
-        .insert_punches(&[NewPunch {
-            employee_id: "E1".into(),
-            identity: "E1".into(),
-            time: now,
-            device_id: Some("gate-7".into()),
-            event_id: None,
-            source: "test".into(),
-            raw: None,
-            direction: None,
-        }])
+        .insert_punches(
+            &[NewPunch {
+                employee_id: "E1".into(),
+                identity: "E1".into(),
+                time: now,
+                device_id: Some("gate-7".into()),
+                event_id: None,
+                source: "test".into(),
+                raw: None,
+                direction: None,
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let drift = Arc::new(DriftBoard::default());
