@@ -14,6 +14,10 @@
 //! or edits a stored punch, and none prunes anything (retention floor: two
 //! years, [`crate::store::RETENTION_FLOOR_DAYS`]).
 
+// Over 800 lines: the clap definitions and one handler per store command
+// (import, punches, day, summary, employee, month, quarantine, outbox,
+// adjustment, recompute, publish); each handler is short except `import`.
+
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, IsTerminal, Write};
@@ -581,6 +585,8 @@ async fn recompute_affected(
     Ok(r)
 }
 
+// Over 150 lines: one arm per file kind (employees, roster, leaves,
+// holidays, punches), each checking every row before it writes anything.
 async fn import(
     ctx: &Ctx<'_>,
     what: ImportKind,
@@ -899,6 +905,8 @@ fn unique(it: impl Iterator<Item = String>) -> Vec<String> {
     v
 }
 
+// Over 150 lines: one arm per punch file format (CSV, ZKTeco ATTLOG),
+// then one batched, attributed write shared by both.
 async fn import_punches(
     ctx: &Ctx<'_>,
     file: &Path,
