@@ -1415,14 +1415,14 @@ async fn replay(
     source: Option<String>,
     out: &mut dyn Write,
 ) -> CmdResult {
-    use crate::quarantine::{Decodings, Selection};
+    use crate::pipeline::replay::{Decodings, Selection};
     let decodings = Decodings::from_config(ctx.cfg).map_err(CmdError::Input)?;
     let selection = if all {
         Selection::All
     } else {
         Selection::Ids(ids)
     };
-    let r = crate::quarantine::replay(
+    let r = crate::pipeline::replay::replay(
         ctx.store,
         ctx.policy(),
         &decodings,

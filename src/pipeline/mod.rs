@@ -28,6 +28,8 @@ use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub mod replay;
+
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
 use crate::ingest::decode::{DecodeContext, Decoder, Identity, canonical_card};
