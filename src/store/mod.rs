@@ -5,8 +5,15 @@
 //! One [`Store`] over two engines, chosen by the `[store] url` scheme:
 //! SQLite (embedded, the default) and PostgreSQL. Queries are runtime
 //! `sqlx::query` calls whose SQL text is shared by both engines (SQLite
-//! accepts `$1` placeholders); the query code lives once in `backend.rs` and
-//! is compiled for each engine. Only the migrations differ.
+//! accepts `$1` placeholders); the query code lives once, in `backend.rs`,
+//! `backend_outbox.rs`, `backend_pull.rs`, `backend_start.rs` and
+//! `hr_sql.rs`, each a `#[path]` module compiled for each engine
+//! (`backend_sqlite.rs`, `backend_pg.rs`), and `dispatch!` picks the
+//! engine. Only the migrations differ.
+//!
+//! The store is persistence only: no command line, configuration file,
+//! CSV or printing (the test `layers::store_imports_no_interface_config_csv_or_printing`
+//! keeps it so), and the instants it writes come from its callers.
 //!
 //! # Guarantees
 //!
