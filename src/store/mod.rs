@@ -13,7 +13,8 @@
 //!
 //! The store is persistence only: no command line, configuration file,
 //! CSV or printing (the test `layers::store_imports_no_interface_config_csv_or_printing`
-//! keeps it so), and the instants it writes come from its callers.
+//! keeps it so), and the instants it writes come from its callers (but
+//! for the audit rows of a recompute, stamped with the wall clock).
 //!
 //! # Guarantees
 //!
