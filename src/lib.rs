@@ -35,9 +35,10 @@
 //! Use cases:
 //! - [`source`]: MQTT, serial, HTTP push and pull sources (ack or cursor
 //!   after commit).
-//! - [`pipeline`]: decode → attribute → commit → quarantine → re-classify.
+//! - [`pipeline`]: decode → attribute → commit → quarantine → re-classify;
+//!   [`pipeline::replay`]: quarantine replay.
 //! - [`quarantine`]: what is quarantined (bounded per upload, photos
-//!   stripped) and quarantine replay.
+//!   stripped).
 //! - [`scheduler`]: absence alerts, day close and revisions, terminal
 //!   health.
 //! - [`sinks`]: outbox delivery: MQTT, webhook, DingTalk, WeCom.
