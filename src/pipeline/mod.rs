@@ -539,6 +539,9 @@ struct Prepared<'b> {
     punch_sources: Vec<&'b str>,
     quarantine: Vec<NewQuarantine>,
     last_seen: HashMap<String, DateTime<Utc>>,
+    /// Ignored events, counted once the batch is committed (a failed
+    /// commit is read or sent again and would count them twice).
+    ignored: IgnoredTally<'b>,
 }
 
 /// Where a pull source has read up to, stored with the punches it covers.
@@ -768,12 +771,12 @@ impl Pipeline {
             }
         }
         let quarantine = quarantine.finish();
-        self.count_ignored(ignored);
         Prepared {
             punches,
             punch_sources,
             quarantine,
             last_seen,
+            ignored,
         }
     }
 
@@ -788,14 +791,15 @@ impl Pipeline {
             punch_sources,
             quarantine,
             last_seen,
+            ignored,
         } = prepared;
         let started = std::time::Instant::now();
         let written = async {
             if let Some(ack) = pull {
-                self.store.quarantine_many(&quarantine, Utc::now()).await?;
                 self.store
-                    .insert_punches_with_cursor(
+                    .store_pull_read(
                         &punches,
+                        &quarantine,
                         ack.source,
                         ack.device,
                         ack.cursor,
@@ -826,6 +830,7 @@ impl Pipeline {
             self.metrics.add("attendd_store_errors_total", &[], 1.0);
             SinkError(e.to_string())
         })?;
+        self.count_ignored(ignored);
         self.metrics.observe_commit(started.elapsed().as_secs_f64());
         self.metrics.add("attendd_store_commits_total", &[], 1.0);
         let mut counts: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
