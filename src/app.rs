@@ -224,7 +224,7 @@ pub async fn run_daemon(
         &config.sources,
         config.policy.tz,
         &crate::source::pull::PullShared {
-            pipeline: pipeline.clone(),
+            sink: pipeline.clone(),
             health: shared.health.clone(),
             metrics: shared.metrics.clone(),
             catch_up: shared.catch_up.clone(),

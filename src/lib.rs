@@ -31,6 +31,8 @@
 //! - [`metrics`]: the counters and gauges of `/metrics`.
 //! - [`health`]: component states for `/healthz`.
 //! - [`tls`]: rustls client settings for `mqtts://` and `https://`.
+//! - [`listener`]: serving a router on a listener with header, idle, body
+//!   and connection limits (the API and the HTTP push sources).
 //!
 //! Use cases:
 //! - [`source`]: MQTT, serial, HTTP push and pull sources (ack or cursor
@@ -75,6 +77,7 @@ pub mod hr;
 pub mod http;
 pub mod ingest;
 pub mod input;
+pub mod listener;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;

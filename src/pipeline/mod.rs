@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -32,42 +31,13 @@ pub mod replay;
 
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
-use crate::ingest::decode::{DecodeContext, Decoder, Identity, canonical_card};
+use crate::ingest::decode::{DecodeContext, Identity, canonical_card};
 use crate::metrics::Metrics;
 use crate::service::Heartbeat;
+pub use crate::source::SourceDecoding;
+pub use crate::source::pull::PullAck;
 use crate::source::{Received, Sink, SinkError};
 use crate::store::{EmployeeRecord, Inserted, NewPunch, NewQuarantine, QuarantineKind, Store};
-
-/// How one source's messages are decoded.
-#[derive(Debug)]
-pub struct SourceDecoding {
-    /// The decoder.
-    pub decoder: Decoder,
-    /// Zone of the devices' local times.
-    pub tz: Tz,
-    /// The decoder's options as configured (kept, as JSON, with quarantined payloads
-    /// so that `attendd quarantine replay` decodes them the same way).
-    pub options: toml::Table,
-}
-
-impl SourceDecoding {
-    /// What a quarantine row of this source keeps for a replay.
-    pub fn replay_info(
-        &self,
-        source: &str,
-        topic: Option<&str>,
-        device: Option<&str>,
-    ) -> crate::store::ReplayInfo {
-        crate::store::ReplayInfo {
-            pipeline_source: source.to_string(),
-            topic: topic.map(str::to_string),
-            decoder: self.decoder.name().to_string(),
-            decoder_options: serde_json::to_string(&self.options).unwrap_or_default(),
-            device_id: device.map(str::to_string),
-            timezone: self.tz.name().to_string(),
-        }
-    }
-}
 
 /// Who the employees are, as the pipeline resolves identities: the ids HR
 /// imported and every alias (card numbers, face-match names, device-scoped
@@ -544,20 +514,6 @@ struct Prepared<'b> {
     ignored: IgnoredTally<'b>,
 }
 
-/// Where a pull source has read up to, stored with the punches it covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PullAck<'a> {
-    /// The configured source, e.g. `hik_pull[0]`.
-    pub source: &'a str,
-    /// The terminal's serial number: the device id of every punch read.
-    pub device: &'a str,
-    /// The cursor after this batch (opaque to the store).
-    pub cursor: &'a str,
-    /// Appended to the terminal's event ids (`48211~1`) after it reset its
-    /// counter, so that reused numbers are not taken for stored events.
-    pub event_suffix: Option<&'a str>,
-}
-
 impl Pipeline {
     /// Commits a pull source's batch and its cursor in one transaction
     /// (quarantined parts first: re-quarantining on a retry is harmless,
@@ -869,6 +825,24 @@ impl Pipeline {
         }
         self.heartbeat.beat();
         Ok(())
+    }
+}
+
+impl crate::source::pull::PullSink for Pipeline {
+    fn commit_pull<'a>(
+        &'a self,
+        batch: &'a [Received],
+        ack: &'a PullAck<'a>,
+    ) -> crate::source::pull::BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(Pipeline::commit_pull(self, batch, ack))
+    }
+
+    fn pull_cursor<'a>(
+        &'a self,
+        source: &'a str,
+        device: &'a str,
+    ) -> crate::source::pull::BoxFuture<'a, Result<Option<String>, SinkError>> {
+        Box::pin(Pipeline::pull_cursor(self, source, device))
     }
 }
 

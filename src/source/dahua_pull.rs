@@ -460,8 +460,8 @@ pub fn spawn_all(
 }
 
 /// The pipeline decoding of a `[[source.dahua_pull]]`.
-pub fn decoding(tz: Tz) -> crate::pipeline::SourceDecoding {
-    crate::pipeline::SourceDecoding {
+pub fn decoding(tz: Tz) -> super::SourceDecoding {
+    super::SourceDecoding {
         decoder: crate::ingest::decode::Decoder::Dahua(Default::default()),
         tz,
         options: toml::Table::new(),

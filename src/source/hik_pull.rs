@@ -497,8 +497,8 @@ pub fn spawn_all(
 }
 
 /// The decoders of the pull sources, for the pipeline.
-pub fn decoding(tz: Tz) -> crate::pipeline::SourceDecoding {
-    crate::pipeline::SourceDecoding {
+pub fn decoding(tz: Tz) -> super::SourceDecoding {
+    super::SourceDecoding {
         decoder: crate::ingest::decode::Decoder::HikIsapi(Default::default()),
         tz,
         options: toml::Table::new(),

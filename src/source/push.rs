@@ -953,7 +953,7 @@ mod tests {
 
 /// Source names with their decoding, and source names with their device id.
 pub type PushDecodings = (
-    Vec<(Arc<str>, crate::pipeline::SourceDecoding)>,
+    Vec<(Arc<str>, super::SourceDecoding)>,
     HashMap<Arc<str>, String>,
 );
 
@@ -978,7 +978,7 @@ pub fn decodings(
             options.insert("layout".into(), toml::Value::String("push".into()));
             out.push((
                 name.clone(),
-                crate::pipeline::SourceDecoding {
+                super::SourceDecoding {
                     decoder: Decoder::ZkAttlog(ZkOptions {
                         layout: ZkLayout::Push,
                     }),
@@ -991,7 +991,7 @@ pub fn decodings(
             let rtlog: Arc<str> = Arc::from(super::zk_push::rtlog_source_name(i, &t.sn).as_str());
             out.push((
                 rtlog.clone(),
-                crate::pipeline::SourceDecoding {
+                super::SourceDecoding {
                     decoder: Decoder::ZkRtlog(Default::default()),
                     tz: zone(&t.timezone),
                     options: toml::Table::new(),
@@ -1008,7 +1008,7 @@ pub fn decodings(
         .map_err(|e| format!("source.hik_http[{i}].decoder: {e}"))?;
         out.push((
             Arc::from(super::hik_http::source_name(i).as_str()),
-            crate::pipeline::SourceDecoding {
+            super::SourceDecoding {
                 decoder,
                 tz: zone(&h.timezone),
                 options: h.decoder_options.clone().unwrap_or_default(),

@@ -854,9 +854,9 @@ pub fn spawn_all(
 }
 
 /// The pipeline decoding of a `[[source.zk_pull]]`.
-pub fn decoding(tz: Tz) -> crate::pipeline::SourceDecoding {
+pub fn decoding(tz: Tz) -> super::SourceDecoding {
     use crate::ingest::decode::{Decoder, ZkLayout, ZkOptions};
-    crate::pipeline::SourceDecoding {
+    super::SourceDecoding {
         decoder: Decoder::ZkAttlog(ZkOptions {
             layout: ZkLayout::Push,
         }),

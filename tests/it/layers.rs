@@ -19,9 +19,6 @@ const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
     // `[[source.zk_push]]`, `[[source.hik_http]]` and the pull sources'
     // raw config structs are still defined beside their sources.
     ("config", "source", "src/config/mod.rs"),
-    // Pull sources commit through the concrete `Pipeline` (cursor with
-    // the punches) and name their `SourceDecoding`.
-    ("source", "pipeline", "src/source/pull.rs"),
 ];
 
 fn src_dir() -> PathBuf {
