@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
-use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +30,7 @@ use tracing::{info, warn};
 
 use super::Backoff;
 use super::pull::{Cursor, PullCtx};
+pub use crate::config::pull::RawZkPull;
 
 /// Command codes (pyzk `zk/const.py`).
 pub mod cmd {
@@ -79,89 +79,6 @@ const MAX_CHUNK_TCP: u32 = 0xFFC0;
 const MAX_CHUNK_UDP: u32 = 16 * 1024;
 /// Largest answer accepted (a full log of 100 000 40-byte records is 4 MB).
 const MAX_DATA: u32 = 64 << 20;
-
-/// `[[source.zk_pull]]` as written.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawZkPull {
-    /// `host:port` of the terminal (port 4370).
-    pub address: String,
-    /// The device's communication password (0 when none is set).
-    #[serde(default)]
-    pub comm_key: u32,
-    /// Zone of the terminal's wall clock; default the policy's zone.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// Seconds between polls.
-    #[serde(default = "default_poll")]
-    pub poll_seconds: u64,
-    /// `tcp` (default, UDP when TCP is refused), `udp` or `tcp-only`.
-    #[serde(default = "default_transport")]
-    pub transport: String,
-    /// Seconds to wait for each answer.
-    #[serde(default = "default_timeout")]
-    pub timeout_seconds: u64,
-    /// First retry delay after a failure, in milliseconds (doubles up to
-    /// five minutes, never below `poll_seconds`).
-    #[serde(default = "default_retry_ms")]
-    pub retry_min_ms: u64,
-}
-
-fn default_poll() -> u64 {
-    30
-}
-fn default_transport() -> String {
-    "tcp".into()
-}
-fn default_timeout() -> u64 {
-    10
-}
-fn default_retry_ms() -> u64 {
-    1000
-}
-
-impl RawZkPull {
-    /// Reports every problem through `push(key, why)`.
-    pub fn check(&self, key: &str, push: &mut dyn FnMut(&str, String)) {
-        if self
-            .address
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse::<u16>().ok())
-            .is_none()
-        {
-            push(
-                &format!("{key}.address"),
-                format!(
-                    "{:?} is not host:port (the terminal listens on 4370)",
-                    self.address
-                ),
-            );
-        }
-        if self.poll_seconds == 0 {
-            push(&format!("{key}.poll_seconds"), "must be positive".into());
-        }
-        if self.timeout_seconds == 0 {
-            push(&format!("{key}.timeout_seconds"), "must be positive".into());
-        }
-        if self.retry_min_ms == 0 {
-            push(&format!("{key}.retry_min_ms"), "must be positive".into());
-        }
-        if !["tcp", "udp", "tcp-only"].contains(&self.transport.as_str()) {
-            push(
-                &format!("{key}.transport"),
-                format!("{:?} is not tcp, udp or tcp-only", self.transport),
-            );
-        }
-        if let Some(tz) = &self.timezone
-            && tz.parse::<Tz>().is_err()
-        {
-            push(
-                &format!("{key}.timezone"),
-                format!("{tz:?} is not an IANA time zone"),
-            );
-        }
-    }
-}
 
 /// The name of the `i`th source in logs, health and metrics.
 pub fn source_name(i: usize) -> String {
