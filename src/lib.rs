@@ -27,7 +27,8 @@
 //! - [`store`]: the durable store (SQLite or PostgreSQL): punches, HR data,
 //!   verdicts, the scoring ledger and its audit trail. Persistence only.
 //! - [`config`]: the daemon's configuration file, raw and validated;
-//!   [`config::token`]: API tokens resolved.
+//!   [`config::token`]: API tokens resolved; [`config::push`],
+//!   [`config::pull`]: the push and pull sources' sections.
 //! - [`metrics`]: the counters and gauges of `/metrics`.
 //! - [`health`]: component states for `/healthz`.
 //! - [`tls`]: rustls client settings for `mqtts://` and `https://`.

@@ -1,13 +1,17 @@
 //! What the HTTP push sources share (`[[source.zk_push]]`,
-//! `[[source.hik_http]]`): their configuration, the group committer that
-//! turns many concurrent uploads into few store transactions, per-terminal
-//! rate limits, request authentication and body inflation.
+//! `[[source.hik_http]]`): the group committer that turns many concurrent
+//! uploads into few store transactions ([`commit`]), per-terminal rate
+//! limits ([`limit`]), request authentication ([`auth`]), body reading and
+//! inflation ([`body`]), binding and serving the listeners ([`mod@start`]), and
+//! the sources' names and decodings. Their raw configuration is
+//! [`crate::config::push`], re-exported here.
 //!
 //! The one promise of a push source is the one of every source: a terminal
-//! hears "stored" (HTTP 200, `OK`) only after [`Sink::commit`](super::Sink::commit) returned `Ok`
-//! for what it sent. Everything else (a full queue, a failed commit, a rate
-//! limit) is an HTTP error, after which the terminal keeps its records and
-//! sends them again.
+//! hears "stored" (HTTP 200, `OK`) only after
+//! [`Sink::commit`](super::Sink::commit) returned `Ok` for what it sent.
+//! Everything else (a full queue, a failed commit, a rate limit) is an
+//! HTTP error, after which the terminal keeps its records and sends them
+//! again.
 
 pub mod auth;
 pub mod body;
