@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::{ApiToken, Caller, Role, authenticate};
+use super::openapi as doc;
 use crate::domain::Points;
 use crate::domain::appeal::appeal_deadline;
 use crate::domain::policy::Policy;
@@ -375,20 +376,53 @@ pub fn router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
-async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
+/// The OpenAPI description ([`super::openapi::ApiDoc`]), public.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    summary = "This description",
+    responses(
+        (status = 200, description = "OpenAPI 3.1 JSON", body = Object),
+        (status = 500, response = doc::Internal),
     )
-        .into_response()
+)]
+async fn openapi() -> ApiResult {
+    let json = doc::json().map_err(|e| ApiError::Internal(format!("openapi: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/whoami",
+    summary = "The caller's token name and role",
+    description = "Roles: any token",
+    responses(
+        (status = 200, description = "name, role, team", body = doc::WhoAmI),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn whoami(c: Caller) -> ApiResult {
     ok(&json!({"name": c.name, "role": c.role.to_string(), "team": c.role.team()}))
 }
 
 /// Labels and knobs of the policy the daemon runs: categories, the rule
 /// catalogue, ladder actions, zone and appeal window.
+#[utoipa::path(
+    get,
+    path = "/api/v1/policy",
+    summary = "The running policy: categories, rule catalogue with labels, ladder actions, time zone, today, appeal window",
+    description = "Roles: any token",
+    responses(
+        (status = 200, description = "policy", body = doc::PolicyView),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn policy(State(api): State<Arc<Api>>, _c: Caller) -> ApiResult {
     let p = api.policy();
     let rules: BTreeMap<&str, serde_json::Value> = p
@@ -424,6 +458,20 @@ async fn policy(State(api): State<Arc<Api>>, _c: Caller) -> ApiResult {
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/days/{date}",
+    summary = "Daily attendance table: one item per employee with the stored verdict (status, punches, explanation)",
+    description = "Roles: hr; supervisor:{team} (own team)",
+    params(doc::DatePath, doc::TeamQuery, doc::StatusQuery, doc::PageQuery),
+    responses(
+        (status = 200, description = "page of {employee_id,name,team,status,provisional,verdict}", body = doc::DaysPage),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn days(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -559,6 +607,20 @@ fn parse_verdict(emp: &str, date: NaiveDate, json: &str) -> Result<DayVerdict, A
         .map_err(|e| ApiError::Internal(format!("day_verdicts/{emp}/{date}: {e}")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/summaries/{date}",
+    summary = "Daily deduction summary: totals by status and team, a row per employee",
+    description = "Roles: hr; supervisor:{team}",
+    params(doc::DatePath, doc::TeamQuery, doc::PageQuery),
+    responses(
+        (status = 200, description = "summary", body = doc::Summary),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn summary(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -635,6 +697,20 @@ async fn summary(
 /// at its start, no punch in its window so far. For today "so far" is now
 /// (the dashboard's "Missing right now"); for a past date it is the shift's
 /// end (that day's absentees).
+#[utoipa::path(
+    get,
+    path = "/api/v1/missing/{date}",
+    summary = "Who is missing: scheduled, the shift started, no approved leave at its start and no punch in its window (today: so far, as absence alerts decide; a past date: that day's absentees)",
+    description = "Roles: hr; supervisor:{team} (own team)",
+    params(doc::DatePath, doc::TeamQuery),
+    responses(
+        (status = 200, description = "{date, as_of (today only), items: [{employee_id,name,team,shift,shift_start,minutes_since_start}], total}", body = doc::Missing),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn missing(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -746,6 +822,21 @@ fn deadline_of(api: &Api, published: Option<DateTime<Utc>>) -> Option<String> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/employees/{id}/days",
+    summary = "One person's month: verdicts with explanations, ledger, corrections, appeals, score",
+    description = "Roles: hr; supervisor:{team} (403 for other teams and unknown ids)",
+    params(doc::EmployeePath, doc::EmployeeMonthQuery),
+    responses(
+        (status = 200, description = "employee month", body = doc::EmployeeMonth),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn employee_days(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -806,6 +897,20 @@ async fn employee_days(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/months/{month}",
+    summary = "Monthly 100-point scores by category (from the ledger's active entries)",
+    description = "Roles: hr; supervisor:{team}",
+    params(doc::MonthPath, doc::TeamQuery, doc::PageQuery),
+    responses(
+        (status = 200, description = "page of scores", body = doc::MonthPage),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn month(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -852,6 +957,21 @@ async fn month(
     ok(&out)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/months/{month}/publish",
+    summary = "Publish a month: freezes it and opens the appeal window",
+    description = "Roles: hr",
+    params(doc::MonthPath),
+    responses(
+        (status = 200, description = "{month,published,published_at,appeal_deadline}", body = doc::Published),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, response = doc::Conflict),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn publish(State(api): State<Arc<Api>>, c: Caller, Path(m): Path<String>) -> ApiResult {
     hr_only(&c)?;
     let first = parse_month(&m)?;
@@ -866,6 +986,23 @@ async fn publish(State(api): State<Arc<Api>>, c: Caller, Path(m): Path<String>) 
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/months/{month}/export",
+    summary = "Export a month: CSV (one view) or XLSX (daily grid, deductions, scores)",
+    description = "Roles: hr",
+    params(doc::MonthPath, doc::ExportQuery),
+    responses(
+        (status = 200, description = "the file: CSV (UTF-8 with a byte-order mark) or an XLSX workbook, by `format`", content(
+            (String = "text/csv; charset=utf-8"),
+            (doc::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        )),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn export(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -927,6 +1064,21 @@ async fn export(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/punches",
+    summary = "Raw punches of a local date",
+    description = "Roles: hr; supervisor:{team}",
+    params(doc::PunchesQuery, doc::PageQuery),
+    responses(
+        (status = 200, description = "page of punches", body = doc::PunchesPage),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn punches(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -980,20 +1132,49 @@ async fn punches(
 }
 
 /// `POST /api/v1/ledger`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EntryBody {
+    #[schema(example = "E001")]
     employee_id: String,
+    /// from 2000-01-01 to 2100-12-31
+    #[schema(
+        pattern = "^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+        example = "2026-11-02"
+    )]
     date: String,
+    /// rule id from the policy catalogue
+    #[schema(example = "dress_code")]
     rule: String,
+    /// default: the rule's points; more than 0 and at most the policy's score_base
     #[serde(default)]
+    #[schema(value_type = Option<f64>, exclusive_minimum = 0)]
     points: Option<Points>,
+    #[schema(example = "uniform")]
     note: String,
     /// `deduction` (default) or `bonus`.
     #[serde(default)]
+    #[schema(value_type = Option<doc::EntryKind>)]
     kind: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/ledger",
+    summary = "Record a manual deduction or bonus from the policy's catalogue",
+    description = "Roles: hr; supervisor:{team}",
+    request_body = EntryBody,
+    responses(
+        (status = 201, description = "the ledger entry", body = doc::LedgerEntry),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn add_entry(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBody) -> ApiResult {
     people(&c)?;
     let b: EntryBody = body(&b)?;
@@ -1026,12 +1207,19 @@ async fn add_entry(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBody
 }
 
 /// `POST /api/v1/corrections`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CorrectionBody {
+    #[schema(example = "E001")]
     employee_id: String,
-    /// RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` in the policy's zone.
+    /// RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` in the policy's zone, on a
+    /// date from 2000-01-01 to 2100-12-31.
+    #[schema(
+        pattern = "^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,9})?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$",
+        example = "2026-11-03 08:25:00"
+    )]
     time: String,
+    #[schema(example = "forgot to punch")]
     reason: String,
     /// HR only: why the correction is recorded beyond the policy's
     /// `[corrections]` limits (audited).
@@ -1039,6 +1227,23 @@ struct CorrectionBody {
     override_reason: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/corrections",
+    summary = "Record a confirmed forgotten punch (补卡); recomputes the employee's days",
+    description = "Roles: hr; supervisor:{team}. Beyond the policy's [corrections] limits (per_month, within_days) refused with 409 and the reason, unless HR gives `override` (audited)",
+    request_body = CorrectionBody,
+    responses(
+        (status = 201, description = "{id,date,evaluated,changed,adjustments,override?}", body = doc::CorrectionOutcome),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn add_correction(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -1068,6 +1273,20 @@ async fn add_correction(
     created(&out)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/appeals",
+    summary = "Appeals",
+    description = "Roles: hr; supervisor:{team}",
+    params(doc::AppealsQuery, doc::PageQuery),
+    responses(
+        (status = 200, description = "page of appeals, each with answer_due and overdue", body = doc::AppealsPage),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn appeals(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -1092,13 +1311,30 @@ async fn appeals(
 }
 
 /// `POST /api/v1/appeals`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AppealBody {
     ledger_id: i64,
     reason: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/appeals",
+    summary = "Appeal a ledger entry of a published month, until the end of the 2nd calendar day after publication (policy zone)",
+    description = "Roles: hr; supervisor:{team}",
+    request_body = AppealBody,
+    responses(
+        (status = 201, description = "the appeal", body = doc::Appeal),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn file_appeal(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBody) -> ApiResult {
     people(&c)?;
     let b: AppealBody = body(&b)?;
@@ -1128,14 +1364,33 @@ async fn file_appeal(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBo
 }
 
 /// `POST /api/v1/appeals/{id}/answer`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AnswerBody {
     /// `upheld` or `rejected`.
+    #[schema(value_type = doc::Decision)]
     decision: String,
     answer: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/appeals/{id}/answer",
+    summary = "Answer an appeal: upheld voids the entry, rejected keeps it",
+    description = "Roles: hr",
+    params(doc::AppealPath),
+    request_body = AnswerBody,
+    responses(
+        (status = 200, description = "the appeal", body = doc::Appeal),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::NotFound),
+        (status = 409, response = doc::Conflict),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn answer_appeal(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -1161,6 +1416,20 @@ async fn answer_appeal(
 }
 
 /// `GET /api/v1/years/{YYYY}`: year results (坐席员考核细则 一(九)(十)).
+#[utoipa::path(
+    get,
+    path = "/api/v1/years/{year}",
+    summary = "Year results: per employee the monthly scores, the year score (mean of months with a workday, two decimals), failed against pass_mark, flags (failed_two_consecutive_years)",
+    description = "Roles: hr",
+    params(doc::YearPath),
+    responses(
+        (status = 200, description = "{year,pass_mark,items:[{employee_id,name,team,months:[{month,score,workdays}],score,failed,flags}]}", body = doc::YearResults),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn year(State(api): State<Arc<Api>>, c: Caller, Path(y): Path<String>) -> ApiResult {
     hr_only(&c)?;
     let year = hr::year::parse_year(&y)?;
@@ -1173,6 +1442,20 @@ async fn year(State(api): State<Arc<Api>>, c: Caller, Path(y): Path<String>) -> 
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/quarantine",
+    summary = "Payloads that could not be decoded, newest first",
+    description = "Roles: hr; terminal-admin",
+    params(doc::PageQuery),
+    responses(
+        (status = 200, description = "items, next_offset", body = doc::QuarantinePage),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn quarantine(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -1211,15 +1494,33 @@ async fn quarantine(
 
 /// `POST /api/v1/quarantine/replay` body: `{"all": true}` or
 /// `{"ids": [..]}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayBody {
+    /// every unresolved row
     #[serde(default)]
     all: bool,
+    /// these rows
     #[serde(default)]
+    #[schema(max_items = 10000)]
     ids: Vec<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/quarantine/replay",
+    summary = "Replay quarantined payloads with today's employees and aliases; stores what now resolves, once, audited",
+    description = "Roles: hr",
+    request_body = ReplayBody,
+    responses(
+        (status = 200, description = "examined, resolved, stored, duplicates, unresolved [[id, why]], skipped [[id, why]], evaluated", body = doc::ReplayReport),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn replay_quarantine(
     State(api): State<Arc<Api>>,
     c: Caller,
@@ -1251,6 +1552,19 @@ async fn replay_quarantine(
     ok(&r)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/terminals",
+    summary = "Terminals seen in the punches",
+    description = "Roles: hr; terminal-admin",
+    responses(
+        (status = 200, description = "items", body = doc::Terminals),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
 async fn terminals(State(api): State<Arc<Api>>, c: Caller) -> ApiResult {
     terminals_role(&c)?;
     let rows = api.store.terminals().await?;

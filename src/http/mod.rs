@@ -1,5 +1,5 @@
 //! The daemon's HTTP server: `/healthz`, `/metrics`, the HR API under
-//! `/api/v1/` ([`api`], roles in [`auth`]) and the dashboard at `/`
+//! `/api/v1/` ([`api`], roles in [`auth`], its description in [`openapi`]) and the dashboard at `/`
 //! ([`dashboard`]).
 //!
 //! [`router`] builds the routes from shared state and is what tests call;
@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod dashboard;
+pub mod openapi;
 
 pub use crate::listener;
 pub use crate::listener::{DEFAULT_MAX_CONNECTIONS, Limits};

@@ -108,6 +108,141 @@ async fn openapi_is_public_and_lists_every_route() {
     }
 }
 
+/// The served description: OpenAPI 3 (generated, 3.1), every `$ref`
+/// resolves, operation ids are unique; every documented operation is
+/// routed (401 without a token, not 404/405) and documents its success
+/// status and 401 (except the public description itself, which has no
+/// security). The document is written to `target/tmp/openapi.json` for
+/// reviewers.
+#[tokio::test]
+async fn openapi_is_valid_and_every_operation_documents_401_and_success() {
+    let f = fixture().await;
+    let r = f.router();
+    let rep = call(&r, "GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(rep.status, StatusCode::OK);
+    let j = rep.json();
+    std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi.json"),
+        serde_json::to_string_pretty(&j).unwrap(),
+    )
+    .unwrap();
+
+    assert!(
+        j["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        j["openapi"]
+    );
+    assert!(j["info"]["title"].is_string() && j["info"]["version"].is_string());
+    assert_eq!(j["security"], json!([{"bearer": []}]));
+    assert_eq!(
+        j["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer"})
+    );
+    for name in ["Error", "Page"] {
+        assert!(
+            j["components"]["schemas"][name].is_object(),
+            "schema {name}"
+        );
+    }
+    for name in [
+        "BadRequest",
+        "Unauthorized",
+        "Forbidden",
+        "NotFound",
+        "Conflict",
+        "Internal",
+        "UnsupportedMediaType",
+    ] {
+        assert!(
+            j["components"]["responses"][name].is_object(),
+            "response {name}"
+        );
+    }
+
+    // Every reference points at a component that exists.
+    fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("$ref", serde_json::Value::String(s)) => out.push(s),
+                        _ => refs(x, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&j, &mut all);
+    assert!(!all.is_empty());
+    for rf in all {
+        let ptr = rf
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("external $ref {rf}"));
+        assert!(j.pointer(ptr).is_some(), "dangling $ref {rf}");
+    }
+
+    let mut ids = std::collections::HashSet::new();
+    let mut operations = 0;
+    for (path, item) in j["paths"].as_object().unwrap() {
+        assert!(path.starts_with("/api/v1/"), "{path}");
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_string()), "operationId {id} twice");
+            assert!(op["summary"].is_string(), "{method} {path}: summary");
+            let responses = op["responses"].as_object().unwrap();
+            let success = match (method.as_str(), path.as_str()) {
+                ("post", "/api/v1/ledger" | "/api/v1/corrections" | "/api/v1/appeals") => "201",
+                _ => "200",
+            };
+            assert!(
+                responses.contains_key(success),
+                "{method} {path}: no {success}"
+            );
+            // Path parameters are documented and in the path.
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "path" {
+                    let name = p["name"].as_str().unwrap();
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: {name}"
+                    );
+                    assert_eq!(p["required"], true, "{method} {path}: {name}");
+                }
+            }
+            let uri = path
+                .replace("{date}", "2026-11-02")
+                .replace("{month}", "2026-11")
+                .replace("{year}", "2026")
+                .replace("/employees/{id}/", "/employees/E001/")
+                .replace("{id}", "1");
+            assert!(!uri.contains('{'), "{method} {path}: unknown parameter");
+            let rep = call(&r, &method.to_ascii_uppercase(), &uri, None, None).await;
+            if path == "/api/v1/openapi.json" {
+                assert_eq!(op["security"], json!([]), "the description is public");
+                assert_eq!(rep.status, StatusCode::OK);
+                continue;
+            }
+            assert_eq!(
+                rep.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri} is not routed"
+            );
+            assert_eq!(
+                responses["401"]["$ref"], "#/components/responses/Unauthorized",
+                "{method} {path}: 401"
+            );
+            for code in ["400", "403", "500"] {
+                assert!(responses.contains_key(code), "{method} {path}: no {code}");
+            }
+        }
+    }
+    assert!(operations > endpoints().len(), "{operations} operations");
+}
+
 #[tokio::test]
 async fn hr_reads_everything() {
     let f = fixture().await;
