@@ -417,10 +417,7 @@ async fn whoami(c: Caller) -> ApiResult {
     description = "Roles: any token",
     responses(
         (status = 200, description = "policy", body = doc::PolicyView),
-        (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
-        (status = 403, response = doc::Forbidden),
-        (status = 500, response = doc::Internal),
     )
 )]
 async fn policy(State(api): State<Arc<Api>>, _c: Caller) -> ApiResult {
