@@ -109,8 +109,29 @@ pub struct DayVerdict {
     /// Shift id, null on a day without a shift.
     pub shift: Option<String>,
     pub status: String,
+    /// First punch in the window, RFC 3339 with the policy zone's offset.
+    #[schema(format = DateTime)]
+    pub check_in: Option<String>,
+    /// Last punch in the window.
+    #[schema(format = DateTime)]
+    pub check_out: Option<String>,
     pub late_minutes: i64,
     pub early_minutes: i64,
+    /// 0, 0.5 or 1.
+    pub absence_days: f64,
+    /// Leave days taken, to a half day.
+    pub leave_days: f64,
+    /// Check-in to check-out minus time away; null when a side is missing
+    /// (absent from verdicts stored before it was recorded).
+    pub worked_minutes: Option<i64>,
+    /// Overtime minutes (absent from verdicts stored before it was
+    /// recorded).
+    #[schema(required = false)]
+    pub overtime_minutes: i64,
+    /// The punch window is still open (absent from verdicts stored before
+    /// it was recorded).
+    #[schema(required = false)]
+    pub provisional: bool,
     pub points: f64,
     pub actions: Vec<String>,
     pub deductions: Vec<serde_json::Value>,
@@ -292,6 +313,17 @@ pub struct Appeal {
     pub overdue: bool,
 }
 
+/// A category's points in a month.
+#[derive(ToSchema)]
+pub struct CategoryScore {
+    /// Sum of the month's deductions in it.
+    pub raw: f64,
+    /// `min(raw, cap)`.
+    pub capped: f64,
+    /// The category cap, null when uncapped.
+    pub cap: Option<f64>,
+}
+
 /// An employee's monthly score (the fields of `attendd month --json`).
 #[derive(ToSchema)]
 pub struct MonthScore {
@@ -299,13 +331,15 @@ pub struct MonthScore {
     /// YYYY-MM
     pub month: String,
     pub score: f64,
-    /// Per category of the policy: raw, capped, cap.
-    pub categories: BTreeMap<String, serde_json::Value>,
+    /// Per category of the policy.
+    pub categories: BTreeMap<String, CategoryScore>,
     pub bonuses: f64,
     pub attendance_days: f64,
     pub workdays: u32,
     pub absence_days: f64,
     pub leave_days: f64,
+    #[schema(required = false)]
+    pub overtime_minutes: i64,
     /// Present for the rows of `GET /api/v1/months/{month}`.
     pub name: Option<String>,
     /// Present for the rows of `GET /api/v1/months/{month}`.
