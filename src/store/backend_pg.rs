@@ -29,6 +29,10 @@ mod outbox_queries;
 mod pull_queries;
 #[allow(clippy::duplicate_mod)]
 #[rustfmt::skip]
+#[path = "backend_recompute.rs"]
+mod recompute_queries;
+#[allow(clippy::duplicate_mod)]
+#[rustfmt::skip]
 #[path = "backend_start.rs"]
 mod start_queries;
 #[allow(clippy::duplicate_mod)]
@@ -36,4 +40,6 @@ mod start_queries;
 #[path = "hr_sql.rs"]
 pub(super) mod hr_queries;
 
-pub(super) use {outbox_queries::*, pull_queries::*, queries::*, start_queries::*};
+pub(super) use {
+    outbox_queries::*, pull_queries::*, queries::*, recompute_queries::*, start_queries::*,
+};
