@@ -131,7 +131,7 @@ pub async fn run_daemon(
     let pipeline = Arc::new(
         crate::pipeline::Pipeline::new(
             store.clone(),
-            policy,
+            Arc::new(config.policies.clone()),
             sources,
             metrics.clone(),
             chrono::Duration::seconds(config.ingest.max_future_skew_seconds),
@@ -162,7 +162,7 @@ pub async fn run_daemon(
         metrics,
         store: Some(store.clone()),
         api_live: Some(crate::http::api::live(
-            Arc::new(config.policy.clone()),
+            config.policies.clone(),
             config.http_tokens.clone(),
         )),
         catch_up: Arc::default(),
@@ -248,6 +248,7 @@ pub async fn run_daemon(
 fn plan(config: &Config) -> crate::scheduler::Plan {
     crate::scheduler::Plan {
         policy: Arc::new(config.policy.clone()),
+        policies: Some(Arc::new(config.policies.clone())),
         schedule: config.schedule.clone(),
         routes: crate::scheduler::Route::from_config(&config.sinks),
     }
@@ -367,20 +368,28 @@ async fn reload_loop(
                             warn!("reload: changes to {what} take effect after a restart");
                         }
                     }
-                    let policy = Arc::new(new.policy.clone());
-                    to.pipeline.swap_policy(policy.clone());
+                    // The default and every group at once: `load` refused
+                    // the whole file if any of them was invalid.
+                    let policies = Arc::new(new.policies.clone());
+                    to.pipeline.swap_policy(policies.clone());
                     to.scheduler.swap(plan(&new));
                     *to.sinks.write().unwrap_or_else(|e| e.into_inner()) = table;
                     if let Some(api) = &to.api {
                         *api.write().unwrap_or_else(|e| e.into_inner()) =
-                            (policy, Arc::new(new.http_tokens.clone()));
+                            (policies, Arc::new(new.http_tokens.clone()));
                     }
                     info!(
                         policy = %format!("{} {}", new.policy.id, new.policy.version),
                         "reloaded configuration and policy from {}",
                         path.display()
                     );
-                    format!("reloaded: policy {} {}", new.policy.id, new.policy.version)
+                    let mut done =
+                        format!("reloaded: policy {} {}", new.policy.id, new.policy.version);
+                    for (i, (id, _)) in new.group_paths.iter().enumerate() {
+                        let g = new.policies.get(i + 1);
+                        done.push_str(&format!("; group {id}: {} {}", g.id, g.version));
+                    }
+                    done
                 }
             },
         };
@@ -439,10 +448,7 @@ pub async fn run<S: Sink>(
             health: shared.health.clone(),
             api: shared.store.clone().map(|s| {
                 let live = shared.api_live.clone().unwrap_or_else(|| {
-                    crate::http::api::live(
-                        Arc::new(config.policy.clone()),
-                        config.http_tokens.clone(),
-                    )
+                    crate::http::api::live(config.policies.clone(), config.http_tokens.clone())
                 });
                 Arc::new(crate::http::api::Api::with_live(s, live))
             }),

@@ -260,7 +260,7 @@ pub async fn correction_limit_breach(
 #[allow(clippy::too_many_arguments)]
 pub async fn record_correction(
     store: &Store,
-    policy: &Policy,
+    policies: &(impl crate::policy::PolicySet + ?Sized),
     employee_id: &str,
     time: DateTime<Utc>,
     reason: &str,
@@ -297,6 +297,10 @@ pub async fn record_correction(
         }
         o => o,
     };
+    // The limits and the zone of the employee's own policy (policy.md,
+    // "Several rule sets on one site").
+    let policies = &*policies.as_policies();
+    let policy = crate::store::policy_groups::policy_on(store, policies, employee_id, time).await?;
     let mut cause = format!("correction (补卡) for {employee_id}");
     match (
         correction_limit_breach(store, policy, employee_id, time, now).await?,
@@ -328,7 +332,7 @@ pub async fn record_correction(
     let to = crate::store::month_bounds(date).1;
     let rep: RecomputeReport = store
         .recompute(
-            policy,
+            policies,
             Some(&[employee_id.to_string()]),
             from,
             to,

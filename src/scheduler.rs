@@ -103,6 +103,9 @@ impl Route {
 pub struct Plan {
     /// The policy.
     pub policy: Arc<Policy>,
+    /// `policy` with the `[[policy.group]]`s (policy.md, "Several rule sets
+    /// on one site"); `None`: `policy` alone.
+    pub policies: Option<Arc<crate::policy::Policies>>,
     /// `[schedule]`.
     pub schedule: RawSchedule,
     /// One route per sink.
@@ -352,7 +355,10 @@ impl Scheduler {
             if now < at {
                 continue;
             }
-            self.store.recompute_closing(policy, date, now).await?;
+            match &plan.policies {
+                Some(all) => self.store.recompute_closing(all, date, now).await?,
+                None => self.store.recompute_closing(policy, date, now).await?,
+            };
             let summary = daily_summary(&self.store, policy, date).await?;
             let hash = summary_hash(&summary);
             let close = DayClose {

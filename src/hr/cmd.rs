@@ -265,19 +265,20 @@ async fn dispatch(cmd: HrCommand, out: &mut dyn Write) -> Result<(), CmdError> {
     let path = config::config_path(common.config.as_deref());
     let cfg = config::load_for_commands(&path).map_err(|e| CmdError::Input(e.to_string()))?;
     let store = Store::open(&cfg.store_url).await?;
-    let r = run_one(cmd, &cfg.policy, &store, common.json, out).await;
+    let r = run_one(cmd, &cfg.policies, &store, common.json, out).await;
     store.close().await;
     r
 }
 
 async fn run_one(
     cmd: HrCommand,
-    policy: &crate::domain::policy::Policy,
+    policies: &crate::policy::Policies,
     store: &Store,
     json_out: bool,
     out: &mut dyn Write,
 ) -> Result<(), CmdError> {
     let now = Utc::now();
+    let policy = policies.default_policy();
     let emit = |out: &mut dyn Write, v: serde_json::Value, text: String| -> io::Result<()> {
         if json_out {
             writeln!(out, "{v}")
@@ -295,7 +296,7 @@ async fn run_one(
             let by = actor(a.by);
             let o = super::record_correction(
                 store,
-                policy,
+                policies,
                 &a.employee,
                 time,
                 &a.reason,

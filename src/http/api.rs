@@ -30,6 +30,7 @@ use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
 use crate::domain::types::DayVerdict;
 use crate::hr::{self, EntryKind, HrError, ManualRequest};
+use crate::policy::{Policies, PolicySet};
 use crate::store::{EmployeeRecord, Store, StoreError};
 
 /// Default page size.
@@ -40,13 +41,17 @@ pub const MAX_LIMIT: usize = 10_000;
 /// The clock the API reads "now" from (tests pass a fixed one).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
-/// The policy (timezone, catalogue, appeal window) and the accepted bearer
-/// tokens in force; SIGHUP swaps them as a whole.
-pub type Live = Arc<std::sync::RwLock<(Arc<Policy>, Arc<Vec<ApiToken>>)>>;
+/// The policies (timezone, catalogue, appeal window; the default and each
+/// `[[policy.group]]`) and the accepted bearer tokens in force; SIGHUP
+/// swaps them as a whole.
+pub type Live = Arc<std::sync::RwLock<(Arc<Policies>, Arc<Vec<ApiToken>>)>>;
 
-/// A [`Live`] handle holding `policy` and `tokens`.
-pub fn live(policy: Arc<Policy>, tokens: Vec<ApiToken>) -> Live {
-    Arc::new(std::sync::RwLock::new((policy, Arc::new(tokens))))
+/// A [`Live`] handle holding `policies` and `tokens`.
+pub fn live(policies: impl PolicySet, tokens: Vec<ApiToken>) -> Live {
+    Arc::new(std::sync::RwLock::new((
+        Arc::new(policies.as_policies().into_owned()),
+        Arc::new(tokens),
+    )))
 }
 
 /// What the API handlers share.
@@ -72,8 +77,8 @@ impl std::fmt::Debug for Api {
 
 impl Api {
     /// An API over a store with the wall clock.
-    pub fn new(store: Store, policy: Arc<Policy>, tokens: Vec<ApiToken>) -> Api {
-        Api::with_live(store, live(policy, tokens))
+    pub fn new(store: Store, policies: impl PolicySet, tokens: Vec<ApiToken>) -> Api {
+        Api::with_live(store, live(policies, tokens))
     }
 
     /// An API over a store whose policy and tokens `live` holds.
@@ -85,8 +90,13 @@ impl Api {
         }
     }
 
-    /// The policy in force.
+    /// The default policy in force.
     pub fn policy(&self) -> Arc<Policy> {
+        self.policies().default_arc()
+    }
+
+    /// The site's policies in force (the default and the groups).
+    pub fn policies(&self) -> Arc<Policies> {
         self.live
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -1056,7 +1066,7 @@ async fn add_correction(
     visible_employee(&api, &c, &b.employee_id).await?;
     let out = hr::record_correction(
         &api.store,
-        &api.policy(),
+        &api.policies(),
         &b.employee_id,
         time,
         &b.reason,
@@ -1236,7 +1246,7 @@ async fn replay_quarantine(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> 
     // `--source NAME`; they are reported as unresolved here.
     let r = crate::quarantine::replay(
         &api.store,
-        &api.policy(),
+        &api.policies(),
         &crate::quarantine::Decodings::default(),
         &selection,
         None,

@@ -453,6 +453,11 @@ impl Ctx<'_> {
         &self.cfg.policy
     }
 
+    /// The default policy and the `[[policy.group]]`s.
+    fn policies(&self) -> &crate::policy::Policies {
+        &self.cfg.policies
+    }
+
     fn today(&self) -> NaiveDate {
         to_local(self.policy().tz, self.now).date_naive()
     }
@@ -567,7 +572,7 @@ async fn recompute_affected(
     let r = ctx
         .store
         .recompute(
-            ctx.policy(),
+            ctx.policies(),
             employees.as_deref(),
             from,
             to,
@@ -592,7 +597,7 @@ async fn import(
     match what {
         ImportKind::Employees { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_employees(table(&file)?, &name, policy);
+            let parsed = input::read_employees_in(table(&file)?, &name, ctx.policies());
             let mut errors = parsed.errors;
             let mut alias_line: HashMap<&str, (u64, &str)> = HashMap::new();
             for (line, r) in &parsed.rows {
@@ -619,6 +624,20 @@ async fn import(
                 .into_iter()
                 .map(|e| (e.employee_id, (e.shift, e.start_date, e.end_date)))
                 .collect();
+            // Each employee's policy group (policy.md, "Several rule sets
+            // on one site").
+            let groups: Vec<(String, usize)> = parsed
+                .rows
+                .iter()
+                .map(|(_, r)| (r.id.clone(), r.policy))
+                .collect();
+            let group_changes = crate::store::policy_groups::changes_of_import(
+                &ctx.store.policy_history().await?,
+                ctx.policies(),
+                &groups,
+                &|id| before.contains_key(id),
+                ctx.now,
+            );
             let contacts: Vec<(String, Option<String>)> = parsed
                 .rows
                 .iter()
@@ -628,7 +647,9 @@ async fn import(
                 .rows
                 .into_iter()
                 .map(|(_, r)| EmployeeRecord {
-                    shift: r.shift.map(|s| policy.shift(s).id.to_string()),
+                    shift: r
+                        .shift
+                        .map(|s| ctx.policies().get(r.policy).shift(s).id.to_string()),
                     employee_id: r.id,
                     name: r.name,
                     team: r.team,
@@ -640,10 +661,23 @@ async fn import(
                 .collect();
             ctx.store.upsert_employees(&rows).await?;
             ctx.store.set_supervisor_contacts(&contacts).await?;
+            ctx.store
+                .set_employee_policies(
+                    &group_changes,
+                    &format!("import employees {name}"),
+                    &ctx.actor,
+                    ctx.now,
+                )
+                .await?;
+            let regrouped: HashSet<&str> = group_changes
+                .iter()
+                .map(|c| c.employee_id.as_str())
+                .collect();
             let changed: Vec<String> = rows
                 .iter()
                 .filter(|r| {
                     before.get(&r.employee_id) != Some(&(r.shift.clone(), r.start_date, r.end_date))
+                        || regrouped.contains(r.employee_id.as_str())
                 })
                 .map(|r| r.employee_id.clone())
                 .collect();
@@ -689,7 +723,12 @@ async fn import(
         }
         ImportKind::Roster { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_roster(table(&file)?, &name, policy);
+            // Each row's shift is one of its employee's policy (the group
+            // the employee follows now).
+            let history = ctx.store.policy_history().await?;
+            let group_of = |id: &str| history.index_at(ctx.policies(), id, NaiveDate::MAX);
+            let policy_of = |id: &str| ctx.policies().get(group_of(id));
+            let parsed = input::read_roster_by(table(&file)?, &name, policy_of);
             let known = known_employees(ctx.store).await?;
             let mut errors = parsed.errors;
             for (line, r) in &parsed.rows {
@@ -717,7 +756,7 @@ async fn import(
                     }
                     let entry = if r.shift == "rest" {
                         RosterEntry::Rest
-                    } else if let Some(s) = policy.shift_by_id(&r.shift) {
+                    } else if let Some(s) = policy_of(&r.employee_id).shift_by_id(&r.shift) {
                         RosterEntry::Shift(s)
                     } else {
                         continue;
@@ -729,23 +768,37 @@ async fn import(
                     });
                 }
             }
-            errors.extend(input::roster_conflicts(
-                policy,
-                &name,
-                &parsed.rows,
-                &stored,
-            ));
+            // Overlaps are measured on each policy's own shift clock.
+            for g in 0..ctx.policies().len() {
+                let mine = |rows: &[(u64, input::RosterRow)]| -> Vec<(u64, input::RosterRow)> {
+                    rows.iter()
+                        .filter(|(_, r)| group_of(&r.employee_id) == g)
+                        .cloned()
+                        .collect()
+                };
+                let theirs: Vec<input::RosterRow> = stored
+                    .iter()
+                    .filter(|r| group_of(&r.employee_id) == g)
+                    .cloned()
+                    .collect();
+                errors.extend(input::roster_conflicts(
+                    ctx.policies().get(g),
+                    &name,
+                    &mine(&parsed.rows),
+                    &theirs,
+                ));
+            }
             refuse(&name, errors)?;
             let rows: Vec<RosterRecord> = parsed
                 .rows
                 .into_iter()
                 .map(|(_, r)| RosterRecord {
-                    employee_id: r.employee_id,
-                    date: r.date,
                     shift: match r.entry {
                         RosterEntry::Rest => "rest".into(),
-                        RosterEntry::Shift(s) => policy.shift(s).id.to_string(),
+                        RosterEntry::Shift(s) => policy_of(&r.employee_id).shift(s).id.to_string(),
                     },
+                    employee_id: r.employee_id,
+                    date: r.date,
                 })
                 .collect();
             let changed = ctx.store.upsert_roster(&rows).await?;
@@ -768,7 +821,14 @@ async fn import(
         }
         ImportKind::Leaves { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_leaves(table(&file)?, &name, policy.tz);
+            // Local times in the zone of each employee's policy.
+            let history = ctx.store.policy_history().await?;
+            let tz_of = |id: &str| {
+                ctx.policies()
+                    .get(history.index_at(ctx.policies(), id, NaiveDate::MAX))
+                    .tz
+            };
+            let parsed = input::read_leaves_by(table(&file)?, &name, tz_of);
             let known = known_employees(ctx.store).await?;
             let mut errors = parsed.errors;
             for (line, r) in &parsed.rows {
@@ -932,7 +992,14 @@ async fn import_punches(
     let mut quarantined = 0usize;
     match format {
         PunchFormat::Csv => {
-            let parsed = input::read_punches(table(file)?, &name, policy.tz);
+            // Local times in the zone of each employee's policy.
+            let history = ctx.store.policy_history().await?;
+            let tz_of = |id: &str| {
+                ctx.policies()
+                    .get(history.index_at(ctx.policies(), &attribute(id), NaiveDate::MAX))
+                    .tz
+            };
+            let parsed = input::read_punches_by(table(file)?, &name, tz_of);
             refuse(&name, parsed.errors)?;
             punches = parsed
                 .rows
@@ -1420,7 +1487,7 @@ async fn replay(
     };
     let r = crate::quarantine::replay(
         ctx.store,
-        ctx.policy(),
+        ctx.policies(),
         &decodings,
         &selection,
         source.as_deref(),
@@ -1500,7 +1567,7 @@ async fn supersede(
         evaluated = ctx
             .store
             .recompute(
-                ctx.policy(),
+                ctx.policies(),
                 Some(&ids),
                 lo,
                 hi,
@@ -1617,7 +1684,7 @@ async fn adjustment(ctx: &Ctx<'_>, action: AdjustmentAction, out: &mut dyn Write
         AdjustmentAction::Apply { id } => {
             let rep = ctx
                 .store
-                .apply_adjustment(ctx.policy(), id, &ctx.actor, ctx.now)
+                .apply_adjustment(ctx.policies(), id, &ctx.actor, ctx.now)
                 .await
                 .map_err(not_pending)?;
             ctx.emit(
@@ -1704,7 +1771,7 @@ async fn recompute_cmd(
     let rep = ctx
         .store
         .recompute(
-            ctx.policy(),
+            ctx.policies(),
             emps.as_deref(),
             a.from,
             a.to,

@@ -46,6 +46,7 @@ pub mod cmd;
 pub mod hr;
 mod lock;
 pub mod outbox;
+pub mod policy_groups;
 mod pull;
 mod push;
 mod quarantine;
