@@ -626,6 +626,11 @@ pub struct MonthData {
     pub ledger: Vec<LedgerEntry>,
     /// One score per employee, in employee order.
     pub scores: Vec<MonthScore>,
+    /// Each employee's policy group (`default` for the default policy)
+    /// at the month's end, in employee order.
+    pub policy_labels: Vec<String>,
+    /// Each employee's group history, for the group of each day.
+    pub policy_history: crate::store::policy_groups::PolicyHistory,
     /// When it was published, if it was.
     pub published_at: Option<DateTime<Utc>>,
 }
@@ -635,11 +640,11 @@ pub struct MonthData {
 /// a deduction; workdays and absence come from the closed verdicts.
 pub async fn month_data(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     first: NaiveDate,
     keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
 ) -> Result<MonthData, HrError> {
-    load_month(store, policy, first, keep, true).await
+    load_month(store, &policy.as_policies(), first, keep, true).await
 }
 
 /// [`month_data`] without the verdicts (`days` is empty): only what the
@@ -647,11 +652,11 @@ pub async fn month_data(
 /// faster for a month of a large site.
 pub async fn month_scores_data(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     first: NaiveDate,
     keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
 ) -> Result<MonthData, HrError> {
-    load_month(store, policy, first, keep, false).await
+    load_month(store, &policy.as_policies(), first, keep, false).await
 }
 
 /// The fields of a stored verdict that a score needs.
@@ -692,7 +697,7 @@ impl ScoreFields {
 
 async fn load_month(
     store: &Store,
-    policy: &Policy,
+    policies: &crate::policy::Policies,
     first: NaiveDate,
     keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
     full: bool,
@@ -742,8 +747,19 @@ async fn load_month(
                 bonus: e.bonus,
             });
     }
+    // Each employee's score follows the policy they follow at the month's
+    // end (policy.md, "Several rule sets on one site").
+    let history = if policies.len() > 1 {
+        store.policy_history().await?
+    } else {
+        Default::default()
+    };
     let mut scores = Vec::with_capacity(employees.len());
+    let mut policy_labels = Vec::with_capacity(employees.len());
     for e in &employees {
+        let g = history.index_at(policies, &e.employee_id, to);
+        let policy = policies.get(g);
+        policy_labels.push(policies.label(g).to_string());
         // Deductions come from the ledger; the verdicts give workdays and
         // absence only, every day the grid shows (a provisional day too:
         // its verdict grades only what has happened), so that the scores
@@ -781,6 +797,8 @@ async fn load_month(
         days,
         ledger,
         scores,
+        policy_labels,
+        policy_history: history,
         published_at,
     })
 }

@@ -1298,6 +1298,20 @@ impl Policies {
         false
     }
 
+    /// What tables that mix the policies show: the default policy with the
+    /// categories of all of them ([`Policies::category_union`]) and the
+    /// rules of the groups that the default lacks.
+    pub fn for_display(&self) -> Policy {
+        let mut shown = self.default_policy().clone();
+        shown.categories = self.category_union();
+        for (_, p) in &self.list[1..] {
+            for (id, r) in &p.rules {
+                shown.rules.entry(id.clone()).or_insert_with(|| r.clone());
+            }
+        }
+        shown
+    }
+
     /// The categories of every policy, each id once, in order of first
     /// appearance (default first); a category whose cap differs between
     /// policies shows no cap.

@@ -456,7 +456,9 @@ async fn run_one(
             let Some(month) = a.month else {
                 return Err(CmdError::Input("--month or --year is required".into()));
             };
-            let data = super::month_data(store, policy, month, |_| true).await?;
+            let data = super::month_data(store, policies, month, |_| true).await?;
+            // Several policies: every group's categories and rules.
+            let policy = &policies.for_display();
             let bytes = match a.format {
                 Format::Csv => crate::export::csv(policy, &data, a.view, a.lang)
                     .map_err(|e| CmdError::Output(io::Error::other(e)))?,

@@ -610,11 +610,13 @@ async fn summary(
         )
         .await?;
     let total = usize::try_from(total).unwrap_or(0);
+    let history = api.store.policy_history().await?;
     let mut rows = Vec::with_capacity(page_rows.len());
     for r in &page_rows {
         let v = parse_verdict(&r.employee_id, date, &r.verdict)?;
         rows.push(json!({
             "employee_id": v.employee_id,
+            "policy": history.at(&r.employee_id, date),
             "name": r.name,
             "team": r.team.as_deref().unwrap_or(""),
             "status": v.status,
@@ -767,10 +769,11 @@ async fn employee_days(
         Some(m) => parse_month(m)?,
         None => api.today(),
     };
-    let data = hr::month_data(&api.store, &api.policy(), first, |x| {
+    let data = hr::month_data(&api.store, &*api.policies(), first, |x| {
         x.employee_id == e.employee_id
     })
     .await?;
+    let history = api.store.policy_history().await?;
     let days: Vec<serde_json::Value> = data
         .days
         .get(&e.employee_id)
@@ -779,6 +782,7 @@ async fn employee_days(
                 .map(|(v, prov)| {
                     let mut j = serde_json::to_value(v).unwrap_or_default();
                     j["provisional"] = json!(prov);
+                    j["policy"] = json!(history.at(&e.employee_id, v.date));
                     j
                 })
                 .collect()
@@ -813,6 +817,7 @@ async fn employee_days(
         "corrections": corrections,
         "appeals": appeals,
         "score": data.scores.first(),
+        "policy": data.policy_labels.first(),
     }))
 }
 
@@ -826,7 +831,8 @@ async fn month(
     let first = parse_month(&m)?;
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
-    let data = hr::month_scores_data(&api.store, &api.policy(), first, |e| {
+    let policies = api.policies();
+    let data = hr::month_scores_data(&api.store, &*policies, first, |e| {
         team.as_ref().is_none_or(|t| &e.team == t)
     })
     .await?;
@@ -838,8 +844,10 @@ async fn month(
     let items: Vec<serde_json::Value> = data
         .scores
         .iter()
-        .map(|s| {
+        .zip(&data.policy_labels)
+        .map(|(s, label)| {
             let mut j = serde_json::to_value(s).unwrap_or_default();
+            j["policy"] = json!(label);
             if let Some((n, t)) = names.get(s.employee_id.as_str()) {
                 j["name"] = json!(n);
                 j["team"] = json!(t);
@@ -847,9 +855,9 @@ async fn month(
             j
         })
         .collect();
-    let categories: Vec<_> = api
-        .policy()
-        .categories
+    // Several policies: the categories of all of them (policy.md).
+    let categories: Vec<_> = policies
+        .category_union()
         .iter()
         .map(|c| json!({"id": c.id, "zh": c.zh, "en": c.en, "cap": c.cap}))
         .collect();
@@ -889,7 +897,10 @@ async fn export(
         Some("zh") => crate::export::Lang::Zh,
         Some(o) => return Err(ApiError::BadRequest(format!("lang: {o:?} is not en or zh"))),
     };
-    let data = hr::month_data(&api.store, &api.policy(), first, |_| true).await?;
+    let policies = api.policies();
+    let data = hr::month_data(&api.store, &*policies, first, |_| true).await?;
+    // Several policies: every group's categories and rules.
+    let shown = policies.for_display();
     let label = data.month.clone();
     match q.get("format").map(String::as_str).unwrap_or("csv") {
         "csv" => {
@@ -898,7 +909,7 @@ async fn export(
                 Some(v) => crate::export::View::parse(v)
                     .map_err(|e| ApiError::BadRequest(format!("view: {e}")))?,
             };
-            let bytes = crate::export::csv(&api.policy(), &data, view, lang)
+            let bytes = crate::export::csv(&shown, &data, view, lang)
                 .map_err(|e| ApiError::Internal(format!("csv export: {e}")))?;
             Ok((
                 [
@@ -913,7 +924,7 @@ async fn export(
                 .into_response())
         }
         "xlsx" => {
-            let bytes = crate::export::xlsx(&api.policy(), &data, lang)
+            let bytes = crate::export::xlsx(&shown, &data, lang)
                 .map_err(|e| ApiError::Internal(format!("xlsx export: {e}")))?;
             Ok((
                 [

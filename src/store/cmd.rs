@@ -1236,6 +1236,7 @@ async fn day(
         return Ok(());
     }
     let rows = ctx.store.verdicts(date, date, None).await?;
+    let history = ctx.store.policy_history().await?;
     let pending: HashSet<String> = ctx
         .store
         .adjustments(true)
@@ -1255,7 +1256,7 @@ async fn day(
         )?;
         line.clear();
         if ctx.json {
-            render::json_line(&v, crate::policy::DEFAULT_GROUP, &mut line);
+            render::json_line(&v, history.at(&r.employee_id, r.date), &mut line);
         } else {
             render::table_row(&v, &mut line);
             if pending.contains(&r.employee_id) || r.provisional {
@@ -1373,10 +1374,15 @@ async fn employee(
     let ledger = ctx.store.ledger(from, to, Some(id)).await?;
     // Scores count the ledger's active entries (closed days only; an entry
     // voided on appeal no longer counts), as the API and exports do.
-    let scores = crate::hr::month_data(ctx.store, policy, from, |e| e.employee_id == id)
+    let history = ctx.store.policy_history().await?;
+    let data = crate::hr::month_data(ctx.store, ctx.policies(), from, |e| e.employee_id == id)
         .await
-        .map_err(hr_error)?
-        .scores;
+        .map_err(hr_error)?;
+    let scores = data.scores;
+    let label = data
+        .policy_labels
+        .first()
+        .map_or(crate::policy::DEFAULT_GROUP, String::as_str);
     let mut line = Vec::with_capacity(1024);
     if !ctx.json {
         render::table_header(out)?;
@@ -1384,7 +1390,7 @@ async fn employee(
     for v in &days {
         line.clear();
         if ctx.json {
-            render::json_line(v, crate::policy::DEFAULT_GROUP, &mut line);
+            render::json_line(v, history.at(id, v.date), &mut line);
         } else {
             render::table_row(v, &mut line);
         }
@@ -1431,7 +1437,7 @@ async fn employee(
     {
         line.clear();
         if ctx.json {
-            render::score_json_line(s, crate::policy::DEFAULT_GROUP, &mut line);
+            render::score_json_line(s, label, &mut line);
         } else {
             render::score_row(policy, s, &mut line);
         }
@@ -1445,17 +1451,21 @@ async fn month(ctx: &Ctx<'_>, month: Option<NaiveDate>, out: &mut dyn Write) -> 
     let (from, _) = month_bounds(month.unwrap_or_else(|| ctx.today()));
     // Scores count the ledger's active entries (closed days only; an entry
     // voided on appeal no longer counts), as the API and exports do.
-    let data = crate::hr::month_scores_data(ctx.store, policy, from, |_| true)
+    let data = crate::hr::month_scores_data(ctx.store, ctx.policies(), from, |_| true)
         .await
         .map_err(hr_error)?;
+    // Several policies: the categories of all of them (policy.md).
+    let mut shown = policy.clone();
+    shown.categories = ctx.policies().category_union();
+    let policy = &shown;
     if !ctx.json {
         render::score_header(policy, out)?;
     }
     let mut line = Vec::with_capacity(512);
-    for s in &data.scores {
+    for (s, label) in data.scores.iter().zip(&data.policy_labels) {
         line.clear();
         if ctx.json {
-            render::score_json_line(s, crate::policy::DEFAULT_GROUP, &mut line);
+            render::score_json_line(s, label, &mut line);
         } else {
             render::score_row(policy, s, &mut line);
         }
