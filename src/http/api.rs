@@ -431,7 +431,20 @@ async fn policy(State(api): State<Arc<Api>>, _c: Caller) -> ApiResult {
         "categories": p.categories.iter().map(|c| json!({"id": c.id, "zh": c.zh, "en": c.en, "cap": c.cap})).collect::<Vec<_>>(),
         "rules": rules,
         "actions": actions,
+        "groups": groups(&api.policies()),
     }))
+}
+
+/// The `[[policy.group]]`s in force (policy.md, "Several rule sets on one
+/// site"): id, policy id, version and zone of each.
+fn groups(all: &Policies) -> Vec<serde_json::Value> {
+    (1..all.len())
+        .map(|i| {
+            let g = all.get(i);
+            json!({"id": all.label(i), "policy": g.id, "version": g.version,
+                   "timezone": g.tz.name()})
+        })
+        .collect()
 }
 
 async fn days(

@@ -36,5 +36,6 @@ mod serial_source;
 mod services;
 mod simulate;
 mod store;
+mod store_groups;
 mod systemd;
 mod tls;
