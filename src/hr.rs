@@ -90,12 +90,21 @@ pub struct ManualRequest {
 /// Records a manual deduction or bonus (dress code, unauthorised shift
 /// swap, missed training, 衡水 考核奖励项 …). The rule must be in the
 /// policy's catalogue and of the right kind; its month must not be
-/// published (a published month is frozen).
+/// published (a published month is frozen). The catalogue is that of the
+/// policy the employee follows on the entry's date (policy.md, "Several
+/// rule sets on one site").
 pub async fn record_manual(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     req: &ManualRequest,
 ) -> Result<LedgerEntry, HrError> {
+    let policies = &*policy.as_policies();
+    let policy = if policies.len() > 1 {
+        let history = store.policy_history().await?;
+        policies.get(history.index_at(policies, &req.employee_id, req.date))
+    } else {
+        policies.default_policy()
+    };
     let rule = policy.rules.get(req.rule.as_str()).ok_or_else(|| {
         let known: Vec<&str> = policy
             .rules

@@ -287,8 +287,8 @@ async fn run_one(
         }
     };
     match cmd {
-        HrCommand::Deduct(a) => manual(policy, store, a, EntryKind::Deduction, &emit, out).await,
-        HrCommand::Bonus(a) => manual(policy, store, a, EntryKind::Bonus, &emit, out).await,
+        HrCommand::Deduct(a) => manual(policies, store, a, EntryKind::Deduction, &emit, out).await,
+        HrCommand::Bonus(a) => manual(policies, store, a, EntryKind::Bonus, &emit, out).await,
         HrCommand::Correct(a) => {
             let time = crate::input::LocalTimes::new(policy.tz)
                 .parse(&a.time)
@@ -488,7 +488,7 @@ async fn run_one(
 type Emit<'a> = dyn Fn(&mut dyn Write, serde_json::Value, String) -> io::Result<()> + 'a;
 
 async fn manual(
-    policy: &crate::domain::policy::Policy,
+    policy: &crate::policy::Policies,
     store: &Store,
     a: ManualArgs,
     kind: EntryKind,

@@ -681,76 +681,91 @@ async fn missing(
     if date <= today && before.is_none() {
         let first = date - chrono::Days::new(1);
         let last = date + chrono::Days::new(1);
-        let margin =
-            chrono::Duration::seconds(policy.window_before_secs + policy.window_after_secs);
-        let lo =
-            crate::domain::time::resolve_local(policy.tz, first.and_time(chrono::NaiveTime::MIN))
-                - margin;
-        let hi = crate::domain::time::resolve_local(
-            policy.tz,
-            (last + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN),
-        ) + margin;
-        if let Some(inputs) = api
-            .store
-            .load_inputs(&policy, None, first, last, lo, hi)
-            .await?
-        {
-            let clock = ShiftClock::new(&policy, first, last);
-            for (i, e) in inputs.emps.iter().enumerate() {
-                if team.as_deref().is_some_and(|t| t != e.team) {
-                    continue;
-                }
-                let id = EmployeeId::from(e.employee_id.as_str());
-                let default_shift = e.shift.as_deref().and_then(|s| policy.shift_by_id(s));
-                let (Some(shift), _) = shift_on(
-                    &policy,
-                    &inputs.holidays,
-                    Some(&inputs.roster[i]),
-                    default_shift,
-                    date,
-                ) else {
-                    continue;
-                };
-                let t = clock.times(date, shift);
-                // The alert rule holds while the shift runs: a past day is
-                // judged at its last second.
-                let at = now.min(t.end - chrono::Duration::seconds(1));
-                let days = EmployeeDays {
-                    employee: &id,
-                    default_shift,
-                    punches: &inputs.punches[i],
-                    roster: Some(&inputs.roster[i]),
-                    leaves: &inputs.leaves[i],
-                    start_date: e.start_date,
-                    end_date: e.end_date,
-                };
-                let state = AlertState {
-                    absence_sent: false,
-                    arrival_sent: false,
-                };
-                if let AlertDecision::Absent {
-                    shift_start,
-                    minutes_late,
-                } = absence_decision(
-                    &clock,
-                    &inputs.holidays,
-                    &days,
-                    date,
-                    chrono::Duration::zero(),
-                    at,
-                    state,
-                ) {
-                    items.push(json!({
-                        "employee_id": e.employee_id,
-                        "name": e.name,
-                        "team": e.team,
-                        "shift": policy.shift(shift).id.to_string(),
-                        "shift_start": to_local(policy.tz, shift_start).to_rfc3339(),
-                        "minutes_since_start": minutes_late,
-                    }));
+        // Each policy group with its own shifts and zone (policy.md,
+        // "Several rule sets on one site").
+        let all = api.policies();
+        for (g, wanted) in api.store.employees_by_group(&all, date).await? {
+            let policy = all.get(g);
+            let wanted: Option<HashSet<&str>> = wanted
+                .as_ref()
+                .map(|w| w.iter().map(String::as_str).collect());
+            let margin =
+                chrono::Duration::seconds(policy.window_before_secs + policy.window_after_secs);
+            let lo = crate::domain::time::resolve_local(
+                policy.tz,
+                first.and_time(chrono::NaiveTime::MIN),
+            ) - margin;
+            let hi = crate::domain::time::resolve_local(
+                policy.tz,
+                (last + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN),
+            ) + margin;
+            if let Some(inputs) = api
+                .store
+                .load_inputs(policy, wanted.as_ref(), first, last, lo, hi)
+                .await?
+            {
+                let clock = ShiftClock::new(policy, first, last);
+                for (i, e) in inputs.emps.iter().enumerate() {
+                    if team.as_deref().is_some_and(|t| t != e.team) {
+                        continue;
+                    }
+                    let id = EmployeeId::from(e.employee_id.as_str());
+                    let default_shift = e.shift.as_deref().and_then(|s| policy.shift_by_id(s));
+                    let (Some(shift), _) = shift_on(
+                        policy,
+                        &inputs.holidays,
+                        Some(&inputs.roster[i]),
+                        default_shift,
+                        date,
+                    ) else {
+                        continue;
+                    };
+                    let t = clock.times(date, shift);
+                    // The alert rule holds while the shift runs: a past day is
+                    // judged at its last second.
+                    let at = now.min(t.end - chrono::Duration::seconds(1));
+                    let days = EmployeeDays {
+                        employee: &id,
+                        default_shift,
+                        punches: &inputs.punches[i],
+                        roster: Some(&inputs.roster[i]),
+                        leaves: &inputs.leaves[i],
+                        start_date: e.start_date,
+                        end_date: e.end_date,
+                    };
+                    let state = AlertState {
+                        absence_sent: false,
+                        arrival_sent: false,
+                    };
+                    if let AlertDecision::Absent {
+                        shift_start,
+                        minutes_late,
+                    } = absence_decision(
+                        &clock,
+                        &inputs.holidays,
+                        &days,
+                        date,
+                        chrono::Duration::zero(),
+                        at,
+                        state,
+                    ) {
+                        items.push(json!({
+                            "employee_id": e.employee_id,
+                            "policy": all.label(g),
+                            "name": e.name,
+                            "team": e.team,
+                            "shift": policy.shift(shift).id.to_string(),
+                            "shift_start": to_local(policy.tz, shift_start).to_rfc3339(),
+                            "minutes_since_start": minutes_late,
+                        }));
+                    }
                 }
             }
         }
+    }
+    if api.policies().len() > 1 {
+        // Groups were listed one after the other: in employee order again.
+        items.sort_by(|a, b| a["employee_id"].as_str().cmp(&b["employee_id"].as_str()));
     }
     ok(&json!({
         "date": date,
@@ -1044,7 +1059,7 @@ async fn add_entry(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBody
     visible_employee(&api, &c, &b.employee_id).await?;
     let entry = hr::record_manual(
         &api.store,
-        &api.policy(),
+        &*api.policies(),
         &ManualRequest {
             employee_id: b.employee_id,
             date,

@@ -243,6 +243,31 @@ impl Store {
         })
     }
 
+    /// The employees of each policy group on `date` (index into `all`,
+    /// ids), groups without employees left out; one `(0, None)` entry
+    /// (everyone) when the site has no groups.
+    #[allow(clippy::type_complexity)]
+    pub async fn employees_by_group(
+        &self,
+        all: &Policies,
+        date: NaiveDate,
+    ) -> Result<Vec<(usize, Option<Vec<String>>)>, StoreError> {
+        if all.len() == 1 {
+            return Ok(vec![(0, None)]);
+        }
+        let history = self.policy_history().await?;
+        let mut by: Vec<Vec<String>> = vec![Vec::new(); all.len()];
+        for e in self.employees().await? {
+            by[history.index_at(all, &e.employee_id, date)].push(e.employee_id);
+        }
+        Ok(by
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ids)| !ids.is_empty())
+            .map(|(g, ids)| (g, Some(ids)))
+            .collect())
+    }
+
     /// A recompute split by policy: each employee's part of `[from, to]`
     /// under one group is classified with that group's policy. The caller
     /// holds the recompute lock.

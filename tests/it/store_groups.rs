@@ -353,6 +353,37 @@ async fn a_change_of_group_applies_from_its_import_date(s: &Site) {
 }
 both_engines!(a_change_of_group_applies_from_its_import_date);
 
+/// A manual deduction takes its rule from the catalogue of the employee's
+/// own policy: 不能按规定登录 (呼出中心考核标准 二1) exists for outbound only.
+async fn manual_entries_use_the_employees_catalogue(s: &Site) {
+    s.ok(&["import", "employees", &s.file("employees.csv", TWO)]);
+    let deduct = |who: &str| {
+        s.cli(&[
+            "deduct",
+            "--employee",
+            who,
+            "--date",
+            "2026-11-05",
+            "--rule",
+            "not_logged_in",
+            "--note",
+            "logged in at 09:10",
+            "--by",
+            "lead",
+            "--json",
+        ])
+    };
+    let o = deduct("E2");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let e: serde_json::Value = serde_json::from_str(text(&o.stdout).trim()).unwrap();
+    assert_eq!(e["category"], "attendance", "{e}");
+    let o = deduct("E1");
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(err.contains("seed-default"), "{err}");
+}
+both_engines!(manual_entries_use_the_employees_catalogue);
+
 /// `check-config` loads every group's policy: each problem names the
 /// group's id and file (and the key when there is one); duplicate ids, the
 /// id `default` and unknown keys are refused. A good configuration lists
@@ -558,4 +589,83 @@ fn sighup_reloads_every_group_or_none() {
     );
     assert_eq!(version(), "2026.11.2", "{}", logs());
     drop(child);
+}
+
+/// Absence alerts and the day close follow each employee's policy: at
+/// 10:00 the default policy's day shift (08:30) is 90 minutes late, while an
+/// `evening` group's shift (13:00–22:00) has not begun, so only E1 is
+/// alerted; the day closes only after the evening shift has ended.
+#[tokio::test]
+async fn absence_alerts_and_day_close_follow_each_group() {
+    use attendd::scheduler::{DriftBoard, Plan, Scheduler};
+    use std::sync::Arc;
+    let s = site(false, "alerts", "").await.unwrap();
+    let evening = std::fs::read_to_string(OUTBOUND).unwrap().replace(
+        "start = \"08:30\"\nend = \"17:30\"",
+        "start = \"13:00\"\nend = \"22:00\"",
+    );
+    assert!(evening.contains("13:00"));
+    std::fs::write(s.dir.path().join("policies/outbound.toml"), evening).unwrap();
+    s.ok(&["import", "employees", &s.file("employees.csv", TWO)]);
+    let cfg = attendd::config::load_for_commands(&s.config).unwrap();
+    let store = s.store().await;
+    let sched = Scheduler::new(
+        store.clone(),
+        Plan {
+            policy: Arc::new(cfg.policy.clone()),
+            policies: Some(Arc::new(cfg.policies.clone())),
+            schedule: attendd::config::RawSchedule {
+                terminal_silent_minutes: 0,
+                quarantine_spike: 0,
+                ..Default::default()
+            },
+            routes: vec![],
+        },
+        Arc::new(DriftBoard::default()),
+    );
+    let local = |d: &str, hm: &str| {
+        chrono_tz::Asia::Shanghai
+            .from_local_datetime(
+                &NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .unwrap()
+                    .and_time(chrono::NaiveTime::parse_from_str(hm, "%H:%M").unwrap()),
+            )
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    // Monday 2 March 2026.
+    sched.tick(local("2026-03-02", "10:00")).await.unwrap();
+    let keys: Vec<String> = store
+        .outbox(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "absence")
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(keys, vec!["absence/2026-03-02/E1".to_string()]);
+    // At 14:30 the evening shift is 90 minutes old: E2 too.
+    sched.tick(local("2026-03-02", "14:30")).await.unwrap();
+    let mut keys: Vec<String> = store
+        .outbox(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "absence")
+        .map(|r| r.key)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![
+            "absence/2026-03-02/E1".to_string(),
+            "absence/2026-03-02/E2".to_string()
+        ]
+    );
+    // 19:00: the day shift is over, the evening one is not: still open.
+    let r = sched.tick(local("2026-03-02", "19:00")).await.unwrap();
+    assert!(!r.closed.contains(&d("2026-03-02")), "{r:?}");
+    let r = sched.tick(local("2026-03-03", "01:00")).await.unwrap();
+    assert!(r.closed.contains(&d("2026-03-02")), "{r:?}");
+    store.close().await;
 }
