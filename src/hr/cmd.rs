@@ -401,7 +401,7 @@ async fn run_one(
         },
         HrCommand::Year(a) => {
             let year = super::year::parse_year(&a.year)?;
-            for r in super::year::year_results(store, policy, year).await? {
+            for r in super::year::year_results(store, policies, year).await? {
                 emit(
                     out,
                     json!(r),
@@ -435,7 +435,7 @@ async fn run_one(
                     "--format: a year is exported as xlsx only".into(),
                 ));
             }
-            let rows = super::year::year_results(store, policy, year).await?;
+            let rows = super::year::year_results(store, policies, year).await?;
             let bytes = crate::export::year_xlsx(policy, year, &rows, lang)
                 .map_err(|e| CmdError::Output(io::Error::other(e)))?;
             std::fs::write(&output, &bytes)

@@ -1214,7 +1214,7 @@ async fn year(State(api): State<Arc<Api>>, c: Caller, Path(y): Path<String>) -> 
     hr_only(&c)?;
     let year = hr::year::parse_year(&y)?;
     let policy = api.policy();
-    let items = hr::year::year_results(&api.store, &policy, year).await?;
+    let items = hr::year::year_results(&api.store, &*api.policies(), year).await?;
     ok(&json!({
         "year": year,
         "pass_mark": policy.hr.pass_mark,

@@ -269,6 +269,17 @@ async fn same_punches_give_each_group_its_own_verdict(s: &Site) {
     assert_eq!(row("E1")["policy"], "default", "{summary}");
     assert_eq!(row("E2")["policy"], "outbound", "{summary}");
 
+    // Year results name the policy whose pass mark applies.
+    let year = json_lines(&s.ok(&["year", "2026", "--json"]));
+    let of = |id: &str| {
+        year.iter()
+            .find(|l| l["employee_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of("E1")["policy"], "default");
+    assert_eq!(of("E2")["policy"], "outbound");
+
     // A new employee's group covers all their days.
     let store = s.store().await;
     let h = store.policy_history().await.unwrap();
