@@ -395,6 +395,62 @@ async fn manual_entries_use_the_employees_catalogue(s: &Site) {
 }
 both_engines!(manual_entries_use_the_employees_catalogue);
 
+/// Shift ids are those of the employee's own policy: an `evening` shift
+/// that only the group defines is accepted in employees.csv and roster.csv
+/// for its employees, refused (with the line) for the others, and the
+/// stored roster classifies the group's days.
+async fn shifts_are_read_in_each_employees_policy(s: &Site) {
+    let evening = std::fs::read_to_string(OUTBOUND)
+        .unwrap()
+        .replace("default_shift = \"day\"", "default_shift = \"evening\"")
+        .replace(
+            "id = \"day\"\nstart = \"08:30\"\nend = \"17:30\"",
+            "id = \"evening\"\nstart = \"13:00\"\nend = \"22:00\"",
+        );
+    assert!(evening.contains("id = \"evening\""));
+    std::fs::write(s.dir.path().join("policies/outbound.toml"), evening).unwrap();
+    let emps = "employee_id,name,team,supervisor,shift,policy\n\
+                E1,Li Na,hotline,S01,day,\n\
+                E2,Wang Wei,outbound,S02,evening,outbound\n";
+    s.ok(&["import", "employees", &s.file("employees.csv", emps)]);
+    let bad = s.file(
+        "roster.csv",
+        "employee_id,date,shift\nE2,2026-11-05,evening\nE1,2026-11-05,evening\n",
+    );
+    let o = s.cli(&["import", "roster", &bad]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("roster.csv:3:"),
+        "{}",
+        text(&o.stderr)
+    );
+    s.ok(&[
+        "import",
+        "roster",
+        &s.file(
+            "roster.csv",
+            "employee_id,date,shift\nE2,2026-11-05,evening\nE1,2026-11-05,day\n",
+        ),
+    ]);
+    s.ok(&[
+        "import",
+        "punches",
+        &s.file(
+            "punches.csv",
+            "employee_id,time\nE2,2026-11-05 13:20:00\nE2,2026-11-05 22:01:00\n",
+        ),
+    ]);
+    let b = s.day("2026-11-05", "E2");
+    assert_eq!(b["shift"], "evening", "{b}");
+    assert_eq!(
+        (b["late_minutes"].as_i64(), b["points"].as_i64()),
+        (Some(20), Some(2)),
+        "{b}"
+    );
+    assert_eq!(b["policy"], "outbound");
+}
+both_engines!(shifts_are_read_in_each_employees_policy);
+
 /// `check-config` loads every group's policy: each problem names the
 /// group's id and file (and the key when there is one); duplicate ids, the
 /// id `default` and unknown keys are refused. A good configuration lists
