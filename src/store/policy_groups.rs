@@ -10,28 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::Row;
 
 use super::recompute::Run;
-use super::{QueryContext, RecomputeReport, Store, StoreError};
+use super::{RecomputeReport, Store, StoreError, backend_pg, backend_sqlite, dispatch};
 use crate::policy::{DEFAULT_GROUP, Policies};
-
-/// Runs the same code on whichever engine the store uses; `$write` is the
-/// engine's statement that opens a write transaction.
-macro_rules! per_engine {
-    ($store:expr, $pool:ident, $write:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => {
-                let $write = "BEGIN IMMEDIATE";
-                $body
-            }
-            Store::Postgres($pool) => {
-                let $write = "BEGIN";
-                $body
-            }
-        }
-    };
-}
 
 /// One employee's change of group: `policy` (a group id, or `default`) in
 /// force from `valid_from`.
@@ -177,19 +159,7 @@ fn index_or_default(policies: &Policies, employee: &str, group: &str) -> usize {
 impl Store {
     /// Every employee's group history.
     pub async fn policy_history(&self) -> Result<PolicyHistory, StoreError> {
-        let rows: Vec<(String, NaiveDate, String)> = per_engine!(self, pool, _w => {
-            sqlx::query(
-                "SELECT employee_id, valid_from, policy FROM employee_policy \
-                 ORDER BY employee_id, valid_from",
-            )
-            .fetch_all(pool)
-            .await
-            .ctx("select employee policies")?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .ctx("read employee policies")?
-        });
+        let rows = dispatch!(self, employee_policy_rows())?;
         let mut h = PolicyHistory::default();
         for (e, d, g) in rows {
             h.rows.entry(e).or_default().push((d, g));
@@ -209,38 +179,7 @@ impl Store {
         if changes.is_empty() {
             return Ok(());
         }
-        per_engine!(self, pool, write => {
-            let mut tx = pool.begin_with(write).await.ctx("begin transaction")?;
-            for c in changes {
-                sqlx::query(
-                    "INSERT INTO employee_policy (employee_id, valid_from, policy, recorded_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (employee_id, valid_from) \
-                     DO UPDATE SET policy = excluded.policy, recorded_at = excluded.recorded_at",
-                )
-                .bind(c.employee_id.as_str())
-                .bind(c.valid_from)
-                .bind(c.policy.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .ctx("upsert employee policy")?;
-                sqlx::query(
-                    "INSERT INTO audit (at, table_name, row_key, old_value, new_value, cause, actor) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(now)
-                .bind("employee_policy")
-                .bind(format!("{}/{}", c.employee_id, c.valid_from))
-                .bind(None::<String>)
-                .bind(c.policy.as_str())
-                .bind(cause)
-                .bind(actor)
-                .execute(&mut *tx)
-                .await
-                .ctx("insert audit")?;
-            }
-            tx.commit().await.ctx("commit employee policies")
-        })
+        dispatch!(self, set_employee_policies(changes, cause, actor, now))
     }
 
     /// The employees of each policy group on `date` (index into `all`,
