@@ -155,6 +155,19 @@ pub async fn run_daemon(
         .note_first_run(today, now)
         .await
         .map_err(|e| (2, format!("store: {e}")))?;
+    let history = store
+        .policy_history()
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?;
+    let unknown = history.unknown_groups(&config.policies);
+    if !unknown.is_empty() {
+        warn!(
+            "employees follow policy groups that no [[policy.group]] defines ({}); \
+             their days are classified with the default policy until the groups \
+             are configured again or the employees are imported with another group",
+            unknown.join(", ")
+        );
+    }
     let shared = Shared {
         health,
         heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],

@@ -57,9 +57,24 @@ impl PolicyHistory {
     }
 
     /// The index in `policies` of the employee's group on `date`; a group
-    /// the configuration no longer defines is the default (with a warning).
+    /// the configuration no longer defines is the default (the daemon says
+    /// so when it starts, see [`PolicyHistory::unknown_groups`]).
     pub fn index_at(&self, policies: &Policies, employee: &str, date: NaiveDate) -> usize {
-        index_or_default(policies, employee, self.at(employee, date))
+        index_or_default(policies, self.at(employee, date))
+    }
+
+    /// The stored group ids that `policies` does not define, each once.
+    pub fn unknown_groups(&self, policies: &Policies) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .rows
+            .values()
+            .flatten()
+            .map(|(_, g)| g.as_str())
+            .filter(|g| *g != DEFAULT_GROUP && policies.index_of(Some(g)).is_err())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// `[from, to]` cut where the employee's group changes: (policy index,
@@ -86,7 +101,7 @@ impl PolicyHistory {
             if *d <= from || *d > to {
                 continue;
             }
-            let next = index_or_default(policies, employee, g);
+            let next = index_or_default(policies, g);
             if next != current {
                 out.push((current, start, d.pred_opt().unwrap_or(*d)));
                 start = *d;
@@ -146,14 +161,11 @@ pub async fn policy_on<'p>(
     Ok(policies.get(history.index_at(policies, employee, date)))
 }
 
-fn index_or_default(policies: &Policies, employee: &str, group: &str) -> usize {
+fn index_or_default(policies: &Policies, group: &str) -> usize {
     if group == DEFAULT_GROUP {
         return 0;
     }
-    policies.index_of(Some(group)).unwrap_or_else(|e| {
-        tracing::warn!(employee, "classified with the default policy: {e}");
-        0
-    })
+    policies.index_of(Some(group)).unwrap_or(0)
 }
 
 impl Store {
@@ -325,5 +337,6 @@ mod tests {
         h.rows
             .insert("E1".into(), vec![(d("2000-01-01"), "inbound".into())]);
         assert_eq!(h.index_at(&p, "E1", d("2026-11-02")), 0);
+        assert_eq!(h.unknown_groups(&p), vec!["inbound"]);
     }
 }

@@ -138,10 +138,12 @@ pub(super) struct Run<'a> {
 
 impl Store {
     /// Re-derives the verdicts of `[from, to]` (capped at today in the
-    /// zone of each employee's policy) for the given employees (all stored employees when
-    /// `None`), writes what changed, updates the ledger by difference and
-    /// audits every change under `cause` and `actor`. `now` decides which
-    /// days are still provisional (their punch window has not closed).
+    /// zone of each employee's policy) for the given employees (all stored
+    /// employees when `None`), each employee-day with the policy its
+    /// employee follows that date; writes what changed, updates the ledger
+    /// by difference and audits every change under `cause` and `actor`.
+    /// `now` decides which days are still provisional (their punch window
+    /// has not closed).
     #[allow(clippy::too_many_arguments)]
     pub async fn recompute(
         &self,
