@@ -365,13 +365,20 @@ pub async fn record_correction(
 /// otherwise become an adjustment for a day that had not ended.
 pub async fn publish(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     month: &str,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, HrError> {
     let first = parse_month(month)?;
-    let closes = month_closes_at(policy, first);
+    // The last window of every policy group (policy.md, "Several rule sets
+    // on one site"): a group's later shift is not cut off.
+    let all = policy.as_policies();
+    let policy = all.default_policy();
+    let closes = (0..all.len())
+        .map(|g| month_closes_at(all.get(g), first))
+        .max()
+        .unwrap_or_else(|| month_closes_at(policy, first));
     if now < closes {
         return Err(HrError::Conflict(format!(
             "month {month} cannot be published before its last punch window closes at {}",

@@ -1790,7 +1790,7 @@ async fn recompute_cmd(
 
 async fn publish(ctx: &Ctx<'_>, month: NaiveDate, out: &mut dyn Write) -> CmdResult {
     let label = month.format("%Y-%m").to_string();
-    let done = crate::hr::publish(ctx.store, ctx.policy(), &label, &ctx.actor, ctx.now)
+    let done = crate::hr::publish(ctx.store, ctx.policies(), &label, &ctx.actor, ctx.now)
         .await
         .map_err(hr_error)?;
     ctx.emit(

@@ -902,7 +902,7 @@ async fn publish(State(api): State<Arc<Api>>, c: Caller, Path(m): Path<String>) 
     hr_only(&c)?;
     let first = parse_month(&m)?;
     let label = hr::month_label(first);
-    let done = hr::publish(&api.store, &api.policy(), &label, &c.name, api.now()).await?;
+    let done = hr::publish(&api.store, &*api.policies(), &label, &c.name, api.now()).await?;
     let at = api.store.published(&label).await?.map(|p| p.0);
     ok(&json!({
         "month": label,

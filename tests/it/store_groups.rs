@@ -734,5 +734,23 @@ async fn absence_alerts_and_day_close_follow_each_group() {
     assert!(!r.closed.contains(&d("2026-03-02")), "{r:?}");
     let r = sched.tick(local("2026-03-03", "01:00")).await.unwrap();
     assert!(r.closed.contains(&d("2026-03-02")), "{r:?}");
+    // Publishing March waits for the evening group's last window too.
+    let at_23 = local("2026-03-31", "23:00");
+    assert!(attendd::hr::month_closes_at(&cfg.policy, d("2026-03-01")) < at_23);
+    let e = attendd::hr::publish(&store, &cfg.policies, "2026-03", "hr", at_23)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("cannot be published before"), "{e}");
+    assert!(
+        attendd::hr::publish(
+            &store,
+            &cfg.policies,
+            "2026-03",
+            "hr",
+            local("2026-04-01", "03:00")
+        )
+        .await
+        .unwrap()
+    );
     store.close().await;
 }
