@@ -428,10 +428,11 @@ pub fn parse_month(s: &str) -> Result<NaiveDate, HrError> {
 /// month is published and until the deadline
 /// ([`crate::domain::appeal::appeal_deadline`]: the end of the 2nd
 /// calendar day after publication, in the policy's zone); one open appeal
-/// per entry.
+/// per entry. The window is that of the policy the employee followed on
+/// the entry's date (policy.md, "Several rule sets on one site").
 pub async fn file_appeal(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     ledger_id: i64,
     reason: &str,
     by: &str,
@@ -449,6 +450,13 @@ pub async fn file_appeal(
             "ledger entry {ledger_id} is already void"
         )));
     }
+    let all = policy.as_policies();
+    let policy = if all.len() > 1 {
+        let history = store.policy_history().await?;
+        all.get(history.index_at(&all, &entry.employee_id, entry.date))
+    } else {
+        all.default_policy()
+    };
     let month = month_label(entry.date);
     let Some((published_at, _)) = store.published(&month).await? else {
         return Err(HrError::Conflict(format!(
@@ -534,10 +542,11 @@ pub fn appeal_view(policy: &Policy, a: Appeal, now: DateTime<Utc>) -> AppealView
 }
 
 /// Appeals for `attendd appeal list` and `GET /api/v1/appeals`: with
-/// `status` `overdue`, the open ones whose answer is late.
+/// `status` `overdue`, the open ones whose answer is late. Each is due by
+/// the policy its employee follows on the filing date.
 pub async fn list_appeals(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     status: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<AppealView>, HrError> {
@@ -555,11 +564,22 @@ pub async fn list_appeals(
     } else {
         status
     };
+    let all = policy.as_policies();
+    let history = if all.len() > 1 {
+        store.policy_history().await?
+    } else {
+        Default::default()
+    };
+    let tz = all.default_policy().tz;
     let mut rows: Vec<AppealView> = store
         .appeals(want)
         .await?
         .into_iter()
-        .map(|a| appeal_view(policy, a, now))
+        .map(|a| {
+            let date = to_local(tz, a.filed_at).date_naive();
+            let p = all.get(history.index_at(&all, &a.employee_id, date));
+            appeal_view(p, a, now)
+        })
         .collect();
     if status == Some("overdue") {
         rows.retain(|a| a.overdue);
@@ -578,13 +598,15 @@ pub fn overdue_key(id: i64) -> String {
 /// each one go out once.
 pub async fn overdue_announcements(
     store: &Store,
-    policy: &Policy,
+    policies: &(impl crate::policy::PolicySet + ?Sized),
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, serde_json::Value)>, HrError> {
+    let all = policies.as_policies();
+    let policy = all.default_policy();
     let local = |t: DateTime<Utc>| {
         to_local(policy.tz, t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
-    Ok(list_appeals(store, policy, Some("overdue"), now)
+    Ok(list_appeals(store, &*all, Some("overdue"), now)
         .await?
         .into_iter()
         .map(|v| {

@@ -656,15 +656,17 @@ impl Scheduler {
     /// policy's `appeal_answer_days` (坐席员考核细则 一(七)); returns how
     /// many were new.
     async fn appeals_overdue(&self, plan: &Plan, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let due = crate::hr::overdue_announcements(&self.store, &plan.policy, now)
-            .await
-            .map_err(|e| match e {
-                crate::hr::HrError::Store(s) => s,
-                other => StoreError::Corrupt {
-                    key: "appeals".into(),
-                    why: other.to_string(),
-                },
-            })?;
+        let due = match &plan.policies {
+            Some(all) => crate::hr::overdue_announcements(&self.store, &**all, now).await,
+            None => crate::hr::overdue_announcements(&self.store, &*plan.policy, now).await,
+        }
+        .map_err(|e| match e {
+            crate::hr::HrError::Store(s) => s,
+            other => StoreError::Corrupt {
+                key: "appeals".into(),
+                why: other.to_string(),
+            },
+        })?;
         let mut count = 0;
         for (key, payload) in due {
             if self

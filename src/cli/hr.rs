@@ -327,8 +327,8 @@ async fn run_one(
         }
         HrCommand::Appeal(a) => match a.what {
             AppealCommand::File { entry, reason, by } => {
-                let ap =
-                    crate::hr::file_appeal(store, policy, entry, &reason, &actor(by), now).await?;
+                let ap = crate::hr::file_appeal(store, policies, entry, &reason, &actor(by), now)
+                    .await?;
                 emit(
                     out,
                     json!(ap),
@@ -367,7 +367,7 @@ async fn run_one(
                 Ok(())
             }
             AppealCommand::List { status } => {
-                let rows = crate::hr::list_appeals(store, policy, status.as_deref(), now)
+                let rows = crate::hr::list_appeals(store, policies, status.as_deref(), now)
                     .await
                     .map_err(|e| match e {
                         HrError::Invalid { why, .. } => CmdError::Input(format!("--status: {why}")),

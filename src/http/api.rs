@@ -827,13 +827,18 @@ async fn employee_days(
     );
     let corrections = api.store.corrections(lo, hi, Some(&e.employee_id)).await?;
     let ids: HashSet<i64> = data.ledger.iter().map(|l| l.id).collect();
+    let policies = api.policies();
     let appeals: Vec<_> = api
         .store
         .appeals(None)
         .await?
         .into_iter()
         .filter(|a| ids.contains(&a.ledger_id))
-        .map(|a| hr::appeal_view(&api.policy(), a, api.now()))
+        .map(|a| {
+            let date = to_local(tz, a.filed_at).date_naive();
+            let p = policies.get(history.index_at(&policies, &a.employee_id, date));
+            hr::appeal_view(p, a, api.now())
+        })
         .collect();
     ok(&json!({
         "employee": {"employee_id": e.employee_id, "name": e.name, "team": e.team, "supervisor": e.supervisor},
@@ -1125,7 +1130,7 @@ async fn appeals(
     people(&c)?;
     let p = paging(&q)?;
     let status = q.get("status").map(String::as_str);
-    let mut rows = hr::list_appeals(&api.store, &api.policy(), status, api.now()).await?;
+    let mut rows = hr::list_appeals(&api.store, &*api.policies(), status, api.now()).await?;
     if let Role::Supervisor(t) = &c.role {
         let mine: HashSet<String> = api
             .store
@@ -1166,7 +1171,7 @@ async fn file_appeal(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBo
     }
     let a = hr::file_appeal(
         &api.store,
-        &api.policy(),
+        &*api.policies(),
         b.ledger_id,
         &b.reason,
         &c.name,

@@ -451,6 +451,55 @@ async fn shifts_are_read_in_each_employees_policy(s: &Site) {
 }
 both_engines!(shifts_are_read_in_each_employees_policy);
 
+/// The appeal window is that of the employee's own policy: with an
+/// `outbound` group that allows 5 days, E2 may still appeal on the 3rd day
+/// after publication, E1 (the default's 2 days) no longer.
+async fn appeal_windows_follow_each_group(s: &Site) {
+    let five = std::fs::read_to_string(OUTBOUND)
+        .unwrap()
+        .replace("appeal_days = 2\n", "appeal_days = 5\n");
+    assert!(five.contains("appeal_days = 5"));
+    std::fs::write(s.dir.path().join("policies/outbound.toml"), five).unwrap();
+    s.ok(&["import", "employees", &s.file("employees.csv", TWO)]);
+    s.ok(&["import", "punches", &s.file("punches.csv", LATE_20)]);
+    let cfg = attendd::config::load_for_commands(&s.config).unwrap();
+    let store = s.store().await;
+    let sh = |d: u32, h: u32| {
+        chrono_tz::Asia::Shanghai
+            .with_ymd_and_hms(2026, 12, d, h, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    assert!(
+        attendd::hr::publish(&store, &cfg.policies, "2026-11", "hr", sh(1, 10))
+            .await
+            .unwrap()
+    );
+    let entry = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .ledger(d("2026-11-03"), d("2026-11-03"), Some(id))
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|e| e.rule == "late")
+                .unwrap_or_else(|| panic!("no late entry for {id}"))
+                .id
+        }
+    };
+    let (e1, e2) = (entry("E1").await, entry("E2").await);
+    let e = attendd::hr::file_appeal(&store, &cfg.policies, e1, "traffic", "E1", sh(4, 12))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("appeal window"), "{e}");
+    attendd::hr::file_appeal(&store, &cfg.policies, e2, "traffic", "E2", sh(4, 12))
+        .await
+        .unwrap();
+    store.close().await;
+}
+both_engines!(appeal_windows_follow_each_group);
+
 /// `check-config` loads every group's policy: each problem names the
 /// group's id and file (and the key when there is one); duplicate ids, the
 /// id `default` and unknown keys are refused. A good configuration lists
