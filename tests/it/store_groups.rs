@@ -500,6 +500,29 @@ async fn appeal_windows_follow_each_group(s: &Site) {
 }
 both_engines!(appeal_windows_follow_each_group);
 
+/// A group in another time zone: its employees' punches.csv times are read
+/// in that zone and their days are classified there (08:50 in Tokyo is 20
+/// minutes late on Tokyo's 08:30 shift).
+async fn a_group_in_another_zone_reads_and_classifies_there(s: &Site) {
+    let tokyo = std::fs::read_to_string(OUTBOUND)
+        .unwrap()
+        .replace("timezone = \"Asia/Shanghai\"", "timezone = \"Asia/Tokyo\"");
+    assert!(tokyo.contains("Asia/Tokyo"));
+    std::fs::write(s.dir.path().join("policies/outbound.toml"), tokyo).unwrap();
+    s.ok(&["import", "employees", &s.file("employees.csv", TWO)]);
+    s.ok(&["import", "punches", &s.file("punches.csv", LATE_20)]);
+    let b = s.day("2026-11-03", "E2");
+    assert_eq!(b["check_in"], "2026-11-03T08:50:00+09:00", "{b}");
+    assert_eq!(
+        (b["late_minutes"].as_i64(), b["points"].as_i64()),
+        (Some(20), Some(2)),
+        "{b}"
+    );
+    let a = s.day("2026-11-03", "E1");
+    assert_eq!(a["check_in"], "2026-11-03T08:50:00+08:00", "{a}");
+}
+both_engines!(a_group_in_another_zone_reads_and_classifies_there);
+
 /// `check-config` loads every group's policy: each problem names the
 /// group's id and file (and the key when there is one); duplicate ids, the
 /// id `default` and unknown keys are refused. A good configuration lists
