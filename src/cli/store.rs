@@ -1236,8 +1236,14 @@ async fn day(
         .filter(|a| a.date == date)
         .map(|a| a.employee_id)
         .collect();
+    // Several policies: a first `policy` column, as `evaluate` prints.
+    let labelled = ctx.policies().len() > 1;
     if !ctx.json {
-        render::table_header(out)?;
+        if labelled {
+            render::table_header_labelled(out)?;
+        } else {
+            render::table_header(out)?;
+        }
     }
     let mut line = Vec::with_capacity(1024);
     for r in &rows {
@@ -1249,7 +1255,11 @@ async fn day(
         if ctx.json {
             render::json_line(&v, history.at(&r.employee_id, r.date), &mut line);
         } else {
-            render::table_row(&v, &mut line);
+            if labelled {
+                render::table_row_labelled(&v, history.at(&r.employee_id, r.date), &mut line);
+            } else {
+                render::table_row(&v, &mut line);
+            }
             if pending.contains(&r.employee_id) || r.provisional {
                 line.pop();
                 if r.provisional {
@@ -1375,13 +1385,20 @@ async fn employee(
         .first()
         .map_or(crate::policy::DEFAULT_GROUP, String::as_str);
     let mut line = Vec::with_capacity(1024);
+    let labelled = ctx.policies().len() > 1;
     if !ctx.json {
-        render::table_header(out)?;
+        if labelled {
+            render::table_header_labelled(out)?;
+        } else {
+            render::table_header(out)?;
+        }
     }
     for v in &days {
         line.clear();
         if ctx.json {
             render::json_line(v, history.at(id, v.date), &mut line);
+        } else if labelled {
+            render::table_row_labelled(v, history.at(id, v.date), &mut line);
         } else {
             render::table_row(v, &mut line);
         }

@@ -236,6 +236,16 @@ async fn same_punches_give_each_group_its_own_verdict(s: &Site) {
     assert_eq!(b["points"], 2, "{b}");
     assert_eq!(b["policy"], "outbound");
 
+    // The day table gains a first `policy` column.
+    let table = s.ok(&["day", "2026-11-03"]);
+    assert!(table.starts_with("policy "), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("outbound ") && l.contains("E2")),
+        "{table}"
+    );
+
     // Month scores follow each policy's categories.
     let month = json_lines(&s.ok(&["month", "2026-11", "--json"]));
     let score = |id: &str| {
