@@ -189,7 +189,9 @@ pub async fn record_manual(
         EntryKind::Deduction => format!("deduct {}", rule.id),
         EntryKind::Bonus => format!("bonus {}", rule.id),
     };
-    let id = store.add_manual_entry(&entry, &cause).await?;
+    let id = store
+        .add_manual_entry(&entry, &cause, chrono::Utc::now())
+        .await?;
     store
         .ledger_entry(id)
         .await?

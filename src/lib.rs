@@ -19,6 +19,7 @@
 //! - [`dates`]: dates, months and times typed by people, parsed and
 //!   bounded to 2000-01-01 … 2100-12-31 for the CLI, the API and the CSVs.
 //! - [`render`]: tables and JSON lines shared by every command.
+//! - [`progress`]: progress bars of long commands on a terminal's stderr.
 //! - [`ingest`]: terminal payload decoders (pure: bytes in, punches out),
 //!   registered in one place ([`ingest::decode::Decoder`]).
 //!
@@ -34,9 +35,10 @@
 //! Use cases:
 //! - [`source`]: MQTT, serial, HTTP push and pull sources (ack or cursor
 //!   after commit).
-//! - [`pipeline`]: decode → attribute → commit → quarantine → re-classify.
+//! - [`pipeline`]: decode → attribute → commit → quarantine → re-classify;
+//!   [`pipeline::replay`]: quarantine replay.
 //! - [`quarantine`]: what is quarantined (bounded per upload, photos
-//!   stripped) and quarantine replay.
+//!   stripped).
 //! - [`scheduler`]: absence alerts, day close and revisions, terminal
 //!   health.
 //! - [`sinks`]: outbox delivery: MQTT, webhook, DingTalk, WeCom.
@@ -76,6 +78,7 @@ pub mod input;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod progress;
 pub mod quarantine;
 pub mod render;
 pub mod scheduler;

@@ -88,13 +88,15 @@ pub enum Sink {
     },
 }
 
-/// An HTTP(S) endpoint: the URL and, for `https://`, the TLS settings.
+/// An HTTP(S) endpoint: the URL, for `https://` the TLS settings, and
+/// its client (`reqwest`, connections kept and reused between deliveries).
 #[derive(Clone, Debug)]
 pub struct Http {
     /// The URL.
     pub url: String,
     /// TLS client settings, for `https://`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    client: reqwest::Client,
 }
 
 impl PartialEq for Http {
@@ -111,8 +113,37 @@ impl Http {
         } else {
             None
         };
-        Ok(Http { url, tls })
+        let client = http_client(tls.as_deref())?;
+        Ok(Http { url, tls, client })
     }
+
+    /// The same endpoint at another URL (a DingTalk URL with its signature).
+    fn at(&self, url: String) -> Http {
+        Http {
+            url,
+            ..self.clone()
+        }
+    }
+}
+
+/// Longest a delivery may take, connection included.
+const HTTP_TIMEOUT: StdDuration = StdDuration::from_secs(15);
+/// Most bytes of an answer read (robots answer a few dozen).
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// A client with attendd's TLS settings, no redirects and the delivery
+/// time limit.
+fn http_client(tls: Option<&rustls::ClientConfig>) -> Result<reqwest::Client, String> {
+    crate::tls::install_provider();
+    let mut b = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .connect_timeout(StdDuration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("attendd/", env!("CARGO_PKG_VERSION")));
+    if let Some(cfg) = tls {
+        b = b.use_preconfigured_tls(cfg.clone());
+    }
+    b.build().map_err(|e| format!("HTTP client: {e}"))
 }
 
 impl Sink {
@@ -280,10 +311,7 @@ impl Sink {
                         url,
                         secret: Some(s),
                         ..
-                    } => Http {
-                        url: dingtalk_signed_url(&url.url, s, now.timestamp_millis()),
-                        tls: url.tls.clone(),
-                    },
+                    } => url.at(dingtalk_signed_url(&url.url, s, now.timestamp_millis())),
                     Sink::DingTalk { url, .. } | Sink::WeCom { url, .. } => url.clone(),
                     _ => return out,
                 };
@@ -796,74 +824,67 @@ fn split_url(url: &str) -> Result<(String, u16, String, bool), String> {
     Ok((host.to_string(), port, path.to_string(), tls))
 }
 
-/// POSTs JSON over HTTP/1.1 (over TLS for https); returns the status and
-/// body.
+/// POSTs JSON (over TLS for https); returns the status and the first
+/// 64 KiB of the answer.
 pub async fn post_json(to: &Http, body: &serde_json::Value) -> Result<(u16, String), String> {
-    let url = to.url.as_str();
-    let (host, port, path, https) = split_url(url)?;
-    let fut = async {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("connect {host}:{port}: {e}"))?;
-        let req = hyper::Request::post(path)
-            .header(hyper::header::HOST, format!("{host}:{port}"))
-            .header(
-                hyper::header::CONTENT_TYPE,
-                "application/json; charset=utf-8",
-            )
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("attendd/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                body.to_string(),
-            )))
-            .map_err(|e| e.to_string())?;
-        if https {
-            let cfg = to
-                .tls
-                .clone()
-                .ok_or_else(|| format!("{host}:{port}: no TLS settings"))?;
-            let name = rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| format!("{host}: {e}"))?;
-            let tls = tokio_rustls::TlsConnector::from(cfg)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS with {host}:{port}: {e}"))?;
-            exchange(tls, req).await
-        } else {
-            exchange(tcp, req).await
-        }
-    };
-    tokio::time::timeout(StdDuration::from_secs(15), fut)
+    let (host, port, _, _) = split_url(&to.url)?;
+    let shown = format!("{host}:{port}");
+    let mut resp = to
+        .client
+        .post(&to.url)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/json; charset=utf-8",
+        )
+        .body(body.to_string())
+        .send()
         .await
-        .map_err(|_| format!("{host}:{port}: no answer within 15 s"))?
+        .map_err(|e| describe(&shown, &e))?;
+    let code = resp.status().as_u16();
+    let mut got = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&shown, &e))? {
+        let room = MAX_ANSWER.saturating_sub(got.len());
+        got.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if got.len() >= MAX_ANSWER {
+            break;
+        }
+    }
+    Ok((code, String::from_utf8_lossy(&got).into_owned()))
 }
 
-async fn exchange<T>(
-    io: T,
-    req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
-) -> Result<(u16, String), String>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use http_body_util::BodyExt as _;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-        .await
-        .map_err(|e| format!("http handshake: {e}"))?;
-    tokio::spawn(conn);
-    let resp = send
-        .send_request(req)
-        .await
-        .map_err(|e| format!("http request: {e}"))?;
-    let code = resp.status().as_u16();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("http body: {e}"))?
-        .to_bytes();
-    Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
+/// A delivery error with where it went and why, without the URL's query
+/// (robot tokens live there).
+fn describe(shown: &str, e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        format!("no answer within {} s", HTTP_TIMEOUT.as_secs())
+    } else if e.is_connect() {
+        "connect failed".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "reading the answer failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut cause = std::error::Error::source(e);
+    let mut detail = String::new();
+    let mut tls = false;
+    while let Some(c) = cause {
+        detail = c.to_string();
+        // hyper-rustls hands rustls' verdicts on as I/O errors' text.
+        tls |= c.is::<rustls::Error>()
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            || detail.contains("certificate")
+            || detail.contains("handshake");
+        cause = c.source();
+    }
+    if tls {
+        format!("TLS with {shown}: {detail}")
+    } else if detail.is_empty() {
+        format!("{shown}: {what}")
+    } else {
+        format!("{shown}: {what}: {detail}")
+    }
 }
 
 /// Publishes a batch at QoS 1 on one short-lived connection and waits for

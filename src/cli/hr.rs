@@ -271,6 +271,7 @@ async fn dispatch(cmd: HrCommand, out: &mut dyn Write) -> Result<(), CmdError> {
     r
 }
 
+// Over 150 lines: one arm per HR command, each parse → `hr` call → print.
 async fn run_one(
     cmd: HrCommand,
     policies: &crate::policy::Policies,

@@ -14,6 +14,10 @@
 //! or edits a stored punch, and none prunes anything (retention floor: two
 //! years, [`crate::store::RETENTION_FLOOR_DAYS`]).
 
+// Over 800 lines: the clap definitions and one handler per store command
+// (import, punches, day, summary, employee, month, quarantine, outbox,
+// adjustment, recompute, publish); each handler is short except `import`.
+
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, IsTerminal, Write};
@@ -586,6 +590,8 @@ async fn recompute_affected(
     Ok(r)
 }
 
+// Over 150 lines: one arm per file kind (employees, roster, leaves,
+// holidays, punches), each checking every row before it writes anything.
 async fn import(
     ctx: &Ctx<'_>,
     what: ImportKind,
@@ -658,7 +664,9 @@ async fn import(
                     end_date: r.end_date,
                 })
                 .collect();
-            ctx.store.upsert_employees(&rows).await?;
+            ctx.store
+                .upsert_employees(&rows, chrono::Utc::now())
+                .await?;
             ctx.store.set_supervisor_contacts(&contacts).await?;
             ctx.store
                 .set_employee_policies(
@@ -800,7 +808,7 @@ async fn import(
                     date: r.date,
                 })
                 .collect();
-            let changed = ctx.store.upsert_roster(&rows).await?;
+            let changed = ctx.store.upsert_roster(&rows, chrono::Utc::now()).await?;
             let emps: Vec<String> = unique(changed.iter().map(|r| r.employee_id.clone()));
             let rep = recompute_affected(
                 ctx,
@@ -856,7 +864,7 @@ async fn import(
                     },
                 })
                 .collect();
-            let changed = ctx.store.upsert_leaves(&rows).await?;
+            let changed = ctx.store.upsert_leaves(&rows, chrono::Utc::now()).await?;
             let emps: Vec<String> = unique(changed.iter().map(|r| r.employee_id.clone()));
             let tz = policy.tz;
             let dates = changed.iter().flat_map(|l| {
@@ -899,7 +907,7 @@ async fn import(
                     .into(),
                 })
                 .collect();
-            let changed = ctx.store.upsert_holidays(&rows).await?;
+            let changed = ctx.store.upsert_holidays(&rows, chrono::Utc::now()).await?;
             let rep = recompute_affected(
                 ctx,
                 None,
@@ -957,6 +965,8 @@ fn unique(it: impl Iterator<Item = String>) -> Vec<String> {
     v
 }
 
+// Over 150 lines: one arm per punch file format (CSV, ZKTeco ATTLOG),
+// then one batched, attributed write shared by both.
 async fn import_punches(
     ctx: &Ctx<'_>,
     file: &Path,
@@ -1055,12 +1065,15 @@ async fn import_punches(
                     }),
                     Err(reason) => {
                         ctx.store
-                            .quarantine(&NewQuarantine {
-                                source: format!("{name}:{line_no}"),
-                                payload: buf.clone(),
-                                reason: reason.clone(),
-                                ..Default::default()
-                            })
+                            .quarantine(
+                                &NewQuarantine {
+                                    source: format!("{name}:{line_no}"),
+                                    payload: buf.clone(),
+                                    reason: reason.clone(),
+                                    ..Default::default()
+                                },
+                                chrono::Utc::now(),
+                            )
                             .await?;
                         writeln!(err, "warning: {name}:{line_no}: {reason}; quarantined")?;
                         quarantined += 1;
@@ -1078,7 +1091,7 @@ async fn import_punches(
     let mut covered: Option<(NaiveDate, NaiveDate)> = None;
     let mut new_dates: Vec<NaiveDate> = Vec::new();
     for (b, batch) in punches.chunks(IMPORT_BATCH).enumerate() {
-        let res = ctx.store.insert_punches(batch).await?;
+        let res = ctx.store.insert_punches(batch, chrono::Utc::now()).await?;
         for (p, r) in batch.iter().zip(res) {
             match r {
                 Inserted::New(_) => {
@@ -1496,14 +1509,14 @@ async fn replay(
     source: Option<String>,
     out: &mut dyn Write,
 ) -> CmdResult {
-    use crate::quarantine::{Decodings, Selection};
+    use crate::pipeline::replay::{Decodings, Selection};
     let decodings = Decodings::from_config(ctx.cfg).map_err(CmdError::Input)?;
     let selection = if all {
         Selection::All
     } else {
         Selection::Ids(ids)
     };
-    let r = crate::quarantine::replay(
+    let r = crate::pipeline::replay::replay(
         ctx.store,
         ctx.policies(),
         &decodings,

@@ -22,19 +22,9 @@ use crate::policy::PolicyError;
 /// `$ATTENDD_CONFIG`, else this path.
 pub const DEFAULT_CONFIG: &str = "/etc/attendd/attendd.toml";
 
-/// The decoders `[[source.*]] decoder` may name (`interfaces.md`).
-pub const DECODERS: &[&str] = &[
-    "json",
-    "recpush",
-    "hik-isapi",
-    "double-take",
-    "zk-attlog",
-    "dahua",
-    "card-line",
-    "stx-etx",
-    "zk-rtlog",
-    "uniview",
-];
+/// The decoders `[[source.*]] decoder` may name (`interfaces.md`): those
+/// registered in [`crate::ingest::decode::Decoder`].
+pub const DECODERS: &[&str] = crate::ingest::decode::Decoder::NAMES;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]

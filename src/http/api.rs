@@ -1282,8 +1282,8 @@ async fn replay_quarantine(
     hr_only(&c)?;
     let b: ReplayBody = body(&b)?;
     let selection = match (b.all, b.ids.is_empty()) {
-        (true, true) => crate::quarantine::Selection::All,
-        (false, false) if b.ids.len() <= 10_000 => crate::quarantine::Selection::Ids(b.ids),
+        (true, true) => crate::pipeline::replay::Selection::All,
+        (false, false) if b.ids.len() <= 10_000 => crate::pipeline::replay::Selection::Ids(b.ids),
         _ => {
             return Err(ApiError::BadRequest(
                 "body: give either \"all\": true or \"ids\": [1 to 10000 row ids]".into(),
@@ -1292,10 +1292,10 @@ async fn replay_quarantine(
     };
     // Rows from before replay information was recorded need the CLI's
     // `--source NAME`; they are reported as unresolved here.
-    let r = crate::quarantine::replay(
+    let r = crate::pipeline::replay::replay(
         &api.store,
-        &api.policies(),
-        &crate::quarantine::Decodings::default(),
+        &*api.policies(),
+        &crate::pipeline::replay::Decodings::default(),
         &selection,
         None,
         &c.name,

@@ -5,7 +5,7 @@
 //! covers, so a crash at any moment re-reads from the last cursor and the
 //! dedupe keys absorb what was stored before.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{Inserted, NewPunch, Store, StoreError, backend_pg, backend_sqlite, dispatch};
 
@@ -18,9 +18,9 @@ impl Store {
         source: &str,
         device: &str,
         cursor: &str,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Inserted>, StoreError> {
         let keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
-        let now = Utc::now();
         dispatch!(
             self,
             insert_punches_cursor(punches, &keys, (source, device, cursor), now)

@@ -516,16 +516,19 @@ async fn issue13_full_disk_does_not_poison_the_store_and_healthz_tells() {
     let url = format!("sqlite://{}", mnt.join("attendd.db").display());
     let store = attendd::store::Store::open(&url).await.unwrap();
     store
-        .upsert_employees(&[attendd::store::EmployeeRecord {
-            employee_id: "E001".into(),
-            name: "Alice".into(),
-            team: "A".into(),
-            supervisor: "lead".into(),
-            shift: None,
-            aliases: Vec::new(),
-            start_date: None,
-            end_date: None,
-        }])
+        .upsert_employees(
+            &[attendd::store::EmployeeRecord {
+                employee_id: "E001".into(),
+                name: "Alice".into(),
+                team: "A".into(),
+                supervisor: "lead".into(),
+                shift: None,
+                aliases: Vec::new(),
+                start_date: None,
+                end_date: None,
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());

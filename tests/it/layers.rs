@@ -22,10 +22,6 @@ const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
     // Pull sources commit through the concrete `Pipeline` (cursor with
     // the punches) and name their `SourceDecoding`.
     ("source", "pipeline", "src/source/pull.rs"),
-    // Quarantine replay decodes with the pipeline's directory and the push
-    // sources' decodings.
-    ("quarantine", "pipeline", "src/quarantine.rs"),
-    ("quarantine", "source", "src/quarantine.rs"),
 ];
 
 fn src_dir() -> PathBuf {

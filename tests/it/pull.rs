@@ -917,16 +917,16 @@ mod cursor_store {
             punch("E2", "2026-11-02T08:01:00+08:00", "3"),
         ];
         let r = s
-            .insert_punches_with_cursor(&a, "hik_pull[0]", "DEV1", "c1")
+            .insert_punches_with_cursor(&a, "hik_pull[0]", "DEV1", "c1", chrono::Utc::now())
             .await
             .unwrap();
         assert!(r.iter().all(|o| matches!(o, Inserted::New(_))));
         let r = s
-            .insert_punches_with_cursor(&a[1..], "hik_pull[0]", "DEV1", "c2")
+            .insert_punches_with_cursor(&a[1..], "hik_pull[0]", "DEV1", "c2", chrono::Utc::now())
             .await
             .unwrap();
         assert_eq!(r, vec![Inserted::Duplicate]);
-        s.insert_punches_with_cursor(&[], "hik_pull[0]", "DEV2", "other")
+        s.insert_punches_with_cursor(&[], "hik_pull[0]", "DEV2", "other", chrono::Utc::now())
             .await
             .unwrap();
         assert_eq!(

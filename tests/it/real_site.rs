@@ -571,7 +571,10 @@ async fn missing_now_uses_the_schedule_and_the_punches() {
     use crate::hr_fixture::{HR, SUP_A, call, fixture, punch, sh};
     let f = fixture().await;
     f.store
-        .insert_punches(&[punch("E001", sh(2026, 11, 3, 8, 29, 0))])
+        .insert_punches(
+            &[punch("E001", sh(2026, 11, 3, 8, 29, 0))],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     // Nothing classified 11-03 yet: no stored verdict says anyone is absent.
@@ -937,16 +940,19 @@ async fn a_day_that_ended_while_the_daemon_was_down_closes_on_restart() {
         .await
         .unwrap();
     store
-        .insert_punches(&[attendd::store::NewPunch {
-            employee_id: "E001".into(),
-            identity: "E001".into(),
-            time: at(2, 8) + chrono::Duration::minutes(25),
-            device_id: Some("gate-1".into()),
-            event_id: None,
-            source: "mqtt[0]".into(),
-            raw: None,
-            direction: None,
-        }])
+        .insert_punches(
+            &[attendd::store::NewPunch {
+                employee_id: "E001".into(),
+                identity: "E001".into(),
+                time: at(2, 8) + chrono::Duration::minutes(25),
+                device_id: Some("gate-1".into()),
+                event_id: None,
+                source: "mqtt[0]".into(),
+                raw: None,
+                direction: None,
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let sched = Scheduler::new(

@@ -4,7 +4,7 @@
 //! §2 Hikvision ISAPI, §3 Dahua, §4.1 RecPush, §4.2 Double Take, §4.4 DIY
 //! card readers, §5 serial lines), selected by the decoder names of
 //! `interfaces.md` ("MQTT (terminals → daemon)", "Serial") that
-//! [`crate::config::DECODERS`] lists.
+//! [`Decoder::NAMES`] lists.
 //!
 //! Every decoder is a pure function of the bytes and a [`DecodeContext`]:
 //! no I/O, no clock reads (the arrival time is an argument), and no panic on
@@ -382,7 +382,7 @@ pub enum DecodeError {
     },
 }
 
-/// A decoder chosen by name (one of [`crate::config::DECODERS`]) with its
+/// A decoder chosen by name (one of [`Decoder::NAMES`]) with its
 /// options.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decoder {
@@ -411,7 +411,7 @@ pub enum Decoder {
 /// A decoder name or its options were not understood.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecoderConfigError {
-    /// The name is not one of [`crate::config::DECODERS`].
+    /// The name is not one of [`Decoder::NAMES`].
     #[error("unknown decoder {0:?}")]
     Unknown(String),
     /// The options table does not fit the decoder.
@@ -425,6 +425,24 @@ pub enum DecoderConfigError {
 }
 
 impl Decoder {
+    /// Every decoder name, in the order error messages list them. A new
+    /// decoder is one module and one variant of [`Decoder`], registered
+    /// here: its name in this list, in [`Decoder::with_options`] and
+    /// [`Decoder::name`], its `decode` in `decode_raw` (a test checks that
+    /// every name builds the decoder of that name).
+    pub const NAMES: &[&str] = &[
+        "json",
+        "recpush",
+        "hik-isapi",
+        "double-take",
+        "zk-attlog",
+        "dahua",
+        "card-line",
+        "stx-etx",
+        "zk-rtlog",
+        "uniview",
+    ];
+
     /// The decoder of that name with default options.
     pub fn from_name(name: &str) -> Result<Decoder, DecoderConfigError> {
         Decoder::with_options(name, &toml::Table::new())

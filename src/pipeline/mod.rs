@@ -28,6 +28,8 @@ use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub mod replay;
+
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
 use crate::ingest::decode::{DecodeContext, Decoder, Identity, canonical_card};
@@ -796,17 +798,25 @@ impl Pipeline {
         let started = std::time::Instant::now();
         let written = async {
             if let Some(ack) = pull {
-                self.store.quarantine_many(&quarantine).await?;
+                self.store.quarantine_many(&quarantine, Utc::now()).await?;
                 self.store
-                    .insert_punches_with_cursor(&punches, ack.source, ack.device, ack.cursor)
+                    .insert_punches_with_cursor(
+                        &punches,
+                        ack.source,
+                        ack.device,
+                        ack.cursor,
+                        Utc::now(),
+                    )
                     .await
             } else {
                 let outcomes = if punches.is_empty() {
                     Vec::new()
                 } else {
-                    self.store.insert_punches(&punches).await?
+                    self.store
+                        .insert_punches(&punches, chrono::Utc::now())
+                        .await?
                 };
-                self.store.quarantine_many(&quarantine).await?;
+                self.store.quarantine_many(&quarantine, Utc::now()).await?;
                 Ok::<_, crate::store::StoreError>(outcomes)
             }
         }
