@@ -58,6 +58,16 @@ pub enum StartError {
     Other(String),
 }
 
+impl From<crate::source::push::ListenError> for StartError {
+    fn from(e: crate::source::push::ListenError) -> Self {
+        use crate::source::push::ListenError;
+        match e {
+            ListenError::Listen { addr, key, source } => StartError::Listen { addr, key, source },
+            ListenError::Other(why) => StartError::Other(why),
+        }
+    }
+}
+
 /// How long shutdown waits for sources to commit and acknowledge.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -237,7 +247,7 @@ pub async fn run_daemon(
         &config.sources,
         config.policy.tz,
         &crate::source::pull::PullShared {
-            pipeline: pipeline.clone(),
+            sink: pipeline.clone(),
             health: shared.health.clone(),
             metrics: shared.metrics.clone(),
             catch_up: shared.catch_up.clone(),
@@ -480,10 +490,16 @@ pub async fn run<S: Sink>(
         });
     }
 
+    let push = crate::source::push::PushShared {
+        metrics: shared.metrics.clone(),
+        health: shared.health.clone(),
+        store: shared.store.clone(),
+        catch_up: shared.catch_up.clone(),
+    };
     crate::source::push::start(
         config,
         sink.clone(),
-        &shared,
+        &push,
         &tracker,
         &shutdown,
         &mut listening,

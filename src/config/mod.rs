@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+pub mod pull;
+pub mod push;
 pub mod token;
 
 use crate::domain::policy::Policy;
@@ -293,19 +295,19 @@ pub struct RawSources {
     pub serial: Vec<RawSerial>,
     /// ZKTeco PUSH/ADMS listeners.
     #[serde(default)]
-    pub zk_push: Vec<crate::source::push::RawZkPush>,
+    pub zk_push: Vec<push::RawZkPush>,
     /// Hikvision/Dahua event upload listeners.
     #[serde(default)]
-    pub hik_http: Vec<crate::source::push::RawHikHttp>,
+    pub hik_http: Vec<push::RawHikHttp>,
     /// ZKTeco terminals read over their own protocol (port 4370).
     #[serde(default)]
-    pub zk_pull: Vec<crate::source::zk_pull::RawZkPull>,
+    pub zk_pull: Vec<pull::RawZkPull>,
     /// Hikvision terminals read over ISAPI.
     #[serde(default)]
-    pub hik_pull: Vec<crate::source::hik_pull::RawHikPull>,
+    pub hik_pull: Vec<pull::RawHikPull>,
     /// Dahua access controllers read over their CGI.
     #[serde(default)]
-    pub dahua_pull: Vec<crate::source::dahua_pull::RawDahuaPull>,
+    pub dahua_pull: Vec<pull::RawDahuaPull>,
 }
 
 /// `[[source.mqtt]]`.

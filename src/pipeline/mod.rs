@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -32,42 +31,13 @@ pub mod replay;
 
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
-use crate::ingest::decode::{DecodeContext, Decoder, Identity, canonical_card};
+use crate::ingest::decode::{DecodeContext, Identity, canonical_card};
 use crate::metrics::Metrics;
 use crate::service::Heartbeat;
+pub use crate::source::SourceDecoding;
+pub use crate::source::pull::PullAck;
 use crate::source::{Received, Sink, SinkError};
 use crate::store::{EmployeeRecord, Inserted, NewPunch, NewQuarantine, QuarantineKind, Store};
-
-/// How one source's messages are decoded.
-#[derive(Debug)]
-pub struct SourceDecoding {
-    /// The decoder.
-    pub decoder: Decoder,
-    /// Zone of the devices' local times.
-    pub tz: Tz,
-    /// The decoder's options as configured (kept, as JSON, with quarantined payloads
-    /// so that `attendd quarantine replay` decodes them the same way).
-    pub options: toml::Table,
-}
-
-impl SourceDecoding {
-    /// What a quarantine row of this source keeps for a replay.
-    pub fn replay_info(
-        &self,
-        source: &str,
-        topic: Option<&str>,
-        device: Option<&str>,
-    ) -> crate::store::ReplayInfo {
-        crate::store::ReplayInfo {
-            pipeline_source: source.to_string(),
-            topic: topic.map(str::to_string),
-            decoder: self.decoder.name().to_string(),
-            decoder_options: serde_json::to_string(&self.options).unwrap_or_default(),
-            device_id: device.map(str::to_string),
-            timezone: self.tz.name().to_string(),
-        }
-    }
-}
 
 /// Who the employees are, as the pipeline resolves identities: the ids HR
 /// imported and every alias (card numbers, face-match names, device-scoped
@@ -545,20 +515,9 @@ struct Prepared<'b> {
     punch_sources: Vec<&'b str>,
     quarantine: Vec<NewQuarantine>,
     last_seen: HashMap<String, DateTime<Utc>>,
-}
-
-/// Where a pull source has read up to, stored with the punches it covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PullAck<'a> {
-    /// The configured source, e.g. `hik_pull[0]`.
-    pub source: &'a str,
-    /// The terminal's serial number: the device id of every punch read.
-    pub device: &'a str,
-    /// The cursor after this batch (opaque to the store).
-    pub cursor: &'a str,
-    /// Appended to the terminal's event ids (`48211~1`) after it reset its
-    /// counter, so that reused numbers are not taken for stored events.
-    pub event_suffix: Option<&'a str>,
+    /// Ignored events, counted once the batch is committed (a failed
+    /// commit is read or sent again and would count them twice).
+    ignored: IgnoredTally<'b>,
 }
 
 impl Pipeline {
@@ -774,12 +733,12 @@ impl Pipeline {
             }
         }
         let quarantine = quarantine.finish();
-        self.count_ignored(ignored);
         Prepared {
             punches,
             punch_sources,
             quarantine,
             last_seen,
+            ignored,
         }
     }
 
@@ -794,14 +753,15 @@ impl Pipeline {
             punch_sources,
             quarantine,
             last_seen,
+            ignored,
         } = prepared;
         let started = std::time::Instant::now();
         let written = async {
             if let Some(ack) = pull {
-                self.store.quarantine_many(&quarantine, Utc::now()).await?;
                 self.store
-                    .insert_punches_with_cursor(
+                    .store_pull_read(
                         &punches,
+                        &quarantine,
                         ack.source,
                         ack.device,
                         ack.cursor,
@@ -832,6 +792,7 @@ impl Pipeline {
             self.metrics.add("attendd_store_errors_total", &[], 1.0);
             SinkError(e.to_string())
         })?;
+        self.count_ignored(ignored);
         self.metrics.observe_commit(started.elapsed().as_secs_f64());
         self.metrics.add("attendd_store_commits_total", &[], 1.0);
         let mut counts: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
@@ -870,6 +831,24 @@ impl Pipeline {
         }
         self.heartbeat.beat();
         Ok(())
+    }
+}
+
+impl crate::source::pull::PullSink for Pipeline {
+    fn commit_pull<'a>(
+        &'a self,
+        batch: &'a [Received],
+        ack: &'a PullAck<'a>,
+    ) -> crate::source::pull::BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(Pipeline::commit_pull(self, batch, ack))
+    }
+
+    fn pull_cursor<'a>(
+        &'a self,
+        source: &'a str,
+        device: &'a str,
+    ) -> crate::source::pull::BoxFuture<'a, Result<Option<String>, SinkError>> {
+        Box::pin(Pipeline::pull_cursor(self, source, device))
     }
 }
 

@@ -29,6 +29,10 @@ mod outbox_queries;
 mod pull_queries;
 #[allow(clippy::duplicate_mod)]
 #[rustfmt::skip]
+#[path = "backend_recompute.rs"]
+mod recompute_queries;
+#[allow(clippy::duplicate_mod)]
+#[rustfmt::skip]
 #[path = "backend_start.rs"]
 mod start_queries;
 #[allow(clippy::duplicate_mod)]
@@ -41,5 +45,6 @@ mod policy_queries;
 pub(super) mod hr_queries;
 
 pub(super) use {
-    outbox_queries::*, policy_queries::*, pull_queries::*, queries::*, start_queries::*,
+    outbox_queries::*, policy_queries::*, pull_queries::*, queries::*, recompute_queries::*,
+    start_queries::*,
 };

@@ -31,6 +31,10 @@ mod outbox_queries;
 mod pull_queries;
 #[allow(clippy::duplicate_mod)]
 #[rustfmt::skip]
+#[path = "backend_recompute.rs"]
+mod recompute_queries;
+#[allow(clippy::duplicate_mod)]
+#[rustfmt::skip]
 #[path = "backend_start.rs"]
 mod start_queries;
 #[allow(clippy::duplicate_mod)]
@@ -43,5 +47,6 @@ mod policy_queries;
 pub(super) mod hr_queries;
 
 pub(super) use {
-    outbox_queries::*, policy_queries::*, pull_queries::*, queries::*, start_queries::*,
+    outbox_queries::*, policy_queries::*, pull_queries::*, queries::*, recompute_queries::*,
+    start_queries::*,
 };
