@@ -37,9 +37,14 @@ mod recompute_queries;
 mod start_queries;
 #[allow(clippy::duplicate_mod)]
 #[rustfmt::skip]
+#[path = "backend_policy.rs"]
+mod policy_queries;
+#[allow(clippy::duplicate_mod)]
+#[rustfmt::skip]
 #[path = "hr_sql.rs"]
 pub(super) mod hr_queries;
 
 pub(super) use {
-    outbox_queries::*, pull_queries::*, queries::*, recompute_queries::*, start_queries::*,
+    outbox_queries::*, policy_queries::*, pull_queries::*, queries::*, recompute_queries::*,
+    start_queries::*,
 };
