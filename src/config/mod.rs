@@ -233,6 +233,20 @@ impl Default for RawIngest {
 pub struct RawPolicyRef {
     /// Policy file; relative to the config file's folder.
     pub file: PathBuf,
+    /// `[[policy.group]]`: further policies employees.csv's `policy`
+    /// column picks by id (policy.md, "Several rule sets on one site").
+    #[serde(default)]
+    pub group: Vec<RawPolicyGroup>,
+}
+
+/// `[[policy.group]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicyGroup {
+    /// The id employees.csv's `policy` column names.
+    pub id: String,
+    /// Policy file; relative to the config file's folder.
+    pub file: PathBuf,
 }
 
 /// `[store]`.
@@ -567,6 +581,10 @@ pub struct Config {
     pub policy_path: PathBuf,
     /// The validated policy.
     pub policy: Policy,
+    /// The default policy (again) and each `[[policy.group]]`, by id.
+    pub policies: crate::policy::Policies,
+    /// Each group's id and policy file, in configuration order.
+    pub group_paths: Vec<(String, PathBuf)>,
     /// Store URL with relative SQLite paths made absolute.
     pub store_url: String,
     /// `[store] quarantine_retention_days`.
@@ -837,6 +855,34 @@ fn check_sink(
     }
 }
 
+/// Each `[[policy.group]]`'s id and policy file.
+type GroupPaths = Vec<(String, PathBuf)>;
+
+/// Loads each `[[policy.group]]`'s policy (its file relative to the
+/// configuration's folder); every problem names the group's id and file.
+/// Duplicate and reserved ids are refused by [`crate::policy::Policies::new`].
+fn load_groups(
+    raw: &[RawPolicyGroup],
+    base: &Path,
+    problems: &mut Vec<String>,
+) -> (Vec<(String, Policy)>, GroupPaths) {
+    let mut groups = Vec::new();
+    let mut paths = Vec::new();
+    for (i, g) in raw.iter().enumerate() {
+        let path = base.join(&g.file);
+        match crate::policy::load(&path) {
+            Ok(p) => groups.push((g.id.clone(), p)),
+            Err(e) => problems.extend(
+                e.to_string()
+                    .lines()
+                    .map(|l| format!("policy group {:?} (policy.group[{i}]): {l}", g.id)),
+            ),
+        }
+        paths.push((g.id.clone(), path));
+    }
+    (groups, paths)
+}
+
 /// Reads and validates a configuration and the policy it names, for the
 /// daemon: every secret it names in the environment must be set.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -885,12 +931,6 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
-    let mut push = |key: &str, why: String| {
-        if purpose == Purpose::Commands && is_unset_secret(key, &why) {
-            return;
-        }
-        problems.push(format!("{file}: key `{key}`: {why}"))
-    };
 
     let policy_path = base.join(&raw.policy.file);
     for k in &mut raw.sink {
@@ -911,6 +951,13 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         }
     }
     let policy = crate::policy::load(&policy_path);
+    let (groups, group_paths) = load_groups(&raw.policy.group, base, &mut problems);
+    let mut push = |key: &str, why: String| {
+        if purpose == Purpose::Commands && is_unset_secret(key, &why) {
+            return;
+        }
+        problems.push(format!("{file}: key `{key}`: {why}"))
+    };
     if let Some(d) = raw.ingest.classify_from {
         let lo = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
         let hi = NaiveDate::from_ymd_opt(2100, 12, 31).unwrap_or_default();
@@ -1142,11 +1189,17 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
             None
         }
     };
-    match policy {
-        Some(policy) if problems.is_empty() => Ok(Config {
+    let policies = policy.as_ref().map(|p| {
+        crate::policy::Policies::new(p.clone(), groups)
+            .map_err(|e| problems.push(format!("{file}: key `policy.group`: {e}")))
+    });
+    match (policy, policies) {
+        (Some(policy), Some(Ok(policies))) if problems.is_empty() => Ok(Config {
             path: path.to_path_buf(),
             policy_path,
             policy,
+            policies,
+            group_paths,
             store_url,
             quarantine_retention_days: raw.store.quarantine_retention_days,
             sources: raw.source,

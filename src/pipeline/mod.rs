@@ -126,7 +126,7 @@ const MAX_RECOMPUTE_WAIT: Duration = Duration::from_secs(600);
 #[derive(Debug)]
 pub struct Pipeline {
     store: Store,
-    policy: RwLock<Arc<Policy>>,
+    policies: RwLock<Arc<crate::policy::Policies>>,
     sources: HashMap<Arc<str>, SourceDecoding>,
     directory: RwLock<Directory>,
     dirty: Mutex<BTreeMap<String, (NaiveDate, NaiveDate)>>,
@@ -216,7 +216,7 @@ impl Pipeline {
     /// A pipeline over `store` for the given sources.
     pub async fn new(
         store: Store,
-        policy: Arc<Policy>,
+        policies: impl crate::policy::PolicySet,
         sources: HashMap<Arc<str>, SourceDecoding>,
         metrics: Arc<Metrics>,
         max_future_skew: chrono::Duration,
@@ -224,7 +224,7 @@ impl Pipeline {
         let emps = store.employees().await?;
         Ok(Pipeline {
             store,
-            policy: RwLock::new(policy),
+            policies: RwLock::new(Arc::new(policies.as_policies().into_owned())),
             sources,
             directory: RwLock::new(Directory::new(&emps)),
             dirty: Mutex::new(BTreeMap::new()),
@@ -242,18 +242,24 @@ impl Pipeline {
         })
     }
 
-    /// The policy in force.
+    /// The default policy in force.
     pub fn policy(&self) -> Arc<Policy> {
-        self.policy
+        self.policies().default_arc()
+    }
+
+    /// The site's policies in force (the default and the groups).
+    pub fn policies(&self) -> Arc<crate::policy::Policies> {
+        self.policies
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    /// Replaces the policy (SIGHUP); days are re-classified with it as
-    /// punches arrive, and `attendd recompute` re-classifies the past.
-    pub fn swap_policy(&self, policy: Arc<Policy>) {
-        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
+    /// Replaces the policies, all at once (SIGHUP); days are re-classified
+    /// with them as punches arrive, and `attendd recompute` re-classifies
+    /// the past.
+    pub fn swap_policy(&self, policies: Arc<crate::policy::Policies>) {
+        *self.policies.write().unwrap_or_else(|e| e.into_inner()) = policies;
     }
 
     /// Terminals seen with clocks running ahead, for the scheduler.
@@ -351,8 +357,8 @@ impl Pipeline {
         if dirty.is_empty() {
             return Ok(0);
         }
-        let policy = self.policy();
-        let today = to_local(policy.tz, now).date_naive();
+        let policies = self.policies();
+        let today = to_local(policies.default_policy().tz, now).date_naive();
         let result = async {
             let start = self
                 .store
@@ -371,7 +377,7 @@ impl Pipeline {
                 let r = self
                     .store
                     .recompute(
-                        &policy,
+                        &policies,
                         Some(&ids),
                         from,
                         to,

@@ -13,7 +13,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Directory, SourceDecoding};
-use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
 use crate::ingest::decode::{DecodeContext, Decoder};
 use crate::store::{Inserted, NewPunch, QuarantineKind, QuarantineRow, Store, StoreError};
@@ -170,13 +169,14 @@ fn row_decoding(
 #[allow(clippy::too_many_arguments)]
 pub async fn replay(
     store: &Store,
-    policy: &Policy,
+    policies: &(impl crate::policy::PolicySet + ?Sized),
     decodings: &Decodings,
     selection: &Selection,
     fallback: Option<&str>,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<ReplayReport, StoreError> {
+    let policies = &*policies.as_policies();
     let directory = Directory::new(&store.employees().await?);
     let mut report = ReplayReport::default();
     let mut touched: BTreeMap<String, (chrono::NaiveDate, chrono::NaiveDate)> = BTreeMap::new();
@@ -268,7 +268,7 @@ pub async fn replay(
             for (p, o) in punches.iter().zip(&outcomes) {
                 if let Inserted::New(_) = o {
                     new += 1;
-                    let d = to_local(policy.tz, p.time).date_naive();
+                    let d = to_local(policies.default_policy().tz, p.time).date_naive();
                     let e = touched
                         .entry(p.employee_id.clone())
                         .or_insert((d - Days::new(1), d));
@@ -307,7 +307,7 @@ pub async fn replay(
         let ids: Vec<String> = touched.keys().cloned().collect();
         report.evaluated = store
             .recompute(
-                policy,
+                policies,
                 Some(&ids),
                 from,
                 to,

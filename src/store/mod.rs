@@ -53,6 +53,7 @@ mod backend_sqlite;
 pub mod hr;
 mod lock;
 pub mod outbox;
+pub mod policy_groups;
 mod pull;
 mod push;
 mod quarantine;

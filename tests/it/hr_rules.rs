@@ -283,6 +283,7 @@ async fn an_unanswered_appeal_is_overdue_from_the_end_of_the_2nd_day_after_filin
         f.store.clone(),
         Plan {
             policy: f.policy.clone(),
+            policies: None,
             schedule: RawSchedule {
                 terminal_silent_minutes: 0,
                 quarantine_spike: 0,

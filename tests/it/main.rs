@@ -37,5 +37,6 @@ mod serial_source;
 mod services;
 mod simulate;
 mod store;
+mod store_groups;
 mod systemd;
 mod tls;

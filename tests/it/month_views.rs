@@ -254,6 +254,7 @@ async fn evaluate_import_day_close_and_api_agree_on_a_month() {
         store.clone(),
         Plan {
             policy: policy.clone(),
+            policies: None,
             schedule: attendd::config::RawSchedule {
                 terminal_silent_minutes: 0,
                 quarantine_spike: 0,

@@ -959,6 +959,7 @@ async fn a_day_that_ended_while_the_daemon_was_down_closes_on_restart() {
         store.clone(),
         Plan {
             policy,
+            policies: None,
             schedule: attendd::config::RawSchedule {
                 terminal_silent_minutes: 0,
                 quarantine_spike: 0,
@@ -1025,9 +1026,9 @@ async fn ledger_points_are_numbers_in_the_api() {
     );
 }
 
-/// The store does not yet keep several rule sets (policy.md, "Several rule
-/// sets on one site"): an employees.csv row naming a policy group is refused
-/// with its line, never stored under the default policy unnoticed; an empty
+/// An employees.csv row naming a policy group the configuration does not
+/// define (policy.md, "Several rule sets on one site") is refused with its
+/// line, never stored under the default policy unnoticed; an empty
 /// `policy` cell is the default.
 #[test]
 fn import_refuses_a_policy_group_the_site_does_not_have() {

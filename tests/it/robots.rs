@@ -806,6 +806,7 @@ async fn tick_to_robot_case(store: Store) {
         store.clone(),
         Plan {
             policy: Arc::new(policy),
+            policies: None,
             schedule: RawSchedule {
                 terminal_silent_minutes: 0,
                 quarantine_spike: 0,

@@ -65,6 +65,7 @@ async fn site(policy_name: &str, employees: &[(&str, &str, Option<&str>)]) -> Si
         store.clone(),
         Plan {
             policy: policy.clone(),
+            policies: None,
             schedule,
             routes: vec![
                 Route {
@@ -252,6 +253,7 @@ async fn a_restart_in_the_middle_decides_nothing_twice() {
         s.store.clone(),
         Plan {
             policy: s.policy.clone(),
+            policies: None,
             schedule: RawSchedule::default(),
             routes: vec![],
         },
@@ -381,6 +383,7 @@ async fn silent_terminals_and_clocks_ahead_alert_the_operations_contact_once_a_d
         store.clone(),
         Plan {
             policy: Arc::new(policy("seed-default")),
+            policies: None,
             schedule: RawSchedule {
                 terminal_silent_minutes: 60,
                 working_hours: "00:00-23:59".into(),

@@ -97,6 +97,20 @@ pub struct PolicyView {
     pub rules: BTreeMap<String, RuleView>,
     /// By action id.
     pub actions: BTreeMap<String, ActionView>,
+    /// Each `[[policy.group]]` in force.
+    pub groups: Vec<PolicyGroup>,
+}
+
+/// A `[[policy.group]]` in force.
+#[derive(ToSchema)]
+pub struct PolicyGroup {
+    /// The group's id (employees name it).
+    pub id: String,
+    /// Its policy's id.
+    pub policy: String,
+    pub version: String,
+    /// IANA zone.
+    pub timezone: String,
 }
 
 /// A stored verdict (the fields of `attendd evaluate --json`); only its
@@ -137,6 +151,9 @@ pub struct DayVerdict {
     pub deductions: Vec<serde_json::Value>,
     pub flags: Vec<serde_json::Value>,
     pub explanation: serde_json::Value,
+    /// In an employee's month: the policy group of that day (`default`
+    /// for the default policy).
+    pub policy: Option<String>,
 }
 
 /// A row of the daily table.
@@ -189,6 +206,9 @@ pub struct SummaryTotals {
 #[derive(ToSchema)]
 pub struct SummaryRow {
     pub employee_id: String,
+    /// The policy group the employee follows that day (`default` for the
+    /// default policy).
+    pub policy: String,
     pub name: Option<String>,
     pub team: String,
     pub status: String,
@@ -222,6 +242,8 @@ pub struct Summary {
 #[derive(ToSchema)]
 pub struct MissingItem {
     pub employee_id: String,
+    /// The employee's policy group (`default` for the default policy).
+    pub policy: String,
     pub name: String,
     pub team: String,
     pub shift: String,
@@ -340,6 +362,9 @@ pub struct MonthScore {
     pub leave_days: f64,
     #[schema(required = false)]
     pub overtime_minutes: i64,
+    /// The employee's policy group; present for the rows of
+    /// `GET /api/v1/months/{month}`.
+    pub policy: Option<String>,
     /// Present for the rows of `GET /api/v1/months/{month}`.
     pub name: Option<String>,
     /// Present for the rows of `GET /api/v1/months/{month}`.
@@ -363,6 +388,8 @@ pub struct EmployeeMonth {
     pub corrections: Vec<Correction>,
     pub appeals: Vec<Appeal>,
     pub score: Option<MonthScore>,
+    /// The employee's policy group (`default` for the default policy).
+    pub policy: Option<String>,
 }
 
 /// `GET /api/v1/months/{month}`: a page of scores.
@@ -418,6 +445,8 @@ pub struct YearResult {
     pub failed: bool,
     /// e.g. failed_two_consecutive_years
     pub flags: Vec<String>,
+    /// The policy group at the year's end, whose pass_mark applies.
+    pub policy: String,
 }
 
 /// `GET /api/v1/years/{year}`.
