@@ -38,3 +38,4 @@ mod simulate;
 mod store;
 mod systemd;
 mod tls;
+mod workbook;

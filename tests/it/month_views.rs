@@ -322,6 +322,17 @@ fn cell_num(c: &Data) -> f64 {
     }
 }
 
+/// A header cell's text; a date as `YYYY-MM-DD`.
+fn header_text(c: &Data) -> String {
+    match c {
+        Data::DateTime(d) => {
+            let epoch = chrono::NaiveDate::from_ymd_opt(1899, 12, 30).unwrap();
+            (epoch + chrono::Days::new(d.as_f64() as u64)).to_string()
+        }
+        other => cell_text(other),
+    }
+}
+
 fn cell_text(c: &Data) -> String {
     match c {
         Data::String(s) => s.clone(),
@@ -417,7 +428,12 @@ async fn every_view_of_a_month_agrees() {
     // The daily grid: one row per employee, one column per date, the
     // status label in each cell.
     let grid = sheet(&wb, "daily");
-    let ghead: Vec<String> = grid[0].iter().map(cell_text).collect();
+    // Date headers are real dates (issue 17): named here as YYYY-MM-DD.
+    let ghead: Vec<String> = grid[0].iter().map(header_text).collect();
+    let ndates = grid[0]
+        .iter()
+        .filter(|c| matches!(c, Data::DateTime(_)))
+        .count();
     let gcol = |n: &str| {
         ghead
             .iter()
@@ -462,7 +478,7 @@ async fn every_view_of_a_month_agrees() {
             .filter(|r| r["employee_id"] == emp)
             .collect();
         assert_eq!(csv_days.len(), api_days.len(), "{emp}: csv rows");
-        let filled = grow[3..]
+        let filled = grow[3..3 + ndates]
             .iter()
             .filter(|c| !cell_text(c).is_empty())
             .count();
@@ -495,7 +511,7 @@ async fn every_view_of_a_month_agrees() {
             );
         }
         // The grid's own totals, as HR counts them.
-        let cells: Vec<String> = grow[3..]
+        let cells: Vec<String> = grow[3..3 + ndates]
             .iter()
             .map(cell_text)
             .filter(|c| !c.is_empty())
