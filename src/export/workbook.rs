@@ -400,14 +400,28 @@ fn grid(wb: &mut Workbook, f: &Formats, d: &MonthData, lang: Lang) -> Result<(),
             None => base,
         }
     };
-    let mut label_width: f64 = 4.0;
+    let middle = Format::new().set_align(FormatAlign::VerticalCenter);
+    // The widest label the month uses: one line when it is short (the
+    // Chinese labels), else two lines (`absent half day`).
+    let label_width = d
+        .days
+        .values()
+        .flatten()
+        .map(|(v, _)| text_width(status_label(v.status.as_str(), lang)))
+        .fold(4.0, f64::max);
+    let one_line = label_width <= 9.0;
+    let (date_width, row_height) = if one_line {
+        (label_width + 1.0, 18.0)
+    } else {
+        ((label_width / 2.0).ceil() + 3.0, 30.0)
+    };
     let first_row: u32 = 2;
     for (r, e) in d.employees.iter().enumerate() {
         let row = first_row + r as u32;
         for (c, s) in [&e.employee_id, &e.name, &e.team].into_iter().enumerate() {
             let s = neutralise(s.clone());
             widths.see(c, &s);
-            ws.write_string(row, c as u16, s)?;
+            ws.write_string_with_format(row, c as u16, s, &middle)?;
         }
         let mut tot = Totals::default();
         for (v, _) in d.days.get(&e.employee_id).into_iter().flatten() {
@@ -426,22 +440,19 @@ fn grid(wb: &mut Workbook, f: &Formats, d: &MonthData, lang: Lang) -> Result<(),
             tot.points += v.points;
             if let Some(i) = dates.iter().position(|x| *x == v.date) {
                 let label = status_label(st, lang);
-                label_width = label_width.max(text_width(label));
                 ws.write_string_with_format(row, first_date + i as u16, label, &cell_format(st))?;
             }
         }
         for (i, x) in tot.values().into_iter().enumerate() {
-            ws.write_number(row, first_total + i as u16, x)?;
+            ws.write_number_with_format(row, first_total + i as u16, x, &middle)?;
         }
-        ws.set_row_height(row, 30)?;
+        ws.set_row_height(row, row_height)?;
     }
     let last_row = first_row + d.employees.len().max(1) as u32 - 1;
 
-    // Widths: names and ids fit; a date column fits its longest label on
-    // two lines (every row is two lines high); totals fit their header on
-    // two lines.
+    // Widths: names and ids fit; a date column fits its longest label;
+    // totals fit their header on two lines.
     widths.apply(ws, 6.0, 30.0)?;
-    let date_width = (label_width / 2.0).ceil() + 2.0;
     for i in 0..dates.len() {
         ws.set_column_width(first_date + i as u16, date_width.max(6.0))?;
     }
@@ -474,7 +485,7 @@ fn grid(wb: &mut Workbook, f: &Formats, d: &MonthData, lang: Lang) -> Result<(),
         let row = legend_row + (i / per_row) as u32;
         let col = first_date + (i % per_row) as u16;
         ws.write_string_with_format(row, col, label, fmt)?;
-        ws.set_row_height(row, 30)?;
+        ws.set_row_height(row, 30.0)?;
     }
     let notes_row = legend_row + items.len().div_ceil(per_row) as u32 + 1;
     ws.write_string(
@@ -607,7 +618,7 @@ pub fn xlsx(policy: &Policy, d: &MonthData, lang: Lang) -> Result<Vec<u8>, XlsxE
             view: View::Deductions,
             head,
             rows,
-            wrap: &[10, 13],
+            wrap: &[5, 10, 13],
             title_cols: (0, 2),
             split: Some(Split {
                 apart,
