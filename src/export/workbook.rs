@@ -506,13 +506,13 @@ fn grid(wb: &mut Workbook, f: &Formats, d: &MonthData, lang: Lang) -> Result<(),
 
 /// A table sheet (deductions, scores): typed cells, widths, autofilter,
 /// print setup. `split` puts the rows it picks after the others, apart,
-/// under `split_title` (voided ledger entries), with `status` naming each
-/// row's state in an appended column.
+/// under its title (voided ledger entries), and names each row's state in
+/// an appended column.
 struct TableSheet<'a> {
     view: View,
     head: Vec<String>,
     rows: Vec<Vec<Cell>>,
-    /// Columns whose text wraps (notes, evidence), with their max width.
+    /// Columns whose text wraps (clause, evidence, cause), up to 40 wide.
     wrap: &'a [usize],
     /// Columns repeated on every printed page.
     title_cols: (u16, u16),
