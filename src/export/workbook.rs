@@ -732,3 +732,58 @@ pub fn year_xlsx(
     print_setup(ws, &format!("{name} {year}"), (0, 0), Some((0, 2)), lang)?;
     wb.save_to_buffer()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/policies/seed-default.toml"
+        );
+        crate::policy::load(std::path::Path::new(p)).expect("seed policy")
+    }
+
+    fn month(first: NaiveDate, last: NaiveDate) -> MonthData {
+        MonthData {
+            month: first.format("%Y-%m").to_string(),
+            bounds: (first, last),
+            employees: Vec::new(),
+            days: Default::default(),
+            ledger: Vec::new(),
+            scores: Vec::new(),
+            published_at: None,
+        }
+    }
+
+    /// A month without anyone still makes a workbook, in both languages,
+    /// and so does a month Excel cannot show as dates (written as text).
+    #[test]
+    fn empty_and_out_of_range_months_make_workbooks() {
+        let p = policy();
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default();
+        for m in [
+            month(d(2026, 2, 1), d(2026, 2, 28)),
+            month(d(1800, 1, 1), d(1800, 1, 31)),
+        ] {
+            for lang in [Lang::En, Lang::Zh] {
+                let x = xlsx(&p, &m, lang);
+                assert!(x.is_ok(), "{}: {x:?}", m.month);
+            }
+        }
+        assert_eq!(serial_date(d(1800, 1, 1)), None);
+        assert_eq!(serial_date(d(2026, 11, 2)), Some(46328.0));
+        assert_eq!(
+            serial(d(2026, 11, 2).and_hms_opt(12, 0, 0).unwrap_or_default()),
+            Some(46328.5)
+        );
+    }
+
+    #[test]
+    fn chinese_characters_count_double() {
+        assert_eq!(text_width("E001"), 4.0);
+        assert_eq!(text_width("旷工半天"), 8.0);
+        assert_eq!(text_width("周末(表头)"), 10.0);
+    }
+}
