@@ -321,6 +321,23 @@ async fn issue17_workbook_prints_landscape_one_page_wide_with_filters() {
     }
 }
 
+/// Waits for a child, killing it after `limit` (a stuck office suite
+/// fails the test instead of hanging the run).
+fn finish_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("soffice did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// LibreOffice opens the workbooks and converts them (PDF, CSV); skipped,
 /// visibly, where it is not installed.
 #[tokio::test]
@@ -341,7 +358,7 @@ async fn issue17_workbook_converts_with_libreoffice() {
         let x = dir.path().join(format!("{name}.xlsx"));
         std::fs::write(&x, bytes).unwrap();
         for to in ["pdf", "csv"] {
-            let o = std::process::Command::new(soffice)
+            let child = std::process::Command::new(soffice)
                 .arg(format!(
                     "-env:UserInstallation=file://{}/profile",
                     dir.path().display()
@@ -349,8 +366,11 @@ async fn issue17_workbook_converts_with_libreoffice() {
                 .args(["--headless", "--convert-to", to, "--outdir"])
                 .arg(dir.path())
                 .arg(&x)
-                .output()
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
                 .unwrap();
+            let o = finish_within(child, std::time::Duration::from_secs(180));
             let out = dir.path().join(format!("{name}.{to}"));
             assert!(
                 o.status.success() && out.exists(),
