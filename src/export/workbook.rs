@@ -310,7 +310,7 @@ fn total_heads(lang: Lang) -> [&'static str; 8] {
         lang.pick("absence days", "旷工天数"),
         lang.pick("leave days", "请假天数"),
         lang.pick("overtime minutes", "加班分钟"),
-        lang.pick("points", "考勤扣分"),
+        lang.pick("attendance points", "考勤扣分"),
     ]
 }
 
