@@ -223,8 +223,12 @@ pub async fn run_daemon(
     crate::source::pull::spawn(
         &config.sources,
         config.policy.tz,
-        &pipeline,
-        &shared,
+        &crate::source::pull::PullShared {
+            pipeline: pipeline.clone(),
+            health: shared.health.clone(),
+            metrics: shared.metrics.clone(),
+            catch_up: shared.catch_up.clone(),
+        },
         &background,
         &shutdown,
     );

@@ -7,7 +7,7 @@
 //! lines with `--json`. With `--scores`, monthly scores follow.
 
 use std::collections::HashMap;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -351,10 +351,9 @@ pub fn run(
             )
         })
         .collect();
-    let progress = io::stderr().is_terminal();
     let started = Instant::now();
-    let mut last_tick = started;
     let total = inputs.employees.len();
+    let progress = crate::progress::Progress::bar(total as u64, "employees");
     let mut scores: Vec<(usize, MonthScore)> = Vec::new();
     // With groups, table rows name their policy (JSON records always do).
     let mixed = policies.len() > 1;
@@ -405,18 +404,12 @@ pub fn run(
                     .map(|s| (g, s)),
             );
         }
-        if progress && last_tick.elapsed().as_millis() >= 200 {
-            last_tick = Instant::now();
-            write!(err, "\revaluated {}/{} employees", i + 1, total)?;
-        }
+        progress.set(i as u64 + 1);
     }
-    if progress && started.elapsed().as_millis() >= 200 {
-        writeln!(
-            err,
-            "\revaluated {total}/{total} employees in {:.1?}",
-            started.elapsed()
-        )?;
-    }
+    progress.finish(&format!(
+        "evaluated {total} employees in {:.1?}",
+        started.elapsed()
+    ));
     if req.scores {
         // Mixed policies show the union of their categories.
         let mut shown = policies.default_policy().clone();

@@ -7,7 +7,6 @@
 //! says which field is wrong; the callers map [`HrError`] to exit codes
 //! (1 bad input, 2 store) or HTTP statuses (400/404/409, 500 logged).
 
-pub mod cmd;
 pub mod year;
 
 use std::collections::{BTreeMap, HashMap};
@@ -392,9 +391,17 @@ pub fn month_closes_at(policy: &Policy, first: NaiveDate) -> DateTime<Utc> {
         })
 }
 
+/// What a view of a date before the classification start says.
+pub fn before_start_note(date: NaiveDate, start: NaiveDate) -> String {
+    format!(
+        "{date} is before classification starts ({start}); its punches are stored, \
+         its days not classified (attendd recompute --from {date} --to {date} classifies them)"
+    )
+}
+
 /// Parses `YYYY-MM` into the month's first day.
 pub fn parse_month(s: &str) -> Result<NaiveDate, HrError> {
-    crate::store::cmd::parse_month(s).map_err(|why| invalid("month", why))
+    crate::dates::parse_month(s).map_err(|why| invalid("month", why))
 }
 
 /// Files an appeal against a ledger entry. Allowed only once the entry's

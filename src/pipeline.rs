@@ -161,7 +161,7 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     heartbeat: Heartbeat,
     max_future_skew: chrono::Duration,
-    drift: Arc<crate::scheduler::DriftBoard>,
+    drift: Arc<DriftBoard>,
     /// Device id of sources that stand for one terminal (a ZKTeco push
     /// terminal's serial number); it wins over what the payload implies.
     devices: HashMap<Arc<str>, String>,
@@ -285,7 +285,7 @@ impl Pipeline {
     }
 
     /// Terminals seen with clocks running ahead, for the scheduler.
-    pub fn drift(&self) -> Arc<crate::scheduler::DriftBoard> {
+    pub fn drift(&self) -> Arc<DriftBoard> {
         self.drift.clone()
     }
 
@@ -862,6 +862,33 @@ impl Sink for Pipeline {
         self.wait_stall(batch.len()).await;
         let prepared = self.prepare(batch, None, None);
         self.store_prepared(batch, prepared, None).await
+    }
+}
+
+/// Terminals whose clock was seen running ahead: device → (when, seconds).
+/// The pipeline writes it; the scheduler turns it into alerts.
+#[derive(Debug, Default)]
+pub struct DriftBoard(Mutex<HashMap<String, (DateTime<Utc>, i64)>>);
+
+impl DriftBoard {
+    /// Records a punch from `device` stamped `skew_secs` ahead at `at`.
+    pub fn flag(&self, device: &str, at: DateTime<Utc>, skew_secs: i64) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(device.to_string(), (at, skew_secs));
+    }
+
+    /// Devices flagged at or after `since`; older flags are forgotten (the
+    /// keys come from payloads, so the board must not grow for ever).
+    pub fn since(&self, since: DateTime<Utc>) -> Vec<(String, DateTime<Utc>, i64)> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|_, (at, _)| *at >= since);
+        let mut v: Vec<_> = m
+            .iter()
+            .filter(|(_, (at, _))| *at >= since)
+            .map(|(d, (at, s))| (d.clone(), *at, *s))
+            .collect();
+        v.sort();
+        v
     }
 }
 

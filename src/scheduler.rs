@@ -9,7 +9,7 @@
 //! of [`crate::domain::alerting`]; this module only loads, asks and stores.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, SecondsFormat, Utc};
@@ -28,32 +28,7 @@ use crate::store::outbox::{DayClose, NewMessage};
 use crate::store::summary::{daily_summary, summary_hash};
 use crate::store::{Store, StoreError};
 
-/// Terminals whose clock was seen running ahead: device → (when, seconds).
-/// The pipeline writes it; the scheduler turns it into alerts.
-#[derive(Debug, Default)]
-pub struct DriftBoard(Mutex<HashMap<String, (DateTime<Utc>, i64)>>);
-
-impl DriftBoard {
-    /// Records a punch from `device` stamped `skew_secs` ahead at `at`.
-    pub fn flag(&self, device: &str, at: DateTime<Utc>, skew_secs: i64) {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert(device.to_string(), (at, skew_secs));
-    }
-
-    /// Devices flagged at or after `since`; older flags are forgotten (the
-    /// keys come from payloads, so the board must not grow for ever).
-    pub fn since(&self, since: DateTime<Utc>) -> Vec<(String, DateTime<Utc>, i64)> {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|_, (at, _)| *at >= since);
-        let mut v: Vec<_> = m
-            .iter()
-            .filter(|(_, (at, _))| *at >= since)
-            .map(|(d, (at, s))| (d.clone(), *at, *s))
-            .collect();
-        v.sort();
-        v
-    }
-}
+pub use crate::pipeline::DriftBoard;
 
 /// Where messages of a kind and team go.
 #[derive(Clone, Debug, PartialEq)]

@@ -470,7 +470,7 @@ async fn before_start(
     let mut doc = json!({
         "date": date,
         "classify_from": start,
-        "note": crate::store::cmd::before_start_note(date, start),
+        "note": crate::hr::before_start_note(date, start),
         "total": 0,
         "offset": p.offset,
         "limit": p.limit,
@@ -1220,7 +1220,11 @@ struct ReplayBody {
     ids: Vec<i64>,
 }
 
-async fn replay_quarantine(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+async fn replay_quarantine(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    JsonBody(b): JsonBody,
+) -> ApiResult {
     hr_only(&c)?;
     let b: ReplayBody = body(&b)?;
     let selection = match (b.all, b.ids.is_empty()) {

@@ -425,7 +425,7 @@ impl Dahua {
                 Some(t) if t > start => t,
                 _ => {
                     warn!(source = %self.cx.name, "device {serial}: more than {count} records at {start}; raise page_size to read them all");
-                    start + 1
+                    start.saturating_add(1)
                 }
             };
             start = next;

@@ -365,7 +365,9 @@ impl Hik {
                     if let Err(s) = self.catch_up(&serial, &mut cursor).await {
                         return s;
                     }
-                    continue;
+                    // The live event is committed too: a device's search
+                    // can lag its stream, and the dedupe key (serial
+                    // number, serialNo) absorbs it if the catch-up had it.
                 }
                 let reset = cursor.advance(time, sn);
                 if reset {
@@ -459,7 +461,7 @@ impl Hik {
                     return Err(Stop::Shutdown);
                 }
             }
-            position += n;
+            position = position.saturating_add(n);
             if status != "MORE" || n == 0 {
                 break;
             }

@@ -57,7 +57,7 @@ impl Cursor {
             None => false,
         };
         if reset {
-            self.epoch += 1;
+            self.epoch = self.epoch.saturating_add(1);
         }
         if reset
             || self
@@ -72,7 +72,9 @@ impl Cursor {
 
     /// Whether the next counter `count` leaves a hole after this cursor.
     pub fn gap_before(&self, count: i64) -> bool {
-        self.time.is_some() && self.count > 0 && count > self.count + 1
+        self.time.is_some()
+            && self.count > 0
+            && self.count.checked_add(1).is_some_and(|next| count > next)
     }
 }
 
@@ -289,19 +291,31 @@ pub fn describe(sources: &crate::config::RawSources) -> Vec<String> {
     out
 }
 
+/// What every pull source takes from the daemon.
+#[derive(Clone, Debug)]
+pub struct PullShared {
+    /// Commits punches with cursors.
+    pub pipeline: Arc<Pipeline>,
+    /// `/healthz`.
+    pub health: Arc<Health>,
+    /// `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Catch-up requests from push listeners, by device id.
+    pub catch_up: Arc<CatchUpSignals>,
+}
+
 /// Starts every pull source; each runs until `stop` fires.
 pub fn spawn(
     sources: &crate::config::RawSources,
     default_tz: chrono_tz::Tz,
-    pipeline: &Arc<Pipeline>,
-    shared: &crate::app::Shared,
+    shared: &PullShared,
     tracker: &tokio_util::task::TaskTracker,
     stop: &tokio_util::sync::CancellationToken,
 ) {
     let make = |name: &str| {
         let cx = PullCtx {
             name: Arc::from(name),
-            pipeline: pipeline.clone(),
+            pipeline: shared.pipeline.clone(),
             health: Some(shared.health.clone()),
             metrics: Some(shared.metrics.clone()),
             catch_up: shared.catch_up.clone(),
@@ -587,7 +601,8 @@ pub(crate) enum Stop {
 /// A failed HTTP exchange with a terminal, as a retry.
 pub(crate) fn http_stop(e: super::digest::HttpError) -> Stop {
     match e {
-        e @ super::digest::HttpError::Unauthorized { .. } => Stop::Retry(e.to_string(), "auth"),
+        e @ (super::digest::HttpError::Unauthorized { .. }
+        | super::digest::HttpError::BasicOnly { .. }) => Stop::Retry(e.to_string(), "auth"),
         e => Stop::Retry(e.to_string(), "connection"),
     }
 }
@@ -661,6 +676,19 @@ mod tests {
         assert_eq!(c.suffix().as_deref(), Some("~1"));
         assert_eq!(Cursor::parse(&c.encode()), c);
         assert_eq!(Cursor::parse("garbage"), Cursor::default());
+    }
+
+    /// Counters at the edge of their range neither overflow nor report a
+    /// gap for ever.
+    #[test]
+    fn counters_at_their_limits_do_not_wrap() {
+        let mut c = Cursor::default();
+        assert!(!c.advance(t("2026-11-02T00:00:00Z"), i64::MAX));
+        assert!(!c.gap_before(i64::MAX));
+        assert!(!c.gap_before(i64::MIN));
+        c.epoch = u32::MAX;
+        assert!(c.advance(t("2026-11-02T01:00:00Z"), 1));
+        assert_eq!(c.epoch, u32::MAX);
     }
 
     #[test]

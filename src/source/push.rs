@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
@@ -431,47 +431,99 @@ impl Auth {
     }
 }
 
-/// Token buckets per terminal key (serial number or peer address).
-#[derive(Debug)]
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+/// Most keys a [`RateLimiter`] tracks: past it, keys whose limit has
+/// recovered are forgotten, and if none has, all are (a flood of new
+/// addresses restarts the limits rather than grow memory).
+pub const MAX_RATE_KEYS: usize = 10_000;
+
+/// `governor`'s keyed limiter on clock `C`.
+type Keyed<C> = governor::RateLimiter<
+    String,
+    governor::state::keyed::DefaultKeyedStateStore<String>,
+    C,
+    governor::middleware::NoOpMiddleware<<C as governor::clock::Clock>::Instant>,
+>;
+
+/// Per-terminal rate limits (serial number or peer address): `governor`'s
+/// keyed GCRA limiter, bounded to [`MAX_RATE_KEYS`] keys.
+pub struct RateLimiter<C: governor::clock::Clock = governor::clock::DefaultClock> {
+    quota: Option<governor::Quota>,
+    clock: C,
+    inner: Mutex<Option<Keyed<C>>>,
+}
+
+impl<C: governor::clock::Clock + Clone> std::fmt::Debug for RateLimiter<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("quota", &self.quota)
+            .field("keys", &self.len())
+            .finish()
+    }
 }
 
 impl RateLimiter {
     /// `rate` requests per second on average, `burst` at once; `rate` 0
     /// admits everything.
     pub fn new(rate: f64, burst: u32) -> Self {
+        Self::with_clock(rate, burst, governor::clock::DefaultClock::default())
+    }
+}
+
+impl<C: governor::clock::Clock + Clone> RateLimiter<C> {
+    /// [`RateLimiter::new`] on another clock (tests use a fake one).
+    pub fn with_clock(rate: f64, burst: u32, clock: C) -> Self {
+        let quota = (rate.is_finite() && rate > 0.0)
+            .then(|| Duration::from_secs_f64((1.0 / rate).min(1e9)))
+            .and_then(governor::Quota::with_period)
+            .map(|q| q.allow_burst(std::num::NonZeroU32::new(burst.max(1)).unwrap_or(NONZERO_ONE)));
         RateLimiter {
-            rate,
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            quota,
+            inner: Mutex::new(quota.map(|q| Self::fresh(q, &clock))),
+            clock,
         }
     }
 
-    /// True when `key` may make a request at `now`.
-    pub fn admit(&self, key: &str, now: Instant) -> bool {
-        if self.rate <= 0.0 {
+    fn fresh(q: governor::Quota, clock: &C) -> Keyed<C> {
+        governor::RateLimiter::new(
+            q,
+            governor::state::keyed::DefaultKeyedStateStore::default(),
+            clock.clone(),
+        )
+    }
+
+    /// Keys tracked now.
+    pub fn len(&self) -> usize {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.as_ref().map_or(0, |l| l.len())
+    }
+
+    /// True when no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when `key` may make a request now.
+    pub fn admit(&self, key: &str) -> bool {
+        let Some(quota) = self.quota else {
             return true;
+        };
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let l = g.get_or_insert_with(|| Self::fresh(quota, &self.clock));
+        if l.len() >= MAX_RATE_KEYS {
+            l.retain_recent();
+            l.shrink_to_fit();
+            if l.len() >= MAX_RATE_KEYS {
+                *l = Self::fresh(quota, &self.clock);
+            }
         }
-        let mut m = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() > 10_000 {
-            // Forget full buckets so unknown peers cannot grow the map.
-            let (rate, burst) = (self.rate, self.burst);
-            m.retain(|_, (t, at)| *t + now.duration_since(*at).as_secs_f64() * rate < burst);
-        }
-        let (tokens, at) = m.entry(key.to_string()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        l.check_key(&key.to_string()).is_ok()
     }
 }
+
+const NONZERO_ONE: std::num::NonZeroU32 = match std::num::NonZeroU32::new(1) {
+    Some(n) => n,
+    None => unreachable!(),
+};
 
 /// Inflates a `Content-Encoding: deflate` body (zlib framing as HTTP means
 /// it, or raw deflate as some firmware send) or a `gzip` body, refusing
@@ -505,6 +557,45 @@ pub fn inflate(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Option<Ve
         return Err(format!("inflated body is larger than {max} bytes"));
     }
     Ok(Some(out))
+}
+
+/// Reads the body of a request that was already admitted (authenticated,
+/// its terminal known, within its rate): at most `max` bytes (413 beyond),
+/// within the listener's body deadline (408 after it). Handlers take the
+/// body only after admission, so that a client that is refused never gets
+/// to hold a connection open by sending a body slowly.
+pub async fn read_body(
+    body: axum::body::Body,
+    max: usize,
+) -> Result<bytes::Bytes, axum::response::Response> {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    match axum::body::to_bytes(body, max).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            let mut too_large = false;
+            while let Some(c) = cause {
+                if c.is::<http_body_util::LengthLimitError>() {
+                    too_large = true;
+                }
+                cause = c.source();
+            }
+            Err(if too_large {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body is larger than {max} bytes\n"),
+                )
+                    .into_response()
+            } else {
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("body not received: {e}\n"),
+                )
+                    .into_response()
+            })
+        }
+    }
 }
 
 /// Most uploads one store transaction takes.
@@ -720,14 +811,33 @@ mod tests {
 
     #[test]
     fn rate_limiter_refills() {
-        let r = RateLimiter::new(2.0, 2);
-        let t = Instant::now();
-        assert!(r.admit("a", t));
-        assert!(r.admit("a", t));
-        assert!(!r.admit("a", t));
-        assert!(r.admit("b", t));
-        assert!(r.admit("a", t + Duration::from_millis(600)));
-        assert!(RateLimiter::new(0.0, 1).admit("a", t));
+        let clock = governor::clock::FakeRelativeClock::default();
+        let r = RateLimiter::with_clock(2.0, 2, clock.clone());
+        assert!(r.admit("a"));
+        assert!(r.admit("a"));
+        assert!(!r.admit("a"));
+        assert!(r.admit("b"));
+        clock.advance(Duration::from_millis(600));
+        assert!(r.admit("a"));
+        assert!(RateLimiter::new(0.0, 1).admit("a"));
+        assert!(RateLimiter::new(f64::NAN, 1).admit("a"));
+    }
+
+    /// A flood of new keys (peer addresses) cannot grow the limiter past
+    /// its bound; keys whose limit has recovered make room.
+    #[test]
+    fn rate_limiter_keys_are_bounded() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let r = RateLimiter::with_clock(1.0, 1, clock.clone());
+        for i in 0..MAX_RATE_KEYS + 500 {
+            r.admit(&format!("10.0.{}.{}", i / 256, i % 256));
+        }
+        let len = || r.len();
+        assert!(len() <= MAX_RATE_KEYS, "{}", len());
+        // Later every key has recovered: a new one is admitted.
+        clock.advance(Duration::from_secs(5));
+        assert!(r.admit("192.168.1.1"));
+        assert!(len() <= MAX_RATE_KEYS);
     }
 
     #[test]

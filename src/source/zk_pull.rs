@@ -702,6 +702,31 @@ pub fn after_cursor(
     out
 }
 
+/// How far past our clock a record may lie and still move the cursor: a
+/// record stamped days ahead (a terminal whose clock was once set to
+/// 2099) is stored or quarantined like any other, but the cursor stays
+/// before it, or every later record of the real present would look
+/// already read and never be collected.
+pub const MAX_AHEAD_SECONDS: i64 = 24 * 3600;
+
+/// The cursor after committing `chunk` (records in time order, from
+/// [`after_cursor`]): the last record no later than `ahead`, else
+/// `previous`.
+pub fn cursor_after(
+    chunk: &[(AttRecord, DateTime<Utc>, i64)],
+    previous: &Cursor,
+    ahead: DateTime<Utc>,
+) -> Cursor {
+    match chunk.iter().rev().find(|(_, at, _)| *at <= ahead) {
+        Some((_, at, count)) => Cursor {
+            time: Some(*at),
+            count: *count,
+            epoch: 0,
+        },
+        None => previous.clone(),
+    }
+}
+
 /// An ATTLOG line (PUSH layout) for the `zk-attlog` decoder.
 pub fn attlog_line(r: &AttRecord) -> String {
     format!(
@@ -783,23 +808,23 @@ async fn poll_once(
     for b in &bad {
         warn!(source = %cx.name, "device {serial}: record skipped: {b}");
     }
-    let cursor = cx.cursor(&serial).await.map_err(ZkError::Io)?;
+    let mut cursor = cx.cursor(&serial).await.map_err(ZkError::Io)?;
     let new = after_cursor(log, tz, &cursor);
     let n = new.len();
+    let ahead = Utc::now() + chrono::Duration::seconds(MAX_AHEAD_SECONDS);
     for chunk in new.chunks(BATCH) {
-        let Some((_, at, count)) = chunk.last() else {
+        if chunk.is_empty() {
             continue;
-        };
+        }
         let text: String = chunk
             .iter()
             .map(|(r, _, _)| attlog_line(r) + "\n")
             .collect();
-        let c = Cursor {
-            time: Some(*at),
-            count: *count,
-            epoch: 0,
-        };
-        if !cx.commit(&serial, vec![text.into_bytes()], &c, stop).await {
+        cursor = cursor_after(chunk, &cursor, ahead);
+        if !cx
+            .commit(&serial, vec![text.into_bytes()], &cursor, stop)
+            .await
+        {
             return Ok(None);
         }
     }
@@ -971,5 +996,45 @@ mod tests {
         let rest = after_cursor(log, tz, &c);
         let ids: Vec<&str> = rest.iter().map(|r| r.0.user_id.as_str()).collect();
         assert_eq!(ids, ["3", "4"]);
+    }
+
+    #[test]
+    fn a_record_far_in_the_future_does_not_move_the_cursor() {
+        let tz: Tz = "Asia/Shanghai".parse().unwrap();
+        let rec = |u: &str, y| AttRecord {
+            user_id: u.into(),
+            time: NaiveDate::from_ymd_opt(y, 11, 2)
+                .unwrap()
+                .and_hms_opt(8, 0, 0)
+                .unwrap(),
+            status: 0,
+            punch: 1,
+        };
+        let log = vec![rec("1", 2026), rec("2", 2099)];
+        let now = "2026-11-02T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let ahead = now + chrono::Duration::seconds(MAX_AHEAD_SECONDS);
+        let new = after_cursor(log.clone(), tz, &Cursor::default());
+        assert_eq!(new.len(), 2, "both are collected");
+        let c = cursor_after(&new, &Cursor::default(), ahead);
+        assert_eq!(c.time, Some(new[0].1), "the cursor stops before 2099");
+        // A punch of the real present that comes later is still read.
+        let mut later = log;
+        later.push(AttRecord {
+            user_id: "3".into(),
+            time: NaiveDate::from_ymd_opt(2026, 11, 2)
+                .unwrap()
+                .and_hms_opt(9, 0, 0)
+                .unwrap(),
+            status: 0,
+            punch: 1,
+        });
+        let ids: Vec<String> = after_cursor(later, tz, &c)
+            .into_iter()
+            .map(|r| r.0.user_id)
+            .collect();
+        assert_eq!(ids, ["3", "2"]);
+        // Only future records: the cursor stays where it was.
+        let only = after_cursor(vec![rec("2", 2099)], tz, &c);
+        assert_eq!(cursor_after(&only, &c, ahead), c);
     }
 }

@@ -1,5 +1,5 @@
-// The store's SQL, shared by both engines. Included by `backend_sqlite.rs`
-// and `backend_pg.rs`, each of which defines `Db` and `BEGIN_WRITE` first;
+// The store's SQL, shared by both engines. A module of `backend_sqlite.rs`
+// and of `backend_pg.rs`, each of which defines `Db` and `BEGIN_WRITE`;
 // everything here must compile (and run) on both. Dialect differences are
 // confined to the migrations.
 
@@ -7,6 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Pool, QueryBuilder, Row};
+
+use super::{BEGIN_WRITE, Db};
 
 use super::recompute::{Change, ChangeKind, PunchTime};
 use super::{
@@ -17,15 +19,15 @@ use super::{
 
 /// Rows per multi-row statement. Kept well under SQLite's 32766 bound
 /// parameters (the widest row here has 10 columns).
-const CHUNK: usize = 1000;
+pub(super) const CHUNK: usize = 1000;
 
-type Tx = sqlx::Transaction<'static, Db>;
+pub(super) type Tx = sqlx::Transaction<'static, Db>;
 
-async fn begin(pool: &Pool<Db>) -> Result<Tx, StoreError> {
+pub(super) async fn begin(pool: &Pool<Db>) -> Result<Tx, StoreError> {
     pool.begin_with(BEGIN_WRITE).await.ctx("begin transaction")
 }
 
-pub(super) async fn insert_punches(
+pub(crate) async fn insert_punches(
     pool: &Pool<Db>,
     rows: &[NewPunch],
     keys: &[String],
@@ -39,7 +41,7 @@ pub(super) async fn insert_punches(
 
 /// [`insert_punches`] inside a transaction the caller commits (a pull
 /// source's cursor goes in the same one).
-async fn insert_punches_in(
+pub(super) async fn insert_punches_in(
     tx: &mut Tx,
     rows: &[NewPunch],
     keys: &[String],
@@ -133,7 +135,7 @@ async fn insert_punches_in(
     Ok(out)
 }
 
-pub(super) async fn punches(
+pub(crate) async fn punches(
     pool: &Pool<Db>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -167,7 +169,7 @@ pub(super) async fn punches(
 
 /// Punch instants and devices only, for the engine, ordered by employee
 /// then time.
-pub(super) async fn punch_times(
+pub(crate) async fn punch_times(
     pool: &Pool<Db>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -189,7 +191,7 @@ pub(super) async fn punch_times(
         .ctx("read punch times")
 }
 
-pub(super) async fn punch_count(pool: &Pool<Db>) -> Result<i64, StoreError> {
+pub(crate) async fn punch_count(pool: &Pool<Db>) -> Result<i64, StoreError> {
     sqlx::query("SELECT COUNT(*) FROM punches")
         .fetch_one(pool)
         .await
@@ -197,7 +199,7 @@ pub(super) async fn punch_count(pool: &Pool<Db>) -> Result<i64, StoreError> {
         .ctx("count punches")
 }
 
-pub(super) async fn first_punch(
+pub(crate) async fn first_punch(
     pool: &Pool<Db>,
     employees: &[String],
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -216,7 +218,7 @@ pub(super) async fn first_punch(
     Ok(best)
 }
 
-pub(super) async fn add_quarantine(
+pub(crate) async fn add_quarantine(
     pool: &Pool<Db>,
     q: &NewQuarantine,
     now: DateTime<Utc>,
@@ -245,7 +247,7 @@ pub(super) async fn add_quarantine(
     .ctx("insert quarantine")
 }
 
-pub(super) async fn upsert_employees(
+pub(crate) async fn upsert_employees(
     pool: &Pool<Db>,
     rows: &[EmployeeRecord],
     now: DateTime<Utc>,
@@ -294,7 +296,7 @@ pub(super) async fn upsert_employees(
     tx.commit().await.ctx("commit employees")
 }
 
-pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, StoreError> {
+pub(crate) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, StoreError> {
     let rows = sqlx::query(
         "SELECT employee_id, name, team, supervisor, shift, start_date, end_date FROM employees ORDER BY employee_id",
     )
@@ -336,7 +338,7 @@ pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, St
     Ok(out)
 }
 
-pub(super) async fn upsert_roster(
+pub(crate) async fn upsert_roster(
     pool: &Pool<Db>,
     rows: &[RosterRecord],
     now: DateTime<Utc>,
@@ -375,7 +377,7 @@ pub(super) async fn upsert_roster(
     Ok(changed)
 }
 
-pub(super) async fn roster(
+pub(crate) async fn roster(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -410,7 +412,7 @@ fn leave_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LeaveRecord, sqlx::
     })
 }
 
-pub(super) async fn upsert_leaves(
+pub(crate) async fn upsert_leaves(
     pool: &Pool<Db>,
     rows: &[LeaveRecord],
     now: DateTime<Utc>,
@@ -459,7 +461,7 @@ pub(super) async fn upsert_leaves(
     Ok(changed)
 }
 
-pub(super) async fn leaves(
+pub(crate) async fn leaves(
     pool: &Pool<Db>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -479,7 +481,7 @@ pub(super) async fn leaves(
         .ctx("read leaves")
 }
 
-pub(super) async fn upsert_holidays(
+pub(crate) async fn upsert_holidays(
     pool: &Pool<Db>,
     rows: &[HolidayRecord],
     now: DateTime<Utc>,
@@ -508,7 +510,7 @@ pub(super) async fn upsert_holidays(
     Ok(changed)
 }
 
-pub(super) async fn holidays(pool: &Pool<Db>) -> Result<Vec<HolidayRecord>, StoreError> {
+pub(crate) async fn holidays(pool: &Pool<Db>) -> Result<Vec<HolidayRecord>, StoreError> {
     let rows = sqlx::query("SELECT date, kind FROM holidays ORDER BY date")
         .fetch_all(pool)
         .await
@@ -524,7 +526,7 @@ pub(super) async fn holidays(pool: &Pool<Db>) -> Result<Vec<HolidayRecord>, Stor
         .ctx("read holidays")
 }
 
-pub(super) async fn verdicts(
+pub(crate) async fn verdicts(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -558,7 +560,7 @@ pub(super) async fn verdicts(
         .ctx("read verdicts")
 }
 
-pub(super) async fn verdict_meta(
+pub(crate) async fn verdict_meta(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -587,7 +589,7 @@ pub(super) async fn verdict_meta(
         .ctx("read verdict hashes")
 }
 
-pub(super) async fn ledger(
+pub(crate) async fn ledger(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -598,7 +600,7 @@ pub(super) async fn ledger(
 
 /// Ledger rows in a date range; only active device-derived ones when
 /// `active_device_only` (what a recompute compares against).
-pub(super) async fn ledger_rows(
+pub(crate) async fn ledger_rows(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -627,7 +629,7 @@ pub(super) async fn ledger_rows(
 /// A ledger row selected as `id, employee_id, date, category, rule, points,
 /// bonus, source, evidence, recorded_by, recorded_at, voided_at, voided_by,
 /// void_cause`.
-pub(super) fn ledger_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LedgerEntry, sqlx::Error> {
+pub(crate) fn ledger_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LedgerEntry, sqlx::Error> {
     Ok(LedgerEntry {
         id: r.try_get(0)?,
         employee_id: r.try_get(1)?,
@@ -646,7 +648,7 @@ pub(super) fn ledger_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LedgerE
     })
 }
 
-async fn insert_audit(
+pub(super) async fn insert_audit(
     tx: &mut Tx,
     rows: &[(String, String, Option<String>, Option<String>)],
     cause: &str,
@@ -670,7 +672,7 @@ async fn insert_audit(
     Ok(())
 }
 
-pub(super) async fn add_manual_entry(
+pub(crate) async fn add_manual_entry(
     pool: &Pool<Db>,
     e: &NewManualEntry,
     cause: &str,
@@ -716,7 +718,7 @@ pub(super) async fn add_manual_entry(
     Ok(id)
 }
 
-pub(super) async fn publish_month(
+pub(crate) async fn publish_month(
     pool: &Pool<Db>,
     month: &str,
     actor: &str,
@@ -749,7 +751,7 @@ pub(super) async fn publish_month(
     Ok(done)
 }
 
-pub(super) async fn published_months(pool: &Pool<Db>) -> Result<Vec<String>, StoreError> {
+pub(crate) async fn published_months(pool: &Pool<Db>) -> Result<Vec<String>, StoreError> {
     let rows = sqlx::query("SELECT month FROM published_months ORDER BY month")
         .fetch_all(pool)
         .await
@@ -760,7 +762,7 @@ pub(super) async fn published_months(pool: &Pool<Db>) -> Result<Vec<String>, Sto
         .ctx("read published months")
 }
 
-pub(super) async fn adjustments(pool: &Pool<Db>, pending_only: bool) -> Result<Vec<Adjustment>, StoreError> {
+pub(crate) async fn adjustments(pool: &Pool<Db>, pending_only: bool) -> Result<Vec<Adjustment>, StoreError> {
     let sql = if pending_only {
         "SELECT id, employee_id, date, old_verdict, new_verdict, status, cause, actor, created_at FROM adjustments \
          WHERE status = 'pending' ORDER BY id DESC"
@@ -787,7 +789,7 @@ pub(super) async fn adjustments(pool: &Pool<Db>, pending_only: bool) -> Result<V
         .ctx("read adjustments")
 }
 
-pub(super) async fn audit(pool: &Pool<Db>, table: Option<&str>) -> Result<Vec<AuditRow>, StoreError> {
+pub(crate) async fn audit(pool: &Pool<Db>, table: Option<&str>) -> Result<Vec<AuditRow>, StoreError> {
     let mut qb =
         QueryBuilder::<Db>::new("SELECT id, at, table_name, row_key, old_value, new_value, cause, actor FROM audit");
     if let Some(t) = table {
@@ -816,7 +818,7 @@ pub(super) async fn audit(pool: &Pool<Db>, table: Option<&str>) -> Result<Vec<Au
 /// ledger voids and additions, adjustments for published months, and the
 /// audit rows for every change. Returns the number of adjustments written
 /// (an identical pending adjustment is not written twice).
-pub(super) async fn apply_changes(
+pub(crate) async fn apply_changes(
     pool: &Pool<Db>,
     changes: &[Change],
     policy_id: &str,

@@ -1,10 +1,16 @@
-// Pull sources' cursors, shared by both engines (included after
-// `backend.rs`, whose `begin`, `CHUNK` and imports it uses).
+// Pull sources' cursors, shared by both engines (a module of each engine
+// beside `backend.rs`, whose `begin` and `insert_punches_in` it uses).
+
+use chrono::{DateTime, Utc};
+use sqlx::Pool;
+
+use super::queries::{begin, insert_punches_in};
+use super::{Db, Inserted, NewPunch, QueryContext, StoreError};
 
 /// Stores `rows` (keys in `keys`, as [`insert_punches`]) and the cursor of
 /// `(source, device)` in one transaction: the cursor never runs ahead of
 /// the punches it covers, nor behind them.
-pub(super) async fn insert_punches_cursor(
+pub(crate) async fn insert_punches_cursor(
     pool: &Pool<Db>,
     rows: &[NewPunch],
     keys: &[String],
@@ -29,7 +35,7 @@ pub(super) async fn insert_punches_cursor(
     Ok(out)
 }
 
-pub(super) async fn pull_cursor(
+pub(crate) async fn pull_cursor(
     pool: &Pool<Db>,
     source: &str,
     device: &str,

@@ -42,7 +42,6 @@
 
 mod backend_pg;
 mod backend_sqlite;
-pub mod cmd;
 pub mod hr;
 mod lock;
 pub mod outbox;
@@ -52,7 +51,6 @@ mod quarantine;
 mod recompute;
 mod start;
 pub mod summary;
-mod zk;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -484,7 +482,16 @@ pub enum Store {
 }
 
 /// Calls the same backend function on whichever engine the store uses.
+/// `dispatch!(store, f(args))` calls a query of `backend.rs`,
+/// `backend_outbox.rs`, `backend_pull.rs` or `backend_start.rs`;
+/// `dispatch!(store, hr::f(args))` one of `hr_sql.rs`.
 macro_rules! dispatch {
+    ($self:expr, hr :: $f:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(p) => backend_sqlite::hr_queries::$f(p $(, $arg)*).await,
+            Store::Postgres(p) => backend_pg::hr_queries::$f(p $(, $arg)*).await,
+        }
+    };
     ($self:expr, $f:ident ( $($arg:expr),* )) => {
         match $self {
             Store::Sqlite(p) => backend_sqlite::$f(p $(, $arg)*).await,

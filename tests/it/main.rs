@@ -12,6 +12,7 @@ mod hardening;
 mod hr_cli;
 mod hr_fixture;
 mod hr_rules;
+mod layers;
 mod month_views;
 mod mqtt_source;
 mod package;

@@ -288,6 +288,47 @@ fn hik_pull_fills_a_serial_gap_and_a_stream_cut_mid_part() {
     assert_exactly(&p, &all);
 }
 
+/// The live event that shows a gap is stored even when the device's
+/// search does not list it yet (its index lags the stream).
+#[test]
+fn hik_live_event_that_shows_a_gap_is_stored_when_the_search_lags() {
+    let history = hik_history(1, "2026-11-02T08:00:00+08:00", 2);
+    let emu = HikEmu::start(hik_state(history.clone()));
+    let mut site = Site::hik(emu.port, "");
+    let _d = site.start("gate-s3cret");
+    site.wait_punches(2, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.streams.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "{}", site.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut all = history.clone();
+    let missed = HikEvent {
+        serial_no: 5,
+        minor: 75,
+        time: "2026-11-02T09:10:00+08:00".into(),
+        employee: "E021".into(),
+    };
+    emu.state.lock().unwrap().stream_silent = true;
+    emu.punch(missed.clone());
+    all.push(missed);
+    {
+        let mut s = emu.state.lock().unwrap();
+        s.stream_silent = false;
+        s.search_lag = 1;
+    }
+    let live = HikEvent {
+        serial_no: 6,
+        minor: 75,
+        time: "2026-11-02T09:12:00+08:00".into(),
+        employee: "E023".into(),
+    };
+    emu.punch(live.clone());
+    all.push(live);
+    let p = site.wait_punches(4, Duration::from_secs(20));
+    assert_exactly(&p, &all);
+}
+
 #[test]
 fn hik_pull_survives_a_device_that_restarts_its_numbering() {
     let history = hik_history(1, "2026-11-02T08:00:00+08:00", 4);

@@ -510,21 +510,48 @@ impl Decoder {
     }
 }
 
+/// Longest device id, event id or identity a punch may carry, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
 /// Moves punches stamped outside the plausible range into the record
 /// errors (issue 11, defect 4). Decoders already refuse such times where
 /// they parse them; this catches times made another way (an arrival stamp
 /// from a daemon whose own clock is wrong, an offset applied to a local
 /// time).
+///
+/// Also refuses identifiers longer than [`MAX_ID_BYTES`] (a device id,
+/// event id or identity is a key in the store and a label in logs: a
+/// payload cannot make them megabytes long).
 fn clock_check(mut d: Decoded) -> Result<Decoded, DecodeError> {
-    if d.punches
-        .iter()
-        .all(|p| value::plausible(p.at.naive_utc()) && p.device_local.is_none_or(value::plausible))
-    {
+    let plausible = |p: &DecodedPunch| {
+        value::plausible(p.at.naive_utc()) && p.device_local.is_none_or(value::plausible)
+    };
+    let too_long = |p: &DecodedPunch| {
+        [
+            p.device_id.as_deref(),
+            p.event_id.as_deref(),
+            Some(p.identity.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|s| s.len() > MAX_ID_BYTES)
+    };
+    if d.punches.iter().all(|p| plausible(p) && !too_long(p)) {
         return Ok(d);
     }
     let punches = std::mem::take(&mut d.punches);
     for (i, p) in punches.into_iter().enumerate() {
-        if value::plausible(p.at.naive_utc()) && p.device_local.is_none_or(value::plausible) {
+        if too_long(&p) {
+            d.line_errors.push(LineError {
+                line: i + 1,
+                text: value::cap(p.identity.as_str()),
+                error: DecodeError::Invalid {
+                    field: "device_id/event_id/identity".into(),
+                    value: value::cap(p.device_id.as_deref().unwrap_or("")),
+                    why: format!("is longer than {MAX_ID_BYTES} bytes"),
+                },
+            });
+        } else if plausible(&p) {
             d.punches.push(p);
         } else {
             let shown = match p.device_local {
@@ -735,6 +762,23 @@ mod tests {
             .decode(b"0C8707\r", &early)
             .unwrap_err();
         assert!(e.to_string().contains("terminal clock not set"), "{e}");
+    }
+
+    /// A device id, event id or identity of megabytes is a record error,
+    /// not a store key or a log label.
+    #[test]
+    fn overlong_identifiers_are_record_errors() {
+        let c = cx(IST);
+        let d = Decoder::from_name("json").unwrap();
+        let ok = r#"{"employee_id":"1043","time":"2025-03-04T08:57:12Z","device_id":"gate-1"}"#;
+        assert_eq!(d.decode(ok.as_bytes(), &c).unwrap().punches.len(), 1);
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        for payload in [ok.replace("gate-1", &long), ok.replace("1043", &long)] {
+            let e = d.decode(payload.as_bytes(), &c).unwrap_err();
+            assert!(e.to_string().contains("longer than 128 bytes"), "{e}");
+        }
+        let edge = ok.replace("gate-1", &"x".repeat(MAX_ID_BYTES));
+        assert_eq!(d.decode(edge.as_bytes(), &c).unwrap().punches.len(), 1);
     }
 
     #[test]

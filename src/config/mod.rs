@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+pub mod token;
+
 use crate::domain::policy::Policy;
 use crate::policy::PolicyError;
 
@@ -394,6 +396,11 @@ pub struct RawMqttUser {
     /// `ATTENDD_MQTT_GATE_1`.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Terminals only: the topics (MQTT filters) this terminal may publish
+    /// to, e.g. `["mqtt/face/1026731/#"]`, so that one terminal's password
+    /// cannot publish as another; default any punch topic.
+    #[serde(default)]
+    pub topics: Vec<String>,
 }
 
 impl std::fmt::Debug for RawMqttUser {
@@ -534,8 +541,12 @@ pub struct RawHttp {
     pub max_connections: usize,
 }
 
+/// `[http] max_connections` when not set (the listener's own default,
+/// [`crate::http::DEFAULT_MAX_CONNECTIONS`], is the same number).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
 fn default_max_connections() -> usize {
-    crate::http::DEFAULT_MAX_CONNECTIONS
+    DEFAULT_MAX_CONNECTIONS
 }
 
 /// `[[http.tokens]]`: one API bearer token.
@@ -573,7 +584,7 @@ pub struct Config {
     /// HTTP listen address, when enabled.
     pub http_listen: Option<SocketAddr>,
     /// API bearer tokens, secrets resolved from the environment.
-    pub http_tokens: Vec<crate::http::auth::ApiToken>,
+    pub http_tokens: Vec<token::ApiToken>,
     /// `[http] max_connections`.
     pub http_max_connections: usize,
     /// `[ingest]` settings.
@@ -612,109 +623,6 @@ pub fn config_path(arg: Option<&Path>) -> PathBuf {
         None => std::env::var_os("ATTENDD_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
-    }
-}
-
-impl RawMqtt {
-    /// Source settings for the MQTT client (not for `broker = "embedded"`,
-    /// whose address the embedded broker decides).
-    pub fn settings(&self, name: &str) -> Result<crate::source::mqtt::MqttSettings, String> {
-        let mut s = crate::source::mqtt::MqttSettings::from_url(
-            name,
-            &self.broker,
-            self.topics.clone(),
-            &self.client_id,
-        )?;
-        s.batch_max = self.batch_max;
-        if self.broker.starts_with("mqtts://") {
-            let client = self
-                .client_cert_file
-                .as_deref()
-                .zip(self.client_key_file.as_deref());
-            s.tls = Some(crate::tls::client_config(self.ca_file.as_deref(), client)?);
-        }
-        if let Some(u) = &self.username {
-            let p = match (&self.password, &self.password_env) {
-                (Some(p), _) => p.clone(),
-                (None, Some(var)) => std::env::var(var).unwrap_or_default(),
-                (None, None) => String::new(),
-            };
-            s.credentials = Some((u.clone(), p));
-        }
-        Ok(s)
-    }
-}
-
-impl RawMqtt {
-    /// The embedded broker's options for this source (`broker =
-    /// "embedded"`): its users, punch topics, limits, and the output topics
-    /// readers may subscribe to.
-    pub fn broker_options(
-        &self,
-        name: &str,
-        output_roots: Vec<String>,
-        metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
-    ) -> crate::broker::BrokerOptions {
-        use crate::broker::{BrokerOptions, Role, User};
-        let users = |list: &[RawMqttUser], role: Role| -> Vec<User> {
-            list.iter()
-                .filter_map(|u| {
-                    Some(User {
-                        username: u.username.clone(),
-                        password: u.password().filter(|p| !p.is_empty())?,
-                        role,
-                    })
-                })
-                .collect()
-        };
-        let mut users_all = users(&self.terminals, Role::Terminal);
-        users_all.extend(users(&self.readers, Role::Reader));
-        let d = BrokerOptions::default();
-        let max_connections = self.max_connections.unwrap_or(d.max_connections);
-        BrokerOptions {
-            source: std::sync::Arc::from(name),
-            punch_topics: self.topics.clone(),
-            output_roots,
-            users: users_all,
-            allow_anonymous: self.allow_anonymous,
-            max_connections,
-            max_sessions: max_connections,
-            max_packet_size: self.max_packet_bytes.unwrap_or(d.max_packet_size),
-            max_pending_bytes: self.max_pending_bytes.unwrap_or(d.max_pending_bytes),
-            batch_max: self.batch_max,
-            metrics,
-            ..d
-        }
-    }
-}
-
-impl RawSerial {
-    /// Source settings for the port.
-    pub fn settings(&self, name: &str) -> crate::source::serial::SerialSettings {
-        use crate::source::serial::{Framing, SerialSettings};
-        let mut s = SerialSettings::new(name, &self.path.display().to_string(), self.baud);
-        s.data_bits = match self.data_bits {
-            5 => tokio_serial::DataBits::Five,
-            6 => tokio_serial::DataBits::Six,
-            7 => tokio_serial::DataBits::Seven,
-            _ => tokio_serial::DataBits::Eight,
-        };
-        s.parity = match self.parity.as_str() {
-            "odd" => tokio_serial::Parity::Odd,
-            "even" => tokio_serial::Parity::Even,
-            _ => tokio_serial::Parity::None,
-        };
-        s.stop_bits = if self.stop_bits == 2 {
-            tokio_serial::StopBits::Two
-        } else {
-            tokio_serial::StopBits::One
-        };
-        s.framing = if self.framing == "stx-etx" {
-            Framing::StxEtx
-        } else {
-            Framing::Lines
-        };
-        s
     }
 }
 
@@ -775,6 +683,22 @@ fn check_embedded(key: &str, m: &RawMqtt, push: &mut impl FnMut(&str, String)) {
     }
     for (j, u) in m.readers.iter().enumerate() {
         u.check(&format!("{key}.readers[{j}]"), &mut names, push);
+        if !u.topics.is_empty() {
+            push(
+                &format!("{key}.readers[{j}].topics"),
+                "readers publish nothing: topics is for terminals".into(),
+            );
+        }
+    }
+    for (j, u) in m.terminals.iter().enumerate() {
+        for (t, f) in u.topics.iter().enumerate() {
+            if f.is_empty() || f.starts_with("$share/") || f.contains('\0') {
+                push(
+                    &format!("{key}.terminals[{j}].topics[{t}]"),
+                    format!("{f:?} is not an MQTT topic filter"),
+                );
+            }
+        }
     }
     if m.max_connections == Some(0) {
         push(&format!("{key}.max_connections"), "must be positive".into());
@@ -1214,7 +1138,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
     let mut http_tokens = Vec::new();
     for (i, t) in raw.http.iter().flat_map(|h| h.tokens.iter()).enumerate() {
         let key = format!("http.tokens[{i}]");
-        match crate::http::auth::ApiToken::resolve(t, |v| std::env::var(v).ok()) {
+        match token::ApiToken::resolve(t, |v| std::env::var(v).ok()) {
             Ok(tok) => http_tokens.push(tok),
             Err((field, why)) => push(&format!("{key}.{field}"), why),
         }
@@ -1239,7 +1163,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
             http_max_connections: raw
                 .http
                 .as_ref()
-                .map_or(crate::http::DEFAULT_MAX_CONNECTIONS, |h| h.max_connections),
+                .map_or(DEFAULT_MAX_CONNECTIONS, |h| h.max_connections),
             ingest: raw.ingest,
             schedule: raw.schedule,
             sinks: raw.sink,

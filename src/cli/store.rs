@@ -12,7 +12,7 @@
 //! re-derives exactly the employee-days it can affect (the ladder counts per
 //! month, so a change reaches to the end of its month). No command deletes
 //! or edits a stored punch, and none prunes anything (retention floor: two
-//! years, [`super::RETENTION_FLOOR_DAYS`]).
+//! years, [`crate::store::RETENTION_FLOOR_DAYS`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -25,18 +25,19 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::recompute::month_bounds;
-use super::zk;
-use super::{
-    EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, NewPunch, NewQuarantine, RecomputeReport,
-    RosterRecord, Store, StoreError,
-};
 use crate::config::{self, Config};
 use crate::domain::time::{resolve_local, to_local};
 use crate::domain::types::{DayVerdict, HolidayKind, LeaveDocument, LeaveStatus, RosterEntry};
 use crate::domain::{Points, policy::Policy};
+use crate::hr::before_start_note;
+use crate::ingest::decode::zk_attlog as zk;
 use crate::input::{self, LocalTimes, RowError};
 use crate::render;
+use crate::store::month_bounds;
+use crate::store::{
+    EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, NewPunch, NewQuarantine, RecomputeReport,
+    RosterRecord, Store, StoreError,
+};
 
 /// Punches per transaction when importing a file.
 const IMPORT_BATCH: usize = 5000;
@@ -336,9 +337,7 @@ pub struct PublishArgs {
 }
 
 /// Parses `YYYY-MM` into the first day of the month.
-pub fn parse_month(s: &str) -> Result<NaiveDate, String> {
-    crate::dates::parse_month(s)
-}
+pub use crate::dates::parse_month;
 
 /// Why a command failed, and so its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -1137,14 +1136,6 @@ async fn before_start(ctx: &Ctx<'_>, date: NaiveDate) -> Result<Option<NaiveDate
         .filter(|s| date < *s))
 }
 
-/// What a view of a date before the classification start says.
-pub fn before_start_note(date: NaiveDate, start: NaiveDate) -> String {
-    format!(
-        "{date} is before classification starts ({start}); its punches are stored, \
-         its days not classified (attendd recompute --from {date} --to {date} classifies them)"
-    )
-}
-
 fn parse_verdict(json: &str, key: &str) -> Result<DayVerdict, CmdError> {
     serde_json::from_str(json).map_err(|e| {
         CmdError::Store(StoreError::Corrupt {
@@ -1228,7 +1219,7 @@ async fn summary(ctx: &Ctx<'_>, date: Option<NaiveDate>, out: &mut dyn Write) ->
         }
         return Ok(());
     }
-    let doc = super::summary::daily_summary(ctx.store, ctx.policy(), date).await?;
+    let doc = crate::store::summary::daily_summary(ctx.store, ctx.policy(), date).await?;
     let provisional = doc["provisional"].as_bool().unwrap_or(false);
     let empty = Vec::new();
     let out_rows = doc["rows"].as_array().unwrap_or(&empty);
