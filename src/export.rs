@@ -116,6 +116,15 @@ pub fn flag_label(flag: &str, lang: Lang) -> &str {
     lang.pick(en, zh)
 }
 
+/// A policy group's id for the export: the default group is named in the
+/// export's language; a site's own group ids are kept as written.
+fn group_label(id: &str, lang: Lang) -> &str {
+    match (id, lang) {
+        (crate::policy::DEFAULT_GROUP, Lang::Zh) => "默认",
+        (other, _) => other,
+    }
+}
+
 /// The label of a ledger entry's source (`device`, `manual`).
 pub fn source_label(source: &str, lang: Lang) -> &str {
     match (source, lang) {
@@ -293,6 +302,7 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                 l("provisional", "未结算"),
                 l("overtime_minutes", "加班分钟"),
                 l("flags", "提示"),
+                l("policy", "考勤组"),
             ];
             let mut rows = Vec::new();
             for e in &d.employees {
@@ -320,6 +330,10 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                             })
                             .collect::<Vec<_>>()
                             .join(lang.pick(" ", "、"))),
+                        t(group_label(
+                            d.policy_history.at(&e.employee_id, v.date),
+                            lang,
+                        )),
                     ]);
                 }
             }
@@ -416,11 +430,13 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                 l("leave_days", "请假天数"),
                 l("attendance_days", "实际出勤天数"),
                 l("overtime_minutes", "加班分钟"),
+                l("policy", "考勤组"),
             ]);
             let rows = d
                 .scores
                 .iter()
-                .map(|s| {
+                .zip(&d.policy_labels)
+                .map(|(s, label)| {
                     let (name, team) = who.get(s.employee_id.as_str()).copied().unwrap_or(("", ""));
                     let mut r = vec![
                         t(s.employee_id.as_str()),
@@ -448,6 +464,7 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                         n(s.leave_days),
                         n(s.attendance_days),
                         Cell::Num(s.overtime_minutes as f64),
+                        t(group_label(label, lang)),
                     ]);
                     r
                 })

@@ -27,17 +27,21 @@
 //! - [`store`]: the durable store (SQLite or PostgreSQL): punches, HR data,
 //!   verdicts, the scoring ledger and its audit trail. Persistence only.
 //! - [`config`]: the daemon's configuration file, raw and validated;
-//!   [`config::token`]: API tokens resolved.
+//!   [`config::token`]: API tokens resolved; [`config::push`],
+//!   [`config::pull`]: the push and pull sources' sections.
 //! - [`metrics`]: the counters and gauges of `/metrics`.
 //! - [`health`]: component states for `/healthz`.
 //! - [`tls`]: rustls client settings for `mqtts://` and `https://`.
+//! - [`listener`]: serving a router on a listener with header, idle, body
+//!   and connection limits (the API and the HTTP push sources).
 //!
 //! Use cases:
 //! - [`source`]: MQTT, serial, HTTP push and pull sources (ack or cursor
 //!   after commit).
-//! - [`pipeline`]: decode → attribute → commit → quarantine → re-classify.
+//! - [`pipeline`]: decode → attribute → commit → quarantine → re-classify;
+//!   [`pipeline::replay`]: quarantine replay.
 //! - [`quarantine`]: what is quarantined (bounded per upload, photos
-//!   stripped) and quarantine replay.
+//!   stripped).
 //! - [`scheduler`]: absence alerts, day close and revisions, terminal
 //!   health.
 //! - [`sinks`]: outbox delivery: MQTT, webhook, DingTalk, WeCom.
@@ -74,6 +78,7 @@ pub mod hr;
 pub mod http;
 pub mod ingest;
 pub mod input;
+pub mod listener;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;

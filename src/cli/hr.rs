@@ -266,19 +266,21 @@ async fn dispatch(cmd: HrCommand, out: &mut dyn Write) -> Result<(), CmdError> {
     let path = config::config_path(common.config.as_deref());
     let cfg = config::load_for_commands(&path).map_err(|e| CmdError::Input(e.to_string()))?;
     let store = Store::open(&cfg.store_url).await?;
-    let r = run_one(cmd, &cfg.policy, &store, common.json, out).await;
+    let r = run_one(cmd, &cfg.policies, &store, common.json, out).await;
     store.close().await;
     r
 }
 
+// Over 150 lines: one arm per HR command, each parse → `hr` call → print.
 async fn run_one(
     cmd: HrCommand,
-    policy: &crate::domain::policy::Policy,
+    policies: &crate::policy::Policies,
     store: &Store,
     json_out: bool,
     out: &mut dyn Write,
 ) -> Result<(), CmdError> {
     let now = Utc::now();
+    let policy = policies.default_policy();
     let emit = |out: &mut dyn Write, v: serde_json::Value, text: String| -> io::Result<()> {
         if json_out {
             writeln!(out, "{v}")
@@ -287,8 +289,8 @@ async fn run_one(
         }
     };
     match cmd {
-        HrCommand::Deduct(a) => manual(policy, store, a, EntryKind::Deduction, &emit, out).await,
-        HrCommand::Bonus(a) => manual(policy, store, a, EntryKind::Bonus, &emit, out).await,
+        HrCommand::Deduct(a) => manual(policies, store, a, EntryKind::Deduction, &emit, out).await,
+        HrCommand::Bonus(a) => manual(policies, store, a, EntryKind::Bonus, &emit, out).await,
         HrCommand::Correct(a) => {
             let time = crate::input::LocalTimes::new(policy.tz)
                 .parse(&a.time)
@@ -296,7 +298,7 @@ async fn run_one(
             let by = actor(a.by);
             let o = crate::hr::record_correction(
                 store,
-                policy,
+                policies,
                 &a.employee,
                 time,
                 &a.reason,
@@ -326,8 +328,8 @@ async fn run_one(
         }
         HrCommand::Appeal(a) => match a.what {
             AppealCommand::File { entry, reason, by } => {
-                let ap =
-                    crate::hr::file_appeal(store, policy, entry, &reason, &actor(by), now).await?;
+                let ap = crate::hr::file_appeal(store, policies, entry, &reason, &actor(by), now)
+                    .await?;
                 emit(
                     out,
                     json!(ap),
@@ -366,7 +368,7 @@ async fn run_one(
                 Ok(())
             }
             AppealCommand::List { status } => {
-                let rows = crate::hr::list_appeals(store, policy, status.as_deref(), now)
+                let rows = crate::hr::list_appeals(store, policies, status.as_deref(), now)
                     .await
                     .map_err(|e| match e {
                         HrError::Invalid { why, .. } => CmdError::Input(format!("--status: {why}")),
@@ -402,7 +404,7 @@ async fn run_one(
         },
         HrCommand::Year(a) => {
             let year = crate::hr::year::parse_year(&a.year)?;
-            for r in crate::hr::year::year_results(store, policy, year).await? {
+            for r in crate::hr::year::year_results(store, policies, year).await? {
                 emit(
                     out,
                     json!(r),
@@ -436,7 +438,7 @@ async fn run_one(
                     "--format: a year is exported as xlsx only".into(),
                 ));
             }
-            let rows = crate::hr::year::year_results(store, policy, year).await?;
+            let rows = crate::hr::year::year_results(store, policies, year).await?;
             let bytes = crate::export::year_xlsx(policy, year, &rows, lang)
                 .map_err(|e| CmdError::Output(io::Error::other(e)))?;
             std::fs::write(&output, &bytes)
@@ -457,7 +459,9 @@ async fn run_one(
             let Some(month) = a.month else {
                 return Err(CmdError::Input("--month or --year is required".into()));
             };
-            let data = crate::hr::month_data(store, policy, month, |_| true).await?;
+            let data = crate::hr::month_data(store, policies, month, |_| true).await?;
+            // Several policies: every group's categories and rules.
+            let policy = &policies.for_display();
             let bytes = match a.format {
                 Format::Csv => crate::export::csv(policy, &data, a.view, a.lang)
                     .map_err(|e| CmdError::Output(io::Error::other(e)))?,
@@ -487,7 +491,7 @@ async fn run_one(
 type Emit<'a> = dyn Fn(&mut dyn Write, serde_json::Value, String) -> io::Result<()> + 'a;
 
 async fn manual(
-    policy: &crate::domain::policy::Policy,
+    policy: &crate::policy::Policies,
     store: &Store,
     a: ManualArgs,
     kind: EntryKind,

@@ -529,6 +529,10 @@ fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write
             let _ = writeln!(out, "{}: ok", path.display());
             let _ = writeln!(out, "policy: {}", c.policy_path.display());
             let _ = describe_policy(&c.policy, out);
+            for (i, (id, file)) in c.group_paths.iter().enumerate() {
+                let _ = writeln!(out, "policy group {id}: {}", file.display());
+                let _ = describe_policy(c.policies.get(i + 1), out);
+            }
             let _ = writeln!(out, "store: {}", redact(&c.store_url));
             for m in &c.sources.mqtt {
                 let _ = writeln!(

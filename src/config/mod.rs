@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+pub mod pull;
+pub mod push;
 pub mod token;
 
 use crate::domain::policy::Policy;
@@ -22,19 +24,9 @@ use crate::policy::PolicyError;
 /// `$ATTENDD_CONFIG`, else this path.
 pub const DEFAULT_CONFIG: &str = "/etc/attendd/attendd.toml";
 
-/// The decoders `[[source.*]] decoder` may name (`interfaces.md`).
-pub const DECODERS: &[&str] = &[
-    "json",
-    "recpush",
-    "hik-isapi",
-    "double-take",
-    "zk-attlog",
-    "dahua",
-    "card-line",
-    "stx-etx",
-    "zk-rtlog",
-    "uniview",
-];
+/// The decoders `[[source.*]] decoder` may name (`interfaces.md`): those
+/// registered in [`crate::ingest::decode::Decoder`].
+pub const DECODERS: &[&str] = crate::ingest::decode::Decoder::NAMES;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -241,6 +233,20 @@ impl Default for RawIngest {
 pub struct RawPolicyRef {
     /// Policy file; relative to the config file's folder.
     pub file: PathBuf,
+    /// `[[policy.group]]`: further policies employees.csv's `policy`
+    /// column picks by id (policy.md, "Several rule sets on one site").
+    #[serde(default)]
+    pub group: Vec<RawPolicyGroup>,
+}
+
+/// `[[policy.group]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicyGroup {
+    /// The id employees.csv's `policy` column names.
+    pub id: String,
+    /// Policy file; relative to the config file's folder.
+    pub file: PathBuf,
 }
 
 /// `[store]`.
@@ -289,19 +295,19 @@ pub struct RawSources {
     pub serial: Vec<RawSerial>,
     /// ZKTeco PUSH/ADMS listeners.
     #[serde(default)]
-    pub zk_push: Vec<crate::source::push::RawZkPush>,
+    pub zk_push: Vec<push::RawZkPush>,
     /// Hikvision/Dahua event upload listeners.
     #[serde(default)]
-    pub hik_http: Vec<crate::source::push::RawHikHttp>,
+    pub hik_http: Vec<push::RawHikHttp>,
     /// ZKTeco terminals read over their own protocol (port 4370).
     #[serde(default)]
-    pub zk_pull: Vec<crate::source::zk_pull::RawZkPull>,
+    pub zk_pull: Vec<pull::RawZkPull>,
     /// Hikvision terminals read over ISAPI.
     #[serde(default)]
-    pub hik_pull: Vec<crate::source::hik_pull::RawHikPull>,
+    pub hik_pull: Vec<pull::RawHikPull>,
     /// Dahua access controllers read over their CGI.
     #[serde(default)]
-    pub dahua_pull: Vec<crate::source::dahua_pull::RawDahuaPull>,
+    pub dahua_pull: Vec<pull::RawDahuaPull>,
 }
 
 /// `[[source.mqtt]]`.
@@ -575,6 +581,10 @@ pub struct Config {
     pub policy_path: PathBuf,
     /// The validated policy.
     pub policy: Policy,
+    /// The default policy (again) and each `[[policy.group]]`, by id.
+    pub policies: crate::policy::Policies,
+    /// Each group's id and policy file, in configuration order.
+    pub group_paths: Vec<(String, PathBuf)>,
     /// Store URL with relative SQLite paths made absolute.
     pub store_url: String,
     /// `[store] quarantine_retention_days`.
@@ -845,6 +855,34 @@ fn check_sink(
     }
 }
 
+/// Each `[[policy.group]]`'s id and policy file.
+type GroupPaths = Vec<(String, PathBuf)>;
+
+/// Loads each `[[policy.group]]`'s policy (its file relative to the
+/// configuration's folder); every problem names the group's id and file.
+/// Duplicate and reserved ids are refused by [`crate::policy::Policies::new`].
+fn load_groups(
+    raw: &[RawPolicyGroup],
+    base: &Path,
+    problems: &mut Vec<String>,
+) -> (Vec<(String, Policy)>, GroupPaths) {
+    let mut groups = Vec::new();
+    let mut paths = Vec::new();
+    for (i, g) in raw.iter().enumerate() {
+        let path = base.join(&g.file);
+        match crate::policy::load(&path) {
+            Ok(p) => groups.push((g.id.clone(), p)),
+            Err(e) => problems.extend(
+                e.to_string()
+                    .lines()
+                    .map(|l| format!("policy group {:?} (policy.group[{i}]): {l}", g.id)),
+            ),
+        }
+        paths.push((g.id.clone(), path));
+    }
+    (groups, paths)
+}
+
 /// Reads and validates a configuration and the policy it names, for the
 /// daemon: every secret it names in the environment must be set.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -893,12 +931,6 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
-    let mut push = |key: &str, why: String| {
-        if purpose == Purpose::Commands && is_unset_secret(key, &why) {
-            return;
-        }
-        problems.push(format!("{file}: key `{key}`: {why}"))
-    };
 
     let policy_path = base.join(&raw.policy.file);
     for k in &mut raw.sink {
@@ -919,6 +951,13 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         }
     }
     let policy = crate::policy::load(&policy_path);
+    let (groups, group_paths) = load_groups(&raw.policy.group, base, &mut problems);
+    let mut push = |key: &str, why: String| {
+        if purpose == Purpose::Commands && is_unset_secret(key, &why) {
+            return;
+        }
+        problems.push(format!("{file}: key `{key}`: {why}"))
+    };
     if let Some(d) = raw.ingest.classify_from {
         let lo = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
         let hi = NaiveDate::from_ymd_opt(2100, 12, 31).unwrap_or_default();
@@ -1150,11 +1189,17 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
             None
         }
     };
-    match policy {
-        Some(policy) if problems.is_empty() => Ok(Config {
+    let policies = policy.as_ref().map(|p| {
+        crate::policy::Policies::new(p.clone(), groups)
+            .map_err(|e| problems.push(format!("{file}: key `policy.group`: {e}")))
+    });
+    match (policy, policies) {
+        (Some(policy), Some(Ok(policies))) if problems.is_empty() => Ok(Config {
             path: path.to_path_buf(),
             policy_path,
             policy,
+            policies,
+            group_paths,
             store_url,
             quarantine_retention_days: raw.store.quarantine_retention_days,
             sources: raw.source,

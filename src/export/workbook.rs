@@ -753,6 +753,8 @@ mod tests {
             days: Default::default(),
             ledger: Vec::new(),
             scores: Vec::new(),
+            policy_labels: Vec::new(),
+            policy_history: Default::default(),
             published_at: None,
         }
     }

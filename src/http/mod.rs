@@ -9,9 +9,9 @@
 pub mod api;
 pub mod auth;
 pub mod dashboard;
-pub mod listener;
 
-pub use listener::{DEFAULT_MAX_CONNECTIONS, Limits};
+pub use crate::listener;
+pub use crate::listener::{DEFAULT_MAX_CONNECTIONS, Limits};
 
 // The configuration's default for `[http] max_connections` is the listener's.
 const _: () = assert!(DEFAULT_MAX_CONNECTIONS == crate::config::DEFAULT_MAX_CONNECTIONS);

@@ -17,6 +17,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use md5::{Digest, Md5};
 
+pub use crate::config::pull::Endpoint;
+
 /// What a `WWW-Authenticate: Digest …` header asks for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Challenge {
@@ -223,46 +225,6 @@ pub enum HttpError {
     /// Connecting, sending or reading failed.
     #[error("{0}")]
     Io(String),
-}
-
-/// Where a device answers: `http://host[:port][/prefix]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Host name or address.
-    pub host: String,
-    /// Port (80 by default).
-    pub port: u16,
-    /// Path prefix without a trailing slash (usually empty).
-    pub prefix: String,
-}
-
-impl Endpoint {
-    /// Parses `url`; only `http://` (terminals serve plain HTTP on the LAN).
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{url:?} must start with http://"))?;
-        let (hostport, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("{url:?}: {p:?} is not a port"))?,
-            ),
-            _ => (hostport, 80),
-        };
-        if host.is_empty() {
-            return Err(format!("{url:?} has no host"));
-        }
-        Ok(Endpoint {
-            host: host.trim_start_matches('[').trim_end_matches(']').into(),
-            port,
-            prefix: prefix.to_string(),
-        })
-    }
 }
 
 /// A device's HTTP interface with its credentials.

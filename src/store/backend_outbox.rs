@@ -361,6 +361,17 @@ pub(crate) async fn add_quarantine_many(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut tx = begin(pool).await?;
+    add_quarantine_in(&mut tx, rows, now).await?;
+    tx.commit().await.ctx("commit quarantine")?;
+    Ok(())
+}
+
+/// Inserts quarantine rows inside the caller's transaction.
+pub(crate) async fn add_quarantine_in(
+    tx: &mut Tx,
+    rows: &[NewQuarantine],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     // 12 columns: far under either engine's bound-parameter limit.
     for chunk in rows.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
@@ -383,11 +394,10 @@ pub(crate) async fn add_quarantine_many(
                 .push_bind(r.map(|r| r.timezone.as_str()));
         });
         qb.build()
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .ctx("insert quarantine")?;
     }
-    tx.commit().await.ctx("commit quarantine")?;
     Ok(())
 }
 

@@ -31,11 +31,22 @@ mod outbox_queries;
 mod pull_queries;
 #[allow(clippy::duplicate_mod)]
 #[rustfmt::skip]
+#[path = "backend_recompute.rs"]
+mod recompute_queries;
+#[allow(clippy::duplicate_mod)]
+#[rustfmt::skip]
 #[path = "backend_start.rs"]
 mod start_queries;
+#[allow(clippy::duplicate_mod)]
+#[rustfmt::skip]
+#[path = "backend_policy.rs"]
+mod policy_queries;
 #[allow(clippy::duplicate_mod)]
 #[rustfmt::skip]
 #[path = "hr_sql.rs"]
 pub(super) mod hr_queries;
 
-pub(super) use {outbox_queries::*, pull_queries::*, queries::*, start_queries::*};
+pub(super) use {
+    outbox_queries::*, policy_queries::*, pull_queries::*, queries::*, recompute_queries::*,
+    start_queries::*,
+};

@@ -254,7 +254,9 @@ impl Store {
         dispatch!(self, hr::day_totals(date, team))
     }
 
-    /// Marks a month published at `now` (see [`Store::publish_month`]).
+    /// Marks a month (`YYYY-MM`) published at `now`. Returns false when it
+    /// already was. Verdicts of a published month are no longer rewritten:
+    /// a change becomes an [`super::Adjustment`].
     pub async fn publish_month_at(
         &self,
         month: &str,

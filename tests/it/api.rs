@@ -320,12 +320,15 @@ async fn supervisor_sees_own_team_only() {
 async fn terminal_admin_sees_quarantine_and_terminals_only() {
     let f = fixture().await;
     f.store
-        .quarantine(&attendd::store::NewQuarantine {
-            source: "mqtt:attendance/x/punch".into(),
-            payload: b"garbage".to_vec(),
-            reason: "not JSON".into(),
-            ..Default::default()
-        })
+        .quarantine(
+            &attendd::store::NewQuarantine {
+                source: "mqtt:attendance/x/punch".into(),
+                payload: b"garbage".to_vec(),
+                reason: "not JSON".into(),
+                ..Default::default()
+            },
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let r = f.router();
@@ -691,7 +694,7 @@ async fn quarantine_replay_is_hr_only_stores_once_and_pages_past_the_end() {
                 timezone: "Asia/Shanghai".into(),
             }),
             received_at: None,
-        })
+        }, chrono::Utc::now())
         .await
         .unwrap();
     let r = f.router();

@@ -187,31 +187,37 @@ fn browser_shows_todays_absences_and_explanations() {
             end_date: None,
         };
         store
-            .upsert_employees(&[
-                emp("E001", "Alice", "A"),
-                emp("E003", "Carol", "B"),
-                emp("E004", "Dave", "B"),
-            ])
+            .upsert_employees(
+                &[
+                    emp("E001", "Alice", "A"),
+                    emp("E003", "Carol", "B"),
+                    emp("E004", "Dave", "B"),
+                ],
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
         store
-            .upsert_roster(&[
-                RosterRecord {
-                    employee_id: "E001".into(),
-                    date: today,
-                    shift: "day".into(),
-                },
-                RosterRecord {
-                    employee_id: "E003".into(),
-                    date: today,
-                    shift: "day".into(),
-                },
-                RosterRecord {
-                    employee_id: "E004".into(),
-                    date: yesterday,
-                    shift: "day".into(),
-                },
-            ])
+            .upsert_roster(
+                &[
+                    RosterRecord {
+                        employee_id: "E001".into(),
+                        date: today,
+                        shift: "day".into(),
+                    },
+                    RosterRecord {
+                        employee_id: "E003".into(),
+                        date: today,
+                        shift: "day".into(),
+                    },
+                    RosterRecord {
+                        employee_id: "E004".into(),
+                        date: yesterday,
+                        shift: "day".into(),
+                    },
+                ],
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
         // Dave was on sick leave yesterday and handed in no document.
@@ -219,29 +225,35 @@ fn browser_shows_todays_absences_and_explanations() {
             attendd::domain::time::resolve_local(policy.tz, d.and_hms_opt(0, 0, 0).unwrap())
         };
         store
-            .upsert_leaves(&[LeaveRecord {
-                employee_id: "E004".into(),
-                start: midnight(yesterday),
-                end: midnight(today),
-                kind: "sick".into(),
-                status: "approved".into(),
-                requested_at: None,
-                document: Some(String::new()),
-            }])
+            .upsert_leaves(
+                &[LeaveRecord {
+                    employee_id: "E004".into(),
+                    start: midnight(yesterday),
+                    end: midnight(today),
+                    kind: "sick".into(),
+                    status: "approved".into(),
+                    requested_at: None,
+                    document: Some(String::new()),
+                }],
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
         if local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap() {
             store
-                .insert_punches(&[NewPunch {
-                    employee_id: "E001".into(),
-                    identity: "E001".into(),
-                    time: now - chrono::Duration::minutes(1),
-                    device_id: Some("gate-1".into()),
-                    event_id: None,
-                    source: "test".into(),
-                    raw: None,
-                    direction: None,
-                }])
+                .insert_punches(
+                    &[NewPunch {
+                        employee_id: "E001".into(),
+                        identity: "E001".into(),
+                        time: now - chrono::Duration::minutes(1),
+                        device_id: Some("gate-1".into()),
+                        event_id: None,
+                        source: "test".into(),
+                        raw: None,
+                        direction: None,
+                    }],
+                    chrono::Utc::now(),
+                )
                 .await
                 .unwrap();
         }

@@ -37,6 +37,7 @@ mod serial_source;
 mod services;
 mod simulate;
 mod store;
+mod store_groups;
 mod systemd;
 mod tls;
 mod workbook;

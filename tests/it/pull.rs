@@ -917,16 +917,16 @@ mod cursor_store {
             punch("E2", "2026-11-02T08:01:00+08:00", "3"),
         ];
         let r = s
-            .insert_punches_with_cursor(&a, "hik_pull[0]", "DEV1", "c1")
+            .insert_punches_with_cursor(&a, "hik_pull[0]", "DEV1", "c1", chrono::Utc::now())
             .await
             .unwrap();
         assert!(r.iter().all(|o| matches!(o, Inserted::New(_))));
         let r = s
-            .insert_punches_with_cursor(&a[1..], "hik_pull[0]", "DEV1", "c2")
+            .insert_punches_with_cursor(&a[1..], "hik_pull[0]", "DEV1", "c2", chrono::Utc::now())
             .await
             .unwrap();
         assert_eq!(r, vec![Inserted::Duplicate]);
-        s.insert_punches_with_cursor(&[], "hik_pull[0]", "DEV2", "other")
+        s.insert_punches_with_cursor(&[], "hik_pull[0]", "DEV2", "other", chrono::Utc::now())
             .await
             .unwrap();
         assert_eq!(
@@ -944,6 +944,35 @@ mod cursor_store {
             Some("other")
         );
         assert_eq!(s.punch_count().await.unwrap(), 2);
+
+        // One read with a bad record: its quarantine row goes in with the
+        // punches and the cursor, in the same transaction.
+        let bad = attendd::store::NewQuarantine {
+            source: "hik_pull[0]:DEV1".into(),
+            payload: b"not an event".to_vec(),
+            reason: "not JSON".into(),
+            ..Default::default()
+        };
+        let before = s.quarantined(100).await.unwrap().len();
+        s.store_pull_read(
+            &[punch("E3", "2026-11-02T08:02:00+08:00", "5")],
+            std::slice::from_ref(&bad),
+            "hik_pull[0]",
+            "DEV1",
+            "c3",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.quarantined(100).await.unwrap().len(), before + 1);
+        assert_eq!(s.punch_count().await.unwrap(), 3);
+        assert_eq!(
+            s.pull_cursor("hik_pull[0]", "DEV1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("c3")
+        );
     }
 
     fn rt() -> tokio::runtime::Runtime {

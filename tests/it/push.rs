@@ -1301,12 +1301,15 @@ fn rows_kept_before_replay_information_replay_with_their_source_named() {
     // A row as kept before migration 0005: source and payload only.
     let id = site.with_store(|s| {
         Box::pin(async move {
-            s.quarantine(&attendd::store::NewQuarantine {
-                source: format!("zk_push[0]:{SN} line 1"),
-                payload: b"1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0".to_vec(),
-                reason: "unknown alias \"1043\"".into(),
-                ..Default::default()
-            })
+            s.quarantine(
+                &attendd::store::NewQuarantine {
+                    source: format!("zk_push[0]:{SN} line 1"),
+                    payload: b"1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0".to_vec(),
+                    reason: "unknown alias \"1043\"".into(),
+                    ..Default::default()
+                },
+                chrono::Utc::now(),
+            )
             .await
             .unwrap()
         })
