@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod dashboard;
+pub mod grid;
 pub mod listener;
 
 pub use listener::{DEFAULT_MAX_CONNECTIONS, Limits};
