@@ -869,8 +869,18 @@ async fn month_grid(
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
     let policy = api.policy();
-    let data =
-        hr::month_scores_data(&api.store, &policy, first, |e| c.role.sees_team(&e.team)).await?;
+    // The teams the filter offers: every team the caller may see.
+    let teams = grid::teams(
+        api.store
+            .employees()
+            .await?
+            .iter()
+            .filter(|e| c.role.sees_team(&e.team)),
+    );
+    let data = hr::month_scores_data(&api.store, &policy, first, |e| {
+        c.role.sees_team(&e.team) && team.as_ref().is_none_or(|t| &e.team == t)
+    })
+    .await?;
     let (from, to) = data.bounds;
     let dates = grid::dates(
         &policy,
@@ -883,11 +893,7 @@ async fn month_grid(
         .iter()
         .map(|s| (s.employee_id.as_str(), s))
         .collect();
-    let chosen: Vec<_> = data
-        .employees
-        .iter()
-        .filter(|e| team.as_ref().is_none_or(|t| &e.team == t))
-        .collect();
+    let chosen: Vec<_> = data.employees.iter().collect();
     let total = chosen.len();
     let shown: Vec<_> = chosen.into_iter().skip(p.offset).take(p.limit).collect();
     let verdicts = match shown.as_slice() {
@@ -901,7 +907,7 @@ async fn month_grid(
         "month": data.month,
         "timezone": policy.tz.name(),
         "published_at": data.published_at,
-        "teams": grid::teams(&data.employees),
+        "teams": teams,
         "team": team,
         "dates": dates,
         "items": items,

@@ -215,9 +215,8 @@ pub fn rows(
 }
 
 /// The teams among `employees`, sorted, for the page's team filter.
-pub fn teams(employees: &[EmployeeRecord]) -> Vec<String> {
+pub fn teams<'a>(employees: impl Iterator<Item = &'a EmployeeRecord>) -> Vec<String> {
     employees
-        .iter()
         .map(|e| e.team.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
