@@ -17,6 +17,7 @@ use chrono::{Datelike, Days, Utc};
 use crate::hr_fixture::{HR, POLICY, call, fixture};
 
 const BIN: &str = env!("CARGO_BIN_EXE_attendd");
+const SUP_B: &str = "sup-b-token-0123456789";
 
 #[tokio::test]
 async fn page_language_follows_accept_language() {
@@ -440,7 +441,8 @@ fn browser_shows_todays_absences_and_explanations() {
         &config,
         format!(
             "[policy]\nfile = {POLICY:?}\n\n[store]\nurl = {url:?}\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
-             [[http.tokens]]\nname = \"hr-office\"\ntoken_env = \"ATTENDD_TOKEN_HR\"\nrole = \"hr\"\n"
+             [[http.tokens]]\nname = \"hr-office\"\ntoken_env = \"ATTENDD_TOKEN_HR\"\nrole = \"hr\"\n\n\
+             [[http.tokens]]\nname = \"lead-b\"\ntoken_env = \"ATTENDD_TOKEN_SUP_B\"\nrole = \"supervisor:B\"\n"
         ),
     )
     .unwrap();
@@ -450,6 +452,7 @@ fn browser_shows_todays_absences_and_explanations() {
         .args(["run", "--config"])
         .arg(&config)
         .env("ATTENDD_TOKEN_HR", HR)
+        .env("ATTENDD_TOKEN_SUP_B", SUP_B)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -563,6 +566,28 @@ fn browser_shows_todays_absences_and_explanations() {
         grid.contains("Export (.xlsx)") && grid.contains("Print"),
         "{grid}"
     );
+    // A supervisor: their team only, no export, no quarantine.
+    let sup = format!("http://127.0.0.1:{port}/#token={SUP_B}");
+    let sdom = browse(&chrome, &profile, "en-US", &["--dump-dom"], &sup);
+    assert_eq!(grid_cells(&sdom, "E003").len(), days_in_month);
+    assert!(
+        !section(&sdom, "grid").contains("data-id=\"E001\""),
+        "team A hidden"
+    );
+    assert!(sdom.contains("<option value=\"B\">") && !sdom.contains("<option value=\"A\">"));
+    let tag = |dom: &str, id: &str| {
+        let i = dom.find(&format!("id=\"{id}\"")).unwrap();
+        let start = dom[..i].rfind('<').unwrap();
+        dom[start..i + dom[i..].find('>').unwrap()].to_string()
+    };
+    assert!(
+        tag(&sdom, "export-xlsx").contains("hidden"),
+        "{}",
+        tag(&sdom, "export-xlsx")
+    );
+    assert!(!tag(&dom, "export-xlsx").contains("hidden"), "HR exports");
+    assert!(tag(&sdom, "quarantine").contains("hidden"));
+    assert!(!sdom.contains(SUP_B), "the token is not left in the page");
     let trend = section(&dom, "trend");
     assert!(trend.contains("<svg class=\"trend\""), "{trend}");
     assert!(trend.contains("data-team=\"B\""), "team B's rate:\n{trend}");
