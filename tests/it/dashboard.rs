@@ -399,6 +399,17 @@ fn browser_shows_todays_absences_and_explanations() {
             }])
             .await
             .unwrap();
+        // An undecodable payload: its receipt time (stored to the
+        // nanosecond, in UTC) is shown in the policy's zone to the minute.
+        store
+            .quarantine(&attendd::store::NewQuarantine {
+                source: "mqtt:attendance/x/punch".into(),
+                payload: b"garbage".to_vec(),
+                reason: "not JSON".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         if local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap() {
             store
                 .insert_punches(&[NewPunch {
@@ -503,9 +514,16 @@ fn browser_shows_todays_absences_and_explanations() {
         );
     }
     assert!(section(&dom, "scores").contains("Alice"), "score table");
+    let quarantine = section(&dom, "quarantine");
     assert!(
-        !section(&dom, "quarantine").contains("class=\"err\""),
+        !quarantine.contains("class=\"err\""),
         "quarantine loads for hr"
+    );
+    assert!(quarantine.contains("garbage"), "{quarantine}");
+    assert!(
+        quarantine.contains(&format!(">{} ", local.date_naive()))
+            || quarantine.contains(&format!(">{} ", local.date_naive() + Days::new(1))),
+        "receipt date in the policy's zone:\n{quarantine}"
     );
     assert!(!dom.contains(HR), "the token is not left in the page");
 
