@@ -86,7 +86,7 @@ pub struct GridRow {
     pub name: String,
     /// Team.
     pub team: String,
-    /// One per date of [`Grid::dates`], in order.
+    /// One per date of the month ([`dates`]), in order.
     pub days: Vec<Option<GridCell>>,
     /// The month's totals.
     pub totals: GridTotals,
