@@ -87,7 +87,7 @@ fn main() {
                 end_date: None,
             })
             .collect();
-        store.upsert_employees(&emps).await.unwrap();
+        store.upsert_employees(&emps, chrono::Utc::now()).await.unwrap();
         let tz = policy.tz;
         let at = |h: u32, m: u32, s: u32| {
             tz.with_ymd_and_hms(2026, 11, 2, h, m, s)
@@ -116,7 +116,7 @@ fn main() {
                 });
             }
         }
-        store.insert_punches(&punches).await.unwrap();
+        store.insert_punches(&punches, chrono::Utc::now()).await.unwrap();
         let t = Instant::now();
         let rep = store
             .recompute(

@@ -132,7 +132,7 @@ async fn insert_all(store: &Store, rows: &[NewPunch]) -> f64 {
     let mut new = 0;
     for b in rows.chunks(batch()) {
         new += store
-            .insert_punches(b)
+            .insert_punches(b, chrono::Utc::now())
             .await
             .unwrap()
             .iter()
@@ -265,7 +265,7 @@ fn main() {
                 end_date: None,
             })
             .collect();
-        store.upsert_employees(&emps).await.unwrap();
+        store.upsert_employees(&emps, chrono::Utc::now()).await.unwrap();
         let now = Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap();
         let (from, to) = (
             NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),

@@ -58,6 +58,16 @@ pub enum StartError {
     Other(String),
 }
 
+impl From<crate::source::push::ListenError> for StartError {
+    fn from(e: crate::source::push::ListenError) -> Self {
+        use crate::source::push::ListenError;
+        match e {
+            ListenError::Listen { addr, key, source } => StartError::Listen { addr, key, source },
+            ListenError::Other(why) => StartError::Other(why),
+        }
+    }
+}
+
 /// How long shutdown waits for sources to commit and acknowledge.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -131,7 +141,7 @@ pub async fn run_daemon(
     let pipeline = Arc::new(
         crate::pipeline::Pipeline::new(
             store.clone(),
-            policy,
+            Arc::new(config.policies.clone()),
             sources,
             metrics.clone(),
             chrono::Duration::seconds(config.ingest.max_future_skew_seconds),
@@ -155,6 +165,19 @@ pub async fn run_daemon(
         .note_first_run(today, now)
         .await
         .map_err(|e| (2, format!("store: {e}")))?;
+    let history = store
+        .policy_history()
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?;
+    let unknown = history.unknown_groups(&config.policies);
+    if !unknown.is_empty() {
+        warn!(
+            "employees follow policy groups that no [[policy.group]] defines ({}); \
+             their days are classified with the default policy until the groups \
+             are configured again or the employees are imported with another group",
+            unknown.join(", ")
+        );
+    }
     let shared = Shared {
         health,
         heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],
@@ -162,7 +185,7 @@ pub async fn run_daemon(
         metrics,
         store: Some(store.clone()),
         api_live: Some(crate::http::api::live(
-            Arc::new(config.policy.clone()),
+            config.policies.clone(),
             config.http_tokens.clone(),
         )),
         catch_up: Arc::default(),
@@ -223,8 +246,12 @@ pub async fn run_daemon(
     crate::source::pull::spawn(
         &config.sources,
         config.policy.tz,
-        &pipeline,
-        &shared,
+        &crate::source::pull::PullShared {
+            sink: pipeline.clone(),
+            health: shared.health.clone(),
+            metrics: shared.metrics.clone(),
+            catch_up: shared.catch_up.clone(),
+        },
         &background,
         &shutdown,
     );
@@ -248,6 +275,7 @@ pub async fn run_daemon(
 fn plan(config: &Config) -> crate::scheduler::Plan {
     crate::scheduler::Plan {
         policy: Arc::new(config.policy.clone()),
+        policies: Some(Arc::new(config.policies.clone())),
         schedule: config.schedule.clone(),
         routes: crate::scheduler::Route::from_config(&config.sinks),
     }
@@ -367,20 +395,28 @@ async fn reload_loop(
                             warn!("reload: changes to {what} take effect after a restart");
                         }
                     }
-                    let policy = Arc::new(new.policy.clone());
-                    to.pipeline.swap_policy(policy.clone());
+                    // The default and every group at once: `load` refused
+                    // the whole file if any of them was invalid.
+                    let policies = Arc::new(new.policies.clone());
+                    to.pipeline.swap_policy(policies.clone());
                     to.scheduler.swap(plan(&new));
                     *to.sinks.write().unwrap_or_else(|e| e.into_inner()) = table;
                     if let Some(api) = &to.api {
                         *api.write().unwrap_or_else(|e| e.into_inner()) =
-                            (policy, Arc::new(new.http_tokens.clone()));
+                            (policies, Arc::new(new.http_tokens.clone()));
                     }
                     info!(
                         policy = %format!("{} {}", new.policy.id, new.policy.version),
                         "reloaded configuration and policy from {}",
                         path.display()
                     );
-                    format!("reloaded: policy {} {}", new.policy.id, new.policy.version)
+                    let mut done =
+                        format!("reloaded: policy {} {}", new.policy.id, new.policy.version);
+                    for (i, (id, _)) in new.group_paths.iter().enumerate() {
+                        let g = new.policies.get(i + 1);
+                        done.push_str(&format!("; group {id}: {} {}", g.id, g.version));
+                    }
+                    done
                 }
             },
         };
@@ -439,10 +475,7 @@ pub async fn run<S: Sink>(
             health: shared.health.clone(),
             api: shared.store.clone().map(|s| {
                 let live = shared.api_live.clone().unwrap_or_else(|| {
-                    crate::http::api::live(
-                        Arc::new(config.policy.clone()),
-                        config.http_tokens.clone(),
-                    )
+                    crate::http::api::live(config.policies.clone(), config.http_tokens.clone())
                 });
                 Arc::new(crate::http::api::Api::with_live(s, live))
             }),
@@ -457,10 +490,16 @@ pub async fn run<S: Sink>(
         });
     }
 
+    let push = crate::source::push::PushShared {
+        metrics: shared.metrics.clone(),
+        health: shared.health.clone(),
+        store: shared.store.clone(),
+        catch_up: shared.catch_up.clone(),
+    };
     crate::source::push::start(
         config,
         sink.clone(),
-        &shared,
+        &push,
         &tracker,
         &shutdown,
         &mut listening,

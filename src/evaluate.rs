@@ -7,7 +7,7 @@
 //! lines with `--json`. With `--scores`, monthly scores follow.
 
 use std::collections::HashMap;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -139,6 +139,35 @@ pub struct Inputs {
     pub unknown: Vec<RowError>,
 }
 
+/// Puts each parsed row with its employee (`put`), reporting rows of
+/// employees not in employees.csv in `unknown`.
+fn place<T, U>(
+    parsed: Parsed<T>,
+    file: &str,
+    index: &HashMap<&str, usize>,
+    errors: &mut Vec<RowError>,
+    unknown: &mut Vec<RowError>,
+    id: impl Fn(&T) -> &str,
+    mut put: impl FnMut(usize, T) -> Option<U>,
+) {
+    errors.extend(parsed.errors);
+    for (line, row) in parsed.rows {
+        match index.get(id(&row)) {
+            Some(&i) => {
+                put(i, row);
+            }
+            None => unknown.push(RowError {
+                file: file.to_string(),
+                line,
+                message: format!(
+                    "employee {:?} is not in employees.csv; row ignored",
+                    id(&row)
+                ),
+            }),
+        }
+    }
+}
+
 /// Reads and groups the input files.
 pub fn read_inputs(policies: &Policies, req: &Request) -> Result<Inputs, EvaluateError> {
     let file = |p: &Path| p.display().to_string();
@@ -172,33 +201,6 @@ pub fn read_inputs(policies: &Policies, req: &Request) -> Result<Inputs, Evaluat
     let group_of = |id: &str| index.get(id).map_or(0, |&i| policy_of[i]);
     let policy_for = |id: &str| policies.get(group_of(id));
     let tz_of = |id: &str| policy_for(id).tz;
-
-    fn place<T, U>(
-        parsed: Parsed<T>,
-        file: &str,
-        index: &HashMap<&str, usize>,
-        errors: &mut Vec<RowError>,
-        unknown: &mut Vec<RowError>,
-        id: impl Fn(&T) -> &str,
-        mut put: impl FnMut(usize, T) -> Option<U>,
-    ) {
-        errors.extend(parsed.errors);
-        for (line, row) in parsed.rows {
-            match index.get(id(&row)) {
-                Some(&i) => {
-                    put(i, row);
-                }
-                None => unknown.push(RowError {
-                    file: file.to_string(),
-                    line,
-                    message: format!(
-                        "employee {:?} is not in employees.csv; row ignored",
-                        id(&row)
-                    ),
-                }),
-            }
-        }
-    }
 
     let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
     let p = input::read_punches_by(table(&req.punches)?, &file(&req.punches), tz_of);
@@ -351,10 +353,9 @@ pub fn run(
             )
         })
         .collect();
-    let progress = io::stderr().is_terminal();
     let started = Instant::now();
-    let mut last_tick = started;
     let total = inputs.employees.len();
+    let progress = crate::progress::Progress::bar(total as u64, "employees");
     let mut scores: Vec<(usize, MonthScore)> = Vec::new();
     // With groups, table rows name their policy (JSON records always do).
     let mixed = policies.len() > 1;
@@ -405,18 +406,12 @@ pub fn run(
                     .map(|s| (g, s)),
             );
         }
-        if progress && last_tick.elapsed().as_millis() >= 200 {
-            last_tick = Instant::now();
-            write!(err, "\revaluated {}/{} employees", i + 1, total)?;
-        }
+        progress.set(i as u64 + 1);
     }
-    if progress && started.elapsed().as_millis() >= 200 {
-        writeln!(
-            err,
-            "\revaluated {total}/{total} employees in {:.1?}",
-            started.elapsed()
-        )?;
-    }
+    progress.finish(&format!(
+        "evaluated {total} employees in {:.1?}",
+        started.elapsed()
+    ));
     if req.scores {
         // Mixed policies show the union of their categories.
         let mut shown = policies.default_policy().clone();

@@ -152,6 +152,7 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                 l("provisional", "未结算"),
                 l("overtime_minutes", "加班分钟"),
                 l("flags", "提示"),
+                l("policy", "考勤组"),
             ];
             let mut rows = Vec::new();
             for e in &d.employees {
@@ -175,6 +176,7 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                             .map(|f| f.as_str())
                             .collect::<Vec<_>>()
                             .join(" ")),
+                        t(d.policy_history.at(&e.employee_id, v.date)),
                     ]);
                 }
             }
@@ -251,11 +253,13 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                 l("leave_days", "请假天数"),
                 l("attendance_days", "实际出勤天数"),
                 l("overtime_minutes", "加班分钟"),
+                l("policy", "考勤组"),
             ]);
             let rows = d
                 .scores
                 .iter()
-                .map(|s| {
+                .zip(&d.policy_labels)
+                .map(|(s, label)| {
                     let (name, team) = who.get(s.employee_id.as_str()).copied().unwrap_or(("", ""));
                     let mut r = vec![
                         t(s.employee_id.as_str()),
@@ -277,6 +281,7 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                         n(s.leave_days),
                         n(s.attendance_days),
                         Cell::Num(s.overtime_minutes as f64),
+                        t(label),
                     ]);
                     r
                 })

@@ -7,7 +7,6 @@
 //! says which field is wrong; the callers map [`HrError`] to exit codes
 //! (1 bad input, 2 store) or HTTP statuses (400/404/409, 500 logged).
 
-pub mod cmd;
 pub mod year;
 
 use std::collections::{BTreeMap, HashMap};
@@ -90,12 +89,21 @@ pub struct ManualRequest {
 /// Records a manual deduction or bonus (dress code, unauthorised shift
 /// swap, missed training, 衡水 考核奖励项 …). The rule must be in the
 /// policy's catalogue and of the right kind; its month must not be
-/// published (a published month is frozen).
+/// published (a published month is frozen). The catalogue is that of the
+/// policy the employee follows on the entry's date (policy.md, "Several
+/// rule sets on one site").
 pub async fn record_manual(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     req: &ManualRequest,
 ) -> Result<LedgerEntry, HrError> {
+    let policies = &*policy.as_policies();
+    let policy = if policies.len() > 1 {
+        let history = store.policy_history().await?;
+        policies.get(history.index_at(policies, &req.employee_id, req.date))
+    } else {
+        policies.default_policy()
+    };
     let rule = policy.rules.get(req.rule.as_str()).ok_or_else(|| {
         let known: Vec<&str> = policy
             .rules
@@ -181,7 +189,9 @@ pub async fn record_manual(
         EntryKind::Deduction => format!("deduct {}", rule.id),
         EntryKind::Bonus => format!("bonus {}", rule.id),
     };
-    let id = store.add_manual_entry(&entry, &cause).await?;
+    let id = store
+        .add_manual_entry(&entry, &cause, chrono::Utc::now())
+        .await?;
     store
         .ledger_entry(id)
         .await?
@@ -260,7 +270,7 @@ pub async fn correction_limit_breach(
 #[allow(clippy::too_many_arguments)]
 pub async fn record_correction(
     store: &Store,
-    policy: &Policy,
+    policies: &(impl crate::policy::PolicySet + ?Sized),
     employee_id: &str,
     time: DateTime<Utc>,
     reason: &str,
@@ -297,6 +307,10 @@ pub async fn record_correction(
         }
         o => o,
     };
+    // The limits and the zone of the employee's own policy (policy.md,
+    // "Several rule sets on one site").
+    let policies = &*policies.as_policies();
+    let policy = crate::store::policy_groups::policy_on(store, policies, employee_id, time).await?;
     let mut cause = format!("correction (补卡) for {employee_id}");
     match (
         correction_limit_breach(store, policy, employee_id, time, now).await?,
@@ -328,7 +342,7 @@ pub async fn record_correction(
     let to = crate::store::month_bounds(date).1;
     let rep: RecomputeReport = store
         .recompute(
-            policy,
+            policies,
             Some(&[employee_id.to_string()]),
             from,
             to,
@@ -353,13 +367,20 @@ pub async fn record_correction(
 /// otherwise become an adjustment for a day that had not ended.
 pub async fn publish(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     month: &str,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, HrError> {
     let first = parse_month(month)?;
-    let closes = month_closes_at(policy, first);
+    // The last window of every policy group (policy.md, "Several rule sets
+    // on one site"): a group's later shift is not cut off.
+    let all = policy.as_policies();
+    let policy = all.default_policy();
+    let closes = (0..all.len())
+        .map(|g| month_closes_at(all.get(g), first))
+        .max()
+        .unwrap_or_else(|| month_closes_at(policy, first));
     if now < closes {
         return Err(HrError::Conflict(format!(
             "month {month} cannot be published before its last punch window closes at {}",
@@ -392,19 +413,28 @@ pub fn month_closes_at(policy: &Policy, first: NaiveDate) -> DateTime<Utc> {
         })
 }
 
+/// What a view of a date before the classification start says.
+pub fn before_start_note(date: NaiveDate, start: NaiveDate) -> String {
+    format!(
+        "{date} is before classification starts ({start}); its punches are stored, \
+         its days not classified (attendd recompute --from {date} --to {date} classifies them)"
+    )
+}
+
 /// Parses `YYYY-MM` into the month's first day.
 pub fn parse_month(s: &str) -> Result<NaiveDate, HrError> {
-    crate::store::cmd::parse_month(s).map_err(|why| invalid("month", why))
+    crate::dates::parse_month(s).map_err(|why| invalid("month", why))
 }
 
 /// Files an appeal against a ledger entry. Allowed only once the entry's
 /// month is published and until the deadline
 /// ([`crate::domain::appeal::appeal_deadline`]: the end of the 2nd
 /// calendar day after publication, in the policy's zone); one open appeal
-/// per entry.
+/// per entry. The window is that of the policy the employee followed on
+/// the entry's date (policy.md, "Several rule sets on one site").
 pub async fn file_appeal(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     ledger_id: i64,
     reason: &str,
     by: &str,
@@ -422,6 +452,13 @@ pub async fn file_appeal(
             "ledger entry {ledger_id} is already void"
         )));
     }
+    let all = policy.as_policies();
+    let policy = if all.len() > 1 {
+        let history = store.policy_history().await?;
+        all.get(history.index_at(&all, &entry.employee_id, entry.date))
+    } else {
+        all.default_policy()
+    };
     let month = month_label(entry.date);
     let Some((published_at, _)) = store.published(&month).await? else {
         return Err(HrError::Conflict(format!(
@@ -507,10 +544,11 @@ pub fn appeal_view(policy: &Policy, a: Appeal, now: DateTime<Utc>) -> AppealView
 }
 
 /// Appeals for `attendd appeal list` and `GET /api/v1/appeals`: with
-/// `status` `overdue`, the open ones whose answer is late.
+/// `status` `overdue`, the open ones whose answer is late. Each is due by
+/// the policy its employee follows on the filing date.
 pub async fn list_appeals(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     status: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<AppealView>, HrError> {
@@ -528,11 +566,22 @@ pub async fn list_appeals(
     } else {
         status
     };
+    let all = policy.as_policies();
+    let history = if all.len() > 1 {
+        store.policy_history().await?
+    } else {
+        Default::default()
+    };
+    let tz = all.default_policy().tz;
     let mut rows: Vec<AppealView> = store
         .appeals(want)
         .await?
         .into_iter()
-        .map(|a| appeal_view(policy, a, now))
+        .map(|a| {
+            let date = to_local(tz, a.filed_at).date_naive();
+            let p = all.get(history.index_at(&all, &a.employee_id, date));
+            appeal_view(p, a, now)
+        })
         .collect();
     if status == Some("overdue") {
         rows.retain(|a| a.overdue);
@@ -551,13 +600,15 @@ pub fn overdue_key(id: i64) -> String {
 /// each one go out once.
 pub async fn overdue_announcements(
     store: &Store,
-    policy: &Policy,
+    policies: &(impl crate::policy::PolicySet + ?Sized),
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, serde_json::Value)>, HrError> {
+    let all = policies.as_policies();
+    let policy = all.default_policy();
     let local = |t: DateTime<Utc>| {
         to_local(policy.tz, t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
-    Ok(list_appeals(store, policy, Some("overdue"), now)
+    Ok(list_appeals(store, &*all, Some("overdue"), now)
         .await?
         .into_iter()
         .map(|v| {
@@ -622,6 +673,11 @@ pub struct MonthData {
     pub ledger: Vec<LedgerEntry>,
     /// One score per employee, in employee order.
     pub scores: Vec<MonthScore>,
+    /// Each employee's policy group (`default` for the default policy)
+    /// at the month's end, in employee order.
+    pub policy_labels: Vec<String>,
+    /// Each employee's group history, for the group of each day.
+    pub policy_history: crate::store::policy_groups::PolicyHistory,
     /// When it was published, if it was.
     pub published_at: Option<DateTime<Utc>>,
 }
@@ -631,11 +687,11 @@ pub struct MonthData {
 /// a deduction; workdays and absence come from the closed verdicts.
 pub async fn month_data(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     first: NaiveDate,
     keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
 ) -> Result<MonthData, HrError> {
-    load_month(store, policy, first, keep, true).await
+    load_month(store, &policy.as_policies(), first, keep, true).await
 }
 
 /// [`month_data`] without the verdicts (`days` is empty): only what the
@@ -643,11 +699,11 @@ pub async fn month_data(
 /// faster for a month of a large site.
 pub async fn month_scores_data(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl crate::policy::PolicySet + ?Sized),
     first: NaiveDate,
     keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
 ) -> Result<MonthData, HrError> {
-    load_month(store, policy, first, keep, false).await
+    load_month(store, &policy.as_policies(), first, keep, false).await
 }
 
 /// The fields of a stored verdict that a score needs.
@@ -688,7 +744,7 @@ impl ScoreFields {
 
 async fn load_month(
     store: &Store,
-    policy: &Policy,
+    policies: &crate::policy::Policies,
     first: NaiveDate,
     keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
     full: bool,
@@ -738,8 +794,19 @@ async fn load_month(
                 bonus: e.bonus,
             });
     }
+    // Each employee's score follows the policy they follow at the month's
+    // end (policy.md, "Several rule sets on one site").
+    let history = if policies.len() > 1 {
+        store.policy_history().await?
+    } else {
+        Default::default()
+    };
     let mut scores = Vec::with_capacity(employees.len());
+    let mut policy_labels = Vec::with_capacity(employees.len());
     for e in &employees {
+        let g = history.index_at(policies, &e.employee_id, to);
+        let policy = policies.get(g);
+        policy_labels.push(policies.label(g).to_string());
         // Deductions come from the ledger; the verdicts give workdays and
         // absence only, every day the grid shows (a provisional day too:
         // its verdict grades only what has happened), so that the scores
@@ -777,6 +844,8 @@ async fn load_month(
         days,
         ledger,
         scores,
+        policy_labels,
+        policy_history: history,
         published_at,
     })
 }

@@ -1220,14 +1220,14 @@ pub const DEFAULT_GROUP: &str = "default";
 /// default; an employee's `policy` column picks one of the others.
 #[derive(Clone, Debug)]
 pub struct Policies {
-    list: Vec<(String, Policy)>,
+    list: Vec<(String, std::sync::Arc<Policy>)>,
 }
 
 impl Policies {
     /// The default policy alone.
     pub fn single(default: Policy) -> Self {
         Policies {
-            list: vec![(DEFAULT_GROUP.to_string(), default)],
+            list: vec![(DEFAULT_GROUP.to_string(), std::sync::Arc::new(default))],
         }
     }
 
@@ -1246,7 +1246,7 @@ impl Policies {
                     format!("policy group {id:?} is given twice")
                 });
             }
-            p.list.push((id, policy));
+            p.list.push((id, std::sync::Arc::new(policy)));
         }
         Ok(p)
     }
@@ -1254,6 +1254,11 @@ impl Policies {
     /// The default policy.
     pub fn default_policy(&self) -> &Policy {
         &self.list[0].1
+    }
+
+    /// The default policy, shared.
+    pub fn default_arc(&self) -> std::sync::Arc<Policy> {
+        self.list[0].1.clone()
     }
 
     /// The index an employees.csv `policy` cell names: empty (or absent)
@@ -1293,6 +1298,20 @@ impl Policies {
         false
     }
 
+    /// What tables that mix the policies show: the default policy with the
+    /// categories of all of them ([`Policies::category_union`]) and the
+    /// rules of the groups that the default lacks.
+    pub fn for_display(&self) -> Policy {
+        let mut shown = self.default_policy().clone();
+        shown.categories = self.category_union();
+        for (_, p) in &self.list[1..] {
+            for (id, r) in &p.rules {
+                shown.rules.entry(id.clone()).or_insert_with(|| r.clone());
+            }
+        }
+        shown
+    }
+
     /// The categories of every policy, each id once, in order of first
     /// appearance (default first); a category whose cap differs between
     /// policies shows no cap.
@@ -1308,6 +1327,31 @@ impl Policies {
             }
         }
         out
+    }
+}
+
+/// What takes a site's policies: [`Policies`], or one [`Policy`] alone
+/// (a site without groups), shared or not.
+pub trait PolicySet {
+    /// The policies, the default first.
+    fn as_policies(&self) -> std::borrow::Cow<'_, Policies>;
+}
+
+impl PolicySet for Policies {
+    fn as_policies(&self) -> std::borrow::Cow<'_, Policies> {
+        std::borrow::Cow::Borrowed(self)
+    }
+}
+
+impl PolicySet for Policy {
+    fn as_policies(&self) -> std::borrow::Cow<'_, Policies> {
+        std::borrow::Cow::Owned(Policies::single(self.clone()))
+    }
+}
+
+impl<T: PolicySet + ?Sized> PolicySet for std::sync::Arc<T> {
+    fn as_policies(&self) -> std::borrow::Cow<'_, Policies> {
+        (**self).as_policies()
     }
 }
 

@@ -9,7 +9,7 @@
 //! of [`crate::domain::alerting`]; this module only loads, asks and stores.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, SecondsFormat, Utc};
@@ -28,32 +28,7 @@ use crate::store::outbox::{DayClose, NewMessage};
 use crate::store::summary::{daily_summary, summary_hash};
 use crate::store::{Store, StoreError};
 
-/// Terminals whose clock was seen running ahead: device → (when, seconds).
-/// The pipeline writes it; the scheduler turns it into alerts.
-#[derive(Debug, Default)]
-pub struct DriftBoard(Mutex<HashMap<String, (DateTime<Utc>, i64)>>);
-
-impl DriftBoard {
-    /// Records a punch from `device` stamped `skew_secs` ahead at `at`.
-    pub fn flag(&self, device: &str, at: DateTime<Utc>, skew_secs: i64) {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert(device.to_string(), (at, skew_secs));
-    }
-
-    /// Devices flagged at or after `since`; older flags are forgotten (the
-    /// keys come from payloads, so the board must not grow for ever).
-    pub fn since(&self, since: DateTime<Utc>) -> Vec<(String, DateTime<Utc>, i64)> {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|_, (at, _)| *at >= since);
-        let mut v: Vec<_> = m
-            .iter()
-            .filter(|(_, (at, _))| *at >= since)
-            .map(|(d, (at, s))| (d.clone(), *at, *s))
-            .collect();
-        v.sort();
-        v
-    }
-}
+pub use crate::pipeline::DriftBoard;
 
 /// Where messages of a kind and team go.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,6 +78,9 @@ impl Route {
 pub struct Plan {
     /// The policy.
     pub policy: Arc<Policy>,
+    /// `policy` with the `[[policy.group]]`s (policy.md, "Several rule sets
+    /// on one site"); `None`: `policy` alone.
+    pub policies: Option<Arc<crate::policy::Policies>>,
     /// `[schedule]`.
     pub schedule: RawSchedule,
     /// One route per sink.
@@ -193,146 +171,174 @@ impl Scheduler {
             .copied()
             .unwrap_or(today)
             .min(today - Days::new(1));
-        let margin = Duration::seconds(policy.window_before_secs + policy.window_after_secs);
-        let lo = resolve_local(policy.tz, (first - Days::new(1)).and_time(NaiveTime::MIN)) - margin;
-        let hi = resolve_local(policy.tz, (today + Days::new(2)).and_time(NaiveTime::MIN)) + margin;
-        let Some(inputs) = self
-            .store
-            .load_inputs(
-                policy,
-                None,
-                first - Days::new(1),
-                today + Days::new(1),
-                lo,
-                hi,
-            )
-            .await?
-        else {
-            // No employees yet: terminals and publications still count.
-            report.terminal = self.terminal_health(&plan, now, today).await?;
-            report.publications = self.publications(&plan, now).await?;
-            return Ok(report);
+        // Each policy group's employees with their own shifts, zone and
+        // holidays (policy.md, "Several rule sets on one site").
+        let all = match &plan.policies {
+            Some(all) => all.clone(),
+            None => Arc::new(crate::policy::Policies::single(policy.clone())),
         };
-        let clock = ShiftClock::new(policy, first - Days::new(1), today + Days::new(1));
-        let ids: Vec<EmployeeId> = inputs
-            .emps
-            .iter()
-            .map(|e| EmployeeId::from(e.employee_id.as_str()))
-            .collect();
-        let days: Vec<EmployeeDays<'_>> = inputs
-            .emps
-            .iter()
-            .enumerate()
-            .map(|(i, e)| EmployeeDays {
-                employee: &ids[i],
-                default_shift: e.shift.as_deref().and_then(|s| policy.shift_by_id(s)),
-                punches: &inputs.punches[i],
-                roster: Some(&inputs.roster[i]),
-                leaves: &inputs.leaves[i],
-                start_date: e.start_date,
-                end_date: e.end_date,
-            })
-            .collect();
-
-        // Absence alerts and follow-ups: yesterday (overnight shifts) and today.
+        let groups = self.store.employees_by_group(&all, today).await?;
         let alert_after = Duration::minutes(plan.schedule.alert_after_minutes);
+        let close_delay = Duration::minutes(plan.schedule.close_delay_minutes);
         // Read once, and only when some alert is decided.
         let mut contacts: Option<HashMap<String, String>> = None;
         // The tick's alerts, stored together at the end.
         let mut alerts: Vec<NewMessage> = Vec::new();
-        for date in [today - Days::new(1), today] {
-            let wanted: Vec<String> = inputs
+        // When each open date closes: the latest over the groups.
+        let mut close_at: HashMap<NaiveDate, DateTime<Utc>> = HashMap::new();
+        let mut anyone = false;
+        for (g, wanted) in groups {
+            let policy = all.get(g);
+            let wanted: Option<std::collections::HashSet<&str>> = wanted
+                .as_ref()
+                .map(|w| w.iter().map(String::as_str).collect());
+            let margin = Duration::seconds(policy.window_before_secs + policy.window_after_secs);
+            let lo =
+                resolve_local(policy.tz, (first - Days::new(1)).and_time(NaiveTime::MIN)) - margin;
+            let hi =
+                resolve_local(policy.tz, (today + Days::new(2)).and_time(NaiveTime::MIN)) + margin;
+            let Some(inputs) = self
+                .store
+                .load_inputs(
+                    policy,
+                    wanted.as_ref(),
+                    first - Days::new(1),
+                    today + Days::new(1),
+                    lo,
+                    hi,
+                )
+                .await?
+            else {
+                continue;
+            };
+            anyone = true;
+            let clock = ShiftClock::new(policy, first - Days::new(1), today + Days::new(1));
+            let ids: Vec<EmployeeId> = inputs
                 .emps
                 .iter()
-                .flat_map(|e| {
-                    [
-                        format!("absence/{date}/{}", e.employee_id),
-                        format!("arrival/{date}/{}", e.employee_id),
-                    ]
+                .map(|e| EmployeeId::from(e.employee_id.as_str()))
+                .collect();
+            let days: Vec<EmployeeDays<'_>> = inputs
+                .emps
+                .iter()
+                .enumerate()
+                .map(|(i, e)| EmployeeDays {
+                    employee: &ids[i],
+                    default_shift: e.shift.as_deref().and_then(|s| policy.shift_by_id(s)),
+                    punches: &inputs.punches[i],
+                    roster: Some(&inputs.roster[i]),
+                    leaves: &inputs.leaves[i],
+                    start_date: e.start_date,
+                    end_date: e.end_date,
                 })
                 .collect();
-            let sent = self.store.outbox_keys(&wanted).await?;
-            for (i, e) in inputs.emps.iter().enumerate() {
-                let ka = format!("absence/{date}/{}", e.employee_id);
-                let kr = format!("arrival/{date}/{}", e.employee_id);
-                let state = AlertState {
-                    absence_sent: sent.contains(&ka),
-                    arrival_sent: sent.contains(&kr),
-                };
-                let decision = absence_decision(
-                    &clock,
-                    &inputs.holidays,
-                    &days[i],
-                    date,
-                    alert_after,
-                    now,
-                    state,
-                );
-                let (key, kind, detail) = match decision {
-                    AlertDecision::Nothing => continue,
-                    AlertDecision::Absent {
-                        shift_start,
-                        minutes_late,
-                    } => (
-                        ka,
-                        "absence",
-                        json!({
-                            "shift_start": local_rfc3339(policy, shift_start),
-                            "minutes_late": minutes_late,
-                            "text": format!(
-                                "{} {} has no punch {} min after the shift start {} — 未打卡",
-                                e.employee_id, e.name, minutes_late,
-                                to_local(policy.tz, shift_start).format("%H:%M")
-                            ),
-                        }),
-                    ),
-                    AlertDecision::Arrived { at, minutes_late } => (
-                        kr,
-                        "arrival",
-                        json!({
-                            "arrived_at": local_rfc3339(policy, at),
-                            "minutes_late": minutes_late,
-                            "follow_up_of": ka,
-                            "text": format!(
-                                "{} {} arrived at {}, {} min after the shift start — 已到岗",
-                                e.employee_id, e.name,
-                                to_local(policy.tz, at).format("%H:%M"), minutes_late
-                            ),
-                        }),
-                    ),
-                };
-                let shift = shift_on(
-                    policy,
-                    &inputs.holidays,
-                    days[i].roster,
-                    days[i].default_shift,
-                    date,
-                )
-                .0
-                .map(|s| policy.shifts[s.0 as usize].id.to_string());
-                if contacts.is_none() {
-                    contacts = Some(self.store.supervisor_contacts().await?);
+
+            // Absence alerts and follow-ups: yesterday (overnight shifts) and today.
+            for date in [today - Days::new(1), today] {
+                let wanted: Vec<String> = inputs
+                    .emps
+                    .iter()
+                    .flat_map(|e| {
+                        [
+                            format!("absence/{date}/{}", e.employee_id),
+                            format!("arrival/{date}/{}", e.employee_id),
+                        ]
+                    })
+                    .collect();
+                let sent = self.store.outbox_keys(&wanted).await?;
+                for (i, e) in inputs.emps.iter().enumerate() {
+                    let ka = format!("absence/{date}/{}", e.employee_id);
+                    let kr = format!("arrival/{date}/{}", e.employee_id);
+                    let state = AlertState {
+                        absence_sent: sent.contains(&ka),
+                        arrival_sent: sent.contains(&kr),
+                    };
+                    let decision = absence_decision(
+                        &clock,
+                        &inputs.holidays,
+                        &days[i],
+                        date,
+                        alert_after,
+                        now,
+                        state,
+                    );
+                    let (key, kind, detail) = match decision {
+                        AlertDecision::Nothing => continue,
+                        AlertDecision::Absent {
+                            shift_start,
+                            minutes_late,
+                        } => (
+                            ka,
+                            "absence",
+                            json!({
+                                "shift_start": local_rfc3339(policy, shift_start),
+                                "minutes_late": minutes_late,
+                                "text": format!(
+                                    "{} {} has no punch {} min after the shift start {} — 未打卡",
+                                    e.employee_id, e.name, minutes_late,
+                                    to_local(policy.tz, shift_start).format("%H:%M")
+                                ),
+                            }),
+                        ),
+                        AlertDecision::Arrived { at, minutes_late } => (
+                            kr,
+                            "arrival",
+                            json!({
+                                "arrived_at": local_rfc3339(policy, at),
+                                "minutes_late": minutes_late,
+                                "follow_up_of": ka,
+                                "text": format!(
+                                    "{} {} arrived at {}, {} min after the shift start — 已到岗",
+                                    e.employee_id, e.name,
+                                    to_local(policy.tz, at).format("%H:%M"), minutes_late
+                                ),
+                            }),
+                        ),
+                    };
+                    let shift = shift_on(
+                        policy,
+                        &inputs.holidays,
+                        days[i].roster,
+                        days[i].default_shift,
+                        date,
+                    )
+                    .0
+                    .map(|s| policy.shifts[s.0 as usize].id.to_string());
+                    if contacts.is_none() {
+                        contacts = Some(self.store.supervisor_contacts().await?);
+                    }
+                    let contact = contacts
+                        .as_ref()
+                        .and_then(|c| c.get(&e.employee_id))
+                        .cloned();
+                    let mut payload = json!({
+                        "schema": schema_id(kind),
+                        "id": key,
+                        "kind": kind,
+                        "date": date,
+                        "employee_id": e.employee_id,
+                        "name": e.name,
+                        "team": e.team,
+                        "supervisor": e.supervisor,
+                        "supervisor_contact": contact,
+                        "shift": shift,
+                        "decided_at": local_rfc3339(policy, now),
+                    });
+                    merge(&mut payload, detail);
+                    alerts.push(self.message(&plan, key, kind, payload, Some(&e.team)));
                 }
-                let contact = contacts
-                    .as_ref()
-                    .and_then(|c| c.get(&e.employee_id))
-                    .cloned();
-                let mut payload = json!({
-                    "schema": schema_id(kind),
-                    "id": key,
-                    "kind": kind,
-                    "date": date,
-                    "employee_id": e.employee_id,
-                    "name": e.name,
-                    "team": e.team,
-                    "supervisor": e.supervisor,
-                    "supervisor_contact": contact,
-                    "shift": shift,
-                    "decided_at": local_rfc3339(policy, now),
-                });
-                merge(&mut payload, detail);
-                alerts.push(self.message(&plan, key, kind, payload, Some(&e.team)));
             }
+            for &date in &open {
+                let at = close_time(&clock, &inputs.holidays, &days, date, close_delay);
+                let e = close_at.entry(date).or_insert(at);
+                *e = (*e).max(at);
+            }
+        }
+        if !anyone {
+            // No employees yet: terminals and publications still count.
+            report.terminal = self.terminal_health(&plan, now, today).await?;
+            report.publications = self.publications(&plan, now).await?;
+            return Ok(report);
         }
         // One transaction: the deliverer never sees half a tick, so a robot
         // gets the tick's alerts as one message per supervisor.
@@ -346,13 +352,14 @@ impl Scheduler {
         }
 
         // Day close: the last shift end + grace + close_delay has passed.
-        let close_delay = Duration::minutes(plan.schedule.close_delay_minutes);
         for date in open {
-            let at = close_time(&clock, &inputs.holidays, &days, date, close_delay);
-            if now < at {
+            if close_at.get(&date).is_none_or(|at| now < *at) {
                 continue;
             }
-            self.store.recompute_closing(policy, date, now).await?;
+            match &plan.policies {
+                Some(all) => self.store.recompute_closing(all, date, now).await?,
+                None => self.store.recompute_closing(policy, date, now).await?,
+            };
             let summary = daily_summary(&self.store, policy, date).await?;
             let hash = summary_hash(&summary);
             let close = DayClose {
@@ -649,15 +656,17 @@ impl Scheduler {
     /// policy's `appeal_answer_days` (坐席员考核细则 一(七)); returns how
     /// many were new.
     async fn appeals_overdue(&self, plan: &Plan, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let due = crate::hr::overdue_announcements(&self.store, &plan.policy, now)
-            .await
-            .map_err(|e| match e {
-                crate::hr::HrError::Store(s) => s,
-                other => StoreError::Corrupt {
-                    key: "appeals".into(),
-                    why: other.to_string(),
-                },
-            })?;
+        let due = match &plan.policies {
+            Some(all) => crate::hr::overdue_announcements(&self.store, &**all, now).await,
+            None => crate::hr::overdue_announcements(&self.store, &*plan.policy, now).await,
+        }
+        .map_err(|e| match e {
+            crate::hr::HrError::Store(s) => s,
+            other => StoreError::Corrupt {
+                key: "appeals".into(),
+                why: other.to_string(),
+            },
+        })?;
         let mut count = 0;
         for (key, payload) in due {
             if self

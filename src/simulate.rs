@@ -552,35 +552,6 @@ pub fn schedule(plan: &Plan) -> Vec<(SimPunch, u64)> {
         .collect()
 }
 
-/// Progress on stderr when it is a terminal.
-struct Progress {
-    on: bool,
-    last: Instant,
-    total: usize,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        Progress {
-            on: std::io::stderr().is_terminal(),
-            last: Instant::now(),
-            total,
-        }
-    }
-    fn tick(&mut self, done: usize) {
-        if self.on && self.last.elapsed() >= Duration::from_millis(200) {
-            self.last = Instant::now();
-            eprint!("\rpublished {done}/{} punches", self.total);
-        }
-    }
-    fn done(&self) {
-        if self.on {
-            eprintln!("\rpublished {0}/{0} punches", self.total);
-        }
-        let _ = std::io::stderr().flush();
-    }
-}
-
 /// Sleeps until message `sent` is due at `rate` per second.
 async fn pace(started: Instant, sent: u64, rate: u32) {
     if rate > 0 {
@@ -652,7 +623,7 @@ async fn write_serial(plan: &Plan, path: &std::path::Path, baud: u32) -> Result<
     let shown = path.display();
     let mut line = Line::open(path, baud)?;
     let schedule = schedule(plan);
-    let mut progress = Progress::new(schedule.len());
+    let progress = crate::progress::Progress::bar(schedule.len() as u64, "punches published");
     let started = Instant::now();
     let mut sent = 0u64;
     let mut report = Report::default();
@@ -667,10 +638,10 @@ async fn write_serial(plan: &Plan, path: &std::path::Path, baud: u32) -> Result<
         }
         report.distinct += 1;
         report.duplicates += copies - 1;
-        progress.tick(i + 1);
+        progress.set(i as u64 + 1);
     }
     report.seconds = started.elapsed().as_secs_f64();
-    progress.done();
+    progress.finish(&format!("published {} punches", schedule.len()));
     Ok(report)
 }
 
@@ -713,7 +684,7 @@ async fn publish_mqtt(
         }
     });
     let started = Instant::now();
-    let mut progress = Progress::new(schedule.len());
+    let progress = crate::progress::Progress::bar(schedule.len() as u64, "punches published");
     let mut sent = 0u64;
     let mut report = Report::default();
     for (i, (p, copies)) in schedule.iter().enumerate() {
@@ -731,7 +702,7 @@ async fn publish_mqtt(
         if let Ok(e) = err_rx.try_recv() {
             return Err(format!("broker {host}:{port}: {e}"));
         }
-        progress.tick(i + 1);
+        progress.set(i as u64 + 1);
     }
     let wait = async {
         while acked.load(std::sync::atomic::Ordering::Relaxed) < sent {
@@ -745,7 +716,7 @@ async fn publish_mqtt(
     let _ = client.disconnect().await;
     poller.abort();
     report.seconds = started.elapsed().as_secs_f64();
-    progress.done();
+    progress.finish(&format!("published {} punches", schedule.len()));
     Ok(report)
 }
 

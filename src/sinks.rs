@@ -44,6 +44,11 @@ use crate::config::RawSink;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+mod robot;
+
+pub use robot::{Contact, Pace, ROBOT_PER_MINUTE, RobotMessage, dingtalk_signed_url};
+use robot::{GroupKey, Style, render, robot_body, robot_ok, robot_pace, split_to_fit, truncate};
+
 /// One configured sink.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Sink {
@@ -88,13 +93,15 @@ pub enum Sink {
     },
 }
 
-/// An HTTP(S) endpoint: the URL and, for `https://`, the TLS settings.
+/// An HTTP(S) endpoint: the URL, for `https://` the TLS settings, and
+/// its client (`reqwest`, connections kept and reused between deliveries).
 #[derive(Clone, Debug)]
 pub struct Http {
     /// The URL.
     pub url: String,
     /// TLS client settings, for `https://`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    client: reqwest::Client,
 }
 
 impl PartialEq for Http {
@@ -111,8 +118,37 @@ impl Http {
         } else {
             None
         };
-        Ok(Http { url, tls })
+        let client = http_client(tls.as_deref())?;
+        Ok(Http { url, tls, client })
     }
+
+    /// The same endpoint at another URL (a DingTalk URL with its signature).
+    fn at(&self, url: String) -> Http {
+        Http {
+            url,
+            ..self.clone()
+        }
+    }
+}
+
+/// Longest a delivery may take, connection included.
+const HTTP_TIMEOUT: StdDuration = StdDuration::from_secs(15);
+/// Most bytes of an answer read (robots answer a few dozen).
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// A client with attendd's TLS settings, no redirects and the delivery
+/// time limit.
+fn http_client(tls: Option<&rustls::ClientConfig>) -> Result<reqwest::Client, String> {
+    crate::tls::install_provider();
+    let mut b = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .connect_timeout(StdDuration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("attendd/", env!("CARGO_PKG_VERSION")));
+    if let Some(cfg) = tls {
+        b = b.use_preconfigured_tls(cfg.clone());
+    }
+    b.build().map_err(|e| format!("HTTP client: {e}"))
 }
 
 impl Sink {
@@ -280,10 +316,7 @@ impl Sink {
                         url,
                         secret: Some(s),
                         ..
-                    } => Http {
-                        url: dingtalk_signed_url(&url.url, s, now.timestamp_millis()),
-                        tls: url.tls.clone(),
-                    },
+                    } => url.at(dingtalk_signed_url(&url.url, s, now.timestamp_millis())),
                     Sink::DingTalk { url, .. } | Sink::WeCom { url, .. } => url.clone(),
                     _ => return out,
                 };
@@ -367,410 +400,6 @@ pub enum Outcome {
     Deferred(DateTime<Utc>),
 }
 
-/// One robot message: the batch's messages it carries and its JSON body.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RobotMessage {
-    /// Indices into the batch.
-    pub members: Vec<usize>,
-    /// The robot request's body.
-    pub body: serde_json::Value,
-}
-
-/// What messages are aggregated by.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum GroupKey {
-    /// Absences and arrivals: the supervisor's name and contact.
-    Supervisor(String, Option<String>),
-    /// Terminal alerts: the operations contact.
-    Operations(String),
-    /// Summaries and publications: each on its own.
-    Alone(usize),
-}
-
-/// A `supervisor_contact`: a mainland mobile number (11 digits from 1) or
-/// a number written with `+`, else a robot user id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Contact {
-    /// Mentioned by mobile number.
-    Mobile(String),
-    /// Mentioned by user id.
-    UserId(String),
-}
-
-impl Contact {
-    /// Classifies a contact.
-    pub fn parse(s: &str) -> Contact {
-        let digits = s.trim_start_matches('+');
-        let numeric = !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit() || c == '-');
-        let mainland = s.len() == 11 && s.starts_with('1') && s.chars().all(|c| c.is_ascii_digit());
-        if mainland || (s.starts_with('+') && numeric) {
-            Contact::Mobile(s.to_string())
-        } else {
-            Contact::UserId(s.to_string())
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            Contact::Mobile(s) | Contact::UserId(s) => s,
-        }
-    }
-}
-
-/// The robot message format a group is written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Style {
-    /// DingTalk `markdown` with `at`.
-    DingTalk,
-    /// WeCom `markdown` (`<@userid>` mentions; no lists).
-    WeComMarkdown,
-    /// WeCom `text` with `mentioned_mobile_list`.
-    WeComText,
-}
-
-impl Style {
-    /// The documented size limits: WeCom markdown content at most 4096
-    /// bytes, text content at most 2048; DingTalk's is larger, kept at
-    /// WeCom's markdown size so that a message stays readable on a phone.
-    fn budget(self) -> usize {
-        match self {
-            Style::WeComText => 2000,
-            _ => 4000,
-        }
-    }
-}
-
-/// Splits a group's members so that each message stays within the size
-/// limit of its format.
-fn split_to_fit(
-    key: &GroupKey,
-    members: &[usize],
-    msgs: &[(&str, &serde_json::Value)],
-    style: Style,
-    keyword: Option<&str>,
-    contact: Option<&Contact>,
-) -> Vec<Vec<usize>> {
-    let mut chunks: Vec<Vec<usize>> = Vec::new();
-    let mut cur: Vec<usize> = Vec::new();
-    for &i in members {
-        cur.push(i);
-        let (_, text) = render(key, &cur, msgs, style, keyword, contact);
-        if text.len() > style.budget() && cur.len() > 1 {
-            cur.pop();
-            chunks.push(std::mem::take(&mut cur));
-            cur.push(i);
-        }
-    }
-    if !cur.is_empty() {
-        chunks.push(cur);
-    }
-    chunks
-}
-
-/// The title and text of one robot message for `members` of a group.
-fn render(
-    key: &GroupKey,
-    members: &[usize],
-    msgs: &[(&str, &serde_json::Value)],
-    style: Style,
-    keyword: Option<&str>,
-    contact: Option<&Contact>,
-) -> (String, String) {
-    // DingTalk's markdown needs a blank line to break a line; WeCom's takes
-    // a newline. Neither list syntax is used: WeCom's markdown does not
-    // render `- ` lists.
-    let br = if style == Style::DingTalk {
-        "\n\n"
-    } else {
-        "\n"
-    };
-    let strong = |s: &str| match style {
-        Style::WeComText => s.to_string(),
-        _ => format!("**{s}**"),
-    };
-    let of = |kind: &str| -> Vec<&serde_json::Value> {
-        members
-            .iter()
-            .filter(|&&i| msgs[i].0 == kind)
-            .map(|&i| msgs[i].1)
-            .collect()
-    };
-    let mut head = match key {
-        GroupKey::Supervisor(sup, _) => {
-            let (a, r) = (of("absence").len(), of("arrival").len());
-            let mut t = String::from("考勤提醒 attendance");
-            if a > 0 {
-                t.push_str(&format!(" · 未打卡 absent {a}"));
-            }
-            if r > 0 {
-                t.push_str(&format!(" · 已到岗 arrived {r}"));
-            }
-            if !sup.is_empty() {
-                t.push_str(&format!(" · {sup}"));
-            }
-            t
-        }
-        GroupKey::Operations(_) => format!("终端告警 terminal alerts {}", members.len()),
-        GroupKey::Alone(_) => {
-            let (kind, m) = msgs[members[0]];
-            title(kind, m)
-        }
-    };
-    if let Some(w) = keyword {
-        head = format!("{w} {head}");
-    }
-    let mut lines: Vec<String> = Vec::new();
-    match style {
-        Style::WeComText => lines.push(head.clone()),
-        _ => lines.push(format!("### {head}")),
-    }
-    match key {
-        GroupKey::Supervisor(sup, _) => {
-            for (kind, label) in [("absence", "未打卡 absent"), ("arrival", "已到岗 arrived")]
-            {
-                let items = of(kind);
-                if items.is_empty() {
-                    continue;
-                }
-                lines.push(strong(&format!("{label} ({})", items.len())));
-                for m in items {
-                    lines.push(m["text"].as_str().unwrap_or("").to_string());
-                }
-            }
-            let mention = match (style, contact) {
-                (Style::WeComMarkdown, Some(Contact::UserId(u))) => format!(" <@{u}>"),
-                (Style::DingTalk, Some(c)) => format!(" @{}", c.as_str()),
-                _ => String::new(),
-            };
-            if !sup.is_empty() || !mention.is_empty() {
-                lines.push(format!("主管 supervisor: {sup}{mention}"));
-            }
-        }
-        GroupKey::Operations(to) => {
-            for &i in members {
-                lines.push(msgs[i].1["text"].as_str().unwrap_or("").to_string());
-            }
-            if !to.is_empty() {
-                lines.push(format!("运维 operations: {to}"));
-            }
-        }
-        GroupKey::Alone(_) => {
-            let (kind, m) = msgs[members[0]];
-            lines.extend(body_lines(kind, m));
-        }
-    }
-    let ids: Vec<&str> = members
-        .iter()
-        .filter_map(|&i| msgs[i].1["id"].as_str())
-        .collect();
-    match style {
-        Style::WeComText => lines.push(format!("id: {}", ids.join(" "))),
-        _ => lines.push(format!("> id: {}", ids.join(" "))),
-    }
-    (head, lines.join(br))
-}
-
-/// The robot request body in the format's documented shape.
-fn robot_body(
-    style: Style,
-    title: &str,
-    text: &str,
-    contact: Option<&Contact>,
-) -> serde_json::Value {
-    match style {
-        Style::DingTalk => {
-            let (mobiles, users): (Vec<&str>, Vec<&str>) = match contact {
-                Some(Contact::Mobile(m)) => (vec![m.as_str()], vec![]),
-                Some(Contact::UserId(u)) => (vec![], vec![u.as_str()]),
-                None => (vec![], vec![]),
-            };
-            serde_json::json!({
-                "msgtype": "markdown",
-                "markdown": {"title": title, "text": text},
-                "at": {"atMobiles": mobiles, "atUserIds": users, "isAtAll": false},
-            })
-        }
-        Style::WeComMarkdown => serde_json::json!({
-            "msgtype": "markdown",
-            "markdown": {"content": text},
-        }),
-        Style::WeComText => {
-            let mobiles: Vec<&str> = match contact {
-                Some(Contact::Mobile(m)) => vec![m.as_str()],
-                _ => vec![],
-            };
-            serde_json::json!({
-                "msgtype": "text",
-                "text": {"content": text, "mentioned_mobile_list": mobiles},
-            })
-        }
-    }
-}
-
-/// At most `limit` messages in any `window` (a sliding window over the
-/// times messages were sent): robots count per minute and throttle what
-/// goes over, so a burst may use the whole minute's allowance but never
-/// more. (A token bucket such as governor's `Quota::per_minute(20)` lets
-/// 20 go at once and then one every 3 s, i.e. up to 39 within one minute:
-/// docs.rs/governor, `Quota`, "Burst sizes".)
-#[derive(Clone, Debug)]
-pub struct Pace {
-    limit: usize,
-    window: Duration,
-    sent: VecDeque<DateTime<Utc>>,
-}
-
-impl Pace {
-    /// An empty pace.
-    pub fn new(limit: usize, window: Duration) -> Pace {
-        Pace {
-            limit,
-            window,
-            sent: VecDeque::new(),
-        }
-    }
-
-    /// A pace that already counts messages sent at `times`.
-    pub fn seeded(limit: usize, window: Duration, times: &[DateTime<Utc>]) -> Pace {
-        let mut p = Pace::new(limit, window);
-        let mut t = times.to_vec();
-        t.sort();
-        p.sent.extend(t);
-        p
-    }
-
-    /// `None` when a message may go at `now`, else the first instant one
-    /// may.
-    pub fn next_free(&mut self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        while self.sent.front().is_some_and(|t| *t + self.window <= now) {
-            self.sent.pop_front();
-        }
-        if self.sent.len() < self.limit {
-            return None;
-        }
-        // The window holds `limit` or more: room comes when the one that
-        // brings the count under the limit leaves it.
-        let i = self.sent.len() - self.limit;
-        self.sent.get(i).map(|t| *t + self.window)
-    }
-
-    /// Counts a message sent at `now`.
-    pub fn record(&mut self, now: DateTime<Utc>) {
-        self.sent.push_back(now);
-    }
-}
-
-/// Messages a robot takes per minute (both robots' documented limit).
-pub const ROBOT_PER_MINUTE: usize = 20;
-
-/// Each robot's pace, by robot URL, shared by every sink that names the
-/// robot and kept across reloads.
-static PACES: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Pace>>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-
-/// The pace of the robot at `url`, seeded on first use from what `sink`
-/// sent in the last minute (a restart must not grant a fresh minute).
-async fn robot_pace(
-    store: &Store,
-    sink: &str,
-    url: &str,
-    now: DateTime<Utc>,
-) -> Result<Arc<tokio::sync::Mutex<Pace>>, crate::store::StoreError> {
-    if let Some(p) = PACES.lock().unwrap_or_else(|e| e.into_inner()).get(url) {
-        return Ok(p.clone());
-    }
-    let window = Duration::minutes(1);
-    let times = store.outbox_sent_since(sink, now - window).await?;
-    let pace = Arc::new(tokio::sync::Mutex::new(Pace::seeded(
-        ROBOT_PER_MINUTE,
-        window,
-        &times,
-    )));
-    Ok(PACES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(url.to_string())
-        .or_insert(pace)
-        .clone())
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(200).collect()
-}
-
-/// DingTalk and WeCom answer 200 with `{"errcode":0,…}` on success.
-fn robot_ok(r: Result<(u16, String), String>) -> Result<(), String> {
-    let (code, body) = r?;
-    if !(200..300).contains(&code) {
-        return Err(format!("HTTP {code}: {}", truncate(&body)));
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    match v["errcode"].as_i64() {
-        Some(0) => Ok(()),
-        _ => Err(format!("robot refused: {}", truncate(&body))),
-    }
-}
-
-/// The signed robot URL: `&timestamp=…&sign=…` appended
-/// (`sign` = URL-encoded Base64 of HMAC-SHA256(secret, "{ts}\n{secret}")).
-pub fn dingtalk_signed_url(url: &str, secret: &str, timestamp_ms: i64) -> String {
-    use base64::Engine as _;
-    use hmac::{KeyInit, Mac};
-    let to_sign = format!("{timestamp_ms}\n{secret}");
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(to_sign.as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let enc = percent_encoding::utf8_percent_encode(&sig, percent_encoding::NON_ALPHANUMERIC);
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}timestamp={timestamp_ms}&sign={enc}")
-}
-
-fn title(kind: &str, m: &serde_json::Value) -> String {
-    match kind {
-        "absence" => format!(
-            "缺勤提醒 absence: {}",
-            m["employee_id"].as_str().unwrap_or("")
-        ),
-        "arrival" => format!(
-            "已到岗 arrived: {}",
-            m["employee_id"].as_str().unwrap_or("")
-        ),
-        "summary" => format!(
-            "考勤日报 daily summary {}",
-            m["date"].as_str().unwrap_or("")
-        ),
-        "publication" => format!(
-            "考核结果公布 scores published {}",
-            m["month"].as_str().unwrap_or("")
-        ),
-        _ => "终端告警 terminal alert".to_string(),
-    }
-}
-
-/// The lines of a summary, publication or other single message (no
-/// list syntax: WeCom's markdown does not render it).
-fn body_lines(kind: &str, m: &serde_json::Value) -> Vec<String> {
-    let mut v = Vec::new();
-    if kind == "summary" {
-        let t = &m["totals"];
-        v.push(format!(
-            "employees {} · deductions {} · points {}",
-            t["employees"], t["deductions"], t["points"]
-        ));
-        if let Some(by) = t["by_status"].as_object() {
-            let parts: Vec<String> = by.iter().map(|(k, n)| format!("{k} {n}")).collect();
-            v.push(parts.join(" · "));
-        }
-        if m["revision"].as_u64().unwrap_or(0) > 0 {
-            v.push(format!("修订 revision {}", m["revision"]));
-        }
-    } else {
-        v.push(m["text"].as_str().unwrap_or("").to_string());
-    }
-    v
-}
-
 /// Splits `http[s]://host[:port]/path?query`; true for https.
 fn split_url(url: &str) -> Result<(String, u16, String, bool), String> {
     let (rest, tls) = match url.strip_prefix("https://") {
@@ -796,74 +425,67 @@ fn split_url(url: &str) -> Result<(String, u16, String, bool), String> {
     Ok((host.to_string(), port, path.to_string(), tls))
 }
 
-/// POSTs JSON over HTTP/1.1 (over TLS for https); returns the status and
-/// body.
+/// POSTs JSON (over TLS for https); returns the status and the first
+/// 64 KiB of the answer.
 pub async fn post_json(to: &Http, body: &serde_json::Value) -> Result<(u16, String), String> {
-    let url = to.url.as_str();
-    let (host, port, path, https) = split_url(url)?;
-    let fut = async {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| format!("connect {host}:{port}: {e}"))?;
-        let req = hyper::Request::post(path)
-            .header(hyper::header::HOST, format!("{host}:{port}"))
-            .header(
-                hyper::header::CONTENT_TYPE,
-                "application/json; charset=utf-8",
-            )
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("attendd/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                body.to_string(),
-            )))
-            .map_err(|e| e.to_string())?;
-        if https {
-            let cfg = to
-                .tls
-                .clone()
-                .ok_or_else(|| format!("{host}:{port}: no TLS settings"))?;
-            let name = rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| format!("{host}: {e}"))?;
-            let tls = tokio_rustls::TlsConnector::from(cfg)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS with {host}:{port}: {e}"))?;
-            exchange(tls, req).await
-        } else {
-            exchange(tcp, req).await
-        }
-    };
-    tokio::time::timeout(StdDuration::from_secs(15), fut)
+    let (host, port, _, _) = split_url(&to.url)?;
+    let shown = format!("{host}:{port}");
+    let mut resp = to
+        .client
+        .post(&to.url)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/json; charset=utf-8",
+        )
+        .body(body.to_string())
+        .send()
         .await
-        .map_err(|_| format!("{host}:{port}: no answer within 15 s"))?
+        .map_err(|e| describe(&shown, &e))?;
+    let code = resp.status().as_u16();
+    let mut got = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&shown, &e))? {
+        let room = MAX_ANSWER.saturating_sub(got.len());
+        got.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if got.len() >= MAX_ANSWER {
+            break;
+        }
+    }
+    Ok((code, String::from_utf8_lossy(&got).into_owned()))
 }
 
-async fn exchange<T>(
-    io: T,
-    req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
-) -> Result<(u16, String), String>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use http_body_util::BodyExt as _;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-        .await
-        .map_err(|e| format!("http handshake: {e}"))?;
-    tokio::spawn(conn);
-    let resp = send
-        .send_request(req)
-        .await
-        .map_err(|e| format!("http request: {e}"))?;
-    let code = resp.status().as_u16();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("http body: {e}"))?
-        .to_bytes();
-    Ok((code, String::from_utf8_lossy(&bytes).into_owned()))
+/// A delivery error with where it went and why, without the URL's query
+/// (robot tokens live there).
+fn describe(shown: &str, e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        format!("no answer within {} s", HTTP_TIMEOUT.as_secs())
+    } else if e.is_connect() {
+        "connect failed".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "reading the answer failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut cause = std::error::Error::source(e);
+    let mut detail = String::new();
+    let mut tls = false;
+    while let Some(c) = cause {
+        detail = c.to_string();
+        // hyper-rustls hands rustls' verdicts on as I/O errors' text.
+        tls |= c.is::<rustls::Error>()
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            || detail.contains("certificate")
+            || detail.contains("handshake");
+        cause = c.source();
+    }
+    if tls {
+        format!("TLS with {shown}: {detail}")
+    } else if detail.is_empty() {
+        format!("{shown}: {what}")
+    } else {
+        format!("{shown}: {what}: {detail}")
+    }
 }
 
 /// Publishes a batch at QoS 1 on one short-lived connection and waits for

@@ -159,6 +159,11 @@ pub(super) async fn serve(
         client_id: &client_id,
         conn_id: attach.conn_id,
         role,
+        publish: owner
+            .as_ref()
+            .and_then(|o| shared.options.users.iter().find(|u| &u.username == o))
+            .map(|u| u.publish.clone())
+            .unwrap_or_default(),
         submit,
         replies_tx,
         replies,
@@ -315,6 +320,8 @@ struct SessionLoop<'a> {
     client_id: &'a str,
     conn_id: u64,
     role: Role,
+    /// The user's own topics, when it is bound to some.
+    publish: Vec<String>,
     /// Into the committer.
     submit: mpsc::UnboundedSender<Pending>,
     /// Given to each submitted punch; the committer answers on it once the
@@ -523,6 +530,15 @@ impl SessionLoop<'_> {
                 }
                 if self.role == Role::Reader {
                     tracing::warn!(%peer, client_id, topic = publish.topic, "mqtt client {client_id} ({peer}) is a reader and may not publish; closing");
+                    return Some(End::Lost);
+                }
+                if !self.publish.is_empty()
+                    && !self
+                        .publish
+                        .iter()
+                        .any(|f| matches(&publish.topic, plain_filter(f)))
+                {
+                    tracing::warn!(%peer, client_id, topic = publish.topic, "mqtt client {client_id} ({peer}) published on {}, outside its user's topics {:?}; closing", publish.topic, self.publish);
                     return Some(End::Lost);
                 }
                 let ack = match publish.qos {

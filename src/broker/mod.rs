@@ -77,6 +77,10 @@ pub struct User {
     pub password: String,
     /// What it may do.
     pub role: Role,
+    /// A terminal's own topics (MQTT filters such as `mqtt/face/1026731/#`):
+    /// it may publish only there, so one terminal's password cannot
+    /// publish as another terminal; empty: any punch topic.
+    pub publish: Vec<String>,
 }
 
 impl std::fmt::Debug for User {
@@ -84,6 +88,7 @@ impl std::fmt::Debug for User {
         f.debug_struct("User")
             .field("username", &self.username)
             .field("role", &self.role)
+            .field("publish", &self.publish)
             .finish_non_exhaustive()
     }
 }
@@ -504,6 +509,49 @@ impl Pending {
             },
             reply,
             _permit: permit,
+        }
+    }
+}
+
+impl crate::config::RawMqtt {
+    /// The embedded broker's options for this source (`broker =
+    /// "embedded"`): its users, punch topics, limits, and the output topics
+    /// readers may subscribe to.
+    pub fn broker_options(
+        &self,
+        name: &str,
+        output_roots: Vec<String>,
+        metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    ) -> BrokerOptions {
+        let users = |list: &[crate::config::RawMqttUser], role: Role| -> Vec<User> {
+            list.iter()
+                .filter_map(|u| {
+                    Some(User {
+                        username: u.username.clone(),
+                        password: u.password().filter(|p| !p.is_empty())?,
+                        role,
+                        publish: u.topics.clone(),
+                    })
+                })
+                .collect()
+        };
+        let mut users_all = users(&self.terminals, Role::Terminal);
+        users_all.extend(users(&self.readers, Role::Reader));
+        let d = BrokerOptions::default();
+        let max_connections = self.max_connections.unwrap_or(d.max_connections);
+        BrokerOptions {
+            source: std::sync::Arc::from(name),
+            punch_topics: self.topics.clone(),
+            output_roots,
+            users: users_all,
+            allow_anonymous: self.allow_anonymous,
+            max_connections,
+            max_sessions: max_connections,
+            max_packet_size: self.max_packet_bytes.unwrap_or(d.max_packet_size),
+            max_pending_bytes: self.max_pending_bytes.unwrap_or(d.max_pending_bytes),
+            batch_max: self.batch_max,
+            metrics,
+            ..d
         }
     }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::{HrError, invalid, month_scores_data};
 use crate::domain::Points;
-use crate::domain::policy::Policy;
+use crate::policy::{Policies, PolicySet};
 use crate::store::Store;
 
 /// The flag for a failed year following a failed year.
@@ -50,6 +50,10 @@ pub struct YearResult {
     /// `failed_two_consecutive_years` when this year and the one before
     /// are both failed.
     pub flags: Vec<String>,
+    /// The policy group the employee follows at the year's end (`default`
+    /// for the default policy), whose `pass_mark` applies (policy.md,
+    /// "Several rule sets on one site").
+    pub policy: String,
 }
 
 /// Mean of monthly scores to two decimals, half away from zero; `None`
@@ -84,7 +88,7 @@ pub fn parse_year(s: &str) -> Result<i32, HrError> {
 /// have at least one workday, by employee id.
 async fn scored_months(
     store: &Store,
-    policy: &Policy,
+    policy: &Policies,
     year: i32,
 ) -> Result<BTreeMap<String, Vec<YearMonth>>, HrError> {
     let mut out: BTreeMap<String, Vec<YearMonth>> = BTreeMap::new();
@@ -110,29 +114,35 @@ async fn scored_months(
 /// Year results for every stored employee, by employee id.
 pub async fn year_results(
     store: &Store,
-    policy: &Policy,
+    policy: &(impl PolicySet + ?Sized),
     year: i32,
 ) -> Result<Vec<YearResult>, HrError> {
     if !(2000..=2100).contains(&year) {
         return Err(invalid("year", format!("{year} is outside 2000 … 2100")));
     }
-    let pass = policy.hr.pass_mark;
+    let policy = &*policy.as_policies();
+    let history = store.policy_history().await?;
+    let year_end = NaiveDate::from_ymd_opt(year, 12, 31).unwrap_or_default();
     let this = scored_months(store, policy, year).await?;
     let before = if year > 2000 {
         scored_months(store, policy, year - 1).await?
     } else {
         BTreeMap::new()
     };
-    let failed = |months: &[YearMonth]| {
+    let failed = |months: &[YearMonth], pass: Points| {
         let scores: Vec<Points> = months.iter().map(|m| m.score).collect();
         let score = year_score(&scores);
         (score, score.is_some_and(|s| s < pass))
     };
     let mut out = Vec::new();
     for e in store.employees().await? {
+        let g = history.index_at(policy, &e.employee_id, year_end);
+        let pass = policy.get(g).hr.pass_mark;
         let months = this.get(&e.employee_id).cloned().unwrap_or_default();
-        let (score, failed_now) = failed(&months);
-        let failed_before = before.get(&e.employee_id).is_some_and(|m| failed(m).1);
+        let (score, failed_now) = failed(&months, pass);
+        let failed_before = before
+            .get(&e.employee_id)
+            .is_some_and(|m| failed(m, pass).1);
         let mut flags = Vec::new();
         if failed_now && failed_before {
             flags.push(FAILED_TWO_CONSECUTIVE_YEARS.to_string());
@@ -145,6 +155,7 @@ pub async fn year_results(
             score,
             failed: failed_now,
             flags,
+            policy: policy.label(g).to_string(),
         });
     }
     out.sort_by(|a, b| a.employee_id.cmp(&b.employee_id));

@@ -30,6 +30,7 @@ use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
 use crate::domain::types::DayVerdict;
 use crate::hr::{self, EntryKind, HrError, ManualRequest};
+use crate::policy::{Policies, PolicySet};
 use crate::store::{EmployeeRecord, Store, StoreError};
 
 /// Default page size.
@@ -40,13 +41,17 @@ pub const MAX_LIMIT: usize = 10_000;
 /// The clock the API reads "now" from (tests pass a fixed one).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
-/// The policy (timezone, catalogue, appeal window) and the accepted bearer
-/// tokens in force; SIGHUP swaps them as a whole.
-pub type Live = Arc<std::sync::RwLock<(Arc<Policy>, Arc<Vec<ApiToken>>)>>;
+/// The policies (timezone, catalogue, appeal window; the default and each
+/// `[[policy.group]]`) and the accepted bearer tokens in force; SIGHUP
+/// swaps them as a whole.
+pub type Live = Arc<std::sync::RwLock<(Arc<Policies>, Arc<Vec<ApiToken>>)>>;
 
-/// A [`Live`] handle holding `policy` and `tokens`.
-pub fn live(policy: Arc<Policy>, tokens: Vec<ApiToken>) -> Live {
-    Arc::new(std::sync::RwLock::new((policy, Arc::new(tokens))))
+/// A [`Live`] handle holding `policies` and `tokens`.
+pub fn live(policies: impl PolicySet, tokens: Vec<ApiToken>) -> Live {
+    Arc::new(std::sync::RwLock::new((
+        Arc::new(policies.as_policies().into_owned()),
+        Arc::new(tokens),
+    )))
 }
 
 /// What the API handlers share.
@@ -72,8 +77,8 @@ impl std::fmt::Debug for Api {
 
 impl Api {
     /// An API over a store with the wall clock.
-    pub fn new(store: Store, policy: Arc<Policy>, tokens: Vec<ApiToken>) -> Api {
-        Api::with_live(store, live(policy, tokens))
+    pub fn new(store: Store, policies: impl PolicySet, tokens: Vec<ApiToken>) -> Api {
+        Api::with_live(store, live(policies, tokens))
     }
 
     /// An API over a store whose policy and tokens `live` holds.
@@ -85,8 +90,13 @@ impl Api {
         }
     }
 
-    /// The policy in force.
+    /// The default policy in force.
     pub fn policy(&self) -> Arc<Policy> {
+        self.policies().default_arc()
+    }
+
+    /// The site's policies in force (the default and the groups).
+    pub fn policies(&self) -> Arc<Policies> {
         self.live
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -422,7 +432,20 @@ async fn policy(State(api): State<Arc<Api>>, _c: Caller) -> ApiResult {
         "categories": p.categories.iter().map(|c| json!({"id": c.id, "zh": c.zh, "en": c.en, "cap": c.cap})).collect::<Vec<_>>(),
         "rules": rules,
         "actions": actions,
+        "groups": groups(&api.policies()),
     }))
+}
+
+/// The `[[policy.group]]`s in force (policy.md, "Several rule sets on one
+/// site"): id, policy id, version and zone of each.
+fn groups(all: &Policies) -> Vec<serde_json::Value> {
+    (1..all.len())
+        .map(|i| {
+            let g = all.get(i);
+            json!({"id": all.label(i), "policy": g.id, "version": g.version,
+                   "timezone": g.tz.name()})
+        })
+        .collect()
 }
 
 async fn days(
@@ -471,7 +494,7 @@ async fn before_start(
     let mut doc = json!({
         "date": date,
         "classify_from": start,
-        "note": crate::store::cmd::before_start_note(date, start),
+        "note": crate::hr::before_start_note(date, start),
         "total": 0,
         "offset": p.offset,
         "limit": p.limit,
@@ -601,11 +624,13 @@ async fn summary(
         )
         .await?;
     let total = usize::try_from(total).unwrap_or(0);
+    let history = api.store.policy_history().await?;
     let mut rows = Vec::with_capacity(page_rows.len());
     for r in &page_rows {
         let v = parse_verdict(&r.employee_id, date, &r.verdict)?;
         rows.push(json!({
             "employee_id": v.employee_id,
+            "policy": history.at(&r.employee_id, date),
             "name": r.name,
             "team": r.team.as_deref().unwrap_or(""),
             "status": v.status,
@@ -657,76 +682,91 @@ async fn missing(
     if date <= today && before.is_none() {
         let first = date - chrono::Days::new(1);
         let last = date + chrono::Days::new(1);
-        let margin =
-            chrono::Duration::seconds(policy.window_before_secs + policy.window_after_secs);
-        let lo =
-            crate::domain::time::resolve_local(policy.tz, first.and_time(chrono::NaiveTime::MIN))
-                - margin;
-        let hi = crate::domain::time::resolve_local(
-            policy.tz,
-            (last + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN),
-        ) + margin;
-        if let Some(inputs) = api
-            .store
-            .load_inputs(&policy, None, first, last, lo, hi)
-            .await?
-        {
-            let clock = ShiftClock::new(&policy, first, last);
-            for (i, e) in inputs.emps.iter().enumerate() {
-                if team.as_deref().is_some_and(|t| t != e.team) {
-                    continue;
-                }
-                let id = EmployeeId::from(e.employee_id.as_str());
-                let default_shift = e.shift.as_deref().and_then(|s| policy.shift_by_id(s));
-                let (Some(shift), _) = shift_on(
-                    &policy,
-                    &inputs.holidays,
-                    Some(&inputs.roster[i]),
-                    default_shift,
-                    date,
-                ) else {
-                    continue;
-                };
-                let t = clock.times(date, shift);
-                // The alert rule holds while the shift runs: a past day is
-                // judged at its last second.
-                let at = now.min(t.end - chrono::Duration::seconds(1));
-                let days = EmployeeDays {
-                    employee: &id,
-                    default_shift,
-                    punches: &inputs.punches[i],
-                    roster: Some(&inputs.roster[i]),
-                    leaves: &inputs.leaves[i],
-                    start_date: e.start_date,
-                    end_date: e.end_date,
-                };
-                let state = AlertState {
-                    absence_sent: false,
-                    arrival_sent: false,
-                };
-                if let AlertDecision::Absent {
-                    shift_start,
-                    minutes_late,
-                } = absence_decision(
-                    &clock,
-                    &inputs.holidays,
-                    &days,
-                    date,
-                    chrono::Duration::zero(),
-                    at,
-                    state,
-                ) {
-                    items.push(json!({
-                        "employee_id": e.employee_id,
-                        "name": e.name,
-                        "team": e.team,
-                        "shift": policy.shift(shift).id.to_string(),
-                        "shift_start": to_local(policy.tz, shift_start).to_rfc3339(),
-                        "minutes_since_start": minutes_late,
-                    }));
+        // Each policy group with its own shifts and zone (policy.md,
+        // "Several rule sets on one site").
+        let all = api.policies();
+        for (g, wanted) in api.store.employees_by_group(&all, date).await? {
+            let policy = all.get(g);
+            let wanted: Option<HashSet<&str>> = wanted
+                .as_ref()
+                .map(|w| w.iter().map(String::as_str).collect());
+            let margin =
+                chrono::Duration::seconds(policy.window_before_secs + policy.window_after_secs);
+            let lo = crate::domain::time::resolve_local(
+                policy.tz,
+                first.and_time(chrono::NaiveTime::MIN),
+            ) - margin;
+            let hi = crate::domain::time::resolve_local(
+                policy.tz,
+                (last + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN),
+            ) + margin;
+            if let Some(inputs) = api
+                .store
+                .load_inputs(policy, wanted.as_ref(), first, last, lo, hi)
+                .await?
+            {
+                let clock = ShiftClock::new(policy, first, last);
+                for (i, e) in inputs.emps.iter().enumerate() {
+                    if team.as_deref().is_some_and(|t| t != e.team) {
+                        continue;
+                    }
+                    let id = EmployeeId::from(e.employee_id.as_str());
+                    let default_shift = e.shift.as_deref().and_then(|s| policy.shift_by_id(s));
+                    let (Some(shift), _) = shift_on(
+                        policy,
+                        &inputs.holidays,
+                        Some(&inputs.roster[i]),
+                        default_shift,
+                        date,
+                    ) else {
+                        continue;
+                    };
+                    let t = clock.times(date, shift);
+                    // The alert rule holds while the shift runs: a past day is
+                    // judged at its last second.
+                    let at = now.min(t.end - chrono::Duration::seconds(1));
+                    let days = EmployeeDays {
+                        employee: &id,
+                        default_shift,
+                        punches: &inputs.punches[i],
+                        roster: Some(&inputs.roster[i]),
+                        leaves: &inputs.leaves[i],
+                        start_date: e.start_date,
+                        end_date: e.end_date,
+                    };
+                    let state = AlertState {
+                        absence_sent: false,
+                        arrival_sent: false,
+                    };
+                    if let AlertDecision::Absent {
+                        shift_start,
+                        minutes_late,
+                    } = absence_decision(
+                        &clock,
+                        &inputs.holidays,
+                        &days,
+                        date,
+                        chrono::Duration::zero(),
+                        at,
+                        state,
+                    ) {
+                        items.push(json!({
+                            "employee_id": e.employee_id,
+                            "policy": all.label(g),
+                            "name": e.name,
+                            "team": e.team,
+                            "shift": policy.shift(shift).id.to_string(),
+                            "shift_start": to_local(policy.tz, shift_start).to_rfc3339(),
+                            "minutes_since_start": minutes_late,
+                        }));
+                    }
                 }
             }
         }
+    }
+    if api.policies().len() > 1 {
+        // Groups were listed one after the other: in employee order again.
+        items.sort_by(|a, b| a["employee_id"].as_str().cmp(&b["employee_id"].as_str()));
     }
     ok(&json!({
         "date": date,
@@ -758,10 +798,11 @@ async fn employee_days(
         Some(m) => parse_month(m)?,
         None => api.today(),
     };
-    let data = hr::month_data(&api.store, &api.policy(), first, |x| {
+    let data = hr::month_data(&api.store, &*api.policies(), first, |x| {
         x.employee_id == e.employee_id
     })
     .await?;
+    let history = api.store.policy_history().await?;
     let days: Vec<serde_json::Value> = data
         .days
         .get(&e.employee_id)
@@ -770,6 +811,7 @@ async fn employee_days(
                 .map(|(v, prov)| {
                     let mut j = serde_json::to_value(v).unwrap_or_default();
                     j["provisional"] = json!(prov);
+                    j["policy"] = json!(history.at(&e.employee_id, v.date));
                     j
                 })
                 .collect()
@@ -786,13 +828,18 @@ async fn employee_days(
     );
     let corrections = api.store.corrections(lo, hi, Some(&e.employee_id)).await?;
     let ids: HashSet<i64> = data.ledger.iter().map(|l| l.id).collect();
+    let policies = api.policies();
     let appeals: Vec<_> = api
         .store
         .appeals(None)
         .await?
         .into_iter()
         .filter(|a| ids.contains(&a.ledger_id))
-        .map(|a| hr::appeal_view(&api.policy(), a, api.now()))
+        .map(|a| {
+            let date = to_local(tz, a.filed_at).date_naive();
+            let p = policies.get(history.index_at(&policies, &a.employee_id, date));
+            hr::appeal_view(p, a, api.now())
+        })
         .collect();
     ok(&json!({
         "employee": {"employee_id": e.employee_id, "name": e.name, "team": e.team, "supervisor": e.supervisor},
@@ -804,6 +851,7 @@ async fn employee_days(
         "corrections": corrections,
         "appeals": appeals,
         "score": data.scores.first(),
+        "policy": data.policy_labels.first(),
     }))
 }
 
@@ -817,7 +865,8 @@ async fn month(
     let first = parse_month(&m)?;
     let p = paging(&q)?;
     let team = team_filter(&c, &q)?;
-    let data = hr::month_scores_data(&api.store, &api.policy(), first, |e| {
+    let policies = api.policies();
+    let data = hr::month_scores_data(&api.store, &*policies, first, |e| {
         team.as_ref().is_none_or(|t| &e.team == t)
     })
     .await?;
@@ -829,8 +878,10 @@ async fn month(
     let items: Vec<serde_json::Value> = data
         .scores
         .iter()
-        .map(|s| {
+        .zip(&data.policy_labels)
+        .map(|(s, label)| {
             let mut j = serde_json::to_value(s).unwrap_or_default();
+            j["policy"] = json!(label);
             if let Some((n, t)) = names.get(s.employee_id.as_str()) {
                 j["name"] = json!(n);
                 j["team"] = json!(t);
@@ -838,9 +889,9 @@ async fn month(
             j
         })
         .collect();
-    let categories: Vec<_> = api
-        .policy()
-        .categories
+    // Several policies: the categories of all of them (policy.md).
+    let categories: Vec<_> = policies
+        .category_union()
         .iter()
         .map(|c| json!({"id": c.id, "zh": c.zh, "en": c.en, "cap": c.cap}))
         .collect();
@@ -922,7 +973,7 @@ async fn publish(State(api): State<Arc<Api>>, c: Caller, Path(m): Path<String>) 
     hr_only(&c)?;
     let first = parse_month(&m)?;
     let label = hr::month_label(first);
-    let done = hr::publish(&api.store, &api.policy(), &label, &c.name, api.now()).await?;
+    let done = hr::publish(&api.store, &*api.policies(), &label, &c.name, api.now()).await?;
     let at = api.store.published(&label).await?.map(|p| p.0);
     ok(&json!({
         "month": label,
@@ -945,7 +996,10 @@ async fn export(
         Some("zh") => crate::export::Lang::Zh,
         Some(o) => return Err(ApiError::BadRequest(format!("lang: {o:?} is not en or zh"))),
     };
-    let data = hr::month_data(&api.store, &api.policy(), first, |_| true).await?;
+    let policies = api.policies();
+    let data = hr::month_data(&api.store, &*policies, first, |_| true).await?;
+    // Several policies: every group's categories and rules.
+    let shown = policies.for_display();
     let label = data.month.clone();
     match q.get("format").map(String::as_str).unwrap_or("csv") {
         "csv" => {
@@ -954,7 +1008,7 @@ async fn export(
                 Some(v) => crate::export::View::parse(v)
                     .map_err(|e| ApiError::BadRequest(format!("view: {e}")))?,
             };
-            let bytes = crate::export::csv(&api.policy(), &data, view, lang)
+            let bytes = crate::export::csv(&shown, &data, view, lang)
                 .map_err(|e| ApiError::Internal(format!("csv export: {e}")))?;
             Ok((
                 [
@@ -969,7 +1023,7 @@ async fn export(
                 .into_response())
         }
         "xlsx" => {
-            let bytes = crate::export::xlsx(&api.policy(), &data, lang)
+            let bytes = crate::export::xlsx(&shown, &data, lang)
                 .map_err(|e| ApiError::Internal(format!("xlsx export: {e}")))?;
             Ok((
                 [
@@ -1076,7 +1130,7 @@ async fn add_entry(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBody
     visible_employee(&api, &c, &b.employee_id).await?;
     let entry = hr::record_manual(
         &api.store,
-        &api.policy(),
+        &*api.policies(),
         &ManualRequest {
             employee_id: b.employee_id,
             date,
@@ -1122,7 +1176,7 @@ async fn add_correction(
     visible_employee(&api, &c, &b.employee_id).await?;
     let out = hr::record_correction(
         &api.store,
-        &api.policy(),
+        &api.policies(),
         &b.employee_id,
         time,
         &b.reason,
@@ -1142,7 +1196,7 @@ async fn appeals(
     people(&c)?;
     let p = paging(&q)?;
     let status = q.get("status").map(String::as_str);
-    let mut rows = hr::list_appeals(&api.store, &api.policy(), status, api.now()).await?;
+    let mut rows = hr::list_appeals(&api.store, &*api.policies(), status, api.now()).await?;
     if let Role::Supervisor(t) = &c.role {
         let mine: HashSet<String> = api
             .store
@@ -1183,7 +1237,7 @@ async fn file_appeal(State(api): State<Arc<Api>>, c: Caller, JsonBody(b): JsonBo
     }
     let a = hr::file_appeal(
         &api.store,
-        &api.policy(),
+        &*api.policies(),
         b.ledger_id,
         &b.reason,
         &c.name,
@@ -1231,7 +1285,7 @@ async fn year(State(api): State<Arc<Api>>, c: Caller, Path(y): Path<String>) -> 
     hr_only(&c)?;
     let year = hr::year::parse_year(&y)?;
     let policy = api.policy();
-    let items = hr::year::year_results(&api.store, &policy, year).await?;
+    let items = hr::year::year_results(&api.store, &*api.policies(), year).await?;
     ok(&json!({
         "year": year,
         "pass_mark": policy.hr.pass_mark,
@@ -1286,12 +1340,16 @@ struct ReplayBody {
     ids: Vec<i64>,
 }
 
-async fn replay_quarantine(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> ApiResult {
+async fn replay_quarantine(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    JsonBody(b): JsonBody,
+) -> ApiResult {
     hr_only(&c)?;
     let b: ReplayBody = body(&b)?;
     let selection = match (b.all, b.ids.is_empty()) {
-        (true, true) => crate::quarantine::Selection::All,
-        (false, false) if b.ids.len() <= 10_000 => crate::quarantine::Selection::Ids(b.ids),
+        (true, true) => crate::pipeline::replay::Selection::All,
+        (false, false) if b.ids.len() <= 10_000 => crate::pipeline::replay::Selection::Ids(b.ids),
         _ => {
             return Err(ApiError::BadRequest(
                 "body: give either \"all\": true or \"ids\": [1 to 10000 row ids]".into(),
@@ -1300,10 +1358,10 @@ async fn replay_quarantine(State(api): State<Arc<Api>>, c: Caller, b: Bytes) -> 
     };
     // Rows from before replay information was recorded need the CLI's
     // `--source NAME`; they are reported as unresolved here.
-    let r = crate::quarantine::replay(
+    let r = crate::pipeline::replay::replay(
         &api.store,
-        &api.policy(),
-        &crate::quarantine::Decodings::default(),
+        &*api.policies(),
+        &crate::pipeline::replay::Decodings::default(),
         &selection,
         None,
         &c.name,

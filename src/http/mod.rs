@@ -10,9 +10,12 @@ pub mod api;
 pub mod auth;
 pub mod dashboard;
 pub mod grid;
-pub mod listener;
 
-pub use listener::{DEFAULT_MAX_CONNECTIONS, Limits};
+pub use crate::listener;
+pub use crate::listener::{DEFAULT_MAX_CONNECTIONS, Limits};
+
+// The configuration's default for `[http] max_connections` is the listener's.
+const _: () = assert!(DEFAULT_MAX_CONNECTIONS == crate::config::DEFAULT_MAX_CONNECTIONS);
 
 use std::sync::Arc;
 
@@ -22,6 +25,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -37,19 +41,41 @@ pub struct AppState {
     pub api: Option<Arc<api::Api>>,
 }
 
-/// The routes.
+/// Longest a handler may take before the request is answered 503 (a
+/// year's export of a large site takes seconds, not minutes).
+pub const HANDLER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Workbooks are zip files already: not compressed again.
+const XLSX_PREFIX: &str = "application/vnd.openxmlformats";
+
+/// The routes, with `tower-http`'s layers: gzip for clients that accept it
+/// (a day of 10,000 verdicts is megabytes of JSON), the handler time limit
+/// and a `tower_http` debug span per request.
 pub fn router(state: AppState) -> Router {
     let api = state.api.clone();
     let base = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state);
-    match api {
+    let routes = match api {
         Some(api) => base
             .merge(api::router(api.clone()))
             .merge(dashboard::router(api)),
         None => base,
-    }
+    };
+    routes
+        .layer(
+            tower_http::compression::CompressionLayer::new().compress_when(
+                DefaultPredicate::new()
+                    .and(NotForContentType::const_new(XLSX_PREFIX))
+                    .and(NotForContentType::const_new("image/")),
+            ),
+        )
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            HANDLER_TIMEOUT,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// Serves `router` on an already bound listener with the default

@@ -19,83 +19,15 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use http_body_util::BodyExt;
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Backoff;
 use super::digest::Client;
-use super::hik_pull::check_http;
 use super::pull::{
     Cursor, Multipart, PullCtx, Stop, boundary, http_client, http_stop, retry_after,
 };
-
-/// `[[source.dahua_pull]]` as written.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDahuaPull {
-    /// `http://host[:port]`.
-    pub url: String,
-    /// CGI user.
-    pub username: String,
-    /// The password (prefer `password_env`).
-    #[serde(default)]
-    pub password: Option<String>,
-    /// Environment variable holding the password.
-    #[serde(default)]
-    pub password_env: Option<String>,
-    /// Zone of the terminal's clock (`LocaleTime`); default the policy's.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// Records per `recordFinder` page.
-    #[serde(default = "default_page")]
-    pub page_size: u32,
-    /// First retry delay after a failure, in milliseconds (doubles up to
-    /// five minutes).
-    #[serde(default = "default_retry_ms")]
-    pub retry_min_ms: u64,
-    /// Heartbeat interval asked of the device, in seconds; three missed
-    /// ones reopen the stream.
-    #[serde(default = "default_heartbeat")]
-    pub heartbeat_seconds: u64,
-}
-
-fn default_page() -> u32 {
-    100
-}
-fn default_retry_ms() -> u64 {
-    1000
-}
-fn default_heartbeat() -> u64 {
-    5
-}
-
-impl RawDahuaPull {
-    /// Reports every problem through `push(key, why)`.
-    pub fn check(&self, key: &str, push: &mut dyn FnMut(&str, String)) {
-        check_http(
-            key,
-            &self.url,
-            &self.username,
-            &self.password,
-            &self.password_env,
-            &self.timezone,
-            push,
-        );
-        if !(2..=1024).contains(&self.page_size) {
-            push(&format!("{key}.page_size"), "must be 2 … 1024".into());
-        }
-        if self.retry_min_ms == 0 {
-            push(&format!("{key}.retry_min_ms"), "must be positive".into());
-        }
-        if self.heartbeat_seconds == 0 {
-            push(
-                &format!("{key}.heartbeat_seconds"),
-                "must be positive".into(),
-            );
-        }
-    }
-}
+pub use crate::config::pull::RawDahuaPull;
 
 /// The name of the `i`th source in logs, health and metrics.
 pub fn source_name(i: usize) -> String {
@@ -425,7 +357,7 @@ impl Dahua {
                 Some(t) if t > start => t,
                 _ => {
                     warn!(source = %self.cx.name, "device {serial}: more than {count} records at {start}; raise page_size to read them all");
-                    start + 1
+                    start.saturating_add(1)
                 }
             };
             start = next;
@@ -460,8 +392,8 @@ pub fn spawn_all(
 }
 
 /// The pipeline decoding of a `[[source.dahua_pull]]`.
-pub fn decoding(tz: Tz) -> crate::pipeline::SourceDecoding {
-    crate::pipeline::SourceDecoding {
+pub fn decoding(tz: Tz) -> super::SourceDecoding {
+    super::SourceDecoding {
         decoder: crate::ingest::decode::Decoder::Dahua(Default::default()),
         tz,
         options: toml::Table::new(),

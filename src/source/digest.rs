@@ -17,6 +17,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use md5::{Digest, Md5};
 
+pub use crate::config::pull::Endpoint;
+
 /// What a `WWW-Authenticate: Digest …` header asks for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Challenge {
@@ -148,17 +150,46 @@ pub fn authorization(
     cnonce: &str,
 ) -> String {
     let r = response(c, user, password, method, uri, nc, cnonce);
+    let q = quoted;
+    let algorithm: String = c
+        .algorithm
+        .chars()
+        .filter(|ch| ch.is_ascii_alphanumeric() || *ch == '-')
+        .collect();
     let mut h = format!(
-        "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{r}\", algorithm={}",
-        c.realm, c.nonce, c.algorithm
+        "Digest username={}, realm={}, nonce={}, uri={}, response=\"{r}\", algorithm={algorithm}",
+        q(user),
+        q(&c.realm),
+        q(&c.nonce),
+        q(uri),
     );
     if c.qop_auth {
-        let _ = write!(h, ", qop=auth, nc={nc:08x}, cnonce=\"{cnonce}\"");
+        let _ = write!(h, ", qop=auth, nc={nc:08x}, cnonce={}", q(cnonce));
     }
     if let Some(o) = &c.opaque {
-        let _ = write!(h, ", opaque=\"{o}\"");
+        let _ = write!(h, ", opaque={}", q(o));
     }
     h
+}
+
+/// `s` as an HTTP quoted-string (RFC 9110 §5.6.4): `"` and `\\` escaped,
+/// control characters dropped, so that a value a device sent in its
+/// challenge cannot end the quoted value and add parameters.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Why a request failed.
@@ -180,53 +211,23 @@ pub enum HttpError {
         /// Status code.
         status: u16,
     },
+    /// The device offers only Basic authentication, which attendd does
+    /// not answer: it would send the password in clear text.
+    #[error(
+        "{method} {path}: the device asks for Basic authentication, which sends the password in clear text; attendd answers only Digest: enable Digest authentication on the device"
+    )]
+    BasicOnly {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+    },
     /// Connecting, sending or reading failed.
     #[error("{0}")]
     Io(String),
 }
 
-/// Where a device answers: `http://host[:port][/prefix]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Host name or address.
-    pub host: String,
-    /// Port (80 by default).
-    pub port: u16,
-    /// Path prefix without a trailing slash (usually empty).
-    pub prefix: String,
-}
-
-impl Endpoint {
-    /// Parses `url`; only `http://` (terminals serve plain HTTP on the LAN).
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{url:?} must start with http://"))?;
-        let (hostport, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("{url:?}: {p:?} is not a port"))?,
-            ),
-            _ => (hostport, 80),
-        };
-        if host.is_empty() {
-            return Err(format!("{url:?} has no host"));
-        }
-        Ok(Endpoint {
-            host: host.trim_start_matches('[').trim_end_matches(']').into(),
-            port,
-            prefix: prefix.to_string(),
-        })
-    }
-}
-
 /// A device's HTTP interface with its credentials.
-#[derive(Debug)]
 pub struct Client {
     /// Where.
     pub endpoint: Endpoint,
@@ -240,8 +241,18 @@ pub struct Client {
 enum AuthState {
     #[default]
     None,
-    Basic,
     Digest(Challenge, u32),
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint)
+            .field("user", &self.user)
+            .field("password", &"<hidden>")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A response whose body is still being received.
@@ -263,12 +274,6 @@ impl Client {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *st {
             AuthState::None => None,
-            AuthState::Basic => {
-                use base64::Engine;
-                let t = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{}", self.user, self.password));
-                Some(format!("Basic {t}"))
-            }
             AuthState::Digest(c, nc) => {
                 *nc += 1;
                 let cnonce = cnonce(*nc);
@@ -377,11 +382,16 @@ impl Client {
             }
             let new = match digest {
                 Some(c) => AuthState::Digest(c, 0),
+                // Basic would send the password in clear text to whoever
+                // answers at the device's address: never offered.
                 None if challenges
                     .iter()
                     .any(|h| h.trim_start().to_ascii_lowercase().starts_with("basic")) =>
                 {
-                    AuthState::Basic
+                    return Err(HttpError::BasicOnly {
+                        method: method.into(),
+                        path: path.into(),
+                    });
                 }
                 None => {
                     return Err(HttpError::Status {
@@ -512,6 +522,42 @@ mod tests {
         assert!(Challenge::parse("Digest realm=\"x\"").is_none());
         assert!(Challenge::parse("Dig").is_none());
         assert!(Challenge::parse("Digest realm=\"ünï\", nonce=\"a\\\"b\"").is_some());
+    }
+
+    /// Values from the device's challenge are quoted again in the answer:
+    /// a nonce holding a quote cannot end its value and add parameters.
+    #[test]
+    fn challenge_values_are_re_escaped() {
+        let c = Challenge::parse(
+            r#"Digest realm="r\"x", nonce="n\", evil=\"1", qop="auth", algorithm=MD5"#,
+        )
+        .unwrap();
+        assert_eq!(c.nonce, r#"n", evil="1"#);
+        let h = authorization(&c, "u\"s", "p", "GET", "/a", 1, "c");
+        // Read back, the header has exactly the parameters attendd writes,
+        // with the device's values intact.
+        let back = params(&h["Digest".len()..]);
+        let keys: Vec<&str> = back.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "username",
+                "realm",
+                "nonce",
+                "uri",
+                "response",
+                "algorithm",
+                "qop",
+                "nc",
+                "cnonce"
+            ],
+            "{h}"
+        );
+        let value = |k: &str| back.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+        assert_eq!(value("nonce").as_deref(), Some(c.nonce.as_str()));
+        assert_eq!(value("realm").as_deref(), Some("r\"x"));
+        assert_eq!(value("username").as_deref(), Some("u\"s"));
+        assert_eq!(quoted("a\"b\\c\r\nd"), "\"a\\\"b\\\\cd\"");
     }
 
     #[test]

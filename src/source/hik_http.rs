@@ -18,10 +18,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -302,7 +300,7 @@ async fn receive(
     method: Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> Response {
     if !s.auth.allows(&headers) {
         s.count("unauthorised");
@@ -317,7 +315,7 @@ async fn receive(
         return (StatusCode::METHOD_NOT_ALLOWED, "POST events here\n").into_response();
     }
     let peer = peer_key(peer, &headers, &s.proxies);
-    if !s.limiter.admit(&peer, Instant::now()) {
+    if !s.limiter.admit(&peer) {
         s.count("rate_limited");
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -326,6 +324,13 @@ async fn receive(
         )
             .into_response();
     }
+    let body = match super::push::read_body(req.into_body(), s.max_body).await {
+        Ok(b) => b,
+        Err(r) => {
+            s.count("refused");
+            return r;
+        }
+    };
     let body = match inflate(&headers, &body, s.max_body) {
         Ok(Some(b)) => b,
         Ok(None) => body.to_vec(),

@@ -19,98 +19,16 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use http_body_util::BodyExt;
-use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Backoff;
-use super::digest::{Client, Endpoint};
+use super::digest::Client;
 use super::pull::{
     Cursor, Multipart, PullCtx, Stop, boundary, http_client, http_stop, retry_after,
 };
-
-/// `[[source.hik_pull]]` as written.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHikPull {
-    /// `http://host[:port]`.
-    pub url: String,
-    /// ISAPI user.
-    pub username: String,
-    /// The password (prefer `password_env`).
-    #[serde(default)]
-    pub password: Option<String>,
-    /// Environment variable holding the password.
-    #[serde(default)]
-    pub password_env: Option<String>,
-    /// Zone of the terminal's clock (times without an offset); default the
-    /// policy's zone.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// Results per `AcsEvent` page (the devices cap it at 30 or so).
-    #[serde(default = "default_page")]
-    pub page_size: u32,
-    /// First retry delay after a failure, in milliseconds (doubles up to
-    /// five minutes).
-    #[serde(default = "default_retry_ms")]
-    pub retry_min_ms: u64,
-    /// Seconds without a byte on the live stream (heartbeats included)
-    /// before it is taken as dead and reopened.
-    #[serde(default = "default_idle")]
-    pub idle_seconds: u64,
-}
-
-fn default_page() -> u32 {
-    30
-}
-fn default_retry_ms() -> u64 {
-    1000
-}
-fn default_idle() -> u64 {
-    90
-}
-
-/// Checks the shared keys of an HTTP pull source.
-pub(crate) fn check_http(
-    key: &str,
-    url: &str,
-    username: &str,
-    password: &Option<String>,
-    password_env: &Option<String>,
-    timezone: &Option<String>,
-    push: &mut dyn FnMut(&str, String),
-) {
-    if let Err(e) = Endpoint::parse(url) {
-        push(&format!("{key}.url"), e);
-    }
-    if username.trim().is_empty() {
-        push(&format!("{key}.username"), "must not be empty".into());
-    }
-    match (password, password_env) {
-        (Some(_), Some(_)) => push(
-            &format!("{key}.password"),
-            "give password or password_env, not both".into(),
-        ),
-        (None, None) => push(
-            &format!("{key}.password_env"),
-            "required (or password)".into(),
-        ),
-        (None, Some(var)) if std::env::var(var).is_err() => push(
-            &format!("{key}.password_env"),
-            format!("environment variable {var} is not set"),
-        ),
-        _ => {}
-    }
-    if let Some(tz) = timezone
-        && tz.parse::<Tz>().is_err()
-    {
-        push(
-            &format!("{key}.timezone"),
-            format!("{tz:?} is not an IANA time zone"),
-        );
-    }
-}
+pub use crate::config::pull::RawHikPull;
 
 /// The password from `password` or `password_env`.
 pub(crate) fn resolve_password(password: &Option<String>, env: &Option<String>) -> String {
@@ -118,30 +36,6 @@ pub(crate) fn resolve_password(password: &Option<String>, env: &Option<String>) 
         (Some(p), _) => p.clone(),
         (None, Some(v)) => std::env::var(v).unwrap_or_default(),
         (None, None) => String::new(),
-    }
-}
-
-impl RawHikPull {
-    /// Reports every problem through `push(key, why)`.
-    pub fn check(&self, key: &str, push: &mut dyn FnMut(&str, String)) {
-        check_http(
-            key,
-            &self.url,
-            &self.username,
-            &self.password,
-            &self.password_env,
-            &self.timezone,
-            push,
-        );
-        if !(1..=1000).contains(&self.page_size) {
-            push(&format!("{key}.page_size"), "must be 1 … 1000".into());
-        }
-        if self.retry_min_ms == 0 {
-            push(&format!("{key}.retry_min_ms"), "must be positive".into());
-        }
-        if self.idle_seconds == 0 {
-            push(&format!("{key}.idle_seconds"), "must be positive".into());
-        }
     }
 }
 
@@ -365,7 +259,9 @@ impl Hik {
                     if let Err(s) = self.catch_up(&serial, &mut cursor).await {
                         return s;
                     }
-                    continue;
+                    // The live event is committed too: a device's search
+                    // can lag its stream, and the dedupe key (serial
+                    // number, serialNo) absorbs it if the catch-up had it.
                 }
                 let reset = cursor.advance(time, sn);
                 if reset {
@@ -459,7 +355,7 @@ impl Hik {
                     return Err(Stop::Shutdown);
                 }
             }
-            position += n;
+            position = position.saturating_add(n);
             if status != "MORE" || n == 0 {
                 break;
             }
@@ -495,8 +391,8 @@ pub fn spawn_all(
 }
 
 /// The decoders of the pull sources, for the pipeline.
-pub fn decoding(tz: Tz) -> crate::pipeline::SourceDecoding {
-    crate::pipeline::SourceDecoding {
+pub fn decoding(tz: Tz) -> super::SourceDecoding {
+    super::SourceDecoding {
         decoder: crate::ingest::decode::Decoder::HikIsapi(Default::default()),
         tz,
         options: toml::Table::new(),

@@ -38,6 +38,38 @@ pub struct Received {
     pub received_at: DateTime<Utc>,
 }
 
+/// How one source's messages are decoded (the pipeline looks it up by
+/// [`Received::source`]).
+#[derive(Debug)]
+pub struct SourceDecoding {
+    /// The decoder.
+    pub decoder: crate::ingest::decode::Decoder,
+    /// Zone of the devices' local times.
+    pub tz: chrono_tz::Tz,
+    /// The decoder's options as configured (kept, as JSON, with quarantined payloads
+    /// so that `attendd quarantine replay` decodes them the same way).
+    pub options: toml::Table,
+}
+
+impl SourceDecoding {
+    /// What a quarantine row of this source keeps for a replay.
+    pub fn replay_info(
+        &self,
+        source: &str,
+        topic: Option<&str>,
+        device: Option<&str>,
+    ) -> crate::store::ReplayInfo {
+        crate::store::ReplayInfo {
+            pipeline_source: source.to_string(),
+            topic: topic.map(str::to_string),
+            decoder: self.decoder.name().to_string(),
+            decoder_options: serde_json::to_string(&self.options).unwrap_or_default(),
+            device_id: device.map(str::to_string),
+            timezone: self.tz.name().to_string(),
+        }
+    }
+}
+
 /// Why a batch could not be committed. The source retries the same batch
 /// with backoff and acknowledges nothing until it succeeds.
 #[derive(Debug, thiserror::Error)]

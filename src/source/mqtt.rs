@@ -411,3 +411,29 @@ async fn ack_loop(
         }
     }
 }
+
+impl crate::config::RawMqtt {
+    /// Source settings for the MQTT client (not for `broker = "embedded"`,
+    /// whose address the embedded broker decides).
+    pub fn settings(&self, name: &str) -> Result<MqttSettings, String> {
+        let mut s =
+            MqttSettings::from_url(name, &self.broker, self.topics.clone(), &self.client_id)?;
+        s.batch_max = self.batch_max;
+        if self.broker.starts_with("mqtts://") {
+            let client = self
+                .client_cert_file
+                .as_deref()
+                .zip(self.client_key_file.as_deref());
+            s.tls = Some(crate::tls::client_config(self.ca_file.as_deref(), client)?);
+        }
+        if let Some(u) = &self.username {
+            let p = match (&self.password, &self.password_env) {
+                (Some(p), _) => p.clone(),
+                (None, Some(var)) => std::env::var(var).unwrap_or_default(),
+                (None, None) => String::new(),
+            };
+            s.credentials = Some((u.clone(), p));
+        }
+        Ok(s)
+    }
+}

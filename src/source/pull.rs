@@ -16,8 +16,43 @@ use serde::{Deserialize, Serialize};
 
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, PullAck};
-use crate::source::{Backoff, Received};
+use crate::source::{Backoff, Received, SinkError};
+
+/// Where a pull source has read up to, stored with the punches it covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullAck<'a> {
+    /// The configured source, e.g. `hik_pull[0]`.
+    pub source: &'a str,
+    /// The terminal's serial number: the device id of every punch read.
+    pub device: &'a str,
+    /// The cursor after this batch (opaque to the store).
+    pub cursor: &'a str,
+    /// Appended to the terminal's event ids (`48211~1`) after it reset its
+    /// counter, so that reused numbers are not taken for stored events.
+    pub event_suffix: Option<&'a str>,
+}
+
+/// A boxed future, so that [`PullSink`] can be used as a trait object.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where pull sources deliver: the punches of a batch and the cursor after
+/// it are committed in one transaction, so the cursor never runs ahead of
+/// what is stored (the pipeline implements it).
+pub trait PullSink: Send + Sync + std::fmt::Debug + 'static {
+    /// Commits `batch` with `ack`'s cursor; `Ok` means both are durable.
+    fn commit_pull<'a>(
+        &'a self,
+        batch: &'a [Received],
+        ack: &'a PullAck<'a>,
+    ) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// The stored cursor of `source` on terminal `device`.
+    fn pull_cursor<'a>(
+        &'a self,
+        source: &'a str,
+        device: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, SinkError>>;
+}
 
 /// A source's position in one terminal's log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +92,7 @@ impl Cursor {
             None => false,
         };
         if reset {
-            self.epoch += 1;
+            self.epoch = self.epoch.saturating_add(1);
         }
         if reset
             || self
@@ -72,7 +107,9 @@ impl Cursor {
 
     /// Whether the next counter `count` leaves a hole after this cursor.
     pub fn gap_before(&self, count: i64) -> bool {
-        self.time.is_some() && self.count > 0 && count > self.count + 1
+        self.time.is_some()
+            && self.count > 0
+            && self.count.checked_add(1).is_some_and(|next| count > next)
     }
 }
 
@@ -111,8 +148,8 @@ impl CatchUpSignals {
 pub struct PullCtx {
     /// `hik_pull[0]`, …
     pub name: Arc<str>,
-    /// Commits punches with cursors.
-    pub pipeline: Arc<Pipeline>,
+    /// Commits punches with cursors (the pipeline).
+    pub sink: Arc<dyn PullSink>,
     /// `/healthz`.
     pub health: Option<Arc<Health>>,
     /// `/metrics`.
@@ -176,7 +213,7 @@ impl PullCtx {
 
     /// The stored cursor on `device`.
     pub async fn cursor(&self, device: &str) -> Result<Cursor, String> {
-        self.pipeline
+        self.sink
             .pull_cursor(&self.name, device)
             .await
             .map(|c| c.as_deref().map(Cursor::parse).unwrap_or_default())
@@ -215,7 +252,7 @@ impl PullCtx {
             std::time::Duration::from_secs(10),
         );
         loop {
-            match self.pipeline.commit_pull(&batch, &ack).await {
+            match self.sink.commit_pull(&batch, &ack).await {
                 Ok(()) => {
                     if let (Some(m), Some(t)) = (&self.metrics, cursor.time) {
                         m.set(
@@ -243,7 +280,7 @@ impl PullCtx {
 pub fn decodings(
     sources: &crate::config::RawSources,
     default_tz: chrono_tz::Tz,
-) -> Vec<(Arc<str>, crate::pipeline::SourceDecoding)> {
+) -> Vec<(Arc<str>, super::SourceDecoding)> {
     let zone = |tz: &Option<String>| {
         tz.as_deref()
             .and_then(|t| t.parse().ok())
@@ -289,19 +326,31 @@ pub fn describe(sources: &crate::config::RawSources) -> Vec<String> {
     out
 }
 
+/// What every pull source takes from the daemon.
+#[derive(Clone, Debug)]
+pub struct PullShared {
+    /// Commits punches with cursors (the pipeline).
+    pub sink: Arc<dyn PullSink>,
+    /// `/healthz`.
+    pub health: Arc<Health>,
+    /// `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Catch-up requests from push listeners, by device id.
+    pub catch_up: Arc<CatchUpSignals>,
+}
+
 /// Starts every pull source; each runs until `stop` fires.
 pub fn spawn(
     sources: &crate::config::RawSources,
     default_tz: chrono_tz::Tz,
-    pipeline: &Arc<Pipeline>,
-    shared: &crate::app::Shared,
+    shared: &PullShared,
     tracker: &tokio_util::task::TaskTracker,
     stop: &tokio_util::sync::CancellationToken,
 ) {
     let make = |name: &str| {
         let cx = PullCtx {
             name: Arc::from(name),
-            pipeline: pipeline.clone(),
+            sink: shared.sink.clone(),
             health: Some(shared.health.clone()),
             metrics: Some(shared.metrics.clone()),
             catch_up: shared.catch_up.clone(),
@@ -587,7 +636,8 @@ pub(crate) enum Stop {
 /// A failed HTTP exchange with a terminal, as a retry.
 pub(crate) fn http_stop(e: super::digest::HttpError) -> Stop {
     match e {
-        e @ super::digest::HttpError::Unauthorized { .. } => Stop::Retry(e.to_string(), "auth"),
+        e @ (super::digest::HttpError::Unauthorized { .. }
+        | super::digest::HttpError::BasicOnly { .. }) => Stop::Retry(e.to_string(), "auth"),
         e => Stop::Retry(e.to_string(), "connection"),
     }
 }
@@ -661,6 +711,19 @@ mod tests {
         assert_eq!(c.suffix().as_deref(), Some("~1"));
         assert_eq!(Cursor::parse(&c.encode()), c);
         assert_eq!(Cursor::parse("garbage"), Cursor::default());
+    }
+
+    /// Counters at the edge of their range neither overflow nor report a
+    /// gap for ever.
+    #[test]
+    fn counters_at_their_limits_do_not_wrap() {
+        let mut c = Cursor::default();
+        assert!(!c.advance(t("2026-11-02T00:00:00Z"), i64::MAX));
+        assert!(!c.gap_before(i64::MAX));
+        assert!(!c.gap_before(i64::MIN));
+        c.epoch = u32::MAX;
+        assert!(c.advance(t("2026-11-02T01:00:00Z"), 1));
+        assert_eq!(c.epoch, u32::MAX);
     }
 
     #[test]

@@ -223,6 +223,35 @@ pub async fn run<S: Sink>(s: SerialSettings, sink: Arc<S>, shutdown: Cancellatio
     }
 }
 
+impl crate::config::RawSerial {
+    /// Source settings for the port.
+    pub fn settings(&self, name: &str) -> crate::source::serial::SerialSettings {
+        let mut s = SerialSettings::new(name, &self.path.display().to_string(), self.baud);
+        s.data_bits = match self.data_bits {
+            5 => tokio_serial::DataBits::Five,
+            6 => tokio_serial::DataBits::Six,
+            7 => tokio_serial::DataBits::Seven,
+            _ => tokio_serial::DataBits::Eight,
+        };
+        s.parity = match self.parity.as_str() {
+            "odd" => tokio_serial::Parity::Odd,
+            "even" => tokio_serial::Parity::Even,
+            _ => tokio_serial::Parity::None,
+        };
+        s.stop_bits = if self.stop_bits == 2 {
+            tokio_serial::StopBits::Two
+        } else {
+            tokio_serial::StopBits::One
+        };
+        s.framing = if self.framing == "stx-etx" {
+            Framing::StxEtx
+        } else {
+            Framing::Lines
+        };
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
-use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +30,7 @@ use tracing::{info, warn};
 
 use super::Backoff;
 use super::pull::{Cursor, PullCtx};
+pub use crate::config::pull::RawZkPull;
 
 /// Command codes (pyzk `zk/const.py`).
 pub mod cmd {
@@ -79,89 +79,6 @@ const MAX_CHUNK_TCP: u32 = 0xFFC0;
 const MAX_CHUNK_UDP: u32 = 16 * 1024;
 /// Largest answer accepted (a full log of 100 000 40-byte records is 4 MB).
 const MAX_DATA: u32 = 64 << 20;
-
-/// `[[source.zk_pull]]` as written.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawZkPull {
-    /// `host:port` of the terminal (port 4370).
-    pub address: String,
-    /// The device's communication password (0 when none is set).
-    #[serde(default)]
-    pub comm_key: u32,
-    /// Zone of the terminal's wall clock; default the policy's zone.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// Seconds between polls.
-    #[serde(default = "default_poll")]
-    pub poll_seconds: u64,
-    /// `tcp` (default, UDP when TCP is refused), `udp` or `tcp-only`.
-    #[serde(default = "default_transport")]
-    pub transport: String,
-    /// Seconds to wait for each answer.
-    #[serde(default = "default_timeout")]
-    pub timeout_seconds: u64,
-    /// First retry delay after a failure, in milliseconds (doubles up to
-    /// five minutes, never below `poll_seconds`).
-    #[serde(default = "default_retry_ms")]
-    pub retry_min_ms: u64,
-}
-
-fn default_poll() -> u64 {
-    30
-}
-fn default_transport() -> String {
-    "tcp".into()
-}
-fn default_timeout() -> u64 {
-    10
-}
-fn default_retry_ms() -> u64 {
-    1000
-}
-
-impl RawZkPull {
-    /// Reports every problem through `push(key, why)`.
-    pub fn check(&self, key: &str, push: &mut dyn FnMut(&str, String)) {
-        if self
-            .address
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse::<u16>().ok())
-            .is_none()
-        {
-            push(
-                &format!("{key}.address"),
-                format!(
-                    "{:?} is not host:port (the terminal listens on 4370)",
-                    self.address
-                ),
-            );
-        }
-        if self.poll_seconds == 0 {
-            push(&format!("{key}.poll_seconds"), "must be positive".into());
-        }
-        if self.timeout_seconds == 0 {
-            push(&format!("{key}.timeout_seconds"), "must be positive".into());
-        }
-        if self.retry_min_ms == 0 {
-            push(&format!("{key}.retry_min_ms"), "must be positive".into());
-        }
-        if !["tcp", "udp", "tcp-only"].contains(&self.transport.as_str()) {
-            push(
-                &format!("{key}.transport"),
-                format!("{:?} is not tcp, udp or tcp-only", self.transport),
-            );
-        }
-        if let Some(tz) = &self.timezone
-            && tz.parse::<Tz>().is_err()
-        {
-            push(
-                &format!("{key}.timezone"),
-                format!("{tz:?} is not an IANA time zone"),
-            );
-        }
-    }
-}
 
 /// The name of the `i`th source in logs, health and metrics.
 pub fn source_name(i: usize) -> String {
@@ -702,6 +619,31 @@ pub fn after_cursor(
     out
 }
 
+/// How far past our clock a record may lie and still move the cursor: a
+/// record stamped days ahead (a terminal whose clock was once set to
+/// 2099) is stored or quarantined like any other, but the cursor stays
+/// before it, or every later record of the real present would look
+/// already read and never be collected.
+pub const MAX_AHEAD_SECONDS: i64 = 24 * 3600;
+
+/// The cursor after committing `chunk` (records in time order, from
+/// [`after_cursor`]): the last record no later than `ahead`, else
+/// `previous`.
+pub fn cursor_after(
+    chunk: &[(AttRecord, DateTime<Utc>, i64)],
+    previous: &Cursor,
+    ahead: DateTime<Utc>,
+) -> Cursor {
+    match chunk.iter().rev().find(|(_, at, _)| *at <= ahead) {
+        Some((_, at, count)) => Cursor {
+            time: Some(*at),
+            count: *count,
+            epoch: 0,
+        },
+        None => previous.clone(),
+    }
+}
+
 /// An ATTLOG line (PUSH layout) for the `zk-attlog` decoder.
 pub fn attlog_line(r: &AttRecord) -> String {
     format!(
@@ -783,23 +725,23 @@ async fn poll_once(
     for b in &bad {
         warn!(source = %cx.name, "device {serial}: record skipped: {b}");
     }
-    let cursor = cx.cursor(&serial).await.map_err(ZkError::Io)?;
+    let mut cursor = cx.cursor(&serial).await.map_err(ZkError::Io)?;
     let new = after_cursor(log, tz, &cursor);
     let n = new.len();
+    let ahead = Utc::now() + chrono::Duration::seconds(MAX_AHEAD_SECONDS);
     for chunk in new.chunks(BATCH) {
-        let Some((_, at, count)) = chunk.last() else {
+        if chunk.is_empty() {
             continue;
-        };
+        }
         let text: String = chunk
             .iter()
             .map(|(r, _, _)| attlog_line(r) + "\n")
             .collect();
-        let c = Cursor {
-            time: Some(*at),
-            count: *count,
-            epoch: 0,
-        };
-        if !cx.commit(&serial, vec![text.into_bytes()], &c, stop).await {
+        cursor = cursor_after(chunk, &cursor, ahead);
+        if !cx
+            .commit(&serial, vec![text.into_bytes()], &cursor, stop)
+            .await
+        {
             return Ok(None);
         }
     }
@@ -829,9 +771,9 @@ pub fn spawn_all(
 }
 
 /// The pipeline decoding of a `[[source.zk_pull]]`.
-pub fn decoding(tz: Tz) -> crate::pipeline::SourceDecoding {
+pub fn decoding(tz: Tz) -> super::SourceDecoding {
     use crate::ingest::decode::{Decoder, ZkLayout, ZkOptions};
-    crate::pipeline::SourceDecoding {
+    super::SourceDecoding {
         decoder: Decoder::ZkAttlog(ZkOptions {
             layout: ZkLayout::Push,
         }),
@@ -853,123 +795,4 @@ pub async fn read_users(raw: &RawZkPull) -> Result<(String, Vec<ZkUser>), ZkErro
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checksum_and_packet_match_pyzk() {
-        // pyzk's first packet: CMD_CONNECT, session 0, checksum over reply
-        // id USHRT_MAX - 1, sent with reply id 0: "e8 03 17 fc 00 00 00 00",
-        // the bytes every capture of a pyzk connect starts with.
-        let p = packet(cmd::CONNECT, 0, (USHRT_MAX - 1) as u16, &[]);
-        assert_eq!(p, [0xe8, 0x03, 0x17, 0xfc, 0, 0, 0, 0]);
-        // The checksum covers the previous reply id.
-        let p = packet(cmd::OPTIONS_RRQ, 0x1234, 7, b"~SerialNumber\0");
-        assert_eq!(u16::from_le_bytes([p[6], p[7]]), 8);
-        let mut z = p.clone();
-        z[2] = 0;
-        z[3] = 0;
-        z[6] = 7;
-        assert_eq!(checksum(&z), u16::from_le_bytes([p[2], p[3]]));
-    }
-
-    #[test]
-    fn commkey_is_pyzk_make_commkey() {
-        // make_commkey(0, 0, 50) = pack('BBBB', ...) of 'ZKSO' swapped and
-        // xored with 50: [0x53^50, 0x4f^50, 50, 0x4b^50].
-        assert_eq!(
-            make_commkey(0, 0, 50),
-            [0x53 ^ 50, 0x4f ^ 50, 50, 0x4b ^ 50]
-        );
-        assert_ne!(make_commkey(123456, 77, 50), make_commkey(123457, 77, 50));
-    }
-
-    #[test]
-    fn time_round_trips_and_is_bounded() {
-        let t = NaiveDate::from_ymd_opt(2026, 11, 2)
-            .unwrap()
-            .and_hms_opt(8, 29, 13)
-            .unwrap();
-        assert_eq!(decode_time(encode_time(t)), Some(t));
-        assert_eq!(decode_time(u32::MAX), None); // year 2136
-    }
-
-    #[test]
-    fn records_of_each_size() {
-        let t = NaiveDate::from_ymd_opt(2026, 11, 2)
-            .unwrap()
-            .and_hms_opt(8, 29, 13)
-            .unwrap();
-        let ts = encode_time(t).to_le_bytes();
-        // 40-byte record: <H24sB4sB8s
-        let mut r40 = vec![0u8; 40];
-        r40[0] = 3;
-        r40[2..6].copy_from_slice(b"0042");
-        r40[26] = 1;
-        r40[27..31].copy_from_slice(&ts);
-        r40[31] = 15;
-        let mut d = 40u32.to_le_bytes().to_vec();
-        d.extend_from_slice(&r40);
-        let (recs, bad) = parse_attlog(&d, 1);
-        assert!(bad.is_empty());
-        assert_eq!(
-            recs,
-            vec![AttRecord {
-                user_id: "0042".into(),
-                time: t,
-                status: 1,
-                punch: 15
-            }]
-        );
-        assert_eq!(
-            attlog_line(&recs[0]),
-            "0042\t2026-11-02 08:29:13\t1\t15\t0\t0\t0"
-        );
-        // 16-byte record: <I4sBB2sI
-        let mut r16 = vec![0u8; 16];
-        r16[..4].copy_from_slice(&7u32.to_le_bytes());
-        r16[4..8].copy_from_slice(&ts);
-        let mut d = 16u32.to_le_bytes().to_vec();
-        d.extend_from_slice(&r16);
-        assert_eq!(parse_attlog(&d, 1).0[0].user_id, "7");
-        // Garbage never panics.
-        for n in 0..50 {
-            let _ = parse_attlog(&vec![0xff; n], 3);
-            let _ = parse_users(&vec![0xff; n], 3);
-        }
-    }
-
-    #[test]
-    fn cursor_skips_what_was_read_and_keeps_same_second_records() {
-        let tz: Tz = "Asia/Shanghai".parse().unwrap();
-        let t = |h, m, s| {
-            NaiveDate::from_ymd_opt(2026, 11, 2)
-                .unwrap()
-                .and_hms_opt(h, m, s)
-                .unwrap()
-        };
-        let rec = |u: &str, time| AttRecord {
-            user_id: u.into(),
-            time,
-            status: 0,
-            punch: 1,
-        };
-        let log = vec![
-            rec("1", t(8, 0, 0)),
-            rec("2", t(8, 0, 5)),
-            rec("3", t(8, 0, 5)),
-            rec("4", t(8, 1, 0)),
-        ];
-        let all = after_cursor(log.clone(), tz, &Cursor::default());
-        assert_eq!(all.len(), 4);
-        // Stored up to the first of the two 08:00:05 records.
-        let c = Cursor {
-            time: Some(all[1].1),
-            count: all[1].2,
-            epoch: 0,
-        };
-        let rest = after_cursor(log, tz, &c);
-        let ids: Vec<&str> = rest.iter().map(|r| r.0.user_id.as_str()).collect();
-        assert_eq!(ids, ["3", "4"]);
-    }
-}
+mod tests;

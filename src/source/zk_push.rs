@@ -29,7 +29,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -195,7 +194,7 @@ impl ZkPush {
             }
             return Err(Refusal::Unknown);
         };
-        if !self.limiter.admit(sn, Instant::now()) {
+        if !self.limiter.admit(sn) {
             self.count("rate_limited");
             return Err(Refusal::RateLimited);
         }
@@ -432,12 +431,19 @@ async fn upload(
     State(s): State<Arc<ZkPush>>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> Response {
     let q = params(q);
     let (sn, t) = match s.admit(&q, &headers) {
         Ok(v) => v,
         Err(r) => return r.into_response(),
+    };
+    let body = match super::push::read_body(req.into_body(), s.max_body).await {
+        Ok(b) => b,
+        Err(r) => {
+            s.count("refused");
+            return r;
+        }
     };
     let body = match inflated(&s, &headers, body) {
         Ok(b) => b,

@@ -1,5 +1,5 @@
-// The store's SQL, shared by both engines. Included by `backend_sqlite.rs`
-// and `backend_pg.rs`, each of which defines `Db` and `BEGIN_WRITE` first;
+// The store's SQL, shared by both engines. A module of `backend_sqlite.rs`
+// and of `backend_pg.rs`, each of which defines `Db` and `BEGIN_WRITE`;
 // everything here must compile (and run) on both. Dialect differences are
 // confined to the migrations.
 
@@ -8,24 +8,26 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Pool, QueryBuilder, Row};
 
-use super::recompute::{Change, ChangeKind, PunchTime};
+use super::{BEGIN_WRITE, Db};
+
+use super::recompute::PunchTime;
 use super::{
-    Adjustment, AuditRow, EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, LedgerEntry,
+    EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, LedgerEntry,
     NewManualEntry, NewPunch, NewQuarantine, QUARANTINE_MAX_BYTES, QueryContext,
     RosterRecord, StoreError, StoredPunch, StoredVerdict, VerdictMeta,
 };
 
 /// Rows per multi-row statement. Kept well under SQLite's 32766 bound
 /// parameters (the widest row here has 10 columns).
-const CHUNK: usize = 1000;
+pub(super) const CHUNK: usize = 1000;
 
-type Tx = sqlx::Transaction<'static, Db>;
+pub(super) type Tx = sqlx::Transaction<'static, Db>;
 
-async fn begin(pool: &Pool<Db>) -> Result<Tx, StoreError> {
+pub(super) async fn begin(pool: &Pool<Db>) -> Result<Tx, StoreError> {
     pool.begin_with(BEGIN_WRITE).await.ctx("begin transaction")
 }
 
-pub(super) async fn insert_punches(
+pub(crate) async fn insert_punches(
     pool: &Pool<Db>,
     rows: &[NewPunch],
     keys: &[String],
@@ -39,7 +41,7 @@ pub(super) async fn insert_punches(
 
 /// [`insert_punches`] inside a transaction the caller commits (a pull
 /// source's cursor goes in the same one).
-async fn insert_punches_in(
+pub(super) async fn insert_punches_in(
     tx: &mut Tx,
     rows: &[NewPunch],
     keys: &[String],
@@ -133,7 +135,7 @@ async fn insert_punches_in(
     Ok(out)
 }
 
-pub(super) async fn punches(
+pub(crate) async fn punches(
     pool: &Pool<Db>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -167,7 +169,7 @@ pub(super) async fn punches(
 
 /// Punch instants and devices only, for the engine, ordered by employee
 /// then time.
-pub(super) async fn punch_times(
+pub(crate) async fn punch_times(
     pool: &Pool<Db>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -189,7 +191,7 @@ pub(super) async fn punch_times(
         .ctx("read punch times")
 }
 
-pub(super) async fn punch_count(pool: &Pool<Db>) -> Result<i64, StoreError> {
+pub(crate) async fn punch_count(pool: &Pool<Db>) -> Result<i64, StoreError> {
     sqlx::query("SELECT COUNT(*) FROM punches")
         .fetch_one(pool)
         .await
@@ -197,7 +199,7 @@ pub(super) async fn punch_count(pool: &Pool<Db>) -> Result<i64, StoreError> {
         .ctx("count punches")
 }
 
-pub(super) async fn first_punch(
+pub(crate) async fn first_punch(
     pool: &Pool<Db>,
     employees: &[String],
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -216,7 +218,7 @@ pub(super) async fn first_punch(
     Ok(best)
 }
 
-pub(super) async fn add_quarantine(
+pub(crate) async fn add_quarantine(
     pool: &Pool<Db>,
     q: &NewQuarantine,
     now: DateTime<Utc>,
@@ -245,7 +247,7 @@ pub(super) async fn add_quarantine(
     .ctx("insert quarantine")
 }
 
-pub(super) async fn upsert_employees(
+pub(crate) async fn upsert_employees(
     pool: &Pool<Db>,
     rows: &[EmployeeRecord],
     now: DateTime<Utc>,
@@ -294,7 +296,7 @@ pub(super) async fn upsert_employees(
     tx.commit().await.ctx("commit employees")
 }
 
-pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, StoreError> {
+pub(crate) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, StoreError> {
     let rows = sqlx::query(
         "SELECT employee_id, name, team, supervisor, shift, start_date, end_date FROM employees ORDER BY employee_id",
     )
@@ -336,7 +338,7 @@ pub(super) async fn employees(pool: &Pool<Db>) -> Result<Vec<EmployeeRecord>, St
     Ok(out)
 }
 
-pub(super) async fn upsert_roster(
+pub(crate) async fn upsert_roster(
     pool: &Pool<Db>,
     rows: &[RosterRecord],
     now: DateTime<Utc>,
@@ -375,7 +377,7 @@ pub(super) async fn upsert_roster(
     Ok(changed)
 }
 
-pub(super) async fn roster(
+pub(crate) async fn roster(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -410,7 +412,7 @@ fn leave_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LeaveRecord, sqlx::
     })
 }
 
-pub(super) async fn upsert_leaves(
+pub(crate) async fn upsert_leaves(
     pool: &Pool<Db>,
     rows: &[LeaveRecord],
     now: DateTime<Utc>,
@@ -459,7 +461,7 @@ pub(super) async fn upsert_leaves(
     Ok(changed)
 }
 
-pub(super) async fn leaves(
+pub(crate) async fn leaves(
     pool: &Pool<Db>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -479,7 +481,7 @@ pub(super) async fn leaves(
         .ctx("read leaves")
 }
 
-pub(super) async fn upsert_holidays(
+pub(crate) async fn upsert_holidays(
     pool: &Pool<Db>,
     rows: &[HolidayRecord],
     now: DateTime<Utc>,
@@ -508,7 +510,7 @@ pub(super) async fn upsert_holidays(
     Ok(changed)
 }
 
-pub(super) async fn holidays(pool: &Pool<Db>) -> Result<Vec<HolidayRecord>, StoreError> {
+pub(crate) async fn holidays(pool: &Pool<Db>) -> Result<Vec<HolidayRecord>, StoreError> {
     let rows = sqlx::query("SELECT date, kind FROM holidays ORDER BY date")
         .fetch_all(pool)
         .await
@@ -524,7 +526,7 @@ pub(super) async fn holidays(pool: &Pool<Db>) -> Result<Vec<HolidayRecord>, Stor
         .ctx("read holidays")
 }
 
-pub(super) async fn verdicts(
+pub(crate) async fn verdicts(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -558,7 +560,7 @@ pub(super) async fn verdicts(
         .ctx("read verdicts")
 }
 
-pub(super) async fn verdict_meta(
+pub(crate) async fn verdict_meta(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -587,7 +589,7 @@ pub(super) async fn verdict_meta(
         .ctx("read verdict hashes")
 }
 
-pub(super) async fn ledger(
+pub(crate) async fn ledger(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -598,7 +600,7 @@ pub(super) async fn ledger(
 
 /// Ledger rows in a date range; only active device-derived ones when
 /// `active_device_only` (what a recompute compares against).
-pub(super) async fn ledger_rows(
+pub(crate) async fn ledger_rows(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -627,7 +629,7 @@ pub(super) async fn ledger_rows(
 /// A ledger row selected as `id, employee_id, date, category, rule, points,
 /// bonus, source, evidence, recorded_by, recorded_at, voided_at, voided_by,
 /// void_cause`.
-pub(super) fn ledger_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LedgerEntry, sqlx::Error> {
+pub(crate) fn ledger_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LedgerEntry, sqlx::Error> {
     Ok(LedgerEntry {
         id: r.try_get(0)?,
         employee_id: r.try_get(1)?,
@@ -646,7 +648,7 @@ pub(super) fn ledger_from_row(r: &<Db as sqlx::Database>::Row) -> Result<LedgerE
     })
 }
 
-async fn insert_audit(
+pub(super) async fn insert_audit(
     tx: &mut Tx,
     rows: &[(String, String, Option<String>, Option<String>)],
     cause: &str,
@@ -670,7 +672,7 @@ async fn insert_audit(
     Ok(())
 }
 
-pub(super) async fn add_manual_entry(
+pub(crate) async fn add_manual_entry(
     pool: &Pool<Db>,
     e: &NewManualEntry,
     cause: &str,
@@ -716,7 +718,7 @@ pub(super) async fn add_manual_entry(
     Ok(id)
 }
 
-pub(super) async fn publish_month(
+pub(crate) async fn publish_month(
     pool: &Pool<Db>,
     month: &str,
     actor: &str,
@@ -749,7 +751,7 @@ pub(super) async fn publish_month(
     Ok(done)
 }
 
-pub(super) async fn published_months(pool: &Pool<Db>) -> Result<Vec<String>, StoreError> {
+pub(crate) async fn published_months(pool: &Pool<Db>) -> Result<Vec<String>, StoreError> {
     let rows = sqlx::query("SELECT month FROM published_months ORDER BY month")
         .fetch_all(pool)
         .await
@@ -758,269 +760,4 @@ pub(super) async fn published_months(pool: &Pool<Db>) -> Result<Vec<String>, Sto
         .map(|r| r.try_get(0))
         .collect::<Result<_, sqlx::Error>>()
         .ctx("read published months")
-}
-
-pub(super) async fn adjustments(pool: &Pool<Db>, pending_only: bool) -> Result<Vec<Adjustment>, StoreError> {
-    let sql = if pending_only {
-        "SELECT id, employee_id, date, old_verdict, new_verdict, status, cause, actor, created_at FROM adjustments \
-         WHERE status = 'pending' ORDER BY id DESC"
-    } else {
-        "SELECT id, employee_id, date, old_verdict, new_verdict, status, cause, actor, created_at FROM adjustments \
-         ORDER BY id DESC"
-    };
-    let rows = sqlx::query(sql).fetch_all(pool).await.ctx("select adjustments")?;
-    rows.iter()
-        .map(|r| {
-            Ok(Adjustment {
-                id: r.try_get(0)?,
-                employee_id: r.try_get(1)?,
-                date: r.try_get(2)?,
-                old_verdict: r.try_get(3)?,
-                new_verdict: r.try_get(4)?,
-                status: r.try_get(5)?,
-                cause: r.try_get(6)?,
-                actor: r.try_get(7)?,
-                created_at: r.try_get(8)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .ctx("read adjustments")
-}
-
-pub(super) async fn audit(pool: &Pool<Db>, table: Option<&str>) -> Result<Vec<AuditRow>, StoreError> {
-    let mut qb =
-        QueryBuilder::<Db>::new("SELECT id, at, table_name, row_key, old_value, new_value, cause, actor FROM audit");
-    if let Some(t) = table {
-        qb.push(" WHERE table_name = ").push_bind(t);
-    }
-    qb.push(" ORDER BY id");
-    let rows = qb.build().fetch_all(pool).await.ctx("select audit")?;
-    rows.iter()
-        .map(|r| {
-            Ok(AuditRow {
-                id: r.try_get(0)?,
-                at: r.try_get(1)?,
-                table_name: r.try_get(2)?,
-                row_key: r.try_get(3)?,
-                old_value: r.try_get(4)?,
-                new_value: r.try_get(5)?,
-                cause: r.try_get(6)?,
-                actor: r.try_get(7)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .ctx("read audit")
-}
-
-/// Writes the outcome of a recompute in one transaction: verdict rows,
-/// ledger voids and additions, adjustments for published months, and the
-/// audit rows for every change. Returns the number of adjustments written
-/// (an identical pending adjustment is not written twice).
-pub(super) async fn apply_changes(
-    pool: &Pool<Db>,
-    changes: &[Change],
-    policy_id: &str,
-    policy_version: &str,
-    cause: &str,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
-    let mut tx = begin(pool).await?;
-    let mut audit: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
-
-    // The texts being replaced, for the audit trail and adjustments (the
-    // comparison itself used hashes).
-    let mut olds: HashMap<usize, String> = HashMap::new();
-    for (i, c) in changes.iter().enumerate() {
-        if matches!(c.kind, ChangeKind::Update | ChangeKind::Adjust)
-            && let Some(r) = sqlx::query("SELECT verdict FROM day_verdicts WHERE employee_id = $1 AND date = $2")
-                .bind(c.employee_id.as_str())
-                .bind(c.date)
-                .fetch_optional(&mut *tx)
-                .await
-                .ctx("select replaced verdict")?
-        {
-            olds.insert(i, r.try_get(0).ctx("read replaced verdict")?);
-        }
-    }
-
-    // Verdict rows.
-    let rows: Vec<&Change> = changes.iter().filter(|c| c.kind != ChangeKind::Adjust).collect();
-    for chunk in rows.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO day_verdicts (employee_id, date, policy_id, policy_version, status, points, verdict, verdict_hash, provisional, updated_at) ",
-        );
-        qb.push_values(chunk, |mut b, c| {
-            b.push_bind(c.employee_id.as_str())
-                .push_bind(c.date)
-                .push_bind(policy_id)
-                .push_bind(policy_version)
-                .push_bind(c.status)
-                .push_bind(c.points)
-                .push_bind(c.verdict.as_str())
-                .push_bind(c.hash)
-                .push_bind(c.provisional)
-                .push_bind(now);
-        });
-        qb.push(
-            " ON CONFLICT (employee_id, date) DO UPDATE SET policy_id = excluded.policy_id, \
-             policy_version = excluded.policy_version, status = excluded.status, points = excluded.points, \
-             verdict = excluded.verdict, verdict_hash = excluded.verdict_hash, provisional = excluded.provisional, updated_at = excluded.updated_at",
-        );
-        qb.build().execute(&mut *tx).await.ctx("upsert verdicts")?;
-    }
-    for (i, c) in changes.iter().enumerate().filter(|(_, c)| c.kind == ChangeKind::Update) {
-        audit.push((
-            "day_verdicts".into(),
-            format!("{}/{}", c.employee_id, c.date),
-            olds.get(&i).cloned(),
-            Some(c.verdict.clone()),
-        ));
-    }
-
-    // Ledger: void what the new verdict no longer says.
-    for c in changes.iter().filter(|c| c.kind != ChangeKind::Adjust) {
-        for old in &c.void {
-            sqlx::query(
-                "UPDATE ledger SET voided_at = $1, voided_by = $2, void_cause = $3 WHERE id = $4 AND voided_at IS NULL",
-            )
-            .bind(now)
-            .bind(actor)
-            .bind(cause)
-            .bind(old.id)
-            .execute(&mut *tx)
-            .await
-            .ctx("void ledger entry")?;
-            let mut new = old.clone();
-            new.voided_at = Some(now);
-            new.voided_by = Some(actor.to_string());
-            new.void_cause = Some(cause.to_string());
-            audit.push((
-                "ledger".into(),
-                old.id.to_string(),
-                serde_json::to_string(old).ok(),
-                serde_json::to_string(&new).ok(),
-            ));
-        }
-    }
-
-    // Ledger: add what it says now. A first classification adds its
-    // entries in bulk; a change adds them one by one to audit each id.
-    let creates: Vec<(&Change, &super::recompute::NewDeduction)> = changes
-        .iter()
-        .filter(|c| c.kind == ChangeKind::Create)
-        .flat_map(|c| c.add.iter().map(move |d| (c, d)))
-        .collect();
-    for chunk in creates.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO ledger (employee_id, date, category, rule, points, bonus, source, evidence, recorded_by, recorded_at) ",
-        );
-        qb.push_values(chunk, |mut b, (c, d)| {
-            b.push_bind(c.employee_id.as_str())
-                .push_bind(c.date)
-                .push_bind(d.category.as_str())
-                .push_bind(d.rule.as_str())
-                .push_bind(d.points)
-                .push_bind(false)
-                .push_bind("device")
-                .push_bind(d.evidence.as_str())
-                .push_bind(actor)
-                .push_bind(now);
-        });
-        qb.build().execute(&mut *tx).await.ctx("insert ledger entries")?;
-    }
-    for c in changes.iter().filter(|c| c.kind == ChangeKind::Update) {
-        for d in &c.add {
-            let id: i64 = sqlx::query(
-                "INSERT INTO ledger (employee_id, date, category, rule, points, bonus, source, evidence, recorded_by, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'device', $7, $8, $9) RETURNING id",
-            )
-            .bind(c.employee_id.as_str())
-            .bind(c.date)
-            .bind(d.category.as_str())
-            .bind(d.rule.as_str())
-            .bind(d.points)
-            .bind(false)
-            .bind(d.evidence.as_str())
-            .bind(actor)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .and_then(|r| r.try_get(0))
-            .ctx("insert ledger entry")?;
-            let entry = LedgerEntry {
-                id,
-                employee_id: c.employee_id.clone(),
-                date: c.date,
-                category: d.category.clone(),
-                rule: d.rule.clone(),
-                points: d.points,
-                bonus: false,
-                source: "device".into(),
-                evidence: Some(d.evidence.clone()),
-                recorded_by: actor.to_string(),
-                recorded_at: now,
-                voided_at: None,
-                voided_by: None,
-                void_cause: None,
-            };
-            audit.push(("ledger".into(), id.to_string(), None, serde_json::to_string(&entry).ok()));
-        }
-    }
-
-    // Published months: the new verdict waits for HR as an adjustment.
-    let mut adjusted = 0;
-    for (i, c) in changes.iter().enumerate().filter(|(_, c)| c.kind == ChangeKind::Adjust) {
-        let pending = sqlx::query(
-            "SELECT id, new_verdict FROM adjustments WHERE employee_id = $1 AND date = $2 AND status = 'pending'",
-        )
-        .bind(c.employee_id.as_str())
-        .bind(c.date)
-        .fetch_all(&mut *tx)
-        .await
-        .ctx("select pending adjustments")?;
-        let mut same = false;
-        for r in &pending {
-            let id: i64 = r.try_get(0).ctx("read adjustment")?;
-            let v: String = r.try_get(1).ctx("read adjustment")?;
-            if v == c.verdict {
-                same = true;
-            } else {
-                sqlx::query("UPDATE adjustments SET status = 'superseded' WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .ctx("supersede adjustment")?;
-            }
-        }
-        if same {
-            continue;
-        }
-        let id: i64 = sqlx::query(
-            "INSERT INTO adjustments (employee_id, date, old_verdict, new_verdict, status, cause, actor, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) RETURNING id",
-        )
-        .bind(c.employee_id.as_str())
-        .bind(c.date)
-        .bind(olds.get(&i).map(String::as_str))
-        .bind(c.verdict.as_str())
-        .bind(cause)
-        .bind(actor)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .and_then(|r| r.try_get(0))
-        .ctx("insert adjustment")?;
-        audit.push((
-            "adjustments".into(),
-            format!("{id}:{}/{}", c.employee_id, c.date),
-            olds.get(&i).cloned(),
-            Some(c.verdict.clone()),
-        ));
-        adjusted += 1;
-    }
-
-    insert_audit(&mut tx, &audit, cause, actor, now).await?;
-    tx.commit().await.ctx("commit recompute")?;
-    Ok(adjusted)
 }

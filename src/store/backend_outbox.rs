@@ -1,8 +1,13 @@
 // The outbox's and day closes' SQL, shared by both engines like
-// `backend.rs` (included after it, so it uses full paths instead of `use`
-// lines that would clash with backend.rs's).
+// `backend.rs` (a module of each engine beside it).
 
-pub(super) async fn enqueue(
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{Pool, QueryBuilder, Row};
+
+use super::queries::{CHUNK, Tx, begin};
+use super::{Db, NewQuarantine, QUARANTINE_MAX_BYTES, QueryContext, StoreError};
+
+pub(crate) async fn enqueue(
     pool: &Pool<Db>,
     msg: &super::outbox::NewMessage,
     close: Option<(&super::outbox::DayClose, &str)>,
@@ -20,7 +25,7 @@ pub(super) async fn enqueue(
     Ok(new)
 }
 
-pub(super) async fn enqueue_many(
+pub(crate) async fn enqueue_many(
     pool: &Pool<Db>,
     msgs: &[super::outbox::NewMessage],
     now: DateTime<Utc>,
@@ -67,7 +72,7 @@ async fn enqueue_tx(
     Ok(id.is_some())
 }
 
-pub(super) async fn outbox_keys(
+pub(crate) async fn outbox_keys(
     pool: &Pool<Db>,
     keys: &[String],
 ) -> Result<std::collections::HashSet<String>, StoreError> {
@@ -86,7 +91,7 @@ pub(super) async fn outbox_keys(
     Ok(found)
 }
 
-pub(super) async fn outbox_claim(
+pub(crate) async fn outbox_claim(
     pool: &Pool<Db>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
@@ -147,7 +152,7 @@ pub(super) async fn outbox_claim(
     Ok(claimed)
 }
 
-pub(super) async fn outbox_mark(
+pub(crate) async fn outbox_mark(
     pool: &Pool<Db>,
     outbox_id: i64,
     sink: &str,
@@ -174,7 +179,7 @@ pub(super) async fn outbox_mark(
     Ok(())
 }
 
-pub(super) async fn outbox_pending(pool: &Pool<Db>) -> Result<Vec<(String, i64)>, StoreError> {
+pub(crate) async fn outbox_pending(pool: &Pool<Db>) -> Result<Vec<(String, i64)>, StoreError> {
     let rows = sqlx::query(
         "SELECT sink, COUNT(*) FROM outbox_deliveries WHERE sent_at IS NULL GROUP BY sink ORDER BY sink",
     )
@@ -187,7 +192,7 @@ pub(super) async fn outbox_pending(pool: &Pool<Db>) -> Result<Vec<(String, i64)>
         .ctx("read pending outbox deliveries")
 }
 
-pub(super) async fn outbox_list(
+pub(crate) async fn outbox_list(
     pool: &Pool<Db>,
     kind: Option<&str>,
     limit: i64,
@@ -222,7 +227,7 @@ pub(super) async fn outbox_list(
         .ctx("read outbox")
 }
 
-pub(super) async fn day_close(
+pub(crate) async fn day_close(
     pool: &Pool<Db>,
     date: NaiveDate,
 ) -> Result<Option<super::outbox::DayClose>, StoreError> {
@@ -246,7 +251,7 @@ pub(super) async fn day_close(
     .ctx("read day close")
 }
 
-pub(super) async fn save_day_close(
+pub(crate) async fn save_day_close(
     pool: &Pool<Db>,
     c: &super::outbox::DayClose,
     summary: Option<&str>,
@@ -290,7 +295,7 @@ async fn save_day_close_tx(
     Ok(())
 }
 
-pub(super) async fn verdicts_changed_since(
+pub(crate) async fn verdicts_changed_since(
     pool: &Pool<Db>,
     date: NaiveDate,
     since: DateTime<Utc>,
@@ -304,7 +309,7 @@ pub(super) async fn verdicts_changed_since(
         .ctx("count changed verdicts")
 }
 
-pub(super) async fn devices_last_seen(
+pub(crate) async fn devices_last_seen(
     pool: &Pool<Db>,
     since: DateTime<Utc>,
 ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
@@ -321,7 +326,7 @@ pub(super) async fn devices_last_seen(
         .ctx("read devices last seen")
 }
 
-pub(super) async fn quarantine_since(
+pub(crate) async fn quarantine_since(
     pool: &Pool<Db>,
     since: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
@@ -333,7 +338,7 @@ pub(super) async fn quarantine_since(
         .ctx("count quarantine")
 }
 
-pub(super) async fn closed_dates(
+pub(crate) async fn closed_dates(
     pool: &Pool<Db>,
     from: NaiveDate,
     to: NaiveDate,
@@ -350,12 +355,23 @@ pub(super) async fn closed_dates(
         .ctx("read closed dates")
 }
 
-pub(super) async fn add_quarantine_many(
+pub(crate) async fn add_quarantine_many(
     pool: &Pool<Db>,
     rows: &[NewQuarantine],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut tx = begin(pool).await?;
+    add_quarantine_in(&mut tx, rows, now).await?;
+    tx.commit().await.ctx("commit quarantine")?;
+    Ok(())
+}
+
+/// Inserts quarantine rows inside the caller's transaction.
+pub(crate) async fn add_quarantine_in(
+    tx: &mut Tx,
+    rows: &[NewQuarantine],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     // 12 columns: far under either engine's bound-parameter limit.
     for chunk in rows.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Db>::new(
@@ -378,15 +394,14 @@ pub(super) async fn add_quarantine_many(
                 .push_bind(r.map(|r| r.timezone.as_str()));
         });
         qb.build()
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .ctx("insert quarantine")?;
     }
-    tx.commit().await.ctx("commit quarantine")?;
     Ok(())
 }
 
-pub(super) async fn set_adjustment_status(
+pub(crate) async fn set_adjustment_status(
     pool: &Pool<Db>,
     id: i64,
     from: &str,
@@ -425,7 +440,7 @@ pub(super) async fn set_adjustment_status(
 }
 
 /// Rewrites the probe row in a write transaction: fails as any write would.
-pub(super) async fn probe_write(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub(crate) async fn probe_write(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<(), StoreError> {
     let mut tx = begin(pool).await?;
     sqlx::query(
         "INSERT INTO store_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
@@ -437,7 +452,7 @@ pub(super) async fn probe_write(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<(
     tx.commit().await.ctx("commit probe")
 }
 
-pub(super) async fn set_supervisor_contacts(
+pub(crate) async fn set_supervisor_contacts(
     pool: &Pool<Db>,
     rows: &[(String, Option<String>)],
 ) -> Result<(), StoreError> {
@@ -453,7 +468,7 @@ pub(super) async fn set_supervisor_contacts(
     tx.commit().await.ctx("commit supervisor contacts")
 }
 
-pub(super) async fn supervisor_contacts(
+pub(crate) async fn supervisor_contacts(
     pool: &Pool<Db>,
 ) -> Result<std::collections::HashMap<String, String>, StoreError> {
     let rows = sqlx::query(
@@ -468,7 +483,7 @@ pub(super) async fn supervisor_contacts(
         .ctx("read supervisor contacts")
 }
 
-pub(super) async fn outbox_defer(
+pub(crate) async fn outbox_defer(
     pool: &Pool<Db>,
     outbox_id: i64,
     sink: &str,
@@ -487,7 +502,7 @@ pub(super) async fn outbox_defer(
     Ok(())
 }
 
-pub(super) async fn outbox_sent_since(
+pub(crate) async fn outbox_sent_since(
     pool: &Pool<Db>,
     sink: &str,
     since: DateTime<Utc>,

@@ -1,8 +1,14 @@
 // Where classification starts (policy.md, "Real sites"): the store's
 // settings and the one-time voiding of absences stored before the start.
-// Included by `backend_sqlite.rs` and `backend_pg.rs` after `backend.rs`.
+// A module of `backend_sqlite.rs` and `backend_pg.rs` beside `backend.rs`.
 
-pub(super) async fn setting(pool: &Pool<Db>, key: &str) -> Result<Option<String>, StoreError> {
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{Pool, Row};
+
+use super::queries::{begin, insert_audit};
+use super::{Db, LedgerEntry, QueryContext, StoreError};
+
+pub(crate) async fn setting(pool: &Pool<Db>, key: &str) -> Result<Option<String>, StoreError> {
     let r = sqlx::query("SELECT value FROM store_settings WHERE key = $1")
         .bind(key)
         .fetch_optional(pool)
@@ -14,7 +20,7 @@ pub(super) async fn setting(pool: &Pool<Db>, key: &str) -> Result<Option<String>
 /// Writes `value` unless the key holds one already (or in any case when
 /// `overwrite`); returns the value in force (the first writer wins when two
 /// race).
-pub(super) async fn setting_once(
+pub(crate) async fn setting_once(
     pool: &Pool<Db>,
     key: &str,
     value: &str,
@@ -46,7 +52,7 @@ pub(super) async fn setting_once(
 }
 
 /// The earliest date with a stored verdict.
-pub(super) async fn earliest_verdict(pool: &Pool<Db>) -> Result<Option<NaiveDate>, StoreError> {
+pub(crate) async fn earliest_verdict(pool: &Pool<Db>) -> Result<Option<NaiveDate>, StoreError> {
     let r = sqlx::query("SELECT date FROM day_verdicts ORDER BY date LIMIT 1")
         .fetch_optional(pool)
         .await
@@ -57,7 +63,7 @@ pub(super) async fn earliest_verdict(pool: &Pool<Db>) -> Result<Option<NaiveDate
 /// Removes the absences stored for days before `from` (audited: the old
 /// verdict, and each voided ledger entry), and records under `marker` that
 /// this was done for `from`. Returns the number of days removed.
-pub(super) async fn void_absences_before(
+pub(crate) async fn void_absences_before(
     pool: &Pool<Db>,
     from: NaiveDate,
     marker: &str,

@@ -9,7 +9,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::{LedgerEntry, Store, StoreError};
+use super::{LedgerEntry, Store, StoreError, backend_pg, backend_sqlite, dispatch};
 
 /// A correction to record: a forgotten punch confirmed by a supervisor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,29 +141,6 @@ pub enum AnswerError {
     Store(#[from] StoreError),
 }
 
-mod sqlite {
-    type Db = sqlx::Sqlite;
-    const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
-    use crate::store::backend_sqlite::ledger_from_row;
-    include!("hr_sql.rs");
-}
-
-mod pg {
-    type Db = sqlx::Postgres;
-    const BEGIN_WRITE: &str = "BEGIN";
-    use crate::store::backend_pg::ledger_from_row;
-    include!("hr_sql.rs");
-}
-
-macro_rules! hr_dispatch {
-    ($self:expr, $f:ident ( $($arg:expr),* )) => {
-        match $self {
-            Store::Sqlite(p) => sqlite::$f(p $(, $arg)*).await,
-            Store::Postgres(p) => pg::$f(p $(, $arg)*).await,
-        }
-    };
-}
-
 /// Correction instants with `lo <= time < hi` that are not voided, as
 /// `(employee, time, device)` with device `correction:ID`.
 pub(crate) async fn correction_times(
@@ -172,7 +149,7 @@ pub(crate) async fn correction_times(
     hi: DateTime<Utc>,
     employee: Option<&str>,
 ) -> Result<Vec<(String, DateTime<Utc>, Option<String>)>, StoreError> {
-    hr_dispatch!(store, correction_times(lo, hi, employee))
+    dispatch!(store, hr::correction_times(lo, hi, employee))
 }
 
 impl Store {
@@ -184,7 +161,7 @@ impl Store {
         cause: &str,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        hr_dispatch!(self, add_correction(c, cause, now))
+        dispatch!(self, hr::add_correction(c, cause, now))
     }
 
     /// Corrections (not voided) with `from <= time < to`, optionally of one
@@ -195,12 +172,12 @@ impl Store {
         to: DateTime<Utc>,
         employee: Option<&str>,
     ) -> Result<Vec<Correction>, StoreError> {
-        hr_dispatch!(self, corrections(from, to, employee))
+        dispatch!(self, hr::corrections(from, to, employee))
     }
 
     /// One employee, when stored.
     pub async fn employee(&self, id: &str) -> Result<Option<super::EmployeeRecord>, StoreError> {
-        hr_dispatch!(self, employee(id))
+        dispatch!(self, hr::employee(id))
     }
 
     /// When and by whom a month (`YYYY-MM`) was published.
@@ -208,12 +185,12 @@ impl Store {
         &self,
         month: &str,
     ) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
-        hr_dispatch!(self, published(month))
+        dispatch!(self, hr::published(month))
     }
 
     /// One ledger entry.
     pub async fn ledger_entry(&self, id: i64) -> Result<Option<LedgerEntry>, StoreError> {
-        hr_dispatch!(self, ledger_entry(id))
+        dispatch!(self, hr::ledger_entry(id))
     }
 
     /// Files an appeal and audits it; returns its id.
@@ -225,20 +202,20 @@ impl Store {
         filed_by: &str,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        hr_dispatch!(
+        dispatch!(
             self,
-            add_appeal(ledger_id, employee_id, reason, filed_by, now)
+            hr::add_appeal(ledger_id, employee_id, reason, filed_by, now)
         )
     }
 
     /// One appeal.
     pub async fn appeal(&self, id: i64) -> Result<Option<Appeal>, StoreError> {
-        hr_dispatch!(self, appeal(id))
+        dispatch!(self, hr::appeal(id))
     }
 
     /// Appeals, oldest first; only those with this status when given.
     pub async fn appeals(&self, status: Option<&str>) -> Result<Vec<Appeal>, StoreError> {
-        hr_dispatch!(self, appeals(status))
+        dispatch!(self, hr::appeals(status))
     }
 
     /// Answers an open appeal. Upheld: the entry is voided. Rejected: it is
@@ -251,7 +228,7 @@ impl Store {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Appeal, AnswerError> {
-        hr_dispatch!(self, answer_appeal(id, upheld, answer, by, now))
+        dispatch!(self, hr::answer_appeal(id, upheld, answer, by, now))
     }
 
     /// One page of a date's verdicts, filtered by team and status in the
@@ -264,7 +241,7 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<DayPageRow>), StoreError> {
-        hr_dispatch!(self, day_page(date, team, status, limit, offset))
+        dispatch!(self, hr::day_page(date, team, status, limit, offset))
     }
 
     /// A date's verdicts counted by team, status and provisional flag,
@@ -274,10 +251,12 @@ impl Store {
         date: NaiveDate,
         team: Option<&str>,
     ) -> Result<Vec<DayTotal>, StoreError> {
-        hr_dispatch!(self, day_totals(date, team))
+        dispatch!(self, hr::day_totals(date, team))
     }
 
-    /// Marks a month published at `now` (see [`Store::publish_month`]).
+    /// Marks a month (`YYYY-MM`) published at `now`. Returns false when it
+    /// already was. Verdicts of a published month are no longer rewritten:
+    /// a change becomes an [`super::Adjustment`].
     pub async fn publish_month_at(
         &self,
         month: &str,
@@ -292,12 +271,12 @@ impl Store {
 
     /// Terminals seen in the punches, by device id.
     pub async fn terminals(&self) -> Result<Vec<Terminal>, StoreError> {
-        hr_dispatch!(self, terminals())
+        dispatch!(self, hr::terminals())
     }
 
     /// The stored verdicts of a date as text, ordered by employee: the
     /// daily table without parsing.
     pub async fn day_rows(&self, date: NaiveDate) -> Result<Vec<DayRow>, StoreError> {
-        hr_dispatch!(self, day_rows(date))
+        dispatch!(self, hr::day_rows(date))
     }
 }

@@ -1,8 +1,10 @@
-// HR's SQL, shared by both engines. Included by `hr.rs` inside a module
-// that defines `Db` and `BEGIN_WRITE` first.
+// HR's SQL, shared by both engines: a module of `backend_sqlite.rs` and of
+// `backend_pg.rs`, which define `Db` and `BEGIN_WRITE`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Pool, QueryBuilder, Row};
+
+use super::{BEGIN_WRITE, Db, ledger_from_row};
 
 use super::{AnswerError, Appeal, Correction, NewCorrection, Terminal};
 use crate::store::{EmployeeRecord, LedgerEntry, QueryContext, StoreError};
@@ -41,7 +43,7 @@ async fn audit(
     Ok(())
 }
 
-pub(super) async fn correction_times(
+pub(crate) async fn correction_times(
     pool: &Pool<Db>,
     lo: DateTime<Utc>,
     hi: DateTime<Utc>,
@@ -63,7 +65,7 @@ pub(super) async fn correction_times(
         .ctx("read correction times")
 }
 
-pub(super) async fn add_correction(
+pub(crate) async fn add_correction(
     pool: &Pool<Db>,
     c: &NewCorrection,
     cause: &str,
@@ -106,7 +108,7 @@ pub(super) async fn add_correction(
     Ok(id)
 }
 
-pub(super) async fn corrections(
+pub(crate) async fn corrections(
     pool: &Pool<Db>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -137,7 +139,7 @@ pub(super) async fn corrections(
         .ctx("read corrections")
 }
 
-pub(super) async fn employee(pool: &Pool<Db>, id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
+pub(crate) async fn employee(pool: &Pool<Db>, id: &str) -> Result<Option<EmployeeRecord>, StoreError> {
     let Some(r) = sqlx::query(
         "SELECT employee_id, name, team, supervisor, shift, start_date, end_date FROM employees WHERE employee_id = $1",
     )
@@ -169,7 +171,7 @@ pub(super) async fn employee(pool: &Pool<Db>, id: &str) -> Result<Option<Employe
     Ok(Some(e))
 }
 
-pub(super) async fn published(pool: &Pool<Db>, month: &str) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
+pub(crate) async fn published(pool: &Pool<Db>, month: &str) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
     let r = sqlx::query("SELECT published_at, published_by FROM published_months WHERE month = $1")
         .bind(month)
         .fetch_optional(pool)
@@ -187,7 +189,7 @@ pub(super) async fn published(pool: &Pool<Db>, month: &str) -> Result<Option<(Da
 const LEDGER_COLUMNS: &str = "SELECT id, employee_id, date, category, rule, points, bonus, source, evidence, \
      recorded_by, recorded_at, voided_at, voided_by, void_cause FROM ledger WHERE id = $1";
 
-pub(super) async fn ledger_entry(pool: &Pool<Db>, id: i64) -> Result<Option<LedgerEntry>, StoreError> {
+pub(crate) async fn ledger_entry(pool: &Pool<Db>, id: i64) -> Result<Option<LedgerEntry>, StoreError> {
     let r = sqlx::query(LEDGER_COLUMNS)
         .bind(id)
         .fetch_optional(pool)
@@ -196,7 +198,7 @@ pub(super) async fn ledger_entry(pool: &Pool<Db>, id: i64) -> Result<Option<Ledg
     r.as_ref().map(ledger_from_row).transpose().ctx("read ledger entry")
 }
 
-pub(super) async fn add_appeal(
+pub(crate) async fn add_appeal(
     pool: &Pool<Db>,
     ledger_id: i64,
     employee_id: &str,
@@ -263,7 +265,7 @@ fn appeal_from_row(r: &<Db as sqlx::Database>::Row) -> Result<Appeal, sqlx::Erro
     })
 }
 
-pub(super) async fn appeal(pool: &Pool<Db>, id: i64) -> Result<Option<Appeal>, StoreError> {
+pub(crate) async fn appeal(pool: &Pool<Db>, id: i64) -> Result<Option<Appeal>, StoreError> {
     let r = sqlx::query(sqlx::AssertSqlSafe(format!("{APPEAL_COLUMNS} WHERE id = $1")))
         .bind(id)
         .fetch_optional(pool)
@@ -272,7 +274,7 @@ pub(super) async fn appeal(pool: &Pool<Db>, id: i64) -> Result<Option<Appeal>, S
     r.as_ref().map(appeal_from_row).transpose().ctx("read appeal")
 }
 
-pub(super) async fn appeals(pool: &Pool<Db>, status: Option<&str>) -> Result<Vec<Appeal>, StoreError> {
+pub(crate) async fn appeals(pool: &Pool<Db>, status: Option<&str>) -> Result<Vec<Appeal>, StoreError> {
     let mut qb = QueryBuilder::<Db>::new(APPEAL_COLUMNS);
     if let Some(s) = status {
         qb.push(" WHERE status = ").push_bind(s);
@@ -285,7 +287,7 @@ pub(super) async fn appeals(pool: &Pool<Db>, status: Option<&str>) -> Result<Vec
         .ctx("read appeals")
 }
 
-pub(super) async fn answer_appeal(
+pub(crate) async fn answer_appeal(
     pool: &Pool<Db>,
     id: i64,
     upheld: bool,
@@ -377,7 +379,7 @@ pub(super) async fn answer_appeal(
     Ok(new)
 }
 
-pub(super) async fn terminals(pool: &Pool<Db>) -> Result<Vec<Terminal>, StoreError> {
+pub(crate) async fn terminals(pool: &Pool<Db>) -> Result<Vec<Terminal>, StoreError> {
     let rows = sqlx::query(
         "SELECT device_id, COUNT(*), MAX(time) FROM punches WHERE device_id IS NOT NULL \
          GROUP BY device_id ORDER BY device_id",
@@ -397,7 +399,7 @@ pub(super) async fn terminals(pool: &Pool<Db>) -> Result<Vec<Terminal>, StoreErr
         .ctx("read terminals")
 }
 
-pub(super) async fn day_rows(
+pub(crate) async fn day_rows(
     pool: &Pool<Db>,
     date: NaiveDate,
 ) -> Result<Vec<super::DayRow>, StoreError> {
@@ -421,7 +423,7 @@ pub(super) async fn day_rows(
         .ctx("read day verdicts")
 }
 
-pub(super) async fn day_page(
+pub(crate) async fn day_page(
     pool: &Pool<Db>,
     date: NaiveDate,
     team: Option<&str>,
@@ -475,7 +477,7 @@ pub(super) async fn day_page(
     Ok((total, rows))
 }
 
-pub(super) async fn day_totals(
+pub(crate) async fn day_totals(
     pool: &Pool<Db>,
     date: NaiveDate,
     team: Option<&str>,

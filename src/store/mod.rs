@@ -5,8 +5,16 @@
 //! One [`Store`] over two engines, chosen by the `[store] url` scheme:
 //! SQLite (embedded, the default) and PostgreSQL. Queries are runtime
 //! `sqlx::query` calls whose SQL text is shared by both engines (SQLite
-//! accepts `$1` placeholders); the query code lives once in `backend.rs` and
-//! is compiled for each engine. Only the migrations differ.
+//! accepts `$1` placeholders); the query code lives once, in `backend.rs`,
+//! `backend_outbox.rs`, `backend_pull.rs`, `backend_start.rs` and
+//! `hr_sql.rs`, each a `#[path]` module compiled for each engine
+//! (`backend_sqlite.rs`, `backend_pg.rs`), and `dispatch!` picks the
+//! engine. Only the migrations differ.
+//!
+//! The store is persistence only: no command line, configuration file,
+//! CSV or printing (the test `layers::store_imports_no_interface_config_csv_or_printing`
+//! keeps it so), and the instants it writes come from its callers (but
+//! for the audit rows of a recompute, stamped with the wall clock).
 //!
 //! # Guarantees
 //!
@@ -42,17 +50,16 @@
 
 mod backend_pg;
 mod backend_sqlite;
-pub mod cmd;
 pub mod hr;
 mod lock;
 pub mod outbox;
+pub mod policy_groups;
 mod pull;
 mod push;
 mod quarantine;
 mod recompute;
 mod start;
 pub mod summary;
-mod zk;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -484,7 +491,16 @@ pub enum Store {
 }
 
 /// Calls the same backend function on whichever engine the store uses.
+/// `dispatch!(store, f(args))` calls a query of `backend.rs`,
+/// `backend_outbox.rs`, `backend_pull.rs` or `backend_start.rs`;
+/// `dispatch!(store, hr::f(args))` one of `hr_sql.rs`.
 macro_rules! dispatch {
+    ($self:expr, hr :: $f:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(p) => backend_sqlite::hr_queries::$f(p $(, $arg)*).await,
+            Store::Postgres(p) => backend_pg::hr_queries::$f(p $(, $arg)*).await,
+        }
+    };
     ($self:expr, $f:ident ( $($arg:expr),* )) => {
         match $self {
             Store::Sqlite(p) => backend_sqlite::$f(p $(, $arg)*).await,
@@ -614,14 +630,17 @@ impl Store {
     /// Stores a batch of punches in one transaction and reports, for each,
     /// whether it was new or a duplicate of a stored punch (or of an
     /// earlier punch in the same batch). Durable when it returns.
-    pub async fn insert_punches(&self, punches: &[NewPunch]) -> Result<Vec<Inserted>, StoreError> {
+    pub async fn insert_punches(
+        &self,
+        punches: &[NewPunch],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Inserted>, StoreError> {
         if punches.is_empty() {
             return Ok(Vec::new());
         }
         let mut keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
         // A key held by a superseded punch is free for the correct punch.
         self.rekey_superseded(&mut keys).await?;
-        let now = Utc::now();
         dispatch!(self, insert_punches(punches, &keys, now))
     }
 
@@ -642,8 +661,12 @@ impl Store {
     }
 
     /// Keeps an undecodable payload, cut to [`QUARANTINE_MAX_BYTES`].
-    pub async fn quarantine(&self, q: &NewQuarantine) -> Result<i64, StoreError> {
-        dispatch!(self, add_quarantine(q, Utc::now()))
+    pub async fn quarantine(
+        &self,
+        q: &NewQuarantine,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self, add_quarantine(q, now))
     }
 
     /// The most recent quarantined payloads, newest first.
@@ -653,8 +676,12 @@ impl Store {
 
     /// Inserts or updates employees and replaces their aliases, in one
     /// transaction.
-    pub async fn upsert_employees(&self, rows: &[EmployeeRecord]) -> Result<(), StoreError> {
-        dispatch!(self, upsert_employees(rows, Utc::now()))
+    pub async fn upsert_employees(
+        &self,
+        rows: &[EmployeeRecord],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, upsert_employees(rows, now))
     }
 
     /// Every employee with aliases, sorted by id.
@@ -667,8 +694,9 @@ impl Store {
     pub async fn upsert_roster(
         &self,
         rows: &[RosterRecord],
+        now: DateTime<Utc>,
     ) -> Result<Vec<RosterRecord>, StoreError> {
-        dispatch!(self, upsert_roster(rows, Utc::now()))
+        dispatch!(self, upsert_roster(rows, now))
     }
 
     /// Roster rows with `from <= date <= to`.
@@ -685,8 +713,9 @@ impl Store {
     pub async fn upsert_leaves(
         &self,
         rows: &[LeaveRecord],
+        now: DateTime<Utc>,
     ) -> Result<Vec<LeaveRecord>, StoreError> {
-        dispatch!(self, upsert_leaves(rows, Utc::now()))
+        dispatch!(self, upsert_leaves(rows, now))
     }
 
     /// Leave records overlapping `[from, to)`.
@@ -703,8 +732,9 @@ impl Store {
     pub async fn upsert_holidays(
         &self,
         rows: &[HolidayRecord],
+        now: DateTime<Utc>,
     ) -> Result<Vec<HolidayRecord>, StoreError> {
-        dispatch!(self, upsert_holidays(rows, Utc::now()))
+        dispatch!(self, upsert_holidays(rows, now))
     }
 
     /// The imported holiday calendar.
@@ -739,15 +769,9 @@ impl Store {
         &self,
         e: &NewManualEntry,
         cause: &str,
+        now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        dispatch!(self, add_manual_entry(e, cause, Utc::now()))
-    }
-
-    /// Marks a month (`YYYY-MM`) published. Returns false when it already
-    /// was. Verdicts of a published month are no longer rewritten: a change
-    /// becomes an [`Adjustment`].
-    pub async fn publish_month(&self, month: &str, actor: &str) -> Result<bool, StoreError> {
-        dispatch!(self, publish_month(month, actor, Utc::now()))
+        dispatch!(self, add_manual_entry(e, cause, now))
     }
 
     /// Published months, `YYYY-MM`, ascending.

@@ -241,11 +241,15 @@ impl Store {
     }
 
     /// Quarantines several payloads in one transaction.
-    pub async fn quarantine_many(&self, rows: &[super::NewQuarantine]) -> Result<(), StoreError> {
+    pub async fn quarantine_many(
+        &self,
+        rows: &[super::NewQuarantine],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        dispatch!(self, add_quarantine_many(rows, Utc::now()))
+        dispatch!(self, add_quarantine_many(rows, now))
     }
 
     /// Quarantined payloads received at or after `since`.

@@ -5,7 +5,7 @@
 //! covers, so a crash at any moment re-reads from the last cursor and the
 //! dedupe keys absorb what was stored before.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{Inserted, NewPunch, Store, StoreError, backend_pg, backend_sqlite, dispatch};
 
@@ -18,12 +18,29 @@ impl Store {
         source: &str,
         device: &str,
         cursor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        self.store_pull_read(punches, &[], source, device, cursor, now)
+            .await
+    }
+
+    /// Stores one read of a pull source: its `punches`, what of it was
+    /// quarantined, and the cursor of `source` on `device`, in one
+    /// transaction (a crash re-reads the same records and stores nothing
+    /// twice, quarantine rows included).
+    pub async fn store_pull_read(
+        &self,
+        punches: &[NewPunch],
+        quarantine: &[super::NewQuarantine],
+        source: &str,
+        device: &str,
+        cursor: &str,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Inserted>, StoreError> {
         let keys: Vec<String> = punches.iter().map(NewPunch::dedupe_key).collect();
-        let now = Utc::now();
         dispatch!(
             self,
-            insert_punches_cursor(punches, &keys, (source, device, cursor), now)
+            insert_punches_cursor(punches, &keys, quarantine, (source, device, cursor), now)
         )
     }
 

@@ -27,6 +27,7 @@ use crate::domain::types::{
     DayVerdict, Direction, EmployeeId, HolidayKind, Leave, LeaveDocument, LeaveStatus, Punch,
     Roster, RosterEntry,
 };
+use crate::policy::{Policies, PolicySet};
 
 /// A stored punch as a recompute reads it: employee, instant, device and
 /// the state the terminal reported.
@@ -117,33 +118,36 @@ fn not_pending(id: i64, why: &str) -> StoreError {
 
 /// What one recompute covers, and why.
 #[derive(Clone, Copy)]
-struct Run<'a> {
-    policy: &'a Policy,
+pub(super) struct Run<'a> {
+    /// The site's policies; each employee-day follows its employee's.
+    pub policies: &'a Policies,
     /// Only these employees (all when `None`).
-    employees: Option<&'a [String]>,
-    from: NaiveDate,
-    to: NaiveDate,
+    pub employees: Option<&'a [String]>,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
     /// Recorded in the audit trail.
-    cause: &'a str,
-    actor: &'a str,
-    now: DateTime<Utc>,
+    pub cause: &'a str,
+    pub actor: &'a str,
+    pub now: DateTime<Utc>,
     /// A date being closed: its verdicts are final whatever the time.
-    closing: Option<NaiveDate>,
+    pub closing: Option<NaiveDate>,
     /// A date whose published month is open for this run (an adjustment
     /// being applied).
-    unfreeze: Option<NaiveDate>,
+    pub unfreeze: Option<NaiveDate>,
 }
 
 impl Store {
     /// Re-derives the verdicts of `[from, to]` (capped at today in the
-    /// policy's zone) for the given employees (all stored employees when
-    /// `None`), writes what changed, updates the ledger by difference and
-    /// audits every change under `cause` and `actor`. `now` decides which
-    /// days are still provisional (their punch window has not closed).
+    /// zone of each employee's policy) for the given employees (all stored
+    /// employees when `None`), each employee-day with the policy its
+    /// employee follows that date; writes what changed, updates the ledger
+    /// by difference and audits every change under `cause` and `actor`.
+    /// `now` decides which days are still provisional (their punch window
+    /// has not closed).
     #[allow(clippy::too_many_arguments)]
     pub async fn recompute(
         &self,
-        policy: &Policy,
+        policies: &(impl PolicySet + ?Sized),
         employees: Option<&[String]>,
         from: NaiveDate,
         to: NaiveDate,
@@ -152,7 +156,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<RecomputeReport, StoreError> {
         self.recompute_inner(Run {
-            policy,
+            policies: &policies.as_policies(),
             employees,
             from,
             to,
@@ -171,7 +175,7 @@ impl Store {
     /// marked applied. Errors when it is not pending.
     pub async fn apply_adjustment(
         &self,
-        policy: &Policy,
+        policies: &(impl PolicySet + ?Sized),
         id: i64,
         actor: &str,
         now: DateTime<Utc>,
@@ -186,7 +190,7 @@ impl Store {
         }
         let run = self
             .recompute_inner(Run {
-                policy,
+                policies: &policies.as_policies(),
                 employees: Some(std::slice::from_ref(&a.employee_id)),
                 from: a.date,
                 to: a.date,
@@ -240,12 +244,12 @@ impl Store {
     /// is still open; later punches then revise the closed day.
     pub async fn recompute_closing(
         &self,
-        policy: &Policy,
+        policies: &(impl PolicySet + ?Sized),
         date: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<RecomputeReport, StoreError> {
         self.recompute_inner(Run {
-            policy,
+            policies: &policies.as_policies(),
             employees: None,
             from: date,
             to: date,
@@ -263,14 +267,19 @@ impl Store {
         // sharing a store, or a daemon and `attendd recompute`) could both
         // add the same ledger entries. One at a time per store.
         let lock = super::lock::RecomputeLock::acquire(self).await?;
-        let r = self.recompute_locked(run).await;
+        let r = self.recompute_by_policy(run).await;
         lock.release().await;
         r
     }
 
-    async fn recompute_locked(&self, run: Run<'_>) -> Result<RecomputeReport, StoreError> {
+    /// One policy's part of a recompute (see `recompute_by_policy`).
+    pub(super) async fn recompute_locked(
+        &self,
+        run: Run<'_>,
+        policy: &Policy,
+    ) -> Result<RecomputeReport, StoreError> {
         let Run {
-            policy,
+            policies: _,
             employees,
             from,
             to,
@@ -619,14 +628,19 @@ impl Store {
             } else {
                 match policy.shift_by_id(&r.shift) {
                     Some(s) => RosterEntry::Shift(s),
+                    // A row written under another policy group (the
+                    // employee changed group since) does not stop the
+                    // recompute; the day follows the default shift.
                     None => {
-                        return Err(StoreError::Corrupt {
-                            key: format!("roster/{}/{}", r.employee_id, r.date),
-                            why: format!(
-                                "shift {:?} is not in policy {} {}",
-                                r.shift, policy.id, policy.version
-                            ),
-                        });
+                        tracing::warn!(
+                            employee = %r.employee_id,
+                            date = %r.date,
+                            "roster shift {:?} is not in policy {} {}; ignored",
+                            r.shift,
+                            policy.id,
+                            policy.version
+                        );
+                        continue;
                     }
                 }
             };

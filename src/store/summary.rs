@@ -30,6 +30,10 @@ pub async fn daily_summary(
     let mut deductions = 0usize;
     let mut out_rows = Vec::with_capacity(rows.len());
     let mut provisional = false;
+    // Each row says its employee's policy group once the site has groups
+    // (policy.md, "Several rule sets on one site"); a site without any
+    // keeps the rows, and the hashes of closed days' summaries, unchanged.
+    let history = store.policy_history().await?;
     for r in &rows {
         let v: DayVerdict = serde_json::from_str(&r.verdict).map_err(|e| StoreError::Corrupt {
             key: format!("day_verdicts/{}/{}", r.employee_id, r.date),
@@ -40,7 +44,7 @@ pub async fn daily_summary(
         deductions += v.deductions.len();
         provisional |= r.provisional;
         let e = emps.get(&r.employee_id);
-        out_rows.push(json!({
+        let mut row = json!({
             "employee_id": v.employee_id,
             "name": e.map(|e| e.name.as_str()),
             "team": e.map(|e| e.team.as_str()),
@@ -49,7 +53,11 @@ pub async fn daily_summary(
             "points": v.points,
             "deductions": v.deductions,
             "actions": v.actions,
-        }));
+        });
+        if !history.is_empty() {
+            row["policy"] = json!(history.at(&r.employee_id, date));
+        }
+        out_rows.push(row);
     }
     Ok(json!({
         "date": date,

@@ -321,12 +321,15 @@ async fn supervisor_sees_own_team_only() {
 async fn terminal_admin_sees_quarantine_and_terminals_only() {
     let f = fixture().await;
     f.store
-        .quarantine(&attendd::store::NewQuarantine {
-            source: "mqtt:attendance/x/punch".into(),
-            payload: b"garbage".to_vec(),
-            reason: "not JSON".into(),
-            ..Default::default()
-        })
+        .quarantine(
+            &attendd::store::NewQuarantine {
+                source: "mqtt:attendance/x/punch".into(),
+                payload: b"garbage".to_vec(),
+                reason: "not JSON".into(),
+                ..Default::default()
+            },
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let r = f.router();
@@ -691,7 +694,7 @@ async fn quarantine_replay_is_hr_only_stores_once_and_pages_past_the_end() {
                 timezone: "Asia/Shanghai".into(),
             }),
             received_at: None,
-        })
+        }, chrono::Utc::now())
         .await
         .unwrap();
     let r = f.router();
@@ -764,4 +767,45 @@ async fn quarantine_replay_is_hr_only_stores_once_and_pages_past_the_end() {
         .json();
     assert_eq!(listed["items"][0]["kind"], "unknown", "{listed}");
     assert!(listed["items"][0]["resolved_at"].is_string(), "{listed}");
+}
+
+/// Clients that accept gzip get big answers compressed (the same JSON);
+/// others get them as before; workbooks are not compressed twice.
+#[tokio::test]
+async fn big_answers_are_gzipped_for_clients_that_accept_it() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use std::io::Read;
+    use tower::ServiceExt;
+    let f = fixture().await;
+    let r = f.router();
+    let get = |uri: &'static str, gzip: bool| {
+        let r = r.clone();
+        async move {
+            let mut req = axum::http::Request::builder()
+                .uri(uri)
+                .header("authorization", format!("Bearer {HR}"));
+            if gzip {
+                req = req.header("accept-encoding", "gzip");
+            }
+            let resp = r.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+            let enc = resp
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (enc, body)
+        }
+    };
+    let (plain_enc, plain) = get("/api/v1/days/2026-11-02", false).await;
+    assert_eq!(plain_enc, None);
+    let (enc, zipped) = get("/api/v1/days/2026-11-02", true).await;
+    assert_eq!(enc.as_deref(), Some("gzip"));
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, plain.to_vec());
+    let (enc, _) = get("/api/v1/months/2026-11/export?format=xlsx", true).await;
+    assert_eq!(enc, None, "a workbook is a zip already");
 }

@@ -298,29 +298,35 @@ async fn hr_store_calls_on_postgres() {
         .unwrap();
     let policy = attendd::policy::load(std::path::Path::new(crate::hr_fixture::POLICY)).unwrap();
     store
-        .upsert_employees(&[attendd::store::EmployeeRecord {
-            employee_id: "E001".into(),
-            name: "Alice".into(),
-            team: "A".into(),
-            supervisor: "lead".into(),
-            shift: None,
-            aliases: Vec::new(),
-            start_date: None,
-            end_date: None,
-        }])
+        .upsert_employees(
+            &[attendd::store::EmployeeRecord {
+                employee_id: "E001".into(),
+                name: "Alice".into(),
+                team: "A".into(),
+                supervisor: "lead".into(),
+                shift: None,
+                aliases: Vec::new(),
+                start_date: None,
+                end_date: None,
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     store
-        .insert_punches(&[attendd::store::NewPunch {
-            employee_id: "E001".into(),
-            identity: "E001".into(),
-            time: sh(2026, 11, 2, 8, 20, 0),
-            device_id: Some("gate-9".into()),
-            event_id: None,
-            source: "test".into(),
-            raw: None,
-            direction: None,
-        }])
+        .insert_punches(
+            &[attendd::store::NewPunch {
+                employee_id: "E001".into(),
+                identity: "E001".into(),
+                time: sh(2026, 11, 2, 8, 20, 0),
+                device_id: Some("gate-9".into()),
+                event_id: None,
+                source: "test".into(),
+                raw: None,
+                direction: None,
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let now = sh(2026, 11, 20, 12, 0, 0);

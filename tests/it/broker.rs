@@ -82,6 +82,7 @@ fn with_users() -> BrokerOptions {
         username: name.into(),
         password: password.into(),
         role,
+        publish: vec![],
     };
     BrokerOptions {
         allow_anonymous: false,
@@ -388,6 +389,44 @@ async fn a_reader_subscribes_to_the_outputs_only_and_may_not_publish() {
     assert!(matches!(reader.next().await, Seen::Closed(_)));
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(broker.store.payloads().is_empty());
+    broker.stop.cancel();
+}
+
+/// A terminal bound to its own topics cannot publish as another terminal:
+/// it is cut off and nothing is stored; on its own topic it is served.
+#[tokio::test]
+async fn a_terminal_bound_to_its_topics_cannot_publish_as_another() {
+    let mut o = with_users();
+    for u in &mut o.users {
+        if u.username == "gate-1" {
+            u.publish = vec!["attendance/gate-1/#".into()];
+        }
+    }
+    let broker = Broker::start(o);
+    let mut gate = connect(login(broker.addr, "gate-1", "gate-1", "s3cret-1"));
+    gate.connack().await;
+    gate.send("attendance/gate-1/punch", QoS::AtLeastOnce, "own")
+        .await;
+    assert_eq!(broker.committed(1).await, ["own"]);
+    gate.client
+        .publish(
+            "attendance/gate-2/punch",
+            QoS::AtLeastOnce,
+            false,
+            b"impostor".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(gate.next().await, Seen::Closed(_)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(broker.store.payloads(), ["own"]);
+    // An unbound terminal still publishes on any punch topic.
+    let mut other = connect(login(broker.addr, "gate-2", "gate-2", "s3cret-2"));
+    other.connack().await;
+    other
+        .send("attendance/gate-9/punch", QoS::AtLeastOnce, "any")
+        .await;
+    assert_eq!(broker.committed(2).await, ["own", "any"]);
     broker.stop.cancel();
 }
 

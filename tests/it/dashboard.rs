@@ -101,10 +101,13 @@ async fn month_grid_has_a_cell_per_employee_day() {
     use crate::hr_fixture::{SUP_A, TERM};
     let f = fixture().await;
     f.store
-        .upsert_holidays(&[attendd::store::HolidayRecord {
-            date: chrono::NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
-            kind: "holiday".into(),
-        }])
+        .upsert_holidays(
+            &[attendd::store::HolidayRecord {
+                date: chrono::NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
+                kind: "holiday".into(),
+            }],
+            Utc::now(),
+        )
         .await
         .unwrap();
     let r = f.router();
@@ -356,31 +359,37 @@ fn browser_shows_todays_absences_and_explanations() {
             end_date: None,
         };
         store
-            .upsert_employees(&[
-                emp("E001", "Alice", "A"),
-                emp("E003", "Carol", "B"),
-                emp("E004", "Dave", "B"),
-            ])
+            .upsert_employees(
+                &[
+                    emp("E001", "Alice", "A"),
+                    emp("E003", "Carol", "B"),
+                    emp("E004", "Dave", "B"),
+                ],
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
         store
-            .upsert_roster(&[
-                RosterRecord {
-                    employee_id: "E001".into(),
-                    date: today,
-                    shift: "day".into(),
-                },
-                RosterRecord {
-                    employee_id: "E003".into(),
-                    date: today,
-                    shift: "day".into(),
-                },
-                RosterRecord {
-                    employee_id: "E004".into(),
-                    date: yesterday,
-                    shift: "day".into(),
-                },
-            ])
+            .upsert_roster(
+                &[
+                    RosterRecord {
+                        employee_id: "E001".into(),
+                        date: today,
+                        shift: "day".into(),
+                    },
+                    RosterRecord {
+                        employee_id: "E003".into(),
+                        date: today,
+                        shift: "day".into(),
+                    },
+                    RosterRecord {
+                        employee_id: "E004".into(),
+                        date: yesterday,
+                        shift: "day".into(),
+                    },
+                ],
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
         // Dave was on sick leave yesterday and handed in no document.
@@ -388,40 +397,49 @@ fn browser_shows_todays_absences_and_explanations() {
             attendd::domain::time::resolve_local(policy.tz, d.and_hms_opt(0, 0, 0).unwrap())
         };
         store
-            .upsert_leaves(&[LeaveRecord {
-                employee_id: "E004".into(),
-                start: midnight(yesterday),
-                end: midnight(today),
-                kind: "sick".into(),
-                status: "approved".into(),
-                requested_at: None,
-                document: Some(String::new()),
-            }])
+            .upsert_leaves(
+                &[LeaveRecord {
+                    employee_id: "E004".into(),
+                    start: midnight(yesterday),
+                    end: midnight(today),
+                    kind: "sick".into(),
+                    status: "approved".into(),
+                    requested_at: None,
+                    document: Some(String::new()),
+                }],
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
         // An undecodable payload: its receipt time (stored to the
         // nanosecond, in UTC) is shown in the policy's zone to the minute.
         store
-            .quarantine(&attendd::store::NewQuarantine {
-                source: "mqtt:attendance/x/punch".into(),
-                payload: b"garbage".to_vec(),
-                reason: "not JSON".into(),
-                ..Default::default()
-            })
+            .quarantine(
+                &attendd::store::NewQuarantine {
+                    source: "mqtt:attendance/x/punch".into(),
+                    payload: b"garbage".to_vec(),
+                    reason: "not JSON".into(),
+                    ..Default::default()
+                },
+                now,
+            )
             .await
             .unwrap();
         if local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap() {
             store
-                .insert_punches(&[NewPunch {
-                    employee_id: "E001".into(),
-                    identity: "E001".into(),
-                    time: now - chrono::Duration::minutes(1),
-                    device_id: Some("gate-1".into()),
-                    event_id: None,
-                    source: "test".into(),
-                    raw: None,
-                    direction: None,
-                }])
+                .insert_punches(
+                    &[NewPunch {
+                        employee_id: "E001".into(),
+                        identity: "E001".into(),
+                        time: now - chrono::Duration::minutes(1),
+                        device_id: Some("gate-1".into()),
+                        event_id: None,
+                        source: "test".into(),
+                        raw: None,
+                        direction: None,
+                    }],
+                    chrono::Utc::now(),
+                )
                 .await
                 .unwrap();
         }

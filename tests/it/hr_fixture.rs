@@ -120,22 +120,28 @@ pub async fn fixture() -> Fixture {
     let store = Store::open(&url).await.unwrap();
     let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
     store
-        .upsert_employees(&[
-            emp("E001", "Alice", "A"),
-            emp("E002", "Bob", "A"),
-            emp("E003", "Carol", "B"),
-            emp("E004", "Dan", "A"),
-        ])
+        .upsert_employees(
+            &[
+                emp("E001", "Alice", "A"),
+                emp("E002", "Bob", "A"),
+                emp("E003", "Carol", "B"),
+                emp("E004", "Dan", "A"),
+            ],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     store
-        .insert_punches(&[
-            punch("E001", sh(2026, 11, 2, 8, 29, 0)),
-            punch("E001", sh(2026, 11, 2, 17, 31, 0)),
-            punch("E002", sh(2026, 11, 2, 9, 1, 0)),
-            punch("E002", sh(2026, 11, 2, 17, 30, 0)),
-            punch("E004", sh(2026, 11, 2, 8, 20, 0)),
-        ])
+        .insert_punches(
+            &[
+                punch("E001", sh(2026, 11, 2, 8, 29, 0)),
+                punch("E001", sh(2026, 11, 2, 17, 31, 0)),
+                punch("E002", sh(2026, 11, 2, 9, 1, 0)),
+                punch("E002", sh(2026, 11, 2, 17, 30, 0)),
+                punch("E004", sh(2026, 11, 2, 8, 20, 0)),
+            ],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let now = sh(2026, 11, 2, 23, 0, 0);

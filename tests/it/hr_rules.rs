@@ -283,6 +283,7 @@ async fn an_unanswered_appeal_is_overdue_from_the_end_of_the_2nd_day_after_filin
         f.store.clone(),
         Plan {
             policy: f.policy.clone(),
+            policies: None,
             schedule: RawSchedule {
                 terminal_silent_minutes: 0,
                 quarantine_spike: 0,
@@ -344,7 +345,7 @@ async fn year_score_pass_mark_and_two_failed_years() {
     // cap of 20, so a month scores 80; pass_mark 80 for the test.
     let policy = seed_with("", Some("80"));
     store
-        .upsert_employees(&[emp("E1"), emp("E2"), emp("E3")])
+        .upsert_employees(&[emp("E1"), emp("E2"), emp("E3")], chrono::Utc::now())
         .await
         .unwrap();
     let now = sh(2026, 4, 10, 12, 0, 0);

@@ -238,7 +238,10 @@ async fn evaluate_import_day_close_and_api_agree_on_a_month() {
             direction: None,
         })
         .collect();
-    store.insert_punches(&rows).await.unwrap();
+    store
+        .insert_punches(&rows, chrono::Utc::now())
+        .await
+        .unwrap();
     let first_run = chrono_tz::Asia::Shanghai
         .with_ymd_and_hms(2026, 11, 2, 7, 0, 0)
         .unwrap()
@@ -251,6 +254,7 @@ async fn evaluate_import_day_close_and_api_agree_on_a_month() {
         store.clone(),
         Plan {
             policy: policy.clone(),
+            policies: None,
             schedule: attendd::config::RawSchedule {
                 terminal_silent_minutes: 0,
                 quarantine_spike: 0,

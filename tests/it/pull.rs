@@ -288,6 +288,47 @@ fn hik_pull_fills_a_serial_gap_and_a_stream_cut_mid_part() {
     assert_exactly(&p, &all);
 }
 
+/// The live event that shows a gap is stored even when the device's
+/// search does not list it yet (its index lags the stream).
+#[test]
+fn hik_live_event_that_shows_a_gap_is_stored_when_the_search_lags() {
+    let history = hik_history(1, "2026-11-02T08:00:00+08:00", 2);
+    let emu = HikEmu::start(hik_state(history.clone()));
+    let mut site = Site::hik(emu.port, "");
+    let _d = site.start("gate-s3cret");
+    site.wait_punches(2, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.streams.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "{}", site.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut all = history.clone();
+    let missed = HikEvent {
+        serial_no: 5,
+        minor: 75,
+        time: "2026-11-02T09:10:00+08:00".into(),
+        employee: "E021".into(),
+    };
+    emu.state.lock().unwrap().stream_silent = true;
+    emu.punch(missed.clone());
+    all.push(missed);
+    {
+        let mut s = emu.state.lock().unwrap();
+        s.stream_silent = false;
+        s.search_lag = 1;
+    }
+    let live = HikEvent {
+        serial_no: 6,
+        minor: 75,
+        time: "2026-11-02T09:12:00+08:00".into(),
+        employee: "E023".into(),
+    };
+    emu.punch(live.clone());
+    all.push(live);
+    let p = site.wait_punches(4, Duration::from_secs(20));
+    assert_exactly(&p, &all);
+}
+
 #[test]
 fn hik_pull_survives_a_device_that_restarts_its_numbering() {
     let history = hik_history(1, "2026-11-02T08:00:00+08:00", 4);
@@ -876,16 +917,16 @@ mod cursor_store {
             punch("E2", "2026-11-02T08:01:00+08:00", "3"),
         ];
         let r = s
-            .insert_punches_with_cursor(&a, "hik_pull[0]", "DEV1", "c1")
+            .insert_punches_with_cursor(&a, "hik_pull[0]", "DEV1", "c1", chrono::Utc::now())
             .await
             .unwrap();
         assert!(r.iter().all(|o| matches!(o, Inserted::New(_))));
         let r = s
-            .insert_punches_with_cursor(&a[1..], "hik_pull[0]", "DEV1", "c2")
+            .insert_punches_with_cursor(&a[1..], "hik_pull[0]", "DEV1", "c2", chrono::Utc::now())
             .await
             .unwrap();
         assert_eq!(r, vec![Inserted::Duplicate]);
-        s.insert_punches_with_cursor(&[], "hik_pull[0]", "DEV2", "other")
+        s.insert_punches_with_cursor(&[], "hik_pull[0]", "DEV2", "other", chrono::Utc::now())
             .await
             .unwrap();
         assert_eq!(
@@ -903,6 +944,35 @@ mod cursor_store {
             Some("other")
         );
         assert_eq!(s.punch_count().await.unwrap(), 2);
+
+        // One read with a bad record: its quarantine row goes in with the
+        // punches and the cursor, in the same transaction.
+        let bad = attendd::store::NewQuarantine {
+            source: "hik_pull[0]:DEV1".into(),
+            payload: b"not an event".to_vec(),
+            reason: "not JSON".into(),
+            ..Default::default()
+        };
+        let before = s.quarantined(100).await.unwrap().len();
+        s.store_pull_read(
+            &[punch("E3", "2026-11-02T08:02:00+08:00", "5")],
+            std::slice::from_ref(&bad),
+            "hik_pull[0]",
+            "DEV1",
+            "c3",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.quarantined(100).await.unwrap().len(), before + 1);
+        assert_eq!(s.punch_count().await.unwrap(), 3);
+        assert_eq!(
+            s.pull_cursor("hik_pull[0]", "DEV1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("c3")
+        );
     }
 
     fn rt() -> tokio::runtime::Runtime {

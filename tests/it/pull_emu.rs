@@ -197,6 +197,9 @@ pub struct HikState {
     pub page_delay: Duration,
     /// Do not let the stream carry the events (they reach the log only).
     pub stream_silent: bool,
+    /// The search leaves out the newest this many events (its index lags
+    /// the stream).
+    pub search_lag: usize,
 }
 
 pub struct HikEmu {
@@ -304,6 +307,7 @@ fn serve_hik(
                 let m: Vec<HikEvent> = s
                     .log
                     .iter()
+                    .take(s.log.len().saturating_sub(s.search_lag))
                     .filter(|e| e.time() >= start && e.time() <= end)
                     .cloned()
                     .collect();

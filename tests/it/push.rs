@@ -1301,12 +1301,15 @@ fn rows_kept_before_replay_information_replay_with_their_source_named() {
     // A row as kept before migration 0005: source and payload only.
     let id = site.with_store(|s| {
         Box::pin(async move {
-            s.quarantine(&attendd::store::NewQuarantine {
-                source: format!("zk_push[0]:{SN} line 1"),
-                payload: b"1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0".to_vec(),
-                reason: "unknown alias \"1043\"".into(),
-                ..Default::default()
-            })
+            s.quarantine(
+                &attendd::store::NewQuarantine {
+                    source: format!("zk_push[0]:{SN} line 1"),
+                    payload: b"1043\t2025-03-04 08:57:12\t0\t15\t0\t0\t0".to_vec(),
+                    reason: "unknown alias \"1043\"".into(),
+                    ..Default::default()
+                },
+                chrono::Utc::now(),
+            )
             .await
             .unwrap()
         })
@@ -1332,4 +1335,46 @@ fn rows_kept_before_replay_information_replay_with_their_source_named() {
     assert_eq!(p[0].device_id.as_deref(), Some(SN));
     assert_eq!(p[0].time.to_rfc3339(), "2025-03-04T05:57:12+00:00");
     d.kill();
+}
+
+/// A request whose head is sent without its body: refused at once when the
+/// client is not admitted (unknown serial number, no credentials), instead
+/// of holding the connection while the handler waits for the body.
+#[test]
+fn refused_requests_are_answered_before_their_body_arrives() {
+    let mut site = Site::new();
+    let _d = site.start();
+    let head_only = |port: u16, path: &str| -> (u16, Duration) {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let t = Instant::now();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: 100000\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (code, t.elapsed())
+    };
+    let (code, took) = head_only(
+        site.zk,
+        "/iclock/cdata?SN=NOT-A-TERMINAL&table=ATTLOG&Stamp=1",
+    );
+    assert_eq!(code, 403, "unknown terminal");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let (code, took) = head_only(site.zk, "/iclock/cdata?table=ATTLOG&Stamp=1");
+    assert_eq!(code, 400, "no serial number");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let (code, took) = head_only(site.dahua, "/cgi-bin/api/AccessControl/event");
+    assert_eq!(code, 401, "no credentials");
+    assert!(took < Duration::from_secs(10), "{took:?}");
 }

@@ -571,7 +571,10 @@ async fn missing_now_uses_the_schedule_and_the_punches() {
     use crate::hr_fixture::{HR, SUP_A, call, fixture, punch, sh};
     let f = fixture().await;
     f.store
-        .insert_punches(&[punch("E001", sh(2026, 11, 3, 8, 29, 0))])
+        .insert_punches(
+            &[punch("E001", sh(2026, 11, 3, 8, 29, 0))],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     // Nothing classified 11-03 yet: no stored verdict says anyone is absent.
@@ -937,22 +940,26 @@ async fn a_day_that_ended_while_the_daemon_was_down_closes_on_restart() {
         .await
         .unwrap();
     store
-        .insert_punches(&[attendd::store::NewPunch {
-            employee_id: "E001".into(),
-            identity: "E001".into(),
-            time: at(2, 8) + chrono::Duration::minutes(25),
-            device_id: Some("gate-1".into()),
-            event_id: None,
-            source: "mqtt[0]".into(),
-            raw: None,
-            direction: None,
-        }])
+        .insert_punches(
+            &[attendd::store::NewPunch {
+                employee_id: "E001".into(),
+                identity: "E001".into(),
+                time: at(2, 8) + chrono::Duration::minutes(25),
+                device_id: Some("gate-1".into()),
+                event_id: None,
+                source: "mqtt[0]".into(),
+                raw: None,
+                direction: None,
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let sched = Scheduler::new(
         store.clone(),
         Plan {
             policy,
+            policies: None,
             schedule: attendd::config::RawSchedule {
                 terminal_silent_minutes: 0,
                 quarantine_spike: 0,
@@ -1019,9 +1026,9 @@ async fn ledger_points_are_numbers_in_the_api() {
     );
 }
 
-/// The store does not yet keep several rule sets (policy.md, "Several rule
-/// sets on one site"): an employees.csv row naming a policy group is refused
-/// with its line, never stored under the default policy unnoticed; an empty
+/// An employees.csv row naming a policy group the configuration does not
+/// define (policy.md, "Several rule sets on one site") is refused with its
+/// line, never stored under the default policy unnoticed; an empty
 /// `policy` cell is the default.
 #[test]
 fn import_refuses_a_policy_group_the_site_does_not_have() {

@@ -788,7 +788,10 @@ async fn tick_to_robot_case(store: Store) {
             end_date: None,
         })
         .collect();
-    store.upsert_employees(&emps).await.unwrap();
+    store
+        .upsert_employees(&emps, chrono::Utc::now())
+        .await
+        .unwrap();
     let contacts: Vec<(String, Option<String>)> = (1..=5)
         .map(|i| {
             let c = if i <= 3 { "13800001111" } else { "zhaoliu" };
@@ -803,6 +806,7 @@ async fn tick_to_robot_case(store: Store) {
         store.clone(),
         Plan {
             policy: Arc::new(policy),
+            policies: None,
             schedule: RawSchedule {
                 terminal_silent_minutes: 0,
                 quarantine_spike: 0,

@@ -50,7 +50,10 @@ async fn site(policy_name: &str, employees: &[(&str, &str, Option<&str>)]) -> Si
             end_date: None,
         })
         .collect();
-    store.upsert_employees(&rows).await.unwrap();
+    store
+        .upsert_employees(&rows, chrono::Utc::now())
+        .await
+        .unwrap();
     let policy = Arc::new(policy(policy_name));
     let schedule = RawSchedule {
         // Terminal health has its own test; keep it quiet elsewhere.
@@ -62,6 +65,7 @@ async fn site(policy_name: &str, employees: &[(&str, &str, Option<&str>)]) -> Si
         store.clone(),
         Plan {
             policy: policy.clone(),
+            policies: None,
             schedule,
             routes: vec![
                 Route {
@@ -89,16 +93,19 @@ async fn site(policy_name: &str, employees: &[(&str, &str, Option<&str>)]) -> Si
 impl Site {
     async fn punch(&self, emp: &str, t: DateTime<Utc>) {
         self.store
-            .insert_punches(&[NewPunch {
-                employee_id: emp.into(),
-                identity: emp.into(),
-                time: t,
-                device_id: Some("gate-1".into()),
-                event_id: None,
-                source: "test".into(),
-                raw: None,
-                direction: None,
-            }])
+            .insert_punches(
+                &[NewPunch {
+                    employee_id: emp.into(),
+                    identity: emp.into(),
+                    time: t,
+                    device_id: Some("gate-1".into()),
+                    event_id: None,
+                    source: "test".into(),
+                    raw: None,
+                    direction: None,
+                }],
+                chrono::Utc::now(),
+            )
             .await
             .unwrap();
     }
@@ -197,7 +204,10 @@ async fn approved_leave_holds_the_alert_back_and_pending_leave_does_not() {
         document: None,
     };
     s.store
-        .upsert_leaves(&[leave("E1", "approved"), leave("E2", "pending")])
+        .upsert_leaves(
+            &[leave("E1", "approved"), leave("E2", "pending")],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     s.tick(at(D, "09:30")).await;
@@ -208,11 +218,14 @@ async fn approved_leave_holds_the_alert_back_and_pending_leave_does_not() {
 async fn overnight_shift_alerts_after_midnight_boundaries_correctly() {
     let s = site("city-management-24h", &[("N1", "night", None)]).await;
     s.store
-        .upsert_roster(&[RosterRecord {
-            employee_id: "N1".into(),
-            date: NaiveDate::parse_from_str(D, "%Y-%m-%d").unwrap(),
-            shift: "night".into(),
-        }])
+        .upsert_roster(
+            &[RosterRecord {
+                employee_id: "N1".into(),
+                date: NaiveDate::parse_from_str(D, "%Y-%m-%d").unwrap(),
+                shift: "night".into(),
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     // The night shift starts 18:00; grace 0 in this policy, alert at 18:30.
@@ -240,6 +253,7 @@ async fn a_restart_in_the_middle_decides_nothing_twice() {
         s.store.clone(),
         Plan {
             policy: s.policy.clone(),
+            policies: None,
             schedule: RawSchedule::default(),
             routes: vec![],
         },
@@ -330,31 +344,37 @@ async fn silent_terminals_and_clocks_ahead_alert_the_operations_contact_once_a_d
         .await
         .unwrap();
     store
-        .upsert_employees(&[EmployeeRecord {
-            employee_id: "E1".into(),
-            name: "n".into(),
-            team: "A".into(),
-            supervisor: "s".into(),
-            shift: None,
-            aliases: vec![],
-            start_date: None,
-            end_date: None,
-        }])
+        .upsert_employees(
+            &[EmployeeRecord {
+                employee_id: "E1".into(),
+                name: "n".into(),
+                team: "A".into(),
+                supervisor: "s".into(),
+                shift: None,
+                aliases: vec![],
+                start_date: None,
+                end_date: None,
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     // The punch's received_at is the real clock; tick two hours later.
     let now = Utc::now();
     store
-        .insert_punches(&[NewPunch {
-            employee_id: "E1".into(),
-            identity: "E1".into(),
-            time: now,
-            device_id: Some("gate-7".into()),
-            event_id: None,
-            source: "test".into(),
-            raw: None,
-            direction: None,
-        }])
+        .insert_punches(
+            &[NewPunch {
+                employee_id: "E1".into(),
+                identity: "E1".into(),
+                time: now,
+                device_id: Some("gate-7".into()),
+                event_id: None,
+                source: "test".into(),
+                raw: None,
+                direction: None,
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let drift = Arc::new(DriftBoard::default());
@@ -363,6 +383,7 @@ async fn silent_terminals_and_clocks_ahead_alert_the_operations_contact_once_a_d
         store.clone(),
         Plan {
             policy: Arc::new(policy("seed-default")),
+            policies: None,
             schedule: RawSchedule {
                 terminal_silent_minutes: 60,
                 working_hours: "00:00-23:59".into(),

@@ -211,16 +211,19 @@ fn text(b: &[u8]) -> String {
 
 async fn one_employee(db: &TestDb, id: &str) {
     db.store
-        .upsert_employees(&[attendd::store::EmployeeRecord {
-            employee_id: id.into(),
-            name: "Li Na".into(),
-            team: "hotline".into(),
-            supervisor: "S01".into(),
-            shift: None,
-            aliases: vec![format!("card-{id}")],
-            start_date: None,
-            end_date: None,
-        }])
+        .upsert_employees(
+            &[attendd::store::EmployeeRecord {
+                employee_id: id.into(),
+                name: "Li Na".into(),
+                team: "hotline".into(),
+                supervisor: "S01".into(),
+                shift: None,
+                aliases: vec![format!("card-{id}")],
+                start_date: None,
+                end_date: None,
+            }],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
 }
@@ -231,14 +234,14 @@ async fn duplicate_punch_is_stored_once(db: &TestDb) {
     let p = punch("E001", "2026-11-02T08:29:13+08:00");
     let r = db
         .store
-        .insert_punches(&[p.clone(), p.clone()])
+        .insert_punches(&[p.clone(), p.clone()], chrono::Utc::now())
         .await
         .unwrap();
     assert!(matches!(r[0], Inserted::New(_)), "{r:?}");
     assert_eq!(r[1], Inserted::Duplicate);
     assert_eq!(
         db.store
-            .insert_punches(std::slice::from_ref(&p))
+            .insert_punches(std::slice::from_ref(&p), chrono::Utc::now())
             .await
             .unwrap(),
         vec![Inserted::Duplicate]
@@ -247,7 +250,10 @@ async fn duplicate_punch_is_stored_once(db: &TestDb) {
     let mut other = p.clone();
     other.device_id = Some("gate-2".into());
     assert!(matches!(
-        db.store.insert_punches(&[other]).await.unwrap()[0],
+        db.store
+            .insert_punches(&[other], chrono::Utc::now())
+            .await
+            .unwrap()[0],
         Inserted::New(_)
     ));
     // With an event id, (device, event, identity, time) is the key: a
@@ -258,14 +264,24 @@ async fn duplicate_punch_is_stored_once(db: &TestDb) {
     ev.event_id = Some("gate-1-000123".into());
     let mut reused = ev.clone();
     reused.time = at("2026-11-02T09:00:05+08:00");
-    let r = db.store.insert_punches(&[ev.clone()]).await.unwrap();
+    let r = db
+        .store
+        .insert_punches(&[ev.clone()], chrono::Utc::now())
+        .await
+        .unwrap();
     assert!(matches!(r[0], Inserted::New(_)));
     assert_eq!(
-        db.store.insert_punches(&[ev]).await.unwrap(),
+        db.store
+            .insert_punches(&[ev], chrono::Utc::now())
+            .await
+            .unwrap(),
         vec![Inserted::Duplicate]
     );
     assert!(matches!(
-        db.store.insert_punches(&[reused]).await.unwrap()[0],
+        db.store
+            .insert_punches(&[reused], chrono::Utc::now())
+            .await
+            .unwrap()[0],
         Inserted::New(_)
     ));
     assert_eq!(db.store.punch_count().await.unwrap(), 4);
@@ -299,7 +315,11 @@ async fn record_counters_are_not_keys_alone(db: &TestDb) {
     let mut d = punch("E004", "2026-11-02T08:40:00+08:00");
     d.device_id = None;
     d.event_id = Some("5521".into());
-    let r = db.store.insert_punches(&[a, b, c, d]).await.unwrap();
+    let r = db
+        .store
+        .insert_punches(&[a, b, c, d], chrono::Utc::now())
+        .await
+        .unwrap();
     assert!(r.iter().all(|o| matches!(o, Inserted::New(_))), "{r:?}");
 }
 store_test!(record_counters_are_not_keys_alone);
@@ -334,7 +354,7 @@ async fn backlog_stored_under_the_old_key_is_not_stored_twice(db: &TestDb) {
     // Twice in one batch too.
     assert_eq!(
         db.store
-            .insert_punches(&[resent.clone(), resent.clone()])
+            .insert_punches(&[resent.clone(), resent.clone()], chrono::Utc::now())
             .await
             .unwrap(),
         vec![Inserted::Duplicate, Inserted::Duplicate]
@@ -345,7 +365,11 @@ async fn backlog_stored_under_the_old_key_is_not_stored_twice(db: &TestDb) {
     other.device_id = Some("gate-2".into());
     let mut later = resent.clone();
     later.time = at("2026-11-02T08:29:14+08:00");
-    let r = db.store.insert_punches(&[other, later]).await.unwrap();
+    let r = db
+        .store
+        .insert_punches(&[other, later], chrono::Utc::now())
+        .await
+        .unwrap();
     assert!(r.iter().all(|o| matches!(o, Inserted::New(_))), "{r:?}");
     assert_eq!(db.store.punch_count().await.unwrap(), 3);
 }
@@ -354,7 +378,10 @@ store_test!(backlog_stored_under_the_old_key_is_not_stored_twice);
 async fn late_punch_changes_verdict_and_ledger_with_audit(db: &TestDb) {
     one_employee(db, "E001").await;
     db.store
-        .insert_punches(&[punch("E001", "2026-11-02T08:29:13+08:00")])
+        .insert_punches(
+            &[punch("E001", "2026-11-02T08:29:13+08:00")],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let day = d("2026-11-02");
@@ -385,7 +412,10 @@ async fn late_punch_changes_verdict_and_ledger_with_audit(db: &TestDb) {
 
     // The check-out arrives late.
     db.store
-        .insert_punches(&[punch("E001", "2026-11-02T17:31:02+08:00")])
+        .insert_punches(
+            &[punch("E001", "2026-11-02T17:31:02+08:00")],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let r = db
@@ -452,7 +482,10 @@ store_test!(late_punch_changes_verdict_and_ledger_with_audit);
 async fn published_month_gets_adjustment_not_edit(db: &TestDb) {
     one_employee(db, "E001").await;
     db.store
-        .insert_punches(&[punch("E001", "2026-11-03T08:46:10+08:00")])
+        .insert_punches(
+            &[punch("E001", "2026-11-03T08:46:10+08:00")],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let (from, to) = (d("2026-11-01"), d("2026-11-30"));
@@ -463,11 +496,24 @@ async fn published_month_gets_adjustment_not_edit(db: &TestDb) {
     let day = d("2026-11-03");
     let published = db.store.verdicts(day, day, None).await.unwrap();
     let ledger_before = db.store.ledger(from, to, None).await.unwrap();
-    assert!(db.store.publish_month("2026-11", "hr").await.unwrap());
-    assert!(!db.store.publish_month("2026-11", "hr").await.unwrap());
+    assert!(
+        db.store
+            .publish_month_at("2026-11", "hr", chrono::Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.store
+            .publish_month_at("2026-11", "hr", chrono::Utc::now())
+            .await
+            .unwrap()
+    );
 
     db.store
-        .insert_punches(&[punch("E001", "2026-11-03T17:30:40+08:00")])
+        .insert_punches(
+            &[punch("E001", "2026-11-03T17:30:40+08:00")],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let r = db
@@ -571,7 +617,10 @@ store_test!(published_month_gets_adjustment_not_edit);
 
 async fn punches_refuse_update_and_delete(db: &TestDb) {
     db.store
-        .insert_punches(&[punch("E001", "2026-11-02T08:29:13+08:00")])
+        .insert_punches(
+            &[punch("E001", "2026-11-02T08:29:13+08:00")],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     for sql in [
@@ -1031,7 +1080,10 @@ async fn outbox_and_day_closes(db: &TestDb) {
             ..Default::default()
         })
         .collect();
-    db.store.quarantine_many(&q).await.unwrap();
+    db.store
+        .quarantine_many(&q, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!(db.store.quarantined(5000).await.unwrap().len(), 1500);
 
     let d = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
@@ -1073,12 +1125,18 @@ async fn concurrent_recomputes_do_not_double_the_ledger(db: &TestDb) {
             end_date: None,
         })
         .collect();
-    db.store.upsert_employees(&emps).await.unwrap();
+    db.store
+        .upsert_employees(&emps, chrono::Utc::now())
+        .await
+        .unwrap();
     let punches: Vec<NewPunch> = ids
         .iter()
         .map(|e| punch(e, "2026-11-02T09:29:13+08:00"))
         .collect();
-    db.store.insert_punches(&punches).await.unwrap();
+    db.store
+        .insert_punches(&punches, chrono::Utc::now())
+        .await
+        .unwrap();
     let day = d("2026-11-02");
     let other = Store::open(&db.url).await.unwrap();
     let third = Store::open(&db.url).await.unwrap();
@@ -1106,10 +1164,13 @@ store_test!(concurrent_recomputes_do_not_double_the_ledger);
 async fn today_is_stored_provisional_without_ledger(db: &TestDb) {
     one_employee(db, "E001").await;
     db.store
-        .insert_punches(&[
-            punch("E001", "2026-11-02T08:20:00+08:00"),
-            punch("E001", "2026-11-03T08:20:00+08:00"),
-        ])
+        .insert_punches(
+            &[
+                punch("E001", "2026-11-02T08:20:00+08:00"),
+                punch("E001", "2026-11-03T08:20:00+08:00"),
+            ],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let day = d("2026-11-02");
@@ -1183,7 +1244,10 @@ async fn superseded_punch_leaves_classification_and_the_resent_one_counts(db: &T
     // correct re-sent punch carries the same one.
     shifted.event_id = Some("E001 2026-11-02 08:29:13".into());
     db.store
-        .insert_punches(&[shifted, punch("E001", "2026-11-02T17:31:02+08:00")])
+        .insert_punches(
+            &[shifted, punch("E001", "2026-11-02T17:31:02+08:00")],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let day = d("2026-11-02");
@@ -1247,13 +1311,16 @@ async fn superseded_punch_leaves_classification_and_the_resent_one_counts(db: &T
     correct.event_id = Some("E001 2026-11-02 08:29:13".into());
     let r = db
         .store
-        .insert_punches(std::slice::from_ref(&correct))
+        .insert_punches(std::slice::from_ref(&correct), chrono::Utc::now())
         .await
         .unwrap();
     assert!(matches!(r[0], Inserted::New(_)), "{r:?}");
     // Sent once more: now a duplicate of the correct punch.
     assert_eq!(
-        db.store.insert_punches(&[correct]).await.unwrap(),
+        db.store
+            .insert_punches(&[correct], chrono::Utc::now())
+            .await
+            .unwrap(),
         vec![Inserted::Duplicate]
     );
     db.store
@@ -1305,12 +1372,15 @@ async fn quarantine_prunes_garbage_never_unknown_employees_and_pages_in_sql(db: 
         received_at: Some(at),
     };
     db.store
-        .quarantine_many(&[
-            row(QuarantineKind::Undecodable, old, "old garbage"),
-            row(QuarantineKind::Summary, old, "old summary"),
-            row(QuarantineKind::Unknown, old, "old unknown employee"),
-            row(QuarantineKind::Undecodable, now, "new garbage"),
-        ])
+        .quarantine_many(
+            &[
+                row(QuarantineKind::Undecodable, old, "old garbage"),
+                row(QuarantineKind::Summary, old, "old summary"),
+                row(QuarantineKind::Unknown, old, "old unknown employee"),
+                row(QuarantineKind::Undecodable, now, "new garbage"),
+            ],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let n = db
@@ -1349,28 +1419,31 @@ async fn device_scoped_recpush_aliases_through_the_pipeline(db: &TestDb) {
     use attendd::source::{Received, Sink};
     use std::sync::Arc;
     db.store
-        .upsert_employees(&[
-            attendd::store::EmployeeRecord {
-                employee_id: "E001".into(),
-                name: "Leyla".into(),
-                team: "gate".into(),
-                supervisor: "S01".into(),
-                shift: None,
-                aliases: vec!["device:1026731:57".into()],
-                start_date: None,
-                end_date: None,
-            },
-            attendd::store::EmployeeRecord {
-                employee_id: "E002".into(),
-                name: "Deniz".into(),
-                team: "gate".into(),
-                supervisor: "S01".into(),
-                shift: None,
-                aliases: vec!["device:1026732:57".into()],
-                start_date: None,
-                end_date: None,
-            },
-        ])
+        .upsert_employees(
+            &[
+                attendd::store::EmployeeRecord {
+                    employee_id: "E001".into(),
+                    name: "Leyla".into(),
+                    team: "gate".into(),
+                    supervisor: "S01".into(),
+                    shift: None,
+                    aliases: vec!["device:1026731:57".into()],
+                    start_date: None,
+                    end_date: None,
+                },
+                attendd::store::EmployeeRecord {
+                    employee_id: "E002".into(),
+                    name: "Deniz".into(),
+                    team: "gate".into(),
+                    supervisor: "S01".into(),
+                    shift: None,
+                    aliases: vec!["device:1026732:57".into()],
+                    start_date: None,
+                    end_date: None,
+                },
+            ],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     let mut sources = std::collections::HashMap::new();

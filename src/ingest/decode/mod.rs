@@ -4,7 +4,7 @@
 //! §2 Hikvision ISAPI, §3 Dahua, §4.1 RecPush, §4.2 Double Take, §4.4 DIY
 //! card readers, §5 serial lines), selected by the decoder names of
 //! `interfaces.md` ("MQTT (terminals → daemon)", "Serial") that
-//! [`crate::config::DECODERS`] lists.
+//! [`Decoder::NAMES`] lists.
 //!
 //! Every decoder is a pure function of the bytes and a [`DecodeContext`]:
 //! no I/O, no clock reads (the arrival time is an argument), and no panic on
@@ -28,9 +28,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Duration, Utc};
 
 pub mod card_line;
 pub mod dahua;
@@ -39,6 +37,7 @@ pub mod hik_isapi;
 pub mod json;
 pub mod recpush;
 pub mod stx_etx;
+mod types;
 pub mod uniview;
 mod value;
 pub mod zk_attlog;
@@ -50,339 +49,13 @@ pub use double_take::DoubleTakeOptions;
 pub use hik_isapi::HikOptions;
 pub use json::{CardRadix, JsonFields, JsonWhen};
 pub use stx_etx::FrameSplitter;
+pub use types::{
+    DecodeContext, DecodeError, Decoded, DecodedPunch, DedupeKey, Identity, Ignored, LineError,
+    PunchKind, Verify,
+};
 pub use zk_attlog::{ZkLayout, ZkOptions};
 
-/// What a decoder knows besides the bytes: where they came from and when.
-#[derive(Clone, Copy, Debug)]
-pub struct DecodeContext<'a> {
-    /// The device's configured IANA zone; local wall times on the wire are
-    /// read in it (`devices.md` §6 "Timezone").
-    pub device_tz: Tz,
-    /// When the bytes arrived; the punch time of formats that carry none
-    /// (serial card readers).
-    pub received_at: DateTime<Utc>,
-    /// The MQTT topic the payload came on, when it came over MQTT.
-    pub topic: Option<&'a str>,
-    /// The device id the source knows (a ZKTeco serial number from the
-    /// query string, a serial port's or import's configured id). It wins
-    /// over what a vendor payload or topic implies (MAC address, camera,
-    /// `facesluiceId`, `attlog.dat` machine number, topic level); only the
-    /// generic `json` payload's own `device_id` field wins over it.
-    pub device_id: Option<&'a str>,
-}
-
-impl<'a> DecodeContext<'a> {
-    /// A context with no topic and no device id.
-    pub fn new(device_tz: Tz, received_at: DateTime<Utc>) -> Self {
-        DecodeContext {
-            device_tz,
-            received_at,
-            topic: None,
-            device_id: None,
-        }
-    }
-
-    /// The same context with an MQTT topic.
-    pub fn with_topic(self, topic: &'a str) -> Self {
-        DecodeContext {
-            topic: Some(topic),
-            ..self
-        }
-    }
-
-    /// The same context with a known device id.
-    pub fn with_device(self, device_id: &'a str) -> Self {
-        DecodeContext {
-            device_id: Some(device_id),
-            ..self
-        }
-    }
-}
-
-/// Who punched, as the terminal names them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Identity {
-    /// An employee id as HR writes it (always text, leading zeros kept).
-    Employee(String),
-    /// A card number in [`canonical_card`] form, a face-match name or a
-    /// device-local person id; resolved later through employee aliases.
-    Alias(String),
-}
-
-impl Identity {
-    /// The id or alias text.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Identity::Employee(s) | Identity::Alias(s) => s,
-        }
-    }
-}
-
-/// The punch state a terminal reports (`devices.md` §6 "Punch state codes").
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PunchKind {
-    /// Start of work.
-    CheckIn,
-    /// End of work.
-    CheckOut,
-    /// Start of a break.
-    BreakOut,
-    /// End of a break.
-    BreakIn,
-    /// Start of overtime.
-    OtIn,
-    /// End of overtime.
-    OtOut,
-    /// The terminal did not say (the common case): the engine infers
-    /// first-in / last-out.
-    #[default]
-    Unspecified,
-}
-
-impl PunchKind {
-    /// The name stored with a punch (`punches.direction`), `None` for
-    /// [`PunchKind::Unspecified`].
-    pub fn state(self) -> Option<&'static str> {
-        match self {
-            PunchKind::CheckIn => Some("check_in"),
-            PunchKind::CheckOut => Some("check_out"),
-            PunchKind::BreakOut => Some("break_out"),
-            PunchKind::BreakIn => Some("break_in"),
-            PunchKind::OtIn => Some("ot_in"),
-            PunchKind::OtOut => Some("ot_out"),
-            PunchKind::Unspecified => None,
-        }
-    }
-}
-
-/// How the person was verified (`devices.md` §6 "Verify method ≠
-/// configured mode"). Vendor codes that have no arm here are kept raw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verify {
-    /// The payload does not say.
-    Unknown,
-    /// Any/automatic (ZKTeco 0).
-    Any,
-    /// Fingerprint.
-    Fingerprint,
-    /// User id typed on the keypad.
-    UserId,
-    /// Password.
-    Password,
-    /// Card.
-    Card,
-    /// Face.
-    Face,
-    /// Palm.
-    Palm,
-    /// QR code.
-    Qr,
-    /// A vendor code without an arm here (ZKTeco `Verify`, Hikvision minor,
-    /// Dahua `Method`), kept as sent.
-    Other(u32),
-}
-
-/// One punch read from the wire, not yet attributed to an employee.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodedPunch {
-    /// Who.
-    pub identity: Identity,
-    /// When, as an instant.
-    pub at: DateTime<Utc>,
-    /// The wall-clock time the device wrote, when it wrote one (kept beside
-    /// `at` so a wrong zone can be found and fixed later).
-    pub device_local: Option<NaiveDateTime>,
-    /// The terminal, when known.
-    pub device_id: Option<String>,
-    /// The natural per-device key, when the format has one.
-    pub event_id: Option<String>,
-    /// Punch state.
-    pub kind: PunchKind,
-    /// Verification method.
-    pub verify: Verify,
-    /// True for history dumps and re-sent records (late, possibly already
-    /// stored); they are still punches.
-    pub replay: bool,
-}
-
-/// The key the store dedupes a punch on (`interfaces.md`, "MQTT
-/// (terminals → daemon)"; [`crate::store::NewPunch::dedupe_key`]): the
-/// device's own record key with who and when, when the format has one, else
-/// who, when and where. A record key is never a key alone: Hikvision
-/// `serialNo`, Dahua `RecNo` and RecPush `RecordID` are per-device counters
-/// that restart after a reset or a firmware update, and Dahua uploads carry
-/// no device id, so two terminals' records with one `RecNo` would collide
-/// (issue 11, defect 3).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DedupeKey {
-    /// (device_id, event_id, identity, time).
-    Event {
-        /// The terminal, when known.
-        device_id: Option<String>,
-        /// Its record key.
-        event_id: String,
-        /// Who.
-        identity: Identity,
-        /// When.
-        at: DateTime<Utc>,
-    },
-    /// (identity, time, device_id).
-    Punch {
-        /// Who.
-        identity: Identity,
-        /// When.
-        at: DateTime<Utc>,
-        /// The terminal, when known.
-        device_id: Option<String>,
-    },
-}
-
-impl DecodedPunch {
-    /// The key re-sent copies of this punch share.
-    pub fn dedupe_key(&self) -> DedupeKey {
-        match &self.event_id {
-            Some(event_id) => DedupeKey::Event {
-                device_id: self.device_id.clone(),
-                event_id: event_id.clone(),
-                identity: self.identity.clone(),
-                at: self.at,
-            },
-            None => DedupeKey::Punch {
-                identity: self.identity.clone(),
-                at: self.at,
-                device_id: self.device_id.clone(),
-            },
-        }
-    }
-
-    /// How far the device clock is from the arrival time (punch time minus
-    /// arrival; positive means the device runs ahead), for live punches of
-    /// formats that carry a device time. `None` for replays (late by
-    /// nature) and for punches stamped on arrival.
-    pub fn clock_skew(&self, received_at: DateTime<Utc>) -> Option<Duration> {
-        (!self.replay && self.at != received_at).then(|| self.at - received_at)
-    }
-}
-
-/// A well-formed event that is not a punch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ignored {
-    /// 1-based line, frame or event number inside a multi-record body.
-    pub line: Option<usize>,
-    /// Why it is not a punch, e.g. `heartbeat`.
-    pub reason: String,
-}
-
-/// A record of a multi-record body that could not be read; the other
-/// records were kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LineError {
-    /// 1-based line, frame or event number.
-    pub line: usize,
-    /// The record as received (lossily decoded, capped), for quarantine.
-    pub text: String,
-    /// Why.
-    pub error: DecodeError,
-}
-
-/// What one payload contained.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Decoded {
-    /// The punches, in payload order.
-    pub punches: Vec<DecodedPunch>,
-    /// Events that are not punches.
-    pub ignored: Vec<Ignored>,
-    /// Records that could not be read (multi-record bodies: ATTLOG and card
-    /// lines, serial frames, Dahua parts, events and records, Hikvision
-    /// search results).
-    pub line_errors: Vec<LineError>,
-    /// Things worth a log line that did not stop decoding (e.g. Dahua `UTC`
-    /// disagreeing with `LocaleTime`).
-    pub warnings: Vec<String>,
-}
-
-impl Decoded {
-    fn ignore(&mut self, reason: impl Into<String>) {
-        self.ignored.push(Ignored {
-            line: None,
-            reason: reason.into(),
-        });
-    }
-
-    /// A multi-record body in which nothing but errors was found is an
-    /// error as a whole (its first error), so garbage is quarantined.
-    fn or_first_error(mut self) -> Result<Decoded, DecodeError> {
-        if self.punches.is_empty() && self.ignored.is_empty() && !self.line_errors.is_empty() {
-            let first = self.line_errors.swap_remove(0);
-            return Err(DecodeError::Line {
-                line: first.line,
-                error: Box::new(first.error),
-            });
-        }
-        Ok(self)
-    }
-}
-
-/// Why a payload could not be decoded. Messages are lowercase and name the
-/// wire field.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The payload is not JSON where JSON is expected.
-    #[error("not JSON: {0}")]
-    NotJson(String),
-    /// A required field is absent or empty.
-    #[error("field {field:?}: missing")]
-    Missing {
-        /// Wire name (dotted path) of the field.
-        field: String,
-    },
-    /// A field holds a value the decoder cannot read.
-    #[error("field {field:?}: {value:?} {why}")]
-    Invalid {
-        /// Wire name (dotted path) of the field.
-        field: String,
-        /// The value as received (capped).
-        value: String,
-        /// What is wrong, e.g. `is not YYYY-MM-DD HH:MM:SS`.
-        why: String,
-    },
-    /// A serial frame's checksum does not match its data.
-    #[error("frame {frame:?}: checksum {found:02X} but the data XOR is {computed:02X}")]
-    Checksum {
-        /// The frame's ASCII payload.
-        frame: String,
-        /// Checksum the frame carries.
-        found: u8,
-        /// Checksum computed from the data.
-        computed: u8,
-    },
-    /// A time before 2000-01-01 or after 2100-12-31: the terminal's clock
-    /// was never set (it counts from 1970 or from boot) or is far off.
-    #[error("field {field:?}: {value:?}: terminal clock not set (outside 2000-01-01 … 2100-12-31)")]
-    ClockNotSet {
-        /// Wire name (dotted path) of the field.
-        field: String,
-        /// The value as received (capped).
-        value: String,
-    },
-    /// The bytes do not have the shape this decoder reads.
-    #[error("{0}")]
-    Unrecognised(String),
-    /// The only records of a multi-record body failed; the first one's
-    /// error.
-    #[error("line {line}: {error}")]
-    Line {
-        /// 1-based line (or frame) number.
-        line: usize,
-        /// Why.
-        error: Box<DecodeError>,
-    },
-}
-
-/// A decoder chosen by name (one of [`crate::config::DECODERS`]) with its
+/// A decoder chosen by name (one of [`Decoder::NAMES`]) with its
 /// options.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decoder {
@@ -411,7 +84,7 @@ pub enum Decoder {
 /// A decoder name or its options were not understood.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecoderConfigError {
-    /// The name is not one of [`crate::config::DECODERS`].
+    /// The name is not one of [`Decoder::NAMES`].
     #[error("unknown decoder {0:?}")]
     Unknown(String),
     /// The options table does not fit the decoder.
@@ -425,6 +98,24 @@ pub enum DecoderConfigError {
 }
 
 impl Decoder {
+    /// Every decoder name, in the order error messages list them. A new
+    /// decoder is one module and one variant of [`Decoder`], registered
+    /// here: its name in this list, in [`Decoder::with_options`] and
+    /// [`Decoder::name`], its `decode` in `decode_raw` (a test checks that
+    /// every name builds the decoder of that name).
+    pub const NAMES: &[&str] = &[
+        "json",
+        "recpush",
+        "hik-isapi",
+        "double-take",
+        "zk-attlog",
+        "dahua",
+        "card-line",
+        "stx-etx",
+        "zk-rtlog",
+        "uniview",
+    ];
+
     /// The decoder of that name with default options.
     pub fn from_name(name: &str) -> Result<Decoder, DecoderConfigError> {
         Decoder::with_options(name, &toml::Table::new())
@@ -510,21 +201,48 @@ impl Decoder {
     }
 }
 
+/// Longest device id, event id or identity a punch may carry, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
 /// Moves punches stamped outside the plausible range into the record
 /// errors (issue 11, defect 4). Decoders already refuse such times where
 /// they parse them; this catches times made another way (an arrival stamp
 /// from a daemon whose own clock is wrong, an offset applied to a local
 /// time).
+///
+/// Also refuses identifiers longer than [`MAX_ID_BYTES`] (a device id,
+/// event id or identity is a key in the store and a label in logs: a
+/// payload cannot make them megabytes long).
 fn clock_check(mut d: Decoded) -> Result<Decoded, DecodeError> {
-    if d.punches
-        .iter()
-        .all(|p| value::plausible(p.at.naive_utc()) && p.device_local.is_none_or(value::plausible))
-    {
+    let plausible = |p: &DecodedPunch| {
+        value::plausible(p.at.naive_utc()) && p.device_local.is_none_or(value::plausible)
+    };
+    let too_long = |p: &DecodedPunch| {
+        [
+            p.device_id.as_deref(),
+            p.event_id.as_deref(),
+            Some(p.identity.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|s| s.len() > MAX_ID_BYTES)
+    };
+    if d.punches.iter().all(|p| plausible(p) && !too_long(p)) {
         return Ok(d);
     }
     let punches = std::mem::take(&mut d.punches);
     for (i, p) in punches.into_iter().enumerate() {
-        if value::plausible(p.at.naive_utc()) && p.device_local.is_none_or(value::plausible) {
+        if too_long(&p) {
+            d.line_errors.push(LineError {
+                line: i + 1,
+                text: value::cap(p.identity.as_str()),
+                error: DecodeError::Invalid {
+                    field: "device_id/event_id/identity".into(),
+                    value: value::cap(p.device_id.as_deref().unwrap_or("")),
+                    why: format!("is longer than {MAX_ID_BYTES} bytes"),
+                },
+            });
+        } else if plausible(&p) {
             d.punches.push(p);
         } else {
             let shown = match p.device_local {
@@ -645,6 +363,7 @@ pub(crate) mod testkit {
     //! Shared test helpers.
     use super::*;
     use chrono::TimeZone;
+    use chrono_tz::Tz;
 
     /// Istanbul is +03:00 all year: the zone of the `devices.md` samples.
     pub const IST: Tz = chrono_tz::Europe::Istanbul;
@@ -735,6 +454,23 @@ mod tests {
             .decode(b"0C8707\r", &early)
             .unwrap_err();
         assert!(e.to_string().contains("terminal clock not set"), "{e}");
+    }
+
+    /// A device id, event id or identity of megabytes is a record error,
+    /// not a store key or a log label.
+    #[test]
+    fn overlong_identifiers_are_record_errors() {
+        let c = cx(IST);
+        let d = Decoder::from_name("json").unwrap();
+        let ok = r#"{"employee_id":"1043","time":"2025-03-04T08:57:12Z","device_id":"gate-1"}"#;
+        assert_eq!(d.decode(ok.as_bytes(), &c).unwrap().punches.len(), 1);
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        for payload in [ok.replace("gate-1", &long), ok.replace("1043", &long)] {
+            let e = d.decode(payload.as_bytes(), &c).unwrap_err();
+            assert!(e.to_string().contains("longer than 128 bytes"), "{e}");
+        }
+        let edge = ok.replace("gate-1", &"x".repeat(MAX_ID_BYTES));
+        assert_eq!(d.decode(edge.as_bytes(), &c).unwrap().punches.len(), 1);
     }
 
     #[test]

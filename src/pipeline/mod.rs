@@ -24,48 +24,20 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub mod replay;
+
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
-use crate::ingest::decode::{DecodeContext, Decoder, Identity, canonical_card};
+use crate::ingest::decode::{DecodeContext, Identity, canonical_card};
 use crate::metrics::Metrics;
 use crate::service::Heartbeat;
+pub use crate::source::SourceDecoding;
+pub use crate::source::pull::PullAck;
 use crate::source::{Received, Sink, SinkError};
 use crate::store::{EmployeeRecord, Inserted, NewPunch, NewQuarantine, QuarantineKind, Store};
-
-/// How one source's messages are decoded.
-#[derive(Debug)]
-pub struct SourceDecoding {
-    /// The decoder.
-    pub decoder: Decoder,
-    /// Zone of the devices' local times.
-    pub tz: Tz,
-    /// The decoder's options as configured (kept, as JSON, with quarantined payloads
-    /// so that `attendd quarantine replay` decodes them the same way).
-    pub options: toml::Table,
-}
-
-impl SourceDecoding {
-    /// What a quarantine row of this source keeps for a replay.
-    pub fn replay_info(
-        &self,
-        source: &str,
-        topic: Option<&str>,
-        device: Option<&str>,
-    ) -> crate::store::ReplayInfo {
-        crate::store::ReplayInfo {
-            pipeline_source: source.to_string(),
-            topic: topic.map(str::to_string),
-            decoder: self.decoder.name().to_string(),
-            decoder_options: serde_json::to_string(&self.options).unwrap_or_default(),
-            device_id: device.map(str::to_string),
-            timezone: self.tz.name().to_string(),
-        }
-    }
-}
 
 /// Who the employees are, as the pipeline resolves identities: the ids HR
 /// imported and every alias (card numbers, face-match names, device-scoped
@@ -154,14 +126,14 @@ const MAX_RECOMPUTE_WAIT: Duration = Duration::from_secs(600);
 #[derive(Debug)]
 pub struct Pipeline {
     store: Store,
-    policy: RwLock<Arc<Policy>>,
+    policies: RwLock<Arc<crate::policy::Policies>>,
     sources: HashMap<Arc<str>, SourceDecoding>,
     directory: RwLock<Directory>,
     dirty: Mutex<BTreeMap<String, (NaiveDate, NaiveDate)>>,
     metrics: Arc<Metrics>,
     heartbeat: Heartbeat,
     max_future_skew: chrono::Duration,
-    drift: Arc<crate::scheduler::DriftBoard>,
+    drift: Arc<DriftBoard>,
     /// Device id of sources that stand for one terminal (a ZKTeco push
     /// terminal's serial number); it wins over what the payload implies.
     devices: HashMap<Arc<str>, String>,
@@ -244,7 +216,7 @@ impl Pipeline {
     /// A pipeline over `store` for the given sources.
     pub async fn new(
         store: Store,
-        policy: Arc<Policy>,
+        policies: impl crate::policy::PolicySet,
         sources: HashMap<Arc<str>, SourceDecoding>,
         metrics: Arc<Metrics>,
         max_future_skew: chrono::Duration,
@@ -252,7 +224,7 @@ impl Pipeline {
         let emps = store.employees().await?;
         Ok(Pipeline {
             store,
-            policy: RwLock::new(policy),
+            policies: RwLock::new(Arc::new(policies.as_policies().into_owned())),
             sources,
             directory: RwLock::new(Directory::new(&emps)),
             dirty: Mutex::new(BTreeMap::new()),
@@ -270,22 +242,28 @@ impl Pipeline {
         })
     }
 
-    /// The policy in force.
+    /// The default policy in force.
     pub fn policy(&self) -> Arc<Policy> {
-        self.policy
+        self.policies().default_arc()
+    }
+
+    /// The site's policies in force (the default and the groups).
+    pub fn policies(&self) -> Arc<crate::policy::Policies> {
+        self.policies
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    /// Replaces the policy (SIGHUP); days are re-classified with it as
-    /// punches arrive, and `attendd recompute` re-classifies the past.
-    pub fn swap_policy(&self, policy: Arc<Policy>) {
-        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
+    /// Replaces the policies, all at once (SIGHUP); days are re-classified
+    /// with them as punches arrive, and `attendd recompute` re-classifies
+    /// the past.
+    pub fn swap_policy(&self, policies: Arc<crate::policy::Policies>) {
+        *self.policies.write().unwrap_or_else(|e| e.into_inner()) = policies;
     }
 
     /// Terminals seen with clocks running ahead, for the scheduler.
-    pub fn drift(&self) -> Arc<crate::scheduler::DriftBoard> {
+    pub fn drift(&self) -> Arc<DriftBoard> {
         self.drift.clone()
     }
 
@@ -379,8 +357,8 @@ impl Pipeline {
         if dirty.is_empty() {
             return Ok(0);
         }
-        let policy = self.policy();
-        let today = to_local(policy.tz, now).date_naive();
+        let policies = self.policies();
+        let today = to_local(policies.default_policy().tz, now).date_naive();
         let result = async {
             let start = self
                 .store
@@ -399,7 +377,7 @@ impl Pipeline {
                 let r = self
                     .store
                     .recompute(
-                        &policy,
+                        &policies,
                         Some(&ids),
                         from,
                         to,
@@ -537,20 +515,9 @@ struct Prepared<'b> {
     punch_sources: Vec<&'b str>,
     quarantine: Vec<NewQuarantine>,
     last_seen: HashMap<String, DateTime<Utc>>,
-}
-
-/// Where a pull source has read up to, stored with the punches it covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PullAck<'a> {
-    /// The configured source, e.g. `hik_pull[0]`.
-    pub source: &'a str,
-    /// The terminal's serial number: the device id of every punch read.
-    pub device: &'a str,
-    /// The cursor after this batch (opaque to the store).
-    pub cursor: &'a str,
-    /// Appended to the terminal's event ids (`48211~1`) after it reset its
-    /// counter, so that reused numbers are not taken for stored events.
-    pub event_suffix: Option<&'a str>,
+    /// Ignored events, counted once the batch is committed (a failed
+    /// commit is read or sent again and would count them twice).
+    ignored: IgnoredTally<'b>,
 }
 
 impl Pipeline {
@@ -766,12 +733,12 @@ impl Pipeline {
             }
         }
         let quarantine = quarantine.finish();
-        self.count_ignored(ignored);
         Prepared {
             punches,
             punch_sources,
             quarantine,
             last_seen,
+            ignored,
         }
     }
 
@@ -786,21 +753,30 @@ impl Pipeline {
             punch_sources,
             quarantine,
             last_seen,
+            ignored,
         } = prepared;
         let started = std::time::Instant::now();
         let written = async {
             if let Some(ack) = pull {
-                self.store.quarantine_many(&quarantine).await?;
                 self.store
-                    .insert_punches_with_cursor(&punches, ack.source, ack.device, ack.cursor)
+                    .store_pull_read(
+                        &punches,
+                        &quarantine,
+                        ack.source,
+                        ack.device,
+                        ack.cursor,
+                        Utc::now(),
+                    )
                     .await
             } else {
                 let outcomes = if punches.is_empty() {
                     Vec::new()
                 } else {
-                    self.store.insert_punches(&punches).await?
+                    self.store
+                        .insert_punches(&punches, chrono::Utc::now())
+                        .await?
                 };
-                self.store.quarantine_many(&quarantine).await?;
+                self.store.quarantine_many(&quarantine, Utc::now()).await?;
                 Ok::<_, crate::store::StoreError>(outcomes)
             }
         }
@@ -816,6 +792,7 @@ impl Pipeline {
             self.metrics.add("attendd_store_errors_total", &[], 1.0);
             SinkError(e.to_string())
         })?;
+        self.count_ignored(ignored);
         self.metrics.observe_commit(started.elapsed().as_secs_f64());
         self.metrics.add("attendd_store_commits_total", &[], 1.0);
         let mut counts: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
@@ -857,11 +834,56 @@ impl Pipeline {
     }
 }
 
+impl crate::source::pull::PullSink for Pipeline {
+    fn commit_pull<'a>(
+        &'a self,
+        batch: &'a [Received],
+        ack: &'a PullAck<'a>,
+    ) -> crate::source::pull::BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(Pipeline::commit_pull(self, batch, ack))
+    }
+
+    fn pull_cursor<'a>(
+        &'a self,
+        source: &'a str,
+        device: &'a str,
+    ) -> crate::source::pull::BoxFuture<'a, Result<Option<String>, SinkError>> {
+        Box::pin(Pipeline::pull_cursor(self, source, device))
+    }
+}
+
 impl Sink for Pipeline {
     async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
         self.wait_stall(batch.len()).await;
         let prepared = self.prepare(batch, None, None);
         self.store_prepared(batch, prepared, None).await
+    }
+}
+
+/// Terminals whose clock was seen running ahead: device → (when, seconds).
+/// The pipeline writes it; the scheduler turns it into alerts.
+#[derive(Debug, Default)]
+pub struct DriftBoard(Mutex<HashMap<String, (DateTime<Utc>, i64)>>);
+
+impl DriftBoard {
+    /// Records a punch from `device` stamped `skew_secs` ahead at `at`.
+    pub fn flag(&self, device: &str, at: DateTime<Utc>, skew_secs: i64) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(device.to_string(), (at, skew_secs));
+    }
+
+    /// Devices flagged at or after `since`; older flags are forgotten (the
+    /// keys come from payloads, so the board must not grow for ever).
+    pub fn since(&self, since: DateTime<Utc>) -> Vec<(String, DateTime<Utc>, i64)> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|_, (at, _)| *at >= since);
+        let mut v: Vec<_> = m
+            .iter()
+            .filter(|(_, (at, _))| *at >= since)
+            .map(|(d, (at, s))| (d.clone(), *at, *s))
+            .collect();
+        v.sort();
+        v
     }
 }
 

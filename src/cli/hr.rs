@@ -14,12 +14,13 @@ use chrono::{NaiveDate, Utc};
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::{EntryKind, HrError, ManualRequest};
+use super::store::Common;
 use crate::config;
+use crate::dates::parse_month;
 use crate::domain::Points;
 use crate::domain::time::to_local;
 use crate::export::{Lang, View};
-use crate::store::cmd::{Common, parse_month};
+use crate::hr::{EntryKind, HrError, ManualRequest};
 use crate::store::{Store, StoreError};
 
 /// HR's commands, flattened into the top-level command list.
@@ -265,19 +266,21 @@ async fn dispatch(cmd: HrCommand, out: &mut dyn Write) -> Result<(), CmdError> {
     let path = config::config_path(common.config.as_deref());
     let cfg = config::load_for_commands(&path).map_err(|e| CmdError::Input(e.to_string()))?;
     let store = Store::open(&cfg.store_url).await?;
-    let r = run_one(cmd, &cfg.policy, &store, common.json, out).await;
+    let r = run_one(cmd, &cfg.policies, &store, common.json, out).await;
     store.close().await;
     r
 }
 
+// Over 150 lines: one arm per HR command, each parse → `hr` call → print.
 async fn run_one(
     cmd: HrCommand,
-    policy: &crate::domain::policy::Policy,
+    policies: &crate::policy::Policies,
     store: &Store,
     json_out: bool,
     out: &mut dyn Write,
 ) -> Result<(), CmdError> {
     let now = Utc::now();
+    let policy = policies.default_policy();
     let emit = |out: &mut dyn Write, v: serde_json::Value, text: String| -> io::Result<()> {
         if json_out {
             writeln!(out, "{v}")
@@ -286,16 +289,16 @@ async fn run_one(
         }
     };
     match cmd {
-        HrCommand::Deduct(a) => manual(policy, store, a, EntryKind::Deduction, &emit, out).await,
-        HrCommand::Bonus(a) => manual(policy, store, a, EntryKind::Bonus, &emit, out).await,
+        HrCommand::Deduct(a) => manual(policies, store, a, EntryKind::Deduction, &emit, out).await,
+        HrCommand::Bonus(a) => manual(policies, store, a, EntryKind::Bonus, &emit, out).await,
         HrCommand::Correct(a) => {
             let time = crate::input::LocalTimes::new(policy.tz)
                 .parse(&a.time)
                 .map_err(|e| CmdError::Input(format!("--time: {e}")))?;
             let by = actor(a.by);
-            let o = super::record_correction(
+            let o = crate::hr::record_correction(
                 store,
-                policy,
+                policies,
                 &a.employee,
                 time,
                 &a.reason,
@@ -325,7 +328,8 @@ async fn run_one(
         }
         HrCommand::Appeal(a) => match a.what {
             AppealCommand::File { entry, reason, by } => {
-                let ap = super::file_appeal(store, policy, entry, &reason, &actor(by), now).await?;
+                let ap = crate::hr::file_appeal(store, policies, entry, &reason, &actor(by), now)
+                    .await?;
                 emit(
                     out,
                     json!(ap),
@@ -339,7 +343,7 @@ async fn run_one(
                 answer,
                 by,
             } => {
-                let ap = super::answer_appeal(
+                let ap = crate::hr::answer_appeal(
                     store,
                     id,
                     decision == Decision::Upheld,
@@ -364,7 +368,7 @@ async fn run_one(
                 Ok(())
             }
             AppealCommand::List { status } => {
-                let rows = super::list_appeals(store, policy, status.as_deref(), now)
+                let rows = crate::hr::list_appeals(store, policies, status.as_deref(), now)
                     .await
                     .map_err(|e| match e {
                         HrError::Invalid { why, .. } => CmdError::Input(format!("--status: {why}")),
@@ -399,8 +403,8 @@ async fn run_one(
             }
         },
         HrCommand::Year(a) => {
-            let year = super::year::parse_year(&a.year)?;
-            for r in super::year::year_results(store, policy, year).await? {
+            let year = crate::hr::year::parse_year(&a.year)?;
+            for r in crate::hr::year::year_results(store, policies, year).await? {
                 emit(
                     out,
                     json!(r),
@@ -428,13 +432,13 @@ async fn run_one(
             lang,
             ..
         }) => {
-            let year = super::year::parse_year(&y)?;
+            let year = crate::hr::year::parse_year(&y)?;
             if format != Format::Xlsx {
                 return Err(CmdError::Input(
                     "--format: a year is exported as xlsx only".into(),
                 ));
             }
-            let rows = super::year::year_results(store, policy, year).await?;
+            let rows = crate::hr::year::year_results(store, policies, year).await?;
             let bytes = crate::export::year_xlsx(policy, year, &rows, lang)
                 .map_err(|e| CmdError::Output(io::Error::other(e)))?;
             std::fs::write(&output, &bytes)
@@ -455,7 +459,9 @@ async fn run_one(
             let Some(month) = a.month else {
                 return Err(CmdError::Input("--month or --year is required".into()));
             };
-            let data = super::month_data(store, policy, month, |_| true).await?;
+            let data = crate::hr::month_data(store, policies, month, |_| true).await?;
+            // Several policies: every group's categories and rules.
+            let policy = &policies.for_display();
             let bytes = match a.format {
                 Format::Csv => crate::export::csv(policy, &data, a.view, a.lang)
                     .map_err(|e| CmdError::Output(io::Error::other(e)))?,
@@ -485,14 +491,14 @@ async fn run_one(
 type Emit<'a> = dyn Fn(&mut dyn Write, serde_json::Value, String) -> io::Result<()> + 'a;
 
 async fn manual(
-    policy: &crate::domain::policy::Policy,
+    policy: &crate::policy::Policies,
     store: &Store,
     a: ManualArgs,
     kind: EntryKind,
     emit: &Emit<'_>,
     out: &mut dyn Write,
 ) -> Result<(), CmdError> {
-    let e = super::record_manual(
+    let e = crate::hr::record_manual(
         store,
         policy,
         &ManualRequest {

@@ -12,6 +12,9 @@ use clap::{Parser, Subcommand};
 
 use crate::evaluate::{self, EvaluateError, Outcome};
 
+pub mod hr;
+pub mod store;
+
 /// attendd: time and attendance for face-recognition terminals.
 #[derive(Debug, Parser)]
 #[command(name = "attendd", version, about, long_about = None, propagate_version = true)]
@@ -51,10 +54,10 @@ pub enum Command {
     /// The store commands: import, punches, day, summary, employee, month,
     /// quarantine, recompute, publish.
     #[command(flatten)]
-    Store(crate::store::cmd::StoreCommand),
+    Store(store::StoreCommand),
     /// HR's commands: deduct, bonus, correct, appeal, export.
     #[command(flatten)]
-    Hr(crate::hr::cmd::HrCommand),
+    Hr(hr::HrCommand),
     /// Ask a pulled terminal directly (its user list).
     #[command(subcommand)]
     Terminal(crate::source::pull::TerminalCommand),
@@ -289,8 +292,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Evaluate(a) => run_evaluate(a, &mut out, &mut err),
         Command::CheckConfig(a) => run_check_config(a, &mut out, &mut err),
         Command::Simulate(a) => run_simulate(a, &mut out, &mut err),
-        Command::Store(c) => crate::store::cmd::run(c, &mut out, &mut err),
-        Command::Hr(c) => crate::hr::cmd::run(c, &mut out, &mut err),
+        Command::Store(c) => store::run(c, &mut out, &mut err),
+        Command::Hr(c) => hr::run(c, &mut out, &mut err),
         Command::Terminal(c) => crate::source::pull::run_terminal(c, &mut out, &mut err),
         Command::Completions(a) => {
             write_completions(a.shell, &mut out);
@@ -526,6 +529,10 @@ fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write
             let _ = writeln!(out, "{}: ok", path.display());
             let _ = writeln!(out, "policy: {}", c.policy_path.display());
             let _ = describe_policy(&c.policy, out);
+            for (i, (id, file)) in c.group_paths.iter().enumerate() {
+                let _ = writeln!(out, "policy group {id}: {}", file.display());
+                let _ = describe_policy(c.policies.get(i + 1), out);
+            }
             let _ = writeln!(out, "store: {}", redact(&c.store_url));
             for m in &c.sources.mqtt {
                 let _ = writeln!(

@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+pub mod pull;
+pub mod push;
+pub mod token;
+
 use crate::domain::policy::Policy;
 use crate::policy::PolicyError;
 
@@ -20,19 +24,9 @@ use crate::policy::PolicyError;
 /// `$ATTENDD_CONFIG`, else this path.
 pub const DEFAULT_CONFIG: &str = "/etc/attendd/attendd.toml";
 
-/// The decoders `[[source.*]] decoder` may name (`interfaces.md`).
-pub const DECODERS: &[&str] = &[
-    "json",
-    "recpush",
-    "hik-isapi",
-    "double-take",
-    "zk-attlog",
-    "dahua",
-    "card-line",
-    "stx-etx",
-    "zk-rtlog",
-    "uniview",
-];
+/// The decoders `[[source.*]] decoder` may name (`interfaces.md`): those
+/// registered in [`crate::ingest::decode::Decoder`].
+pub const DECODERS: &[&str] = crate::ingest::decode::Decoder::NAMES;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -239,6 +233,20 @@ impl Default for RawIngest {
 pub struct RawPolicyRef {
     /// Policy file; relative to the config file's folder.
     pub file: PathBuf,
+    /// `[[policy.group]]`: further policies employees.csv's `policy`
+    /// column picks by id (policy.md, "Several rule sets on one site").
+    #[serde(default)]
+    pub group: Vec<RawPolicyGroup>,
+}
+
+/// `[[policy.group]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicyGroup {
+    /// The id employees.csv's `policy` column names.
+    pub id: String,
+    /// Policy file; relative to the config file's folder.
+    pub file: PathBuf,
 }
 
 /// `[store]`.
@@ -287,19 +295,19 @@ pub struct RawSources {
     pub serial: Vec<RawSerial>,
     /// ZKTeco PUSH/ADMS listeners.
     #[serde(default)]
-    pub zk_push: Vec<crate::source::push::RawZkPush>,
+    pub zk_push: Vec<push::RawZkPush>,
     /// Hikvision/Dahua event upload listeners.
     #[serde(default)]
-    pub hik_http: Vec<crate::source::push::RawHikHttp>,
+    pub hik_http: Vec<push::RawHikHttp>,
     /// ZKTeco terminals read over their own protocol (port 4370).
     #[serde(default)]
-    pub zk_pull: Vec<crate::source::zk_pull::RawZkPull>,
+    pub zk_pull: Vec<pull::RawZkPull>,
     /// Hikvision terminals read over ISAPI.
     #[serde(default)]
-    pub hik_pull: Vec<crate::source::hik_pull::RawHikPull>,
+    pub hik_pull: Vec<pull::RawHikPull>,
     /// Dahua access controllers read over their CGI.
     #[serde(default)]
-    pub dahua_pull: Vec<crate::source::dahua_pull::RawDahuaPull>,
+    pub dahua_pull: Vec<pull::RawDahuaPull>,
 }
 
 /// `[[source.mqtt]]`.
@@ -394,6 +402,11 @@ pub struct RawMqttUser {
     /// `ATTENDD_MQTT_GATE_1`.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Terminals only: the topics (MQTT filters) this terminal may publish
+    /// to, e.g. `["mqtt/face/1026731/#"]`, so that one terminal's password
+    /// cannot publish as another; default any punch topic.
+    #[serde(default)]
+    pub topics: Vec<String>,
 }
 
 impl std::fmt::Debug for RawMqttUser {
@@ -534,8 +547,12 @@ pub struct RawHttp {
     pub max_connections: usize,
 }
 
+/// `[http] max_connections` when not set (the listener's own default,
+/// [`crate::http::DEFAULT_MAX_CONNECTIONS`], is the same number).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
 fn default_max_connections() -> usize {
-    crate::http::DEFAULT_MAX_CONNECTIONS
+    DEFAULT_MAX_CONNECTIONS
 }
 
 /// `[[http.tokens]]`: one API bearer token.
@@ -564,6 +581,10 @@ pub struct Config {
     pub policy_path: PathBuf,
     /// The validated policy.
     pub policy: Policy,
+    /// The default policy (again) and each `[[policy.group]]`, by id.
+    pub policies: crate::policy::Policies,
+    /// Each group's id and policy file, in configuration order.
+    pub group_paths: Vec<(String, PathBuf)>,
     /// Store URL with relative SQLite paths made absolute.
     pub store_url: String,
     /// `[store] quarantine_retention_days`.
@@ -573,7 +594,7 @@ pub struct Config {
     /// HTTP listen address, when enabled.
     pub http_listen: Option<SocketAddr>,
     /// API bearer tokens, secrets resolved from the environment.
-    pub http_tokens: Vec<crate::http::auth::ApiToken>,
+    pub http_tokens: Vec<token::ApiToken>,
     /// `[http] max_connections`.
     pub http_max_connections: usize,
     /// `[ingest]` settings.
@@ -612,109 +633,6 @@ pub fn config_path(arg: Option<&Path>) -> PathBuf {
         None => std::env::var_os("ATTENDD_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
-    }
-}
-
-impl RawMqtt {
-    /// Source settings for the MQTT client (not for `broker = "embedded"`,
-    /// whose address the embedded broker decides).
-    pub fn settings(&self, name: &str) -> Result<crate::source::mqtt::MqttSettings, String> {
-        let mut s = crate::source::mqtt::MqttSettings::from_url(
-            name,
-            &self.broker,
-            self.topics.clone(),
-            &self.client_id,
-        )?;
-        s.batch_max = self.batch_max;
-        if self.broker.starts_with("mqtts://") {
-            let client = self
-                .client_cert_file
-                .as_deref()
-                .zip(self.client_key_file.as_deref());
-            s.tls = Some(crate::tls::client_config(self.ca_file.as_deref(), client)?);
-        }
-        if let Some(u) = &self.username {
-            let p = match (&self.password, &self.password_env) {
-                (Some(p), _) => p.clone(),
-                (None, Some(var)) => std::env::var(var).unwrap_or_default(),
-                (None, None) => String::new(),
-            };
-            s.credentials = Some((u.clone(), p));
-        }
-        Ok(s)
-    }
-}
-
-impl RawMqtt {
-    /// The embedded broker's options for this source (`broker =
-    /// "embedded"`): its users, punch topics, limits, and the output topics
-    /// readers may subscribe to.
-    pub fn broker_options(
-        &self,
-        name: &str,
-        output_roots: Vec<String>,
-        metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
-    ) -> crate::broker::BrokerOptions {
-        use crate::broker::{BrokerOptions, Role, User};
-        let users = |list: &[RawMqttUser], role: Role| -> Vec<User> {
-            list.iter()
-                .filter_map(|u| {
-                    Some(User {
-                        username: u.username.clone(),
-                        password: u.password().filter(|p| !p.is_empty())?,
-                        role,
-                    })
-                })
-                .collect()
-        };
-        let mut users_all = users(&self.terminals, Role::Terminal);
-        users_all.extend(users(&self.readers, Role::Reader));
-        let d = BrokerOptions::default();
-        let max_connections = self.max_connections.unwrap_or(d.max_connections);
-        BrokerOptions {
-            source: std::sync::Arc::from(name),
-            punch_topics: self.topics.clone(),
-            output_roots,
-            users: users_all,
-            allow_anonymous: self.allow_anonymous,
-            max_connections,
-            max_sessions: max_connections,
-            max_packet_size: self.max_packet_bytes.unwrap_or(d.max_packet_size),
-            max_pending_bytes: self.max_pending_bytes.unwrap_or(d.max_pending_bytes),
-            batch_max: self.batch_max,
-            metrics,
-            ..d
-        }
-    }
-}
-
-impl RawSerial {
-    /// Source settings for the port.
-    pub fn settings(&self, name: &str) -> crate::source::serial::SerialSettings {
-        use crate::source::serial::{Framing, SerialSettings};
-        let mut s = SerialSettings::new(name, &self.path.display().to_string(), self.baud);
-        s.data_bits = match self.data_bits {
-            5 => tokio_serial::DataBits::Five,
-            6 => tokio_serial::DataBits::Six,
-            7 => tokio_serial::DataBits::Seven,
-            _ => tokio_serial::DataBits::Eight,
-        };
-        s.parity = match self.parity.as_str() {
-            "odd" => tokio_serial::Parity::Odd,
-            "even" => tokio_serial::Parity::Even,
-            _ => tokio_serial::Parity::None,
-        };
-        s.stop_bits = if self.stop_bits == 2 {
-            tokio_serial::StopBits::Two
-        } else {
-            tokio_serial::StopBits::One
-        };
-        s.framing = if self.framing == "stx-etx" {
-            Framing::StxEtx
-        } else {
-            Framing::Lines
-        };
-        s
     }
 }
 
@@ -775,6 +693,22 @@ fn check_embedded(key: &str, m: &RawMqtt, push: &mut impl FnMut(&str, String)) {
     }
     for (j, u) in m.readers.iter().enumerate() {
         u.check(&format!("{key}.readers[{j}]"), &mut names, push);
+        if !u.topics.is_empty() {
+            push(
+                &format!("{key}.readers[{j}].topics"),
+                "readers publish nothing: topics is for terminals".into(),
+            );
+        }
+    }
+    for (j, u) in m.terminals.iter().enumerate() {
+        for (t, f) in u.topics.iter().enumerate() {
+            if f.is_empty() || f.starts_with("$share/") || f.contains('\0') {
+                push(
+                    &format!("{key}.terminals[{j}].topics[{t}]"),
+                    format!("{f:?} is not an MQTT topic filter"),
+                );
+            }
+        }
     }
     if m.max_connections == Some(0) {
         push(&format!("{key}.max_connections"), "must be positive".into());
@@ -921,6 +855,34 @@ fn check_sink(
     }
 }
 
+/// Each `[[policy.group]]`'s id and policy file.
+type GroupPaths = Vec<(String, PathBuf)>;
+
+/// Loads each `[[policy.group]]`'s policy (its file relative to the
+/// configuration's folder); every problem names the group's id and file.
+/// Duplicate and reserved ids are refused by [`crate::policy::Policies::new`].
+fn load_groups(
+    raw: &[RawPolicyGroup],
+    base: &Path,
+    problems: &mut Vec<String>,
+) -> (Vec<(String, Policy)>, GroupPaths) {
+    let mut groups = Vec::new();
+    let mut paths = Vec::new();
+    for (i, g) in raw.iter().enumerate() {
+        let path = base.join(&g.file);
+        match crate::policy::load(&path) {
+            Ok(p) => groups.push((g.id.clone(), p)),
+            Err(e) => problems.extend(
+                e.to_string()
+                    .lines()
+                    .map(|l| format!("policy group {:?} (policy.group[{i}]): {l}", g.id)),
+            ),
+        }
+        paths.push((g.id.clone(), path));
+    }
+    (groups, paths)
+}
+
 /// Reads and validates a configuration and the policy it names, for the
 /// daemon: every secret it names in the environment must be set.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -969,12 +931,6 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
-    let mut push = |key: &str, why: String| {
-        if purpose == Purpose::Commands && is_unset_secret(key, &why) {
-            return;
-        }
-        problems.push(format!("{file}: key `{key}`: {why}"))
-    };
 
     let policy_path = base.join(&raw.policy.file);
     for k in &mut raw.sink {
@@ -995,6 +951,13 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         }
     }
     let policy = crate::policy::load(&policy_path);
+    let (groups, group_paths) = load_groups(&raw.policy.group, base, &mut problems);
+    let mut push = |key: &str, why: String| {
+        if purpose == Purpose::Commands && is_unset_secret(key, &why) {
+            return;
+        }
+        problems.push(format!("{file}: key `{key}`: {why}"))
+    };
     if let Some(d) = raw.ingest.classify_from {
         let lo = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
         let hi = NaiveDate::from_ymd_opt(2100, 12, 31).unwrap_or_default();
@@ -1214,7 +1177,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
     let mut http_tokens = Vec::new();
     for (i, t) in raw.http.iter().flat_map(|h| h.tokens.iter()).enumerate() {
         let key = format!("http.tokens[{i}]");
-        match crate::http::auth::ApiToken::resolve(t, |v| std::env::var(v).ok()) {
+        match token::ApiToken::resolve(t, |v| std::env::var(v).ok()) {
             Ok(tok) => http_tokens.push(tok),
             Err((field, why)) => push(&format!("{key}.{field}"), why),
         }
@@ -1226,11 +1189,17 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
             None
         }
     };
-    match policy {
-        Some(policy) if problems.is_empty() => Ok(Config {
+    let policies = policy.as_ref().map(|p| {
+        crate::policy::Policies::new(p.clone(), groups)
+            .map_err(|e| problems.push(format!("{file}: key `policy.group`: {e}")))
+    });
+    match (policy, policies) {
+        (Some(policy), Some(Ok(policies))) if problems.is_empty() => Ok(Config {
             path: path.to_path_buf(),
             policy_path,
             policy,
+            policies,
+            group_paths,
             store_url,
             quarantine_retention_days: raw.store.quarantine_retention_days,
             sources: raw.source,
@@ -1239,7 +1208,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
             http_max_connections: raw
                 .http
                 .as_ref()
-                .map_or(crate::http::DEFAULT_MAX_CONNECTIONS, |h| h.max_connections),
+                .map_or(DEFAULT_MAX_CONNECTIONS, |h| h.max_connections),
             ingest: raw.ingest,
             schedule: raw.schedule,
             sinks: raw.sink,

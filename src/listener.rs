@@ -4,6 +4,10 @@
 //! nothing in flight is closed after [`Limits::idle_timeout`] of silence,
 //! and at most [`Limits::max_connections`] are open at once.
 //!
+//! A request's body must arrive whole within [`Limits::body_timeout`] of
+//! its head: a client that sends headers and then nothing cannot hold a
+//! connection (and its slot) for ever while its handler waits.
+//!
 //! At the cap, a new connection evicts the open connection that has been
 //! waiting longest without a request in flight (idle, or still sending a
 //! request head): a pile of half-sent requests cannot keep a terminal or
@@ -15,6 +19,7 @@
 //! request, and so would close idle connections at the header timeout.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -37,6 +42,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time a connection may stay silent with no request in flight.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time a request body may take to arrive after its head.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections get to finish after shutdown is asked.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -50,6 +57,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// A request body must have arrived whole this long after its head;
+    /// after that, reading it fails and the handler answers with an error.
+    pub body_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +68,7 @@ impl Default for Limits {
             header_timeout: HEADER_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            body_timeout: BODY_TIMEOUT,
         }
     }
 }
@@ -166,6 +177,56 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A request body that fails once its deadline passes before it ends.
+struct Deadline<B> {
+    inner: B,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> Deadline<B> {
+    fn new(inner: B, within: Duration) -> Self {
+        Deadline {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(within)),
+        }
+    }
+}
+
+/// Why reading a body failed after its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
+
+impl<B> hyper::body::Body for Deadline<B>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = B::Data;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(f) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(f.map(|r| r.map_err(Into::into)));
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -290,7 +351,11 @@ async fn connection(
         svc_state.busy.fetch_add(1, Ordering::AcqRel);
         let busy = Busy(svc_state.clone(), epoch);
         let mut router = router.clone();
-        let mut req = req.map(axum::body::Body::new);
+        let mut req = if hyper::body::Body::is_end_stream(req.body()) {
+            req.map(axum::body::Body::new)
+        } else {
+            req.map(|b| axum::body::Body::new(Deadline::new(b, limits.body_timeout)))
+        };
         req.extensions_mut().insert(ConnectInfo(peer));
         async move {
             let r = tower::Service::call(&mut router, req).await;

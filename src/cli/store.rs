@@ -12,7 +12,11 @@
 //! re-derives exactly the employee-days it can affect (the ladder counts per
 //! month, so a change reaches to the end of its month). No command deletes
 //! or edits a stored punch, and none prunes anything (retention floor: two
-//! years, [`super::RETENTION_FLOOR_DAYS`]).
+//! years, [`crate::store::RETENTION_FLOOR_DAYS`]).
+
+// Over 800 lines: the clap definitions and one handler per store command
+// (import, punches, day, summary, employee, month, quarantine, outbox,
+// adjustment, recompute, publish); each handler is short except `import`.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -25,18 +29,19 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::recompute::month_bounds;
-use super::zk;
-use super::{
-    EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, NewPunch, NewQuarantine, RecomputeReport,
-    RosterRecord, Store, StoreError,
-};
 use crate::config::{self, Config};
 use crate::domain::time::{resolve_local, to_local};
 use crate::domain::types::{DayVerdict, HolidayKind, LeaveDocument, LeaveStatus, RosterEntry};
 use crate::domain::{Points, policy::Policy};
+use crate::hr::before_start_note;
+use crate::ingest::decode::zk_attlog as zk;
 use crate::input::{self, LocalTimes, RowError};
 use crate::render;
+use crate::store::month_bounds;
+use crate::store::{
+    EmployeeRecord, HolidayRecord, Inserted, LeaveRecord, NewPunch, NewQuarantine, RecomputeReport,
+    RosterRecord, Store, StoreError,
+};
 
 /// Punches per transaction when importing a file.
 const IMPORT_BATCH: usize = 5000;
@@ -336,9 +341,7 @@ pub struct PublishArgs {
 }
 
 /// Parses `YYYY-MM` into the first day of the month.
-pub fn parse_month(s: &str) -> Result<NaiveDate, String> {
-    crate::dates::parse_month(s)
-}
+pub use crate::dates::parse_month;
 
 /// Why a command failed, and so its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -451,6 +454,11 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn policy(&self) -> &Policy {
         &self.cfg.policy
+    }
+
+    /// The default policy and the `[[policy.group]]`s.
+    fn policies(&self) -> &crate::policy::Policies {
+        &self.cfg.policies
     }
 
     fn today(&self) -> NaiveDate {
@@ -567,7 +575,7 @@ async fn recompute_affected(
     let r = ctx
         .store
         .recompute(
-            ctx.policy(),
+            ctx.policies(),
             employees.as_deref(),
             from,
             to,
@@ -582,6 +590,8 @@ async fn recompute_affected(
     Ok(r)
 }
 
+// Over 150 lines: one arm per file kind (employees, roster, leaves,
+// holidays, punches), each checking every row before it writes anything.
 async fn import(
     ctx: &Ctx<'_>,
     what: ImportKind,
@@ -592,7 +602,7 @@ async fn import(
     match what {
         ImportKind::Employees { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_employees(table(&file)?, &name, policy);
+            let parsed = input::read_employees_in(table(&file)?, &name, ctx.policies());
             let mut errors = parsed.errors;
             let mut alias_line: HashMap<&str, (u64, &str)> = HashMap::new();
             for (line, r) in &parsed.rows {
@@ -619,6 +629,20 @@ async fn import(
                 .into_iter()
                 .map(|e| (e.employee_id, (e.shift, e.start_date, e.end_date)))
                 .collect();
+            // Each employee's policy group (policy.md, "Several rule sets
+            // on one site").
+            let groups: Vec<(String, usize)> = parsed
+                .rows
+                .iter()
+                .map(|(_, r)| (r.id.clone(), r.policy))
+                .collect();
+            let group_changes = crate::store::policy_groups::changes_of_import(
+                &ctx.store.policy_history().await?,
+                ctx.policies(),
+                &groups,
+                &|id| before.contains_key(id),
+                ctx.now,
+            );
             let contacts: Vec<(String, Option<String>)> = parsed
                 .rows
                 .iter()
@@ -628,7 +652,9 @@ async fn import(
                 .rows
                 .into_iter()
                 .map(|(_, r)| EmployeeRecord {
-                    shift: r.shift.map(|s| policy.shift(s).id.to_string()),
+                    shift: r
+                        .shift
+                        .map(|s| ctx.policies().get(r.policy).shift(s).id.to_string()),
                     employee_id: r.id,
                     name: r.name,
                     team: r.team,
@@ -638,12 +664,27 @@ async fn import(
                     end_date: r.end_date,
                 })
                 .collect();
-            ctx.store.upsert_employees(&rows).await?;
+            ctx.store
+                .upsert_employees(&rows, chrono::Utc::now())
+                .await?;
             ctx.store.set_supervisor_contacts(&contacts).await?;
+            ctx.store
+                .set_employee_policies(
+                    &group_changes,
+                    &format!("import employees {name}"),
+                    &ctx.actor,
+                    ctx.now,
+                )
+                .await?;
+            let regrouped: HashSet<&str> = group_changes
+                .iter()
+                .map(|c| c.employee_id.as_str())
+                .collect();
             let changed: Vec<String> = rows
                 .iter()
                 .filter(|r| {
                     before.get(&r.employee_id) != Some(&(r.shift.clone(), r.start_date, r.end_date))
+                        || regrouped.contains(r.employee_id.as_str())
                 })
                 .map(|r| r.employee_id.clone())
                 .collect();
@@ -689,7 +730,12 @@ async fn import(
         }
         ImportKind::Roster { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_roster(table(&file)?, &name, policy);
+            // Each row's shift is one of its employee's policy (the group
+            // the employee follows now).
+            let history = ctx.store.policy_history().await?;
+            let group_of = |id: &str| history.index_at(ctx.policies(), id, NaiveDate::MAX);
+            let policy_of = |id: &str| ctx.policies().get(group_of(id));
+            let parsed = input::read_roster_by(table(&file)?, &name, policy_of);
             let known = known_employees(ctx.store).await?;
             let mut errors = parsed.errors;
             for (line, r) in &parsed.rows {
@@ -717,7 +763,7 @@ async fn import(
                     }
                     let entry = if r.shift == "rest" {
                         RosterEntry::Rest
-                    } else if let Some(s) = policy.shift_by_id(&r.shift) {
+                    } else if let Some(s) = policy_of(&r.employee_id).shift_by_id(&r.shift) {
                         RosterEntry::Shift(s)
                     } else {
                         continue;
@@ -729,26 +775,40 @@ async fn import(
                     });
                 }
             }
-            errors.extend(input::roster_conflicts(
-                policy,
-                &name,
-                &parsed.rows,
-                &stored,
-            ));
+            // Overlaps are measured on each policy's own shift clock.
+            for g in 0..ctx.policies().len() {
+                let mine = |rows: &[(u64, input::RosterRow)]| -> Vec<(u64, input::RosterRow)> {
+                    rows.iter()
+                        .filter(|(_, r)| group_of(&r.employee_id) == g)
+                        .cloned()
+                        .collect()
+                };
+                let theirs: Vec<input::RosterRow> = stored
+                    .iter()
+                    .filter(|r| group_of(&r.employee_id) == g)
+                    .cloned()
+                    .collect();
+                errors.extend(input::roster_conflicts(
+                    ctx.policies().get(g),
+                    &name,
+                    &mine(&parsed.rows),
+                    &theirs,
+                ));
+            }
             refuse(&name, errors)?;
             let rows: Vec<RosterRecord> = parsed
                 .rows
                 .into_iter()
                 .map(|(_, r)| RosterRecord {
-                    employee_id: r.employee_id,
-                    date: r.date,
                     shift: match r.entry {
                         RosterEntry::Rest => "rest".into(),
-                        RosterEntry::Shift(s) => policy.shift(s).id.to_string(),
+                        RosterEntry::Shift(s) => policy_of(&r.employee_id).shift(s).id.to_string(),
                     },
+                    employee_id: r.employee_id,
+                    date: r.date,
                 })
                 .collect();
-            let changed = ctx.store.upsert_roster(&rows).await?;
+            let changed = ctx.store.upsert_roster(&rows, chrono::Utc::now()).await?;
             let emps: Vec<String> = unique(changed.iter().map(|r| r.employee_id.clone()));
             let rep = recompute_affected(
                 ctx,
@@ -768,7 +828,14 @@ async fn import(
         }
         ImportKind::Leaves { file } => {
             let name = file.display().to_string();
-            let parsed = input::read_leaves(table(&file)?, &name, policy.tz);
+            // Local times in the zone of each employee's policy.
+            let history = ctx.store.policy_history().await?;
+            let tz_of = |id: &str| {
+                ctx.policies()
+                    .get(history.index_at(ctx.policies(), id, NaiveDate::MAX))
+                    .tz
+            };
+            let parsed = input::read_leaves_by(table(&file)?, &name, tz_of);
             let known = known_employees(ctx.store).await?;
             let mut errors = parsed.errors;
             for (line, r) in &parsed.rows {
@@ -797,7 +864,7 @@ async fn import(
                     },
                 })
                 .collect();
-            let changed = ctx.store.upsert_leaves(&rows).await?;
+            let changed = ctx.store.upsert_leaves(&rows, chrono::Utc::now()).await?;
             let emps: Vec<String> = unique(changed.iter().map(|r| r.employee_id.clone()));
             let tz = policy.tz;
             let dates = changed.iter().flat_map(|l| {
@@ -840,7 +907,7 @@ async fn import(
                     .into(),
                 })
                 .collect();
-            let changed = ctx.store.upsert_holidays(&rows).await?;
+            let changed = ctx.store.upsert_holidays(&rows, chrono::Utc::now()).await?;
             let rep = recompute_affected(
                 ctx,
                 None,
@@ -898,6 +965,8 @@ fn unique(it: impl Iterator<Item = String>) -> Vec<String> {
     v
 }
 
+// Over 150 lines: one arm per punch file format (CSV, ZKTeco ATTLOG),
+// then one batched, attributed write shared by both.
 async fn import_punches(
     ctx: &Ctx<'_>,
     file: &Path,
@@ -932,7 +1001,14 @@ async fn import_punches(
     let mut quarantined = 0usize;
     match format {
         PunchFormat::Csv => {
-            let parsed = input::read_punches(table(file)?, &name, policy.tz);
+            // Local times in the zone of each employee's policy.
+            let history = ctx.store.policy_history().await?;
+            let tz_of = |id: &str| {
+                ctx.policies()
+                    .get(history.index_at(ctx.policies(), &attribute(id), NaiveDate::MAX))
+                    .tz
+            };
+            let parsed = input::read_punches_by(table(file)?, &name, tz_of);
             refuse(&name, parsed.errors)?;
             punches = parsed
                 .rows
@@ -989,12 +1065,15 @@ async fn import_punches(
                     }),
                     Err(reason) => {
                         ctx.store
-                            .quarantine(&NewQuarantine {
-                                source: format!("{name}:{line_no}"),
-                                payload: buf.clone(),
-                                reason: reason.clone(),
-                                ..Default::default()
-                            })
+                            .quarantine(
+                                &NewQuarantine {
+                                    source: format!("{name}:{line_no}"),
+                                    payload: buf.clone(),
+                                    reason: reason.clone(),
+                                    ..Default::default()
+                                },
+                                chrono::Utc::now(),
+                            )
                             .await?;
                         writeln!(err, "warning: {name}:{line_no}: {reason}; quarantined")?;
                         quarantined += 1;
@@ -1012,7 +1091,7 @@ async fn import_punches(
     let mut covered: Option<(NaiveDate, NaiveDate)> = None;
     let mut new_dates: Vec<NaiveDate> = Vec::new();
     for (b, batch) in punches.chunks(IMPORT_BATCH).enumerate() {
-        let res = ctx.store.insert_punches(batch).await?;
+        let res = ctx.store.insert_punches(batch, chrono::Utc::now()).await?;
         for (p, r) in batch.iter().zip(res) {
             match r {
                 Inserted::New(_) => {
@@ -1137,14 +1216,6 @@ async fn before_start(ctx: &Ctx<'_>, date: NaiveDate) -> Result<Option<NaiveDate
         .filter(|s| date < *s))
 }
 
-/// What a view of a date before the classification start says.
-pub fn before_start_note(date: NaiveDate, start: NaiveDate) -> String {
-    format!(
-        "{date} is before classification starts ({start}); its punches are stored, \
-         its days not classified (attendd recompute --from {date} --to {date} classifies them)"
-    )
-}
-
 fn parse_verdict(json: &str, key: &str) -> Result<DayVerdict, CmdError> {
     serde_json::from_str(json).map_err(|e| {
         CmdError::Store(StoreError::Corrupt {
@@ -1169,6 +1240,7 @@ async fn day(
         return Ok(());
     }
     let rows = ctx.store.verdicts(date, date, None).await?;
+    let history = ctx.store.policy_history().await?;
     let pending: HashSet<String> = ctx
         .store
         .adjustments(true)
@@ -1177,8 +1249,14 @@ async fn day(
         .filter(|a| a.date == date)
         .map(|a| a.employee_id)
         .collect();
+    // Several policies: a first `policy` column, as `evaluate` prints.
+    let labelled = ctx.policies().len() > 1;
     if !ctx.json {
-        render::table_header(out)?;
+        if labelled {
+            render::table_header_labelled(out)?;
+        } else {
+            render::table_header(out)?;
+        }
     }
     let mut line = Vec::with_capacity(1024);
     for r in &rows {
@@ -1188,9 +1266,13 @@ async fn day(
         )?;
         line.clear();
         if ctx.json {
-            render::json_line(&v, crate::policy::DEFAULT_GROUP, &mut line);
+            render::json_line(&v, history.at(&r.employee_id, r.date), &mut line);
         } else {
-            render::table_row(&v, &mut line);
+            if labelled {
+                render::table_row_labelled(&v, history.at(&r.employee_id, r.date), &mut line);
+            } else {
+                render::table_row(&v, &mut line);
+            }
             if pending.contains(&r.employee_id) || r.provisional {
                 line.pop();
                 if r.provisional {
@@ -1228,7 +1310,7 @@ async fn summary(ctx: &Ctx<'_>, date: Option<NaiveDate>, out: &mut dyn Write) ->
         }
         return Ok(());
     }
-    let doc = super::summary::daily_summary(ctx.store, ctx.policy(), date).await?;
+    let doc = crate::store::summary::daily_summary(ctx.store, ctx.policy(), date).await?;
     let provisional = doc["provisional"].as_bool().unwrap_or(false);
     let empty = Vec::new();
     let out_rows = doc["rows"].as_array().unwrap_or(&empty);
@@ -1306,18 +1388,30 @@ async fn employee(
     let ledger = ctx.store.ledger(from, to, Some(id)).await?;
     // Scores count the ledger's active entries (closed days only; an entry
     // voided on appeal no longer counts), as the API and exports do.
-    let scores = crate::hr::month_data(ctx.store, policy, from, |e| e.employee_id == id)
+    let history = ctx.store.policy_history().await?;
+    let data = crate::hr::month_data(ctx.store, ctx.policies(), from, |e| e.employee_id == id)
         .await
-        .map_err(hr_error)?
-        .scores;
+        .map_err(hr_error)?;
+    let scores = data.scores;
+    let label = data
+        .policy_labels
+        .first()
+        .map_or(crate::policy::DEFAULT_GROUP, String::as_str);
     let mut line = Vec::with_capacity(1024);
+    let labelled = ctx.policies().len() > 1;
     if !ctx.json {
-        render::table_header(out)?;
+        if labelled {
+            render::table_header_labelled(out)?;
+        } else {
+            render::table_header(out)?;
+        }
     }
     for v in &days {
         line.clear();
         if ctx.json {
-            render::json_line(v, crate::policy::DEFAULT_GROUP, &mut line);
+            render::json_line(v, history.at(id, v.date), &mut line);
+        } else if labelled {
+            render::table_row_labelled(v, history.at(id, v.date), &mut line);
         } else {
             render::table_row(v, &mut line);
         }
@@ -1364,7 +1458,7 @@ async fn employee(
     {
         line.clear();
         if ctx.json {
-            render::score_json_line(s, crate::policy::DEFAULT_GROUP, &mut line);
+            render::score_json_line(s, label, &mut line);
         } else {
             render::score_row(policy, s, &mut line);
         }
@@ -1378,17 +1472,21 @@ async fn month(ctx: &Ctx<'_>, month: Option<NaiveDate>, out: &mut dyn Write) -> 
     let (from, _) = month_bounds(month.unwrap_or_else(|| ctx.today()));
     // Scores count the ledger's active entries (closed days only; an entry
     // voided on appeal no longer counts), as the API and exports do.
-    let data = crate::hr::month_scores_data(ctx.store, policy, from, |_| true)
+    let data = crate::hr::month_scores_data(ctx.store, ctx.policies(), from, |_| true)
         .await
         .map_err(hr_error)?;
+    // Several policies: the categories of all of them (policy.md).
+    let mut shown = policy.clone();
+    shown.categories = ctx.policies().category_union();
+    let policy = &shown;
     if !ctx.json {
         render::score_header(policy, out)?;
     }
     let mut line = Vec::with_capacity(512);
-    for s in &data.scores {
+    for (s, label) in data.scores.iter().zip(&data.policy_labels) {
         line.clear();
         if ctx.json {
-            render::score_json_line(s, crate::policy::DEFAULT_GROUP, &mut line);
+            render::score_json_line(s, label, &mut line);
         } else {
             render::score_row(policy, s, &mut line);
         }
@@ -1411,16 +1509,16 @@ async fn replay(
     source: Option<String>,
     out: &mut dyn Write,
 ) -> CmdResult {
-    use crate::quarantine::{Decodings, Selection};
+    use crate::pipeline::replay::{Decodings, Selection};
     let decodings = Decodings::from_config(ctx.cfg).map_err(CmdError::Input)?;
     let selection = if all {
         Selection::All
     } else {
         Selection::Ids(ids)
     };
-    let r = crate::quarantine::replay(
+    let r = crate::pipeline::replay::replay(
         ctx.store,
-        ctx.policy(),
+        ctx.policies(),
         &decodings,
         &selection,
         source.as_deref(),
@@ -1500,7 +1598,7 @@ async fn supersede(
         evaluated = ctx
             .store
             .recompute(
-                ctx.policy(),
+                ctx.policies(),
                 Some(&ids),
                 lo,
                 hi,
@@ -1617,7 +1715,7 @@ async fn adjustment(ctx: &Ctx<'_>, action: AdjustmentAction, out: &mut dyn Write
         AdjustmentAction::Apply { id } => {
             let rep = ctx
                 .store
-                .apply_adjustment(ctx.policy(), id, &ctx.actor, ctx.now)
+                .apply_adjustment(ctx.policies(), id, &ctx.actor, ctx.now)
                 .await
                 .map_err(not_pending)?;
             ctx.emit(
@@ -1704,7 +1802,7 @@ async fn recompute_cmd(
     let rep = ctx
         .store
         .recompute(
-            ctx.policy(),
+            ctx.policies(),
             emps.as_deref(),
             a.from,
             a.to,
@@ -1722,7 +1820,7 @@ async fn recompute_cmd(
 
 async fn publish(ctx: &Ctx<'_>, month: NaiveDate, out: &mut dyn Write) -> CmdResult {
     let label = month.format("%Y-%m").to_string();
-    let done = crate::hr::publish(ctx.store, ctx.policy(), &label, &ctx.actor, ctx.now)
+    let done = crate::hr::publish(ctx.store, ctx.policies(), &label, &ctx.actor, ctx.now)
         .await
         .map_err(hr_error)?;
     ctx.emit(
