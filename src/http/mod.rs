@@ -1,6 +1,6 @@
 //! The daemon's HTTP server: `/healthz`, `/metrics`, the HR API under
-//! `/api/v1/` ([`api`], roles in [`auth`]) and the dashboard at `/`
-//! ([`dashboard`]).
+//! `/api/v1/` ([`api`], roles in [`auth`], the month's attendance sheet
+//! built in [`grid`]) and the dashboard at `/` ([`dashboard`]).
 //!
 //! [`router`] builds the routes from shared state and is what tests call;
 //! [`serve`] binds nothing itself and runs until the shutdown token fires,
@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod dashboard;
+pub mod grid;
 
 pub use crate::listener;
 pub use crate::listener::{DEFAULT_MAX_CONNECTIONS, Limits};

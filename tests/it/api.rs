@@ -18,6 +18,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
         ("GET", "/api/v1/months/2026-11", None),
         ("POST", "/api/v1/months/2026-11/publish", None),
         ("GET", "/api/v1/months/2026-11/export?format=csv", None),
+        ("GET", "/api/v1/months/2026-11/grid", None),
         ("GET", "/api/v1/punches?date=2026-11-02", None),
         (
             "POST",

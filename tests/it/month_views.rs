@@ -423,6 +423,14 @@ async fn every_view_of_a_month_agrees() {
     )
     .await
     .json();
+    let sheet_api = call(&r, "GET", "/api/v1/months/2026-11/grid", Some(HR), None)
+        .await
+        .json();
+    assert_eq!(
+        sheet_api["dates"][6]["kind"], "make_up_workday",
+        "2026-11-07: {}",
+        sheet_api["dates"][6]
+    );
     let cli_month: Vec<Value> = a
         .ok(&["month", "2026-11", "--json"])
         .lines()
@@ -514,6 +522,26 @@ async fn every_view_of_a_month_agrees() {
                 num(&v["early_minutes"])
             );
         }
+        // The dashboard's sheet: the same statuses on the same dates.
+        let srow = sheet_api["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["employee_id"] == emp)
+            .unwrap_or_else(|| panic!("{emp} in the API grid"));
+        let sheet_days: Vec<(&str, &str)> = srow["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(sheet_api["dates"].as_array().unwrap())
+            .filter(|(c, _)| !c.is_null())
+            .map(|(c, d)| (d["date"].as_str().unwrap(), c["status"].as_str().unwrap()))
+            .collect();
+        let want: Vec<(&str, &str)> = api_days
+            .iter()
+            .map(|v| (v["date"].as_str().unwrap(), v["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(sheet_days, want, "{emp}: API grid vs days");
         // The grid's own totals, as HR counts them.
         let cells: Vec<String> = grow[3..3 + ndates]
             .iter()
@@ -574,6 +602,7 @@ async fn every_view_of_a_month_agrees() {
             assert_eq!(cell_num(&x[scol(col)]), want, "{emp} {field}: XLSX");
             assert_eq!(cs[col].parse::<f64>().unwrap(), want, "{emp} {field}: CSV");
             assert_eq!(num(&person["score"][field]), want, "{emp} {field}: person");
+            assert_eq!(num(&srow["totals"][field]), want, "{emp} {field}: API grid");
         }
         assert_eq!(
             cell_num(&x[scol("workdays")]),
