@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -435,7 +435,7 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
         StoreCommand::Month(a) => month(&ctx, a.month, out).await,
         StoreCommand::Outbox(a) => outbox(&ctx, a.kind.as_deref(), a.limit, out).await,
         StoreCommand::Adjustment(a) => adjustment(&ctx, a.action, out).await,
-        StoreCommand::Recompute(a) => recompute_cmd(&ctx, a, out, err).await,
+        StoreCommand::Recompute(a) => recompute_cmd(&ctx, a, out).await,
         StoreCommand::Publish(a) => publish(&ctx, a.month, out).await,
     };
     store.close().await;
@@ -539,7 +539,6 @@ async fn recompute_affected(
     dates: impl Iterator<Item = NaiveDate>,
     candidate: Option<NaiveDate>,
     cause: &str,
-    err: &mut dyn Write,
 ) -> Result<RecomputeReport, CmdError> {
     let mut lo: Option<NaiveDate> = None;
     let mut hi: Option<NaiveDate> = None;
@@ -568,10 +567,7 @@ async fn recompute_affected(
         return Ok(RecomputeReport::default());
     }
     let started = Instant::now();
-    let progress = io::stderr().is_terminal();
-    if progress {
-        let _ = write!(err, "recomputing {from}..{to}…");
-    }
+    let progress = crate::progress::Progress::spinner(&format!("recomputing {from}..{to}"));
     let r = ctx
         .store
         .recompute(
@@ -584,9 +580,10 @@ async fn recompute_affected(
             ctx.now,
         )
         .await?;
-    if progress {
-        let _ = writeln!(err, " done in {:.1?}", started.elapsed());
-    }
+    progress.finish(&format!(
+        "recomputed {from}..{to} in {:.1?}",
+        started.elapsed()
+    ));
     Ok(r)
 }
 
@@ -715,7 +712,6 @@ async fn import(
                         days.into_iter(),
                         None,
                         &format!("import employees {name}"),
-                        err,
                     )
                     .await?
                 }
@@ -816,7 +812,6 @@ async fn import(
                 changed.iter().map(|r| r.date),
                 None,
                 &format!("import roster {name}"),
-                err,
             )
             .await?;
             ctx.emit(
@@ -879,7 +874,6 @@ async fn import(
                 dates,
                 None,
                 &format!("import leaves {name}"),
-                err,
             )
             .await?;
             ctx.emit(
@@ -914,7 +908,6 @@ async fn import(
                 changed.iter().map(|r| r.date),
                 None,
                 &format!("import holidays {name}"),
-                err,
             )
             .await?;
             ctx.emit(
@@ -1083,7 +1076,7 @@ async fn import_punches(
         }
     }
 
-    let progress = io::stderr().is_terminal();
+    let progress = crate::progress::Progress::bar(punches.len() as u64, "punches stored");
     let started = Instant::now();
     let (mut new, mut dup) = (0usize, 0usize);
     // The dates the file covers (its new punches): classified for every
@@ -1105,25 +1098,19 @@ async fn import_punches(
                 Inserted::Duplicate => dup += 1,
             }
         }
-        if progress {
-            write!(
-                err,
-                "\rstored {}/{} punches",
-                (b * IMPORT_BATCH + batch.len()),
-                punches.len()
-            )?;
-        }
+        progress.set((b * IMPORT_BATCH + batch.len()) as u64);
     }
-    if progress && !punches.is_empty() {
-        writeln!(err, " in {:.1?}", started.elapsed())?;
-    }
+    progress.finish(&format!(
+        "stored {} punches in {:.1?}",
+        punches.len(),
+        started.elapsed()
+    ));
     let rep = recompute_affected(
         ctx,
         None,
         covered.into_iter().flat_map(|(a, b)| [a, b]),
         covered.map(|c| c.0),
         &format!("import punches {name}"),
-        err,
     )
     .await?;
     let start = ctx
@@ -1771,12 +1758,7 @@ async fn outbox(ctx: &Ctx<'_>, kind: Option<&str>, limit: i64, out: &mut dyn Wri
     Ok(())
 }
 
-async fn recompute_cmd(
-    ctx: &Ctx<'_>,
-    a: RecomputeArgs,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> CmdResult {
+async fn recompute_cmd(ctx: &Ctx<'_>, a: RecomputeArgs, out: &mut dyn Write) -> CmdResult {
     if a.from > a.to {
         return Err(CmdError::Input(format!(
             "--from {} is after --to {}",
@@ -1794,11 +1776,8 @@ async fn recompute_cmd(
         }
         None => None,
     };
-    let progress = io::stderr().is_terminal();
     let started = Instant::now();
-    if progress {
-        write!(err, "recomputing {}..{}…", a.from, a.to)?;
-    }
+    let progress = crate::progress::Progress::spinner(&format!("recomputing {}..{}", a.from, a.to));
     let rep = ctx
         .store
         .recompute(
@@ -1811,9 +1790,12 @@ async fn recompute_cmd(
             ctx.now,
         )
         .await?;
-    if progress {
-        writeln!(err, " done in {:.1?}", started.elapsed())?;
-    }
+    progress.finish(&format!(
+        "recomputed {}..{} in {:.1?}",
+        a.from,
+        a.to,
+        started.elapsed()
+    ));
     ctx.emit(out, report_json(&rep), &report_text(&rep))?;
     Ok(())
 }
