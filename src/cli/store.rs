@@ -528,6 +528,42 @@ fn report_text(r: &RecomputeReport) -> String {
     }
 }
 
+/// What an import of employees, roster, leaves or holidays reports.
+struct ImportSummary<'a> {
+    /// `employees`, `roster`, `leaves`, `holidays` (the JSON's `imported`).
+    kind: &'a str,
+    /// The rows as people count them, e.g. `roster row(s)`.
+    what: &'a str,
+    /// What "changed" means for them, e.g. `new or changed`.
+    changed_as: &'a str,
+    file: &'a str,
+    rows: usize,
+    changed: usize,
+}
+
+/// Prints an import's summary and its recompute, as JSON or text.
+fn emit_import(
+    ctx: &Ctx<'_>,
+    out: &mut dyn Write,
+    s: ImportSummary<'_>,
+    rep: &RecomputeReport,
+) -> io::Result<()> {
+    ctx.emit(
+        out,
+        json!({"imported": s.kind, "file": s.file, "rows": s.rows, "new_or_changed": s.changed,
+               "recompute": report_json(rep)}),
+        &format!(
+            "{}: {} {} imported, {} {}\n{}",
+            s.file,
+            s.rows,
+            s.what,
+            s.changed,
+            s.changed_as,
+            report_text(rep)
+        ),
+    )
+}
+
 /// Recomputes the days an import touched: per employee set, from the day
 /// before the earliest date (an overnight shift reaches into the next day)
 /// to the end of the latest date's month (the ladder counts per month),
@@ -717,11 +753,18 @@ async fn import(
                 }
                 None => RecomputeReport::default(),
             };
-            ctx.emit(
+            emit_import(
+                ctx,
                 out,
-                json!({"imported": "employees", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
-                       "recompute": report_json(&rep)}),
-                &format!("{name}: {} employee(s) imported, {} new or with a new shift\n{}", rows.len(), changed.len(), report_text(&rep)),
+                ImportSummary {
+                    kind: "employees",
+                    what: "employee(s)",
+                    changed_as: "new or with a new shift",
+                    file: &name,
+                    rows: rows.len(),
+                    changed: changed.len(),
+                },
+                &rep,
             )?;
         }
         ImportKind::Roster { file } => {
@@ -814,11 +857,18 @@ async fn import(
                 &format!("import roster {name}"),
             )
             .await?;
-            ctx.emit(
+            emit_import(
+                ctx,
                 out,
-                json!({"imported": "roster", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
-                       "recompute": report_json(&rep)}),
-                &format!("{name}: {} roster row(s) imported, {} new or changed\n{}", rows.len(), changed.len(), report_text(&rep)),
+                ImportSummary {
+                    kind: "roster",
+                    what: "roster row(s)",
+                    changed_as: "new or changed",
+                    file: &name,
+                    rows: rows.len(),
+                    changed: changed.len(),
+                },
+                &rep,
             )?;
         }
         ImportKind::Leaves { file } => {
@@ -876,11 +926,18 @@ async fn import(
                 &format!("import leaves {name}"),
             )
             .await?;
-            ctx.emit(
+            emit_import(
+                ctx,
                 out,
-                json!({"imported": "leaves", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
-                       "recompute": report_json(&rep)}),
-                &format!("{name}: {} leave record(s) imported, {} new or changed\n{}", rows.len(), changed.len(), report_text(&rep)),
+                ImportSummary {
+                    kind: "leaves",
+                    what: "leave record(s)",
+                    changed_as: "new or changed",
+                    file: &name,
+                    rows: rows.len(),
+                    changed: changed.len(),
+                },
+                &rep,
             )?;
         }
         ImportKind::Holidays { file } => {
@@ -910,11 +967,18 @@ async fn import(
                 &format!("import holidays {name}"),
             )
             .await?;
-            ctx.emit(
+            emit_import(
+                ctx,
                 out,
-                json!({"imported": "holidays", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
-                       "recompute": report_json(&rep)}),
-                &format!("{name}: {} holiday row(s) imported, {} new or changed\n{}", rows.len(), changed.len(), report_text(&rep)),
+                ImportSummary {
+                    kind: "holidays",
+                    what: "holiday row(s)",
+                    changed_as: "new or changed",
+                    file: &name,
+                    rows: rows.len(),
+                    changed: changed.len(),
+                },
+                &rep,
             )?;
         }
         ImportKind::Punches {
