@@ -102,18 +102,22 @@ fn write_csv(path: &Path, rows: &[NewPunch], with_id: bool) {
     if with_id {
         write!(f, "id,").unwrap();
     }
+    // `.import` fills the table's columns in order: with the id comes the
+    // whole row, `direction` (migration 0009) last and empty.
+    let tail = if with_id { ",direction" } else { "" };
     writeln!(
         f,
-        "employee_id,time,device_id,source,event_id,identity,raw,received_at,dedupe_key"
+        "employee_id,time,device_id,source,event_id,identity,raw,received_at,dedupe_key{tail}"
     )
     .unwrap();
+    let tail = if with_id { "," } else { "" };
     for (i, p) in rows.iter().enumerate() {
         if with_id {
             write!(f, "{},", i + 1).unwrap();
         }
         writeln!(
             f,
-            "{},{},{},{},,{},,{},\"{}\"",
+            "{},{},{},{},,{},,{},\"{}\"{tail}",
             p.employee_id,
             p.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
             p.device_id.as_deref().unwrap_or(""),

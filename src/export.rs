@@ -2,14 +2,20 @@
 //! CSV, one view per file, and an XLSX workbook with one sheet per view:
 //! the daily grid (employees × dates, a status label per cell), the
 //! deductions (every ledger entry, voided ones marked) and the scores.
-//! Headers and status labels in English or Chinese (`--lang zh`).
+//! Headers and every label (statuses, flags, rules, sources, evidence,
+//! void causes) in English or Chinese (`--lang zh`). The workbook itself
+//! (typed dates, widths, print setup, colours, totals) is in [`workbook`].
 
-use rust_xlsxwriter::{Format, Workbook, XlsxError};
+use chrono::{NaiveDate, NaiveDateTime, SecondsFormat};
 
 use crate::domain::Points;
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
 use crate::hr::MonthData;
+
+mod workbook;
+
+pub use workbook::{xlsx, year_xlsx};
 
 /// Header language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,17 +88,161 @@ pub fn status_label(status: &str, lang: Lang) -> &str {
     lang.pick(en, zh)
 }
 
-/// A cell: text or a number.
+/// The label of a flag (缺签到卡 …); the dashboard shows the same labels
+/// (its `FLAGS` table; a unit test keeps the two equal).
+pub fn flag_label(flag: &str, lang: Lang) -> &str {
+    let (en, zh) = match flag {
+        "missing_check_in" => ("missing check-in", "缺签到卡"),
+        "missing_check_out" => ("missing check-out", "缺签退卡"),
+        "partial_leave" => ("on leave for part of the shift", "部分时段请假"),
+        "partial_field" => ("field work for part of the shift", "部分时段外出"),
+        "unpaired_punch" => (
+            "mid-shift punch without its partner (left or returned)",
+            "离岗/返岗打卡不成对",
+        ),
+        "leave_short_notice" => ("leave asked less than a day ahead", "未提前一天请假"),
+        "sick_leave_no_certificate" => ("sick leave without a certificate", "病假未提供病假证明"),
+        "sick_leave_needs_hospital_record" => (
+            "long sick leave without a hospital record",
+            "病假超过规定天数未提供医院病历证明",
+        ),
+        "possible_shift_swap" => (
+            "possible shift swap: punches fit another shift",
+            "疑似擅自换班(打卡符合其他班次)",
+        ),
+        "failed_two_consecutive_years" => ("failed two consecutive years", "连续两年考核不及格"),
+        other => (other, other),
+    };
+    lang.pick(en, zh)
+}
+
+/// A policy group's id for the export: the default group is named in the
+/// export's language; a site's own group ids are kept as written.
+fn group_label(id: &str, lang: Lang) -> &str {
+    match (id, lang) {
+        (crate::policy::DEFAULT_GROUP, Lang::Zh) => "默认",
+        (other, _) => other,
+    }
+}
+
+/// The label of a ledger entry's source (`device`, `manual`).
+pub fn source_label(source: &str, lang: Lang) -> &str {
+    match (source, lang) {
+        ("device", Lang::Zh) => "考勤机",
+        ("manual", Lang::Zh) => "人工录入",
+        (other, _) => other,
+    }
+}
+
+/// A device entry's evidence (`punches 2026-11-02T08:46:10+08:00,…` or
+/// `no punch`) as the clerk reads it: the punch times of the day
+/// (`08:46:10, 17:31:02`; a punch on another day keeps its date). A manual
+/// entry's evidence is the note, kept as written.
+fn evidence_label(source: &str, evidence: &str, date: NaiveDate, lang: Lang) -> String {
+    if source != "device" {
+        return evidence.to_string();
+    }
+    if evidence == "no punch" {
+        return lang.pick("no punch", "无打卡记录").to_string();
+    }
+    let Some(list) = evidence.strip_prefix("punches ") else {
+        return evidence.to_string();
+    };
+    let times: Vec<String> = list
+        .split(',')
+        .map(|p| match chrono::DateTime::parse_from_rfc3339(p.trim()) {
+            Ok(t) if t.date_naive() == date => t.format("%H:%M:%S").to_string(),
+            Ok(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+            Err(_) => p.trim().to_string(),
+        })
+        .collect();
+    format!("{} {}", lang.pick("punches", "打卡"), times.join(", "))
+}
+
+/// Why an entry was voided, in the workbook's language: the causes the
+/// daemon writes (`appeal 3 upheld`, `correction (补卡) for E003`,
+/// `day close`, …) with their words translated and their ids kept.
+fn cause_label(cause: &str, lang: Lang) -> String {
+    if lang == Lang::En {
+        return cause.to_string();
+    }
+    const WORDS: [(&str, &str); 14] = [
+        ("correction (补卡) for ", "补卡: "),
+        ("correction ", "补卡 #"),
+        ("; override by ", "; 超限批准: "),
+        ("(beyond: ", "(超出: "),
+        ("(within the limits)", "(未超限)"),
+        ("appeal against ledger entry ", "申诉扣分记录 #"),
+        ("upheld", "成立"),
+        ("appeal ", "申诉 #"),
+        ("punches received", "收到新打卡"),
+        ("punches supersede: ", "打卡被更正: "),
+        ("quarantine replay", "隔离打卡重放"),
+        ("adjustment ", "调整 #"),
+        ("day close", "日结"),
+        ("recompute", "重新计算"),
+    ];
+    let mut out = cause.to_string();
+    for (en, zh) in WORDS {
+        out = out.replace(en, zh);
+    }
+    out.replace(" applied", " 已生效")
+}
+
+/// The seed clauses a rule's `seed` cites (`坐席员考核细则 二(二)2`), for
+/// the Chinese workbook: the policy's English remarks in parentheses and
+/// the text after a `:` are left out; `None` when nothing Chinese is left.
+fn clause(seed: &str) -> Option<String> {
+    let mut plain = String::new();
+    let mut group: Option<String> = None;
+    for c in seed.chars() {
+        match (c, &mut group) {
+            ('(', None) => group = Some(String::from("(")),
+            (')', Some(g)) => {
+                g.push(')');
+                if !g.chars().any(|x| x.is_ascii_alphabetic()) {
+                    plain.push_str(g);
+                }
+                group = None;
+            }
+            (c, Some(g)) => g.push(c),
+            (c, None) => plain.push(c),
+        }
+    }
+    let parts: Vec<&str> = plain
+        .split(';')
+        .map(|p| p.split(':').next().unwrap_or_default().trim())
+        .filter(|p| !p.is_empty() && !p.chars().any(|x| x.is_ascii_alphabetic()))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// A cell: text, a number, or a date or time that the CSV writes as text
+/// (as it always has) and the workbook as a real date.
 #[derive(Clone, Debug, PartialEq)]
 enum Cell {
     Text(String),
     Num(f64),
+    /// A calendar date (`2026-11-02` in the CSV).
+    Date(NaiveDate),
+    /// A local time; `text` is the CSV's RFC 3339 form.
+    Stamp {
+        text: String,
+        at: NaiveDateTime,
+    },
+    /// A month (`2026-11` in the CSV), its first day in the workbook.
+    Month {
+        text: String,
+        first: NaiveDate,
+    },
 }
 
 impl Cell {
     fn text(&self) -> String {
         match self {
             Cell::Text(s) => s.clone(),
+            Cell::Date(d) => d.to_string(),
+            Cell::Stamp { text, .. } | Cell::Month { text, .. } => text.clone(),
             Cell::Num(n) => {
                 if n.fract() == 0.0 {
                     format!("{n:.0}")
@@ -173,10 +323,17 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                         Cell::Num(v.overtime_minutes as f64),
                         t(v.flags
                             .iter()
-                            .map(|f| f.as_str())
+                            .map(|f| match lang {
+                                // English keeps the ids (what scripts match).
+                                Lang::En => f.as_str(),
+                                Lang::Zh => flag_label(f.as_str(), lang),
+                            })
                             .collect::<Vec<_>>()
-                            .join(" ")),
-                        t(d.policy_history.at(&e.employee_id, v.date)),
+                            .join(lang.pick(" ", "、"))),
+                        t(group_label(
+                            d.policy_history.at(&e.employee_id, v.date),
+                            lang,
+                        )),
                     ]);
                 }
             }
@@ -189,7 +346,7 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                 l("name", "姓名"),
                 l("date", "日期"),
                 l("category", "类别"),
-                l("rule", "规则"),
+                l("rule", "条款"),
                 l("rule_label", "规则说明"),
                 l("points", "分值"),
                 l("kind", "类型"),
@@ -209,9 +366,14 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                         Cell::Num(e.id as f64),
                         t(&e.employee_id),
                         t(who.get(e.employee_id.as_str()).map_or("", |x| x.0)),
-                        t(e.date.to_string()),
+                        Cell::Date(e.date),
                         t(cat.map_or(e.category.clone(), |c| lang.pick(&c.en, &c.zh).to_string())),
-                        t(&e.rule),
+                        // Chinese: the seed clause the rule encodes (or its
+                        // label), never the English id.
+                        t(match (lang, rule) {
+                            (Lang::En, _) | (Lang::Zh, None) => e.rule.clone(),
+                            (Lang::Zh, Some(r)) => clause(&r.seed).unwrap_or_else(|| r.zh.clone()),
+                        }),
                         t(rule.map_or(String::new(), |r| lang.pick(&r.en, &r.zh).to_string())),
                         n(Points::from_hundredths(e.points)),
                         t(if e.bonus {
@@ -219,13 +381,28 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                         } else {
                             lang.pick("deduction", "扣分")
                         }),
-                        t(&e.source),
-                        t(e.evidence.clone().unwrap_or_default()),
+                        t(source_label(&e.source, lang)),
+                        t(evidence_label(
+                            &e.source,
+                            e.evidence.as_deref().unwrap_or_default(),
+                            e.date,
+                            lang,
+                        )),
                         t(&e.recorded_by),
-                        t(e.voided_at
-                            .map(|x| to_local(policy.tz, x).to_rfc3339())
-                            .unwrap_or_default()),
-                        t(e.void_cause.clone().unwrap_or_default()),
+                        match e.voided_at {
+                            Some(x) => {
+                                let local = to_local(policy.tz, x);
+                                Cell::Stamp {
+                                    text: local.to_rfc3339_opts(SecondsFormat::Secs, false),
+                                    at: local.naive_local(),
+                                }
+                            }
+                            None => t(""),
+                        },
+                        t(cause_label(
+                            e.void_cause.as_deref().unwrap_or_default(),
+                            lang,
+                        )),
                     ]
                 })
                 .collect();
@@ -265,7 +442,13 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                         t(s.employee_id.as_str()),
                         t(name),
                         t(team),
-                        t(&s.month),
+                        match NaiveDate::parse_from_str(&format!("{}-01", s.month), "%Y-%m-%d") {
+                            Ok(first) => Cell::Month {
+                                text: s.month.clone(),
+                                first,
+                            },
+                            Err(_) => t(&s.month),
+                        },
                         n(s.score),
                     ];
                     for c in &policy.categories {
@@ -281,7 +464,7 @@ fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>
                         n(s.leave_days),
                         n(s.attendance_days),
                         Cell::Num(s.overtime_minutes as f64),
-                        t(label),
+                        t(group_label(label, lang)),
                     ]);
                     r
                 })
@@ -307,134 +490,6 @@ pub fn csv(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> Result<Vec
     Ok(buf)
 }
 
-/// Sheet names.
-fn sheet_name(view: View, lang: Lang) -> &'static str {
-    match (view, lang) {
-        (View::Days, Lang::En) => "Daily grid",
-        (View::Days, Lang::Zh) => "每日考勤",
-        (View::Deductions, Lang::En) => "Deductions",
-        (View::Deductions, Lang::Zh) => "扣分明细",
-        (View::Scores, Lang::En) => "Scores",
-        (View::Scores, Lang::Zh) => "月度考核得分",
-    }
-}
-
-/// The workbook: daily grid (employees × dates), deductions, scores.
-pub fn xlsx(policy: &Policy, d: &MonthData, lang: Lang) -> Result<Vec<u8>, XlsxError> {
-    let mut wb = Workbook::new();
-    let bold = Format::new().set_bold();
-
-    // Daily grid.
-    let ws = wb.add_worksheet();
-    ws.set_name(sheet_name(View::Days, lang))?;
-    let (from, to) = d.bounds;
-    let fixed = [
-        lang.pick("employee_id", "工号"),
-        lang.pick("name", "姓名"),
-        lang.pick("team", "班组"),
-    ];
-    for (c, h) in fixed.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, *h, &bold)?;
-    }
-    let dates: Vec<chrono::NaiveDate> = from.iter_days().take_while(|x| *x <= to).collect();
-    for (i, day) in dates.iter().enumerate() {
-        ws.write_string_with_format(0, (3 + i) as u16, day.to_string(), &bold)?;
-    }
-    for (r, e) in d.employees.iter().enumerate() {
-        let row = (r + 1) as u32;
-        ws.write_string(row, 0, neutralise(e.employee_id.clone()))?;
-        ws.write_string(row, 1, neutralise(e.name.clone()))?;
-        ws.write_string(row, 2, neutralise(e.team.clone()))?;
-        for (v, _) in d.days.get(&e.employee_id).into_iter().flatten() {
-            if let Some(i) = dates.iter().position(|x| *x == v.date) {
-                ws.write_string(row, (3 + i) as u16, status_label(v.status.as_str(), lang))?;
-            }
-        }
-    }
-    ws.set_freeze_panes(1, 3)?;
-
-    for view in [View::Deductions, View::Scores] {
-        let (head, rows) = table(policy, d, view, lang);
-        let ws = wb.add_worksheet();
-        ws.set_name(sheet_name(view, lang))?;
-        for (c, h) in head.iter().enumerate() {
-            ws.write_string_with_format(0, c as u16, h, &bold)?;
-        }
-        for (r, cells) in rows.iter().enumerate() {
-            for (c, cell) in cells.iter().enumerate() {
-                match cell {
-                    Cell::Text(s) => ws.write_string((r + 1) as u32, c as u16, s)?,
-                    Cell::Num(x) => ws.write_number((r + 1) as u32, c as u16, *x)?,
-                };
-            }
-        }
-        ws.set_freeze_panes(1, 0)?;
-    }
-    wb.save_to_buffer()
-}
-
-/// A year's results as a workbook (`attendd export --year`): one row per
-/// employee with each month's score (blank for a month without workdays),
-/// the year score, failed, and flags (坐席员考核细则 一(九)(十)).
-pub fn year_xlsx(
-    policy: &Policy,
-    year: i32,
-    rows: &[crate::hr::year::YearResult],
-    lang: Lang,
-) -> Result<Vec<u8>, XlsxError> {
-    let mut wb = Workbook::new();
-    let bold = Format::new().set_bold();
-    let ws = wb.add_worksheet();
-    ws.set_name(lang.pick("Year results", "年度考核"))?;
-    let mut head: Vec<String> = [
-        lang.pick("employee_id", "工号"),
-        lang.pick("name", "姓名"),
-        lang.pick("team", "班组"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let months: Vec<String> = (1..=12).map(|m| format!("{year:04}-{m:02}")).collect();
-    head.extend(months.iter().cloned());
-    head.push(lang.pick("score", "年度得分").into());
-    head.push(format!(
-        "{} ({})",
-        lang.pick("failed", "不及格"),
-        policy.hr.pass_mark
-    ));
-    head.push(lang.pick("flags", "标记").into());
-    for (c, h) in head.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, h, &bold)?;
-    }
-    for (r, y) in rows.iter().enumerate() {
-        let row = (r + 1) as u32;
-        ws.write_string(row, 0, neutralise(y.employee_id.clone()))?;
-        ws.write_string(row, 1, neutralise(y.name.clone()))?;
-        ws.write_string(row, 2, neutralise(y.team.clone()))?;
-        for m in &y.months {
-            if let Some(i) = months.iter().position(|x| *x == m.month) {
-                ws.write_number(row, (3 + i) as u16, m.score.as_f64())?;
-            }
-        }
-        let c = 3 + months.len() as u16;
-        if let Some(s) = y.score {
-            ws.write_number(row, c, s.as_f64())?;
-        }
-        ws.write_string(
-            row,
-            c + 1,
-            if y.failed {
-                lang.pick("yes", "是")
-            } else {
-                lang.pick("no", "否")
-            },
-        )?;
-        ws.write_string(row, c + 2, y.flags.join(";"))?;
-    }
-    ws.set_freeze_panes(1, 3)?;
-    wb.save_to_buffer()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,6 +510,106 @@ mod tests {
             ("a=b", "a=b"),
         ] {
             assert_eq!(t(raw), Cell::Text(want.into()), "{raw}");
+        }
+    }
+
+    /// Issue 17: the Chinese workbook cites the seed clause, without the
+    /// policy's English remarks.
+    #[test]
+    fn clauses_leave_english_remarks_out() {
+        for (seed, want) in [
+            (
+                "坐席员考核细则 二(二)2 (policy.md step 4)",
+                Some("坐席员考核细则 二(二)2"),
+            ),
+            (
+                "坐席员考核细则 二(二)1; 坐席考勤管理制度 五1",
+                Some("坐席员考核细则 二(二)1; 坐席考勤管理制度 五1"),
+            ),
+            (
+                "衡水项目部 受理员考核细则 (一)4: 扣3-5分; 3 by default, --points up to 5",
+                Some("衡水项目部 受理员考核细则 (一)4"),
+            ),
+            (
+                "坐席员考核细则 二(二)4 (吸烟者另扣除当月奖金: pay, outside attendd)",
+                Some("坐席员考核细则 二(二)4"),
+            ),
+            ("policy.md step 4", None),
+            ("", None),
+        ] {
+            assert_eq!(clause(seed).as_deref(), want, "{seed}");
+        }
+    }
+
+    /// Issue 17: void causes and device evidence read in Chinese.
+    #[test]
+    fn causes_and_evidence_in_chinese() {
+        assert_eq!(cause_label("appeal 3 upheld", Lang::Zh), "申诉 #3 成立");
+        assert_eq!(
+            cause_label("correction (补卡) for E003", Lang::Zh),
+            "补卡: E003"
+        );
+        assert_eq!(cause_label("day close", Lang::Zh), "日结");
+        assert_eq!(cause_label("appeal 3 upheld", Lang::En), "appeal 3 upheld");
+        let d = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+        assert_eq!(
+            evidence_label(
+                "device",
+                "punches 2026-11-02T08:46:10+08:00,2026-11-03T01:02:03+08:00",
+                d,
+                Lang::Zh
+            ),
+            "打卡 08:46:10, 2026-11-03 01:02:03"
+        );
+        assert_eq!(
+            evidence_label("device", "no punch", d, Lang::Zh),
+            "无打卡记录"
+        );
+        assert_eq!(evidence_label("manual", "jeans", d, Lang::Zh), "jeans");
+        assert_eq!(source_label("device", Lang::Zh), "考勤机");
+    }
+
+    /// The dashboard's status and flag labels (its `STATUS` and `FLAGS`
+    /// tables) are the export's: one wording wherever HR reads them.
+    #[test]
+    fn dashboard_labels_match_the_exports() {
+        let page = include_str!("http/dashboard.html");
+        let flags = [
+            "missing_check_in",
+            "missing_check_out",
+            "partial_leave",
+            "partial_field",
+            "unpaired_punch",
+            "leave_short_notice",
+            "sick_leave_no_certificate",
+            "sick_leave_needs_hospital_record",
+            "possible_shift_swap",
+        ];
+        for f in flags {
+            for lang in [Lang::En, Lang::Zh] {
+                let want = format!("{f}: \"{}\"", flag_label(f, lang));
+                assert!(page.contains(&want), "dashboard lacks {want}");
+            }
+        }
+        for s in [
+            "present",
+            "late",
+            "early_leave",
+            "late_and_early",
+            "absent_half",
+            "absent_full",
+            "on_leave",
+            "field",
+            "rest",
+            "holiday",
+            "not_employed",
+            "not_arrived",
+            "in_progress",
+        ] {
+            for lang in [Lang::En, Lang::Zh] {
+                let want = format!("{s}: \"{}\"", status_label(s, lang));
+                assert!(page.contains(&want), "dashboard lacks {want}");
+            }
         }
     }
 }

@@ -36,6 +36,17 @@ impl Progress {
         Progress(pb)
     }
 
+    /// A spinner saying what is being done, for work with no count.
+    pub fn spinner(doing: &str) -> Progress {
+        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            pb.set_style(style);
+        }
+        pb.set_message(doing.to_string());
+        pb.enable_steady_tick(Duration::from_millis(200));
+        Progress(pb)
+    }
+
     /// `n` more items done.
     pub fn inc(&self, n: u64) {
         self.0.inc(n);

@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -435,7 +435,7 @@ async fn dispatch(cmd: StoreCommand, out: &mut dyn Write, err: &mut dyn Write) -
         StoreCommand::Month(a) => month(&ctx, a.month, out).await,
         StoreCommand::Outbox(a) => outbox(&ctx, a.kind.as_deref(), a.limit, out).await,
         StoreCommand::Adjustment(a) => adjustment(&ctx, a.action, out).await,
-        StoreCommand::Recompute(a) => recompute_cmd(&ctx, a, out, err).await,
+        StoreCommand::Recompute(a) => recompute_cmd(&ctx, a, out).await,
         StoreCommand::Publish(a) => publish(&ctx, a.month, out).await,
     };
     store.close().await;
@@ -528,6 +528,42 @@ fn report_text(r: &RecomputeReport) -> String {
     }
 }
 
+/// What an import of employees, roster, leaves or holidays reports.
+struct ImportSummary<'a> {
+    /// `employees`, `roster`, `leaves`, `holidays` (the JSON's `imported`).
+    kind: &'a str,
+    /// The rows as people count them, e.g. `roster row(s)`.
+    what: &'a str,
+    /// What "changed" means for them, e.g. `new or changed`.
+    changed_as: &'a str,
+    file: &'a str,
+    rows: usize,
+    changed: usize,
+}
+
+/// Prints an import's summary and its recompute, as JSON or text.
+fn emit_import(
+    ctx: &Ctx<'_>,
+    out: &mut dyn Write,
+    s: ImportSummary<'_>,
+    rep: &RecomputeReport,
+) -> io::Result<()> {
+    ctx.emit(
+        out,
+        json!({"imported": s.kind, "file": s.file, "rows": s.rows, "new_or_changed": s.changed,
+               "recompute": report_json(rep)}),
+        &format!(
+            "{}: {} {} imported, {} {}\n{}",
+            s.file,
+            s.rows,
+            s.what,
+            s.changed,
+            s.changed_as,
+            report_text(rep)
+        ),
+    )
+}
+
 /// Recomputes the days an import touched: per employee set, from the day
 /// before the earliest date (an overnight shift reaches into the next day)
 /// to the end of the latest date's month (the ladder counts per month),
@@ -539,7 +575,6 @@ async fn recompute_affected(
     dates: impl Iterator<Item = NaiveDate>,
     candidate: Option<NaiveDate>,
     cause: &str,
-    err: &mut dyn Write,
 ) -> Result<RecomputeReport, CmdError> {
     let mut lo: Option<NaiveDate> = None;
     let mut hi: Option<NaiveDate> = None;
@@ -568,10 +603,7 @@ async fn recompute_affected(
         return Ok(RecomputeReport::default());
     }
     let started = Instant::now();
-    let progress = io::stderr().is_terminal();
-    if progress {
-        let _ = write!(err, "recomputing {from}..{to}…");
-    }
+    let progress = crate::progress::Progress::spinner(&format!("recomputing {from}..{to}"));
     let r = ctx
         .store
         .recompute(
@@ -584,9 +616,10 @@ async fn recompute_affected(
             ctx.now,
         )
         .await?;
-    if progress {
-        let _ = writeln!(err, " done in {:.1?}", started.elapsed());
-    }
+    progress.finish(&format!(
+        "recomputed {from}..{to} in {:.1?}",
+        started.elapsed()
+    ));
     Ok(r)
 }
 
@@ -715,17 +748,23 @@ async fn import(
                         days.into_iter(),
                         None,
                         &format!("import employees {name}"),
-                        err,
                     )
                     .await?
                 }
                 None => RecomputeReport::default(),
             };
-            ctx.emit(
+            emit_import(
+                ctx,
                 out,
-                json!({"imported": "employees", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
-                       "recompute": report_json(&rep)}),
-                &format!("{name}: {} employee(s) imported, {} new or with a new shift\n{}", rows.len(), changed.len(), report_text(&rep)),
+                ImportSummary {
+                    kind: "employees",
+                    what: "employee(s)",
+                    changed_as: "new or with a new shift",
+                    file: &name,
+                    rows: rows.len(),
+                    changed: changed.len(),
+                },
+                &rep,
             )?;
         }
         ImportKind::Roster { file } => {
@@ -816,14 +855,20 @@ async fn import(
                 changed.iter().map(|r| r.date),
                 None,
                 &format!("import roster {name}"),
-                err,
             )
             .await?;
-            ctx.emit(
+            emit_import(
+                ctx,
                 out,
-                json!({"imported": "roster", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
-                       "recompute": report_json(&rep)}),
-                &format!("{name}: {} roster row(s) imported, {} new or changed\n{}", rows.len(), changed.len(), report_text(&rep)),
+                ImportSummary {
+                    kind: "roster",
+                    what: "roster row(s)",
+                    changed_as: "new or changed",
+                    file: &name,
+                    rows: rows.len(),
+                    changed: changed.len(),
+                },
+                &rep,
             )?;
         }
         ImportKind::Leaves { file } => {
@@ -879,14 +924,20 @@ async fn import(
                 dates,
                 None,
                 &format!("import leaves {name}"),
-                err,
             )
             .await?;
-            ctx.emit(
+            emit_import(
+                ctx,
                 out,
-                json!({"imported": "leaves", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
-                       "recompute": report_json(&rep)}),
-                &format!("{name}: {} leave record(s) imported, {} new or changed\n{}", rows.len(), changed.len(), report_text(&rep)),
+                ImportSummary {
+                    kind: "leaves",
+                    what: "leave record(s)",
+                    changed_as: "new or changed",
+                    file: &name,
+                    rows: rows.len(),
+                    changed: changed.len(),
+                },
+                &rep,
             )?;
         }
         ImportKind::Holidays { file } => {
@@ -914,14 +965,20 @@ async fn import(
                 changed.iter().map(|r| r.date),
                 None,
                 &format!("import holidays {name}"),
-                err,
             )
             .await?;
-            ctx.emit(
+            emit_import(
+                ctx,
                 out,
-                json!({"imported": "holidays", "file": name, "rows": rows.len(), "new_or_changed": changed.len(),
-                       "recompute": report_json(&rep)}),
-                &format!("{name}: {} holiday row(s) imported, {} new or changed\n{}", rows.len(), changed.len(), report_text(&rep)),
+                ImportSummary {
+                    kind: "holidays",
+                    what: "holiday row(s)",
+                    changed_as: "new or changed",
+                    file: &name,
+                    rows: rows.len(),
+                    changed: changed.len(),
+                },
+                &rep,
             )?;
         }
         ImportKind::Punches {
@@ -1083,7 +1140,7 @@ async fn import_punches(
         }
     }
 
-    let progress = io::stderr().is_terminal();
+    let progress = crate::progress::Progress::bar(punches.len() as u64, "punches stored");
     let started = Instant::now();
     let (mut new, mut dup) = (0usize, 0usize);
     // The dates the file covers (its new punches): classified for every
@@ -1105,25 +1162,19 @@ async fn import_punches(
                 Inserted::Duplicate => dup += 1,
             }
         }
-        if progress {
-            write!(
-                err,
-                "\rstored {}/{} punches",
-                (b * IMPORT_BATCH + batch.len()),
-                punches.len()
-            )?;
-        }
+        progress.set((b * IMPORT_BATCH + batch.len()) as u64);
     }
-    if progress && !punches.is_empty() {
-        writeln!(err, " in {:.1?}", started.elapsed())?;
-    }
+    progress.finish(&format!(
+        "stored {} punches in {:.1?}",
+        punches.len(),
+        started.elapsed()
+    ));
     let rep = recompute_affected(
         ctx,
         None,
         covered.into_iter().flat_map(|(a, b)| [a, b]),
         covered.map(|c| c.0),
         &format!("import punches {name}"),
-        err,
     )
     .await?;
     let start = ctx
@@ -1771,12 +1822,7 @@ async fn outbox(ctx: &Ctx<'_>, kind: Option<&str>, limit: i64, out: &mut dyn Wri
     Ok(())
 }
 
-async fn recompute_cmd(
-    ctx: &Ctx<'_>,
-    a: RecomputeArgs,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> CmdResult {
+async fn recompute_cmd(ctx: &Ctx<'_>, a: RecomputeArgs, out: &mut dyn Write) -> CmdResult {
     if a.from > a.to {
         return Err(CmdError::Input(format!(
             "--from {} is after --to {}",
@@ -1794,11 +1840,8 @@ async fn recompute_cmd(
         }
         None => None,
     };
-    let progress = io::stderr().is_terminal();
     let started = Instant::now();
-    if progress {
-        write!(err, "recomputing {}..{}…", a.from, a.to)?;
-    }
+    let progress = crate::progress::Progress::spinner(&format!("recomputing {}..{}", a.from, a.to));
     let rep = ctx
         .store
         .recompute(
@@ -1811,9 +1854,12 @@ async fn recompute_cmd(
             ctx.now,
         )
         .await?;
-    if progress {
-        writeln!(err, " done in {:.1?}", started.elapsed())?;
-    }
+    progress.finish(&format!(
+        "recomputed {}..{} in {:.1?}",
+        a.from,
+        a.to,
+        started.elapsed()
+    ));
     ctx.emit(out, report_json(&rep), &report_text(&rep))?;
     Ok(())
 }

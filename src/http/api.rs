@@ -377,6 +377,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/months/{month}", get(month))
         .route("/api/v1/months/{month}/publish", post(publish))
         .route("/api/v1/months/{month}/export", get(export))
+        .route("/api/v1/months/{month}/grid", get(month_grid))
         .route("/api/v1/years/{year}", get(year))
         .route("/api/v1/punches", get(punches))
         .route("/api/v1/ledger", post(add_entry))
@@ -1006,6 +1007,85 @@ async fn month(
     out["appeal_deadline"] = json!(deadline_of(&api, data.published_at));
     out["categories"] = json!(categories);
     ok(&out)
+}
+
+/// `GET /api/v1/months/{month}/grid`: the attendance sheet of a month,
+/// employees × days (one status per cell, `null` without a verdict), the
+/// calendar's weekends and holidays, each person's totals and score, and
+/// the teams the caller may pick from. Paged by employee.
+#[utoipa::path(
+    get,
+    path = "/api/v1/months/{month}/grid",
+    summary = "The month's attendance sheet: employees × days, one status per cell, weekends and holidays, totals per person",
+    description = "Roles: hr; supervisor:{team} (their team only). Read-only. Paged by employee; `days[i]` belongs to `dates[i]` and is null where no verdict is stored.",
+    params(doc::MonthPath, doc::TeamQuery, doc::PageQuery),
+    responses(
+        (status = 200, description = "the grid", body = doc::MonthGrid),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 500, response = doc::Internal),
+    )
+)]
+async fn month_grid(
+    State(api): State<Arc<Api>>,
+    c: Caller,
+    Path(m): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    use super::grid;
+    people(&c)?;
+    let first = parse_month(&m)?;
+    let p = paging(&q)?;
+    let team = team_filter(&c, &q)?;
+    let policy = api.policy();
+    // The teams the filter offers: every team the caller may see.
+    let teams = grid::teams(
+        api.store
+            .employees()
+            .await?
+            .iter()
+            .filter(|e| c.role.sees_team(&e.team)),
+    );
+    let data = hr::month_scores_data(&api.store, &policy, first, |e| {
+        c.role.sees_team(&e.team) && team.as_ref().is_none_or(|t| &e.team == t)
+    })
+    .await?;
+    let (from, to) = data.bounds;
+    let dates = grid::dates(
+        &policy,
+        &grid::calendar(&policy, &api.store.holidays().await?),
+        from,
+        to,
+    );
+    let scores: HashMap<&str, &crate::domain::score::MonthScore> = data
+        .scores
+        .iter()
+        .map(|s| (s.employee_id.as_str(), s))
+        .collect();
+    let chosen: Vec<_> = data.employees.iter().collect();
+    let total = chosen.len();
+    let shown: Vec<_> = chosen.into_iter().skip(p.offset).take(p.limit).collect();
+    let verdicts = match shown.as_slice() {
+        [one] => api.store.verdicts(from, to, Some(&one.employee_id)).await?,
+        [] => Vec::new(),
+        _ => api.store.verdicts(from, to, None).await?,
+    };
+    let items = grid::rows(&shown, &scores, &dates, &verdicts).map_err(ApiError::Internal)?;
+    let end = p.offset.saturating_add(items.len());
+    ok(&json!({
+        "month": data.month,
+        "timezone": policy.tz.name(),
+        "published_at": data.published_at,
+        "teams": teams,
+        "team": team,
+        "dates": dates,
+        "items": items,
+        "total": total,
+        "offset": p.offset,
+        "limit": p.limit,
+        "next_offset": (end < total).then_some(end),
+    }))
 }
 
 #[utoipa::path(

@@ -3,6 +3,14 @@
 //! `sessionStorage` (or passed once as `#token=…` in the address, which
 //! browsers do not send to the server). Labels are Chinese or English,
 //! chosen from `Accept-Language` when the page is served.
+//!
+//! The page shows today by team (refreshed every minute), who is missing,
+//! the month's attendance sheet (employees × days from
+//! `GET /api/v1/months/{month}/grid`, with a legend, a team filter, the
+//! export and a print stylesheet without the token box and buttons), a
+//! per-team attendance-rate chart drawn as inline SVG (no library), a
+//! person's month, the scores and the quarantine. Times are shown in the
+//! policy's zone to the minute.
 
 use std::sync::Arc;
 

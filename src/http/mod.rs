@@ -1,6 +1,7 @@
 //! The daemon's HTTP server: `/healthz`, `/metrics`, the HR API under
-//! `/api/v1/` ([`api`], roles in [`auth`], its description in [`openapi`]) and the dashboard at `/`
-//! ([`dashboard`]).
+//! `/api/v1/` ([`api`], roles in [`auth`], its description in [`openapi`],
+//! the month's attendance sheet built in [`grid`]) and the dashboard at
+//! `/` ([`dashboard`]).
 //!
 //! [`router`] builds the routes from shared state and is what tests call;
 //! [`serve`] binds nothing itself and runs until the shutdown token fires,
@@ -9,6 +10,7 @@
 pub mod api;
 pub mod auth;
 pub mod dashboard;
+pub mod grid;
 pub mod openapi;
 
 pub use crate::listener;

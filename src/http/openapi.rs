@@ -39,6 +39,7 @@ pub use answers::*;
         api::month,
         api::publish,
         api::export,
+        api::month_grid,
         api::year,
         api::punches,
         api::add_entry,

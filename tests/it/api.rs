@@ -18,6 +18,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
         ("GET", "/api/v1/months/2026-11", None),
         ("POST", "/api/v1/months/2026-11/publish", None),
         ("GET", "/api/v1/months/2026-11/export?format=csv", None),
+        ("GET", "/api/v1/months/2026-11/grid", None),
         ("GET", "/api/v1/punches?date=2026-11-02", None),
         (
             "POST",
@@ -923,8 +924,9 @@ async fn hr_exports_csv_and_xlsx_over_the_api() {
     let mut wb: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(x.body)).unwrap();
     assert_eq!(wb.sheet_names(), ["Daily grid", "Deductions", "Scores"]);
     let grid = wb.worksheet_range("Daily grid").unwrap();
-    assert_eq!(grid.get_value((3, 0)), Some(&Data::String("E003".into())));
-    assert_eq!(grid.get_value((3, 4)), Some(&Data::String("absent".into())));
+    // Row 0 dates, row 1 weekdays (issue 17), then E001, E002, E003.
+    assert_eq!(grid.get_value((4, 0)), Some(&Data::String("E003".into())));
+    assert_eq!(grid.get_value((4, 4)), Some(&Data::String("absent".into())));
     let scores = wb.worksheet_range("Scores").unwrap();
     assert_eq!(
         scores.get_value((0, 4)),

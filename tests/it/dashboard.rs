@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use attendd::store::{EmployeeRecord, LeaveRecord, NewPunch, RosterRecord, Store};
 use axum::http::StatusCode;
-use chrono::{Days, Utc};
+use chrono::{Datelike, Days, Utc};
 
 use crate::hr_fixture::{HR, POLICY, call, fixture};
 
 const BIN: &str = env!("CARGO_BIN_EXE_attendd");
+const SUP_B: &str = "sup-b-token-0123456789";
 
 #[tokio::test]
 async fn page_language_follows_accept_language() {
@@ -43,6 +44,29 @@ async fn page_language_follows_accept_language() {
     assert!(zh.contains("迟到") && zh.contains("早退") && zh.contains("旷工"));
 }
 
+/// The page names CJK-capable font families, and its print stylesheet
+/// leaves the token box and the buttons off paper.
+#[tokio::test]
+async fn page_names_cjk_fonts_and_prints_without_controls() {
+    let f = fixture().await;
+    let page = call(&f.router(), "GET", "/", None, None).await.text();
+    for family in [
+        "\"Noto Sans CJK SC\"",
+        "\"Microsoft YaHei\"",
+        "\"WenQuanYi Zen Hei\"",
+        "\"PingFang SC\"",
+    ] {
+        assert!(page.contains(family), "{family}");
+    }
+    let print = &page[page.find("@media print").expect("a print stylesheet")..];
+    let print = &print[..print.find("</style>").unwrap()];
+    assert!(
+        print.contains(".no-print") && print.contains("button"),
+        "{print}"
+    );
+    assert!(page.contains("id=\"token-box\" class=\"no-print\""));
+}
+
 /// Every flag the engine raises (`attendd::domain::types::Flag`) has a
 /// label in both languages; the id stays as a tooltip.
 #[tokio::test]
@@ -67,6 +91,120 @@ async fn every_flag_has_a_label_in_both_languages() {
         );
     }
     assert!(page.contains("病假未提供病假证明") && page.contains("离岗"));
+}
+
+/// The month grid: one cell per employee-day aligned with the dates,
+/// weekends and holidays marked, totals per person; supervisors get their
+/// team only, other teams are 403, a bad month is 400.
+#[tokio::test]
+async fn month_grid_has_a_cell_per_employee_day() {
+    use crate::hr_fixture::{SUP_A, TERM};
+    let f = fixture().await;
+    f.store
+        .upsert_holidays(
+            &[attendd::store::HolidayRecord {
+                date: chrono::NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
+                kind: "holiday".into(),
+            }],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let r = f.router();
+    let g = call(&r, "GET", "/api/v1/months/2026-11/grid", Some(HR), None).await;
+    assert_eq!(g.status, StatusCode::OK, "{}", g.text());
+    let j = g.json();
+    assert_eq!(j["month"], "2026-11");
+    assert_eq!(j["timezone"], "Asia/Shanghai");
+    assert_eq!(j["teams"], serde_json::json!(["A", "B"]));
+    let dates = j["dates"].as_array().unwrap();
+    assert_eq!(dates.len(), 30);
+    assert_eq!(dates[0]["kind"], "weekend", "2026-11-01 is a Sunday");
+    assert_eq!(dates[0]["weekday"], 7);
+    assert_eq!(dates[1]["kind"], "workday");
+    assert_eq!(dates[2]["kind"], "holiday", "imported holiday");
+    assert_eq!(j["total"], 4);
+    let items = j["items"].as_array().unwrap();
+    let row = |id: &str| {
+        items
+            .iter()
+            .find(|i| i["employee_id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {items:?}"))
+    };
+    for i in items {
+        assert_eq!(i["days"].as_array().unwrap().len(), 30, "{i}");
+        assert!(i["days"][10].is_null(), "no verdict after the 2nd: {i}");
+    }
+    assert_eq!(row("E001")["days"][1]["status"], "present");
+    assert_eq!(row("E001")["name"], "Alice");
+    assert_eq!(row("E002")["days"][1]["status"], "absent_half");
+    assert_eq!(row("E003")["days"][1]["status"], "absent_full");
+    assert_eq!(row("E003")["team"], "B");
+    assert_eq!(row("E003")["totals"]["by_status"]["absent_full"], 1);
+    assert_eq!(row("E003")["totals"]["absence_days"], 1);
+    let dan = &row("E004")["days"][1];
+    assert!(
+        dan["flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "missing_check_out")),
+        "{dan}"
+    );
+    assert_eq!(row("E004")["totals"]["flagged_days"], 1);
+    assert!(row("E001")["totals"]["score"].is_number());
+
+    let b = call(
+        &r,
+        "GET",
+        "/api/v1/months/2026-11/grid?team=B",
+        Some(HR),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(b["total"], 1);
+    assert_eq!(b["items"][0]["employee_id"], "E003");
+    assert_eq!(
+        b["teams"],
+        serde_json::json!(["A", "B"]),
+        "all teams offered"
+    );
+    let page = call(
+        &r,
+        "GET",
+        "/api/v1/months/2026-11/grid?limit=1&offset=1",
+        Some(HR),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["next_offset"], 2);
+
+    let sup = call(&r, "GET", "/api/v1/months/2026-11/grid", Some(SUP_A), None)
+        .await
+        .json();
+    assert_eq!(sup["total"], 3);
+    assert_eq!(sup["teams"], serde_json::json!(["A"]));
+    for (uri, tok, code) in [
+        (
+            "/api/v1/months/2026-11/grid?team=B",
+            SUP_A,
+            StatusCode::FORBIDDEN,
+        ),
+        ("/api/v1/months/2026-11/grid", TERM, StatusCode::FORBIDDEN),
+        ("/api/v1/months/2026-13/grid", HR, StatusCode::BAD_REQUEST),
+        (
+            "/api/v1/months/2026-11/grid?limit=0",
+            HR,
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        assert_eq!(
+            call(&r, "GET", uri, Some(tok), None).await.status,
+            code,
+            "{uri}"
+        );
+    }
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -143,6 +281,40 @@ fn section<'a>(dom: &'a str, id: &str) -> &'a str {
     let rest = &dom[start..];
     let end = rest.find("</section>").unwrap_or(rest.len());
     &rest[..end]
+}
+
+/// The class attributes of an employee's day cells in the month grid, in
+/// date order.
+fn grid_cells(dom: &str, id: &str) -> Vec<String> {
+    let grid = section(dom, "grid");
+    let start = grid
+        .find(&format!("<tr data-id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no grid row for {id}:\n{grid}"));
+    let row = &grid[start..];
+    let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+    row.split("<td class=\"")
+        .skip(1)
+        .map(|c| c[..c.find('"').unwrap_or(0)].to_string())
+        .filter(|c| c.starts_with("c "))
+        .collect()
+}
+
+/// True when `text` shows a time with seconds and a fraction (an instant
+/// as stored, not as people read it).
+fn has_raw_instant(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.windows(10).any(|w| {
+        let d = |i: usize| w[i].is_ascii_digit();
+        d(0) && d(1)
+            && w[2] == b':'
+            && d(3)
+            && d(4)
+            && w[5] == b':'
+            && d(6)
+            && d(7)
+            && w[8] == b'.'
+            && d(9)
+    })
 }
 
 #[test]
@@ -239,6 +411,20 @@ fn browser_shows_todays_absences_and_explanations() {
             )
             .await
             .unwrap();
+        // An undecodable payload: its receipt time (stored to the
+        // nanosecond, in UTC) is shown in the policy's zone to the minute.
+        store
+            .quarantine(
+                &attendd::store::NewQuarantine {
+                    source: "mqtt:attendance/x/punch".into(),
+                    payload: b"garbage".to_vec(),
+                    reason: "not JSON".into(),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await
+            .unwrap();
         if local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap() {
             store
                 .insert_punches(
@@ -284,7 +470,8 @@ fn browser_shows_todays_absences_and_explanations() {
         &config,
         format!(
             "[policy]\nfile = {POLICY:?}\n\n[store]\nurl = {url:?}\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
-             [[http.tokens]]\nname = \"hr-office\"\ntoken_env = \"ATTENDD_TOKEN_HR\"\nrole = \"hr\"\n"
+             [[http.tokens]]\nname = \"hr-office\"\ntoken_env = \"ATTENDD_TOKEN_HR\"\nrole = \"hr\"\n\n\
+             [[http.tokens]]\nname = \"lead-b\"\ntoken_env = \"ATTENDD_TOKEN_SUP_B\"\nrole = \"supervisor:B\"\n"
         ),
     )
     .unwrap();
@@ -294,6 +481,7 @@ fn browser_shows_todays_absences_and_explanations() {
         .args(["run", "--config"])
         .arg(&config)
         .env("ATTENDD_TOKEN_HR", HR)
+        .env("ATTENDD_TOKEN_SUP_B", SUP_B)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -344,11 +532,106 @@ fn browser_shows_todays_absences_and_explanations() {
         );
     }
     assert!(section(&dom, "scores").contains("Alice"), "score table");
+    let quarantine = section(&dom, "quarantine");
     assert!(
-        !section(&dom, "quarantine").contains("class=\"err\""),
+        !quarantine.contains("class=\"err\""),
         "quarantine loads for hr"
     );
+    assert!(quarantine.contains("garbage"), "{quarantine}");
+    assert!(
+        quarantine.contains(&format!(">{} ", local.date_naive()))
+            || quarantine.contains(&format!(">{} ", local.date_naive() + Days::new(1))),
+        "receipt date in the policy's zone:\n{quarantine}"
+    );
     assert!(!dom.contains(HR), "the token is not left in the page");
+
+    // The month grid: a header per day of the month, weekends shaded, one
+    // cell per employee-day; Carol's today is coloured by her status, and
+    // the legend names every status.
+    let first = today.with_day(1).unwrap();
+    let days_in_month = first
+        .iter_days()
+        .take_while(|d| d.month() == first.month())
+        .count();
+    let weekends = first
+        .iter_days()
+        .take_while(|d| d.month() == first.month())
+        .filter(|d| d.weekday().number_from_monday() >= 6)
+        .count();
+    let grid = section(&dom, "grid");
+    assert_eq!(
+        grid.matches("<th class=\"d d-").count(),
+        days_in_month,
+        "{grid}"
+    );
+    assert_eq!(
+        grid.matches("<th class=\"d d-weekend\"").count(),
+        weekends,
+        "{grid}"
+    );
+    for id in ["E001", "E003", "E004"] {
+        assert_eq!(grid_cells(&dom, id).len(), days_in_month, "{id}");
+    }
+    let expected = if window_open {
+        "not_arrived"
+    } else {
+        "absent_full"
+    };
+    let carol = grid_cells(&dom, "E003");
+    let cell = &carol[today.day0() as usize];
+    assert!(
+        cell.contains(&format!("st-{expected}")),
+        "Carol today is {expected}: {cell}"
+    );
+    assert!(grid.contains(">Team B<"), "rows grouped by team:\n{grid}");
+    for st in [
+        "present",
+        "late",
+        "absent_half",
+        "absent_full",
+        "on_leave",
+        "rest",
+        "holiday",
+    ] {
+        assert!(
+            section(&dom, "grid").contains(&format!("class=\"sw st-{st}\"")),
+            "legend has {st}"
+        );
+    }
+    assert!(
+        grid.contains("Export (.xlsx)") && grid.contains("Print"),
+        "{grid}"
+    );
+    // A supervisor: their team only, no export, no quarantine.
+    let sup = format!("http://127.0.0.1:{port}/#token={SUP_B}");
+    let sdom = browse(&chrome, &profile, "en-US", &["--dump-dom"], &sup);
+    assert_eq!(grid_cells(&sdom, "E003").len(), days_in_month);
+    assert!(
+        !section(&sdom, "grid").contains("data-id=\"E001\""),
+        "team A hidden"
+    );
+    assert!(sdom.contains("<option value=\"B\">") && !sdom.contains("<option value=\"A\">"));
+    let tag = |dom: &str, id: &str| {
+        let i = dom.find(&format!("id=\"{id}\"")).unwrap();
+        let start = dom[..i].rfind('<').unwrap();
+        dom[start..i + dom[i..].find('>').unwrap()].to_string()
+    };
+    assert!(
+        tag(&sdom, "export-xlsx").contains("hidden"),
+        "{}",
+        tag(&sdom, "export-xlsx")
+    );
+    assert!(!tag(&dom, "export-xlsx").contains("hidden"), "HR exports");
+    assert!(tag(&sdom, "quarantine").contains("hidden"));
+    assert!(!sdom.contains(SUP_B), "the token is not left in the page");
+    let trend = section(&dom, "trend");
+    assert!(trend.contains("<svg class=\"trend\""), "{trend}");
+    assert!(trend.contains("data-team=\"B\""), "team B's rate:\n{trend}");
+    let main = &dom[dom.find("<main>").unwrap()..];
+    assert!(
+        !has_raw_instant(main),
+        "a stored instant shown to people:\n{main}"
+    );
 
     let zh = browse(&chrome, &profile, "zh-CN", &["--dump-dom"], &page);
     assert!(zh.contains("<html lang=\"zh\">"), "zh page");
@@ -381,11 +664,28 @@ fn browser_shows_todays_absences_and_explanations() {
         "{person}"
     );
     assert!(person.contains("Overtime (min)"), "{person}");
+    // Dave's sick day in the grid: on leave, flagged, the flag by its label.
+    let dave_cells = grid_cells(&dom, "E004");
+    let cell = &dave_cells[yesterday.day0() as usize];
+    assert!(
+        cell.contains("st-on_leave") && cell.contains(" fl"),
+        "{cell}"
+    );
+    let grid = section(&dom, "grid");
+    assert!(grid.contains("sick leave without a certificate"), "{grid}");
+    assert!(
+        !grid.contains("sick_leave_no_certificate"),
+        "raw flag id:\n{grid}"
+    );
     let zh = browse(&chrome, &profile, "zh-CN", &["--dump-dom"], &dave);
     assert!(
         section(&zh, "person").contains("病假未提供病假证明"),
         "{}",
         section(&zh, "person")
+    );
+    assert!(
+        section(&zh, "grid").contains(">假<"),
+        "zh sheet code for leave"
     );
 
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
@@ -398,12 +698,49 @@ fn browser_shows_todays_absences_and_explanations() {
         "en-US",
         &[
             &format!("--screenshot={}", shot.display()),
-            "--window-size=1400,1600",
+            "--window-size=1400,2200",
         ],
         &page,
     );
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    assert!(
+        png.len() > 10_000,
+        "a page, not a blank: {} bytes",
+        png.len()
+    );
     eprintln!("dashboard screenshot: {}", shot.display());
+    // The Chinese page of Dave's month, to look at CJK labels in the grid.
+    let shot_zh = artifacts.join("dashboard-zh.png");
+    let _ = std::fs::remove_file(&shot_zh);
+    browse(
+        &chrome,
+        &profile,
+        "zh-CN",
+        &[
+            &format!("--screenshot={}", shot_zh.display()),
+            "--window-size=1400,2200",
+        ],
+        &dave,
+    );
+    let png = std::fs::read(&shot_zh).expect("zh screenshot written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a PNG");
+    eprintln!("dashboard screenshot: {}", shot_zh.display());
+    // The page as printed (the print stylesheet: no token box, no buttons).
+    let pdf = artifacts.join("dashboard-print.pdf");
+    let _ = std::fs::remove_file(&pdf);
+    browse(
+        &chrome,
+        &profile,
+        "en-US",
+        &[
+            &format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer",
+        ],
+        &page,
+    );
+    let doc = std::fs::read(&pdf).expect("printed page written");
+    assert!(doc.starts_with(b"%PDF"), "a PDF");
+    eprintln!("dashboard printed: {}", pdf.display());
     drop(daemon);
 }

@@ -339,33 +339,49 @@ async fn deduct_bonus_correct_appeal_export() {
         r.get_value((row, col)).cloned().unwrap_or(Data::Empty)
     };
     assert_eq!(cell(&grid, 0, 0), Data::String("工号".into()));
-    assert_eq!(cell(&grid, 0, 4), Data::String("2026-11-02".into()));
-    // Rows: E001, E002, E003, E004; 2026-11-02 is column 3 + 1.
-    assert_eq!(cell(&grid, 2, 0), Data::String("E002".into()));
-    assert_eq!(cell(&grid, 2, 4), Data::String("旷工半天".into()));
-    assert_eq!(cell(&grid, 3, 4), Data::String("旷工".into()));
-    assert_eq!(cell(&grid, 4, 4), Data::String("出勤".into()), "corrected");
+    // The date header is a real date (issue 17): serial 46328 is
+    // 2026-11-02; the row under it names the weekday.
+    assert!(
+        matches!(cell(&grid, 0, 4), Data::DateTime(d) if d.as_f64() == 46328.0),
+        "{:?}",
+        cell(&grid, 0, 4)
+    );
+    assert_eq!(cell(&grid, 1, 4), Data::String("一".into()));
+    // Rows: E001, E002, E003, E004 from row 2; 2026-11-02 is column 3 + 1.
+    assert_eq!(cell(&grid, 3, 0), Data::String("E002".into()));
+    assert_eq!(cell(&grid, 3, 4), Data::String("旷工半天".into()));
+    assert_eq!(cell(&grid, 4, 4), Data::String("旷工".into()));
+    assert_eq!(cell(&grid, 5, 4), Data::String("出勤".into()), "corrected");
     assert_eq!(
-        cell(&grid, 1, 3),
+        cell(&grid, 2, 3),
         Data::String("休息".into()),
         "2026-11-01 is a Sunday"
     );
 
     let deds = wb.worksheet_range("扣分明细").unwrap();
     let rows: Vec<Vec<Data>> = deds.rows().map(|r| r.to_vec()).collect();
+    // The Chinese workbook names the seed clause, not the English rule id
+    // (issue 17).
     let swap = rows
         .iter()
-        .find(|r| r[5] == Data::String("shift_swap".into()))
+        .find(|r| r[6] == Data::String("擅自换班".into()))
         .expect("shift_swap row");
-    assert_eq!(swap[6], Data::String("擅自换班".into()));
+    assert_eq!(swap[5], Data::String("坐席员考核细则 二(一)7".into()));
     assert_eq!(swap[7], Data::Float(2.0));
     let carol_row = rows
         .iter()
         .find(|r| r[1] == Data::String("E003".into()))
         .unwrap();
+    // The void time is a real date-time (issue 17), and the entry sits
+    // apart from the live ones, marked 已撤销.
     assert!(
-        matches!(&carol_row[12], Data::String(s) if s.starts_with("2026-")),
+        matches!(&carol_row[12], Data::DateTime(d) if d.as_f64() > 46327.0),
         "voided by the appeal: {carol_row:?}"
+    );
+    assert_eq!(
+        carol_row[14],
+        Data::String("已撤销".into()),
+        "{carol_row:?}"
     );
 
     let scores = wb.worksheet_range("月度考核得分").unwrap();

@@ -40,3 +40,4 @@ mod store;
 mod store_groups;
 mod systemd;
 mod tls;
+mod workbook;

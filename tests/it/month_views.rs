@@ -326,6 +326,17 @@ fn cell_num(c: &Data) -> f64 {
     }
 }
 
+/// A header cell's text; a date as `YYYY-MM-DD`.
+fn header_text(c: &Data) -> String {
+    match c {
+        Data::DateTime(d) => {
+            let epoch = chrono::NaiveDate::from_ymd_opt(1899, 12, 30).unwrap();
+            (epoch + chrono::Days::new(d.as_f64() as u64)).to_string()
+        }
+        other => cell_text(other),
+    }
+}
+
 fn cell_text(c: &Data) -> String {
     match c {
         Data::String(s) => s.clone(),
@@ -412,6 +423,14 @@ async fn every_view_of_a_month_agrees() {
     )
     .await
     .json();
+    let sheet_api = call(&r, "GET", "/api/v1/months/2026-11/grid", Some(HR), None)
+        .await
+        .json();
+    assert_eq!(
+        sheet_api["dates"][6]["kind"], "make_up_workday",
+        "2026-11-07: {}",
+        sheet_api["dates"][6]
+    );
     let cli_month: Vec<Value> = a
         .ok(&["month", "2026-11", "--json"])
         .lines()
@@ -421,7 +440,12 @@ async fn every_view_of_a_month_agrees() {
     // The daily grid: one row per employee, one column per date, the
     // status label in each cell.
     let grid = sheet(&wb, "daily");
-    let ghead: Vec<String> = grid[0].iter().map(cell_text).collect();
+    // Date headers are real dates (issue 17): named here as YYYY-MM-DD.
+    let ghead: Vec<String> = grid[0].iter().map(header_text).collect();
+    let ndates = grid[0]
+        .iter()
+        .filter(|c| matches!(c, Data::DateTime(_)))
+        .count();
     let gcol = |n: &str| {
         ghead
             .iter()
@@ -466,7 +490,7 @@ async fn every_view_of_a_month_agrees() {
             .filter(|r| r["employee_id"] == emp)
             .collect();
         assert_eq!(csv_days.len(), api_days.len(), "{emp}: csv rows");
-        let filled = grow[3..]
+        let filled = grow[3..3 + ndates]
             .iter()
             .filter(|c| !cell_text(c).is_empty())
             .count();
@@ -498,8 +522,28 @@ async fn every_view_of_a_month_agrees() {
                 num(&v["early_minutes"])
             );
         }
+        // The dashboard's sheet: the same statuses on the same dates.
+        let srow = sheet_api["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["employee_id"] == emp)
+            .unwrap_or_else(|| panic!("{emp} in the API grid"));
+        let sheet_days: Vec<(&str, &str)> = srow["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(sheet_api["dates"].as_array().unwrap())
+            .filter(|(c, _)| !c.is_null())
+            .map(|(c, d)| (d["date"].as_str().unwrap(), c["status"].as_str().unwrap()))
+            .collect();
+        let want: Vec<(&str, &str)> = api_days
+            .iter()
+            .map(|v| (v["date"].as_str().unwrap(), v["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(sheet_days, want, "{emp}: API grid vs days");
         // The grid's own totals, as HR counts them.
-        let cells: Vec<String> = grow[3..]
+        let cells: Vec<String> = grow[3..3 + ndates]
             .iter()
             .map(cell_text)
             .filter(|c| !c.is_empty())
@@ -558,6 +602,7 @@ async fn every_view_of_a_month_agrees() {
             assert_eq!(cell_num(&x[scol(col)]), want, "{emp} {field}: XLSX");
             assert_eq!(cs[col].parse::<f64>().unwrap(), want, "{emp} {field}: CSV");
             assert_eq!(num(&person["score"][field]), want, "{emp} {field}: person");
+            assert_eq!(num(&srow["totals"][field]), want, "{emp} {field}: API grid");
         }
         assert_eq!(
             cell_num(&x[scol("workdays")]),

@@ -574,3 +574,106 @@ pub struct Terminal {
 pub struct Terminals {
     pub items: Vec<Terminal>,
 }
+
+/// How a date of the month counts.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum DateKind {
+    Workday,
+    Weekend,
+    Holiday,
+    MakeUpWorkday,
+}
+
+/// A column of the month grid.
+#[derive(ToSchema)]
+pub struct GridDate {
+    #[schema(format = Date)]
+    pub date: String,
+    /// ISO weekday, Monday 1
+    #[schema(minimum = 1, maximum = 7)]
+    pub weekday: u8,
+    #[schema(inline)]
+    pub kind: DateKind,
+}
+
+/// The status of an employee-day.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum DayStatus {
+    Present,
+    Late,
+    EarlyLeave,
+    LateAndEarly,
+    AbsentHalf,
+    AbsentFull,
+    OnLeave,
+    Field,
+    Rest,
+    Holiday,
+    NotEmployed,
+    NotArrived,
+    InProgress,
+}
+
+/// A cell of the month grid.
+#[derive(ToSchema)]
+pub struct GridCell {
+    #[schema(inline)]
+    pub status: DayStatus,
+    pub provisional: bool,
+    #[schema(required = false)]
+    pub flags: Vec<String>,
+    #[schema(required = false)]
+    pub late_minutes: i64,
+    #[schema(required = false)]
+    pub early_minutes: i64,
+    #[schema(required = false)]
+    pub overtime_minutes: i64,
+}
+
+/// A person's totals over the month.
+#[derive(ToSchema)]
+pub struct GridTotals {
+    pub by_status: BTreeMap<String, i64>,
+    pub workdays: i64,
+    pub attendance_days: f64,
+    pub absence_days: f64,
+    pub leave_days: f64,
+    pub overtime_minutes: i64,
+    pub flagged_days: i64,
+    pub score: f64,
+}
+
+/// A row of the month grid.
+#[derive(ToSchema)]
+pub struct GridRow {
+    pub employee_id: String,
+    pub name: String,
+    pub team: String,
+    /// `days[i]` belongs to `dates[i]`; null where no verdict is stored.
+    pub days: Vec<Option<GridCell>>,
+    pub totals: GridTotals,
+}
+
+/// `GET /api/v1/months/{month}/grid`.
+#[derive(ToSchema)]
+pub struct MonthGrid {
+    #[schema(pattern = "^[0-9]{4}-[0-9]{2}$")]
+    pub month: String,
+    /// the policy's zone (IANA name)
+    pub timezone: String,
+    #[schema(format = DateTime)]
+    pub published_at: Option<String>,
+    /// teams the caller may filter on
+    pub teams: Vec<String>,
+    /// the team filter in force
+    pub team: Option<String>,
+    pub dates: Vec<GridDate>,
+    pub items: Vec<GridRow>,
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u64,
+    #[schema(required = true)]
+    pub next_offset: Option<u64>,
+}
