@@ -27,79 +27,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
     };
 
     // Categories and rules first: everything else refers to them.
-    let mut categories = Vec::new();
-    for (i, c) in raw.category.iter().enumerate() {
-        if categories.iter().any(|x: &Category| *x.id == *c.id) {
-            is.push(
-                format!("category[{i}].id"),
-                format!("duplicate category {:?}", c.id),
-            );
-        }
-        if c.cap.is_some_and(|cap| cap < Points::ZERO) {
-            is.push(format!("category[{i}].cap"), "must not be negative");
-        }
-        categories.push(Category {
-            id: Arc::from(c.id.as_str()),
-            zh: c.zh.clone(),
-            en: c.en.clone(),
-            cap: c.cap,
-        });
-    }
-    let mut rules = BTreeMap::new();
-    for (id, r) in &raw.rule {
-        let key = format!("rule.{id}");
-        let Some(cat) = categories.iter().find(|c| *c.id == *r.category) else {
-            is.push(
-                format!("{key}.category"),
-                format!(
-                    "unknown category {:?} (declare it in [[category]])",
-                    r.category
-                ),
-            );
-            continue;
-        };
-        let kind = match r.kind.as_str() {
-            "deduction" => RuleKind::Deduction,
-            "bonus" => RuleKind::Bonus,
-            other => {
-                is.push(
-                    format!("{key}.kind"),
-                    format!("{other:?} is not `deduction` or `bonus`"),
-                );
-                RuleKind::Deduction
-            }
-        };
-        if r.points.is_some_and(|p| p < Points::ZERO) {
-            is.push(format!("{key}.points"), "must not be negative");
-        }
-        let absence_days = r.absence_days.unwrap_or(Points::ZERO);
-        if let Some(a) = r.absence_days {
-            if a != Points::HALF && a != Points::ONE {
-                is.push(
-                    format!("{key}.absence_days"),
-                    format!("{a} is not 0.5 or 1 (days of absence an entry counts as)"),
-                );
-            } else if kind == RuleKind::Bonus {
-                is.push(
-                    format!("{key}.absence_days"),
-                    "a bonus cannot count as absence",
-                );
-            }
-        }
-        rules.insert(
-            Arc::<str>::from(id.as_str()),
-            Rule {
-                id: Arc::from(id.as_str()),
-                category: cat.id.clone(),
-                zh: r.zh.clone(),
-                en: r.en.clone(),
-                seed: r.seed.clone(),
-                points: r.points,
-                kind,
-                absence_days,
-            },
-        );
-    }
+    let (categories, rules) = categories_and_rules(&raw, &mut is);
     let rule_ref = |is: &mut Issues, key: String, id: &str| -> Arc<str> {
         match rules.get_key_value(id) {
             Some((k, r)) => {
@@ -119,60 +47,7 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
     };
 
     // Shifts.
-    let mut shifts = Vec::new();
-    let mut shift_ids = HashMap::new();
-    for (i, s) in raw.shift.iter().enumerate() {
-        let key = format!("shift[{i}]");
-        if s.id.trim().is_empty() || s.id == "rest" {
-            is.push(
-                format!("{key}.id"),
-                format!("{:?} cannot be a shift id", s.id),
-            );
-        }
-        let start = parse_hm(&s.start);
-        let end = parse_hm(&s.end);
-        if start.is_none() {
-            is.push(
-                format!("{key}.start"),
-                format!("{:?} is not HH:MM", s.start),
-            );
-        }
-        if end.is_none() {
-            is.push(format!("{key}.end"), format!("{:?} is not HH:MM", s.end));
-        }
-        let (start, end) = (start.unwrap_or_default(), end.unwrap_or_default());
-        check_shift_bounds(start, end, s.overnight, &mut is, &key);
-        for (k, v) in [
-            ("grace_minutes", s.grace_minutes),
-            ("before_minutes", s.before_minutes),
-            ("after_minutes", s.after_minutes),
-        ] {
-            if let Some(v) = v
-                && !(0..=24 * 60).contains(&v)
-            {
-                is.push(
-                    format!("{key}.{k}"),
-                    format!("{v} is outside 0 … 1440 minutes"),
-                );
-            }
-        }
-        let id: Arc<str> = Arc::from(s.id.as_str());
-        if shift_ids.insert(id.clone(), ShiftIdx(i as u16)).is_some() {
-            is.push(format!("{key}.id"), format!("duplicate shift {:?}", s.id));
-        }
-        shifts.push(Shift {
-            id,
-            start,
-            end,
-            overnight: s.overnight,
-            grace_minutes: s.grace_minutes,
-            before_secs: s.before_minutes.unwrap_or(raw.window.before_minutes) * 60,
-            after_secs: s.after_minutes.unwrap_or(raw.window.after_minutes) * 60,
-        });
-    }
-    if shifts.is_empty() {
-        is.push("shift", "at least one [[shift]] is required");
-    }
+    let (shifts, shift_ids) = shifts(&raw, &mut is);
     let default_shift = match &raw.default_shift {
         Some(id) => match shift_ids.get(id.as_str()) {
             Some(s) => Some(*s),
@@ -582,4 +457,145 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         rules,
         actions,
     })
+}
+
+/// `[[category]]` and `[rule.*]`: everything else refers to them.
+#[allow(clippy::type_complexity)]
+fn categories_and_rules(
+    raw: &RawPolicy,
+    is: &mut Issues,
+) -> (Vec<Category>, BTreeMap<Arc<str>, Rule>) {
+    let mut categories = Vec::new();
+    for (i, c) in raw.category.iter().enumerate() {
+        if categories.iter().any(|x: &Category| *x.id == *c.id) {
+            is.push(
+                format!("category[{i}].id"),
+                format!("duplicate category {:?}", c.id),
+            );
+        }
+        if c.cap.is_some_and(|cap| cap < Points::ZERO) {
+            is.push(format!("category[{i}].cap"), "must not be negative");
+        }
+        categories.push(Category {
+            id: Arc::from(c.id.as_str()),
+            zh: c.zh.clone(),
+            en: c.en.clone(),
+            cap: c.cap,
+        });
+    }
+    let mut rules = BTreeMap::new();
+    for (id, r) in &raw.rule {
+        let key = format!("rule.{id}");
+        let Some(cat) = categories.iter().find(|c| *c.id == *r.category) else {
+            is.push(
+                format!("{key}.category"),
+                format!(
+                    "unknown category {:?} (declare it in [[category]])",
+                    r.category
+                ),
+            );
+            continue;
+        };
+        let kind = match r.kind.as_str() {
+            "deduction" => RuleKind::Deduction,
+            "bonus" => RuleKind::Bonus,
+            other => {
+                is.push(
+                    format!("{key}.kind"),
+                    format!("{other:?} is not `deduction` or `bonus`"),
+                );
+                RuleKind::Deduction
+            }
+        };
+        if r.points.is_some_and(|p| p < Points::ZERO) {
+            is.push(format!("{key}.points"), "must not be negative");
+        }
+        let absence_days = r.absence_days.unwrap_or(Points::ZERO);
+        if let Some(a) = r.absence_days {
+            if a != Points::HALF && a != Points::ONE {
+                is.push(
+                    format!("{key}.absence_days"),
+                    format!("{a} is not 0.5 or 1 (days of absence an entry counts as)"),
+                );
+            } else if kind == RuleKind::Bonus {
+                is.push(
+                    format!("{key}.absence_days"),
+                    "a bonus cannot count as absence",
+                );
+            }
+        }
+        rules.insert(
+            Arc::<str>::from(id.as_str()),
+            Rule {
+                id: Arc::from(id.as_str()),
+                category: cat.id.clone(),
+                zh: r.zh.clone(),
+                en: r.en.clone(),
+                seed: r.seed.clone(),
+                points: r.points,
+                kind,
+                absence_days,
+            },
+        );
+    }
+    (categories, rules)
+}
+
+/// `[[shift]]`: the shifts and their ids.
+fn shifts(raw: &RawPolicy, is: &mut Issues) -> (Vec<Shift>, HashMap<Arc<str>, ShiftIdx>) {
+    let mut shifts = Vec::new();
+    let mut shift_ids = HashMap::new();
+    for (i, s) in raw.shift.iter().enumerate() {
+        let key = format!("shift[{i}]");
+        if s.id.trim().is_empty() || s.id == "rest" {
+            is.push(
+                format!("{key}.id"),
+                format!("{:?} cannot be a shift id", s.id),
+            );
+        }
+        let start = parse_hm(&s.start);
+        let end = parse_hm(&s.end);
+        if start.is_none() {
+            is.push(
+                format!("{key}.start"),
+                format!("{:?} is not HH:MM", s.start),
+            );
+        }
+        if end.is_none() {
+            is.push(format!("{key}.end"), format!("{:?} is not HH:MM", s.end));
+        }
+        let (start, end) = (start.unwrap_or_default(), end.unwrap_or_default());
+        check_shift_bounds(start, end, s.overnight, is, &key);
+        for (k, v) in [
+            ("grace_minutes", s.grace_minutes),
+            ("before_minutes", s.before_minutes),
+            ("after_minutes", s.after_minutes),
+        ] {
+            if let Some(v) = v
+                && !(0..=24 * 60).contains(&v)
+            {
+                is.push(
+                    format!("{key}.{k}"),
+                    format!("{v} is outside 0 … 1440 minutes"),
+                );
+            }
+        }
+        let id: Arc<str> = Arc::from(s.id.as_str());
+        if shift_ids.insert(id.clone(), ShiftIdx(i as u16)).is_some() {
+            is.push(format!("{key}.id"), format!("duplicate shift {:?}", s.id));
+        }
+        shifts.push(Shift {
+            id,
+            start,
+            end,
+            overnight: s.overnight,
+            grace_minutes: s.grace_minutes,
+            before_secs: s.before_minutes.unwrap_or(raw.window.before_minutes) * 60,
+            after_secs: s.after_minutes.unwrap_or(raw.window.after_minutes) * 60,
+        });
+    }
+    if shifts.is_empty() {
+        is.push("shift", "at least one [[shift]] is required");
+    }
+    (shifts, shift_ids)
 }
