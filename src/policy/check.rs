@@ -3,6 +3,7 @@
 use super::*;
 
 /// Validates a raw policy, returning every problem found.
+// Over 150 lines: the remaining sections share the `rule_ref` and `action_ref` lookups and one issue list; they are split further as they change.
 pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
     let mut is = Issues(Vec::new());
 
@@ -77,54 +78,8 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
             Unrostered::DefaultShift
         }
     };
-    let mut workdays = [false; 7];
-    for (i, w) in raw.workdays.iter().enumerate() {
-        match parse_weekday(w) {
-            Some(d) => workdays[d.num_days_from_monday() as usize] = true,
-            None => is.push(
-                format!("workdays[{i}]"),
-                format!("{w:?} is not a weekday (mon … sun)"),
-            ),
-        }
-    }
-    let mut holidays = BTreeMap::new();
-    for (d, k) in &raw.holidays {
-        let key = format!("holidays.\"{d}\"");
-        let Ok(date) = NaiveDate::parse_from_str(d, "%Y-%m-%d") else {
-            is.push(key, format!("{d:?} is not a date YYYY-MM-DD"));
-            continue;
-        };
-        match k.as_str() {
-            "holiday" => holidays.insert(date, HolidayKind::Holiday),
-            "workday" => holidays.insert(date, HolidayKind::Workday),
-            other => {
-                is.push(key, format!("{other:?} is not `holiday` or `workday`"));
-                None
-            }
-        };
-    }
-
-    let w = &raw.window;
-    for (k, v) in [
-        ("window.before_minutes", w.before_minutes),
-        ("window.after_minutes", w.after_minutes),
-    ] {
-        if !(0..=24 * 60).contains(&v) {
-            is.push(k, format!("{v} is outside 0 … 1440 minutes"));
-        }
-    }
-    if !(0..=3600).contains(&w.dedupe_seconds) {
-        is.push(
-            "window.dedupe_seconds",
-            format!("{} is outside 0 … 3600 seconds", w.dedupe_seconds),
-        );
-    }
-    if !(0..=24 * 60).contains(&w.visit_minutes) {
-        is.push(
-            "window.visit_minutes",
-            format!("{} is outside 0 … 1440 minutes", w.visit_minutes),
-        );
-    }
+    let (workdays, holidays) = calendar(&raw, &mut is);
+    check_window(&raw, &mut is);
 
     let a = &raw.absence;
     for (k, v) in [
@@ -457,6 +412,62 @@ pub fn validate(raw: RawPolicy) -> Result<Policy, Vec<Issue>> {
         rules,
         actions,
     })
+}
+
+/// `workdays` and `[holidays]`.
+fn calendar(raw: &RawPolicy, is: &mut Issues) -> ([bool; 7], BTreeMap<NaiveDate, HolidayKind>) {
+    let mut workdays = [false; 7];
+    for (i, w) in raw.workdays.iter().enumerate() {
+        match parse_weekday(w) {
+            Some(d) => workdays[d.num_days_from_monday() as usize] = true,
+            None => is.push(
+                format!("workdays[{i}]"),
+                format!("{w:?} is not a weekday (mon … sun)"),
+            ),
+        }
+    }
+    let mut holidays = BTreeMap::new();
+    for (d, k) in &raw.holidays {
+        let key = format!("holidays.\"{d}\"");
+        let Ok(date) = NaiveDate::parse_from_str(d, "%Y-%m-%d") else {
+            is.push(key, format!("{d:?} is not a date YYYY-MM-DD"));
+            continue;
+        };
+        match k.as_str() {
+            "holiday" => holidays.insert(date, HolidayKind::Holiday),
+            "workday" => holidays.insert(date, HolidayKind::Workday),
+            other => {
+                is.push(key, format!("{other:?} is not `holiday` or `workday`"));
+                None
+            }
+        };
+    }
+    (workdays, holidays)
+}
+
+/// `[window]`: the bounds of its minutes and seconds.
+fn check_window(raw: &RawPolicy, is: &mut Issues) {
+    let w = &raw.window;
+    for (k, v) in [
+        ("window.before_minutes", w.before_minutes),
+        ("window.after_minutes", w.after_minutes),
+    ] {
+        if !(0..=24 * 60).contains(&v) {
+            is.push(k, format!("{v} is outside 0 … 1440 minutes"));
+        }
+    }
+    if !(0..=3600).contains(&w.dedupe_seconds) {
+        is.push(
+            "window.dedupe_seconds",
+            format!("{} is outside 0 … 3600 seconds", w.dedupe_seconds),
+        );
+    }
+    if !(0..=24 * 60).contains(&w.visit_minutes) {
+        is.push(
+            "window.visit_minutes",
+            format!("{} is outside 0 … 1440 minutes", w.visit_minutes),
+        );
+    }
 }
 
 /// `[[category]]` and `[rule.*]`: everything else refers to them.
