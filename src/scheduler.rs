@@ -23,10 +23,10 @@ use crate::domain::calendar::{ShiftClock, shift_on};
 use crate::domain::classify::EmployeeDays;
 use crate::domain::policy::Policy;
 use crate::domain::time::{resolve_local, to_local};
-use crate::domain::types::EmployeeId;
+use crate::domain::types::{EmployeeId, Holidays};
 use crate::store::outbox::{DayClose, NewMessage};
 use crate::store::summary::{daily_summary, summary_hash};
-use crate::store::{Store, StoreError};
+use crate::store::{EmployeeRecord, Store, StoreError};
 
 pub use crate::pipeline::DriftBoard;
 
@@ -104,6 +104,18 @@ pub struct TickReport {
     pub publications: usize,
 }
 
+/// One policy group's employees and their days, as an absence alert
+/// decision needs them.
+#[derive(Clone, Copy)]
+struct GroupDays<'a> {
+    policy: &'a Policy,
+    clock: &'a ShiftClock<'a>,
+    holidays: &'a Holidays,
+    emps: &'a [EmployeeRecord],
+    days: &'a [EmployeeDays<'a>],
+    alert_after: Duration,
+}
+
 /// The scheduler. Cheap to share.
 #[derive(Debug)]
 pub struct Scheduler {
@@ -134,13 +146,48 @@ impl Scheduler {
     /// Decides and stores everything due at `now`.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
         let plan = self.plan();
-        let policy = &*plan.policy;
         let mut report = TickReport::default();
-        let today = to_local(policy.tz, now).date_naive();
-        let oldest = today - Days::new(plan.schedule.revision_days.max(1) as u64);
+        let today = to_local(plan.policy.tz, now).date_naive();
 
         self.appeals_overdue(&plan, now).await?;
 
+        let (open, closed, first) = self.open_and_closed(&plan, today).await?;
+        let Some((alerts, close_at)) = self.decide_groups(&plan, now, today, first, &open).await?
+        else {
+            // No employees yet: terminals and publications still count.
+            report.terminal = self.terminal_health(&plan, now, today).await?;
+            report.publications = self.publications(&plan, now).await?;
+            return Ok(report);
+        };
+        // One transaction: the deliverer never sees half a tick, so a robot
+        // gets the tick's alerts as one message per supervisor.
+        let new = self.store.enqueue_many(&alerts, now).await?;
+        for (m, new) in alerts.iter().zip(new) {
+            match (new, m.kind.as_str()) {
+                (false, _) => {}
+                (true, "absence") => report.absences += 1,
+                (true, _) => report.arrivals += 1,
+            }
+        }
+
+        self.close_due(&plan, open, &close_at, now, &mut report)
+            .await?;
+        self.revise_closed(&plan, closed, now, &mut report).await?;
+
+        report.terminal = self.terminal_health(&plan, now, today).await?;
+        report.publications = self.publications(&plan, now).await?;
+        Ok(report)
+    }
+
+    /// The dates within the revision window not closed yet (from the
+    /// first one that may close), the closed ones, and the first date
+    /// whose inputs a tick loads.
+    async fn open_and_closed(
+        &self,
+        plan: &Plan,
+        today: NaiveDate,
+    ) -> Result<(Vec<NaiveDate>, Vec<DayClose>, NaiveDate), StoreError> {
+        let oldest = today - Days::new(plan.schedule.revision_days.max(1) as u64);
         // Dates not closed yet within the revision window, and closed ones.
         // A store that never closed a day starts with yesterday: days
         // before attendd ran are not announced as if they had just closed.
@@ -171,6 +218,21 @@ impl Scheduler {
             .copied()
             .unwrap_or(today)
             .min(today - Days::new(1));
+        Ok((open, closed, first))
+    }
+
+    /// Every policy group's absence alerts and follow-ups, and when each
+    /// open date closes; `None` when there are no employees yet.
+    #[allow(clippy::type_complexity)]
+    async fn decide_groups(
+        &self,
+        plan: &Plan,
+        now: DateTime<Utc>,
+        today: NaiveDate,
+        first: NaiveDate,
+        open: &[NaiveDate],
+    ) -> Result<Option<(Vec<NewMessage>, HashMap<NaiveDate, DateTime<Utc>>)>, StoreError> {
+        let policy = &*plan.policy;
         // Each policy group's employees with their own shifts, zone and
         // holidays (policy.md, "Several rule sets on one site").
         let all = match &plan.policies {
@@ -234,124 +296,146 @@ impl Scheduler {
                 .collect();
 
             // Absence alerts and follow-ups: yesterday (overnight shifts) and today.
+            let g = GroupDays {
+                policy,
+                clock: &clock,
+                holidays: &inputs.holidays,
+                emps: &inputs.emps,
+                days: &days,
+                alert_after,
+            };
             for date in [today - Days::new(1), today] {
-                let wanted: Vec<String> = inputs
-                    .emps
-                    .iter()
-                    .flat_map(|e| {
-                        [
-                            format!("absence/{date}/{}", e.employee_id),
-                            format!("arrival/{date}/{}", e.employee_id),
-                        ]
-                    })
-                    .collect();
-                let sent = self.store.outbox_keys(&wanted).await?;
-                for (i, e) in inputs.emps.iter().enumerate() {
-                    let ka = format!("absence/{date}/{}", e.employee_id);
-                    let kr = format!("arrival/{date}/{}", e.employee_id);
-                    let state = AlertState {
-                        absence_sent: sent.contains(&ka),
-                        arrival_sent: sent.contains(&kr),
-                    };
-                    let decision = absence_decision(
-                        &clock,
-                        &inputs.holidays,
-                        &days[i],
-                        date,
-                        alert_after,
-                        now,
-                        state,
-                    );
-                    let (key, kind, detail) = match decision {
-                        AlertDecision::Nothing => continue,
-                        AlertDecision::Absent {
-                            shift_start,
-                            minutes_late,
-                        } => (
-                            ka,
-                            "absence",
-                            json!({
-                                "shift_start": local_rfc3339(policy, shift_start),
-                                "minutes_late": minutes_late,
-                                "text": format!(
-                                    "{} {} has no punch {} min after the shift start {} — 未打卡",
-                                    e.employee_id, e.name, minutes_late,
-                                    to_local(policy.tz, shift_start).format("%H:%M")
-                                ),
-                            }),
-                        ),
-                        AlertDecision::Arrived { at, minutes_late } => (
-                            kr,
-                            "arrival",
-                            json!({
-                                "arrived_at": local_rfc3339(policy, at),
-                                "minutes_late": minutes_late,
-                                "follow_up_of": ka,
-                                "text": format!(
-                                    "{} {} arrived at {}, {} min after the shift start — 已到岗",
-                                    e.employee_id, e.name,
-                                    to_local(policy.tz, at).format("%H:%M"), minutes_late
-                                ),
-                            }),
-                        ),
-                    };
-                    let shift = shift_on(
-                        policy,
-                        &inputs.holidays,
-                        days[i].roster,
-                        days[i].default_shift,
-                        date,
-                    )
-                    .0
-                    .map(|s| policy.shifts[s.0 as usize].id.to_string());
-                    if contacts.is_none() {
-                        contacts = Some(self.store.supervisor_contacts().await?);
-                    }
-                    let contact = contacts
-                        .as_ref()
-                        .and_then(|c| c.get(&e.employee_id))
-                        .cloned();
-                    let mut payload = json!({
-                        "schema": schema_id(kind),
-                        "id": key,
-                        "kind": kind,
-                        "date": date,
-                        "employee_id": e.employee_id,
-                        "name": e.name,
-                        "team": e.team,
-                        "supervisor": e.supervisor,
-                        "supervisor_contact": contact,
-                        "shift": shift,
-                        "decided_at": local_rfc3339(policy, now),
-                    });
-                    merge(&mut payload, detail);
-                    alerts.push(self.message(&plan, key, kind, payload, Some(&e.team)));
-                }
+                self.absence_alerts(plan, &g, date, now, &mut contacts, &mut alerts)
+                    .await?;
             }
-            for &date in &open {
+            for &date in open {
                 let at = close_time(&clock, &inputs.holidays, &days, date, close_delay);
                 let e = close_at.entry(date).or_insert(at);
                 *e = (*e).max(at);
             }
         }
         if !anyone {
-            // No employees yet: terminals and publications still count.
-            report.terminal = self.terminal_health(&plan, now, today).await?;
-            report.publications = self.publications(&plan, now).await?;
-            return Ok(report);
+            return Ok(None);
         }
-        // One transaction: the deliverer never sees half a tick, so a robot
-        // gets the tick's alerts as one message per supervisor.
-        let new = self.store.enqueue_many(&alerts, now).await?;
-        for (m, new) in alerts.iter().zip(new) {
-            match (new, m.kind.as_str()) {
-                (false, _) => {}
-                (true, "absence") => report.absences += 1,
-                (true, _) => report.arrivals += 1,
-            }
-        }
+        Ok(Some((alerts, close_at)))
+    }
 
-        // Day close: the last shift end + grace + close_delay has passed.
+    /// One group's absence alerts and follow-ups for `date`, pushed onto
+    /// `alerts`.
+    async fn absence_alerts(
+        &self,
+        plan: &Plan,
+        g: &GroupDays<'_>,
+        date: NaiveDate,
+        now: DateTime<Utc>,
+        contacts: &mut Option<HashMap<String, String>>,
+        alerts: &mut Vec<NewMessage>,
+    ) -> Result<(), StoreError> {
+        let GroupDays {
+            policy,
+            clock,
+            holidays,
+            emps,
+            days,
+            alert_after,
+        } = *g;
+        let wanted: Vec<String> = emps
+            .iter()
+            .flat_map(|e| {
+                [
+                    format!("absence/{date}/{}", e.employee_id),
+                    format!("arrival/{date}/{}", e.employee_id),
+                ]
+            })
+            .collect();
+        let sent = self.store.outbox_keys(&wanted).await?;
+        for (i, e) in emps.iter().enumerate() {
+            let ka = format!("absence/{date}/{}", e.employee_id);
+            let kr = format!("arrival/{date}/{}", e.employee_id);
+            let state = AlertState {
+                absence_sent: sent.contains(&ka),
+                arrival_sent: sent.contains(&kr),
+            };
+            let decision =
+                absence_decision(clock, holidays, &days[i], date, alert_after, now, state);
+            let (key, kind, detail) = match decision {
+                AlertDecision::Nothing => continue,
+                AlertDecision::Absent {
+                    shift_start,
+                    minutes_late,
+                } => (
+                    ka,
+                    "absence",
+                    json!({
+                        "shift_start": local_rfc3339(policy, shift_start),
+                        "minutes_late": minutes_late,
+                        "text": format!(
+                            "{} {} has no punch {} min after the shift start {} — 未打卡",
+                            e.employee_id, e.name, minutes_late,
+                            to_local(policy.tz, shift_start).format("%H:%M")
+                        ),
+                    }),
+                ),
+                AlertDecision::Arrived { at, minutes_late } => (
+                    kr,
+                    "arrival",
+                    json!({
+                        "arrived_at": local_rfc3339(policy, at),
+                        "minutes_late": minutes_late,
+                        "follow_up_of": ka,
+                        "text": format!(
+                            "{} {} arrived at {}, {} min after the shift start — 已到岗",
+                            e.employee_id, e.name,
+                            to_local(policy.tz, at).format("%H:%M"), minutes_late
+                        ),
+                    }),
+                ),
+            };
+            let shift = shift_on(
+                policy,
+                holidays,
+                days[i].roster,
+                days[i].default_shift,
+                date,
+            )
+            .0
+            .map(|s| policy.shifts[s.0 as usize].id.to_string());
+            if contacts.is_none() {
+                *contacts = Some(self.store.supervisor_contacts().await?);
+            }
+            let contact = contacts
+                .as_ref()
+                .and_then(|c| c.get(&e.employee_id))
+                .cloned();
+            let mut payload = json!({
+                "schema": schema_id(kind),
+                "id": key,
+                "kind": kind,
+                "date": date,
+                "employee_id": e.employee_id,
+                "name": e.name,
+                "team": e.team,
+                "supervisor": e.supervisor,
+                "supervisor_contact": contact,
+                "shift": shift,
+                "decided_at": local_rfc3339(policy, now),
+            });
+            merge(&mut payload, detail);
+            alerts.push(self.message(plan, key, kind, payload, Some(&e.team)));
+        }
+        Ok(())
+    }
+
+    /// Day close: the last shift end + grace + close_delay has passed.
+    async fn close_due(
+        &self,
+        plan: &Plan,
+        open: Vec<NaiveDate>,
+        close_at: &HashMap<NaiveDate, DateTime<Utc>>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), StoreError> {
+        let policy = &*plan.policy;
         for date in open {
             if close_at.get(&date).is_none_or(|at| now < *at) {
                 continue;
@@ -369,12 +453,22 @@ impl Scheduler {
                 closed_at: now,
                 updated_at: now,
             };
-            self.publish_summary(&plan, &close, summary, now).await?;
+            self.publish_summary(plan, &close, summary, now).await?;
             info!(%date, "day closed; daily deduction summary published");
             report.closed.push(date);
         }
+        Ok(())
+    }
 
-        // Revisions: late data changed a closed day's verdicts.
+    /// Revisions: late data changed a closed day's verdicts.
+    async fn revise_closed(
+        &self,
+        plan: &Plan,
+        closed: Vec<DayClose>,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), StoreError> {
+        let policy = &*plan.policy;
         for c in closed {
             if self
                 .store
@@ -391,17 +485,14 @@ impl Scheduler {
             if hash != c.summary_hash {
                 next.revision += 1;
                 next.summary_hash = hash;
-                self.publish_summary(&plan, &next, summary, now).await?;
+                self.publish_summary(plan, &next, summary, now).await?;
                 info!(date = %c.date, revision = next.revision, "closed day changed after late data; corrected summary published");
                 report.revised.push(c.date);
             } else {
                 self.store.save_day_close(&next, None).await?;
             }
         }
-
-        report.terminal = self.terminal_health(&plan, now, today).await?;
-        report.publications = self.publications(&plan, now).await?;
-        Ok(report)
+        Ok(())
     }
 
     async fn publish_summary(
