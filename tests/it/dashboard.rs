@@ -338,10 +338,19 @@ fn browser_shows_todays_absences_and_explanations() {
     let window_open = (chrono::NaiveTime::from_hms_opt(4, 30, 0).unwrap()
         ..chrono::NaiveTime::from_hms_opt(21, 30, 0).unwrap())
         .contains(&local.time());
+    // Alice checked in at 08:20 once that is past, else a minute ago: a
+    // punch is a check-in only before the shift's end (17:30), so "a minute
+    // ago" would leave her missing in the evening.
+    let alice_punched = local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap();
+    let alice_at = match today.and_hms_opt(8, 20, 0) {
+        Some(t) if local.time() > chrono::NaiveTime::from_hms_opt(8, 21, 0).unwrap() => {
+            attendd::domain::time::resolve_local(policy.tz, t)
+        }
+        _ => now - chrono::Duration::minutes(1),
+    };
 
     // Today is a workday for everybody (a roster row), whatever the weekday.
-    // Alice punched a minute ago when that is inside today's window; Carol
-    // has no punch: she is missing.
+    // Alice punched (see `alice_at`); Carol has no punch: she is missing.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -425,13 +434,13 @@ fn browser_shows_todays_absences_and_explanations() {
             )
             .await
             .unwrap();
-        if local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap() {
+        if alice_punched {
             store
                 .insert_punches(
                     &[NewPunch {
                         employee_id: "E001".into(),
                         identity: "E001".into(),
-                        time: now - chrono::Duration::minutes(1),
+                        time: alice_at,
                         device_id: Some("gate-1".into()),
                         event_id: None,
                         source: "test".into(),
@@ -512,7 +521,7 @@ fn browser_shows_todays_absences_and_explanations() {
         missing.contains("Carol"),
         "Carol is missing today:\n{missing}"
     );
-    if local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap() {
+    if alice_punched {
         assert!(!missing.contains("Alice"), "Alice punched:\n{missing}");
     }
     let teams = section(&dom, "today");
