@@ -271,7 +271,6 @@ async fn dispatch(cmd: HrCommand, out: &mut dyn Write) -> Result<(), CmdError> {
     r
 }
 
-// Over 150 lines: one arm per HR command, each parse → `hr` call → print.
 async fn run_one(
     cmd: HrCommand,
     policies: &crate::policy::Policies,
@@ -280,7 +279,6 @@ async fn run_one(
     out: &mut dyn Write,
 ) -> Result<(), CmdError> {
     let now = Utc::now();
-    let policy = policies.default_policy();
     let emit = |out: &mut dyn Write, v: serde_json::Value, text: String| -> io::Result<()> {
         if json_out {
             writeln!(out, "{v}")
@@ -291,201 +289,256 @@ async fn run_one(
     match cmd {
         HrCommand::Deduct(a) => manual(policies, store, a, EntryKind::Deduction, &emit, out).await,
         HrCommand::Bonus(a) => manual(policies, store, a, EntryKind::Bonus, &emit, out).await,
-        HrCommand::Correct(a) => {
-            let time = crate::input::LocalTimes::new(policy.tz)
-                .parse(&a.time)
-                .map_err(|e| CmdError::Input(format!("--time: {e}")))?;
-            let by = actor(a.by);
-            let o = crate::hr::record_correction(
+        HrCommand::Correct(a) => correct(a, policies, store, now, &emit, out).await,
+        HrCommand::Appeal(a) => appeal(a.what, policies, store, now, &emit, out).await,
+        HrCommand::Year(a) => year(a, policies, store, &emit, out).await,
+        HrCommand::Export(a) => export(a, policies, store, &emit, out).await,
+    }
+}
+
+/// `attendd correct`.
+async fn correct(
+    a: CorrectArgs,
+    policies: &crate::policy::Policies,
+    store: &Store,
+    now: chrono::DateTime<Utc>,
+    emit: &Emit<'_>,
+    out: &mut dyn Write,
+) -> Result<(), CmdError> {
+    let policy = policies.default_policy();
+    let time = crate::input::LocalTimes::new(policy.tz)
+        .parse(&a.time)
+        .map_err(|e| CmdError::Input(format!("--time: {e}")))?;
+    let by = actor(a.by);
+    let o = crate::hr::record_correction(
+        store,
+        policies,
+        &a.employee,
+        time,
+        &a.reason,
+        &by,
+        a.override_reason.as_deref(),
+        now,
+    )
+    .await?;
+    emit(
+        out,
+        json!(o),
+        format!(
+            "correction {} for {} at {} recorded by {by}{}; {} day(s) evaluated, {} changed, {} adjustment(s)",
+            o.id,
+            a.employee,
+            to_local(policy.tz, time).to_rfc3339(),
+            o.override_reason
+                .as_deref()
+                .map(|r| format!(" (override: {r})"))
+                .unwrap_or_default(),
+            o.evaluated,
+            o.changed,
+            o.adjustments
+        ),
+    )?;
+    Ok(())
+}
+
+/// `attendd appeal file|answer|list`.
+async fn appeal(
+    what: AppealCommand,
+    policies: &crate::policy::Policies,
+    store: &Store,
+    now: chrono::DateTime<Utc>,
+    emit: &Emit<'_>,
+    out: &mut dyn Write,
+) -> Result<(), CmdError> {
+    let policy = policies.default_policy();
+    match what {
+        AppealCommand::File { entry, reason, by } => {
+            let ap =
+                crate::hr::file_appeal(store, policies, entry, &reason, &actor(by), now).await?;
+            emit(
+                out,
+                json!(ap),
+                format!("appeal {} filed against ledger entry {entry}", ap.id),
+            )?;
+            Ok(())
+        }
+        AppealCommand::Answer {
+            id,
+            decision,
+            answer,
+            by,
+        } => {
+            let ap = crate::hr::answer_appeal(
                 store,
-                policies,
-                &a.employee,
-                time,
-                &a.reason,
-                &by,
-                a.override_reason.as_deref(),
+                id,
+                decision == Decision::Upheld,
+                &answer,
+                &actor(by),
                 now,
             )
             .await?;
             emit(
                 out,
-                json!(o),
+                json!(ap),
                 format!(
-                    "correction {} for {} at {} recorded by {by}{}; {} day(s) evaluated, {} changed, {} adjustment(s)",
-                    o.id,
-                    a.employee,
-                    to_local(policy.tz, time).to_rfc3339(),
-                    o.override_reason
-                        .as_deref()
-                        .map(|r| format!(" (override: {r})"))
-                        .unwrap_or_default(),
-                    o.evaluated,
-                    o.changed,
-                    o.adjustments
+                    "appeal {id} {}{}",
+                    ap.status,
+                    if ap.status == "upheld" {
+                        format!(": ledger entry {} voided", ap.ledger_id)
+                    } else {
+                        String::new()
+                    }
                 ),
             )?;
             Ok(())
         }
-        HrCommand::Appeal(a) => match a.what {
-            AppealCommand::File { entry, reason, by } => {
-                let ap = crate::hr::file_appeal(store, policies, entry, &reason, &actor(by), now)
-                    .await?;
+        AppealCommand::List { status } => {
+            let rows = crate::hr::list_appeals(store, policies, status.as_deref(), now)
+                .await
+                .map_err(|e| match e {
+                    HrError::Invalid { why, .. } => CmdError::Input(format!("--status: {why}")),
+                    other => other.into(),
+                })?;
+            for v in rows {
+                let ap = &v.appeal;
                 emit(
                     out,
-                    json!(ap),
-                    format!("appeal {} filed against ledger entry {entry}", ap.id),
-                )?;
-                Ok(())
-            }
-            AppealCommand::Answer {
-                id,
-                decision,
-                answer,
-                by,
-            } => {
-                let ap = crate::hr::answer_appeal(
-                    store,
-                    id,
-                    decision == Decision::Upheld,
-                    &answer,
-                    &actor(by),
-                    now,
-                )
-                .await?;
-                emit(
-                    out,
-                    json!(ap),
+                    json!(v),
                     format!(
-                        "appeal {id} {}{}",
+                        "#{:<5} entry {:<6} {:<8} {:<9} filed {} by {}{}: {}",
+                        ap.id,
+                        ap.ledger_id,
+                        ap.employee_id,
                         ap.status,
-                        if ap.status == "upheld" {
-                            format!(": ledger entry {} voided", ap.ledger_id)
+                        to_local(policy.tz, ap.filed_at).to_rfc3339(),
+                        ap.filed_by,
+                        if v.overdue {
+                            format!(
+                                " OVERDUE (answer due {})",
+                                to_local(policy.tz, v.answer_due).to_rfc3339()
+                            )
                         } else {
                             String::new()
-                        }
-                    ),
-                )?;
-                Ok(())
-            }
-            AppealCommand::List { status } => {
-                let rows = crate::hr::list_appeals(store, policies, status.as_deref(), now)
-                    .await
-                    .map_err(|e| match e {
-                        HrError::Invalid { why, .. } => CmdError::Input(format!("--status: {why}")),
-                        other => other.into(),
-                    })?;
-                for v in rows {
-                    let ap = &v.appeal;
-                    emit(
-                        out,
-                        json!(v),
-                        format!(
-                            "#{:<5} entry {:<6} {:<8} {:<9} filed {} by {}{}: {}",
-                            ap.id,
-                            ap.ledger_id,
-                            ap.employee_id,
-                            ap.status,
-                            to_local(policy.tz, ap.filed_at).to_rfc3339(),
-                            ap.filed_by,
-                            if v.overdue {
-                                format!(
-                                    " OVERDUE (answer due {})",
-                                    to_local(policy.tz, v.answer_due).to_rfc3339()
-                                )
-                            } else {
-                                String::new()
-                            },
-                            ap.reason
-                        ),
-                    )?;
-                }
-                Ok(())
-            }
-        },
-        HrCommand::Year(a) => {
-            let year = crate::hr::year::parse_year(&a.year)?;
-            for r in crate::hr::year::year_results(store, policies, year).await? {
-                emit(
-                    out,
-                    json!(r),
-                    format!(
-                        "{:<8} {:<12} {:>2} month(s) score {:>6} {}{}",
-                        r.employee_id,
-                        r.name,
-                        r.months.len(),
-                        r.score.map_or_else(|| "-".to_string(), |s| s.to_string()),
-                        if r.failed { "FAILED" } else { "passed" },
-                        if r.flags.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" [{}]", r.flags.join(", "))
-                        }
+                        },
+                        ap.reason
                     ),
                 )?;
             }
-            Ok(())
-        }
-        HrCommand::Export(ExportArgs {
-            year: Some(y),
-            format,
-            output,
-            lang,
-            ..
-        }) => {
-            let year = crate::hr::year::parse_year(&y)?;
-            if format != Format::Xlsx {
-                return Err(CmdError::Input(
-                    "--format: a year is exported as xlsx only".into(),
-                ));
-            }
-            let rows = crate::hr::year::year_results(store, policies, year).await?;
-            let bytes = crate::export::year_xlsx(policy, year, &rows, lang)
-                .map_err(|e| CmdError::Output(io::Error::other(e)))?;
-            std::fs::write(&output, &bytes)
-                .map_err(|e| CmdError::Input(format!("-o {}: {e}", output.display())))?;
-            emit(
-                out,
-                json!({"year": year, "file": output, "bytes": bytes.len(), "employees": rows.len()}),
-                format!(
-                    "{year}: {} employee(s) → {} ({} bytes)",
-                    rows.len(),
-                    output.display(),
-                    bytes.len()
-                ),
-            )?;
-            Ok(())
-        }
-        HrCommand::Export(a) => {
-            let Some(month) = a.month else {
-                return Err(CmdError::Input("--month or --year is required".into()));
-            };
-            let data = crate::hr::month_data(store, policies, month, |_| true).await?;
-            // Several policies: every group's categories and rules.
-            let policy = &policies.for_display();
-            let bytes = match a.format {
-                Format::Csv => crate::export::csv(policy, &data, a.view, a.lang)
-                    .map_err(|e| CmdError::Output(io::Error::other(e)))?,
-                Format::Xlsx => crate::export::xlsx(policy, &data, a.lang)
-                    .map_err(|e| CmdError::Output(io::Error::other(e)))?,
-            };
-            std::fs::write(&a.output, &bytes)
-                .map_err(|e| CmdError::Input(format!("-o {}: {e}", a.output.display())))?;
-            emit(
-                out,
-                json!({"month": data.month, "file": a.output, "bytes": bytes.len(),
-                       "employees": data.employees.len(), "ledger_entries": data.ledger.len()}),
-                format!(
-                    "{}: {} employee(s), {} ledger entr(ies) → {} ({} bytes)",
-                    data.month,
-                    data.employees.len(),
-                    data.ledger.len(),
-                    a.output.display(),
-                    bytes.len()
-                ),
-            )?;
             Ok(())
         }
     }
+}
+
+/// `attendd year`.
+async fn year(
+    a: YearArgs,
+    policies: &crate::policy::Policies,
+    store: &Store,
+    emit: &Emit<'_>,
+    out: &mut dyn Write,
+) -> Result<(), CmdError> {
+    let year = crate::hr::year::parse_year(&a.year)?;
+    for r in crate::hr::year::year_results(store, policies, year).await? {
+        emit(
+            out,
+            json!(r),
+            format!(
+                "{:<8} {:<12} {:>2} month(s) score {:>6} {}{}",
+                r.employee_id,
+                r.name,
+                r.months.len(),
+                r.score.map_or_else(|| "-".to_string(), |s| s.to_string()),
+                if r.failed { "FAILED" } else { "passed" },
+                if r.flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", r.flags.join(", "))
+                }
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// `attendd export --year` (a workbook) or `--month` (CSV or workbook).
+async fn export(
+    a: ExportArgs,
+    policies: &crate::policy::Policies,
+    store: &Store,
+    emit: &Emit<'_>,
+    out: &mut dyn Write,
+) -> Result<(), CmdError> {
+    let ExportArgs {
+        year: Some(y),
+        format,
+        output,
+        lang,
+        ..
+    } = a
+    else {
+        return export_month(a, policies, store, emit, out).await;
+    };
+    let policy = policies.default_policy();
+    let year = crate::hr::year::parse_year(&y)?;
+    if format != Format::Xlsx {
+        return Err(CmdError::Input(
+            "--format: a year is exported as xlsx only".into(),
+        ));
+    }
+    let rows = crate::hr::year::year_results(store, policies, year).await?;
+    let bytes = crate::export::year_xlsx(policy, year, &rows, lang)
+        .map_err(|e| CmdError::Output(io::Error::other(e)))?;
+    std::fs::write(&output, &bytes)
+        .map_err(|e| CmdError::Input(format!("-o {}: {e}", output.display())))?;
+    emit(
+        out,
+        json!({"year": year, "file": output, "bytes": bytes.len(), "employees": rows.len()}),
+        format!(
+            "{year}: {} employee(s) → {} ({} bytes)",
+            rows.len(),
+            output.display(),
+            bytes.len()
+        ),
+    )?;
+    Ok(())
+}
+
+/// `attendd export --month`.
+async fn export_month(
+    a: ExportArgs,
+    policies: &crate::policy::Policies,
+    store: &Store,
+    emit: &Emit<'_>,
+    out: &mut dyn Write,
+) -> Result<(), CmdError> {
+    let Some(month) = a.month else {
+        return Err(CmdError::Input("--month or --year is required".into()));
+    };
+    let data = crate::hr::month_data(store, policies, month, |_| true).await?;
+    // Several policies: every group's categories and rules.
+    let policy = &policies.for_display();
+    let bytes = match a.format {
+        Format::Csv => crate::export::csv(policy, &data, a.view, a.lang)
+            .map_err(|e| CmdError::Output(io::Error::other(e)))?,
+        Format::Xlsx => crate::export::xlsx(policy, &data, a.lang)
+            .map_err(|e| CmdError::Output(io::Error::other(e)))?,
+    };
+    std::fs::write(&a.output, &bytes)
+        .map_err(|e| CmdError::Input(format!("-o {}: {e}", a.output.display())))?;
+    emit(
+        out,
+        json!({"month": data.month, "file": a.output, "bytes": bytes.len(),
+                   "employees": data.employees.len(), "ledger_entries": data.ledger.len()}),
+        format!(
+            "{}: {} employee(s), {} ledger entr(ies) → {} ({} bytes)",
+            data.month,
+            data.employees.len(),
+            data.ledger.len(),
+            a.output.display(),
+            bytes.len()
+        ),
+    )?;
+    Ok(())
 }
 
 type Emit<'a> = dyn Fn(&mut dyn Write, serde_json::Value, String) -> io::Result<()> + 'a;
