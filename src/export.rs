@@ -283,195 +283,207 @@ fn names(d: &MonthData) -> std::collections::HashMap<&str, (&str, &str)> {
 
 /// Header and rows of a view.
 fn table(policy: &Policy, d: &MonthData, view: View, lang: Lang) -> (Vec<String>, Vec<Vec<Cell>>) {
-    let l = |en: &str, zh: &str| lang.pick(en, zh).to_string();
-    let who = names(d);
     match view {
-        View::Days => {
-            let head = vec![
-                l("employee_id", "工号"),
-                l("name", "姓名"),
-                l("team", "班组"),
-                l("date", "日期"),
-                l("status", "状态"),
-                l("check_in", "签到"),
-                l("check_out", "签退"),
-                l("late_minutes", "迟到分钟"),
-                l("early_minutes", "早退分钟"),
-                l("absence_days", "旷工天数"),
-                l("points", "扣分"),
-                l("provisional", "未结算"),
-                l("overtime_minutes", "加班分钟"),
-                l("flags", "提示"),
-                l("policy", "考勤组"),
-            ];
-            let mut rows = Vec::new();
-            for e in &d.employees {
-                for (v, prov) in d.days.get(&e.employee_id).into_iter().flatten() {
-                    rows.push(vec![
-                        t(&e.employee_id),
-                        t(&e.name),
-                        t(&e.team),
-                        t(v.date.to_string()),
-                        t(status_label(v.status.as_str(), lang)),
-                        t(v.check_in.map(|x| x.to_rfc3339()).unwrap_or_default()),
-                        t(v.check_out.map(|x| x.to_rfc3339()).unwrap_or_default()),
-                        Cell::Num(v.late_minutes as f64),
-                        Cell::Num(v.early_minutes as f64),
-                        n(v.absence_days),
-                        n(v.points),
-                        t(if *prov { lang.pick("yes", "是") } else { "" }),
-                        Cell::Num(v.overtime_minutes as f64),
-                        t(v.flags
-                            .iter()
-                            .map(|f| match lang {
-                                // English keeps the ids (what scripts match).
-                                Lang::En => f.as_str(),
-                                Lang::Zh => flag_label(f.as_str(), lang),
-                            })
-                            .collect::<Vec<_>>()
-                            .join(lang.pick(" ", "、"))),
-                        t(group_label(
-                            d.policy_history.at(&e.employee_id, v.date),
-                            lang,
-                        )),
-                    ]);
-                }
-            }
-            (head, rows)
-        }
-        View::Deductions => {
-            let head = vec![
-                l("entry", "编号"),
-                l("employee_id", "工号"),
-                l("name", "姓名"),
-                l("date", "日期"),
-                l("category", "类别"),
-                l("rule", "条款"),
-                l("rule_label", "规则说明"),
-                l("points", "分值"),
-                l("kind", "类型"),
-                l("source", "来源"),
-                l("evidence", "依据"),
-                l("recorded_by", "记录人"),
-                l("voided", "已撤销"),
-                l("void_cause", "撤销原因"),
-            ];
-            let rows = d
-                .ledger
-                .iter()
-                .map(|e| {
-                    let rule = policy.rules.get(e.rule.as_str());
-                    let cat = policy.categories.iter().find(|c| *c.id == *e.category);
-                    vec![
-                        Cell::Num(e.id as f64),
-                        t(&e.employee_id),
-                        t(who.get(e.employee_id.as_str()).map_or("", |x| x.0)),
-                        Cell::Date(e.date),
-                        t(cat.map_or(e.category.clone(), |c| lang.pick(&c.en, &c.zh).to_string())),
-                        // Chinese: the seed clause the rule encodes (or its
-                        // label), never the English id.
-                        t(match (lang, rule) {
-                            (Lang::En, _) | (Lang::Zh, None) => e.rule.clone(),
-                            (Lang::Zh, Some(r)) => clause(&r.seed).unwrap_or_else(|| r.zh.clone()),
-                        }),
-                        t(rule.map_or(String::new(), |r| lang.pick(&r.en, &r.zh).to_string())),
-                        n(Points::from_hundredths(e.points)),
-                        t(if e.bonus {
-                            lang.pick("bonus", "加分")
-                        } else {
-                            lang.pick("deduction", "扣分")
-                        }),
-                        t(source_label(&e.source, lang)),
-                        t(evidence_label(
-                            &e.source,
-                            e.evidence.as_deref().unwrap_or_default(),
-                            e.date,
-                            lang,
-                        )),
-                        t(&e.recorded_by),
-                        match e.voided_at {
-                            Some(x) => {
-                                let local = to_local(policy.tz, x);
-                                Cell::Stamp {
-                                    text: local.to_rfc3339_opts(SecondsFormat::Secs, false),
-                                    at: local.naive_local(),
-                                }
-                            }
-                            None => t(""),
-                        },
-                        t(cause_label(
-                            e.void_cause.as_deref().unwrap_or_default(),
-                            lang,
-                        )),
-                    ]
-                })
-                .collect();
-            (head, rows)
-        }
-        View::Scores => {
-            let mut head = vec![
-                l("employee_id", "工号"),
-                l("name", "姓名"),
-                l("team", "班组"),
-                l("month", "月份"),
-                l("score", "得分"),
-            ];
-            for c in &policy.categories {
-                head.push(format!(
-                    "{} ({})",
-                    lang.pick(&c.en, &c.zh),
-                    l("deducted", "扣分")
-                ));
-            }
-            head.extend([
-                l("bonuses", "加分"),
-                l("workdays", "应出勤天数"),
-                l("absence_days", "旷工天数"),
-                l("leave_days", "请假天数"),
-                l("attendance_days", "实际出勤天数"),
-                l("overtime_minutes", "加班分钟"),
-                l("policy", "考勤组"),
+        View::Days => days_table(d, lang),
+        View::Deductions => deductions_table(policy, d, lang),
+        View::Scores => scores_table(policy, d, lang),
+    }
+}
+
+/// One row per employee-day.
+fn days_table(d: &MonthData, lang: Lang) -> (Vec<String>, Vec<Vec<Cell>>) {
+    let l = |en: &str, zh: &str| lang.pick(en, zh).to_string();
+    let head = vec![
+        l("employee_id", "工号"),
+        l("name", "姓名"),
+        l("team", "班组"),
+        l("date", "日期"),
+        l("status", "状态"),
+        l("check_in", "签到"),
+        l("check_out", "签退"),
+        l("late_minutes", "迟到分钟"),
+        l("early_minutes", "早退分钟"),
+        l("absence_days", "旷工天数"),
+        l("points", "扣分"),
+        l("provisional", "未结算"),
+        l("overtime_minutes", "加班分钟"),
+        l("flags", "提示"),
+        l("policy", "考勤组"),
+    ];
+    let mut rows = Vec::new();
+    for e in &d.employees {
+        for (v, prov) in d.days.get(&e.employee_id).into_iter().flatten() {
+            rows.push(vec![
+                t(&e.employee_id),
+                t(&e.name),
+                t(&e.team),
+                t(v.date.to_string()),
+                t(status_label(v.status.as_str(), lang)),
+                t(v.check_in.map(|x| x.to_rfc3339()).unwrap_or_default()),
+                t(v.check_out.map(|x| x.to_rfc3339()).unwrap_or_default()),
+                Cell::Num(v.late_minutes as f64),
+                Cell::Num(v.early_minutes as f64),
+                n(v.absence_days),
+                n(v.points),
+                t(if *prov { lang.pick("yes", "是") } else { "" }),
+                Cell::Num(v.overtime_minutes as f64),
+                t(v.flags
+                    .iter()
+                    .map(|f| match lang {
+                        // English keeps the ids (what scripts match).
+                        Lang::En => f.as_str(),
+                        Lang::Zh => flag_label(f.as_str(), lang),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(lang.pick(" ", "、"))),
+                t(group_label(
+                    d.policy_history.at(&e.employee_id, v.date),
+                    lang,
+                )),
             ]);
-            let rows = d
-                .scores
-                .iter()
-                .zip(&d.policy_labels)
-                .map(|(s, label)| {
-                    let (name, team) = who.get(s.employee_id.as_str()).copied().unwrap_or(("", ""));
-                    let mut r = vec![
-                        t(s.employee_id.as_str()),
-                        t(name),
-                        t(team),
-                        match NaiveDate::parse_from_str(&format!("{}-01", s.month), "%Y-%m-%d") {
-                            Ok(first) => Cell::Month {
-                                text: s.month.clone(),
-                                first,
-                            },
-                            Err(_) => t(&s.month),
-                        },
-                        n(s.score),
-                    ];
-                    for c in &policy.categories {
-                        r.push(n(s
-                            .categories
-                            .get(&c.id)
-                            .map_or(Points::ZERO, |x| x.capped)));
-                    }
-                    r.extend([
-                        n(s.bonuses),
-                        Cell::Num(f64::from(s.workdays)),
-                        n(s.absence_days),
-                        n(s.leave_days),
-                        n(s.attendance_days),
-                        Cell::Num(s.overtime_minutes as f64),
-                        t(group_label(label, lang)),
-                    ]);
-                    r
-                })
-                .collect();
-            (head, rows)
         }
     }
+    (head, rows)
+}
+
+/// One row per ledger entry, voided ones included.
+fn deductions_table(policy: &Policy, d: &MonthData, lang: Lang) -> (Vec<String>, Vec<Vec<Cell>>) {
+    let l = |en: &str, zh: &str| lang.pick(en, zh).to_string();
+    let who = names(d);
+    let head = vec![
+        l("entry", "编号"),
+        l("employee_id", "工号"),
+        l("name", "姓名"),
+        l("date", "日期"),
+        l("category", "类别"),
+        l("rule", "条款"),
+        l("rule_label", "规则说明"),
+        l("points", "分值"),
+        l("kind", "类型"),
+        l("source", "来源"),
+        l("evidence", "依据"),
+        l("recorded_by", "记录人"),
+        l("voided", "已撤销"),
+        l("void_cause", "撤销原因"),
+    ];
+    let rows = d
+        .ledger
+        .iter()
+        .map(|e| {
+            let rule = policy.rules.get(e.rule.as_str());
+            let cat = policy.categories.iter().find(|c| *c.id == *e.category);
+            vec![
+                Cell::Num(e.id as f64),
+                t(&e.employee_id),
+                t(who.get(e.employee_id.as_str()).map_or("", |x| x.0)),
+                Cell::Date(e.date),
+                t(cat.map_or(e.category.clone(), |c| lang.pick(&c.en, &c.zh).to_string())),
+                // Chinese: the seed clause the rule encodes (or its
+                // label), never the English id.
+                t(match (lang, rule) {
+                    (Lang::En, _) | (Lang::Zh, None) => e.rule.clone(),
+                    (Lang::Zh, Some(r)) => clause(&r.seed).unwrap_or_else(|| r.zh.clone()),
+                }),
+                t(rule.map_or(String::new(), |r| lang.pick(&r.en, &r.zh).to_string())),
+                n(Points::from_hundredths(e.points)),
+                t(if e.bonus {
+                    lang.pick("bonus", "加分")
+                } else {
+                    lang.pick("deduction", "扣分")
+                }),
+                t(source_label(&e.source, lang)),
+                t(evidence_label(
+                    &e.source,
+                    e.evidence.as_deref().unwrap_or_default(),
+                    e.date,
+                    lang,
+                )),
+                t(&e.recorded_by),
+                match e.voided_at {
+                    Some(x) => {
+                        let local = to_local(policy.tz, x);
+                        Cell::Stamp {
+                            text: local.to_rfc3339_opts(SecondsFormat::Secs, false),
+                            at: local.naive_local(),
+                        }
+                    }
+                    None => t(""),
+                },
+                t(cause_label(
+                    e.void_cause.as_deref().unwrap_or_default(),
+                    lang,
+                )),
+            ]
+        })
+        .collect();
+    (head, rows)
+}
+
+/// One row per employee's month.
+fn scores_table(policy: &Policy, d: &MonthData, lang: Lang) -> (Vec<String>, Vec<Vec<Cell>>) {
+    let l = |en: &str, zh: &str| lang.pick(en, zh).to_string();
+    let who = names(d);
+    let mut head = vec![
+        l("employee_id", "工号"),
+        l("name", "姓名"),
+        l("team", "班组"),
+        l("month", "月份"),
+        l("score", "得分"),
+    ];
+    for c in &policy.categories {
+        head.push(format!(
+            "{} ({})",
+            lang.pick(&c.en, &c.zh),
+            l("deducted", "扣分")
+        ));
+    }
+    head.extend([
+        l("bonuses", "加分"),
+        l("workdays", "应出勤天数"),
+        l("absence_days", "旷工天数"),
+        l("leave_days", "请假天数"),
+        l("attendance_days", "实际出勤天数"),
+        l("overtime_minutes", "加班分钟"),
+        l("policy", "考勤组"),
+    ]);
+    let rows = d
+        .scores
+        .iter()
+        .zip(&d.policy_labels)
+        .map(|(s, label)| {
+            let (name, team) = who.get(s.employee_id.as_str()).copied().unwrap_or(("", ""));
+            let mut r = vec![
+                t(s.employee_id.as_str()),
+                t(name),
+                t(team),
+                match NaiveDate::parse_from_str(&format!("{}-01", s.month), "%Y-%m-%d") {
+                    Ok(first) => Cell::Month {
+                        text: s.month.clone(),
+                        first,
+                    },
+                    Err(_) => t(&s.month),
+                },
+                n(s.score),
+            ];
+            for c in &policy.categories {
+                r.push(n(s
+                    .categories
+                    .get(&c.id)
+                    .map_or(Points::ZERO, |x| x.capped)));
+            }
+            r.extend([
+                n(s.bonuses),
+                Cell::Num(f64::from(s.workdays)),
+                n(s.absence_days),
+                n(s.leave_days),
+                n(s.attendance_days),
+                Cell::Num(s.overtime_minutes as f64),
+                t(group_label(label, lang)),
+            ]);
+            r
+        })
+        .collect();
+    (head, rows)
 }
 
 /// One view as CSV (UTF-8 with a byte-order mark, so spreadsheet programs

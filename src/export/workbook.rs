@@ -348,16 +348,7 @@ fn grid(wb: &mut Workbook, f: &Formats, d: &MonthData, lang: Lang) -> Result<(),
     let totals_head = total_heads(lang);
     let last_col = first_total + totals_head.len() as u16 - 1;
 
-    let shade = |kind: DayKind| match kind {
-        DayKind::Workday => None,
-        DayKind::Weekend => Some(WEEKEND),
-        DayKind::Holiday => Some(HOLIDAY),
-        DayKind::MakeUp => Some(MAKE_UP),
-    };
-    let head_of = |kind: DayKind| match shade(kind) {
-        Some(c) => f.head.clone().set_background_color(Color::RGB(c)),
-        None => f.head.clone(),
-    };
+    let head_of = |kind: DayKind| day_head(f, kind);
 
     // Header: fixed labels, real dates (shown as month-day), totals.
     let mut widths = Widths::default();
@@ -382,24 +373,7 @@ fn grid(wb: &mut Workbook, f: &Formats, d: &MonthData, lang: Lang) -> Result<(),
         ws.write_blank(1, first_total + i as u16, &f.head)?;
     }
 
-    // One format per status: its colour, centred, wrapped.
-    let cell_format = |status: &str| {
-        let base = Format::new()
-            .set_text_wrap()
-            .set_align(FormatAlign::Center)
-            .set_align(FormatAlign::VerticalCenter)
-            .set_border(FormatBorder::Thin)
-            .set_border_color(Color::RGB(0xA6A6A6));
-        let base = if matches!(status, "not_arrived" | "in_progress") {
-            base.set_italic()
-        } else {
-            base
-        };
-        match status_colour(status) {
-            Some(c) => base.set_background_color(Color::RGB(c)),
-            None => base,
-        }
-    };
+    let cell_format = status_format;
     let middle = Format::new().set_align(FormatAlign::VerticalCenter);
     // The widest label the month uses: one line when it is short (the
     // Chinese labels), else two lines (`absent half day`).
@@ -462,12 +436,66 @@ fn grid(wb: &mut Workbook, f: &Formats, d: &MonthData, lang: Lang) -> Result<(),
     }
     ws.set_row_height(0, 30)?;
 
+    grid_legend(ws, f, lang, last_row + 2, first_date, dates.len().max(1))?;
+
+    ws.set_freeze_panes(first_row, first_date)?;
+    ws.autofilter(1, 0, last_row, last_col)?;
+    let title = format!("{} {}", lang.pick("Attendance", "考勤表"), d.month);
+    print_setup(ws, &title, (0, 1), Some((0, 2)), lang)?;
+    Ok(())
+}
+
+/// A header cell's format for a day of `kind`: weekends, holidays and
+/// make-up workdays shaded.
+fn day_head(f: &Formats, kind: DayKind) -> Format {
+    let shade = match kind {
+        DayKind::Workday => None,
+        DayKind::Weekend => Some(WEEKEND),
+        DayKind::Holiday => Some(HOLIDAY),
+        DayKind::MakeUp => Some(MAKE_UP),
+    };
+    match shade {
+        Some(c) => f.head.clone().set_background_color(Color::RGB(c)),
+        None => f.head.clone(),
+    }
+}
+
+/// One format per status: its colour, centred, wrapped; provisional ones
+/// in italics.
+fn status_format(status: &str) -> Format {
+    let base = Format::new()
+        .set_text_wrap()
+        .set_align(FormatAlign::Center)
+        .set_align(FormatAlign::VerticalCenter)
+        .set_border(FormatBorder::Thin)
+        .set_border_color(Color::RGB(0xA6A6A6));
+    let base = if matches!(status, "not_arrived" | "in_progress") {
+        base.set_italic()
+    } else {
+        base
+    };
+    match status_colour(status) {
+        Some(c) => base.set_background_color(Color::RGB(c)),
+        None => base,
+    }
+}
+
+/// The grid's legend from `legend_row` on, `per_row` items a row from the
+/// first date column: the status colours, then the header shades; a note
+/// on the totals below.
+fn grid_legend(
+    ws: &mut Worksheet,
+    f: &Formats,
+    lang: Lang,
+    legend_row: u32,
+    first_date: u16,
+    per_row: usize,
+) -> Result<(), XlsxError> {
     // Legend, under the grid: the status colours, then the header shades.
-    let legend_row = last_row + 2;
     ws.write_string_with_format(legend_row, 0, lang.pick("Legend", "图例"), &f.section)?;
     let mut items: Vec<(String, Format)> = STATUSES
         .iter()
-        .map(|s| (status_label(s, lang).to_string(), cell_format(s)))
+        .map(|s| (status_label(s, lang).to_string(), status_format(s)))
         .collect();
     for (kind, en, zh) in [
         (DayKind::Weekend, "weekend (header)", "周末(表头)"),
@@ -478,9 +506,8 @@ fn grid(wb: &mut Workbook, f: &Formats, d: &MonthData, lang: Lang) -> Result<(),
             "调休上班(表头)",
         ),
     ] {
-        items.push((lang.pick(en, zh).to_string(), head_of(kind)));
+        items.push((lang.pick(en, zh).to_string(), day_head(f, kind)));
     }
-    let per_row = dates.len().max(1);
     for (i, (label, fmt)) in items.iter().enumerate() {
         let row = legend_row + (i / per_row) as u32;
         let col = first_date + (i % per_row) as u16;
@@ -497,10 +524,6 @@ fn grid(wb: &mut Workbook, f: &Formats, d: &MonthData, lang: Lang) -> Result<(),
         ),
     )?;
 
-    ws.set_freeze_panes(first_row, first_date)?;
-    ws.autofilter(1, 0, last_row, last_col)?;
-    let title = format!("{} {}", lang.pick("Attendance", "考勤表"), d.month);
-    print_setup(ws, &title, (0, 1), Some((0, 2)), lang)?;
     Ok(())
 }
 
