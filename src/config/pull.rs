@@ -46,8 +46,8 @@ impl Endpoint {
     }
 }
 
-/// `[[source.zk_pull]]` as written.
-#[derive(Clone, Debug, Deserialize)]
+/// `[[source.zk_pull]]` as written. Its Debug hides the comm key.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawZkPull {
     /// `host:port` of the terminal (port 4370).
@@ -129,8 +129,8 @@ impl RawZkPull {
     }
 }
 
-/// `[[source.hik_pull]]` as written.
-#[derive(Clone, Debug, Deserialize)]
+/// `[[source.hik_pull]]` as written. Its Debug hides the password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHikPull {
     /// `http://host[:port]`.
@@ -235,8 +235,8 @@ impl RawHikPull {
     }
 }
 
-/// `[[source.dahua_pull]]` as written.
-#[derive(Clone, Debug, Deserialize)]
+/// `[[source.dahua_pull]]` as written. Its Debug hides the password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDahuaPull {
     /// `http://host[:port]`.
@@ -299,5 +299,85 @@ impl RawDahuaPull {
                 "must be positive".into(),
             );
         }
+    }
+}
+
+/// What a Debug print shows of a secret: whether it is set, never its value.
+fn hidden<T>(secret: &Option<T>) -> &'static str {
+    if secret.is_some() {
+        "<hidden>"
+    } else {
+        "<none>"
+    }
+}
+
+impl std::fmt::Debug for RawZkPull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawZkPull")
+            .field("address", &self.address)
+            .field("comm_key", &hidden(&(self.comm_key != 0).then_some(())))
+            .field("timezone", &self.timezone)
+            .field("poll_seconds", &self.poll_seconds)
+            .field("transport", &self.transport)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("retry_min_ms", &self.retry_min_ms)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RawHikPull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawHikPull")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &hidden(&self.password))
+            .field("password_env", &self.password_env)
+            .field("timezone", &self.timezone)
+            .field("page_size", &self.page_size)
+            .field("retry_min_ms", &self.retry_min_ms)
+            .field("idle_seconds", &self.idle_seconds)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RawDahuaPull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawDahuaPull")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &hidden(&self.password))
+            .field("password_env", &self.password_env)
+            .field("timezone", &self.timezone)
+            .field("page_size", &self.page_size)
+            .field("retry_min_ms", &self.retry_min_ms)
+            .field("heartbeat_seconds", &self.heartbeat_seconds)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_hide_passwords_and_comm_keys() {
+        let hik: RawHikPull = toml::from_str(
+            "url = \"http://10.0.0.2\"\nusername = \"admin\"\npassword = \"s3cret-hik\"",
+        )
+        .unwrap();
+        let dahua: RawDahuaPull = toml::from_str(
+            "url = \"http://10.0.0.3\"\nusername = \"admin\"\npassword = \"s3cret-dahua\"",
+        )
+        .unwrap();
+        let zk: RawZkPull =
+            toml::from_str("address = \"10.0.0.4:4370\"\ncomm_key = 918273").unwrap();
+        let text = format!("{hik:?} {dahua:?} {zk:?}");
+        for secret in ["s3cret-hik", "s3cret-dahua", "918273"] {
+            assert!(!text.contains(secret), "{secret} printed in {text}");
+        }
+        assert!(
+            text.contains("admin") && text.contains("<hidden>"),
+            "{text}"
+        );
     }
 }
