@@ -65,7 +65,6 @@ pub(super) fn classify_instance<'a>(
     kept: &mut Vec<Kept<'a>>,
 ) -> DayVerdict {
     let policy = clock.policy();
-    let tz = policy.tz;
     let shift = policy.shift(inst.shift);
     let mut v = blank(emp, inst, kind, shift, clock);
 
@@ -223,7 +222,6 @@ fn grade_sides(f: &Facts<'_>, kept: &[Kept<'_>], v: &mut DayVerdict) -> Option<G
     let (clock, emp, punches, inst) = (f.clock, f.emp, f.punches, f.inst);
     let (open, shift_over, excused_secs) = (f.open, f.shift_over, f.excused_secs);
     let policy = clock.policy();
-    let tz = policy.tz;
     let shift = policy.shift(inst.shift);
     let abs = &policy.absence;
     let grace = shift.grace_minutes;
