@@ -3,6 +3,10 @@
 //!
 //! Run with `cargo bench --bench engine`. Prints employee-days per second
 //! and peak resident memory. Data is generated here, deterministically.
+//!
+//! `ENGINE_BENCH_EMPLOYEES=N` runs the engine part alone on N employees
+//! with one timed pass, for `valgrind --tool=callgrind` on the bench
+//! binary (instruction counts repeat exactly for the same N).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -66,7 +70,7 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn engine_alone() {
+fn engine_alone(employees: usize, passes: usize) {
     let policy = attendd::policy::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/config/policies/seed-default.toml"
@@ -74,11 +78,11 @@ fn engine_alone() {
     .unwrap();
     let dates = dates();
     let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
-    let ids: Vec<EmployeeId> = (0..EMPLOYEES)
+    let ids: Vec<EmployeeId> = (0..employees)
         .map(|i| EmployeeId::from(format!("E{i:05}").as_str()))
         .collect();
     let device: std::sync::Arc<str> = "gate-1".into();
-    let punches: Vec<Vec<Punch>> = (0..EMPLOYEES)
+    let punches: Vec<Vec<Punch>> = (0..employees)
         .map(|_| {
             let mut v = Vec::new();
             for d in &dates {
@@ -109,7 +113,7 @@ fn engine_alone() {
     // Warm up once, then time the best of three runs.
     let mut best = Duration::MAX;
     let mut checksum = 0i64;
-    for _ in 0..4 {
+    for _ in 0..passes {
         let t = Instant::now();
         let mut days = 0usize;
         for (i, id) in ids.iter().enumerate() {
@@ -133,14 +137,15 @@ fn engine_alone() {
             checksum += v.iter().map(|d| d.points.hundredths()).sum::<i64>();
         }
         let e = t.elapsed();
-        assert_eq!(days, EMPLOYEES * DAYS as usize);
+        assert_eq!(days, employees * DAYS as usize);
         best = best.min(e);
     }
-    let n = (EMPLOYEES * DAYS as usize) as f64;
+    let n = (employees * DAYS as usize) as f64;
     println!(
-        "engine alone: {} employee-days in {:.3} s (best of 3, one core) = {:.0} employee-days/s; peak RSS {} MiB (checksum {checksum})",
-        EMPLOYEES * DAYS as usize,
+        "engine alone: {} employee-days in {:.3} s (best of {}, one core) = {:.0} employee-days/s; peak RSS {} MiB (checksum {checksum})",
+        employees * DAYS as usize,
         best.as_secs_f64(),
+        passes.saturating_sub(1).max(1),
         n / best.as_secs_f64(),
         peak_rss_kib() / 1024,
     );
@@ -242,6 +247,13 @@ fn main() {
     if std::env::args().any(|a| a == "--test") {
         return;
     }
-    engine_alone();
+    if let Some(n) = std::env::var("ENGINE_BENCH_EMPLOYEES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        engine_alone(n, 1);
+        return;
+    }
+    engine_alone(EMPLOYEES, 4);
     end_to_end();
 }

@@ -12,7 +12,7 @@ use super::calendar::{DayKind, ShiftClock, ShiftTimes, shift_on};
 use super::ladder::apply_ladder;
 use super::points::Points;
 use super::policy::{Grading, LeaveRules, LeavingPost, MissingPunch, Policy, Shift};
-use super::time::{resolve_local, to_local};
+use super::time::to_local;
 use super::types::*;
 
 mod instance;
@@ -101,8 +101,11 @@ pub fn evaluate_employee(
     let sorted: Cow<'_, [Punch]> = if emp.punches.is_sorted() {
         Cow::Borrowed(emp.punches)
     } else {
+        // Punches arrive nearly sorted (a late resend here and there): the
+        // stable sort merges the sorted runs. Punches equal in order are
+        // equal in every field, so which comes first cannot show.
         let mut v = emp.punches.to_vec();
-        v.sort_unstable();
+        v.sort();
         Cow::Owned(v)
     };
 
@@ -153,7 +156,7 @@ pub fn evaluate_employee(
                     && kind != DayKind::NotEmployed
                 {
                     v.overtime_minutes =
-                        rest_day_overtime(policy, &sorted, &instances, date, &mut scratch)
+                        rest_day_overtime(clock, &sorted, &instances, date, &mut scratch)
                             .filter(|m| *m >= ot.min_minutes)
                             .unwrap_or(0);
                 }
@@ -233,17 +236,15 @@ fn split_windows(instances: &mut [Instance]) {
 /// merged), leaving out punches that belong to a neighbouring shift's
 /// window. `None` without two distinct punches.
 fn rest_day_overtime<'a>(
-    policy: &Policy,
+    clock: &ShiftClock<'_>,
     punches: &'a [Punch],
     instances: &[Instance],
     date: NaiveDate,
     kept: &mut Vec<Kept<'a>>,
 ) -> Option<i64> {
-    let mut lo = resolve_local(policy.tz, date.and_time(chrono::NaiveTime::MIN));
-    let mut hi = resolve_local(
-        policy.tz,
-        (date + Days::new(1)).and_time(chrono::NaiveTime::MIN),
-    );
+    let policy = clock.policy();
+    let mut lo = clock.resolve_local(date.and_time(chrono::NaiveTime::MIN));
+    let mut hi = clock.resolve_local((date + Days::new(1)).and_time(chrono::NaiveTime::MIN));
     // A punch at the previous window's inclusive end belongs to it.
     let mut lo_inclusive = true;
     let next = instances.partition_point(|i| i.date < date);
@@ -464,11 +465,12 @@ fn leave_flags(rules: &LeaveRules, tz: chrono_tz::Tz, used: &[&Leave], flags: &m
 /// leave), and whether a punch was left unpaired.
 fn time_away(
     lp: &LeavingPost,
-    policy: &Policy,
+    clock: &ShiftClock<'_>,
     leaves: &[Leave],
     inst: &Instance,
     kept: &[Kept<'_>],
 ) -> (i64, i64, bool) {
+    let policy = clock.policy();
     let (Some(first), Some(last)) = (kept.first(), kept.last()) else {
         return (0, 0, false);
     };
@@ -480,7 +482,7 @@ fn time_away(
     // direction codes decide when every punch between check-in and
     // check-out has one.
     if lp.trust_direction && inner.iter().all(|p| p.direction.is_some()) {
-        return away_by_direction(lp, policy, leaves, inst, inner);
+        return away_by_direction(lp, clock, leaves, inst, inner);
     }
     let visit = chrono::Duration::seconds(policy.visit_secs);
     let arrival = inner
@@ -510,7 +512,7 @@ fn time_away(
         let s = l.max(inst.times.start);
         let e = r.min(inst.times.end);
         if e > s {
-            graded += (e - s).num_seconds() - excused_away(lp, policy.tz, leaves, inst.date, s, e);
+            graded += (e - s).num_seconds() - excused_away(lp, clock, leaves, inst.date, s, e);
         }
     }
     (raw, graded, !middle.len().is_multiple_of(2))
@@ -523,7 +525,7 @@ fn time_away(
 /// not deducted).
 fn away_by_direction(
     lp: &LeavingPost,
-    policy: &Policy,
+    clock: &ShiftClock<'_>,
     leaves: &[Leave],
     inst: &Instance,
     inner: &[Kept<'_>],
@@ -541,7 +543,7 @@ fn away_by_direction(
                     let e = p.at.min(inst.times.end);
                     if e > s {
                         graded += (e - s).num_seconds()
-                            - excused_away(lp, policy.tz, leaves, inst.date, s, e);
+                            - excused_away(lp, clock, leaves, inst.date, s, e);
                     }
                 }
                 None => unpaired = true,
@@ -556,7 +558,7 @@ fn away_by_direction(
 /// instant counted once.
 fn excused_away(
     lp: &LeavingPost,
-    tz: chrono_tz::Tz,
+    clock: &ShiftClock<'_>,
     leaves: &[Leave],
     date: NaiveDate,
     a: DateTime<Utc>,
@@ -567,9 +569,9 @@ fn excused_away(
         .collect();
     for d in [date, date + Days::new(1)] {
         for &(from, to) in &lp.allowed_breaks {
-            let s = resolve_local(tz, d.and_time(from));
+            let s = clock.resolve_local(d.and_time(from));
             let end_day = if to > from { d } else { d + Days::new(1) };
-            let e = resolve_local(tz, end_day.and_time(to));
+            let e = clock.resolve_local(end_day.and_time(to));
             if s < b && e > a {
                 spans.push((s.max(a), e.min(b)));
             }

@@ -514,7 +514,7 @@ async fn days(
     // verdicts are read, and they are sent as stored.
     let (total, rows) = api
         .store
-        .day_page(
+        .day_page_read(
             date,
             team.as_deref(),
             status,

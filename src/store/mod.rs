@@ -50,6 +50,7 @@
 
 mod backend_pg;
 mod backend_sqlite;
+mod days_page;
 pub mod hr;
 mod lock;
 pub mod outbox;

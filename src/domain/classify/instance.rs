@@ -22,14 +22,14 @@ fn blank(
     inst: &Instance,
     kind: DayKind,
     shift: &Shift,
-    tz: chrono_tz::Tz,
-) -> (Explanation, DayVerdict) {
-    let ex = Explanation {
+    clock: &ShiftClock<'_>,
+) -> DayVerdict {
+    let explanation = Explanation {
         day_kind: kind.as_str().to_string(),
-        shift_start: Some(to_local(tz, inst.times.start)),
-        shift_end: Some(to_local(tz, inst.times.end)),
-        window_start: Some(to_local(tz, inst.win_start)),
-        window_end: Some(to_local(tz, inst.win_end)),
+        shift_start: Some(clock.to_local(inst.times.start)),
+        shift_end: Some(clock.to_local(inst.times.end)),
+        window_start: Some(clock.to_local(inst.win_start)),
+        window_end: Some(clock.to_local(inst.win_end)),
         ..Explanation::default()
     };
     let v = DayVerdict {
@@ -50,9 +50,9 @@ fn blank(
         actions: Vec::new(),
         deductions: Vec::new(),
         flags: Vec::new(),
-        explanation: Explanation::default(),
+        explanation,
     };
-    (ex, v)
+    v
 }
 
 pub(super) fn classify_instance<'a>(
@@ -65,9 +65,8 @@ pub(super) fn classify_instance<'a>(
     kept: &mut Vec<Kept<'a>>,
 ) -> DayVerdict {
     let policy = clock.policy();
-    let tz = policy.tz;
     let shift = policy.shift(inst.shift);
-    let (mut ex, mut v) = blank(emp, inst, kind, shift, tz);
+    let mut v = blank(emp, inst, kind, shift, clock);
 
     // The window: [win_start, win_end], or [win_start, win_end) when the
     // next shift's window starts at win_end (policy.md, "Windows").
@@ -78,21 +77,21 @@ pub(super) fn classify_instance<'a>(
         punches.partition_point(|p| p.at < inst.win_end)
     };
     merge_repeats(policy.dedupe_secs, &punches[lo..hi], kept);
-    ex.punches = kept
+    v.explanation.punches = kept
         .iter()
         .map(|p| PunchRef {
-            time: to_local(tz, p.at),
+            time: clock.to_local(p.at),
             device: p.device.cloned(),
         })
         .collect();
-    ex.repeats_merged = kept.iter().map(|p| p.merged).sum();
+    v.explanation.repeats_merged = kept.iter().map(|p| p.merged).sum();
     // policy.md, "One visit, one punch": all of a shift's punches within
     // visit_minutes of its first are one visit to the terminal.
     let one_visit = match (kept.first(), kept.last()) {
         (Some(f), Some(l)) => kept.len() > 1 && (l.at - f.at).num_seconds() <= policy.visit_secs,
         _ => false,
     };
-    ex.one_visit = one_visit;
+    v.explanation.one_visit = one_visit;
     let open = inst.open_at(now);
     v.provisional = open;
 
@@ -103,12 +102,12 @@ pub(super) fn classify_instance<'a>(
     } else {
         apply_leave(emp.leaves, inst.times)
     };
-    ex.leave = used
+    v.explanation.leave = used
         .iter()
         .map(|l| LeaveRef {
             kind: l.kind.clone(),
-            start: to_local(tz, l.start),
-            end: to_local(tz, l.end),
+            start: clock.to_local(l.start),
+            end: clock.to_local(l.end),
         })
         .collect();
     let (excused_secs, leave_secs) = if used.is_empty() {
@@ -119,7 +118,7 @@ pub(super) fn classify_instance<'a>(
             covered_secs(emp.leaves, inst.times.start, inst.times.end, false),
         )
     };
-    ex.excused_minutes = excused_secs / 60;
+    v.explanation.excused_minutes = excused_secs / 60;
     let all_field = used.iter().all(|l| l.is_field());
     if exp_start >= exp_end {
         v.status = if all_field {
@@ -130,28 +129,27 @@ pub(super) fn classify_instance<'a>(
         v.leave_days = leave_share(leave_secs, shift_secs);
         v.provisional = false;
         if let Some(rules) = &policy.leave {
-            leave_flags(rules, tz, &used, &mut v.flags);
+            leave_flags(rules, policy.tz, &used, &mut v.flags);
         }
         if let (Some(f), Some(l)) = (kept.first(), kept.last()) {
-            v.check_in = Some(to_local(tz, f.at));
-            v.check_out = Some(to_local(tz, l.at));
+            v.check_in = Some(clock.to_local(f.at));
+            v.check_out = Some(clock.to_local(l.at));
             if kept.len() > 1 && !one_visit {
                 v.worked_minutes = Some(whole_minutes(f.at, l.at));
             }
         }
-        v.explanation = ex;
         return v;
     }
     if !used.is_empty() {
-        ex.expected_start = Some(to_local(tz, exp_start));
-        ex.expected_end = Some(to_local(tz, exp_end));
+        v.explanation.expected_start = Some(clock.to_local(exp_start));
+        v.explanation.expected_end = Some(clock.to_local(exp_end));
         v.flags.push(if all_field {
             Flag::PartialField
         } else {
             Flag::PartialLeave
         });
         if let Some(rules) = &policy.leave {
-            leave_flags(rules, tz, &used, &mut v.flags);
+            leave_flags(rules, policy.tz, &used, &mut v.flags);
         }
     }
 
@@ -187,11 +185,11 @@ pub(super) fn classify_instance<'a>(
         shift_secs,
         all_field,
     };
-    let Some(graded) = grade_sides(&f, kept, &mut v, &mut ex) else {
-        v.explanation = ex;
+    let Some(graded) = grade_sides(&f, kept, &mut v) else {
         return v;
     };
-    settle(&f, graded, v, ex)
+    settle(&f, graded, &mut v);
+    v
 }
 
 /// What the steps after the leave step share.
@@ -220,16 +218,10 @@ struct Graded {
 
 /// Steps 3–5: grades the sides the punches show. `None` when the verdict
 /// is already complete (not arrived yet, or absent with no punch).
-fn grade_sides(
-    f: &Facts<'_>,
-    kept: &[Kept<'_>],
-    v: &mut DayVerdict,
-    ex: &mut Explanation,
-) -> Option<Graded> {
+fn grade_sides(f: &Facts<'_>, kept: &[Kept<'_>], v: &mut DayVerdict) -> Option<Graded> {
     let (clock, emp, punches, inst) = (f.clock, f.emp, f.punches, f.inst);
     let (open, shift_over, excused_secs) = (f.open, f.shift_over, f.excused_secs);
     let policy = clock.policy();
-    let tz = policy.tz;
     let shift = policy.shift(inst.shift);
     let abs = &policy.absence;
     let grace = shift.grace_minutes;
@@ -284,7 +276,7 @@ fn grade_sides(
         // minutes of the shift are graded on the lateness ladder.
         Sides::None => (late_of(inst.times.end), on_time(0)),
         Sides::In(at) => {
-            v.check_in = Some(to_local(tz, at));
+            v.check_in = Some(clock.to_local(at));
             let late = late_of(at);
             if open {
                 // No missing check-out before the window closes; while the
@@ -293,23 +285,23 @@ fn grade_sides(
                 in_progress = !shift_over;
                 (late, on_time(0))
             } else {
-                ex.missing = Some(MissingSide::CheckOut);
+                v.explanation.missing = Some(MissingSide::CheckOut);
                 v.flags.push(Flag::MissingCheckOut);
                 (late, missing())
             }
         }
         Sides::Out(at) => {
-            v.check_out = Some(to_local(tz, at));
-            ex.missing = Some(MissingSide::CheckIn);
+            v.check_out = Some(clock.to_local(at));
+            v.explanation.missing = Some(MissingSide::CheckIn);
             v.flags.push(Flag::MissingCheckIn);
             (missing(), early_of(at))
         }
         Sides::Both(i, o) => {
-            v.check_in = Some(to_local(tz, i));
-            v.check_out = Some(to_local(tz, o));
+            v.check_in = Some(clock.to_local(i));
+            v.check_out = Some(clock.to_local(o));
             if let Some(lp) = &policy.leaving_post {
                 let (raw_secs, graded_secs, unpaired) =
-                    time_away(lp, policy, emp.leaves, inst, kept);
+                    time_away(lp, clock, emp.leaves, inst, kept);
                 away_secs = raw_secs;
                 if unpaired {
                     v.flags.push(Flag::UnpairedPunch);
@@ -338,7 +330,7 @@ fn grade_sides(
 }
 
 /// Steps 6–7: the day's absence, points, deductions, leave days and status.
-fn settle(f: &Facts<'_>, g: Graded, mut v: DayVerdict, mut ex: Explanation) -> DayVerdict {
+fn settle(f: &Facts<'_>, g: Graded, v: &mut DayVerdict) {
     let (clock, emp, punches, inst, sides) = (f.clock, f.emp, f.punches, f.inst, &f.sides);
     let (open, excused_secs) = (f.open, f.excused_secs);
     let (leave_secs, shift_secs, all_field) = (f.leave_secs, f.shift_secs, f.all_field);
@@ -396,7 +388,7 @@ fn settle(f: &Facts<'_>, g: Graded, mut v: DayVerdict, mut ex: Explanation) -> D
     }
     v.points = match abs.day_cap {
         Some(cap) if raw > cap => {
-            ex.uncapped_points = Some(raw);
+            v.explanation.uncapped_points = Some(raw);
             cap
         }
         _ => raw,
@@ -457,10 +449,8 @@ fn settle(f: &Facts<'_>, g: Graded, mut v: DayVerdict, mut ex: Explanation) -> D
     {
         v.flags.push(Flag::PossibleShiftSwap);
     }
-    ex.late = Some(late);
-    ex.early = Some(early);
-    ex.away = away;
-    ex.short_hours = short;
-    v.explanation = ex;
-    v
+    v.explanation.late = Some(late);
+    v.explanation.early = Some(early);
+    v.explanation.away = away;
+    v.explanation.short_hours = short;
 }
