@@ -505,7 +505,7 @@ impl Pending {
                 source: source.clone(),
                 topic: Some(publish.topic),
                 payload: publish.payload.to_vec(),
-                received_at: Utc::now(),
+                received_at: crate::clock::now(),
             },
             reply,
             _permit: permit,

@@ -350,7 +350,7 @@ async fn receive(
         .and_then(boundary)
         .and_then(|b| text_parts(&body, &b))
         .unwrap_or_else(|| vec![body]);
-    let now = Utc::now();
+    let now = crate::clock::now();
     let mut seen = Vec::new();
     let mut messages = Vec::new();
     for p in parts {

@@ -228,7 +228,7 @@ async fn poll_loop(
                         &s.name,
                         true,
                         format!("connected to {}:{}", s.host, s.port),
-                        Utc::now(),
+                        crate::clock::now(),
                     );
                 }
                 match down_since.take() {
@@ -297,7 +297,7 @@ async fn poll_loop(
                         &s.name,
                         false,
                         format!("{}:{}: {e}", s.host, s.port),
-                        Utc::now(),
+                        crate::clock::now(),
                     );
                 }
                 if down_since.is_none() {
@@ -365,7 +365,7 @@ async fn commit_loop<S: Sink>(
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             }
         }
-        let now = Utc::now();
+        let now = crate::clock::now();
         batch.clear();
         batch.extend(pubs.iter().map(|(_, p, _)| Received {
             source: s.name.clone(),
