@@ -50,8 +50,11 @@ const ZK_OFFLINE: usize = MQTT_TERMINALS + 5;
 
 const TZ: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 
+/// An hour and minute.
+type Hm = (u32, u32);
+
 /// (id, start, end) of the policy's shifts; the night one ends next day.
-const SHIFTS: [(&str, (u32, u32), (u32, u32)); 4] = [
+const SHIFTS: [(&str, Hm, Hm); 4] = [
     ("morning", (8, 0), (12, 0)),
     ("midday", (12, 0), (14, 30)),
     ("afternoon", (14, 30), (18, 0)),
@@ -105,7 +108,7 @@ fn shift_of(i: usize) -> usize {
     }
 }
 
-fn local(d: NaiveDate, (h, m): (u32, u32)) -> DateTime<Utc> {
+fn local(d: NaiveDate, (h, m): Hm) -> DateTime<Utc> {
     TZ.from_local_datetime(&d.and_time(NaiveTime::from_hms_opt(h, m, 0).unwrap()))
         .single()
         .unwrap()
@@ -138,7 +141,7 @@ fn site(day0: NaiveDate, start: DateTime<Utc>) -> (Vec<Punch>, usize) {
         }
         for (date, salt) in dates {
             let r = mix(i, salt);
-            if salt == 1 && r % 50 == 0 {
+            if salt == 1 && r.is_multiple_of(50) {
                 absent += 1;
                 continue;
             }
@@ -552,7 +555,11 @@ async fn main() {
             if p.terminal < MQTT_TERMINALS {
                 seq += 1;
                 let topic = format!("{prefix}/mq-{:02}/punch", p.terminal);
-                let copies = if mix(seq, 7) % 100 == 0 { 2 } else { 1 };
+                let copies = if mix(seq, 7).is_multiple_of(100) {
+                    2
+                } else {
+                    1
+                };
                 twice += copies - 1;
                 for _ in 0..copies {
                     mqtt[p.terminal]
@@ -566,13 +573,13 @@ async fn main() {
         }
         for (t, ps) in zk_batch {
             uploads += 1;
-            let again = mix(uploads, 11) % 50 == 0;
+            let again = mix(uploads, 11).is_multiple_of(50);
             resent += usize::from(again);
             let body: String = ps.iter().map(|p| zk_line(p)).collect();
             let _ = zk_tx[t - MQTT_TERMINALS].send((body.into_bytes(), ps.len(), again));
         }
         let hour = ((now - start).num_seconds() / 3600) as u32;
-        if !samples.contains_key(&hour) {
+        if let std::collections::btree_map::Entry::Vacant(e) = samples.entry(hour) {
             let s = sample(pid, &db);
             println!(
                 "soak: hour {hour:2}: RSS {:.1} MiB, {} fds, store {:.1} MiB",
@@ -580,7 +587,7 @@ async fn main() {
                 s.fds,
                 mib(s.store_bytes)
             );
-            samples.insert(hour, s);
+            e.insert(s);
         }
         let closed = closes(&log_path);
         if now >= end && closed.iter().any(|(d, _)| *d == day1.to_string()) {

@@ -46,7 +46,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use rumqttc::{Publish, QoS};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
