@@ -80,6 +80,7 @@ pub async fn run_daemon(
     reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
 ) -> Result<(), (u8, String)> {
     use std::collections::HashMap;
+    crate::clock::init().map_err(|e| (1, e))?;
     let store = crate::store::Store::open(&config.store_url)
         .await
         .map_err(|e| {
@@ -136,7 +137,7 @@ pub async fn run_daemon(
         crate::health::STORE,
         true,
         store.engine(),
-        chrono::Utc::now(),
+        crate::clock::now(),
     );
     let pipeline = Arc::new(
         crate::pipeline::Pipeline::new(
@@ -155,7 +156,7 @@ pub async fn run_daemon(
     );
     // The day the daemon first runs on a store is where it starts
     // classifying, unless configured or already fixed (policy.md).
-    let now = chrono::Utc::now();
+    let now = crate::clock::now();
     let today = crate::domain::time::to_local(config.policy.tz, now).date_naive();
     store
         .classification_start(config.ingest.classify_from, Some(today), now)
@@ -439,11 +440,11 @@ async fn probe_store(store: crate::store::Store, health: Arc<Health>, stop: Canc
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(if up { PROBE_EVERY } else { PROBE_EVERY_DOWN }) => {}
         }
-        let r = store.probe_write(chrono::Utc::now()).await;
+        let r = store.probe_write(crate::clock::now()).await;
         health.store_written(
             r.map_err(|e| e.to_string()),
             store.engine(),
-            chrono::Utc::now(),
+            crate::clock::now(),
         );
     }
 }
@@ -536,7 +537,7 @@ pub async fn run<S: Sink>(
                 &name,
                 true,
                 format!("embedded broker listening on {local}"),
-                chrono::Utc::now(),
+                crate::clock::now(),
             );
             let (sink, token) = (sink.clone(), shutdown.clone());
             tracker.spawn(async move {
@@ -552,7 +553,7 @@ pub async fn run<S: Sink>(
         settings.health = Some(shared.health.clone());
         shared
             .health
-            .set(&name, false, "connecting", chrono::Utc::now());
+            .set(&name, false, "connecting", crate::clock::now());
         tracker.spawn(crate::source::mqtt::run(
             settings,
             sink.clone(),
@@ -565,7 +566,7 @@ pub async fn run<S: Sink>(
         settings.health = Some(shared.health.clone());
         shared
             .health
-            .set(&name, false, "opening", chrono::Utc::now());
+            .set(&name, false, "opening", crate::clock::now());
         tracker.spawn(crate::source::serial::run(
             settings,
             sink.clone(),

@@ -24,6 +24,8 @@
 //!   registered in one place ([`ingest::decode::Decoder`]).
 //!
 //! Persistence, configuration and plumbing:
+//! - [`clock`]: the daemon's "now": the wall clock, or a test clock
+//!   (`ATTENDD_FAULT_CLOCK`) that runs faster.
 //! - [`store`]: the durable store (SQLite or PostgreSQL): punches, HR data,
 //!   verdicts, the scoring ledger and its audit trail. Persistence only.
 //! - [`config`]: the daemon's configuration file, raw and validated;
@@ -68,6 +70,7 @@
 pub mod app;
 pub mod broker;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod dates;
 pub mod domain;

@@ -677,7 +677,7 @@ async fn deliver_one(
             .await
             .into_iter()
             .map(|r| match r {
-                Ok(()) => Outcome::Sent(Utc::now()),
+                Ok(()) => Outcome::Sent(crate::clock::now()),
                 Err(e) => Outcome::Failed(e),
             })
             .collect(),
@@ -702,7 +702,11 @@ async fn deliver_one(
                 ok += 1;
             }
             Outcome::Failed(e) => {
-                let next = if sink.is_robot() { now } else { Utc::now() } + retry_delay(d.attempts);
+                let next = if sink.is_robot() {
+                    now
+                } else {
+                    crate::clock::now()
+                } + retry_delay(d.attempts);
                 metrics.add(
                     "attendd_alerts_total",
                     &[("sink", name), ("kind", &d.kind), ("outcome", "failed")],
@@ -727,7 +731,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     loop {
-        if let Err(e) = deliver_due(&store, &sinks, &metrics, Utc::now()).await {
+        if let Err(e) = deliver_due(&store, &sinks, &metrics, crate::clock::now()).await {
             warn!("outbox: {e}; retrying");
         }
         tokio::select! {

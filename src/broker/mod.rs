@@ -46,7 +46,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use rumqttc::{Publish, QoS};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
@@ -505,7 +504,7 @@ impl Pending {
                 source: source.clone(),
                 topic: Some(publish.topic),
                 payload: publish.payload.to_vec(),
-                received_at: Utc::now(),
+                received_at: crate::clock::now(),
             },
             reply,
             _permit: permit,

@@ -145,7 +145,7 @@ pub async fn record_manual(
         EntryKind::Bonus => format!("bonus {}", rule.id),
     };
     let id = store
-        .add_manual_entry(&entry, &cause, chrono::Utc::now())
+        .add_manual_entry(&entry, &cause, crate::clock::now())
         .await?;
     store
         .ledger_entry(id)

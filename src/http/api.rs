@@ -90,7 +90,7 @@ impl Api {
         Api {
             store,
             live,
-            clock: Arc::new(Utc::now),
+            clock: Arc::new(crate::clock::now),
         }
     }
 

@@ -423,7 +423,7 @@ impl Pipeline {
             // A recompute may wait for the store's recompute lock (a day
             // close, `attendd recompute`); the loop is alive meanwhile, so
             // it keeps beating, for at most MAX_RECOMPUTE_WAIT.
-            let work = self.recompute_dirty(Utc::now());
+            let work = self.recompute_dirty(crate::clock::now());
             tokio::pin!(work);
             let started = tokio::time::Instant::now();
             let result = loop {
@@ -765,7 +765,7 @@ impl Pipeline {
                         ack.source,
                         ack.device,
                         ack.cursor,
-                        Utc::now(),
+                        crate::clock::now(),
                     )
                     .await
             } else {
@@ -773,10 +773,12 @@ impl Pipeline {
                     Vec::new()
                 } else {
                     self.store
-                        .insert_punches(&punches, chrono::Utc::now())
+                        .insert_punches(&punches, crate::clock::now())
                         .await?
                 };
-                self.store.quarantine_many(&quarantine, Utc::now()).await?;
+                self.store
+                    .quarantine_many(&quarantine, crate::clock::now())
+                    .await?;
                 Ok::<_, crate::store::StoreError>(outcomes)
             }
         }
@@ -785,7 +787,7 @@ impl Pipeline {
             h.store_written(
                 written.as_ref().map(|_| ()).map_err(|e| e.to_string()),
                 self.store.engine(),
-                Utc::now(),
+                crate::clock::now(),
             );
         }
         let outcomes = written.map_err(|e| {

@@ -263,7 +263,7 @@ pub async fn replay(
                     Err(e) => why = why.or(Some(e)),
                 }
             }
-            let outcomes = store.insert_punches(&punches, chrono::Utc::now()).await?;
+            let outcomes = store.insert_punches(&punches, crate::clock::now()).await?;
             let mut new = 0usize;
             for (p, o) in punches.iter().zip(&outcomes) {
                 if let Inserted::New(_) = o {

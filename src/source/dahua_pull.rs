@@ -304,7 +304,7 @@ impl Dahua {
 
     async fn catch_up(&self, serial: &str, cursor: &mut Cursor) -> Result<(), Stop> {
         let mut start = cursor.time.map(|t| t.timestamp()).unwrap_or(946_684_800);
-        let end = (Utc::now() + chrono::Duration::days(1)).timestamp();
+        let end = (crate::clock::now() + chrono::Duration::days(1)).timestamp();
         let tz = self
             .raw
             .timezone

@@ -23,7 +23,6 @@ use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -350,7 +349,7 @@ async fn receive(
         .and_then(boundary)
         .and_then(|b| text_parts(&body, &b))
         .unwrap_or_else(|| vec![body]);
-    let now = Utc::now();
+    let now = crate::clock::now();
     let mut seen = Vec::new();
     let mut messages = Vec::new();
     for p in parts {

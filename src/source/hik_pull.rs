@@ -288,7 +288,7 @@ impl Hik {
         let start = cursor
             .time
             .unwrap_or_else(|| DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or_default());
-        let end = Utc::now() + chrono::Duration::days(1);
+        let end = crate::clock::now() + chrono::Duration::days(1);
         let fmt = |t: DateTime<Utc>| {
             t.with_timezone(&self.tz)
                 .format("%Y-%m-%dT%H:%M:%S%:z")

@@ -34,7 +34,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -231,7 +230,7 @@ async fn poll_loop(
                         &s.name,
                         true,
                         format!("connected to {}:{}", s.host, s.port),
-                        Utc::now(),
+                        crate::clock::now(),
                     );
                 }
                 match down_since.take() {
@@ -300,7 +299,7 @@ async fn poll_loop(
                         &s.name,
                         false,
                         format!("{}:{}: {e}", s.host, s.port),
-                        Utc::now(),
+                        crate::clock::now(),
                     );
                 }
                 if down_since.is_none() {
@@ -372,7 +371,7 @@ async fn commit_loop<S: Sink>(
                 Err(_) => break,
             }
         }
-        let now = Utc::now();
+        let now = crate::clock::now();
         batch.clear();
         batch.extend(pubs.iter().map(|(_, p, _)| Received {
             source: s.name.clone(),

@@ -162,7 +162,7 @@ impl PullCtx {
     /// Reports the source up or down.
     pub fn state(&self, up: bool, detail: impl Into<String>) {
         if let Some(h) = &self.health {
-            h.set(&self.name, up, detail, Utc::now());
+            h.set(&self.name, up, detail, crate::clock::now());
         }
         if let Some(m) = &self.metrics {
             m.set(
@@ -229,7 +229,7 @@ impl PullCtx {
         cursor: &Cursor,
         stop: &tokio_util::sync::CancellationToken,
     ) -> bool {
-        let now = Utc::now();
+        let now = crate::clock::now();
         let batch: Vec<Received> = payloads
             .into_iter()
             .map(|payload| Received {

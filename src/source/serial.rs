@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::io::AsyncReadExt;
 use tokio_serial::SerialPortBuilderExt;
 use tokio_util::sync::CancellationToken;
@@ -156,7 +155,12 @@ pub async fn run<S: Sink>(s: SerialSettings, sink: Arc<S>, shutdown: Cancellatio
             Ok(p) => p,
             Err(e) => {
                 if let Some(h) = &s.health {
-                    h.set(&s.name, false, format!("{}: {e}", s.path), Utc::now());
+                    h.set(
+                        &s.name,
+                        false,
+                        format!("{}: {e}", s.path),
+                        crate::clock::now(),
+                    );
                 }
                 if !unplugged_logged {
                     warn!(source = %s.name, "cannot open {}: {e}; retrying with backoff", s.path);
@@ -169,7 +173,12 @@ pub async fn run<S: Sink>(s: SerialSettings, sink: Arc<S>, shutdown: Cancellatio
             }
         };
         if let Some(h) = &s.health {
-            h.set(&s.name, true, format!("reading {}", s.path), Utc::now());
+            h.set(
+                &s.name,
+                true,
+                format!("reading {}", s.path),
+                crate::clock::now(),
+            );
         }
         if unplugged_logged {
             info!(source = %s.name, "{} is back; reading resumes", s.path);
@@ -185,7 +194,12 @@ pub async fn run<S: Sink>(s: SerialSettings, sink: Arc<S>, shutdown: Cancellatio
             let n = match n {
                 Ok(0) | Err(_) => {
                     if let Some(h) = &s.health {
-                        h.set(&s.name, false, format!("{} unplugged", s.path), Utc::now());
+                        h.set(
+                            &s.name,
+                            false,
+                            format!("{} unplugged", s.path),
+                            crate::clock::now(),
+                        );
                     }
                     let lost = framer.reset();
                     warn!(
@@ -207,7 +221,7 @@ pub async fn run<S: Sink>(s: SerialSettings, sink: Arc<S>, shutdown: Cancellatio
             if frames.is_empty() {
                 continue;
             }
-            let now = Utc::now();
+            let now = crate::clock::now();
             batch.clear();
             batch.extend(frames.drain(..).map(|f| Received {
                 source: s.name.clone(),

@@ -706,7 +706,7 @@ async fn poll_once(
     let serial = s.serial_number().await?;
     let mut detail = format!("device {serial}: polled");
     if let Some(dev) = s.time().await? {
-        let ours = Utc::now().with_timezone(&tz).naive_local();
+        let ours = crate::clock::now().with_timezone(&tz).naive_local();
         let off = (dev - ours).num_seconds();
         if let Some(m) = &cx.metrics {
             m.set(
@@ -728,7 +728,7 @@ async fn poll_once(
     let mut cursor = cx.cursor(&serial).await.map_err(ZkError::Io)?;
     let new = after_cursor(log, tz, &cursor);
     let n = new.len();
-    let ahead = Utc::now() + chrono::Duration::seconds(MAX_AHEAD_SECONDS);
+    let ahead = crate::clock::now() + chrono::Duration::seconds(MAX_AHEAD_SECONDS);
     for chunk in new.chunks(BATCH) {
         if chunk.is_empty() {
             continue;

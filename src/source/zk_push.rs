@@ -312,7 +312,7 @@ async fn handshake(
         let v = stamps.get(*table).map(String::as_str).unwrap_or("0");
         body.push_str(&format!("{new}={v}\n{old}={v}\n"));
     }
-    let tz = timezone_option(t.tz, Utc::now());
+    let tz = timezone_option(t.tz, crate::clock::now());
     body.push_str(&format!(
         "ErrorDelay=30\nDelay={}\nTransTimes=00:00;14:05\nTransInterval=1\n\
          TransFlag=TransData AttLog\tOpLog\nTimeZone={tz}\nRealtime={}\nEncrypt=None\n\
@@ -397,7 +397,7 @@ async fn rtdata(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    let now = Utc::now();
+    let now = crate::clock::now();
     let local = now.with_timezone(&t.tz);
     let off = local.offset().fix().local_minus_utc();
     let sign = if off < 0 { '-' } else { '+' };
@@ -464,7 +464,7 @@ async fn upload(
         })
         .filter(|v| valid_stamp(v) && STAMPED.iter().any(|(tb, _, _)| *tb == table))
         .map(|v| (sn.to_string(), table.clone(), v.clone()));
-    let now = Utc::now();
+    let now = crate::clock::now();
     let attlog = table == "ATTLOG";
     let rtlog = table == "RTLOG";
     let mut messages = Vec::new();

@@ -423,7 +423,7 @@ impl Store {
                     &policy.version,
                     cause,
                     actor,
-                    Utc::now()
+                    crate::clock::now()
                 )
             )?;
         }

@@ -120,7 +120,7 @@ async fn run_committer<S: Sink>(
             Ok(()) => {
                 let stamps: Vec<Stamp> = jobs.iter_mut().filter_map(|j| j.stamp.take()).collect();
                 if let Some(store) = &store
-                    && let Err(e) = store.save_push_stamps(&stamps, chrono::Utc::now()).await
+                    && let Err(e) = store.save_push_stamps(&stamps, crate::clock::now()).await
                 {
                     warn!(
                         "cannot save {} push stamp(s): {e}; those terminals may re-send records (stored once)",
@@ -168,7 +168,7 @@ mod tests {
             source: Arc::from("zk_push[0]:A"),
             topic: None,
             payload: format!("{i}").into_bytes(),
-            received_at: chrono::Utc::now(),
+            received_at: crate::clock::now(),
         }
     }
 

@@ -94,7 +94,7 @@ pub async fn start<S: Sink>(
     let (committer, task) = Committer::new(sink, shared.store.clone());
     tracker.spawn(task);
     let mut bound = bound.into_iter();
-    let now = chrono::Utc::now();
+    let now = crate::clock::now();
     let serve = |l: tokio::net::TcpListener, router: axum::Router, name: String, max: usize| {
         let token = shutdown.clone();
         tracker.spawn(async move {
