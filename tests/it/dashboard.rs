@@ -474,11 +474,16 @@ fn browser_shows_todays_absences_and_explanations() {
         store.close().await;
     });
 
+    // The day closes (and its verdicts become final) at the shift's end +
+    // grace + close_delay_minutes: 240 keeps that after the window's end at
+    // 21:30, so "not arrived" holds exactly while the window is open (with
+    // the default 60 the day closed at 18:45 and Carol was absent).
     let config = dir.path().join("attendd.toml");
     std::fs::write(
         &config,
         format!(
             "[policy]\nfile = {POLICY:?}\n\n[store]\nurl = {url:?}\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+             [schedule]\nclose_delay_minutes = 240\n\n\
              [[http.tokens]]\nname = \"hr-office\"\ntoken_env = \"ATTENDD_TOKEN_HR\"\nrole = \"hr\"\n\n\
              [[http.tokens]]\nname = \"lead-b\"\ntoken_env = \"ATTENDD_TOKEN_SUP_B\"\nrole = \"supervisor:B\"\n"
         ),
