@@ -32,7 +32,7 @@ fn blank(
         window_end: Some(clock.to_local(inst.win_end)),
         ..Explanation::default()
     };
-    let v = DayVerdict {
+    DayVerdict {
         employee_id: emp.employee.clone(),
         date: inst.date,
         shift: Some(shift.id.clone()),
@@ -51,8 +51,7 @@ fn blank(
         deductions: Vec::new(),
         flags: Vec::new(),
         explanation,
-    };
-    v
+    }
 }
 
 pub(super) fn classify_instance<'a>(
