@@ -338,10 +338,6 @@ fn browser_shows_todays_absences_and_explanations() {
     let window_open = (chrono::NaiveTime::from_hms_opt(4, 30, 0).unwrap()
         ..chrono::NaiveTime::from_hms_opt(21, 30, 0).unwrap())
         .contains(&local.time());
-    // Alice checked in at 08:20 once that is past, else a minute ago: a
-    // punch is a check-in only before the shift's end (17:30), so "a minute
-    // ago" would leave her missing in the evening.
-    let alice_punched = local.time() > chrono::NaiveTime::from_hms_opt(4, 31, 0).unwrap();
     // Before the shift starts (08:30) nobody is missing yet, and before the
     // window opens (04:30) today has no verdict to show: the checks below
     // are of a started day, so they wait for one.
@@ -353,12 +349,13 @@ fn browser_shows_todays_absences_and_explanations() {
         );
         return;
     }
-    let alice_at = match today.and_hms_opt(8, 20, 0) {
-        Some(t) if local.time() > chrono::NaiveTime::from_hms_opt(8, 21, 0).unwrap() => {
-            attendd::domain::time::resolve_local(policy.tz, t)
-        }
-        _ => now - chrono::Duration::minutes(1),
-    };
+    // Alice checked in at 08:20: a punch is a check-in only before the
+    // shift's end (17:30), so "a minute ago" would leave her missing in the
+    // evening.
+    let alice_at = attendd::domain::time::resolve_local(
+        policy.tz,
+        today.and_hms_opt(8, 20, 0).expect("08:20 exists"),
+    );
 
     // Today is a workday for everybody (a roster row), whatever the weekday.
     // Alice punched (see `alice_at`); Carol has no punch: she is missing.
@@ -445,24 +442,22 @@ fn browser_shows_todays_absences_and_explanations() {
             )
             .await
             .unwrap();
-        if alice_punched {
-            store
-                .insert_punches(
-                    &[NewPunch {
-                        employee_id: "E001".into(),
-                        identity: "E001".into(),
-                        time: alice_at,
-                        device_id: Some("gate-1".into()),
-                        event_id: None,
-                        source: "test".into(),
-                        raw: None,
-                        direction: None,
-                    }],
-                    chrono::Utc::now(),
-                )
-                .await
-                .unwrap();
-        }
+        store
+            .insert_punches(
+                &[NewPunch {
+                    employee_id: "E001".into(),
+                    identity: "E001".into(),
+                    time: alice_at,
+                    device_id: Some("gate-1".into()),
+                    event_id: None,
+                    source: "test".into(),
+                    raw: None,
+                    direction: None,
+                }],
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
         store
             .recompute(
                 &policy,
@@ -537,9 +532,7 @@ fn browser_shows_todays_absences_and_explanations() {
         missing.contains("Carol"),
         "Carol is missing today:\n{missing}"
     );
-    if alice_punched {
-        assert!(!missing.contains("Alice"), "Alice punched:\n{missing}");
-    }
+    assert!(!missing.contains("Alice"), "Alice punched:\n{missing}");
     let teams = section(&dom, "today");
     assert!(teams.contains(">B<"), "team B row:\n{teams}");
     let person = section(&dom, "person");
