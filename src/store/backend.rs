@@ -71,65 +71,10 @@ pub(super) async fn insert_punches_in(
     // is already stored: a duplicate whatever its key says. Keys changed
     // recipe (issue 11, defect 3: a device's record counter alone is no
     // longer a key), and a backlog re-sent after an upgrade must not be
-    // stored twice.
-    let mut stored: HashSet<(String, DateTime<Utc>, String)> = HashSet::new();
-    for chunk in todo.chunks(200) {
-        let mut qb = QueryBuilder::<Db>::new(
-            "SELECT employee_id, time, COALESCE(device_id, '') FROM punches WHERE ",
-        );
-        for (n, &i) in chunk.iter().enumerate() {
-            if n > 0 {
-                qb.push(" OR ");
-            }
-            qb.push("(employee_id = ")
-                .push_bind(rows[i].employee_id.as_str())
-                .push(" AND time = ")
-                .push_bind(rows[i].time)
-                .push(")");
-        }
-        for r in qb.build().fetch_all(&mut **tx).await.ctx("find stored punches")? {
-            stored.insert((
-                r.try_get(0).ctx("find stored punches")?,
-                r.try_get(1).ctx("find stored punches")?,
-                r.try_get(2).ctx("find stored punches")?,
-            ));
-        }
-    }
-    if !stored.is_empty() {
-        todo.retain(|&i| {
-            let p = &rows[i];
-            !stored.contains(&(
-                p.employee_id.clone(),
-                p.time,
-                p.device_id.clone().unwrap_or_default(),
-            ))
-        });
-    }
-    for chunk in todo.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, raw, received_at, dedupe_key, direction) ",
-        );
-        qb.push_values(chunk, |mut b, &i| {
-            let p = &rows[i];
-            b.push_bind(p.employee_id.as_str())
-                .push_bind(p.time)
-                .push_bind(p.device_id.as_deref())
-                .push_bind(p.source.as_str())
-                .push_bind(p.event_id.as_deref())
-                .push_bind(p.identity.as_str())
-                .push_bind(p.raw.as_deref())
-                .push_bind(now)
-                .push_bind(keys[i].as_str())
-                .push_bind(p.direction.as_deref());
-        });
-        qb.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
-        let got = qb.build().fetch_all(&mut **tx).await.ctx("insert punches")?;
-        for r in got {
-            let id: i64 = r.try_get(0).ctx("insert punches")?;
-            let key: String = r.try_get(1).ctx("insert punches")?;
-            if let Some(&i) = first.get(key.as_str()) {
-                out[i] = Inserted::New(id);
-            }
+    // stored twice. The engine's statement checks both in one pass.
+    for (id, key) in super::insert_new_punches(tx, rows, keys, &todo, now).await? {
+        if let Some(&i) = first.get(key.as_str()) {
+            out[i] = Inserted::New(id);
         }
     }
     Ok(out)

@@ -50,3 +50,58 @@ pub(super) use {
     outbox_queries::*, policy_queries::*, pull_queries::*, queries::*, recompute_queries::*,
     start_queries::*,
 };
+
+/// Inserts `rows[i]` for each `i` of `todo` (keys in `keys`) and returns
+/// the id and key of each row stored. A row is left out when its key is
+/// stored, or when a punch of the same employee at the same instant on the
+/// same device is (whatever its key): both checks run in the statement,
+/// through the unique key index and the (employee, time) index. Up to
+/// [`queries::CHUNK`] rows per statement (10 parameters each, well under
+/// SQLite's 32,766).
+pub(super) async fn insert_new_punches(
+    tx: &mut queries::Tx,
+    rows: &[NewPunch],
+    keys: &[String],
+    todo: &[usize],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    use sqlx::Row;
+    let mut out = Vec::with_capacity(todo.len());
+    for chunk in todo.chunks(queries::CHUNK) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, raw, \
+             received_at, dedupe_key, direction) SELECT * FROM (",
+        );
+        qb.push_values(chunk, |mut b, &i| {
+            let p = &rows[i];
+            b.push_bind(p.employee_id.as_str())
+                .push_bind(p.time)
+                .push_bind(p.device_id.as_deref())
+                .push_bind(p.source.as_str())
+                .push_bind(p.event_id.as_deref())
+                .push_bind(p.identity.as_str())
+                .push_bind(p.raw.as_deref())
+                .push_bind(now)
+                .push_bind(keys[i].as_str())
+                .push_bind(p.direction.as_deref());
+        });
+        // `WHERE` also keeps `ON CONFLICT` from being read as a join's `ON`.
+        qb.push(
+            ") AS v WHERE NOT EXISTS (SELECT 1 FROM punches p WHERE p.employee_id = v.column1 \
+             AND p.time = v.column2 AND COALESCE(p.device_id, '') = COALESCE(v.column3, '')) \
+             ON CONFLICT DO NOTHING RETURNING id, dedupe_key",
+        );
+        for r in qb
+            .build()
+            .fetch_all(&mut **tx)
+            .await
+            .ctx("insert punches")?
+        {
+            out.push((
+                r.try_get(0).ctx("insert punches")?,
+                r.try_get(1).ctx("insert punches")?,
+            ));
+        }
+    }
+    Ok(out)
+}
