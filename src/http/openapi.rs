@@ -4,8 +4,9 @@
 //! parameters and errors below and the answers of [`answers`].
 //!
 //! The parameter and error types only describe what the handlers read and
-//! write by hand (they take `Query<HashMap>` and answer `{"error": …}`);
-//! they are never constructed.
+//! write (their extractors in `api/extract.rs` parse the query string by
+//! hand, and errors are answered `{"error": …}`); they are never
+//! constructed.
 
 // Descriptions of JSON, never built or read.
 #![allow(dead_code)]
@@ -29,27 +30,27 @@ pub use answers::*;
         description = "Bearer tokens from [[http.tokens]], each with a role: hr, supervisor:{team}, terminal-admin. 401: missing or unknown token; 403: outside the role or team (also for unknown employee ids asked by a supervisor). Internal errors are logged and answered without detail.",
     ),
     paths(
-        api::openapi,
-        api::whoami,
-        api::policy,
-        api::days,
-        api::summary,
-        api::missing,
-        api::employee_days,
-        api::month,
-        api::publish,
-        api::export,
-        api::month_grid,
-        api::year,
-        api::punches,
-        api::add_entry,
-        api::add_correction,
-        api::appeals,
-        api::file_appeal,
-        api::answer_appeal,
-        api::quarantine,
-        api::replay_quarantine,
-        api::terminals,
+        api::about::openapi,
+        api::about::whoami,
+        api::about::policy,
+        api::days::days,
+        api::days::summary,
+        api::days::missing,
+        api::months::employee_days,
+        api::months::month,
+        api::months::publish,
+        api::months::export,
+        api::months::month_grid,
+        api::months::year,
+        api::terminals::punches,
+        api::ledger::add_entry,
+        api::ledger::add_correction,
+        api::ledger::appeals,
+        api::ledger::file_appeal,
+        api::ledger::answer_appeal,
+        api::terminals::quarantine,
+        api::terminals::replay_quarantine,
+        api::terminals::terminals,
     ),
     components(
         schemas(Error, Page),
