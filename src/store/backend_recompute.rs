@@ -306,3 +306,61 @@ async fn add_adjustments(
     }
     Ok(adjusted)
 }
+
+/// The recorded input fingerprints of the range `[from, to]`:
+/// `(employee, fingerprint, verdicts)` (see `store::unchanged`).
+pub(crate) async fn input_fingerprints(
+    pool: &Pool<Db>,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT employee_id, fingerprint, days FROM recompute_inputs WHERE from_date = $1 AND to_date = $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .ctx("select input fingerprints")?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<i32, _>(2)? as i64)))
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read input fingerprints")
+}
+
+/// Records input fingerprints of `[from, to]` and deletes those of ranges
+/// that ended before `prune_before`, in one transaction.
+pub(crate) async fn record_fingerprints(
+    pool: &Pool<Db>,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    rows: &[(String, i64, i64)],
+    prune_before: chrono::NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = begin(pool).await?;
+    sqlx::query("DELETE FROM recompute_inputs WHERE to_date < $1")
+        .bind(prune_before)
+        .execute(&mut *tx)
+        .await
+        .ctx("prune input fingerprints")?;
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO recompute_inputs (employee_id, from_date, to_date, fingerprint, days, recorded_at) ",
+        );
+        qb.push_values(chunk, |mut b, (e, f, n)| {
+            b.push_bind(e.as_str())
+                .push_bind(from)
+                .push_bind(to)
+                .push_bind(*f)
+                .push_bind(i32::try_from(*n).unwrap_or(i32::MAX))
+                .push_bind(now);
+        });
+        qb.push(
+            " ON CONFLICT (employee_id, from_date, to_date) DO UPDATE SET fingerprint = excluded.fingerprint, \
+             days = excluded.days, recorded_at = excluded.recorded_at",
+        );
+        qb.build().execute(&mut *tx).await.ctx("record input fingerprints")?;
+    }
+    tx.commit().await.ctx("commit input fingerprints")
+}

@@ -61,6 +61,7 @@ mod quarantine;
 mod recompute;
 mod start;
 pub mod summary;
+mod unchanged;
 
 use std::str::FromStr;
 use std::time::Duration;

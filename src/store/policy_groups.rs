@@ -273,6 +273,7 @@ fn add(total: &mut RecomputeReport, r: RecomputeReport) {
     total.adjustments += r.adjustments;
     total.ledger_added += r.ledger_added;
     total.ledger_voided += r.ledger_voided;
+    total.unchanged += r.unchanged;
 }
 
 #[cfg(test)]

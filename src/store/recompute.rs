@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 
-use super::{LedgerEntry, Store, StoreError, VerdictMeta, backend_pg, backend_sqlite, dispatch};
+use super::{
+    LedgerEntry, Store, StoreError, VerdictMeta, backend_pg, backend_sqlite, dispatch, unchanged,
+};
 use crate::domain::calendar::ShiftClock;
 use crate::domain::classify::{EmployeeDays, evaluate_employee};
 use crate::domain::policy::Policy;
@@ -57,6 +59,10 @@ pub struct RecomputeReport {
     pub ledger_added: usize,
     /// Ledger entries voided.
     pub ledger_voided: usize,
+    /// Employees left alone: their inputs were those of the last recompute
+    /// of the same range and their verdicts of it were final (their days
+    /// count in `evaluated`).
+    pub unchanged: usize,
 }
 
 /// What a recompute writes for one employee-day.
@@ -322,9 +328,145 @@ impl Store {
             return Ok(report);
         };
         let targets: Vec<Option<&str>> = targets.iter().map(|t| t.as_deref()).collect();
+        let Existing {
+            mut stored,
+            mut ledger,
+            published,
+            closed,
+        } = self
+            .existing(&targets, &in_scope, from, to, closing, unfreeze)
+            .await?;
 
+        // Employees whose inputs are those of the last recompute of this
+        // range, and whose verdicts of it are all final, are left alone.
+        let common = unchanged::common_hash(&unchanged::Common {
+            policy,
+            holidays: &holidays,
+            from,
+            to,
+            closed: &closed,
+            published: &published,
+        });
+        let recorded = if unfreeze.is_none() {
+            unchanged::recorded(self, from, to).await?
+        } else {
+            HashMap::new()
+        };
+        let settled = unchanged::settled_days(stored.values(), policy);
+        let mut skip = vec![false; emps.len()];
+        let mut prints = Vec::with_capacity(emps.len());
+        for (i, e) in emps.iter().enumerate() {
+            let f = unchanged::fingerprint(&common, e, &roster[i], &leaves[i], &punches[i]);
+            if let Some(&(old, days)) = recorded.get(&e.employee_id)
+                && old == f
+                && settled.get(e.employee_id.as_str()) == Some(&days)
+            {
+                skip[i] = true;
+                report.unchanged += 1;
+                report.evaluated += usize::try_from(days).unwrap_or(0);
+            }
+            prints.push(f);
+        }
+        drop(settled);
+
+        let clock = ShiftClock::new(policy, first, last);
+        let mut changes: Vec<Change> = Vec::new();
+        let mut record: Vec<(String, i64, i64)> = Vec::new();
+        for (i, e) in emps.iter().enumerate() {
+            if skip[i] {
+                continue;
+            }
+            let id = EmployeeId::from(e.employee_id.as_str());
+            let input = EmployeeDays {
+                employee: &id,
+                default_shift: e.shift.as_deref().and_then(|s| policy.shift_by_id(s)),
+                punches: &punches[i],
+                roster: Some(&roster[i]),
+                leaves: &leaves[i],
+                start_date: e.start_date,
+                end_date: e.end_date,
+            };
+            let days = evaluate_final(&clock, &holidays, &input, from, to, now, &closed);
+            report.evaluated += days.len();
+            let n = days.len();
+            let mut settled = true;
+            for v in days {
+                let key = (e.employee_id.clone(), v.date);
+                let old = stored.remove(&key);
+                let old_ledger = ledger.remove(&key).unwrap_or_default();
+                let final_day = closed.contains(&v.date);
+                match diff(
+                    policy,
+                    v,
+                    old.as_ref(),
+                    old_ledger,
+                    &published,
+                    now,
+                    final_day,
+                )? {
+                    Diff::Same { provisional } => settled &= !provisional,
+                    Diff::Write(c) => {
+                        settled &= !c.provisional && c.kind != ChangeKind::Adjust;
+                        changes.push(c);
+                    }
+                }
+            }
+            // A range not yet settled is recorded too (with no day count a
+            // recompute can match), so that no older fingerprint vouches
+            // for it.
+            let n = if settled {
+                i64::try_from(n).unwrap_or(-1)
+            } else {
+                -1
+            };
+            record.push((e.employee_id.clone(), prints[i], n));
+        }
+        for c in &changes {
+            match c.kind {
+                ChangeKind::Create => report.created += 1,
+                ChangeKind::Update => report.changed += 1,
+                ChangeKind::Meta => report.touched += 1,
+                ChangeKind::Adjust => continue,
+            }
+            report.ledger_added += c.add.len();
+            report.ledger_voided += c.void.len();
+        }
+        if !changes.is_empty() {
+            report.adjustments = dispatch!(
+                self,
+                apply_changes(
+                    &changes,
+                    &policy.id,
+                    &policy.version,
+                    cause,
+                    actor,
+                    crate::clock::now()
+                )
+            )?;
+        }
+        // Only after the verdicts are written: a fingerprint vouches for
+        // them.
+        if unfreeze.is_none() {
+            unchanged::record(self, from, to, &record, crate::clock::now()).await?;
+        }
+        Ok(report)
+    }
+
+    /// What the store holds for `[from, to]` before a recompute: verdict
+    /// hashes and active device ledger entries by employee-day (of the
+    /// employees in scope), the published months (less the one an applied
+    /// adjustment opens) and the closed dates (with the one being closed).
+    async fn existing(
+        &self,
+        targets: &[Option<&str>],
+        in_scope: &(dyn Fn(&str) -> bool + Sync),
+        from: NaiveDate,
+        to: NaiveDate,
+        closing: Option<NaiveDate>,
+        unfreeze: Option<NaiveDate>,
+    ) -> Result<Existing, StoreError> {
         let mut stored: HashMap<(String, NaiveDate), VerdictMeta> = HashMap::new();
-        for &only in &targets {
+        for &only in targets {
             for v in dispatch!(self, verdict_meta(from, to, only))? {
                 if in_scope(&v.employee_id) {
                     stored.insert((v.employee_id.clone(), v.date), v);
@@ -333,7 +475,7 @@ impl Store {
         }
         let mut ledger: HashMap<(String, NaiveDate), Vec<LedgerEntry>> = HashMap::new();
         let mut entries = Vec::new();
-        for &only in &targets {
+        for &only in targets {
             entries.extend(match self {
                 Store::Sqlite(p) => backend_sqlite::ledger_rows(p, from, to, only, true).await?,
                 Store::Postgres(p) => backend_pg::ledger_rows(p, from, to, only, true).await?,
@@ -359,89 +501,68 @@ impl Store {
             .into_iter()
             .collect();
         closed.extend(closing);
-
-        let clock = ShiftClock::new(policy, first, last);
-        let mut changes: Vec<Change> = Vec::new();
-        for (i, e) in emps.iter().enumerate() {
-            let id = EmployeeId::from(e.employee_id.as_str());
-            let input = EmployeeDays {
-                employee: &id,
-                default_shift: e.shift.as_deref().and_then(|s| policy.shift_by_id(s)),
-                punches: &punches[i],
-                roster: Some(&roster[i]),
-                leaves: &leaves[i],
-                start_date: e.start_date,
-                end_date: e.end_date,
-            };
-            let mut days = evaluate_employee(&clock, &holidays, &input, from, to, now);
-            // A closed day is final even while its window is open.
-            if days
-                .iter()
-                .any(|v| v.provisional && closed.contains(&v.date))
-            {
-                let fin = evaluate_employee(
-                    &clock,
-                    &holidays,
-                    &input,
-                    from,
-                    to,
-                    DateTime::<Utc>::MAX_UTC,
-                );
-                for (v, f) in days.iter_mut().zip(fin) {
-                    if v.provisional && closed.contains(&v.date) {
-                        *v = f;
-                    }
-                }
-            }
-            report.evaluated += days.len();
-            for v in days {
-                let key = (e.employee_id.clone(), v.date);
-                let old = stored.remove(&key);
-                let old_ledger = ledger.remove(&key).unwrap_or_default();
-                let final_day = closed.contains(&v.date);
-                if let Some(c) = diff(policy, v, old, old_ledger, &published, now, final_day)? {
-                    changes.push(c);
-                }
-            }
-        }
-        for c in &changes {
-            match c.kind {
-                ChangeKind::Create => report.created += 1,
-                ChangeKind::Update => report.changed += 1,
-                ChangeKind::Meta => report.touched += 1,
-                ChangeKind::Adjust => continue,
-            }
-            report.ledger_added += c.add.len();
-            report.ledger_voided += c.void.len();
-        }
-        if !changes.is_empty() {
-            report.adjustments = dispatch!(
-                self,
-                apply_changes(
-                    &changes,
-                    &policy.id,
-                    &policy.version,
-                    cause,
-                    actor,
-                    crate::clock::now()
-                )
-            )?;
-        }
-        Ok(report)
+        Ok(Existing {
+            stored,
+            ledger,
+            published,
+            closed,
+        })
     }
 }
 
+/// What [`Store::existing`] reads.
+struct Existing {
+    stored: HashMap<(String, NaiveDate), VerdictMeta>,
+    ledger: HashMap<(String, NaiveDate), Vec<LedgerEntry>>,
+    published: HashSet<String>,
+    closed: HashSet<NaiveDate>,
+}
+
+/// The engine's verdicts of `[from, to]` as known at `now`, except that a
+/// closed day's verdict is final even while its punch window is open.
+fn evaluate_final(
+    clock: &ShiftClock<'_>,
+    holidays: &crate::domain::types::Holidays,
+    input: &EmployeeDays<'_>,
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Utc>,
+    closed: &HashSet<NaiveDate>,
+) -> Vec<DayVerdict> {
+    let mut days = evaluate_employee(clock, holidays, input, from, to, now);
+    if days
+        .iter()
+        .any(|v| v.provisional && closed.contains(&v.date))
+    {
+        let fin = evaluate_employee(clock, holidays, input, from, to, DateTime::<Utc>::MAX_UTC);
+        for (v, f) in days.iter_mut().zip(fin) {
+            if v.provisional && closed.contains(&v.date) {
+                *v = f;
+            }
+        }
+    }
+    days
+}
+
+/// What [`diff`] found for one employee-day.
+enum Diff {
+    /// Nothing to write; whether the stored day is provisional.
+    Same { provisional: bool },
+    /// A change to write.
+    Write(Change),
+}
+
 /// Compares a fresh verdict with the stored one and the day's active device
-/// ledger entries; `None` when nothing needs writing.
+/// ledger entries.
 fn diff(
     policy: &Policy,
     v: DayVerdict,
-    old: Option<VerdictMeta>,
+    old: Option<&VerdictMeta>,
     old_ledger: Vec<LedgerEntry>,
     published: &HashSet<String>,
     now: DateTime<Utc>,
     final_day: bool,
-) -> Result<Option<Change>, StoreError> {
+) -> Result<Diff, StoreError> {
     let verdict = serde_json::to_string(&v).map_err(|e| StoreError::Corrupt {
         key: format!("day_verdicts/{}/{}", v.employee_id, v.date),
         why: format!("verdict does not serialise: {e}"),
@@ -454,16 +575,16 @@ fn diff(
                 .window_end
                 .is_some_and(|w| w.with_timezone(&Utc) > now));
     let hash = verdict_hash(&verdict);
-    let same_verdict = old.as_ref().is_some_and(|o| o.hash == hash);
-    if same_verdict && let Some(o) = &old {
+    let same_verdict = old.is_some_and(|o| o.hash == hash);
+    if same_verdict && let Some(o) = old {
         if o.provisional == provisional
             && o.policy_id == policy.id
             && o.policy_version == policy.version
         {
-            return Ok(None);
+            return Ok(Diff::Same { provisional });
         }
         if !published.contains(&v.date.format("%Y-%m").to_string()) {
-            return Ok(Some(Change {
+            return Ok(Diff::Write(Change {
                 kind: ChangeKind::Meta,
                 employee_id: v.employee_id.to_string(),
                 date: v.date,
@@ -476,7 +597,10 @@ fn diff(
                 add: Vec::new(),
             }));
         }
-        return Ok(None);
+        // A published month keeps the stored version and flag.
+        return Ok(Diff::Same {
+            provisional: o.provisional || o.policy_version != policy.version,
+        });
     }
     let month = v.date.format("%Y-%m").to_string();
     let kind = if published.contains(&month) {
@@ -528,7 +652,7 @@ fn diff(
         _ if provisional => (void, Vec::new()),
         _ => (void, wanted),
     };
-    Ok(Some(Change {
+    Ok(Diff::Write(Change {
         kind,
         employee_id: v.employee_id.to_string(),
         date: v.date,

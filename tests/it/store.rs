@@ -1790,3 +1790,151 @@ async fn direction_codes_are_stored_and_decide_time_away(db: &TestDb) {
     assert_eq!(v["flags"], serde_json::json!([]), "{v}");
 }
 store_test!(direction_codes_are_stored_and_decide_time_away);
+
+store_test!(unchanged_employees_are_left_alone_and_every_change_is_seen);
+/// A month recompute leaves alone the employees whose inputs are those of
+/// the last recompute of the month, and sees each kind of change: a late
+/// punch, a roster row, a leave, a holiday. What it writes is what a store
+/// that never skipped holds.
+async fn unchanged_employees_are_left_alone_and_every_change_is_seen(db: &TestDb) {
+    use attendd::store::{HolidayRecord, LeaveRecord, RosterRecord};
+    for e in ["E1", "E2", "E3"] {
+        one_employee(db, e).await;
+    }
+    let mut ps = Vec::new();
+    for day in 19..=23 {
+        for e in ["E1", "E2", "E3"] {
+            ps.push(punch(e, &format!("2026-10-{day:02}T00:25:00Z")));
+            ps.push(punch(e, &format!("2026-10-{day:02}T09:35:00Z")));
+        }
+    }
+    db.store.insert_punches(&ps, later()).await.unwrap();
+    let (from, to) = (d("2026-10-01"), d("2026-10-31"));
+    let run = |cause: &'static str| {
+        db.store
+            .recompute(&db.policy, None, from, to, cause, "tester", later())
+    };
+    let first = run("first").await.unwrap();
+    assert_eq!((first.created, first.unchanged), (93, 0), "{first:?}");
+    let again = run("again").await.unwrap();
+    assert_eq!((again.unchanged, again.evaluated), (3, 93), "{again:?}");
+    assert_eq!(
+        again.created + again.changed + again.touched,
+        0,
+        "{again:?}"
+    );
+
+    // E1 punches on the 26th after all: that day is no longer absent.
+    db.store
+        .insert_punches(
+            &[
+                punch("E1", "2026-10-26T00:20:00Z"),
+                punch("E1", "2026-10-26T09:40:00Z"),
+            ],
+            later(),
+        )
+        .await
+        .unwrap();
+    let r = run("late punch").await.unwrap();
+    assert_eq!((r.unchanged, r.changed), (2, 1), "{r:?}");
+    // E2 rests on the 19th; E3 has approved leave on the 20th.
+    db.store
+        .upsert_roster(
+            &[RosterRecord {
+                employee_id: "E2".into(),
+                date: d("2026-10-19"),
+                shift: "rest".into(),
+            }],
+            later(),
+        )
+        .await
+        .unwrap();
+    db.store
+        .upsert_leaves(
+            &[LeaveRecord {
+                employee_id: "E3".into(),
+                start: at("2026-10-20T00:30:00Z"),
+                end: at("2026-10-20T09:30:00Z"),
+                kind: "annual".into(),
+                status: "approved".into(),
+                requested_at: None,
+                document: None,
+            }],
+            later(),
+        )
+        .await
+        .unwrap();
+    let r = run("roster and leave").await.unwrap();
+    assert_eq!((r.unchanged, r.changed), (1, 2), "{r:?}");
+    // The 27th becomes a holiday: everyone's day changes.
+    db.store
+        .upsert_holidays(
+            &[HolidayRecord {
+                date: d("2026-10-27"),
+                kind: "holiday".into(),
+            }],
+            later(),
+        )
+        .await
+        .unwrap();
+    let r = run("holiday").await.unwrap();
+    assert_eq!((r.unchanged, r.changed), (0, 3), "{r:?}");
+    let r = run("settled").await.unwrap();
+    assert_eq!(r.unchanged, 3, "{r:?}");
+
+    // The same inputs in a store that classifies them once give the same
+    // verdicts.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = Store::open(&format!(
+        "sqlite://{}",
+        fresh_dir.path().join("f.db").display()
+    ))
+    .await
+    .unwrap();
+    fresh
+        .upsert_employees(&db.store.employees().await.unwrap(), later())
+        .await
+        .unwrap();
+    let all = db
+        .store
+        .punches(at("2026-09-01T00:00:00Z"), at("2026-12-01T00:00:00Z"), None)
+        .await
+        .unwrap();
+    let again: Vec<NewPunch> = all
+        .iter()
+        .map(|p| punch(&p.employee_id, &p.time.to_rfc3339()))
+        .collect();
+    fresh.insert_punches(&again, later()).await.unwrap();
+    fresh
+        .upsert_roster(&db.store.roster(from, to).await.unwrap(), later())
+        .await
+        .unwrap();
+    fresh
+        .upsert_leaves(
+            &db.store
+                .leaves(at("2026-09-01T00:00:00Z"), at("2026-12-01T00:00:00Z"))
+                .await
+                .unwrap(),
+            later(),
+        )
+        .await
+        .unwrap();
+    fresh
+        .upsert_holidays(&db.store.holidays().await.unwrap(), later())
+        .await
+        .unwrap();
+    fresh
+        .recompute(&db.policy, None, from, to, "once", "tester", later())
+        .await
+        .unwrap();
+    let texts = |v: Vec<attendd::store::StoredVerdict>| -> Vec<(String, NaiveDate, String)> {
+        v.into_iter()
+            .map(|v| (v.employee_id, v.date, v.verdict))
+            .collect()
+    };
+    assert_eq!(
+        texts(db.store.verdicts(from, to, None).await.unwrap()),
+        texts(fresh.verdicts(from, to, None).await.unwrap())
+    );
+    fresh.close().await;
+}

@@ -1,0 +1,143 @@
+//! Leaving alone the employees whose inputs did not change.
+//!
+//! A recompute of a range of more than one day records, per employee, a
+//! fingerprint of everything the engine read for that employee (table
+//! `recompute_inputs`): the employee's record, roster, leave, punches and
+//! corrections over the range and its margins, with the policy, the
+//! holidays, the closed days and the published months. A later recompute of
+//! the same range with the same fingerprint, whose stored verdicts of the
+//! range are all final and made under the same policy version, leaves that
+//! employee alone: the engine is a pure function of those inputs, and
+//! `now` only decides which days are provisional, which a final day no
+//! longer is (a punch window that has closed stays closed).
+//!
+//! The fingerprint is a 64-bit hash of a canonical encoding; the hash
+//! function may change between builds, which only makes the first
+//! recompute after an upgrade evaluate everyone again.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{EmployeeRecord, Store, StoreError, VerdictMeta, backend_pg, backend_sqlite, dispatch};
+use crate::domain::policy::Policy;
+use crate::domain::types::{Holidays, Leave, Punch, Roster};
+
+/// Ranges whose last day is this long before a newly recorded range's
+/// first day are pruned when fingerprints are recorded.
+const KEEP_DAYS: u64 = 100;
+
+/// Writes `Debug` output into a hasher without building a string.
+struct HashWriter<'a>(&'a mut DefaultHasher);
+
+impl std::fmt::Write for HashWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.write(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn hash_debug(h: &mut DefaultHasher, v: &impl std::fmt::Debug) {
+    use std::fmt::Write;
+    let _ = write!(HashWriter(h), "{v:?}");
+    h.write_u8(0xff);
+}
+
+/// What every employee of one recompute shares.
+pub(super) struct Common<'a> {
+    pub policy: &'a Policy,
+    pub holidays: &'a Holidays,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub closed: &'a HashSet<NaiveDate>,
+    pub published: &'a HashSet<String>,
+}
+
+/// The shared part of the fingerprints, hashed once.
+pub(super) fn common_hash(c: &Common<'_>) -> DefaultHasher {
+    let mut h = DefaultHasher::new();
+    // `shift_ids` is an index of `shifts` in a map whose order changes
+    // from process to process: left out, so that fingerprints compare
+    // equal across runs of the command line.
+    let mut policy = c.policy.clone();
+    policy.shift_ids.clear();
+    hash_debug(&mut h, &policy);
+    hash_debug(&mut h, c.holidays);
+    (c.from, c.to).hash(&mut h);
+    let mut closed: Vec<&NaiveDate> = c
+        .closed
+        .iter()
+        .filter(|d| **d >= c.from && **d <= c.to)
+        .collect();
+    closed.sort_unstable();
+    closed.hash(&mut h);
+    let mut published: Vec<&String> = c.published.iter().collect();
+    published.sort_unstable();
+    published.hash(&mut h);
+    h
+}
+
+/// One employee's fingerprint: `common` extended with what the engine
+/// reads for the employee.
+pub(super) fn fingerprint(
+    common: &DefaultHasher,
+    e: &EmployeeRecord,
+    roster: &Roster,
+    leaves: &[Leave],
+    punches: &[Punch],
+) -> i64 {
+    let mut h = common.clone();
+    (&e.employee_id, &e.shift, e.start_date, e.end_date).hash(&mut h);
+    let mut days: Vec<_> = roster.iter().collect();
+    days.sort_unstable_by_key(|(d, _)| **d);
+    hash_debug(&mut h, &days);
+    hash_debug(&mut h, &leaves);
+    punches.hash(&mut h);
+    h.finish() as i64
+}
+
+/// The stored fingerprints of the range `[from, to]`: employee →
+/// (fingerprint, number of verdicts the range had).
+pub(super) async fn recorded(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<HashMap<String, (i64, i64)>, StoreError> {
+    if from >= to {
+        return Ok(HashMap::new());
+    }
+    let rows = dispatch!(store, input_fingerprints(from, to))?;
+    Ok(rows.into_iter().map(|(e, f, n)| (e, (f, n))).collect())
+}
+
+/// Per employee, the number of stored verdicts of the range that are final
+/// and made under `policy`'s version (a day that is not both is evaluated).
+pub(super) fn settled_days<'a>(
+    stored: impl Iterator<Item = &'a VerdictMeta>,
+    policy: &Policy,
+) -> HashMap<&'a str, i64> {
+    let mut n: HashMap<&str, i64> = HashMap::new();
+    for v in stored {
+        if !v.provisional && v.policy_id == policy.id && v.policy_version == policy.version {
+            *n.entry(v.employee_id.as_str()).or_default() += 1;
+        }
+    }
+    n
+}
+
+/// Records the fingerprints of `[from, to]` (`(employee, fingerprint,
+/// verdicts)`) and prunes ranges long past. Nothing for a one-day range.
+pub(super) async fn record(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+    rows: &[(String, i64, i64)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if from >= to || rows.is_empty() {
+        return Ok(());
+    }
+    let before = from - chrono::Days::new(KEEP_DAYS);
+    dispatch!(store, record_fingerprints(from, to, rows, before, now))
+}
