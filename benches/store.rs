@@ -6,9 +6,9 @@
 //!    loads the same rows into an identical fresh table with the engine's
 //!    own bulk tool (`sqlite3 .import`, `psql \copy` = `COPY`). Prints
 //!    rows/s and the ratio.
-//! 2. Recomputes one month (October 2026) for 10,000 employees from the
-//!    SQLite store: first classification, then a recompute that finds
-//!    nothing changed.
+//! 2. Recomputes one month (October 2026) for 10,000 employees from each
+//!    store: first classification, then a recompute that finds nothing
+//!    changed.
 //!
 //! `BENCH_PUNCHES` and `BENCH_EMPLOYEES` shrink the run for a quick check;
 //! `BENCH_BATCH` sets the punches per committed transaction (10,000).
@@ -221,7 +221,6 @@ fn main() {
                 .await
                 .unwrap();
             let ours = insert_all(&ours_store, &rows).await;
-            ours_store.close().await;
             let copy_store = Store::open(&format!("{pg}{sep}options[search_path]=bench_copy"))
                 .await
                 .unwrap();
@@ -243,6 +242,9 @@ fn main() {
                 .filter(|s| s.success())
                 .map(|_| t.elapsed().as_secs_f64());
             report("postgres", n, ours, base, "psql \\copy (COPY)");
+            let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
+            recompute_twice(&ours_store, "postgres", &policy, employees).await;
+            ours_store.close().await;
             for s in ["bench_ours", "bench_copy"] {
                 sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {s} CASCADE")))
                     .execute(&mut c)
@@ -257,38 +259,53 @@ fn main() {
     // Recompute October 2026 for every employee, from the SQLite store.
     let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
     rt.block_on(async {
-        let emps: Vec<EmployeeRecord> = (0..employees)
-            .map(|e| EmployeeRecord {
-                employee_id: format!("E{e:05}"),
-                name: format!("Employee {e}"),
-                team: format!("team-{}", e % 50),
-                supervisor: format!("S{:02}", e % 50),
-                shift: None,
-                aliases: Vec::new(),
-                start_date: None,
-                end_date: None,
-            })
-            .collect();
-        store.upsert_employees(&emps, chrono::Utc::now()).await.unwrap();
-        let now = Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap();
-        let (from, to) = (
-            NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
-            NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
-        );
-        for label in ["first classification", "nothing changed"] {
-            let t = Instant::now();
-            let r = store
-                .recompute(&policy, None, from, to, "bench", "bench", now)
-                .await
-                .unwrap();
-            println!(
-                "sqlite: recompute {from}..{to} for {employees} employees ({label}): {:.2} s; {} days evaluated, {} written, ledger +{}",
-                t.elapsed().as_secs_f64(),
-                r.evaluated,
-                r.created + r.changed + r.touched,
-                r.ledger_added
-            );
-        }
+        recompute_twice(&store, "sqlite", &policy, employees).await;
         store.close().await;
     });
+}
+
+/// Recomputes October 2026 for `employees` employees twice: the first
+/// classification, then with nothing changed.
+async fn recompute_twice(
+    store: &Store,
+    engine: &str,
+    policy: &attendd::domain::policy::Policy,
+    employees: usize,
+) {
+    let emps: Vec<EmployeeRecord> = (0..employees)
+        .map(|e| EmployeeRecord {
+            employee_id: format!("E{e:05}"),
+            name: format!("Employee {e}"),
+            team: format!("team-{}", e % 50),
+            supervisor: format!("S{:02}", e % 50),
+            shift: None,
+            aliases: Vec::new(),
+            start_date: None,
+            end_date: None,
+        })
+        .collect();
+    store
+        .upsert_employees(&emps, chrono::Utc::now())
+        .await
+        .unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap();
+    let (from, to) = (
+        NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
+    );
+    for label in ["first classification", "nothing changed"] {
+        let t = Instant::now();
+        let r = store
+            .recompute(policy, None, from, to, "bench", "bench", now)
+            .await
+            .unwrap();
+        println!(
+            "{engine}: recompute {from}..{to} for {employees} employees ({label}): {:.2} s; {} days evaluated, {} written, ledger +{}, {} employees unchanged",
+            t.elapsed().as_secs_f64(),
+            r.evaluated,
+            r.created + r.changed + r.touched,
+            r.ledger_added,
+            r.unchanged
+        );
+    }
 }
