@@ -54,8 +54,6 @@ async fn import_employees(ctx: &Ctx<'_>, file: &Path, out: &mut dyn Write) -> Cm
     let mut errors = parsed.errors;
     errors.extend(alias_conflicts(&name, &parsed.rows));
     refuse(&name, errors)?;
-    // What classification depends on: the default shift and the
-    // employment dates.
     let before: HashMap<String, Basis> = ctx
         .store
         .employees()

@@ -244,18 +244,18 @@ async fn store_punches(ctx: &Ctx<'_>, punches: &[NewPunch]) -> Result<StoredPunc
 async fn emit_punches(
     ctx: &Ctx<'_>,
     name: &str,
-    s: &StoredPunches,
+    stored: &StoredPunches,
     quarantined: usize,
     rep: &RecomputeReport,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CmdResult {
-    let (new, dup) = (s.new, s.dup);
+    let (new, dup) = (stored.new, stored.dup);
     let start = ctx
         .store
         .classify_from(ctx.cfg.ingest.classify_from)
         .await?;
-    let before = start.map_or(0, |st| s.new_dates.iter().filter(|d| **d < st).count());
+    let before = start.map_or(0, |s| stored.new_dates.iter().filter(|d| **d < s).count());
     if before > 0
         && let Some(s) = start
     {
