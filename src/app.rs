@@ -4,6 +4,7 @@
 //! [`run`] takes the sink (the pipeline into the store) and the shutdown
 //! trigger as arguments, so tests run the whole daemon in-process.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,17 +80,97 @@ pub async fn run_daemon(
     shutdown: CancellationToken,
     reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
 ) -> Result<(), (u8, String)> {
-    use std::collections::HashMap;
     crate::clock::init().map_err(|e| (1, e))?;
-    let store = crate::store::Store::open(&config.store_url)
+    let store = open_store(&config).await?;
+    let (sources, push_devices) = source_decodings(&config)?;
+    let metrics: Arc<Metrics> = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    health.set(
+        crate::health::STORE,
+        true,
+        store.engine(),
+        crate::clock::now(),
+    );
+    let pipeline = Arc::new(
+        crate::pipeline::Pipeline::new(
+            store.clone(),
+            Arc::new(config.policies.clone()),
+            sources,
+            metrics.clone(),
+            chrono::Duration::seconds(config.ingest.max_future_skew_seconds),
+        )
+        .await
+        .map_err(|e| (2, format!("store: {e}")))?
+        .with_devices(push_devices)
+        .with_health(health.clone())
+        .with_classify_from(config.ingest.classify_from)
+        .with_quarantine_retention(config.quarantine_retention_days),
+    );
+    note_first_run(&config, &store).await?;
+    let shared = Shared {
+        health,
+        heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],
+        brokers: embedded_brokers(&config, &metrics),
+        metrics,
+        store: Some(store.clone()),
+        api_live: Some(crate::http::api::live(
+            config.policies.clone(),
+            config.http_tokens.clone(),
+        )),
+        catch_up: Arc::default(),
+    };
+    let recompute_stop = CancellationToken::new();
+    let recompute = tokio::spawn(pipeline.clone().recompute_loop(
+        Duration::from_secs(config.ingest.recompute_interval_seconds.max(1)),
+        recompute_stop.clone(),
+    ));
+    let background = start_background(
+        &config,
+        &store,
+        &pipeline,
+        &shared,
+        reloads,
+        &recompute_stop,
+        &shutdown,
+    )?;
+    let result = run(&config, pipeline, shared, shutdown).await;
+    recompute_stop.cancel();
+    let _ = recompute.await;
+    // A delivery in flight may wait on a slow sink; its claim runs out and
+    // the next start retries it.
+    if tokio::time::timeout(DRAIN_TIMEOUT, background.wait())
+        .await
+        .is_err()
+    {
+        warn!("scheduler or deliverer still busy after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    store.close().await;
+    result.map_err(|e| (1, e.to_string()))
+}
+
+/// Opens the configured store (exit code 2 when it cannot).
+async fn open_store(config: &Config) -> Result<crate::store::Store, (u8, String)> {
+    crate::store::Store::open(&config.store_url)
         .await
         .map_err(|e| {
             (
                 2,
                 format!("store {}: {e}", crate::store::redact_url(&config.store_url)),
             )
-        })?;
-    let policy = Arc::new(config.policy.clone());
+        })
+}
+
+/// How the pipeline decodes each source (by name), and the device id of
+/// the push sources that stand for one terminal.
+type Decodings = (
+    HashMap<Arc<str>, crate::pipeline::SourceDecoding>,
+    HashMap<Arc<str>, String>,
+);
+
+/// How the pipeline decodes each configured source, and the device id of
+/// the push sources that stand for one terminal.
+fn source_decodings(config: &Config) -> Result<Decodings, (u8, String)> {
+    let policy = &config.policy;
     let mut sources = HashMap::new();
     let tz_of = |tz: &Option<String>| {
         tz.as_deref()
@@ -131,31 +212,13 @@ pub async fn run_daemon(
         crate::source::push::decodings(&config.sources, policy.tz).map_err(|e| (1, e))?;
     sources.extend(push_sources);
     sources.extend(crate::source::pull::decodings(&config.sources, policy.tz));
-    let metrics: Arc<Metrics> = Arc::new(Metrics::default());
-    let health = Arc::new(Health::default());
-    health.set(
-        crate::health::STORE,
-        true,
-        store.engine(),
-        crate::clock::now(),
-    );
-    let pipeline = Arc::new(
-        crate::pipeline::Pipeline::new(
-            store.clone(),
-            Arc::new(config.policies.clone()),
-            sources,
-            metrics.clone(),
-            chrono::Duration::seconds(config.ingest.max_future_skew_seconds),
-        )
-        .await
-        .map_err(|e| (2, format!("store: {e}")))?
-        .with_devices(push_devices)
-        .with_health(health.clone())
-        .with_classify_from(config.ingest.classify_from)
-        .with_quarantine_retention(config.quarantine_retention_days),
-    );
-    // The day the daemon first runs on a store is where it starts
-    // classifying, unless configured or already fixed (policy.md).
+    Ok((sources, push_devices))
+}
+
+/// The day the daemon first runs on a store is where it starts
+/// classifying, unless configured or already fixed (policy.md). Warns
+/// about employees whose policy group is no longer configured.
+async fn note_first_run(config: &Config, store: &crate::store::Store) -> Result<(), (u8, String)> {
     let now = crate::clock::now();
     let today = crate::domain::time::to_local(config.policy.tz, now).date_naive();
     store
@@ -179,25 +242,23 @@ pub async fn run_daemon(
             unknown.join(", ")
         );
     }
-    let shared = Shared {
-        health,
-        heartbeats: vec![("pipeline".into(), pipeline.heartbeat())],
-        brokers: embedded_brokers(&config, &metrics),
-        metrics,
-        store: Some(store.clone()),
-        api_live: Some(crate::http::api::live(
-            config.policies.clone(),
-            config.http_tokens.clone(),
-        )),
-        catch_up: Arc::default(),
-    };
-    let recompute_stop = CancellationToken::new();
-    let recompute = tokio::spawn(pipeline.clone().recompute_loop(
-        Duration::from_secs(config.ingest.recompute_interval_seconds.max(1)),
-        recompute_stop.clone(),
-    ));
+    Ok(())
+}
+
+/// Starts what runs beside the sources until `stop`: the scheduler, the
+/// store probe, outbox delivery, the reload loop, and the pull sources
+/// (these until `shutdown`). The tracker returned is closed.
+fn start_background(
+    config: &Config,
+    store: &crate::store::Store,
+    pipeline: &Arc<crate::pipeline::Pipeline>,
+    shared: &Shared,
+    reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
+    stop: &CancellationToken,
+    shutdown: &CancellationToken,
+) -> Result<TaskTracker, (u8, String)> {
     let embedded = shared.brokers.get(&0).cloned();
-    let default_broker = default_sink_broker(&config, embedded.as_ref());
+    let default_broker = default_sink_broker(config, embedded.as_ref());
     let sinks: crate::sinks::SinkTable = Arc::new(std::sync::RwLock::new(
         crate::sinks::table(&config.sinks, default_broker.as_ref()).map_err(|e| (1, e))?,
     ));
@@ -209,19 +270,19 @@ pub async fn run_daemon(
     }
     let scheduler = Arc::new(crate::scheduler::Scheduler::new(
         store.clone(),
-        plan(&config),
+        plan(config),
         pipeline.drift(),
     ));
     let wake = Arc::new(tokio::sync::Notify::new());
     let background = TaskTracker::new();
     background.spawn(scheduler.clone().run(
         Duration::from_secs(config.schedule.tick_seconds.max(1)),
-        recompute_stop.clone(),
+        stop.clone(),
     ));
     background.spawn(probe_store(
         store.clone(),
         shared.health.clone(),
-        recompute_stop.clone(),
+        stop.clone(),
     ));
     background.spawn(crate::sinks::run(
         store.clone(),
@@ -229,11 +290,11 @@ pub async fn run_daemon(
         shared.metrics.clone(),
         Duration::from_secs(1),
         wake,
-        recompute_stop.clone(),
+        stop.clone(),
     ));
     background.spawn(reload_loop(
         config.path.clone(),
-        describe_restart_only(&config),
+        describe_restart_only(config),
         reloads,
         Reloadable {
             embedded,
@@ -242,7 +303,7 @@ pub async fn run_daemon(
             sinks,
             api: shared.api_live.clone(),
         },
-        recompute_stop.clone(),
+        stop.clone(),
     ));
     crate::source::pull::spawn(
         &config.sources,
@@ -254,22 +315,10 @@ pub async fn run_daemon(
             catch_up: shared.catch_up.clone(),
         },
         &background,
-        &shutdown,
+        shutdown,
     );
     background.close();
-    let result = run(&config, pipeline, shared, shutdown).await;
-    recompute_stop.cancel();
-    let _ = recompute.await;
-    // A delivery in flight may wait on a slow sink; its claim runs out and
-    // the next start retries it.
-    if tokio::time::timeout(DRAIN_TIMEOUT, background.wait())
-        .await
-        .is_err()
-    {
-        warn!("scheduler or deliverer still busy after {DRAIN_TIMEOUT:?}; stopping anyway");
-    }
-    store.close().await;
-    result.map_err(|e| (1, e.to_string()))
+    Ok(background)
 }
 
 /// What the scheduler runs on, from a configuration.
@@ -458,39 +507,9 @@ pub async fn run<S: Sink>(
 ) -> Result<(), StartError> {
     let tracker = TaskTracker::new();
     let mut listening = Vec::new();
-
     if let Some(addr) = config.http_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: addr.to_string(),
-                key: "http.listen".into(),
-                source,
-            })?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| StartError::Other(e.to_string()))?;
-        listening.push(format!("http on {local}"));
-        let router = crate::http::router(crate::http::AppState {
-            metrics: shared.metrics.clone(),
-            health: shared.health.clone(),
-            api: shared.store.clone().map(|s| {
-                let live = shared.api_live.clone().unwrap_or_else(|| {
-                    crate::http::api::live(config.policies.clone(), config.http_tokens.clone())
-                });
-                Arc::new(crate::http::api::Api::with_live(s, live))
-            }),
-        });
-        let token = shutdown.clone();
-        let max_connections = config.http_max_connections;
-        tracker.spawn(async move {
-            let limits = crate::http::Limits::with_max_connections(max_connections);
-            if let Err(e) = crate::http::listener::serve(listener, router, limits, token).await {
-                error!("http server failed: {e}");
-            }
-        });
+        start_http(config, addr, &shared, &tracker, &shutdown, &mut listening).await?;
     }
-
     let push = crate::source::push::PushShared {
         metrics: shared.metrics.clone(),
         health: shared.health.clone(),
@@ -506,45 +525,74 @@ pub async fn run<S: Sink>(
         &mut listening,
     )
     .await?;
+    start_mqtt(config, &sink, &shared, &tracker, &shutdown, &mut listening)?;
+    start_serial(config, &sink, &shared, &tracker, &shutdown);
+    tracker.spawn(service::watchdog(
+        shared.heartbeats.clone(),
+        shutdown.clone(),
+    ));
+    tracker.close();
+    announce_ready(config, &listening);
+    drain(&shutdown, &tracker).await;
+    Ok(())
+}
 
+/// Binds the HTTP listener (health, metrics, and the HR API when there is a
+/// store) and serves it until `shutdown`.
+async fn start_http(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    shared: &Shared,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    listening: &mut Vec<String>,
+) -> Result<(), StartError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: addr.to_string(),
+            key: "http.listen".into(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    listening.push(format!("http on {local}"));
+    let router = crate::http::router(crate::http::AppState {
+        metrics: shared.metrics.clone(),
+        health: shared.health.clone(),
+        api: shared.store.clone().map(|s| {
+            let live = shared.api_live.clone().unwrap_or_else(|| {
+                crate::http::api::live(config.policies.clone(), config.http_tokens.clone())
+            });
+            Arc::new(crate::http::api::Api::with_live(s, live))
+        }),
+    });
+    let token = shutdown.clone();
+    let max_connections = config.http_max_connections;
+    tracker.spawn(async move {
+        let limits = crate::http::Limits::with_max_connections(max_connections);
+        if let Err(e) = crate::http::listener::serve(listener, router, limits, token).await {
+            error!("http server failed: {e}");
+        }
+    });
+    Ok(())
+}
+
+/// Starts the MQTT sources: an embedded broker listening for terminals, or
+/// a client of an external broker.
+fn start_mqtt<S: Sink>(
+    config: &Config,
+    sink: &Arc<S>,
+    shared: &Shared,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    listening: &mut Vec<String>,
+) -> Result<(), StartError> {
     for (i, m) in config.sources.mqtt.iter().enumerate() {
         let name = format!("mqtt[{i}]");
         if m.broker == "embedded" {
-            // Terminals publish into the pipeline directly: no MQTT session
-            // in between.
-            let listen = m.listen.as_deref().unwrap_or("127.0.0.1:1883");
-            let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
-                StartError::Other(format!(
-                    "source.mqtt[{i}].listen: {listen:?} is not an address"
-                ))
-            })?;
-            let handle = shared.brokers.get(&i).cloned().unwrap_or_else(|| {
-                crate::broker::BrokerHandle::new(m.broker_options(
-                    &name,
-                    Vec::new(),
-                    Some(shared.metrics.clone()),
-                ))
-            });
-            let broker = crate::broker::EmbeddedBroker::bind_handle(addr, handle).map_err(|e| {
-                StartError::Other(
-                    e.with_config_key(format!("source.mqtt[{i}].broker = \"embedded\""))
-                        .to_string(),
-                )
-            })?;
-            let local = broker.local_addr();
-            listening.push(format!("embedded broker on {local}"));
-            shared.health.set(
-                &name,
-                true,
-                format!("embedded broker listening on {local}"),
-                crate::clock::now(),
-            );
-            let (sink, token) = (sink.clone(), shutdown.clone());
-            tracker.spawn(async move {
-                if let Err(e) = broker.run(sink, token).await {
-                    error!("embedded broker failed: {e}");
-                }
-            });
+            start_embedded_broker(i, m, sink, shared, tracker, shutdown, listening)?;
             continue;
         }
         let mut settings = m
@@ -560,6 +608,65 @@ pub async fn run<S: Sink>(
             shutdown.clone(),
         ));
     }
+    Ok(())
+}
+
+/// Starts the embedded broker of `[[source.mqtt]]` number `i`: terminals
+/// publish into the pipeline directly, with no MQTT session in between.
+fn start_embedded_broker<S: Sink>(
+    i: usize,
+    m: &crate::config::RawMqtt,
+    sink: &Arc<S>,
+    shared: &Shared,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    listening: &mut Vec<String>,
+) -> Result<(), StartError> {
+    let name = format!("mqtt[{i}]");
+    let listen = m.listen.as_deref().unwrap_or("127.0.0.1:1883");
+    let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
+        StartError::Other(format!(
+            "source.mqtt[{i}].listen: {listen:?} is not an address"
+        ))
+    })?;
+    let handle = shared.brokers.get(&i).cloned().unwrap_or_else(|| {
+        crate::broker::BrokerHandle::new(m.broker_options(
+            &name,
+            Vec::new(),
+            Some(shared.metrics.clone()),
+        ))
+    });
+    let broker = crate::broker::EmbeddedBroker::bind_handle(addr, handle).map_err(|e| {
+        StartError::Other(
+            e.with_config_key(format!("source.mqtt[{i}].broker = \"embedded\""))
+                .to_string(),
+        )
+    })?;
+    let local = broker.local_addr();
+    listening.push(format!("embedded broker on {local}"));
+    shared.health.set(
+        &name,
+        true,
+        format!("embedded broker listening on {local}"),
+        crate::clock::now(),
+    );
+    let (sink, token) = (sink.clone(), shutdown.clone());
+    tracker.spawn(async move {
+        if let Err(e) = broker.run(sink, token).await {
+            error!("embedded broker failed: {e}");
+        }
+    });
+    Ok(())
+}
+
+/// Starts the serial sources.
+fn start_serial<S: Sink>(
+    config: &Config,
+    sink: &Arc<S>,
+    shared: &Shared,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
     for (i, s) in config.sources.serial.iter().enumerate() {
         let name = format!("serial[{i}]");
         let mut settings = s.settings(&name);
@@ -573,12 +680,10 @@ pub async fn run<S: Sink>(
             shutdown.clone(),
         ));
     }
-    tracker.spawn(service::watchdog(
-        shared.heartbeats.clone(),
-        shutdown.clone(),
-    ));
-    tracker.close();
+}
 
+/// Logs what runs and tells systemd the daemon is ready.
+fn announce_ready(config: &Config, listening: &[String]) {
     let status = format!(
         "running: {} mqtt, {} serial, {} http push source(s){}",
         config.sources.mqtt.len(),
@@ -592,7 +697,11 @@ pub async fn run<S: Sink>(
     );
     info!("{status}");
     service::ready(&status);
+}
 
+/// Waits for `shutdown`, then for the sources to commit and acknowledge
+/// what they received, at most [`DRAIN_TIMEOUT`].
+async fn drain(shutdown: &CancellationToken, tracker: &TaskTracker) {
     shutdown.cancelled().await;
     service::stopping("draining: committing and acknowledging what was received");
     info!("shutting down: draining sources");
@@ -604,5 +713,4 @@ pub async fn run<S: Sink>(
             "drain did not finish within {DRAIN_TIMEOUT:?}; un-acknowledged messages will be re-delivered"
         );
     }
-    Ok(())
 }

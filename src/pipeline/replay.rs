@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::json;
 
@@ -177,125 +177,24 @@ pub async fn replay(
     now: DateTime<Utc>,
 ) -> Result<ReplayReport, StoreError> {
     let policies = &*policies.as_policies();
-    let directory = Directory::new(&store.employees().await?);
+    let run = Run {
+        store,
+        tz: policies.default_policy().tz,
+        directory: Directory::new(&store.employees().await?),
+        decodings,
+        fallback,
+        actor,
+        now,
+    };
     let mut report = ReplayReport::default();
-    let mut touched: BTreeMap<String, (chrono::NaiveDate, chrono::NaiveDate)> = BTreeMap::new();
+    let mut touched = Touched::new();
     let mut after = 0i64;
     loop {
-        let rows = match selection {
-            Selection::All => store.quarantine_unresolved(after, 500).await?,
-            Selection::Ids(ids) if after == 0 => {
-                let rows = store.quarantine_rows(ids).await?;
-                for id in ids {
-                    if !rows.iter().any(|r| r.id == *id) {
-                        report.skipped.push((*id, "no such quarantine row".into()));
-                    }
-                }
-                rows
-            }
-            Selection::Ids(_) => Vec::new(),
-        };
+        let rows = next_rows(store, selection, after, &mut report).await?;
         let Some(last) = rows.last() else { break };
         after = last.id.max(1);
         for row in &rows {
-            report.examined += 1;
-            if let Some((at, by)) = &row.resolved {
-                report.skipped.push((
-                    row.id,
-                    format!("already replayed {} by {by}", at.to_rfc3339()),
-                ));
-                continue;
-            }
-            if row.kind == QuarantineKind::Summary {
-                report
-                    .skipped
-                    .push((row.id, "a count of records that were not kept".into()));
-                continue;
-            }
-            let rd = match row_decoding(row, fallback, decodings) {
-                Ok(rd) => rd,
-                Err(why) => {
-                    report.unresolved.push((row.id, why));
-                    continue;
-                }
-            };
-            let mut cx = DecodeContext::new(rd.tz, row.received_at);
-            if let Some(t) = &rd.topic {
-                cx = cx.with_topic(t);
-            }
-            if let Some(d) = &rd.device {
-                cx = cx.with_device(d);
-            }
-            let decoded = match rd.decoder.decode(&row.payload, &cx) {
-                Ok(d) => d,
-                Err(e) => {
-                    report
-                        .unresolved
-                        .push((row.id, format!("{}: {e}", rd.decoder.name())));
-                    continue;
-                }
-            };
-            let origin = match &rd.topic {
-                Some(t) => format!("{}:{t}", rd.source),
-                None => rd.source.clone(),
-            };
-            let raw: String = String::from_utf8_lossy(&row.payload)
-                .chars()
-                .take(2048)
-                .collect();
-            let mut punches = Vec::new();
-            let mut why = decoded
-                .line_errors
-                .first()
-                .map(|le| format!("line {}: {}", le.line, le.error));
-            for p in &decoded.punches {
-                match directory.resolve(&p.identity, p.device_id.as_deref()) {
-                    Ok(employee_id) => punches.push(NewPunch {
-                        employee_id,
-                        identity: p.identity.as_str().to_string(),
-                        time: p.at,
-                        device_id: p.device_id.clone(),
-                        event_id: p.event_id.clone(),
-                        source: origin.clone(),
-                        raw: Some(raw.clone()),
-                        direction: p.kind.state().map(String::from),
-                    }),
-                    Err(e) => why = why.or(Some(e)),
-                }
-            }
-            let outcomes = store.insert_punches(&punches, crate::clock::now()).await?;
-            let mut new = 0usize;
-            for (p, o) in punches.iter().zip(&outcomes) {
-                if let Inserted::New(_) = o {
-                    new += 1;
-                    let d = to_local(policies.default_policy().tz, p.time).date_naive();
-                    let e = touched
-                        .entry(p.employee_id.clone())
-                        .or_insert((d - Days::new(1), d));
-                    e.0 = e.0.min(d - Days::new(1));
-                    e.1 = e.1.max(d);
-                }
-            }
-            report.stored += new;
-            report.duplicates += punches.len() - new;
-            if let Some(why) = why {
-                report.unresolved.push((row.id, why));
-                continue;
-            }
-            let outcome = json!({
-                "stored": new, "duplicates": punches.len() - new,
-                "ignored": decoded.ignored.len(), "punches": punches.len(),
-            });
-            if store
-                .resolve_quarantine(row.id, &outcome, actor, now)
-                .await?
-            {
-                report.resolved += 1;
-            } else {
-                report
-                    .skipped
-                    .push((row.id, "replayed meanwhile by another run".into()));
-            }
+            run.replay_row(row, &mut report, &mut touched).await?;
         }
         if matches!(selection, Selection::Ids(_)) {
             break;
@@ -319,4 +218,186 @@ pub async fn replay(
             .evaluated;
     }
     Ok(report)
+}
+
+/// Employee → the days (from, to) new punches touched.
+type Touched = BTreeMap<String, (NaiveDate, NaiveDate)>;
+
+/// The next page of rows after the row id `after`: every unresolved row
+/// (500 at a time), or the selected ids once (ids that name no row are
+/// reported skipped).
+async fn next_rows(
+    store: &Store,
+    selection: &Selection,
+    after: i64,
+    report: &mut ReplayReport,
+) -> Result<Vec<QuarantineRow>, StoreError> {
+    Ok(match selection {
+        Selection::All => store.quarantine_unresolved(after, 500).await?,
+        Selection::Ids(ids) if after == 0 => {
+            let rows = store.quarantine_rows(ids).await?;
+            for id in ids {
+                if !rows.iter().any(|r| r.id == *id) {
+                    report.skipped.push((*id, "no such quarantine row".into()));
+                }
+            }
+            rows
+        }
+        Selection::Ids(_) => Vec::new(),
+    })
+}
+
+/// What one replay run works with.
+struct Run<'a> {
+    store: &'a Store,
+    /// The default policy's zone: the dates of new punches.
+    tz: chrono_tz::Tz,
+    /// Today's employees and aliases.
+    directory: Directory,
+    decodings: &'a Decodings,
+    fallback: Option<&'a str>,
+    actor: &'a str,
+    now: DateTime<Utc>,
+}
+
+/// A row decoded again: the punches that resolve now, the number of
+/// ignored events, and why the row does not resolve yet (a bad line or an
+/// unknown identity), if it does not.
+struct Redecoded {
+    punches: Vec<NewPunch>,
+    ignored: usize,
+    why: Option<String>,
+}
+
+impl Run<'_> {
+    /// Replays one row: decodes it again, stores the punches that resolve
+    /// and marks the row resolved when all of it did.
+    async fn replay_row(
+        &self,
+        row: &QuarantineRow,
+        report: &mut ReplayReport,
+        touched: &mut Touched,
+    ) -> Result<(), StoreError> {
+        report.examined += 1;
+        if let Some((at, by)) = &row.resolved {
+            report.skipped.push((
+                row.id,
+                format!("already replayed {} by {by}", at.to_rfc3339()),
+            ));
+            return Ok(());
+        }
+        if row.kind == QuarantineKind::Summary {
+            report
+                .skipped
+                .push((row.id, "a count of records that were not kept".into()));
+            return Ok(());
+        }
+        let d = match self.redecode(row) {
+            Ok(d) => d,
+            Err(why) => {
+                report.unresolved.push((row.id, why));
+                return Ok(());
+            }
+        };
+        let new = self.store_punches(&d.punches, touched).await?;
+        report.stored += new;
+        report.duplicates += d.punches.len() - new;
+        if let Some(why) = d.why {
+            report.unresolved.push((row.id, why));
+            return Ok(());
+        }
+        let outcome = json!({
+            "stored": new, "duplicates": d.punches.len() - new,
+            "ignored": d.ignored, "punches": d.punches.len(),
+        });
+        if self
+            .store
+            .resolve_quarantine(row.id, &outcome, self.actor, self.now)
+            .await?
+        {
+            report.resolved += 1;
+        } else {
+            report
+                .skipped
+                .push((row.id, "replayed meanwhile by another run".into()));
+        }
+        Ok(())
+    }
+
+    /// Decodes a row as its source did and attributes its punches with
+    /// today's directory. `Err` when it cannot be decoded.
+    fn redecode(&self, row: &QuarantineRow) -> Result<Redecoded, String> {
+        let rd = row_decoding(row, self.fallback, self.decodings)?;
+        let mut cx = DecodeContext::new(rd.tz, row.received_at);
+        if let Some(t) = &rd.topic {
+            cx = cx.with_topic(t);
+        }
+        if let Some(d) = &rd.device {
+            cx = cx.with_device(d);
+        }
+        let decoded = rd
+            .decoder
+            .decode(&row.payload, &cx)
+            .map_err(|e| format!("{}: {e}", rd.decoder.name()))?;
+        let origin = match &rd.topic {
+            Some(t) => format!("{}:{t}", rd.source),
+            None => rd.source.clone(),
+        };
+        let raw: String = String::from_utf8_lossy(&row.payload)
+            .chars()
+            .take(2048)
+            .collect();
+        let mut punches = Vec::new();
+        let mut why = decoded
+            .line_errors
+            .first()
+            .map(|le| format!("line {}: {}", le.line, le.error));
+        for p in &decoded.punches {
+            match self.directory.resolve(&p.identity, p.device_id.as_deref()) {
+                Ok(employee_id) => punches.push(NewPunch {
+                    employee_id,
+                    identity: p.identity.as_str().to_string(),
+                    time: p.at,
+                    device_id: p.device_id.clone(),
+                    event_id: p.event_id.clone(),
+                    source: origin.clone(),
+                    raw: Some(raw.clone()),
+                    direction: p.kind.state().map(String::from),
+                }),
+                Err(e) => why = why.or(Some(e)),
+            }
+        }
+        Ok(Redecoded {
+            punches,
+            ignored: decoded.ignored.len(),
+            why,
+        })
+    }
+
+    /// Stores a row's punches (once: stored ones are recognised) and notes
+    /// the days the new ones touch (the day before too: an overnight shift
+    /// started then). Returns how many were new.
+    async fn store_punches(
+        &self,
+        punches: &[NewPunch],
+        touched: &mut Touched,
+    ) -> Result<usize, StoreError> {
+        let outcomes = self
+            .store
+            .insert_punches(punches, crate::clock::now())
+            .await?;
+        let mut new = 0usize;
+        for (p, o) in punches.iter().zip(&outcomes) {
+            if let Inserted::New(_) = o {
+                new += 1;
+                let d = to_local(self.tz, p.time).date_naive();
+                let e = touched
+                    .entry(p.employee_id.clone())
+                    .or_insert((d - Days::new(1), d));
+                e.0 = e.0.min(d - Days::new(1));
+                e.1 = e.1.max(d);
+            }
+        }
+        Ok(new)
+    }
 }
