@@ -364,3 +364,30 @@ pub(crate) async fn record_fingerprints(
     }
     tx.commit().await.ctx("commit input fingerprints")
 }
+
+/// Per employee, the number of verdicts of `[from, to]` that are final
+/// and made under the policy version given.
+pub(crate) async fn settled_counts(
+    pool: &Pool<Db>,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    policy_id: &str,
+    policy_version: &str,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT employee_id, COUNT(*) FROM day_verdicts WHERE date >= $1 AND date <= $2 \
+         AND provisional = $3 AND policy_id = $4 AND policy_version = $5 GROUP BY employee_id",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(false)
+    .bind(policy_id)
+    .bind(policy_version)
+    .fetch_all(pool)
+    .await
+    .ctx("count settled verdicts")?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read settled verdicts")
+}

@@ -327,53 +327,61 @@ impl Store {
         else {
             return Ok(report);
         };
-        let targets: Vec<Option<&str>> = targets.iter().map(|t| t.as_deref()).collect();
-        let Existing {
-            mut stored,
-            mut ledger,
-            published,
-            closed,
-        } = self
-            .existing(&targets, &in_scope, from, to, closing, unfreeze)
+        let (published, closed) = self
+            .published_and_closed(from, to, closing, unfreeze)
             .await?;
 
         // Employees whose inputs are those of the last recompute of this
-        // range, and whose verdicts of it are all final, are left alone.
-        let common = unchanged::common_hash(&unchanged::Common {
-            policy,
-            holidays: &holidays,
-            from,
-            to,
-            closed: &closed,
-            published: &published,
-        });
-        let recorded = if unfreeze.is_none() {
-            unchanged::recorded(self, from, to).await?
-        } else {
-            HashMap::new()
-        };
-        let settled = unchanged::settled_days(stored.values(), policy);
-        let mut skip = vec![false; emps.len()];
-        let mut prints = Vec::with_capacity(emps.len());
-        for (i, e) in emps.iter().enumerate() {
-            let f = unchanged::fingerprint(&common, e, &roster[i], &leaves[i], &punches[i]);
-            if let Some(&(old, days)) = recorded.get(&e.employee_id)
-                && old == f
-                && settled.get(e.employee_id.as_str()) == Some(&days)
-            {
-                skip[i] = true;
-                report.unchanged += 1;
-                report.evaluated += usize::try_from(days).unwrap_or(0);
-            }
-            prints.push(f);
+        // range, and whose verdicts of it are all final, are left alone;
+        // their verdicts and ledger are not even read.
+        let skip = self
+            .unchanged(
+                &unchanged::Common {
+                    policy,
+                    holidays: &holidays,
+                    from,
+                    to,
+                    closed: &closed,
+                    published: &published,
+                },
+                unfreeze.is_some(),
+                &emps,
+                &roster,
+                &leaves,
+                &punches,
+            )
+            .await?;
+        let prints = skip.prints;
+        let skip = skip.skip;
+        for days in skip.iter().flatten() {
+            report.unchanged += 1;
+            report.evaluated += usize::try_from(*days).unwrap_or(0);
         }
-        drop(settled);
+        let todo: Vec<&str> = emps
+            .iter()
+            .zip(&skip)
+            .filter(|(_, s)| s.is_none())
+            .map(|(e, _)| e.employee_id.as_str())
+            .collect();
+        let (mut stored, mut ledger) = if todo.is_empty() {
+            (HashMap::new(), HashMap::new())
+        } else {
+            let few = todo.len() <= SCOPED_QUERIES;
+            let targets: Vec<Option<&str>> = if few {
+                todo.iter().map(|e| Some(*e)).collect()
+            } else {
+                targets.iter().map(|t| t.as_deref()).collect()
+            };
+            let todo_set: HashSet<&str> = todo.iter().copied().collect();
+            let in_todo = |id: &str| in_scope(id) && todo_set.contains(id);
+            self.existing(&targets, &in_todo, from, to).await?
+        };
 
         let clock = ShiftClock::new(policy, first, last);
         let mut changes: Vec<Change> = Vec::new();
         let mut record: Vec<(String, i64, i64)> = Vec::new();
         for (i, e) in emps.iter().enumerate() {
-            if skip[i] {
+            if skip[i].is_some() {
                 continue;
             }
             let id = EmployeeId::from(e.employee_id.as_str());
@@ -452,20 +460,81 @@ impl Store {
         Ok(report)
     }
 
+    /// The published months (less the one an applied adjustment opens)
+    /// and the closed dates of `[from, to]` (with the one being closed).
+    async fn published_and_closed(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        closing: Option<NaiveDate>,
+        unfreeze: Option<NaiveDate>,
+    ) -> Result<(HashSet<String>, HashSet<NaiveDate>), StoreError> {
+        let mut published: HashSet<String> = self.published_months().await?.into_iter().collect();
+        // Applying an adjustment: HR lets the new verdict into a published
+        // month for this one day.
+        if let Some(d) = unfreeze {
+            published.remove(&d.format("%Y-%m").to_string());
+        }
+        // A closed day's verdicts are final: a late punch inside the punch
+        // window revises them instead of making them provisional again.
+        let mut closed: HashSet<NaiveDate> = dispatch!(self, closed_dates(from, to))?
+            .into_iter()
+            .collect();
+        closed.extend(closing);
+        Ok((published, closed))
+    }
+
+    /// Which employees a recompute leaves alone (see [`unchanged`]): for
+    /// each, `Some(number of days)` when its inputs' fingerprint is the one
+    /// recorded for the range and its stored verdicts of the range are all
+    /// final under this policy version; and every employee's fingerprint.
+    #[allow(clippy::too_many_arguments)]
+    async fn unchanged(
+        &self,
+        common: &unchanged::Common<'_>,
+        unfreezing: bool,
+        emps: &[super::EmployeeRecord],
+        roster: &[Roster],
+        leaves: &[Vec<Leave>],
+        punches: &[Vec<Punch>],
+    ) -> Result<Skips, StoreError> {
+        let hash = unchanged::common_hash(common);
+        let prints: Vec<i64> = emps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| unchanged::fingerprint(&hash, e, &roster[i], &leaves[i], &punches[i]))
+            .collect();
+        let mut skip = vec![None; emps.len()];
+        if unfreezing {
+            return Ok(Skips { skip, prints });
+        }
+        let recorded = unchanged::recorded(self, common.from, common.to).await?;
+        if recorded.is_empty() {
+            return Ok(Skips { skip, prints });
+        }
+        let settled = unchanged::settled_days(self, common.from, common.to, common.policy).await?;
+        for (i, e) in emps.iter().enumerate() {
+            if let Some(&(old, days)) = recorded.get(&e.employee_id)
+                && old == prints[i]
+                && settled.get(e.employee_id.as_str()) == Some(&days)
+            {
+                skip[i] = Some(days);
+            }
+        }
+        Ok(Skips { skip, prints })
+    }
+
     /// What the store holds for `[from, to]` before a recompute: verdict
-    /// hashes and active device ledger entries by employee-day (of the
-    /// employees in scope), the published months (less the one an applied
-    /// adjustment opens) and the closed dates (with the one being closed).
+    /// hashes and active device ledger entries by employee-day, of the
+    /// employees `in_scope` accepts.
     async fn existing(
         &self,
         targets: &[Option<&str>],
         in_scope: &(dyn Fn(&str) -> bool + Sync),
         from: NaiveDate,
         to: NaiveDate,
-        closing: Option<NaiveDate>,
-        unfreeze: Option<NaiveDate>,
-    ) -> Result<Existing, StoreError> {
-        let mut stored: HashMap<(String, NaiveDate), VerdictMeta> = HashMap::new();
+    ) -> Result<(StoredDays, LedgerDays), StoreError> {
+        let mut stored: StoredDays = HashMap::new();
         for &only in targets {
             for v in dispatch!(self, verdict_meta(from, to, only))? {
                 if in_scope(&v.employee_id) {
@@ -473,7 +542,7 @@ impl Store {
                 }
             }
         }
-        let mut ledger: HashMap<(String, NaiveDate), Vec<LedgerEntry>> = HashMap::new();
+        let mut ledger: LedgerDays = HashMap::new();
         let mut entries = Vec::new();
         for &only in targets {
             entries.extend(match self {
@@ -489,33 +558,21 @@ impl Store {
                     .push(e);
             }
         }
-        let mut published: HashSet<String> = self.published_months().await?.into_iter().collect();
-        // Applying an adjustment: HR lets the new verdict into a published
-        // month for this one day.
-        if let Some(d) = unfreeze {
-            published.remove(&d.format("%Y-%m").to_string());
-        }
-        // A closed day's verdicts are final: a late punch inside the punch
-        // window revises them instead of making them provisional again.
-        let mut closed: HashSet<NaiveDate> = dispatch!(self, closed_dates(from, to))?
-            .into_iter()
-            .collect();
-        closed.extend(closing);
-        Ok(Existing {
-            stored,
-            ledger,
-            published,
-            closed,
-        })
+        Ok((stored, ledger))
     }
 }
 
-/// What [`Store::existing`] reads.
-struct Existing {
-    stored: HashMap<(String, NaiveDate), VerdictMeta>,
-    ledger: HashMap<(String, NaiveDate), Vec<LedgerEntry>>,
-    published: HashSet<String>,
-    closed: HashSet<NaiveDate>,
+/// Stored verdict hashes by employee-day.
+type StoredDays = HashMap<(String, NaiveDate), VerdictMeta>;
+/// Active device ledger entries by employee-day.
+type LedgerDays = HashMap<(String, NaiveDate), Vec<LedgerEntry>>;
+
+/// What [`Store::unchanged`] decided.
+struct Skips {
+    /// Per employee: `Some(days)` when left alone.
+    skip: Vec<Option<i64>>,
+    /// Per employee: the fingerprint of its inputs.
+    prints: Vec<i64>,
 }
 
 /// The engine's verdicts of `[from, to]` as known at `now`, except that a

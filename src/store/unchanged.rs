@@ -20,7 +20,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{EmployeeRecord, Store, StoreError, VerdictMeta, backend_pg, backend_sqlite, dispatch};
+use super::{EmployeeRecord, Store, StoreError, backend_pg, backend_sqlite, dispatch};
 use crate::domain::policy::Policy;
 use crate::domain::types::{Holidays, Leave, Punch, Roster};
 
@@ -111,19 +111,17 @@ pub(super) async fn recorded(
     Ok(rows.into_iter().map(|(e, f, n)| (e, (f, n))).collect())
 }
 
-/// Per employee, the number of stored verdicts of the range that are final
-/// and made under `policy`'s version (a day that is not both is evaluated).
-pub(super) fn settled_days<'a>(
-    stored: impl Iterator<Item = &'a VerdictMeta>,
+/// Per employee, the number of stored verdicts of `[from, to]` that are
+/// final and made under `policy`'s version (a day that is not both is
+/// evaluated), counted by the database.
+pub(super) async fn settled_days(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
     policy: &Policy,
-) -> HashMap<&'a str, i64> {
-    let mut n: HashMap<&str, i64> = HashMap::new();
-    for v in stored {
-        if !v.provisional && v.policy_id == policy.id && v.policy_version == policy.version {
-            *n.entry(v.employee_id.as_str()).or_default() += 1;
-        }
-    }
-    n
+) -> Result<HashMap<String, i64>, StoreError> {
+    let rows = dispatch!(store, settled_counts(from, to, &policy.id, &policy.version))?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Records the fingerprints of `[from, to]` (`(employee, fingerprint,
