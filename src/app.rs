@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::service::{self, Heartbeat};
-use crate::source::Sink;
+use crate::source::PunchSink;
 
 /// Shared pieces the daemon's tasks use.
 #[derive(Clone, Debug, Default)]
@@ -499,7 +499,7 @@ async fn probe_store(store: crate::store::Store, health: Arc<Health>, stop: Canc
 }
 
 /// Runs sources and the HTTP server until `shutdown` fires, then drains.
-pub async fn run<S: Sink>(
+pub async fn run<S: PunchSink>(
     config: &Config,
     sink: Arc<S>,
     shared: Shared,
@@ -581,7 +581,7 @@ async fn start_http(
 
 /// Starts the MQTT sources: an embedded broker listening for terminals, or
 /// a client of an external broker.
-fn start_mqtt<S: Sink>(
+fn start_mqtt<S: PunchSink>(
     config: &Config,
     sink: &Arc<S>,
     shared: &Shared,
@@ -613,7 +613,7 @@ fn start_mqtt<S: Sink>(
 
 /// Starts the embedded broker of `[[source.mqtt]]` number `i`: terminals
 /// publish into the pipeline directly, with no MQTT session in between.
-fn start_embedded_broker<S: Sink>(
+fn start_embedded_broker<S: PunchSink>(
     i: usize,
     m: &crate::config::RawMqtt,
     sink: &Arc<S>,
@@ -660,7 +660,7 @@ fn start_embedded_broker<S: Sink>(
 }
 
 /// Starts the serial sources.
-fn start_serial<S: Sink>(
+fn start_serial<S: PunchSink>(
     config: &Config,
     sink: &Arc<S>,
     shared: &Shared,

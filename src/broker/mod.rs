@@ -52,7 +52,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::source::{Backoff, Received, Sink, commit_with_retry};
+use crate::source::{Backoff, PunchSink, Received, commit_with_retry};
 use connection::Shared;
 use state::State;
 
@@ -353,7 +353,7 @@ impl EmbeddedBroker {
     /// acknowledges what was received (for at most
     /// [`BrokerOptions::drain_timeout`]), closes every connection and
     /// returns.
-    pub async fn run<S: Sink>(
+    pub async fn run<S: PunchSink>(
         self,
         sink: Arc<S>,
         shutdown: CancellationToken,
@@ -446,7 +446,7 @@ pub(crate) struct Pending {
 /// acknowledgement. Ends when every connection has ended and the queue is
 /// empty, or when `stop` fires during a failing commit (nothing of that
 /// batch is acknowledged).
-async fn commit_loop<S: Sink>(
+async fn commit_loop<S: PunchSink>(
     o: BrokerOptions,
     mut rx: mpsc::UnboundedReceiver<Pending>,
     sink: Arc<S>,

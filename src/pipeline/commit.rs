@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::{Pipeline, PullAck, STALL_FILE_ENV, SourceDecoding};
 use crate::ingest::decode::{DecodeContext, Decoded, DecodedPunch};
-use crate::source::{Received, Sink, SinkError};
+use crate::source::{PunchSink, Received, SinkError};
 use crate::store::{Inserted, NewPunch, NewQuarantine, QuarantineKind};
 
 /// Ignored events of one commit, counted by (source, kind) and logged
@@ -514,7 +514,7 @@ impl crate::source::pull::PullSink for Pipeline {
     }
 }
 
-impl Sink for Pipeline {
+impl PunchSink for Pipeline {
     async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
         self.wait_stall(batch.len()).await;
         let prepared = self.prepare(batch, None, None);

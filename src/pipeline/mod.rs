@@ -1,7 +1,7 @@
 //! The pipeline between sources and the store: decode, attribute, commit,
 //! quarantine, and schedule re-classification of the days touched.
 //!
-//! [`Pipeline`] is the daemon's [`Sink`](crate::source::Sink): `commit` returns `Ok` only when
+//! [`Pipeline`] is the daemon's [`PunchSink`](crate::source::PunchSink): `commit` returns `Ok` only when
 //! every message of the batch ended in one of three ways: stored as punches
 //! (one transaction, duplicates counted, never doubled), quarantined with
 //! the reason, or deliberately ignored (not a punch; counted in

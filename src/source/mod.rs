@@ -1,10 +1,10 @@
 //! Sources: the adapters that receive raw terminal messages (MQTT, serial,
 //! HTTP push, and terminals pulled over their own protocols)
-//! and hand them to a [`Sink`] that decodes and commits them.
+//! and hand them to a [`PunchSink`] that decodes and commits them.
 //!
 //! A source never decodes and never touches the store. Its one promise is
 //! at-least-once delivery into the sink: a message is acknowledged to its
-//! sender (MQTT PUBACK) only after [`Sink::commit`] returned `Ok` for it, so
+//! sender (MQTT PUBACK) only after [`PunchSink::commit`] returned `Ok` for it, so
 //! a crash between receipt and commit makes the sender re-send. Doubles are
 //! the store's job (every punch has a dedupe key).
 
@@ -79,14 +79,14 @@ pub struct SinkError(pub String);
 /// Where sources deliver: decodes, quarantines what cannot be decoded, and
 /// commits punches durably. `Ok` means every message in the batch is safe
 /// (stored or quarantined) and may be acknowledged.
-pub trait Sink: Send + Sync + 'static {
+pub trait PunchSink: Send + Sync + 'static {
     /// Commits a batch, in order.
     fn commit(&self, batch: &[Received]) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
 /// Commits `batch`, retrying with `backoff` until the sink succeeds.
 /// Returns false when `stop` fired first (nothing may be acknowledged).
-pub async fn commit_with_retry<S: Sink>(
+pub async fn commit_with_retry<S: PunchSink>(
     sink: &S,
     batch: &[Received],
     backoff: &mut Backoff,

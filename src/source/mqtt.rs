@@ -5,7 +5,7 @@
 //!   punches while attendd is down; subscriptions are re-sent on every
 //!   CONNACK that reports no session (the broker lost it).
 //! - Manual acknowledgements: PUBACKs go out, in the order the PUBLISHes
-//!   arrived (MQTT 3.1.1 §4.6), after [`Sink::commit`] succeeded for them.
+//!   arrived (MQTT 3.1.1 §4.6), after [`PunchSink::commit`] succeeded for them.
 //! - Reconnects back off exponentially with jitter (rumqttc reconnects
 //!   immediately on its own, which hammers a restarting broker).
 //! - Shutdown drains: messages received before the token fired are
@@ -39,7 +39,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Backoff, Received, Sink, commit_with_retry};
+use super::{Backoff, PunchSink, Received, commit_with_retry};
 
 /// Largest MQTT packet accepted or sent: room for a punch with a photo.
 pub const MAX_PACKET_BYTES: usize = 4 * 1024 * 1024;
@@ -144,7 +144,7 @@ impl MqttSettings {
 }
 
 /// Runs the source until `shutdown` fires, then drains and returns.
-pub async fn run<S: Sink>(settings: MqttSettings, sink: Arc<S>, shutdown: CancellationToken) {
+pub async fn run<S: PunchSink>(settings: MqttSettings, sink: Arc<S>, shutdown: CancellationToken) {
     let mut opts = MqttOptions::new(
         settings.client_id.clone(),
         settings.host.clone(),
@@ -338,7 +338,7 @@ async fn poll_loop(
     info!(source = %s.name, "stopped");
 }
 
-async fn commit_loop<S: Sink>(
+async fn commit_loop<S: PunchSink>(
     s: MqttSettings,
     client: AsyncClient,
     mut rx: mpsc::UnboundedReceiver<Queued>,

@@ -17,7 +17,7 @@ use tokio_serial::SerialPortBuilderExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Backoff, Received, Sink, commit_with_retry};
+use super::{Backoff, PunchSink, Received, commit_with_retry};
 
 /// How bytes are cut into frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +137,7 @@ impl SerialSettings {
 }
 
 /// Reads the port until `shutdown` fires, reopening it after unplugs.
-pub async fn run<S: Sink>(s: SerialSettings, sink: Arc<S>, shutdown: CancellationToken) {
+pub async fn run<S: PunchSink>(s: SerialSettings, sink: Arc<S>, shutdown: CancellationToken) {
     let mut backoff = Backoff::new(s.retry_min, Duration::from_secs(30));
     let mut commit_backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     let mut framer = Framer::new(s.framing);

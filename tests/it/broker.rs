@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attendd::broker::{BrokerHandle, BrokerOptions, EmbeddedBroker, Role, User};
-use attendd::source::{Received, Sink, SinkError};
+use attendd::source::{PunchSink, Received, SinkError};
 use rumqttc::{AsyncClient, ConnAck, Event, MqttOptions, Packet, Publish, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -31,7 +31,7 @@ struct Store {
     offered: AtomicUsize,
 }
 
-impl Sink for Store {
+impl PunchSink for Store {
     async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
         self.offered.fetch_add(batch.len(), Ordering::SeqCst);
         while self.stalled.load(Ordering::SeqCst) {

@@ -503,7 +503,7 @@ async fn issue13_full_disk_does_not_poison_the_store_and_healthz_tells() {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    use attendd::source::{Received, Sink};
+    use attendd::source::{PunchSink, Received};
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("small");
     let _fs = match Tmpfs::mount(&mnt, "3m") {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attendd::source::mqtt::{MqttSettings, run};
-use attendd::source::{Received, Sink, SinkError};
+use attendd::source::{PunchSink, Received, SinkError};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +22,7 @@ struct Recorder {
     broken: std::sync::atomic::AtomicBool,
 }
 
-impl Sink for Recorder {
+impl PunchSink for Recorder {
     async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         if n < self.fail_first || self.broken.load(Ordering::SeqCst) {

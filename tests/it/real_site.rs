@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use attendd::source::{Received, Sink};
+use attendd::source::{PunchSink, Received};
 use attendd::store::Store;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 

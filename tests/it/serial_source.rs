@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use attendd::source::serial::{Framing, SerialSettings, run};
-use attendd::source::{Received, Sink, SinkError};
+use attendd::source::{PunchSink, Received, SinkError};
 use tokio::io::AsyncWriteExt;
 use tokio_serial::{SerialPort, SerialStream};
 use tokio_util::sync::CancellationToken;
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 struct Recorder(Mutex<Vec<Vec<u8>>>);
 
-impl Sink for Recorder {
+impl PunchSink for Recorder {
     async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
         self.0
             .lock()

@@ -1416,7 +1416,7 @@ store_test!(quarantine_prunes_garbage_never_unknown_employees_and_pages_in_sql);
 async fn device_scoped_recpush_aliases_through_the_pipeline(db: &TestDb) {
     use attendd::ingest::decode::Decoder;
     use attendd::pipeline::{Pipeline, SourceDecoding};
-    use attendd::source::{Received, Sink};
+    use attendd::source::{PunchSink, Received};
     use std::sync::Arc;
     db.store
         .upsert_employees(
@@ -1538,7 +1538,7 @@ store_test!(device_scoped_recpush_aliases_through_the_pipeline);
 async fn unknown_punches_of_one_payload_keep_it_once(db: &TestDb) {
     use attendd::ingest::decode::Decoder;
     use attendd::pipeline::{Pipeline, SourceDecoding};
-    use attendd::source::{Received, Sink};
+    use attendd::source::{PunchSink, Received};
     use std::sync::Arc;
     one_employee(db, "E001").await;
     let mut sources = std::collections::HashMap::new();

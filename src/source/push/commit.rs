@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use super::COMMIT_DELAY_ENV;
-use crate::source::{Received, Sink, SinkError};
+use crate::source::{PunchSink, Received, SinkError};
 
 /// Most uploads one store transaction takes.
 const GROUP_MAX: usize = 256;
@@ -26,7 +26,7 @@ struct Job {
 
 /// Commits uploads of many concurrent requests together: one task takes
 /// whatever uploads are waiting (up to 256, 16 MiB) and commits them in one
-/// [`Sink::commit`], then saves their stamps in one transaction, then
+/// [`PunchSink::commit`], then saves their stamps in one transaction, then
 /// answers each request. With SQLite's single writer and a synced commit,
 /// that is what makes hundreds of terminals catching up at once fast.
 #[derive(Clone, Debug)]
@@ -44,7 +44,7 @@ impl Committer {
     /// The committer and the task that runs it. The task ends when every
     /// clone of the committer is gone (the listeners stopped) and the
     /// queue is empty.
-    pub fn new<S: Sink>(
+    pub fn new<S: PunchSink>(
         sink: Arc<S>,
         store: Option<crate::store::Store>,
     ) -> (Committer, impl Future<Output = ()> + Send) {
@@ -78,7 +78,7 @@ impl Committer {
     }
 }
 
-async fn run_committer<S: Sink>(
+async fn run_committer<S: PunchSink>(
     sink: Arc<S>,
     store: Option<crate::store::Store>,
     mut rx: mpsc::Receiver<Job>,
@@ -153,7 +153,7 @@ mod tests {
         fail: std::sync::atomic::AtomicBool,
     }
 
-    impl Sink for FakeSink {
+    impl PunchSink for FakeSink {
         async fn commit(&self, batch: &[Received]) -> Result<(), SinkError> {
             if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(SinkError("disk full".into()));

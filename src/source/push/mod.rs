@@ -8,7 +8,7 @@
 //!
 //! The one promise of a push source is the one of every source: a terminal
 //! hears "stored" (HTTP 200, `OK`) only after
-//! [`Sink::commit`](super::Sink::commit) returned `Ok` for what it sent.
+//! [`PunchSink::commit`](super::PunchSink::commit) returned `Ok` for what it sent.
 //! Everything else (a full queue, a failed commit, a rate limit) is an
 //! HTTP error, after which the terminal keeps its records and sends them
 //! again.

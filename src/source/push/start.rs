@@ -9,7 +9,7 @@ use super::commit::Committer;
 use super::metric_names;
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::source::Sink;
+use crate::source::PunchSink;
 use crate::source::pull::CatchUpSignals;
 
 /// Why the push listeners could not start.
@@ -67,7 +67,7 @@ async fn bind(
 /// spawns it, with one [`Committer`] for all, under `tracker`. A listen
 /// address that cannot be bound is a [`ListenError::Listen`]
 /// naming its config key.
-pub async fn start<S: Sink>(
+pub async fn start<S: PunchSink>(
     config: &crate::config::Config,
     sink: Arc<S>,
     shared: &PushShared,
