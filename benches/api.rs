@@ -100,7 +100,7 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
+    let policy = Arc::new(attendd::policy_file::load(Path::new(POLICY)).unwrap());
     let date = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
     rt.block_on(async {
         let store = Store::open(&url).await.unwrap();

@@ -71,7 +71,7 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn engine_alone(employees: usize, passes: usize) {
-    let policy = attendd::policy::load(std::path::Path::new(concat!(
+    let policy = attendd::policy_file::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/config/policies/seed-default.toml"
     )))

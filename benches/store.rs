@@ -242,7 +242,7 @@ fn main() {
                 .filter(|s| s.success())
                 .map(|_| t.elapsed().as_secs_f64());
             report("postgres", n, ours, base, "psql \\copy (COPY)");
-            let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
+            let policy = attendd::policy_file::load(Path::new(POLICY)).unwrap();
             recompute_twice(&ours_store, "postgres", &policy, employees).await;
             ours_store.close().await;
             for s in ["bench_ours", "bench_copy"] {
@@ -257,7 +257,7 @@ fn main() {
     }
 
     // Recompute October 2026 for every employee, from the SQLite store.
-    let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
+    let policy = attendd::policy_file::load(Path::new(POLICY)).unwrap();
     rt.block_on(async {
         recompute_twice(&store, "sqlite", &policy, employees).await;
         store.close().await;

@@ -18,7 +18,7 @@ use crate::domain::classify::{EmployeeDays, evaluate_employee};
 use crate::domain::score::{MonthScore, month_scores};
 use crate::domain::types::*;
 use crate::input::{self, Parsed, RowError};
-use crate::policy::Policies;
+use crate::policy_file::Policies;
 use crate::render;
 
 /// What to evaluate.
@@ -67,7 +67,7 @@ pub enum Outcome {
 pub enum EvaluateError {
     /// The policy is invalid.
     #[error("{0}")]
-    Policy(#[from] crate::policy::PolicyError),
+    Policy(#[from] crate::policy_file::PolicyError),
     /// A file cannot be opened.
     #[error("{path}: {source}")]
     Open {
@@ -306,10 +306,10 @@ pub fn read_inputs(policies: &Policies, req: &Request) -> Result<Inputs, Evaluat
 
 /// The default policy and each `--group ID=FILE`.
 fn load_policies(req: &Request) -> Result<Policies, EvaluateError> {
-    let default = crate::policy::load(&req.policy)?;
+    let default = crate::policy_file::load(&req.policy)?;
     let mut groups = Vec::with_capacity(req.groups.len());
     for (id, path) in &req.groups {
-        groups.push((id.clone(), crate::policy::load(path)?));
+        groups.push((id.clone(), crate::policy_file::load(path)?));
     }
     Policies::new(default, groups).map_err(EvaluateError::Group)
 }

@@ -120,7 +120,7 @@ pub fn flag_label(flag: &str, lang: Lang) -> &str {
 /// export's language; a site's own group ids are kept as written.
 fn group_label(id: &str, lang: Lang) -> &str {
     match (id, lang) {
-        (crate::policy::DEFAULT_GROUP, Lang::Zh) => "默认",
+        (crate::policy_file::DEFAULT_GROUP, Lang::Zh) => "默认",
         (other, _) => other,
     }
 }

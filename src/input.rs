@@ -84,7 +84,7 @@ pub struct EmployeeRow {
     /// Optional `supervisor_contact`: the mobile number or robot user id
     /// that alerts @-mention.
     pub supervisor_contact: Option<String>,
-    /// Optional `policy`: the index in [`crate::policy::Policies`] of the
+    /// Optional `policy`: the index in [`crate::policy_file::Policies`] of the
     /// employee's policy group (0, the default, when empty or absent).
     pub policy: usize,
 }
@@ -385,7 +385,7 @@ pub fn read_employees(reader: impl Read, file: &str, policy: &Policy) -> Parsed<
     read_employees_in(
         reader,
         file,
-        &crate::policy::Policies::single(policy.clone()),
+        &crate::policy_file::Policies::single(policy.clone()),
     )
 }
 
@@ -395,7 +395,7 @@ pub fn read_employees(reader: impl Read, file: &str, policy: &Policy) -> Parsed<
 pub fn read_employees_in(
     reader: impl Read,
     file: &str,
-    policies: &crate::policy::Policies,
+    policies: &crate::policy_file::Policies,
 ) -> Parsed<EmployeeRow> {
     let mut out = Parsed::default();
     let Some(t) = Table::open(

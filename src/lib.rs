@@ -12,7 +12,7 @@
 //!   employee-day verdicts and points come out.
 //!
 //! Pure parsing and printing:
-//! - [`policy`]: the policy file format (raw TOML mirror) and its validation
+//! - [`policy_file`]: the policy file format (raw TOML mirror) and its validation
 //!   into a [`domain::policy::Policy`].
 //! - [`input`]: the CSV input files of `interfaces.md` (employees, punches,
 //!   roster, leaves, holidays), parsed with file and line in every error.
@@ -84,7 +84,7 @@ pub mod input;
 pub mod listener;
 pub mod metrics;
 pub mod pipeline;
-pub mod policy;
+pub mod policy_file;
 pub mod progress;
 pub mod quarantine;
 pub mod render;

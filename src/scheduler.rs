@@ -80,7 +80,7 @@ pub struct Plan {
     pub policy: Arc<Policy>,
     /// `policy` with the `[[policy.group]]`s (policy.md, "Several rule sets
     /// on one site"); `None`: `policy` alone.
-    pub policies: Option<Arc<crate::policy::Policies>>,
+    pub policies: Option<Arc<crate::policy_file::Policies>>,
     /// `[schedule]`.
     pub schedule: RawSchedule,
     /// One route per sink.
@@ -237,7 +237,7 @@ impl Scheduler {
         // holidays (policy.md, "Several rule sets on one site").
         let all = match &plan.policies {
             Some(all) => all.clone(),
-            None => Arc::new(crate::policy::Policies::single(policy.clone())),
+            None => Arc::new(crate::policy_file::Policies::single(policy.clone())),
         };
         let groups = self.store.employees_by_group(&all, today).await?;
         let alert_after = Duration::minutes(plan.schedule.alert_after_minutes);

@@ -273,7 +273,7 @@ async fn dispatch(cmd: HrCommand, out: &mut dyn Write) -> Result<(), CmdError> {
 
 async fn run_one(
     cmd: HrCommand,
-    policies: &crate::policy::Policies,
+    policies: &crate::policy_file::Policies,
     store: &Store,
     json_out: bool,
     out: &mut dyn Write,
@@ -299,7 +299,7 @@ async fn run_one(
 /// `attendd correct`.
 async fn correct(
     a: CorrectArgs,
-    policies: &crate::policy::Policies,
+    policies: &crate::policy_file::Policies,
     store: &Store,
     now: chrono::DateTime<Utc>,
     emit: &Emit<'_>,
@@ -344,7 +344,7 @@ async fn correct(
 /// `attendd appeal file|answer|list`.
 async fn appeal(
     what: AppealCommand,
-    policies: &crate::policy::Policies,
+    policies: &crate::policy_file::Policies,
     store: &Store,
     now: chrono::DateTime<Utc>,
     emit: &Emit<'_>,
@@ -432,7 +432,7 @@ async fn appeal(
 /// `attendd year`.
 async fn year(
     a: YearArgs,
-    policies: &crate::policy::Policies,
+    policies: &crate::policy_file::Policies,
     store: &Store,
     emit: &Emit<'_>,
     out: &mut dyn Write,
@@ -463,7 +463,7 @@ async fn year(
 /// `attendd export --year` (a workbook) or `--month` (CSV or workbook).
 async fn export(
     a: ExportArgs,
-    policies: &crate::policy::Policies,
+    policies: &crate::policy_file::Policies,
     store: &Store,
     emit: &Emit<'_>,
     out: &mut dyn Write,
@@ -506,7 +506,7 @@ async fn export(
 /// `attendd export --month`.
 async fn export_month(
     a: ExportArgs,
-    policies: &crate::policy::Policies,
+    policies: &crate::policy_file::Policies,
     store: &Store,
     emit: &Emit<'_>,
     out: &mut dyn Write,
@@ -544,7 +544,7 @@ async fn export_month(
 type Emit<'a> = dyn Fn(&mut dyn Write, serde_json::Value, String) -> io::Result<()> + 'a;
 
 async fn manual(
-    policy: &crate::policy::Policies,
+    policy: &crate::policy_file::Policies,
     store: &Store,
     a: ManualArgs,
     kind: EntryKind,

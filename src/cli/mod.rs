@@ -511,7 +511,7 @@ fn prefix_lines(prefix: &str, text: &str) -> String {
 
 fn run_check_config(a: CheckConfigArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
     if let Some(p) = a.policy {
-        return match crate::policy::load(&p) {
+        return match crate::policy_file::load(&p) {
             Ok(pol) => {
                 let _ = writeln!(out, "{}: ok", p.display());
                 let _ = describe_policy(&pol, out);

@@ -226,7 +226,7 @@ type GroupPaths = Vec<(String, PathBuf)>;
 
 /// Loads each `[[policy.group]]`'s policy (its file relative to the
 /// configuration's folder); every problem names the group's id and file.
-/// Duplicate and reserved ids are refused by [`crate::policy::Policies::new`].
+/// Duplicate and reserved ids are refused by [`crate::policy_file::Policies::new`].
 fn load_groups(
     raw: &[RawPolicyGroup],
     base: &Path,
@@ -236,7 +236,7 @@ fn load_groups(
     let mut paths = Vec::new();
     for (i, g) in raw.iter().enumerate() {
         let path = base.join(&g.file);
-        match crate::policy::load(&path) {
+        match crate::policy_file::load(&path) {
             Ok(p) => groups.push((g.id.clone(), p)),
             Err(e) => problems.extend(
                 e.to_string()
@@ -480,7 +480,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
             *p = base.join(&*p);
         }
     }
-    let policy = crate::policy::load(&policy_path);
+    let policy = crate::policy_file::load(&policy_path);
     let (groups, group_paths) = load_groups(&raw.policy.group, base, &mut problems);
     let mut push = |key: &str, why: String| {
         if purpose == Purpose::Commands && is_unset_secret(key, &why) {
@@ -566,7 +566,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         }
     };
     let policies = policy.as_ref().map(|p| {
-        crate::policy::Policies::new(p.clone(), groups)
+        crate::policy_file::Policies::new(p.clone(), groups)
             .map_err(|e| problems.push(format!("{file}: key `policy.group`: {e}")))
     });
     match (policy, policies) {

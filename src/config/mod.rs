@@ -21,7 +21,7 @@ mod load;
 pub use load::{load, load_for_commands};
 
 use crate::domain::policy::Policy;
-use crate::policy::PolicyError;
+use crate::policy_file::PolicyError;
 
 /// Where the configuration is read from when `--config` is not given:
 /// `$ATTENDD_CONFIG`, else this path.
@@ -585,7 +585,7 @@ pub struct Config {
     /// The validated policy.
     pub policy: Policy,
     /// The default policy (again) and each `[[policy.group]]`, by id.
-    pub policies: crate::policy::Policies,
+    pub policies: crate::policy_file::Policies,
     /// Each group's id and policy file, in configuration order.
     pub group_paths: Vec<(String, PathBuf)>,
     /// Store URL with relative SQLite paths made absolute.

@@ -327,7 +327,7 @@ mod tests {
     /// [`resolve_local`] says.
     #[test]
     fn clock_resolves_folds_and_gaps_like_resolve_local() {
-        let mut policy = crate::policy::load(std::path::Path::new(concat!(
+        let mut policy = crate::policy_file::load(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/config/policies/seed-default.toml"
         )))

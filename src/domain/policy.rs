@@ -1,4 +1,4 @@
-//! The validated policy: what [`crate::policy`] produces from a policy file
+//! The validated policy: what [`crate::policy_file`] produces from a policy file
 //! and what the engine reads. Every field is already checked; the engine
 //! never has to handle an unknown shift, rule or category.
 //!

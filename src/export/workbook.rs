@@ -765,7 +765,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/config/policies/seed-default.toml"
         );
-        crate::policy::load(std::path::Path::new(p)).expect("seed policy")
+        crate::policy_file::load(std::path::Path::new(p)).expect("seed policy")
     }
 
     fn month(first: NaiveDate, last: NaiveDate) -> MonthData {

@@ -20,7 +20,7 @@ use super::{HrError, invalid, month_label};
 /// the entry's date (policy.md, "Several rule sets on one site").
 pub async fn file_appeal(
     store: &Store,
-    policy: &(impl crate::policy::PolicySet + ?Sized),
+    policy: &(impl crate::policy_file::PolicySet + ?Sized),
     ledger_id: i64,
     reason: &str,
     by: &str,
@@ -134,7 +134,7 @@ pub fn appeal_view(policy: &Policy, a: Appeal, now: DateTime<Utc>) -> AppealView
 /// the policy its employee follows on the filing date.
 pub async fn list_appeals(
     store: &Store,
-    policy: &(impl crate::policy::PolicySet + ?Sized),
+    policy: &(impl crate::policy_file::PolicySet + ?Sized),
     status: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<AppealView>, HrError> {
@@ -186,7 +186,7 @@ pub fn overdue_key(id: i64) -> String {
 /// each one go out once.
 pub async fn overdue_announcements(
     store: &Store,
-    policies: &(impl crate::policy::PolicySet + ?Sized),
+    policies: &(impl crate::policy_file::PolicySet + ?Sized),
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, serde_json::Value)>, HrError> {
     let all = policies.as_policies();

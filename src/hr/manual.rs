@@ -49,7 +49,7 @@ pub struct ManualRequest {
 /// rule sets on one site").
 pub async fn record_manual(
     store: &Store,
-    policy: &(impl crate::policy::PolicySet + ?Sized),
+    policy: &(impl crate::policy_file::PolicySet + ?Sized),
     req: &ManualRequest,
 ) -> Result<LedgerEntry, HrError> {
     let policies = &*policy.as_policies();
@@ -225,7 +225,7 @@ pub async fn correction_limit_breach(
 #[allow(clippy::too_many_arguments)]
 pub async fn record_correction(
     store: &Store,
-    policies: &(impl crate::policy::PolicySet + ?Sized),
+    policies: &(impl crate::policy_file::PolicySet + ?Sized),
     employee_id: &str,
     time: DateTime<Utc>,
     reason: &str,

@@ -71,7 +71,7 @@ pub fn month_label(d: NaiveDate) -> String {
 /// otherwise become an adjustment for a day that had not ended.
 pub async fn publish(
     store: &Store,
-    policy: &(impl crate::policy::PolicySet + ?Sized),
+    policy: &(impl crate::policy_file::PolicySet + ?Sized),
     month: &str,
     by: &str,
     now: DateTime<Utc>,
@@ -161,7 +161,7 @@ pub struct MonthData {
 /// a deduction; workdays and absence come from the closed verdicts.
 pub async fn month_data(
     store: &Store,
-    policy: &(impl crate::policy::PolicySet + ?Sized),
+    policy: &(impl crate::policy_file::PolicySet + ?Sized),
     first: NaiveDate,
     keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
 ) -> Result<MonthData, HrError> {
@@ -173,7 +173,7 @@ pub async fn month_data(
 /// faster for a month of a large site.
 pub async fn month_scores_data(
     store: &Store,
-    policy: &(impl crate::policy::PolicySet + ?Sized),
+    policy: &(impl crate::policy_file::PolicySet + ?Sized),
     first: NaiveDate,
     keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
 ) -> Result<MonthData, HrError> {
@@ -218,7 +218,7 @@ impl ScoreFields {
 
 async fn load_month(
     store: &Store,
-    policies: &crate::policy::Policies,
+    policies: &crate::policy_file::Policies,
     first: NaiveDate,
     keep: impl Fn(&crate::store::EmployeeRecord) -> bool,
     full: bool,

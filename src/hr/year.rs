@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::{HrError, invalid, month_scores_data};
 use crate::domain::Points;
-use crate::policy::{Policies, PolicySet};
+use crate::policy_file::{Policies, PolicySet};
 use crate::store::Store;
 
 /// The flag for a failed year following a failed year.

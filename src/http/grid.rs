@@ -228,7 +228,7 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        crate::policy::load(std::path::Path::new(concat!(
+        crate::policy_file::load(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/config/policies/seed-default.toml"
         )))

@@ -51,7 +51,7 @@ fn gb18030_files_are_read() {
     assert!(!bad);
     assert!(std::str::from_utf8(&bytes).is_err());
     let (_d, p) = temp_file("employees.csv", &bytes);
-    let policy = crate::policy::parse_str(
+    let policy = crate::policy_file::parse_str(
         include_str!("../../config/policies/seed-default.toml"),
         "seed-default.toml",
     )
@@ -85,7 +85,7 @@ fn xlsx_rosters_are_read_by_extension() {
     ws.write(3, 2, "day").unwrap();
     let bytes = wb.save_to_buffer().unwrap();
     let (_d, p) = temp_file("roster.xlsx", &bytes);
-    let policy = crate::policy::parse_str(
+    let policy = crate::policy_file::parse_str(
         include_str!("../../config/policies/seed-default.toml"),
         "seed-default.toml",
     )
@@ -128,7 +128,7 @@ fn xlsx_rosters_are_read_by_extension() {
 #[test]
 fn dates_outside_the_bounds_are_refused() {
     let csv = "employee_id,name,team,supervisor,start_date,end_date\nE1,a,b,c,1999-12-31,\nE2,a,b,c,2026-11-02,2026-11-01\nE3,a,b,c,2026-11-02,\n";
-    let policy = crate::policy::parse_str(
+    let policy = crate::policy_file::parse_str(
         include_str!("../../config/policies/seed-default.toml"),
         "seed-default.toml",
     )

@@ -130,7 +130,7 @@ const MAX_RECOMPUTE_WAIT: Duration = Duration::from_secs(600);
 #[derive(Debug)]
 pub struct Pipeline {
     store: Store,
-    policies: RwLock<Arc<crate::policy::Policies>>,
+    policies: RwLock<Arc<crate::policy_file::Policies>>,
     sources: HashMap<Arc<str>, SourceDecoding>,
     directory: RwLock<Directory>,
     dirty: Mutex<BTreeMap<String, (NaiveDate, NaiveDate)>>,
@@ -220,7 +220,7 @@ impl Pipeline {
     /// A pipeline over `store` for the given sources.
     pub async fn new(
         store: Store,
-        policies: impl crate::policy::PolicySet,
+        policies: impl crate::policy_file::PolicySet,
         sources: HashMap<Arc<str>, SourceDecoding>,
         metrics: Arc<Metrics>,
         max_future_skew: chrono::Duration,
@@ -252,7 +252,7 @@ impl Pipeline {
     }
 
     /// The site's policies in force (the default and the groups).
-    pub fn policies(&self) -> Arc<crate::policy::Policies> {
+    pub fn policies(&self) -> Arc<crate::policy_file::Policies> {
         self.policies
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -262,7 +262,7 @@ impl Pipeline {
     /// Replaces the policies, all at once (SIGHUP); days are re-classified
     /// with them as punches arrive, and `attendd recompute` re-classifies
     /// the past.
-    pub fn swap_policy(&self, policies: Arc<crate::policy::Policies>) {
+    pub fn swap_policy(&self, policies: Arc<crate::policy_file::Policies>) {
         *self.policies.write().unwrap_or_else(|e| e.into_inner()) = policies;
     }
 

@@ -169,7 +169,7 @@ fn row_decoding(
 #[allow(clippy::too_many_arguments)]
 pub async fn replay(
     store: &Store,
-    policies: &(impl crate::policy::PolicySet + ?Sized),
+    policies: &(impl crate::policy_file::PolicySet + ?Sized),
     decodings: &Decodings,
     selection: &Selection,
     fallback: Option<&str>,

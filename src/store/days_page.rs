@@ -127,7 +127,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = Store::open(&url).await.unwrap();
-        let policy = crate::policy::load(std::path::Path::new(concat!(
+        let policy = crate::policy_file::load(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/config/policies/seed-default.toml"
         )))

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::recompute::Run;
 use super::{RecomputeReport, Store, StoreError, backend_pg, backend_sqlite, dispatch};
-use crate::policy::{DEFAULT_GROUP, Policies};
+use crate::policy_file::{DEFAULT_GROUP, Policies};
 
 /// One employee's change of group: `policy` (a group id, or `default`) in
 /// force from `valid_from`.
@@ -287,7 +287,7 @@ mod tests {
 
     fn policies() -> Policies {
         let load = |n: &str| {
-            crate::policy::load(
+            crate::policy_file::load(
                 &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/policies/{n}.toml")),
             )
             .unwrap()

@@ -29,7 +29,7 @@ use crate::domain::types::{
     DayVerdict, Direction, EmployeeId, HolidayKind, Leave, LeaveDocument, LeaveStatus, Punch,
     Roster, RosterEntry,
 };
-use crate::policy::{Policies, PolicySet};
+use crate::policy_file::{Policies, PolicySet};
 
 /// A stored punch as a recompute reads it: employee, instant, device and
 /// the state the terminal reported.

@@ -296,7 +296,8 @@ async fn hr_store_calls_on_postgres() {
     let store = attendd::store::Store::open(&format!("{base}{sep}options[search_path]={schema}"))
         .await
         .unwrap();
-    let policy = attendd::policy::load(std::path::Path::new(crate::hr_fixture::POLICY)).unwrap();
+    let policy =
+        attendd::policy_file::load(std::path::Path::new(crate::hr_fixture::POLICY)).unwrap();
     store
         .upsert_employees(
             &[attendd::store::EmployeeRecord {

@@ -18,13 +18,13 @@ pub fn root() -> PathBuf {
 #[track_caller]
 pub fn shipped(name: &str) -> Policy {
     let path = root().join("config/policies").join(format!("{name}.toml"));
-    attendd::policy::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    attendd::policy_file::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A policy from text.
 #[track_caller]
 pub fn inline(text: &str) -> Policy {
-    attendd::policy::parse_str(text, "<inline>").unwrap_or_else(|e| panic!("{e}"))
+    attendd::policy_file::parse_str(text, "<inline>").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `YYYY-MM-DD`.

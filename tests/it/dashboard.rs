@@ -328,7 +328,7 @@ fn browser_shows_todays_absences_and_explanations() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("attendd.db");
     let url = format!("sqlite://{}", db.display());
-    let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
+    let policy = attendd::policy_file::load(Path::new(POLICY)).unwrap();
     let now = Utc::now();
     let local = attendd::domain::time::to_local(policy.tz, now);
     let today = local.date_naive();

@@ -531,7 +531,7 @@ async fn issue13_full_disk_does_not_poison_the_store_and_healthz_tells() {
         )
         .await
         .unwrap();
-    let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
+    let policy = Arc::new(attendd::policy_file::load(Path::new(POLICY)).unwrap());
     let mut sources = HashMap::new();
     sources.insert(
         Arc::from("mqtt[0]"),

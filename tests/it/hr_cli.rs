@@ -211,7 +211,7 @@ async fn deduct_bonus_correct_appeal_export() {
     // A month is published only once its last day's last punch window has
     // closed (2026-11-30 21:30 Shanghai here); before that the command
     // refuses, and the month is published as HR would the next morning.
-    let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
+    let policy = attendd::policy_file::load(Path::new(POLICY)).unwrap();
     let closes = attendd::hr::month_closes_at(&policy, crate::common::date("2026-11-01"));
     assert_eq!(closes.to_rfc3339(), "2026-11-30T13:30:00+00:00");
     let (code, _, err) = run(&cfg, &["publish", "2026-11"]);

@@ -118,7 +118,7 @@ pub async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("attendd.db").display());
     let store = Store::open(&url).await.unwrap();
-    let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
+    let policy = Arc::new(attendd::policy_file::load(Path::new(POLICY)).unwrap());
     store
         .upsert_employees(
             &[

@@ -29,7 +29,7 @@ fn seed_with(extra: &str, pass: Option<&str>) -> Policy {
         text = text.replace(&line, &format!("pass_mark = {p}"));
     }
     text.push_str(extra);
-    attendd::policy::parse_str(&text, "test").unwrap()
+    attendd::policy_file::parse_str(&text, "test").unwrap()
 }
 
 fn date(s: &str) -> NaiveDate {
@@ -196,7 +196,7 @@ async fn api_correction_limits_and_override_for_hr_only() {
 fn correction_keys_are_checked_with_their_names() {
     let text = std::fs::read_to_string(POLICY).unwrap()
         + "\n[corrections]\nper_month = 0\nwithin_days = 400\n";
-    let e = attendd::policy::parse_str(&text, "p.toml").unwrap_err();
+    let e = attendd::policy_file::parse_str(&text, "p.toml").unwrap_err();
     let keys: Vec<&str> = e.issues.iter().map(|i| i.key.as_str()).collect();
     assert!(keys.contains(&"corrections.per_month"), "{e}");
     assert!(keys.contains(&"corrections.within_days"), "{e}");
@@ -205,7 +205,7 @@ fn correction_keys_are_checked_with_their_names() {
         .unwrap()
         .replace("appeal_answer_days = 2", "appeal_answer_days = 0")
         .replace("pass_mark = 60", "pass_mark = 101");
-    let e = attendd::policy::parse_str(&text, "p.toml").unwrap_err();
+    let e = attendd::policy_file::parse_str(&text, "p.toml").unwrap_err();
     for k in ["appeal_answer_days", "pass_mark"] {
         let is = e
             .issues
@@ -216,7 +216,7 @@ fn correction_keys_are_checked_with_their_names() {
         assert!(line.starts_with(k), "{k}: line {line:?}");
     }
     let text = std::fs::read_to_string(POLICY).unwrap() + "\n[corrections]\nper_mnth = 2\n";
-    let e = attendd::policy::parse_str(&text, "p.toml").unwrap_err();
+    let e = attendd::policy_file::parse_str(&text, "p.toml").unwrap_err();
     assert!(e.to_string().contains("per_mnth"), "{e}");
 }
 

@@ -156,7 +156,7 @@ fn dates() -> Vec<NaiveDate> {
 }
 
 fn api_router(store: Store) -> axum::Router {
-    let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
+    let policy = Arc::new(attendd::policy_file::load(Path::new(POLICY)).unwrap());
     let now = chrono_tz::Asia::Shanghai
         .with_ymd_and_hms(2026, 12, 1, 10, 0, 0)
         .unwrap()
@@ -218,7 +218,7 @@ async fn evaluate_import_day_close_and_api_agree_on_a_month() {
     let b = site("daemon");
     b.hr_files();
     let store = Store::open(&b.url).await.unwrap();
-    let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
+    let policy = Arc::new(attendd::policy_file::load(Path::new(POLICY)).unwrap());
     let parsed = attendd::input::read_punches(
         std::fs::read(&punches).unwrap().as_slice(),
         "punches.csv",

@@ -1,6 +1,6 @@
 //! The shipped files parse, and broken ones are reported key by key.
 
-use attendd::policy::parse_str;
+use attendd::policy_file::parse_str;
 
 use crate::common::root;
 
@@ -11,7 +11,7 @@ fn every_shipped_policy_validates() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let p = attendd::policy::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let p = attendd::policy_file::load(&path).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
                 path.file_stem().unwrap().to_str().unwrap(),
                 p.id,

@@ -323,7 +323,7 @@ async fn a_punch_reclassifies_only_its_own_employees_days() {
     let s = site("");
     s.ok(&["import", "employees", &s.file("employees.csv", EMPLOYEES)]);
     let store = s.store().await;
-    let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
+    let policy = Arc::new(attendd::policy_file::load(Path::new(POLICY)).unwrap());
     let mut sources = HashMap::new();
     sources.insert(
         Arc::from("mqtt[0]"),
@@ -537,7 +537,7 @@ fn simulate_never_stamps_the_future() {
 async fn a_month_is_published_only_after_its_last_window_closed() {
     let s = site("");
     let store = s.store().await;
-    let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
+    let policy = attendd::policy_file::load(Path::new(POLICY)).unwrap();
     let tz = chrono_tz::Asia::Shanghai;
     let at = |h: u32, m: u32| {
         tz.with_ymd_and_hms(2026, 11, 30, h, m, 0)
@@ -922,7 +922,7 @@ async fn a_day_that_ended_while_the_daemon_was_down_closes_on_restart() {
     let s = site("");
     s.ok(&["import", "employees", &s.file("employees.csv", EMPLOYEES)]);
     let store = s.store().await;
-    let policy = Arc::new(attendd::policy::load(Path::new(POLICY)).unwrap());
+    let policy = Arc::new(attendd::policy_file::load(Path::new(POLICY)).unwrap());
     let tz = chrono_tz::Asia::Shanghai;
     let at = |day: u32, h: u32| {
         tz.with_ymd_and_hms(2026, 11, day, h, 0, 0)

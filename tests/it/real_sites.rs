@@ -612,7 +612,7 @@ fn new_policy_keys_are_validated_by_name() {
             "# 坐席员考核细则 二(二)2: 旷工半天扣5分",
             "[hours]\nhalf_day_below = 120\nabsent_below = 240\n\n# 坐席员考核细则 二(二)2: 旷工半天扣5分",
         );
-    let e = attendd::policy::parse_str(&bad, "bad.toml").unwrap_err();
+    let e = attendd::policy_file::parse_str(&bad, "bad.toml").unwrap_err();
     let msg = e.to_string();
     for key in [
         "window.visit_minutes",
@@ -628,7 +628,7 @@ fn new_policy_keys_are_validated_by_name() {
         "# 坐席员考核细则 二(二)2: 旷工半天扣5分",
         "[hours]\nhalf_day_below = 0\nrule = \"nope\"\n\n# 坐席员考核细则 二(二)2: 旷工半天扣5分",
     );
-    let msg = attendd::policy::parse_str(&bad, "bad.toml")
+    let msg = attendd::policy_file::parse_str(&bad, "bad.toml")
         .unwrap_err()
         .to_string();
     assert!(msg.contains("key `hours.half_day_below`"), "{msg}");
@@ -640,7 +640,7 @@ fn new_policy_keys_are_validated_by_name() {
         "\n[window]\n",
         "\n[hours]\nhalf_day_minutes = 3\n\n[window]\n",
     );
-    let msg = attendd::policy::parse_str(&bad, "bad.toml")
+    let msg = attendd::policy_file::parse_str(&bad, "bad.toml")
         .unwrap_err()
         .to_string();
     assert!(msg.contains("half_day_minutes"), "{msg}");

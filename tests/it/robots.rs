@@ -799,9 +799,10 @@ async fn tick_to_robot_case(store: Store) {
         })
         .collect();
     store.set_supervisor_contacts(&contacts).await.unwrap();
-    let policy =
-        attendd::policy::load(&crate::common::root().join("config/policies/seed-default.toml"))
-            .unwrap();
+    let policy = attendd::policy_file::load(
+        &crate::common::root().join("config/policies/seed-default.toml"),
+    )
+    .unwrap();
     let sched = Scheduler::new(
         store.clone(),
         Plan {

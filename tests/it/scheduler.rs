@@ -13,7 +13,7 @@ use chrono_tz::Asia::Shanghai;
 
 fn policy(name: &str) -> Policy {
     let p = crate::common::root().join(format!("config/policies/{name}.toml"));
-    attendd::policy::load(&p).unwrap()
+    attendd::policy_file::load(&p).unwrap()
 }
 
 /// Local Shanghai time on 2026-03-02 (a Monday) or another date.

@@ -539,7 +539,7 @@ fn errors_of(extra: &str) -> String {
         }
     }
     text.push_str(extra);
-    match attendd::policy::parse_str(&text, "p.toml") {
+    match attendd::policy_file::parse_str(&text, "p.toml") {
         Ok(_) => String::new(),
         Err(e) => e.to_string(),
     }
@@ -581,7 +581,7 @@ fn check_config_names_each_new_key() {
     let text = std::fs::read_to_string(root().join("config/policies/seed-default.toml"))
         .unwrap()
         .replace("[rule.absent]\n", "[rule.absent]\nabsence_days = 1\n");
-    let e = attendd::policy::parse_str(&text, "p.toml")
+    let e = attendd::policy_file::parse_str(&text, "p.toml")
         .unwrap_err()
         .to_string();
     assert!(e.contains("key `rule.absent.absence_days`"), "{e}");

@@ -109,7 +109,7 @@ async fn setup(engine: Engine, test: &str) -> Option<TestDb> {
         format!("[policy]\nfile = {POLICY:?}\n\n[store]\nurl = {url:?}\n"),
     )
     .unwrap();
-    let policy = attendd::policy::load(Path::new(POLICY)).unwrap();
+    let policy = attendd::policy_file::load(Path::new(POLICY)).unwrap();
     Some(TestDb {
         engine,
         url,

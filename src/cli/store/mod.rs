@@ -453,7 +453,7 @@ impl Ctx<'_> {
     }
 
     /// The default policy and the `[[policy.group]]`s.
-    fn policies(&self) -> &crate::policy::Policies {
+    fn policies(&self) -> &crate::policy_file::Policies {
         &self.cfg.policies
     }
 

@@ -257,7 +257,7 @@ pub(super) async fn employee(
     let label = data
         .policy_labels
         .first()
-        .map_or(crate::policy::DEFAULT_GROUP, String::as_str);
+        .map_or(crate::policy_file::DEFAULT_GROUP, String::as_str);
     let mut line = Vec::with_capacity(1024);
     let labelled = ctx.policies().len() > 1;
     if !ctx.json {

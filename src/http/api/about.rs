@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Api, ApiError, ApiResult, ok};
 use crate::http::auth::Caller;
 use crate::http::openapi as doc;
-use crate::policy::Policies;
+use crate::policy_file::Policies;
 
 /// The OpenAPI description ([`super::openapi::ApiDoc`]), public.
 #[utoipa::path(

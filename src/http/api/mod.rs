@@ -48,7 +48,7 @@ use super::auth::{ApiToken, Caller, Role};
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
 use crate::hr::HrError;
-use crate::policy::{Policies, PolicySet};
+use crate::policy_file::{Policies, PolicySet};
 use crate::store::{EmployeeRecord, Store, StoreError};
 
 use extract::{Guard, Paging, People};
