@@ -14,7 +14,6 @@
 //! its punch window is open and puts nothing in the ledger until it closes.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 
@@ -25,19 +24,14 @@ use crate::domain::calendar::ShiftClock;
 use crate::domain::classify::{EmployeeDays, evaluate_employee};
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
-use crate::domain::types::{
-    DayVerdict, Direction, EmployeeId, HolidayKind, Leave, LeaveDocument, LeaveStatus, Punch,
-    Roster, RosterEntry,
-};
+use crate::domain::types::{DayVerdict, EmployeeId, Leave, Punch, Roster};
 use crate::policy_file::{Policies, PolicySet};
 
 /// A stored punch as a recompute reads it: employee, instant, device and
 /// the state the terminal reported.
 pub(super) type PunchTime = (String, DateTime<Utc>, Option<String>, Option<String>);
 
-/// Up to this many employees in scope, a recompute queries each one's
-/// rows by index instead of reading the whole range.
-const SCOPED_QUERIES: usize = 64;
+use super::inputs::{Inputs, SCOPED_QUERIES};
 
 /// What a recompute did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -357,27 +351,21 @@ impl Store {
             report.unchanged += 1;
             report.evaluated += usize::try_from(*days).unwrap_or(0);
         }
-        let todo: Vec<&str> = emps
-            .iter()
-            .zip(&skip)
-            .filter(|(_, s)| s.is_none())
-            .map(|(e, _)| e.employee_id.as_str())
-            .collect();
-        let (mut stored, mut ledger) = if todo.is_empty() {
-            (HashMap::new(), HashMap::new())
-        } else {
-            let few = todo.len() <= SCOPED_QUERIES;
-            let targets: Vec<Option<&str>> = if few {
-                todo.iter().map(|e| Some(*e)).collect()
-            } else {
-                targets.iter().map(|t| t.as_deref()).collect()
-            };
-            let todo_set: HashSet<&str> = todo.iter().copied().collect();
-            let in_todo = |id: &str| in_scope(id) && todo_set.contains(id);
-            self.existing(&targets, &in_todo, from, to).await?
-        };
+        let (mut stored, mut ledger) = self
+            .existing_of(&emps, &skip, &targets, &in_scope, from, to)
+            .await?;
 
         let clock = ShiftClock::new(policy, first, last);
+        let cx = Classify {
+            policy,
+            clock: &clock,
+            holidays: &holidays,
+            from,
+            to,
+            now,
+            closed: &closed,
+            published: &published,
+        };
         let mut changes: Vec<Change> = Vec::new();
         let mut record: Vec<(String, i64, i64)> = Vec::new();
         for (i, e) in emps.iter().enumerate() {
@@ -394,31 +382,8 @@ impl Store {
                 start_date: e.start_date,
                 end_date: e.end_date,
             };
-            let days = evaluate_final(&clock, &holidays, &input, from, to, now, &closed);
-            report.evaluated += days.len();
-            let n = days.len();
-            let mut settled = true;
-            for v in days {
-                let key = (e.employee_id.clone(), v.date);
-                let old = stored.remove(&key);
-                let old_ledger = ledger.remove(&key).unwrap_or_default();
-                let final_day = closed.contains(&v.date);
-                match diff(
-                    policy,
-                    v,
-                    old.as_ref(),
-                    old_ledger,
-                    &published,
-                    now,
-                    final_day,
-                )? {
-                    Diff::Same { provisional } => settled &= !provisional,
-                    Diff::Write(c) => {
-                        settled &= !c.provisional && c.kind != ChangeKind::Adjust;
-                        changes.push(c);
-                    }
-                }
-            }
+            let (n, settled) = cx.employee(&input, &mut stored, &mut ledger, &mut changes)?;
+            report.evaluated += n;
             // A range not yet settled is recorded too (with no day count a
             // recompute can match), so that no older fingerprint vouches
             // for it.
@@ -429,16 +394,7 @@ impl Store {
             };
             record.push((e.employee_id.clone(), prints[i], n));
         }
-        for c in &changes {
-            match c.kind {
-                ChangeKind::Create => report.created += 1,
-                ChangeKind::Update => report.changed += 1,
-                ChangeKind::Meta => report.touched += 1,
-                ChangeKind::Adjust => continue,
-            }
-            report.ledger_added += c.add.len();
-            report.ledger_voided += c.void.len();
-        }
+        count(&mut report, &changes);
         if !changes.is_empty() {
             report.adjustments = dispatch!(
                 self,
@@ -524,6 +480,36 @@ impl Store {
         Ok(Skips { skip, prints })
     }
 
+    /// [`Store::existing`] for the employees a recompute evaluates (those
+    /// `skip` does not leave alone): one query each when they are few,
+    /// else one pass over the range (`targets`, as the inputs were read).
+    async fn existing_of(
+        &self,
+        emps: &[super::EmployeeRecord],
+        skip: &[Option<i64>],
+        targets: &[Option<String>],
+        in_scope: &(dyn Fn(&str) -> bool + Sync),
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<(StoredDays, LedgerDays), StoreError> {
+        let todo: HashSet<&str> = emps
+            .iter()
+            .zip(skip)
+            .filter(|(_, s)| s.is_none())
+            .map(|(e, _)| e.employee_id.as_str())
+            .collect();
+        if todo.is_empty() {
+            return Ok((HashMap::new(), HashMap::new()));
+        }
+        let targets: Vec<Option<&str>> = if todo.len() <= SCOPED_QUERIES {
+            todo.iter().map(|e| Some(*e)).collect()
+        } else {
+            targets.iter().map(|t| t.as_deref()).collect()
+        };
+        let in_todo = |id: &str| in_scope(id) && todo.contains(id);
+        self.existing(&targets, &in_todo, from, to).await
+    }
+
     /// What the store holds for `[from, to]` before a recompute: verdict
     /// hashes and active device ledger entries by employee-day, of the
     /// employees `in_scope` accepts.
@@ -573,6 +559,81 @@ struct Skips {
     skip: Vec<Option<i64>>,
     /// Per employee: the fingerprint of its inputs.
     prints: Vec<i64>,
+}
+
+/// Adds what `changes` write to `report` (adjustments are counted when
+/// written).
+fn count(report: &mut RecomputeReport, changes: &[Change]) {
+    for c in changes {
+        match c.kind {
+            ChangeKind::Create => report.created += 1,
+            ChangeKind::Update => report.changed += 1,
+            ChangeKind::Meta => report.touched += 1,
+            ChangeKind::Adjust => continue,
+        }
+        report.ledger_added += c.add.len();
+        report.ledger_voided += c.void.len();
+    }
+}
+
+/// What classifying one employee's range needs besides the employee.
+struct Classify<'a> {
+    policy: &'a Policy,
+    clock: &'a ShiftClock<'a>,
+    holidays: &'a crate::domain::types::Holidays,
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Utc>,
+    closed: &'a HashSet<NaiveDate>,
+    published: &'a HashSet<String>,
+}
+
+impl Classify<'_> {
+    /// Evaluates one employee's range and adds what changed to `changes`
+    /// (taking the employee's days out of `stored` and `ledger`). Returns
+    /// the days evaluated and whether all of them are final, under this
+    /// policy version, with nothing left pending.
+    fn employee(
+        &self,
+        input: &EmployeeDays<'_>,
+        stored: &mut StoredDays,
+        ledger: &mut LedgerDays,
+        changes: &mut Vec<Change>,
+    ) -> Result<(usize, bool), StoreError> {
+        let days = evaluate_final(
+            self.clock,
+            self.holidays,
+            input,
+            self.from,
+            self.to,
+            self.now,
+            self.closed,
+        );
+        let n = days.len();
+        let mut settled = true;
+        for v in days {
+            let key = (input.employee.to_string(), v.date);
+            let old = stored.remove(&key);
+            let old_ledger = ledger.remove(&key).unwrap_or_default();
+            let final_day = self.closed.contains(&v.date);
+            match diff(
+                self.policy,
+                v,
+                old.as_ref(),
+                old_ledger,
+                self.published,
+                self.now,
+                final_day,
+            )? {
+                Diff::Same { provisional } => settled &= !provisional,
+                Diff::Write(c) => {
+                    settled &= !c.provisional && c.kind != ChangeKind::Adjust;
+                    changes.push(c);
+                }
+            }
+        }
+        Ok((n, settled))
+    }
 }
 
 /// The engine's verdicts of `[from, to]` as known at `now`, except that a
@@ -733,176 +794,4 @@ pub(crate) fn verdict_hash(json: &str) -> i64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h as i64
-}
-
-/// What classification needs, loaded from the store for a range: the
-/// employees and, per employee (same index), roster, leaves and punches.
-pub(crate) struct Inputs {
-    /// The employees in scope.
-    pub emps: Vec<super::EmployeeRecord>,
-    /// One employee id per query when few are in scope, else `[None]`.
-    pub targets: Vec<Option<String>>,
-    /// The policy's holidays with the store's on top.
-    pub holidays: crate::domain::types::Holidays,
-    /// Roster per employee.
-    pub roster: Vec<Roster>,
-    /// Leave records per employee.
-    pub leaves: Vec<Vec<Leave>>,
-    /// Punches per employee.
-    pub punches: Vec<Vec<Punch>>,
-}
-
-impl Store {
-    /// Loads classification inputs: roster for `first..=last`, leaves and
-    /// punches within `lo..hi`. `None` when no employee is in scope.
-    pub(crate) async fn load_inputs(
-        &self,
-        policy: &Policy,
-        wanted: Option<&HashSet<&str>>,
-        first: NaiveDate,
-        last: NaiveDate,
-        lo: DateTime<Utc>,
-        hi: DateTime<Utc>,
-    ) -> Result<Option<Inputs>, StoreError> {
-        let in_scope = |id: &str| wanted.is_none_or(|w| w.contains(id));
-        let mut emps = self.employees().await?;
-        emps.retain(|e| in_scope(&e.employee_id));
-        if emps.is_empty() {
-            return Ok(None);
-        }
-        let index: HashMap<&str, usize> = emps
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.employee_id.as_str(), i))
-            .collect();
-        let n = emps.len();
-        // A few employees: one query each, so that the indexes on
-        // (employee_id, …) do the work; otherwise one pass over the range.
-        let targets: Vec<Option<String>> = if wanted.is_some() && n <= SCOPED_QUERIES {
-            emps.iter().map(|e| Some(e.employee_id.clone())).collect()
-        } else {
-            vec![None]
-        };
-
-        let mut holidays = policy.holidays.clone();
-        for h in self.holidays().await? {
-            let kind = match h.kind.as_str() {
-                "holiday" => HolidayKind::Holiday,
-                "workday" => HolidayKind::Workday,
-                other => {
-                    return Err(StoreError::Corrupt {
-                        key: format!("holidays/{}", h.date),
-                        why: format!("kind {other:?} is neither holiday nor workday"),
-                    });
-                }
-            };
-            holidays.insert(h.date, kind);
-        }
-
-        let mut roster: Vec<Roster> = vec![Roster::new(); n];
-        for r in self.roster(first, last).await? {
-            let Some(&i) = index.get(r.employee_id.as_str()) else {
-                continue;
-            };
-            let entry = if r.shift == "rest" {
-                RosterEntry::Rest
-            } else {
-                match policy.shift_by_id(&r.shift) {
-                    Some(s) => RosterEntry::Shift(s),
-                    // A row written under another policy group (the
-                    // employee changed group since) does not stop the
-                    // recompute; the day follows the default shift.
-                    None => {
-                        tracing::warn!(
-                            employee = %r.employee_id,
-                            date = %r.date,
-                            "roster shift {:?} is not in policy {} {}; ignored",
-                            r.shift,
-                            policy.id,
-                            policy.version
-                        );
-                        continue;
-                    }
-                }
-            };
-            roster[i].insert(r.date, entry);
-        }
-
-        let mut leaves: Vec<Vec<Leave>> = vec![Vec::new(); n];
-        for l in self.leaves(lo, hi).await? {
-            let Some(&i) = index.get(l.employee_id.as_str()) else {
-                continue;
-            };
-            let status = match l.status.as_str() {
-                "approved" => LeaveStatus::Approved,
-                "pending" => LeaveStatus::Pending,
-                _ => LeaveStatus::Rejected,
-            };
-            leaves[i].push(Leave {
-                start: l.start,
-                end: l.end,
-                kind: Arc::from(l.kind.as_str()),
-                status,
-                requested_at: l.requested_at,
-                document: match l.document {
-                    None => LeaveDocument::Unknown,
-                    Some(d) if d.is_empty() => LeaveDocument::Missing,
-                    Some(d) => LeaveDocument::Given(Arc::from(d.as_str())),
-                },
-            });
-        }
-
-        let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
-        let mut devices: HashMap<String, Arc<str>> = HashMap::new();
-        let mut times = Vec::new();
-        for only in targets.iter().map(|t| t.as_deref()) {
-            times.extend(match self {
-                Store::Sqlite(p) => backend_sqlite::punch_times(p, lo, hi, only).await?,
-                Store::Postgres(p) => backend_pg::punch_times(p, lo, hi, only).await?,
-            });
-        }
-        // Corrections (补卡) count as punches beside the raw ones; their
-        // device reads `correction:ID`, so the explanation shows them.
-        let n_raw = times.len();
-        for only in targets.iter().map(|t| t.as_deref()) {
-            // A correction says when, not which way.
-            times.extend(
-                super::hr::correction_times(self, lo, hi, only)
-                    .await?
-                    .into_iter()
-                    .map(|(e, at, d)| (e, at, d, None)),
-            );
-        }
-        let corrected = times.len() > n_raw;
-        for (emp, at, device, state) in times {
-            let Some(&i) = index.get(emp.as_str()) else {
-                continue;
-            };
-            let device = device.map(|d| {
-                devices
-                    .entry(d)
-                    .or_insert_with_key(|k| Arc::from(k.as_str()))
-                    .clone()
-            });
-            punches[i].push(Punch {
-                at,
-                device,
-                direction: state.as_deref().and_then(Direction::of_state),
-            });
-        }
-        if corrected {
-            for p in &mut punches {
-                p.sort_by_key(|p| p.at);
-            }
-        }
-
-        Ok(Some(Inputs {
-            emps,
-            targets,
-            holidays,
-            roster,
-            leaves,
-            punches,
-        }))
-    }
 }
