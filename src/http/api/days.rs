@@ -44,16 +44,29 @@ pub(crate) async fn days(
         return ok(&doc);
     }
     // Filtering and paging happen in the database: only the page's
-    // verdicts are read, and they are sent as stored.
+    // verdicts are read, and they are sent as stored. SQLite writes the
+    // page's items itself.
+    let limit = i64::try_from(p.limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(p.offset).unwrap_or(i64::MAX);
+    if let Some((total, n, items)) = api
+        .store
+        .day_page_items(date, team.as_deref(), status.as_deref(), limit, offset)
+        .await?
+    {
+        let total = usize::try_from(total).unwrap_or(0);
+        let end = p.offset.saturating_add(n);
+        let body = page_doc(
+            date,
+            items.as_bytes(),
+            total,
+            p,
+            (end < total).then_some(end),
+        )?;
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
     let (total, rows) = api
         .store
-        .day_page_read(
-            date,
-            team.as_deref(),
-            status.as_deref(),
-            i64::try_from(p.limit).unwrap_or(i64::MAX),
-            i64::try_from(p.offset).unwrap_or(i64::MAX),
-        )
+        .day_page_read(date, team.as_deref(), status.as_deref(), limit, offset)
         .await?;
     let total = usize::try_from(total).unwrap_or(0);
     let end = p.offset.saturating_add(rows.len());
@@ -99,11 +112,8 @@ fn days_json(
     p: Paging,
     next: Option<usize>,
 ) -> Result<Vec<u8>, ApiError> {
-    let cap: usize = rows.iter().map(|r| r.verdict.len() + 128).sum::<usize>() + 256;
+    let cap: usize = rows.iter().map(|r| r.verdict.len() + 128).sum::<usize>();
     let mut out = Vec::with_capacity(cap);
-    out.extend_from_slice(b"{\"date\":");
-    ser(&mut out, &date)?;
-    out.extend_from_slice(b",\"items\":[");
     for (i, r) in rows.iter().enumerate() {
         let v = r.verdict.trim();
         if !(v.starts_with('{') && v.ends_with('}')) {
@@ -131,6 +141,23 @@ fn days_json(
         out.extend_from_slice(v.as_bytes());
         out.push(b'}');
     }
+    page_doc(date, &out, total, p, next)
+}
+
+/// The daily table's page around its items (written by [`days_json`] or
+/// by the database).
+fn page_doc(
+    date: NaiveDate,
+    items: &[u8],
+    total: usize,
+    p: Paging,
+    next: Option<usize>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity(items.len() + 256);
+    out.extend_from_slice(b"{\"date\":");
+    ser(&mut out, &date)?;
+    out.extend_from_slice(b",\"items\":[");
+    out.extend_from_slice(items);
     out.extend_from_slice(b"],\"total\":");
     ser(&mut out, &total)?;
     out.extend_from_slice(b",\"offset\":");
