@@ -482,6 +482,7 @@ fn report_json(r: &RecomputeReport) -> serde_json::Value {
         "adjustments": r.adjustments,
         "ledger_added": r.ledger_added,
         "ledger_voided": r.ledger_voided,
+        "unchanged": r.unchanged,
     })
 }
 
