@@ -54,20 +54,27 @@ impl Store {
         let Store::Sqlite(pool) = self else {
             return Ok(None);
         };
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT COUNT(*), group_concat(CASE WHEN rn <= ");
-        qb.push_bind(limit)
-            .push(" THEN item END, ',' ORDER BY eid), MAX(CASE WHEN rn <= ")
-            .push_bind(limit)
+        // The page's keys are sorted alone (with their position among all
+        // matching rows); the items are written in the order the join
+        // visits them, which is the keys' order, and that order is checked
+        // below rather than asked of a sort of megabytes of text.
+        let last = offset.saturating_add(limit);
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("SELECT COUNT(*), group_concat(CASE WHEN k.rn <= ");
+        qb.push_bind(last)
             .push(
-                " AND NOT bare THEN 1 ELSE 0 END) FROM (SELECT d.employee_id AS eid, \
-                 row_number() OVER (ORDER BY d.employee_id) AS rn, \
-                 '{\"employee_id\":' || json_quote(d.employee_id) || ',\"name\":' || json_quote(e.name) \
+                " THEN '{\"employee_id\":' || json_quote(d.employee_id) || ',\"name\":' || json_quote(e.name) \
                  || ',\"team\":' || json_quote(e.team) || ',\"status\":' || json_quote(d.status) \
                  || ',\"provisional\":' || CASE WHEN d.provisional THEN 'true' ELSE 'false' END \
-                 || ',\"verdict\":' || d.verdict || '}' AS item, \
-                 d.verdict GLOB '{*}' AS bare \
-                 FROM (SELECT d.employee_id FROM day_verdicts d \
-                 LEFT JOIN employees e ON e.employee_id = d.employee_id",
+                 || ',\"verdict\":' || d.verdict || '}' END, ','), group_concat(CASE WHEN k.rn <= ",
+            )
+            .push_bind(last)
+            .push(" THEN d.employee_id END, char(31)), MAX(CASE WHEN k.rn <= ")
+            .push_bind(last)
+            .push(
+                " AND NOT (d.verdict GLOB '{*}') THEN 1 ELSE 0 END) \
+                 FROM (SELECT d.employee_id, row_number() OVER (ORDER BY d.employee_id) AS rn \
+                 FROM day_verdicts d LEFT JOIN employees e ON e.employee_id = d.employee_id",
             );
         filter(&mut qb, date, team, status);
         qb.push(" ORDER BY d.employee_id LIMIT ")
@@ -76,7 +83,7 @@ impl Store {
             .push_bind(offset)
             .push(") k JOIN day_verdicts d ON d.employee_id = k.employee_id AND d.date = ")
             .push_bind(date)
-            .push(" LEFT JOIN employees e ON e.employee_id = d.employee_id)");
+            .push(" LEFT JOIN employees e ON e.employee_id = d.employee_id");
         let row = qb
             .build()
             .fetch_one(pool)
@@ -84,9 +91,20 @@ impl Store {
             .ctx("select day verdicts")?;
         let fetched: i64 = row.try_get(0).ctx("read day verdicts")?;
         let items: Option<String> = row.try_get(1).ctx("read day verdicts")?;
-        let bad: Option<i64> = row.try_get(2).ctx("read day verdicts")?;
+        let ids: Option<String> = row.try_get(2).ctx("read day verdicts")?;
+        let bad: Option<i64> = row.try_get(3).ctx("read day verdicts")?;
         if bad.unwrap_or(0) != 0 {
             return Ok(None);
+        }
+        // Employee ids in byte order (SQLite's `BINARY`), as the keys were
+        // sorted; otherwise the row path puts them in order.
+        let ids = ids.unwrap_or_default();
+        let mut prev: Option<&str> = None;
+        for id in ids.split('\u{1f}').filter(|_| !ids.is_empty()) {
+            if prev.is_some_and(|p| p >= id) {
+                return Ok(None);
+            }
+            prev = Some(id);
         }
         let on_page = usize::try_from(fetched.min(limit).max(0)).unwrap_or(0);
         let total = if fetched <= limit && (fetched > 0 || offset == 0) {
