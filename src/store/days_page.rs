@@ -76,14 +76,7 @@ impl Store {
                  FROM (SELECT d.employee_id, row_number() OVER (ORDER BY d.employee_id) AS rn \
                  FROM day_verdicts d LEFT JOIN employees e ON e.employee_id = d.employee_id",
             );
-        filter(&mut qb, date, team, status);
-        qb.push(" ORDER BY d.employee_id LIMIT ")
-            .push_bind(limit.saturating_add(1))
-            .push(" OFFSET ")
-            .push_bind(offset)
-            .push(") k JOIN day_verdicts d ON d.employee_id = k.employee_id AND d.date = ")
-            .push_bind(date)
-            .push(" LEFT JOIN employees e ON e.employee_id = d.employee_id");
+        page_of_keys(&mut qb, date, team, status, limit, offset);
         let row = qb
             .build()
             .fetch_one(pool)
@@ -134,6 +127,27 @@ async fn count(
         .ctx("count day verdicts")
 }
 
+/// Ends a query whose open subquery selects the matching keys: the
+/// filter, the keys' order and page (one row more than `limit`), and the
+/// join back to each key's verdict and employee.
+fn page_of_keys(
+    qb: &mut QueryBuilder<Sqlite>,
+    date: NaiveDate,
+    team: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) {
+    filter(qb, date, team, status);
+    qb.push(" ORDER BY d.employee_id LIMIT ")
+        .push_bind(limit.saturating_add(1))
+        .push(" OFFSET ")
+        .push_bind(offset)
+        .push(") k JOIN day_verdicts d ON d.employee_id = k.employee_id AND d.date = ")
+        .push_bind(date)
+        .push(" LEFT JOIN employees e ON e.employee_id = d.employee_id");
+}
+
 /// The filter of [`Store::day_page`]: the date, and the team and status when
 /// given.
 fn filter(
@@ -166,14 +180,7 @@ async fn sqlite_page(
          FROM (SELECT d.employee_id FROM day_verdicts d \
          LEFT JOIN employees e ON e.employee_id = d.employee_id",
     );
-    filter(&mut qb, date, team, status);
-    qb.push(" ORDER BY d.employee_id LIMIT ")
-        .push_bind(limit.saturating_add(1))
-        .push(" OFFSET ")
-        .push_bind(offset)
-        .push(") k JOIN day_verdicts d ON d.employee_id = k.employee_id AND d.date = ")
-        .push_bind(date)
-        .push(" LEFT JOIN employees e ON e.employee_id = d.employee_id");
+    page_of_keys(&mut qb, date, team, status, limit, offset);
     let rows = qb
         .build()
         .fetch_all(pool)
