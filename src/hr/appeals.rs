@@ -129,6 +129,26 @@ pub fn appeal_view(policy: &Policy, a: Appeal, now: DateTime<Utc>) -> AppealView
     }
 }
 
+/// One appeal as [`list_appeals`] shows it (due by the policy its
+/// employee follows on the filing date), for the answer of a filing or a
+/// decision.
+pub async fn view_appeal(
+    store: &Store,
+    policy: &(impl crate::policy_file::PolicySet + ?Sized),
+    a: Appeal,
+    now: DateTime<Utc>,
+) -> Result<AppealView, HrError> {
+    let all = policy.as_policies();
+    let p = if all.len() > 1 {
+        let history = store.policy_history().await?;
+        let date = to_local(all.default_policy().tz, a.filed_at).date_naive();
+        all.get(history.index_at(&all, &a.employee_id, date))
+    } else {
+        all.default_policy()
+    };
+    Ok(appeal_view(p, a, now))
+}
+
 /// Appeals for `attendd appeal list` and `GET /api/v1/appeals`: with
 /// `status` `overdue`, the open ones whose answer is late. Each is due by
 /// the policy its employee follows on the filing date.

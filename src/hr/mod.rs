@@ -13,7 +13,7 @@ pub mod year;
 
 pub use appeals::{
     AppealView, answer_appeal, answer_due, appeal_view, file_appeal, list_appeals,
-    overdue_announcements, overdue_key,
+    overdue_announcements, overdue_key, view_appeal,
 };
 pub use manual::{
     CorrectionOutcome, EntryKind, ManualRequest, correction_limit_breach, record_correction,

@@ -80,6 +80,10 @@ async fn appeal_window_boundaries_and_answers() {
     let a1 = a1.json();
     assert_eq!(a1["status"], "open");
     assert_eq!(a1["filed_by"], "sup-a");
+    // The answer is the `Appeal` of the OpenAPI description: with when its
+    // answer is due and whether it is overdue, as the list shows it.
+    assert!(a1["answer_due"].is_string(), "{a1}");
+    assert_eq!(a1["overdue"], false, "{a1}");
     let a2 = call(
         &r,
         "POST",

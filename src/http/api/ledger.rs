@@ -244,7 +244,9 @@ pub(crate) async fn file_appeal(
         api.now(),
     )
     .await?;
-    created(&a)
+    // As the list shows it: with answer_due and overdue (the OpenAPI
+    // description's `Appeal`).
+    created(&hr::view_appeal(&api.store, &*api.policies(), a, api.now()).await?)
 }
 
 /// `POST /api/v1/appeals/{id}/answer`.
@@ -293,5 +295,5 @@ pub(crate) async fn answer_appeal(
         }
     };
     let a = hr::answer_appeal(&api.store, id, upheld, &b.answer, &c.name, api.now()).await?;
-    ok(&a)
+    ok(&hr::view_appeal(&api.store, &*api.policies(), a, api.now()).await?)
 }
