@@ -443,8 +443,15 @@ async fn main() {
     let prefix = format!("soak{tag}");
     let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("config/policies/city-management-24h.toml");
+    // `SOAK_SQLITE_CACHE_MIB` runs the daemon with another SQLite page
+    // cache per connection (default the daemon's, 64 MiB).
+    let cache_mib: u32 = std::env::var("SOAK_SQLITE_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(attendd::store::DEFAULT_SQLITE_CACHE_MIB);
+    println!("soak: SQLite page cache {cache_mib} MiB per connection");
     let mut cfg = format!(
-        "[policy]\nfile = {:?}\n\n[store]\nurl = \"sqlite://{}\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n\
+        "[policy]\nfile = {:?}\n\n[store]\nurl = \"sqlite://{}\"\nsqlite_cache_mib = {cache_mib}\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n\
          [ingest]\nclassify_from = \"{day0}\"\nrecompute_interval_seconds = 2\n\n\
          [schedule]\ntick_seconds = 300\n\n\
          [[sink]]\nname = \"hr-hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/attendance\"\n\n\

@@ -150,7 +150,7 @@ pub async fn run_daemon(
 
 /// Opens the configured store (exit code 2 when it cannot).
 async fn open_store(config: &Config) -> Result<crate::store::Store, (u8, String)> {
-    crate::store::Store::open(&config.store_url)
+    crate::store::Store::open_with(&config.store_url, config.sqlite_cache_mib)
         .await
         .map_err(|e| {
             (

@@ -265,7 +265,7 @@ async fn dispatch(cmd: HrCommand, out: &mut dyn Write) -> Result<(), CmdError> {
     .clone();
     let path = config::config_path(common.config.as_deref());
     let cfg = config::load_for_commands(&path).map_err(|e| CmdError::Input(e.to_string()))?;
-    let store = Store::open(&cfg.store_url).await?;
+    let store = Store::open_with(&cfg.store_url, cfg.sqlite_cache_mib).await?;
     let r = run_one(cmd, &cfg.policies, &store, common.json, out).await;
     store.close().await;
     r

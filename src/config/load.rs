@@ -520,6 +520,15 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         );
         url
     };
+    if !(1..=4096).contains(&raw.store.sqlite_cache_mib) {
+        push(
+            "store.sqlite_cache_mib",
+            format!(
+                "{} is not between 1 and 4096 (MiB of page cache per SQLite connection)",
+                raw.store.sqlite_cache_mib
+            ),
+        );
+    }
     if raw.store.quarantine_retention_days == 0 {
         push(
             "store.quarantine_retention_days",
@@ -578,6 +587,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
             group_paths,
             store_url,
             quarantine_retention_days: raw.store.quarantine_retention_days,
+            sqlite_cache_mib: raw.store.sqlite_cache_mib,
             sources: raw.source,
             http_listen,
             http_tokens,

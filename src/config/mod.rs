@@ -264,6 +264,10 @@ pub struct RawStore {
     /// pruned; default 90. Unknown-employee punches are never pruned.
     #[serde(default = "default_quarantine_retention")]
     pub quarantine_retention_days: u32,
+    /// SQLite's page cache per connection, in MiB (four connections);
+    /// default 64. Ignored for PostgreSQL.
+    #[serde(default = "default_sqlite_cache_mib")]
+    pub sqlite_cache_mib: u32,
 }
 
 /// `[store] quarantine_retention_days` when unset.
@@ -271,6 +275,10 @@ pub const DEFAULT_QUARANTINE_RETENTION_DAYS: u32 = 90;
 
 fn default_quarantine_retention() -> u32 {
     DEFAULT_QUARANTINE_RETENTION_DAYS
+}
+
+fn default_sqlite_cache_mib() -> u32 {
+    crate::store::DEFAULT_SQLITE_CACHE_MIB
 }
 
 fn default_store_url() -> String {
@@ -282,6 +290,7 @@ impl Default for RawStore {
         RawStore {
             url: default_store_url(),
             quarantine_retention_days: DEFAULT_QUARANTINE_RETENTION_DAYS,
+            sqlite_cache_mib: default_sqlite_cache_mib(),
         }
     }
 }
@@ -592,6 +601,8 @@ pub struct Config {
     pub store_url: String,
     /// `[store] quarantine_retention_days`.
     pub quarantine_retention_days: u32,
+    /// `[store] sqlite_cache_mib`.
+    pub sqlite_cache_mib: u32,
     /// The raw sources (validated).
     pub sources: RawSources,
     /// HTTP listen address, when enabled.

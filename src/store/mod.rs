@@ -86,6 +86,12 @@ pub const RETENTION_FLOOR_DAYS: i64 = 731;
 /// their original length recorded.
 pub const QUARANTINE_MAX_BYTES: usize = 64 * 1024;
 
+/// SQLite's page cache per connection, in MiB, unless `[store]
+/// sqlite_cache_mib` says otherwise: large enough that the indexes of a
+/// large punches table stay in memory between batches. The pool has four
+/// connections, so the store may hold four times this much.
+pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 64;
+
 /// How long a SQLite connection waits for another writer before failing.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -208,6 +214,12 @@ impl Store {
     /// `postgres://…`) and applies any pending migrations. A SQLite file is
     /// created when missing.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, DEFAULT_SQLITE_CACHE_MIB).await
+    }
+
+    /// [`Store::open`] with SQLite's page cache set to `sqlite_cache_mib`
+    /// MiB per connection (`[store] sqlite_cache_mib`).
+    pub async fn open_with(url: &str, sqlite_cache_mib: u32) -> Result<Store, StoreError> {
         let shown = redact_url(url);
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
@@ -224,7 +236,10 @@ impl Store {
                 // batches; checkpoints run every ~40 MiB of WAL instead of
                 // every 4 MiB, so a stream of batches rewrites hot index
                 // pages less often. Durability is unchanged (FULL).
-                .pragma("cache_size", "-65536")
+                .pragma(
+                    "cache_size",
+                    format!("-{}", u64::from(sqlite_cache_mib.max(1)) * 1024),
+                )
                 .pragma("wal_autocheckpoint", "10000");
             if let Some(dir) = opts.get_filename().parent()
                 && !dir.as_os_str().is_empty()

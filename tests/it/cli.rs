@@ -226,3 +226,47 @@ fn help_describes_the_commands() {
         "{h}"
     );
 }
+
+/// `[store] sqlite_cache_mib`: out of range is refused naming the key; a
+/// value in range sets each SQLite connection's page cache.
+#[test]
+fn sqlite_cache_size_is_configured_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("attendd.toml");
+    let policy = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/policies/seed-default.toml"
+    );
+    std::fs::write(
+        &cfg,
+        format!(
+            "[policy]\nfile = {policy:?}\n[store]\nurl = \"sqlite://a.db\"\nsqlite_cache_mib = 0\n"
+        ),
+    )
+    .unwrap();
+    let out = attendd(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("store.sqlite_cache_mib"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}", dir.path().join("b.db").display());
+        let store = attendd::store::Store::open_with(&url, 8).await.unwrap();
+        let attendd::store::Store::Sqlite(pool) = &store else {
+            panic!("a SQLite store")
+        };
+        let n: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(n, -8 * 1024);
+        store.close().await;
+    });
+}
