@@ -443,7 +443,8 @@ impl Store {
     /// Which employees a recompute leaves alone (see [`unchanged`]): for
     /// each, `Some(number of days)` when its inputs' fingerprint is the one
     /// recorded for the range and its stored verdicts of the range are all
-    /// final under this policy version; and every employee's fingerprint.
+    /// final under this policy version; and every employee's fingerprint
+    /// (none for a one-day range, which is never recorded).
     #[allow(clippy::too_many_arguments)]
     async fn unchanged(
         &self,
@@ -454,6 +455,14 @@ impl Store {
         leaves: &[Vec<Leave>],
         punches: &[Vec<Punch>],
     ) -> Result<Skips, StoreError> {
+        // A one-day range (a day close, a late punch's day) is neither
+        // recorded nor left alone: no fingerprint to compute.
+        if common.from >= common.to {
+            return Ok(Skips {
+                skip: vec![None; emps.len()],
+                prints: vec![0; emps.len()],
+            });
+        }
         let hash = unchanged::common_hash(common);
         let prints: Vec<i64> = emps
             .iter()

@@ -136,6 +136,8 @@ pub(super) async fn record(
     if from >= to || rows.is_empty() {
         return Ok(());
     }
-    let before = from - chrono::Days::new(KEEP_DAYS);
+    let before = from
+        .checked_sub_days(chrono::Days::new(KEEP_DAYS))
+        .unwrap_or(NaiveDate::MIN);
     dispatch!(store, record_fingerprints(from, to, rows, before, now))
 }

@@ -15,4 +15,5 @@ CREATE TABLE recompute_inputs (
     recorded_at TEXT NOT NULL,
     PRIMARY KEY (employee_id, from_date, to_date)
 );
-CREATE INDEX recompute_inputs_to ON recompute_inputs (to_date);
+-- Read by range (to_date, from_date) and pruned by to_date.
+CREATE INDEX recompute_inputs_range ON recompute_inputs (to_date, from_date);
