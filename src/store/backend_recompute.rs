@@ -373,17 +373,27 @@ pub(crate) async fn settled_counts(
     to: chrono::NaiveDate,
     policy_id: &str,
     policy_version: &str,
+    employee: Option<&str>,
 ) -> Result<Vec<(String, i64)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT employee_id, COUNT(*) FROM day_verdicts WHERE date >= $1 AND date <= $2 \
-         AND provisional = $3 AND policy_id = $4 AND policy_version = $5 GROUP BY employee_id",
-    )
-    .bind(from)
-    .bind(to)
-    .bind(false)
-    .bind(policy_id)
-    .bind(policy_version)
-    .fetch_all(pool)
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT employee_id, COUNT(*) FROM day_verdicts WHERE date >= ",
+    );
+    qb.push_bind(from)
+        .push(" AND date <= ")
+        .push_bind(to)
+        .push(" AND provisional = ")
+        .push_bind(false)
+        .push(" AND policy_id = ")
+        .push_bind(policy_id)
+        .push(" AND policy_version = ")
+        .push_bind(policy_version);
+    if let Some(e) = employee {
+        qb.push(" AND employee_id = ").push_bind(e);
+    }
+    qb.push(" GROUP BY employee_id");
+    let rows = qb
+        .build()
+        .fetch_all(pool)
     .await
     .ctx("count settled verdicts")?;
     rows.iter()

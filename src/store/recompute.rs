@@ -474,15 +474,30 @@ impl Store {
             return Ok(Skips { skip, prints });
         }
         let recorded = unchanged::recorded(self, common.from, common.to).await?;
-        if recorded.is_empty() {
+        // Those whose fingerprint matches; only their verdicts are counted
+        // (a late punch's recompute of one employee counts nobody else's).
+        let matching: Vec<(usize, i64)> = emps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match recorded.get(&e.employee_id) {
+                Some(&(old, days)) if old == prints[i] && days >= 0 => Some((i, days)),
+                _ => None,
+            })
+            .collect();
+        if matching.is_empty() {
             return Ok(Skips { skip, prints });
         }
-        let settled = unchanged::settled_days(self, common.from, common.to, common.policy).await?;
-        for (i, e) in emps.iter().enumerate() {
-            if let Some(&(old, days)) = recorded.get(&e.employee_id)
-                && old == prints[i]
-                && settled.get(e.employee_id.as_str()) == Some(&days)
-            {
+        let only: Option<Vec<&str>> = (matching.len() <= SCOPED_QUERIES).then(|| {
+            matching
+                .iter()
+                .map(|&(i, _)| emps[i].employee_id.as_str())
+                .collect()
+        });
+        let settled =
+            unchanged::settled_days(self, common.from, common.to, common.policy, only.as_deref())
+                .await?;
+        for (i, days) in matching {
+            if settled.get(emps[i].employee_id.as_str()) == Some(&days) {
                 skip[i] = Some(days);
             }
         }

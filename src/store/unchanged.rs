@@ -113,15 +113,31 @@ pub(super) async fn recorded(
 
 /// Per employee, the number of stored verdicts of `[from, to]` that are
 /// final and made under `policy`'s version (a day that is not both is
-/// evaluated), counted by the database.
+/// evaluated), counted by the database: of the employees `only` names
+/// (one query each), or of all.
 pub(super) async fn settled_days(
     store: &Store,
     from: NaiveDate,
     to: NaiveDate,
     policy: &Policy,
+    only: Option<&[&str]>,
 ) -> Result<HashMap<String, i64>, StoreError> {
-    let rows = dispatch!(store, settled_counts(from, to, &policy.id, &policy.version))?;
-    Ok(rows.into_iter().collect())
+    let mut out = HashMap::new();
+    match only {
+        Some(ids) => {
+            for &id in ids {
+                out.extend(dispatch!(
+                    store,
+                    settled_counts(from, to, &policy.id, &policy.version, Some(id))
+                )?);
+            }
+        }
+        None => out.extend(dispatch!(
+            store,
+            settled_counts(from, to, &policy.id, &policy.version, None)
+        )?),
+    }
+    Ok(out)
 }
 
 /// Records the fingerprints of `[from, to]` (`(employee, fingerprint,
