@@ -84,7 +84,7 @@ pub(crate) async fn outbox_keys(
             sep.push_bind(k.as_str());
         }
         qb.push(")");
-        for r in qb.build().fetch_all(pool).await.ctx("select outbox keys")? {
+        for r in qb.build().persistent(chunk.len() == CHUNK).fetch_all(pool).await.ctx("select outbox keys")? {
             found.insert(r.try_get::<String, _>(0).ctx("read outbox keys")?);
         }
     }
@@ -393,7 +393,7 @@ pub(crate) async fn add_quarantine_in(
                 .push_bind(r.and_then(|r| r.device_id.as_deref()))
                 .push_bind(r.map(|r| r.timezone.as_str()));
         });
-        qb.build()
+        qb.build().persistent(chunk.len() == CHUNK)
             .execute(&mut **tx)
             .await
             .ctx("insert quarantine")?;

@@ -93,6 +93,7 @@ pub(super) async fn insert_new_punches(
         );
         for r in qb
             .build()
+            .persistent(chunk.len() == queries::CHUNK)
             .fetch_all(&mut **tx)
             .await
             .ctx("insert punches")?

@@ -166,7 +166,13 @@ impl Store {
                 .join(",");
             let sql = format!("SELECT {COLUMNS} FROM quarantine WHERE id IN ({list}) ORDER BY id");
             let part = on_pool!(self, p => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_all(p).await.ctx("select quarantine rows")?;
+                // The ids are in the text: prepared for this one use, not
+                // cached per connection.
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .persistent(false)
+                    .fetch_all(p)
+                    .await
+                    .ctx("select quarantine rows")?;
                 rows.iter().map(row).collect::<Result<Vec<_>, _>>().ctx("read quarantine rows")
             })?;
             out.extend(part);
@@ -352,6 +358,7 @@ impl Store {
                 }
                 qb.push(")");
                 qb.build_query_scalar::<String>()
+                    .persistent(chunk.len() == 500)
                     .fetch_all(p)
                     .await
                     .ctx("select superseded keys")?
