@@ -120,7 +120,7 @@ pub(crate) async fn apply_changes(
              policy_version = excluded.policy_version, status = excluded.status, points = excluded.points, \
              verdict = excluded.verdict, verdict_hash = excluded.verdict_hash, provisional = excluded.provisional, updated_at = excluded.updated_at",
         );
-        qb.build().execute(&mut *tx).await.ctx("upsert verdicts")?;
+        qb.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await.ctx("upsert verdicts")?;
     }
     for (i, c) in changes.iter().enumerate().filter(|(_, c)| c.kind == ChangeKind::Update) {
         audit.push((
@@ -198,7 +198,7 @@ async fn add_ledger(
                 .push_bind(actor)
                 .push_bind(now);
         });
-        qb.build().execute(&mut **tx).await.ctx("insert ledger entries")?;
+        qb.build().persistent(chunk.len() == CHUNK).execute(&mut **tx).await.ctx("insert ledger entries")?;
     }
     for c in changes.iter().filter(|c| c.kind == ChangeKind::Update) {
         for d in &c.add {
@@ -360,7 +360,7 @@ pub(crate) async fn record_fingerprints(
             " ON CONFLICT (employee_id, from_date, to_date) DO UPDATE SET fingerprint = excluded.fingerprint, \
              days = excluded.days, recorded_at = excluded.recorded_at",
         );
-        qb.build().execute(&mut *tx).await.ctx("record input fingerprints")?;
+        qb.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await.ctx("record input fingerprints")?;
     }
     tx.commit().await.ctx("commit input fingerprints")
 }
@@ -400,4 +400,34 @@ pub(crate) async fn settled_counts(
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect::<Result<_, sqlx::Error>>()
         .ctx("read settled verdicts")
+}
+
+/// Per employee with punches within `lo..hi`: the number of those punches
+/// and their highest id, and the number and highest id of their supersedes
+/// (see `Store::raw_punch_stats`).
+pub(crate) async fn punch_stats(
+    pool: &Pool<Db>,
+    lo: DateTime<Utc>,
+    hi: DateTime<Utc>,
+    employee: Option<&str>,
+) -> Result<Vec<(String, super::inputs::PunchStats)>, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT p.employee_id, COUNT(*), MAX(p.id), COUNT(s.id), COALESCE(MAX(s.id), 0) \
+         FROM punches p LEFT JOIN punch_supersedes s ON s.punch_id = p.id WHERE p.time >= ",
+    );
+    qb.push_bind(lo).push(" AND p.time < ").push_bind(hi);
+    if let Some(e) = employee {
+        qb.push(" AND p.employee_id = ").push_bind(e);
+    }
+    qb.push(" GROUP BY p.employee_id");
+    let rows = qb.build().fetch_all(pool).await.ctx("count punches per employee")?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                super::inputs::PunchStats(r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?),
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .ctx("read punches per employee")
 }

@@ -35,8 +35,9 @@ pub(crate) struct Inputs {
 }
 
 impl Store {
-    /// Loads classification inputs: roster for `first..=last`, leaves and
-    /// punches within `lo..hi`. `None` when no employee is in scope.
+    /// Loads classification inputs: roster for `first..=last`, leaves,
+    /// corrections and (with [`Raw::Now`]) punches within `lo..hi`. `None`
+    /// when no employee is in scope.
     pub(crate) async fn load_inputs(
         &self,
         policy: &Policy,
@@ -45,6 +46,7 @@ impl Store {
         last: NaiveDate,
         lo: DateTime<Utc>,
         hi: DateTime<Utc>,
+        raw: Raw,
     ) -> Result<Option<Inputs>, StoreError> {
         let in_scope = |id: &str| wanted.is_none_or(|w| w.contains(id));
         let mut emps = self.employees().await?;
@@ -134,57 +136,153 @@ impl Store {
             });
         }
 
-        let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
-        let mut devices: HashMap<String, Arc<str>> = HashMap::new();
-        let mut times = Vec::new();
-        for only in targets.iter().map(|t| t.as_deref()) {
-            times.extend(match self {
-                Store::Sqlite(p) => backend_sqlite::punch_times(p, lo, hi, only).await?,
-                Store::Postgres(p) => backend_pg::punch_times(p, lo, hi, only).await?,
-            });
-        }
         // Corrections (补卡) count as punches beside the raw ones; their
         // device reads `correction:ID`, so the explanation shows them.
-        let n_raw = times.len();
+        let mut punches: Vec<Vec<Punch>> = vec![Vec::new(); n];
         for only in targets.iter().map(|t| t.as_deref()) {
-            // A correction says when, not which way.
-            times.extend(
-                super::hr::correction_times(self, lo, hi, only)
-                    .await?
-                    .into_iter()
-                    .map(|(e, at, d)| (e, at, d, None)),
-            );
-        }
-        let corrected = times.len() > n_raw;
-        for (emp, at, device, state) in times {
-            let Some(&i) = index.get(emp.as_str()) else {
-                continue;
-            };
-            let device = device.map(|d| {
-                devices
-                    .entry(d)
-                    .or_insert_with_key(|k| Arc::from(k.as_str()))
-                    .clone()
-            });
-            punches[i].push(Punch {
-                at,
-                device,
-                direction: state.as_deref().and_then(Direction::of_state),
-            });
-        }
-        if corrected {
-            for p in &mut punches {
-                p.sort_by_key(|p| p.at);
+            for (emp, at, device) in super::hr::correction_times(self, lo, hi, only).await? {
+                let Some(&i) = index.get(emp.as_str()) else {
+                    continue;
+                };
+                // A correction says when, not which way.
+                punches[i].push(Punch {
+                    at,
+                    device: device.map(Arc::from),
+                    direction: None,
+                });
             }
         }
-
-        Ok(Some(Inputs {
+        for p in &mut punches {
+            p.sort_by_key(|p| p.at);
+        }
+        let mut inputs = Inputs {
             emps,
             targets,
             holidays,
             roster,
             leaves,
             punches,
-        }))
+        };
+        if raw == Raw::Now {
+            self.add_raw_punches(&mut inputs, lo, hi, None).await?;
+        }
+        Ok(Some(inputs))
     }
+
+    /// Adds the stored punches within `lo..hi` (superseded ones left out)
+    /// to the corrections `inputs` holds, of every employee or of those
+    /// `which` marks.
+    pub(crate) async fn add_raw_punches(
+        &self,
+        inputs: &mut Inputs,
+        lo: DateTime<Utc>,
+        hi: DateTime<Utc>,
+        which: Option<&[bool]>,
+    ) -> Result<(), StoreError> {
+        let wanted = |i: usize| which.is_none_or(|w| w.get(i).copied().unwrap_or(false));
+        let n = inputs.emps.len();
+        let chosen = (0..n).filter(|&i| wanted(i)).count();
+        if chosen == 0 {
+            return Ok(());
+        }
+        // Few employees: one query each by index; otherwise as the inputs
+        // were read.
+        let targets: Vec<Option<String>> = if chosen < n && chosen <= SCOPED_QUERIES {
+            (0..n)
+                .filter(|&i| wanted(i))
+                .map(|i| Some(inputs.emps[i].employee_id.clone()))
+                .collect()
+        } else {
+            inputs.targets.clone()
+        };
+        let index: HashMap<&str, usize> = inputs
+            .emps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.employee_id.as_str(), i))
+            .collect();
+        let corrections: Vec<usize> = inputs.punches.iter().map(Vec::len).collect();
+        let mut devices: HashMap<String, Arc<str>> = HashMap::new();
+        for only in targets.iter().map(|t| t.as_deref()) {
+            let times = match self {
+                Store::Sqlite(p) => backend_sqlite::punch_times(p, lo, hi, only).await?,
+                Store::Postgres(p) => backend_pg::punch_times(p, lo, hi, only).await?,
+            };
+            for (emp, at, device, state) in times {
+                let Some(&i) = index.get(emp.as_str()) else {
+                    continue;
+                };
+                if !wanted(i) {
+                    continue;
+                }
+                let device = device.map(|d| {
+                    devices
+                        .entry(d)
+                        .or_insert_with_key(|k| Arc::from(k.as_str()))
+                        .clone()
+                });
+                inputs.punches[i].push(Punch {
+                    at,
+                    device,
+                    direction: state.as_deref().and_then(Direction::of_state),
+                });
+            }
+        }
+        // The stored punches first, then the corrections, in time order
+        // (a correction at the instant of a punch comes after it).
+        for (i, p) in inputs.punches.iter_mut().enumerate() {
+            if corrections[i] > 0 && wanted(i) {
+                p.rotate_left(corrections[i]);
+                p.sort_by_key(|p| p.at);
+            }
+        }
+        Ok(())
+    }
+
+    /// Per employee of `inputs` (same index), what identifies the set of
+    /// stored punches within `lo..hi` that a recompute would read: their
+    /// number and highest id, and the number and highest id of their
+    /// supersedes. Both tables are append-only (triggers refuse UPDATE and
+    /// DELETE), so any punch stored or superseded since changes them.
+    pub(crate) async fn raw_punch_stats(
+        &self,
+        inputs: &Inputs,
+        lo: DateTime<Utc>,
+        hi: DateTime<Utc>,
+    ) -> Result<Vec<PunchStats>, StoreError> {
+        let index: HashMap<&str, usize> = inputs
+            .emps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.employee_id.as_str(), i))
+            .collect();
+        let mut out = vec![PunchStats::default(); inputs.emps.len()];
+        for only in inputs.targets.iter().map(|t| t.as_deref()) {
+            let rows = match self {
+                Store::Sqlite(p) => backend_sqlite::punch_stats(p, lo, hi, only).await?,
+                Store::Postgres(p) => backend_pg::punch_stats(p, lo, hi, only).await?,
+            };
+            for (emp, stats) in rows {
+                if let Some(&i) = index.get(emp.as_str()) {
+                    out[i] = stats;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// See [`Store::raw_punch_stats`]: (punches, highest punch id,
+/// supersedes, highest supersede id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub(crate) struct PunchStats(pub i64, pub i64, pub i64, pub i64);
+
+/// Whether [`Store::load_inputs`] reads the stored punches at once or
+/// leaves them to [`Store::add_raw_punches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Raw {
+    /// Read them with the rest.
+    Now,
+    /// Only the corrections; the caller adds the stored punches.
+    Later,
 }

@@ -24,14 +24,14 @@ use crate::domain::calendar::ShiftClock;
 use crate::domain::classify::{EmployeeDays, evaluate_employee};
 use crate::domain::policy::Policy;
 use crate::domain::time::to_local;
-use crate::domain::types::{DayVerdict, EmployeeId, Leave, Punch, Roster};
+use crate::domain::types::{DayVerdict, EmployeeId};
 use crate::policy_file::{Policies, PolicySet};
 
 /// A stored punch as a recompute reads it: employee, instant, device and
 /// the state the terminal reported.
 pub(super) type PunchTime = (String, DateTime<Utc>, Option<String>, Option<String>);
 
-use super::inputs::{Inputs, SCOPED_QUERIES};
+use super::inputs::{Inputs, Raw, SCOPED_QUERIES};
 
 /// What a recompute did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -308,15 +308,8 @@ impl Store {
         let wanted: Option<HashSet<&str>> =
             employees.map(|e| e.iter().map(String::as_str).collect());
         let in_scope = |id: &str| wanted.as_ref().is_none_or(|w| w.contains(id));
-        let Some(Inputs {
-            emps,
-            targets,
-            holidays,
-            roster,
-            leaves,
-            punches,
-        }) = self
-            .load_inputs(policy, wanted.as_ref(), first, last, lo, hi)
+        let Some(mut inputs) = self
+            .load_inputs(policy, wanted.as_ref(), first, last, lo, hi, Raw::Later)
             .await?
         else {
             return Ok(report);
@@ -327,26 +320,39 @@ impl Store {
 
         // Employees whose inputs are those of the last recompute of this
         // range, and whose verdicts of it are all final, are left alone;
-        // their verdicts and ledger are not even read.
+        // their punches, verdicts and ledger are not even read. The
+        // punches are counted before any is read, so that one stored in
+        // between makes the recorded fingerprint older than the verdicts,
+        // never newer.
         let skip = self
             .unchanged(
                 &unchanged::Common {
                     policy,
-                    holidays: &holidays,
+                    holidays: &inputs.holidays,
                     from,
                     to,
                     closed: &closed,
                     published: &published,
                 },
                 unfreeze.is_some(),
-                &emps,
-                &roster,
-                &leaves,
-                &punches,
+                &inputs,
+                lo,
+                hi,
             )
             .await?;
         let prints = skip.prints;
         let skip = skip.skip;
+        let todo: Vec<bool> = skip.iter().map(Option::is_none).collect();
+        self.add_raw_punches(&mut inputs, lo, hi, Some(&todo))
+            .await?;
+        let Inputs {
+            emps,
+            targets,
+            holidays,
+            roster,
+            leaves,
+            punches,
+        } = inputs;
         for days in skip.iter().flatten() {
             report.unchanged += 1;
             report.evaluated += usize::try_from(*days).unwrap_or(0);
@@ -445,16 +451,15 @@ impl Store {
     /// recorded for the range and its stored verdicts of the range are all
     /// final under this policy version; and every employee's fingerprint
     /// (none for a one-day range, which is never recorded).
-    #[allow(clippy::too_many_arguments)]
     async fn unchanged(
         &self,
         common: &unchanged::Common<'_>,
         unfreezing: bool,
-        emps: &[super::EmployeeRecord],
-        roster: &[Roster],
-        leaves: &[Vec<Leave>],
-        punches: &[Vec<Punch>],
+        inputs: &Inputs,
+        lo: DateTime<Utc>,
+        hi: DateTime<Utc>,
     ) -> Result<Skips, StoreError> {
+        let emps = &inputs.emps;
         // A one-day range (a day close, a late punch's day) is neither
         // recorded nor left alone: no fingerprint to compute.
         if common.from >= common.to {
@@ -463,11 +468,21 @@ impl Store {
                 prints: vec![0; emps.len()],
             });
         }
+        let raw = self.raw_punch_stats(inputs, lo, hi).await?;
         let hash = unchanged::common_hash(common);
         let prints: Vec<i64> = emps
             .iter()
             .enumerate()
-            .map(|(i, e)| unchanged::fingerprint(&hash, e, &roster[i], &leaves[i], &punches[i]))
+            .map(|(i, e)| {
+                unchanged::fingerprint(
+                    &hash,
+                    e,
+                    &inputs.roster[i],
+                    &inputs.leaves[i],
+                    &inputs.punches[i],
+                    raw[i],
+                )
+            })
             .collect();
         let mut skip = vec![None; emps.len()];
         if unfreezing {

@@ -2,10 +2,12 @@
 //!
 //! A recompute of a range of more than one day records, per employee, a
 //! fingerprint of everything the engine read for that employee (table
-//! `recompute_inputs`): the employee's record, roster, leave, punches and
-//! corrections over the range and its margins, with the policy, the
-//! holidays, the closed days and the published months. A later recompute of
-//! the same range with the same fingerprint, whose stored verdicts of the
+//! `recompute_inputs`): the employee's record, roster, leave and
+//! corrections over the range and its margins, the count and highest ids
+//! of its stored punches and their supersedes there (counted by the
+//! database, so that an unchanged employee's punches are never read), with
+//! the policy, the holidays, the closed days and the published months. A
+//! later recompute of the same range with the same fingerprint, whose stored verdicts of the
 //! range are all final and made under the same policy version, leaves that
 //! employee alone: the engine is a pure function of those inputs, and
 //! `now` only decides which days are provisional, which a final day no
@@ -13,13 +15,15 @@
 //!
 //! The fingerprint is a 64-bit hash of a canonical encoding; the hash
 //! function may change between builds, which only makes the first
-//! recompute after an upgrade evaluate everyone again.
+//! recompute after an upgrade evaluate everyone again (as does the first
+//! after the punches started to be fingerprinted by their counts).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::inputs::PunchStats;
 use super::{EmployeeRecord, Store, StoreError, backend_pg, backend_sqlite, dispatch};
 use crate::domain::policy::Policy;
 use crate::domain::types::{Holidays, Leave, Punch, Roster};
@@ -79,13 +83,17 @@ pub(super) fn common_hash(c: &Common<'_>) -> DefaultHasher {
 }
 
 /// One employee's fingerprint: `common` extended with what the engine
-/// reads for the employee.
+/// reads for the employee. The stored punches enter by their count and
+/// highest ids (`raw`), which change whenever one is stored or superseded
+/// (both tables are append-only), so that an unchanged employee's punches
+/// are never read; the corrections, which can be voided, enter whole.
 pub(super) fn fingerprint(
     common: &DefaultHasher,
     e: &EmployeeRecord,
     roster: &Roster,
     leaves: &[Leave],
-    punches: &[Punch],
+    corrections: &[Punch],
+    raw: PunchStats,
 ) -> i64 {
     let mut h = common.clone();
     (&e.employee_id, &e.shift, e.start_date, e.end_date).hash(&mut h);
@@ -93,7 +101,8 @@ pub(super) fn fingerprint(
     days.sort_unstable_by_key(|(d, _)| **d);
     hash_debug(&mut h, &days);
     hash_debug(&mut h, &leaves);
-    punches.hash(&mut h);
+    corrections.hash(&mut h);
+    raw.hash(&mut h);
     h.finish() as i64
 }
 

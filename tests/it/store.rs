@@ -1937,4 +1937,39 @@ async fn unchanged_employees_are_left_alone_and_every_change_is_seen(db: &TestDb
         texts(fresh.verdicts(from, to, None).await.unwrap())
     );
     fresh.close().await;
+
+    // A superseded punch and a correction are seen too (the stored
+    // punches enter the fingerprint by their counts and highest ids).
+    let late = db
+        .store
+        .supersede_punches(
+            "gate-1",
+            at("2026-10-26T00:00:00Z"),
+            at("2026-10-26T00:30:00Z"),
+            "clock was wrong",
+            "tester",
+            later(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.superseded.len(), 1, "{late:?}");
+    let r = run("supersede").await.unwrap();
+    assert_eq!((r.unchanged, r.changed), (2, 1), "{r:?}");
+    db.store
+        .add_correction(
+            &attendd::store::hr::NewCorrection {
+                employee_id: "E1".into(),
+                time: at("2026-10-26T00:20:00Z"),
+                reason: "terminal missed it".into(),
+                confirmed_by: "supervisor".into(),
+            },
+            "correction",
+            later(),
+        )
+        .await
+        .unwrap();
+    let r = run("correction").await.unwrap();
+    assert_eq!((r.unchanged, r.changed), (2, 1), "{r:?}");
+    let r = run("settled again").await.unwrap();
+    assert_eq!(r.unchanged, 3, "{r:?}");
 }

@@ -321,7 +321,15 @@ pub(crate) async fn missing(
             ) + margin;
             if let Some(inputs) = api
                 .store
-                .load_inputs(policy, wanted.as_ref(), first, last, lo, hi)
+                .load_inputs(
+                    policy,
+                    wanted.as_ref(),
+                    first,
+                    last,
+                    lo,
+                    hi,
+                    crate::store::Raw::Now,
+                )
                 .await?
             {
                 let clock = ShiftClock::new(policy, first, last);
