@@ -24,7 +24,9 @@
 //! slowest day close (the daemon logs each close with its duration) and the
 //! messages delivered, and exits 1 when RSS grows more than 10 % between
 //! simulated hour 2 and hour 24, when descriptors grow, when fewer than two
-//! days closed or when no absence alert was delivered.
+//! days closed or when no absence alert was delivered. The daemon runs with
+//! the allocator settings of deploy/attendd.service (its `Environment=MALLOC_…`
+//! lines), as at a site.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -74,6 +76,31 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The allocator settings the systemd unit gives the daemon
+/// (`Environment=MALLOC_…` lines of deploy/attendd.service), so that the
+/// soak runs it as a site does; `SOAK_UNIT_ENV=0` leaves them out.
+fn unit_malloc_env() -> Vec<(String, String)> {
+    if std::env::var("SOAK_UNIT_ENV").is_ok_and(|v| v == "0") {
+        println!("soak: without the unit's MALLOC_ settings");
+        return Vec::new();
+    }
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/attendd.service"
+    ))
+    .unwrap();
+    let vars: Vec<(String, String)> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| k.starts_with("MALLOC_"))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let shown: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("soak: the unit's allocator settings: {}", shown.join(" "));
+    vars
 }
 
 struct Daemon(Child);
@@ -505,6 +532,7 @@ async fn main() {
                 format!("{},{speed}", start.to_rfc3339()),
             )
             .env("RUST_LOG", "warn,attendd::scheduler=info")
+            .envs(unit_malloc_env())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -250,8 +250,12 @@ impl Store {
                     why: format!("cannot create {}: {e}", dir.display()),
                 })?;
             }
+            // All four connections stay open: no churn of descriptors and
+            // caches as the load comes and goes.
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                .min_connections(4)
+                .idle_timeout(None)
                 .before_acquire(|c, _| Box::pin(fit_for_reuse(c)))
                 .connect_with(opts)
                 .await
