@@ -565,7 +565,10 @@ async fn start_http(
             let live = shared.api_live.clone().unwrap_or_else(|| {
                 crate::http::api::live(config.policies.clone(), config.http_tokens.clone())
             });
-            Arc::new(crate::http::api::Api::with_live(s, live))
+            Arc::new(
+                crate::http::api::Api::with_live(s, live)
+                    .with_page_cache(config.http_page_cache_mib),
+            )
         }),
     });
     let token = shutdown.clone();

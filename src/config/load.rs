@@ -554,6 +554,15 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
     if raw.http.as_ref().is_some_and(|h| h.max_connections == 0) {
         push("http.max_connections", "must be positive".into());
     }
+    if let Some(h) = raw.http.as_ref().filter(|h| h.page_cache_mib > 1024) {
+        push(
+            "http.page_cache_mib",
+            format!(
+                "{} is not between 0 and 1024 (MiB of daily-table pages kept)",
+                h.page_cache_mib
+            ),
+        );
+    }
     check_schedule(&raw.schedule, &mut push);
     let mut names = std::collections::HashSet::new();
     for (i, k) in raw.sink.iter().enumerate() {
@@ -595,6 +604,10 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
                 .http
                 .as_ref()
                 .map_or(DEFAULT_MAX_CONNECTIONS, |h| h.max_connections),
+            http_page_cache_mib: raw
+                .http
+                .as_ref()
+                .map_or(DEFAULT_PAGE_CACHE_MIB, |h| h.page_cache_mib),
             ingest: raw.ingest,
             schedule: raw.schedule,
             sinks: raw.sink,

@@ -557,6 +557,18 @@ pub struct RawHttp {
     /// 30 s of their first byte; idle connections close after 60 s.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// MiB of built pages of the daily table kept for the next request
+    /// while the day's verdicts and the employees are unchanged (0–1024;
+    /// 0 keeps none); default 32.
+    #[serde(default = "default_page_cache_mib")]
+    pub page_cache_mib: u32,
+}
+
+/// `[http] page_cache_mib` when not set.
+pub const DEFAULT_PAGE_CACHE_MIB: u32 = 32;
+
+fn default_page_cache_mib() -> u32 {
+    DEFAULT_PAGE_CACHE_MIB
 }
 
 /// `[http] max_connections` when not set (the listener's own default,
@@ -611,6 +623,8 @@ pub struct Config {
     pub http_tokens: Vec<token::ApiToken>,
     /// `[http] max_connections`.
     pub http_max_connections: usize,
+    /// `[http] page_cache_mib`.
+    pub http_page_cache_mib: u32,
     /// `[ingest]` settings.
     pub ingest: RawIngest,
     /// `[schedule]` settings.

@@ -96,13 +96,13 @@ impl Fixture {
     /// The whole router (health, metrics, API, dashboard).
     pub fn router(&self) -> axum::Router {
         let clock = self.clock.clone();
-        let api = Api {
-            store: self.store.clone(),
-            live: attendd::http::api::live(self.policy.clone(), tokens()),
-            clock: Arc::new(move || {
-                DateTime::from_timestamp(clock.load(Ordering::SeqCst), 0).unwrap()
-            }),
-        };
+        let api = Api::with_live(
+            self.store.clone(),
+            attendd::http::api::live(self.policy.clone(), tokens()),
+        )
+        .with_clock(Arc::new(move || {
+            DateTime::from_timestamp(clock.load(Ordering::SeqCst), 0).unwrap()
+        }));
         attendd::http::router(attendd::http::AppState {
             metrics: Default::default(),
             health: Default::default(),

@@ -161,11 +161,11 @@ fn api_router(store: Store) -> axum::Router {
         .with_ymd_and_hms(2026, 12, 1, 10, 0, 0)
         .unwrap()
         .with_timezone(&Utc);
-    let api = attendd::http::api::Api {
+    let api = attendd::http::api::Api::with_live(
         store,
-        live: attendd::http::api::live(policy, crate::hr_fixture::tokens()),
-        clock: Arc::new(move || now),
-    };
+        attendd::http::api::live(policy, crate::hr_fixture::tokens()),
+    )
+    .with_clock(Arc::new(move || now));
     attendd::http::router(attendd::http::AppState {
         metrics: Default::default(),
         health: Default::default(),

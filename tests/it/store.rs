@@ -1973,3 +1973,76 @@ async fn unchanged_employees_are_left_alone_and_every_change_is_seen(db: &TestDb
     let r = run("settled again").await.unwrap();
     assert_eq!(r.unchanged, 3, "{r:?}");
 }
+
+store_test!(day_revisions_rise_with_each_change_a_page_shows);
+/// The counters a kept page of the daily table is checked against: the
+/// date's rise when its verdicts change (and not for other dates), the
+/// employees' when an employee is written; a recompute that changes
+/// nothing leaves them.
+async fn day_revisions_rise_with_each_change_a_page_shows(db: &TestDb) {
+    one_employee(db, "E1").await;
+    one_employee(db, "E2").await;
+    let (day, other) = (d("2026-10-20"), d("2026-10-21"));
+    let at_start = db.store.day_revision(day).await.unwrap();
+    db.store
+        .insert_punches(
+            &[
+                punch("E1", "2026-10-20T00:25:00Z"),
+                punch("E1", "2026-10-20T09:35:00Z"),
+            ],
+            later(),
+        )
+        .await
+        .unwrap();
+    let recompute = |cause: &'static str| {
+        db.store
+            .recompute(&db.policy, None, day, other, cause, "tester", later())
+    };
+    recompute("first").await.unwrap();
+    let first = db.store.day_revision(day).await.unwrap();
+    assert!(first.0 > at_start.0, "{at_start:?} → {first:?}");
+    let other_first = db.store.day_revision(other).await.unwrap();
+    let r = recompute("again").await.unwrap();
+    assert_eq!(r.created + r.changed + r.touched, 0, "{r:?}");
+    assert_eq!(db.store.day_revision(day).await.unwrap(), first);
+
+    // E2 punches on the 20th after all: that date's counter rises, the
+    // 21st's does not.
+    db.store
+        .insert_punches(
+            &[
+                punch("E2", "2026-10-20T00:20:00Z"),
+                punch("E2", "2026-10-20T09:40:00Z"),
+            ],
+            later(),
+        )
+        .await
+        .unwrap();
+    recompute("late punch").await.unwrap();
+    let second = db.store.day_revision(day).await.unwrap();
+    assert!(second.0 > first.0, "{first:?} → {second:?}");
+    assert_eq!(second.1, first.1);
+    assert_eq!(db.store.day_revision(other).await.unwrap(), other_first);
+
+    // A renamed employee changes every page.
+    db.store
+        .upsert_employees(
+            &[attendd::store::EmployeeRecord {
+                employee_id: "E1".into(),
+                name: "Li Na (hotline lead)".into(),
+                team: "hotline".into(),
+                supervisor: "S01".into(),
+                shift: None,
+                aliases: vec![],
+                start_date: None,
+                end_date: None,
+            }],
+            later(),
+        )
+        .await
+        .unwrap();
+    let third = db.store.day_revision(day).await.unwrap();
+    assert_eq!(third.0, second.0);
+    assert!(third.1 > second.1, "{second:?} → {third:?}");
+    assert!(db.store.day_revision(other).await.unwrap().1 > second.1);
+}

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -12,6 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::extract::{DatePath, Paging, People, Status, Team};
+use super::page_cache::PageKey;
 use super::{Api, ApiError, ApiResult, ok};
 use crate::domain::Points;
 use crate::domain::time::to_local;
@@ -43,6 +45,34 @@ pub(crate) async fn days(
     if let Some(doc) = before_start(&api, date, p, "items").await? {
         return ok(&doc);
     }
+    // A page built before under the same counters is sent again (see
+    // `page_cache`); the counters are read before the page.
+    let key = PageKey {
+        date,
+        team,
+        status,
+        limit: p.limit,
+        offset: p.offset,
+    };
+    let revision = if api.pages.enabled() {
+        let revision = api.store.day_revision(date).await?;
+        if let Some(body) = api.pages.get(&key, revision) {
+            return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+        }
+        Some(revision)
+    } else {
+        None
+    };
+    let body = Bytes::from(build_page(&api, &key, p).await?);
+    if let Some(revision) = revision {
+        api.pages.put(key, revision, body.clone());
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A page of the daily table, read from the store.
+async fn build_page(api: &Api, key: &PageKey, p: Paging) -> Result<Vec<u8>, ApiError> {
+    let (date, team, status) = (key.date, key.team.as_deref(), key.status.as_deref());
     // Filtering and paging happen in the database: only the page's
     // verdicts are read, and they are sent as stored. SQLite writes the
     // page's items itself.
@@ -50,28 +80,26 @@ pub(crate) async fn days(
     let offset = i64::try_from(p.offset).unwrap_or(i64::MAX);
     if let Some((total, n, items)) = api
         .store
-        .day_page_items(date, team.as_deref(), status.as_deref(), limit, offset)
+        .day_page_items(date, team, status, limit, offset)
         .await?
     {
         let total = usize::try_from(total).unwrap_or(0);
         let end = p.offset.saturating_add(n);
-        let body = page_doc(
+        return page_doc(
             date,
             items.as_bytes(),
             total,
             p,
             (end < total).then_some(end),
-        )?;
-        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+        );
     }
     let (total, rows) = api
         .store
-        .day_page_read(date, team.as_deref(), status.as_deref(), limit, offset)
+        .day_page_read(date, team, status, limit, offset)
         .await?;
     let total = usize::try_from(total).unwrap_or(0);
     let end = p.offset.saturating_add(rows.len());
-    let body = days_json(date, &rows, total, p, (end < total).then_some(end))?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    days_json(date, &rows, total, p, (end < total).then_some(end))
 }
 
 /// The answer for a date before classification starts (policy.md, "Real

@@ -18,7 +18,8 @@
 //! - `months`: an employee's month, a month's scores, sheet,
 //!   publication and export, and a year's results;
 //! - `ledger`: manual entries, corrections and appeals;
-//! - `terminals`: punches, quarantine and its replay, terminals.
+//! - `terminals`: punches, quarantine and its replay, terminals;
+//! - `page_cache`: built pages of the daily table, kept while current.
 //!
 //! What a handler takes from the request (role guards, path values, list
 //! parameters, JSON bodies) is typed in `extract`, which also says the
@@ -29,6 +30,7 @@ pub(super) mod days;
 mod extract;
 pub(super) mod ledger;
 pub(super) mod months;
+pub(crate) mod page_cache;
 pub(super) mod terminals;
 #[cfg(test)]
 mod tests;
@@ -83,6 +85,8 @@ pub struct Api {
     pub live: Live,
     /// "Now".
     pub clock: Clock,
+    /// Built pages of the daily table (`[http] page_cache_mib`).
+    pub(crate) pages: Arc<page_cache::PageCache>,
 }
 
 impl std::fmt::Debug for Api {
@@ -107,7 +111,22 @@ impl Api {
             store,
             live,
             clock: Arc::new(crate::clock::now),
+            pages: Arc::new(page_cache::PageCache::new(
+                crate::config::DEFAULT_PAGE_CACHE_MIB as usize * 1024 * 1024,
+            )),
         }
+    }
+
+    /// The same API with another "now" (tests, simulations).
+    pub fn with_clock(mut self, clock: Clock) -> Api {
+        self.clock = clock;
+        self
+    }
+
+    /// Keeps up to `mib` MiB of built daily-table pages (0: none).
+    pub fn with_page_cache(mut self, mib: u32) -> Api {
+        self.pages = Arc::new(page_cache::PageCache::new(mib as usize * 1024 * 1024));
+        self
     }
 
     /// The default policy in force.

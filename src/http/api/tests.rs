@@ -379,3 +379,98 @@ async fn bodies_are_read_before_the_role_and_parsed_after_it() {
         "ledger entry 99",
     );
 }
+
+/// A page of the daily table is served again while the day's verdicts and
+/// the employees are unchanged, and built anew after either changes.
+#[tokio::test]
+async fn a_kept_daily_page_follows_every_change() {
+    use chrono::TimeZone;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = crate::store::Store::open(&url).await.unwrap();
+    let policy = crate::policy_file::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/policies/seed-default.toml"
+    )))
+    .unwrap();
+    let tokens = vec![ApiToken {
+        name: "hr".into(),
+        secret: HR.into(),
+        role: Role::Hr,
+    }];
+    let api = Arc::new(Api::new(store.clone(), policy.clone(), tokens));
+    let app = router(api.clone());
+    let later = chrono::Utc.with_ymd_and_hms(2026, 12, 15, 0, 0, 0).unwrap();
+    let employee = |name: &str| crate::store::EmployeeRecord {
+        employee_id: "E1".into(),
+        name: name.into(),
+        team: "A".into(),
+        supervisor: "S".into(),
+        shift: None,
+        aliases: vec![],
+        start_date: None,
+        end_date: None,
+    };
+    store
+        .upsert_employees(&[employee("Li Na")], later)
+        .await
+        .unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 10, 20).unwrap();
+    let recompute = || store.recompute(&policy, None, day, day, "test", "tester", later);
+    recompute().await.unwrap();
+    let uri = "/api/v1/days/2026-10-20";
+    let page = |body: &str| -> (String, String) {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let item = &v["items"][0];
+        (
+            item["name"].as_str().unwrap().to_string(),
+            item["status"].as_str().unwrap().to_string(),
+        )
+    };
+    let first = get(&app, uri, Some(HR)).await;
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    assert_eq!(page(&first.1), ("Li Na".into(), "absent_full".into()));
+    assert_eq!(get(&app, uri, Some(HR)).await.1, first.1);
+    assert_eq!(api.pages.size().0, 1, "one page kept");
+
+    // The employee punched after all.
+    let punch = |t: &str| crate::store::NewPunch {
+        employee_id: "E1".into(),
+        identity: "E1".into(),
+        time: chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc(),
+        device_id: Some("gate-1".into()),
+        event_id: None,
+        source: "test".into(),
+        raw: None,
+        direction: None,
+    };
+    store
+        .insert_punches(
+            &[punch("2026-10-20T00:25:00Z"), punch("2026-10-20T09:35:00Z")],
+            later,
+        )
+        .await
+        .unwrap();
+    recompute().await.unwrap();
+    let second = get(&app, uri, Some(HR)).await;
+    assert_eq!(page(&second.1), ("Li Na".into(), "present".into()));
+
+    // Renamed.
+    store
+        .upsert_employees(&[employee("Li Na (lead)")], later)
+        .await
+        .unwrap();
+    let third = get(&app, uri, Some(HR)).await;
+    assert_eq!(page(&third.1), ("Li Na (lead)".into(), "present".into()));
+    assert_eq!(api.pages.size().0, 1, "the stale pages were dropped");
+
+    // Without kept pages the answer is the same.
+    let tokens = vec![ApiToken {
+        name: "hr".into(),
+        secret: HR.into(),
+        role: Role::Hr,
+    }];
+    let plain = Arc::new(Api::new(store.clone(), policy, tokens).with_page_cache(0));
+    assert_eq!(get(&router(plain.clone()), uri, Some(HR)).await.1, third.1);
+    assert_eq!(plain.pages.size(), (0, 0));
+}
