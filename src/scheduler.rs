@@ -26,7 +26,7 @@ use crate::domain::time::{resolve_local, to_local};
 use crate::domain::types::{EmployeeId, Holidays};
 use crate::store::outbox::{DayClose, NewMessage};
 use crate::store::summary::{daily_summary, summary_hash};
-use crate::store::{EmployeeRecord, Raw, Store, StoreError};
+use crate::store::{EmployeeRecord, Store, StoreError};
 
 pub use crate::pipeline::DriftBoard;
 
@@ -268,7 +268,6 @@ impl Scheduler {
                     today + Days::new(1),
                     lo,
                     hi,
-                    Raw::Now,
                 )
                 .await?
             else {

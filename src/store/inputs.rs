@@ -36,8 +36,8 @@ pub(crate) struct Inputs {
 
 impl Store {
     /// Loads classification inputs: roster for `first..=last`, leaves,
-    /// corrections and (with [`Raw::Now`]) punches within `lo..hi`. `None`
-    /// when no employee is in scope.
+    /// corrections and punches within `lo..hi`. `None` when no employee is
+    /// in scope.
     pub(crate) async fn load_inputs(
         &self,
         policy: &Policy,
@@ -46,7 +46,28 @@ impl Store {
         last: NaiveDate,
         lo: DateTime<Utc>,
         hi: DateTime<Utc>,
-        raw: Raw,
+    ) -> Result<Option<Inputs>, StoreError> {
+        let Some(mut inputs) = self
+            .load_inputs_but_punches(policy, wanted, first, last, lo, hi)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.add_raw_punches(&mut inputs, lo, hi, None).await?;
+        Ok(Some(inputs))
+    }
+
+    /// [`Store::load_inputs`] without the stored punches (the corrections
+    /// are there): the caller adds those it needs with
+    /// [`Store::add_raw_punches`].
+    pub(crate) async fn load_inputs_but_punches(
+        &self,
+        policy: &Policy,
+        wanted: Option<&HashSet<&str>>,
+        first: NaiveDate,
+        last: NaiveDate,
+        lo: DateTime<Utc>,
+        hi: DateTime<Utc>,
     ) -> Result<Option<Inputs>, StoreError> {
         let in_scope = |id: &str| wanted.is_none_or(|w| w.contains(id));
         let mut emps = self.employees().await?;
@@ -155,18 +176,14 @@ impl Store {
         for p in &mut punches {
             p.sort_by_key(|p| p.at);
         }
-        let mut inputs = Inputs {
+        Ok(Some(Inputs {
             emps,
             targets,
             holidays,
             roster,
             leaves,
             punches,
-        };
-        if raw == Raw::Now {
-            self.add_raw_punches(&mut inputs, lo, hi, None).await?;
-        }
-        Ok(Some(inputs))
+        }))
     }
 
     /// Adds the stored punches within `lo..hi` (superseded ones left out)
@@ -276,13 +293,3 @@ impl Store {
 /// supersedes, highest supersede id).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub(crate) struct PunchStats(pub i64, pub i64, pub i64, pub i64);
-
-/// Whether [`Store::load_inputs`] reads the stored punches at once or
-/// leaves them to [`Store::add_raw_punches`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Raw {
-    /// Read them with the rest.
-    Now,
-    /// Only the corrections; the caller adds the stored punches.
-    Later,
-}

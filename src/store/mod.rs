@@ -53,7 +53,6 @@ mod backend_sqlite;
 mod days_page;
 pub mod hr;
 mod inputs;
-pub(crate) use inputs::Raw;
 mod lock;
 pub mod outbox;
 pub mod policy_groups;

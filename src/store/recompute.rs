@@ -31,7 +31,7 @@ use crate::policy_file::{Policies, PolicySet};
 /// the state the terminal reported.
 pub(super) type PunchTime = (String, DateTime<Utc>, Option<String>, Option<String>);
 
-use super::inputs::{Inputs, Raw, SCOPED_QUERIES};
+use super::inputs::{Inputs, SCOPED_QUERIES};
 
 /// What a recompute did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -309,7 +309,7 @@ impl Store {
             employees.map(|e| e.iter().map(String::as_str).collect());
         let in_scope = |id: &str| wanted.as_ref().is_none_or(|w| w.contains(id));
         let Some(mut inputs) = self
-            .load_inputs(policy, wanted.as_ref(), first, last, lo, hi, Raw::Later)
+            .load_inputs_but_punches(policy, wanted.as_ref(), first, last, lo, hi)
             .await?
         else {
             return Ok(report);

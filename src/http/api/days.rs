@@ -349,15 +349,7 @@ pub(crate) async fn missing(
             ) + margin;
             if let Some(inputs) = api
                 .store
-                .load_inputs(
-                    policy,
-                    wanted.as_ref(),
-                    first,
-                    last,
-                    lo,
-                    hi,
-                    crate::store::Raw::Now,
-                )
+                .load_inputs(policy, wanted.as_ref(), first, last, lo, hi)
                 .await?
             {
                 let clock = ShiftClock::new(policy, first, last);
