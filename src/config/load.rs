@@ -445,6 +445,41 @@ fn check_device_sources(raw: &RawConfig, push: &mut impl FnMut(&str, String)) {
     }
 }
 
+/// The bounds of `[store]`'s numbers.
+fn check_store(store: &RawStore, push: &mut impl FnMut(&str, String)) {
+    if !(1..=4096).contains(&store.sqlite_cache_mib) {
+        push(
+            "store.sqlite_cache_mib",
+            format!(
+                "{} is not between 1 and 4096 (MiB of page cache per SQLite connection)",
+                store.sqlite_cache_mib
+            ),
+        );
+    }
+    if store.quarantine_retention_days == 0 {
+        push(
+            "store.quarantine_retention_days",
+            "must be at least 1 (days an undecodable payload is kept)".into(),
+        );
+    }
+}
+
+/// The bounds of `[http]`'s numbers.
+fn check_http(http: Option<&RawHttp>, push: &mut impl FnMut(&str, String)) {
+    if http.is_some_and(|h| h.max_connections == 0) {
+        push("http.max_connections", "must be positive".into());
+    }
+    if let Some(h) = http.filter(|h| h.page_cache_mib > 1024) {
+        push(
+            "http.page_cache_mib",
+            format!(
+                "{} is not between 0 and 1024 (MiB of daily-table pages kept)",
+                h.page_cache_mib
+            ),
+        );
+    }
+}
+
 fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let one = |m: String| ConfigError { problems: vec![m] };
@@ -520,22 +555,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         );
         url
     };
-    if !(1..=4096).contains(&raw.store.sqlite_cache_mib) {
-        push(
-            "store.sqlite_cache_mib",
-            format!(
-                "{} is not between 1 and 4096 (MiB of page cache per SQLite connection)",
-                raw.store.sqlite_cache_mib
-            ),
-        );
-    }
-    if raw.store.quarantine_retention_days == 0 {
-        push(
-            "store.quarantine_retention_days",
-            "must be at least 1 (days an undecodable payload is kept)".into(),
-        );
-    }
-
+    check_store(&raw.store, &mut push);
     check_mqtt_sources(&raw, &mut push);
     check_device_sources(&raw, &mut push);
     let http_listen = match &raw.http {
@@ -551,18 +571,7 @@ fn load_for(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         },
         None => None,
     };
-    if raw.http.as_ref().is_some_and(|h| h.max_connections == 0) {
-        push("http.max_connections", "must be positive".into());
-    }
-    if let Some(h) = raw.http.as_ref().filter(|h| h.page_cache_mib > 1024) {
-        push(
-            "http.page_cache_mib",
-            format!(
-                "{} is not between 0 and 1024 (MiB of daily-table pages kept)",
-                h.page_cache_mib
-            ),
-        );
-    }
+    check_http(raw.http.as_ref(), &mut push);
     check_schedule(&raw.schedule, &mut push);
     let mut names = std::collections::HashSet::new();
     for (i, k) in raw.sink.iter().enumerate() {

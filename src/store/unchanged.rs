@@ -23,7 +23,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::inputs::PunchStats;
+use super::inputs::{Inputs, PunchStats, SCOPED_QUERIES};
 use super::{EmployeeRecord, Store, StoreError, backend_pg, backend_sqlite, dispatch};
 use crate::domain::policy::Policy;
 use crate::domain::types::{Holidays, Leave, Punch, Roster};
@@ -165,4 +165,86 @@ pub(super) async fn record(
         .checked_sub_days(chrono::Days::new(KEEP_DAYS))
         .unwrap_or(NaiveDate::MIN);
     dispatch!(store, record_fingerprints(from, to, rows, before, now))
+}
+
+/// What [`Store::unchanged`] decided.
+pub(super) struct Skips {
+    /// Per employee: `Some(days)` when left alone.
+    pub skip: Vec<Option<i64>>,
+    /// Per employee: the fingerprint of its inputs.
+    pub prints: Vec<i64>,
+}
+
+impl Store {
+    /// Which employees a recompute leaves alone (see the module): for
+    /// each, `Some(number of days)` when its inputs' fingerprint is the one
+    /// recorded for the range and its stored verdicts of the range are all
+    /// final under this policy version; and every employee's fingerprint
+    /// (none for a one-day range, which is never recorded).
+    pub(super) async fn unchanged(
+        &self,
+        common: &Common<'_>,
+        unfreezing: bool,
+        inputs: &Inputs,
+        lo: DateTime<Utc>,
+        hi: DateTime<Utc>,
+    ) -> Result<Skips, StoreError> {
+        let emps = &inputs.emps;
+        // A one-day range (a day close, a late punch's day) is neither
+        // recorded nor left alone: no fingerprint to compute.
+        if common.from >= common.to {
+            return Ok(Skips {
+                skip: vec![None; emps.len()],
+                prints: vec![0; emps.len()],
+            });
+        }
+        let raw = self.raw_punch_stats(inputs, lo, hi).await?;
+        let hash = common_hash(common);
+        let prints: Vec<i64> = emps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                fingerprint(
+                    &hash,
+                    e,
+                    &inputs.roster[i],
+                    &inputs.leaves[i],
+                    &inputs.punches[i],
+                    raw[i],
+                )
+            })
+            .collect();
+        let mut skip = vec![None; emps.len()];
+        if unfreezing {
+            return Ok(Skips { skip, prints });
+        }
+        let recorded = recorded(self, common.from, common.to).await?;
+        // Those whose fingerprint matches; only their verdicts are counted
+        // (a late punch's recompute of one employee counts nobody else's).
+        let matching: Vec<(usize, i64)> = emps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match recorded.get(&e.employee_id) {
+                Some(&(old, days)) if old == prints[i] && days >= 0 => Some((i, days)),
+                _ => None,
+            })
+            .collect();
+        if matching.is_empty() {
+            return Ok(Skips { skip, prints });
+        }
+        let only: Option<Vec<&str>> = (matching.len() <= SCOPED_QUERIES).then(|| {
+            matching
+                .iter()
+                .map(|&(i, _)| emps[i].employee_id.as_str())
+                .collect()
+        });
+        let settled =
+            settled_days(self, common.from, common.to, common.policy, only.as_deref()).await?;
+        for (i, days) in matching {
+            if settled.get(emps[i].employee_id.as_str()) == Some(&days) {
+                skip[i] = Some(days);
+            }
+        }
+        Ok(Skips { skip, prints })
+    }
 }
