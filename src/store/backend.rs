@@ -200,6 +200,29 @@ pub(crate) async fn add_quarantine(
     .ctx("insert quarantine")
 }
 
+/// Raises the counters of `keys` in table `day_revisions` (a date as
+/// `YYYY-MM-DD`, or `*` for the employees) in the writer's transaction, so
+/// that a kept page of the daily table is built again
+/// (`http::api::page_cache`). Once per key, however many rows changed.
+pub(crate) async fn raise_revisions(tx: &mut Tx, keys: &std::collections::BTreeSet<String>) -> Result<(), StoreError> {
+    for key in keys {
+        sqlx::query(
+            "INSERT INTO day_revisions (key, revision) VALUES ($1, 1) \
+             ON CONFLICT (key) DO UPDATE SET revision = day_revisions.revision + 1",
+        )
+        .bind(key.as_str())
+        .execute(&mut **tx)
+        .await
+        .ctx("raise day revisions")?;
+    }
+    Ok(())
+}
+
+/// The `day_revisions` key of a date.
+pub(crate) fn revision_key(date: chrono::NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
 pub(crate) async fn upsert_employees(
     pool: &Pool<Db>,
     rows: &[EmployeeRecord],
@@ -227,6 +250,7 @@ pub(crate) async fn upsert_employees(
         );
         qb.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await.ctx("upsert employees")?;
     }
+    raise_revisions(&mut tx, &std::collections::BTreeSet::from(["*".to_string()])).await?;
     for e in rows {
         sqlx::query("DELETE FROM employee_aliases WHERE employee_id = $1")
             .bind(e.employee_id.as_str())

@@ -122,6 +122,8 @@ pub(crate) async fn apply_changes(
         );
         qb.build().persistent(chunk.len() == CHUNK).execute(&mut *tx).await.ctx("upsert verdicts")?;
     }
+    let dates: std::collections::BTreeSet<String> = rows.iter().map(|c| super::queries::revision_key(c.date)).collect();
+    super::queries::raise_revisions(&mut tx, &dates).await?;
     for (i, c) in changes.iter().enumerate().filter(|(_, c)| c.kind == ChangeKind::Update) {
         audit.push((
             "day_verdicts".into(),

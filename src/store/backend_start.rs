@@ -138,6 +138,7 @@ pub(crate) async fn void_absences_before(
             .execute(&mut *tx)
             .await
             .ctx("remove verdict before classification start")?;
+        super::queries::raise_revisions(&mut tx, &std::collections::BTreeSet::from([super::queries::revision_key(date)])).await?;
         audit.push(("day_verdicts".into(), format!("{emp}/{date}"), Some(verdict), None));
     }
     insert_audit(&mut tx, &audit, cause, actor, now).await?;

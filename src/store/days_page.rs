@@ -18,7 +18,7 @@ use super::{QueryContext, Store, StoreError};
 
 impl Store {
     /// What a page of `date`'s daily table was built from, as two counters
-    /// the database raises (table `day_revisions`, kept by triggers): one
+    /// the store raises with every write (table `day_revisions`): one
     /// for the date's verdicts, one for the employees. A page built after
     /// reading them is current while both are unchanged.
     pub async fn day_revision(&self, date: NaiveDate) -> Result<(i64, i64), StoreError> {

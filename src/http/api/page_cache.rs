@@ -3,8 +3,8 @@
 //! A page of every employee is megabytes of JSON that the database writes
 //! anew for each request. Each page built is kept with the two counters it
 //! was built under ([`crate::store::Store::day_revision`]: the date's
-//! verdicts and the employees, raised by triggers whoever writes); a
-//! request whose counters are the same gets the kept bytes. The counters
+//! verdicts and the employees, raised in the transaction of every write of
+//! them); a request whose counters are the same gets the kept bytes. The counters
 //! are read before the page, so a write in between makes the kept page
 //! look older than it is (built again next time), never newer.
 //!
