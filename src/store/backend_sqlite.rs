@@ -51,13 +51,30 @@ pub(super) use {
     start_queries::*,
 };
 
+/// Statement sizes for `n` rows: full [`queries::CHUNK`]s, then the rest
+/// as powers of two, largest first (500 rows are 256 + 128 + 64 + 32 +
+/// 16 + 4). Eleven shapes serve every batch size, so each stays prepared
+/// on its connection: an insert of a terminal's batch is not parsed and
+/// planned anew, and the statement cache does not fill with one statement
+/// per batch size.
+fn statement_sizes(n: usize) -> impl Iterator<Item = usize> {
+    let full = n / queries::CHUNK;
+    let rest = n % queries::CHUNK;
+    std::iter::repeat_n(queries::CHUNK, full).chain(
+        (0..usize::BITS)
+            .rev()
+            .map(|b| 1usize << b)
+            .filter(move |p| rest & p != 0),
+    )
+}
+
 /// Inserts `rows[i]` for each `i` of `todo` (keys in `keys`) and returns
 /// the id and key of each row stored. A row is left out when its key is
 /// stored, or when a punch of the same employee at the same instant on the
 /// same device is (whatever its key): both checks run in the statement,
 /// through the unique key index and the (employee, time) index. Up to
 /// [`queries::CHUNK`] rows per statement (10 parameters each, well under
-/// SQLite's 32,766).
+/// SQLite's 32,766), in the sizes of [`statement_sizes`].
 pub(super) async fn insert_new_punches(
     tx: &mut queries::Tx,
     rows: &[NewPunch],
@@ -67,7 +84,12 @@ pub(super) async fn insert_new_punches(
 ) -> Result<Vec<(i64, String)>, StoreError> {
     use sqlx::Row;
     let mut out = Vec::with_capacity(todo.len());
-    for chunk in todo.chunks(queries::CHUNK) {
+    let mut left = todo;
+    for size in statement_sizes(todo.len()) {
+        let Some((chunk, rest)) = left.split_at_checked(size) else {
+            break;
+        };
+        left = rest;
         let mut qb = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO punches (employee_id, time, device_id, source, event_id, identity, raw, \
              received_at, dedupe_key, direction) SELECT * FROM (",
@@ -93,7 +115,6 @@ pub(super) async fn insert_new_punches(
         );
         for r in qb
             .build()
-            .persistent(chunk.len() == queries::CHUNK)
             .fetch_all(&mut **tx)
             .await
             .ctx("insert punches")?
@@ -105,4 +126,25 @@ pub(super) async fn insert_new_punches(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statement_sizes;
+
+    #[test]
+    fn statement_sizes_cover_every_row_in_few_shapes() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 0..5_000 {
+            let sizes: Vec<usize> = statement_sizes(n).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{n}: {sizes:?}");
+            assert!(sizes.iter().all(|&s| s > 0));
+            shapes.extend(sizes);
+        }
+        assert_eq!(
+            statement_sizes(500).collect::<Vec<_>>(),
+            [256, 128, 64, 32, 16, 4]
+        );
+        assert_eq!(shapes.len(), 11, "{shapes:?}");
+    }
 }
