@@ -16,7 +16,12 @@ const HR: &str = "hr-secret-0123456789";
 const SUP: &str = "sup-secret-0123456789";
 const TERM: &str = "term-secret-0123456789";
 
-async fn app() -> (axum::Router, tempfile::TempDir) {
+/// A fresh SQLite store in a temporary folder and the seed's policy.
+async fn store_and_policy() -> (
+    crate::store::Store,
+    crate::domain::policy::Policy,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = crate::store::Store::open(&url).await.unwrap();
@@ -25,6 +30,11 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
         "/config/policies/seed-default.toml"
     )))
     .unwrap();
+    (store, policy, dir)
+}
+
+async fn app() -> (axum::Router, tempfile::TempDir) {
+    let (store, policy, dir) = store_and_policy().await;
     let token = |name: &str, secret: &str, role| ApiToken {
         name: name.into(),
         secret: secret.into(),
@@ -385,14 +395,7 @@ async fn bodies_are_read_before_the_role_and_parsed_after_it() {
 #[tokio::test]
 async fn a_kept_daily_page_follows_every_change() {
     use chrono::TimeZone;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = crate::store::Store::open(&url).await.unwrap();
-    let policy = crate::policy_file::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/policies/seed-default.toml"
-    )))
-    .unwrap();
+    let (store, policy, _dir) = store_and_policy().await;
     let tokens = vec![ApiToken {
         name: "hr".into(),
         secret: HR.into(),
