@@ -221,6 +221,20 @@ pub(crate) async fn raise_revisions(tx: &mut Tx, keys: &std::collections::BTreeS
     Ok(())
 }
 
+/// The counters of `date` and of the employees in `day_revisions` (0 when
+/// never raised).
+pub(crate) async fn day_revision(pool: &Pool<Db>, date: chrono::NaiveDate) -> Result<(i64, i64), StoreError> {
+    sqlx::query(
+        "SELECT COALESCE((SELECT revision FROM day_revisions WHERE key = $1), 0), \
+         COALESCE((SELECT revision FROM day_revisions WHERE key = '*'), 0)",
+    )
+    .bind(revision_key(date))
+    .fetch_one(pool)
+    .await
+    .and_then(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+    .ctx("read day revisions")
+}
+
 /// The `day_revisions` key of a date.
 pub(crate) fn revision_key(date: chrono::NaiveDate) -> String {
     date.format("%Y-%m-%d").to_string()

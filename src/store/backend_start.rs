@@ -81,6 +81,7 @@ pub(crate) async fn void_absences_before(
     .await
     .ctx("select absences before classification start")?;
     let mut audit: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
+    let mut dates = std::collections::BTreeSet::new();
     for r in &rows {
         let emp: String = r.try_get(0).ctx("read verdict")?;
         let date: NaiveDate = r.try_get(1).ctx("read verdict")?;
@@ -138,9 +139,10 @@ pub(crate) async fn void_absences_before(
             .execute(&mut *tx)
             .await
             .ctx("remove verdict before classification start")?;
-        super::queries::raise_revisions(&mut tx, &std::collections::BTreeSet::from([super::queries::revision_key(date)])).await?;
+        dates.insert(super::queries::revision_key(date));
         audit.push(("day_verdicts".into(), format!("{emp}/{date}"), Some(verdict), None));
     }
+    super::queries::raise_revisions(&mut tx, &dates).await?;
     insert_audit(&mut tx, &audit, cause, actor, now).await?;
     let day = from.to_string();
     sqlx::query(

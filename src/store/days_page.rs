@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::hr::DayPageRow;
-use super::{QueryContext, Store, StoreError};
+use super::{QueryContext, Store, StoreError, backend_pg, backend_sqlite, dispatch};
 
 impl Store {
     /// What a page of `date`'s daily table was built from, as two counters
@@ -22,20 +22,7 @@ impl Store {
     /// for the date's verdicts, one for the employees. A page built after
     /// reading them is current while both are unchanged.
     pub async fn day_revision(&self, date: NaiveDate) -> Result<(i64, i64), StoreError> {
-        const SQL: &str = "SELECT COALESCE((SELECT revision FROM day_revisions WHERE key = $1), 0), \
-             COALESCE((SELECT revision FROM day_revisions WHERE key = '*'), 0)";
-        let key = date.format("%Y-%m-%d").to_string();
-        let row = match self {
-            Store::Sqlite(p) => {
-                let r = sqlx::query(SQL).bind(&key).fetch_one(p).await;
-                r.and_then(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            }
-            Store::Postgres(p) => {
-                let r = sqlx::query(SQL).bind(&key).fetch_one(p).await;
-                r.and_then(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            }
-        };
-        row.ctx("read day revisions")
+        dispatch!(self, day_revision(date))
     }
 
     /// One page of a date's verdicts, filtered by team and status in the
